@@ -1,0 +1,58 @@
+/** Options and helpers shared by several subcommands. */
+import { readFileSync } from 'node:fs';
+import type { Options, Values } from './args.js';
+import { int, num, str } from './args.js';
+import { configFromJson, makeConfig, type LlamaConfig } from '../model/config.js';
+import { UserError } from '../util/errors.js';
+
+export const configOptions: Options = {
+  preset: { type: 'string' },
+  config: { type: 'string' },
+  dim: { type: 'string' },
+  layers: { type: 'string' },
+  heads: { type: 'string' },
+  'kv-heads': { type: 'string' },
+  vocab: { type: 'string' },
+  seq: { type: 'string' },
+  'multiple-of': { type: 'string' },
+};
+
+
+export function readJsonFile(path: string, what: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new UserError(`cannot read ${what} '${path}': ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new UserError(`${what} '${path}' is not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+/** Config from --preset or --config, with per-field flag overrides. */
+export function loadConfigArg(values: Values, fallbackPreset?: string): LlamaConfig {
+  const overrides: Partial<LlamaConfig> = {};
+  const set = (flag: string, key: keyof LlamaConfig) => {
+    const v = int(values[flag], flag, undefined, 1);
+    if (v !== undefined) (overrides as Record<string, number>)[key] = v;
+  };
+  set('dim', 'dim');
+  set('layers', 'nLayers');
+  set('heads', 'nHeads');
+  set('kv-heads', 'nKvHeads');
+  set('vocab', 'vocabSize');
+  set('multiple-of', 'multipleOf');
+  if (values.seq !== undefined) overrides.maxSeqLen = int(values.seq, 'seq', 1, 1);
+  const configPath = str(values.config);
+  const presetName = str(values.preset);
+  if (configPath && presetName) throw new UserError('give either --preset or --config, not both');
+  if (configPath) return makeConfig(configFromJson(readJsonFile(configPath, 'config file'), configPath), overrides);
+  if (presetName) return makeConfig(presetName, overrides);
+  if (fallbackPreset) return makeConfig(fallbackPreset, overrides);
+  throw new UserError('no model given: use --preset NAME or --config FILE');
+}
+
+export { num, int, str };

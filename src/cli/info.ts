@@ -1,0 +1,64 @@
+import type { Command } from './main.js';
+import { parse, int } from './args.js';
+import { loadConfigArg, configOptions } from './common.js';
+import { paramCount, trainFlopsPerToken, ffnHiddenDim, headDim, type LlamaConfig } from '../model/config.js';
+
+export function memoryEstimate(c: LlamaConfig, batch: number, seq: number, bytesPerFloat = 4) {
+  const n = paramCount(c);
+  const hidden = ffnHiddenDim(c);
+  const kv = c.nKvHeads * headDim(c);
+  const tokens = batch * seq;
+  // Saved activations per layer for the hand-written backward (see src/model/llama.ts):
+  // x, xn1, q, k, v, attnOut, x2, xn2, h1, h3, gate + 2 rstd + lse per head.
+  const perLayer = tokens * (6 * c.dim + 2 * kv + 3 * hidden + 2 + c.nHeads);
+  const activations = (c.nLayers * perLayer + tokens * 2 * c.dim) * bytesPerFloat;
+  return {
+    weights: n * bytesPerFloat,
+    gradients: n * bytesPerFloat,
+    adamMoments: 2 * n * bytesPerFloat,
+    activations,
+    total: 4 * n * bytesPerFloat + activations,
+  };
+}
+
+function gib(b: number): string {
+  return b >= 2 ** 30 ? `${(b / 2 ** 30).toFixed(2)} GiB` : `${(b / 2 ** 20).toFixed(1)} MiB`;
+}
+
+export const command: Command = {
+  summary: 'print a model configuration, parameter count, FLOPs per token and memory estimate',
+  async run(argv) {
+    const { values } = parse(argv, { ...configOptions, batch: { type: 'string' }, json: { type: 'boolean' } });
+    if (values.help) {
+      console.log('usage: llama-ts info (--preset NAME | --config FILE | --checkpoint DIR) [--seq T] [--batch B] [--json]');
+      return 0;
+    }
+    const config = loadConfigArg(values);
+    const seq = int(values.seq, 'seq', config.maxSeqLen, 1);
+    const batch = int(values.batch, 'batch', 1, 1);
+    const mem = memoryEstimate(config, batch, seq);
+    const info = {
+      config,
+      ffnHiddenDim: ffnHiddenDim(config),
+      headDim: headDim(config),
+      params: paramCount(config),
+      trainFlopsPerToken: trainFlopsPerToken(config, seq),
+      seq,
+      batch,
+      memoryBytesFp32: mem,
+    };
+    if (values.json) {
+      console.log(JSON.stringify(info));
+      return 0;
+    }
+    console.log(`config      ${JSON.stringify(config)}`);
+    console.log(`ffn hidden  ${info.ffnHiddenDim}   head dim ${info.headDim}`);
+    console.log(`parameters  ${info.params.toLocaleString('en-US')}`);
+    console.log(`train FLOPs/token (seq ${seq})  ${info.trainFlopsPerToken.toExponential(3)}`);
+    console.log(
+      `memory (fp32, batch ${batch}, seq ${seq}): weights ${gib(mem.weights)}, grads ${gib(mem.gradients)}, ` +
+        `Adam ${gib(mem.adamMoments)}, activations ${gib(mem.activations)}, total ${gib(mem.total)}`,
+    );
+    return 0;
+  },
+};
