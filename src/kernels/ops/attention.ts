@@ -1,0 +1,98 @@
+/**
+ * Causal scaled-dot-product attention with grouped-query heads (head h reads kv head ⌊h / (nHeads/nKvHeads)⌋,
+ * as Meta's repeat_kv). The reference works one query row at a time: it keeps a length-T score row, never
+ * the T×T matrix, and saves only each row's log-sum-exp for the backward, which recomputes the probabilities.
+ */
+import { need, type AttentionShape, type FloatArray } from '../backend.js';
+
+function check(s: AttentionShape, op: string, arrays: [string, FloatArray, number][]): void {
+  if (s.nHeads % s.nKvHeads !== 0) throw new RangeError(`${op}: nHeads ${s.nHeads} not divisible by nKvHeads ${s.nKvHeads}`);
+  for (const [name, a, n] of arrays) need(name, a, n, op);
+}
+
+export function attentionRef(out: FloatArray, lse: FloatArray, q: FloatArray, k: FloatArray, v: FloatArray, s: AttentionShape): void {
+  const { batch: B, seq: T, nHeads: H, nKvHeads: KV, headDim: hd } = s;
+  const qw = H * hd;
+  const kw = KV * hd;
+  check(s, 'attention', [['out', out, B * T * qw], ['lse', lse, B * H * T], ['q', q, B * T * qw], ['k', k, B * T * kw], ['v', v, B * T * kw]]);
+  const rep = H / KV;
+  const scale = 1 / Math.sqrt(hd);
+  const scores = new Float64Array(T);
+  const acc = new Float64Array(hd);
+  for (let b = 0; b < B; b++) {
+    for (let h = 0; h < H; h++) {
+      const kvh = Math.floor(h / rep);
+      for (let i = 0; i < T; i++) {
+        const qo = (b * T + i) * qw + h * hd;
+        let max = -Infinity;
+        for (let j = 0; j <= i; j++) {
+          const ko = (b * T + j) * kw + kvh * hd;
+          let dot = 0;
+          for (let d = 0; d < hd; d++) dot += q[qo + d] * k[ko + d];
+          const sc = dot * scale;
+          scores[j] = sc;
+          if (sc > max) max = sc;
+        }
+        let sum = 0;
+        acc.fill(0);
+        for (let j = 0; j <= i; j++) {
+          const p = Math.exp(scores[j] - max);
+          sum += p;
+          const vo = (b * T + j) * kw + kvh * hd;
+          for (let d = 0; d < hd; d++) acc[d] += p * v[vo + d];
+        }
+        for (let d = 0; d < hd; d++) out[qo + d] = acc[d] / sum;
+        lse[(b * H + h) * T + i] = max + Math.log(sum);
+      }
+    }
+  }
+}
+
+/**
+ * With P = exp(S − lse) recomputed row by row and D_i = dout_i·out_i:
+ * dV += Pᵀ·dout, dS = P ∘ (dout·Vᵀ − D), dQ = dS·K·scale, dK += dSᵀ·Q·scale. Overwrites dq, dk, dv.
+ */
+export function attentionBackwardRef(
+  dq: FloatArray, dk: FloatArray, dv: FloatArray, dout: FloatArray,
+  q: FloatArray, k: FloatArray, v: FloatArray, out: FloatArray, lse: FloatArray, s: AttentionShape,
+): void {
+  const { batch: B, seq: T, nHeads: H, nKvHeads: KV, headDim: hd } = s;
+  const qw = H * hd;
+  const kw = KV * hd;
+  check(s, 'attentionBackward', [
+    ['dq', dq, B * T * qw], ['dk', dk, B * T * kw], ['dv', dv, B * T * kw], ['dout', dout, B * T * qw],
+    ['q', q, B * T * qw], ['k', k, B * T * kw], ['v', v, B * T * kw], ['out', out, B * T * qw], ['lse', lse, B * H * T],
+  ]);
+  const rep = H / KV;
+  const scale = 1 / Math.sqrt(hd);
+  dq.fill(0, 0, B * T * qw);
+  dk.fill(0, 0, B * T * kw);
+  dv.fill(0, 0, B * T * kw);
+  for (let b = 0; b < B; b++) {
+    for (let h = 0; h < H; h++) {
+      const kvh = Math.floor(h / rep);
+      for (let i = 0; i < T; i++) {
+        const qo = (b * T + i) * qw + h * hd;
+        const l = lse[(b * H + h) * T + i];
+        let D = 0;
+        for (let d = 0; d < hd; d++) D += dout[qo + d] * out[qo + d];
+        for (let j = 0; j <= i; j++) {
+          const ko = (b * T + j) * kw + kvh * hd;
+          let dot = 0;
+          let dp = 0;
+          for (let d = 0; d < hd; d++) {
+            dot += q[qo + d] * k[ko + d];
+            dp += dout[qo + d] * v[ko + d];
+          }
+          const p = Math.exp(dot * scale - l);
+          const ds = p * (dp - D) * scale;
+          for (let d = 0; d < hd; d++) {
+            dv[ko + d] += p * dout[qo + d];
+            dq[qo + d] += ds * k[ko + d];
+            dk[ko + d] += ds * q[qo + d];
+          }
+        }
+      }
+    }
+  }
+}
