@@ -52,7 +52,8 @@ export function loadConfigArg(values: Values, fallbackPreset?: string): LlamaCon
   if (configPath) return makeConfig(configFromJson(readJsonFile(configPath, 'config file'), configPath), overrides);
   if (presetName) return makeConfig(presetName, overrides);
   if (fallbackPreset) return makeConfig(fallbackPreset, overrides);
-  throw new UserError('no model given: use --preset NAME or --config FILE');
+  if (overrides.dim === undefined) throw new UserError('no model given: use --preset NAME, --config FILE or at least --dim');
+  return makeConfig({}, overrides);
 }
 
 export { num, int, str };

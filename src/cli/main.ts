@@ -7,6 +7,9 @@ export interface Command {
 }
 
 const COMMANDS: Record<string, () => Promise<Command>> = {
+  demo: async () => (await import('./demo.js')).command,
+  train: async () => (await import('./train.js')).command,
+  sample: async () => (await import('./sample.js')).command,
   info: async () => (await import('./info.js')).command,
 };
 

@@ -1,0 +1,156 @@
+/**
+ * safetensors (Hugging Face): 8-byte little-endian header length, a JSON header
+ * {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {str: str}}, then the raw little-endian data.
+ * The reader validates everything before touching the data: header bounds, dtypes, shapes against offsets,
+ * offsets inside the file and not overlapping.
+ */
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { UserError } from '../util/errors.js';
+import { bytesOf, writeFileAtomic } from '../util/fsutil.js';
+
+export type SafeDType = 'F32' | 'F16' | 'BF16' | 'F64' | 'I32' | 'I64' | 'U8';
+const DTYPE_BYTES: Record<SafeDType, number> = { F32: 4, F16: 2, BF16: 2, F64: 8, I32: 4, I64: 8, U8: 1 };
+const MAX_HEADER = 100 * 1024 * 1024;
+
+export interface SafeTensorInfo {
+  name: string;
+  dtype: SafeDType;
+  shape: number[];
+  begin: number; // byte offsets into the data section
+  end: number;
+}
+
+export interface SafeTensorsFile {
+  path: string;
+  tensors: Map<string, SafeTensorInfo>;
+  metadata: Record<string, string>;
+  dataStart: number;
+  /** Reads a tensor as float32 (converting F16/BF16/F64). */
+  readF32(name: string): Float32Array;
+}
+
+export function readSafetensorsHeader(path: string): SafeTensorsFile {
+  const fd = openSync(path, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    const what = `safetensors file '${path}'`;
+    if (size < 8) throw new UserError(`${what} is truncated (${size} bytes)`);
+    const lenBuf = Buffer.alloc(8);
+    readSync(fd, lenBuf, 0, 8, 0);
+    const hlen = Number(lenBuf.readBigUInt64LE(0));
+    if (hlen > MAX_HEADER || 8 + hlen > size) throw new UserError(`${what} is corrupt: header length ${hlen} exceeds the file (${size} bytes)`);
+    const hbuf = Buffer.alloc(hlen);
+    readSync(fd, hbuf, 0, hlen, 8);
+    let header: Record<string, unknown>;
+    try {
+      header = JSON.parse(hbuf.toString('utf8')) as Record<string, unknown>;
+    } catch {
+      throw new UserError(`${what} is corrupt: header is not valid JSON`);
+    }
+    if (typeof header !== 'object' || header === null || Array.isArray(header)) throw new UserError(`${what} is corrupt: header is not an object`);
+    const dataStart = 8 + hlen;
+    const dataLen = size - dataStart;
+    const tensors = new Map<string, SafeTensorInfo>();
+    let metadata: Record<string, string> = {};
+    for (const [name, v] of Object.entries(header)) {
+      if (name === '__metadata__') {
+        metadata = (v ?? {}) as Record<string, string>;
+        continue;
+      }
+      const e = v as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+      if (typeof e !== 'object' || e === null) throw new UserError(`${what}: tensor '${name}' has no description`);
+      const dtype = e.dtype as SafeDType;
+      if (typeof dtype !== 'string' || !(dtype in DTYPE_BYTES)) throw new UserError(`${what}: tensor '${name}' has unsupported dtype '${String(e.dtype)}'`);
+      const shape = e.shape;
+      if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) throw new UserError(`${what}: tensor '${name}' has a bad shape`);
+      const off = e.data_offsets;
+      if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => Number.isInteger(d) && d >= 0)) {
+        throw new UserError(`${what}: tensor '${name}' has bad data_offsets`);
+      }
+      const [begin, end] = off as [number, number];
+      const n = (shape as number[]).reduce((a, b) => a * b, 1);
+      if (end < begin || end - begin !== n * DTYPE_BYTES[dtype]) {
+        throw new UserError(`${what}: tensor '${name}' shape [${shape.join(', ')}] ${dtype} does not match its ${end - begin} data bytes`);
+      }
+      if (end > dataLen) throw new UserError(`${what} is truncated: tensor '${name}' ends at byte ${end} of a ${dataLen}-byte data section`);
+      tensors.set(name, { name, dtype, shape: shape as number[], begin, end });
+    }
+    const sorted = [...tensors.values()].sort((a, b) => a.begin - b.begin);
+    for (let i = 1; i < sorted.length; i++) {
+      if (sorted[i].begin < sorted[i - 1].end) throw new UserError(`${what} is corrupt: tensors '${sorted[i - 1].name}' and '${sorted[i].name}' overlap`);
+    }
+    return {
+      path, tensors, metadata, dataStart,
+      readF32(name: string): Float32Array {
+        const t = tensors.get(name);
+        if (!t) throw new UserError(`${what} has no tensor '${name}'`);
+        const raw = Buffer.alloc(t.end - t.begin);
+        const fd2 = openSync(path, 'r');
+        try {
+          readSync(fd2, raw, 0, raw.length, dataStart + t.begin);
+        } finally {
+          closeSync(fd2);
+        }
+        return toF32(raw, t.dtype, name);
+      },
+    };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function toF32(raw: Buffer, dtype: SafeDType, name: string): Float32Array {
+  const n = raw.length / DTYPE_BYTES[dtype];
+  const out = new Float32Array(n);
+  switch (dtype) {
+    case 'F32':
+      new Uint8Array(out.buffer).set(raw);
+      return out;
+    case 'F64':
+      for (let i = 0; i < n; i++) out[i] = raw.readDoubleLE(i * 8);
+      return out;
+    case 'F16':
+      for (let i = 0; i < n; i++) out[i] = f16ToF32(raw.readUInt16LE(i * 2));
+      return out;
+    case 'BF16': {
+      const u = new Uint32Array(out.buffer);
+      for (let i = 0; i < n; i++) u[i] = raw.readUInt16LE(i * 2) << 16;
+      return out;
+    }
+    default:
+      throw new UserError(`tensor '${name}' has dtype ${dtype}, not a floating-point type`);
+  }
+}
+
+export function f16ToF32(h: number): number {
+  const s = h & 0x8000 ? -1 : 1;
+  const e = (h >> 10) & 0x1f;
+  const f = h & 0x3ff;
+  if (e === 0) return s * f * 2 ** -24;
+  if (e === 31) return f ? NaN : s * Infinity;
+  return s * (1 + f / 1024) * 2 ** (e - 15);
+}
+
+export interface TensorToWrite {
+  name: string;
+  shape: number[];
+  data: Float32Array;
+}
+
+/** Writes float32 tensors atomically (temp file + rename). Tensors are laid out in the given order, 8-byte aligned header. */
+export function writeSafetensors(path: string, tensors: TensorToWrite[], metadata: Record<string, string> = {}): void {
+  const header: Record<string, unknown> = {};
+  if (Object.keys(metadata).length) header.__metadata__ = metadata;
+  let offset = 0;
+  for (const t of tensors) {
+    const n = t.shape.reduce((a, b) => a * b, 1);
+    if (n !== t.data.length) throw new Error(`writeSafetensors: '${t.name}' has ${t.data.length} values for shape [${t.shape}]`);
+    header[t.name] = { dtype: 'F32', shape: t.shape, data_offsets: [offset, offset + n * 4] };
+    offset += n * 4;
+  }
+  const json = Buffer.from(JSON.stringify(header), 'utf8');
+  const hbytes = Buffer.concat([json, Buffer.alloc((8 - (json.length % 8)) % 8, 0x20)]); // data starts 8-byte aligned
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(hbytes.length));
+  writeFileAtomic(path, [len, hbytes, ...tensors.map((t) => bytesOf(t.data))]);
+}

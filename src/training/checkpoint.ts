@@ -1,0 +1,165 @@
+/**
+ * Checkpoints: a directory per save, `<run>/checkpoints/step-00000100/` holding
+ *   model.safetensors      weights under Meta's names (float32)
+ *   optimizer.safetensors  AdamW moments as two flat tensors in the parameter layout
+ *   state.json             step, config, hyper-parameters, data position (RNG state), tokenizer
+ *   tokenizer.model        (when a SentencePiece tokenizer was used)
+ * A save is written into a temporary directory, fsynced, renamed into place, and only then does
+ * `<run>/checkpoints/latest` (itself replaced atomically) point at it: a crash at any moment leaves the last
+ * good checkpoint intact and pointed to.
+ */
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { writeSafetensors, readSafetensorsHeader } from '../io/safetensors.js';
+import { fsyncDir, writeFileAtomic } from '../util/fsutil.js';
+import { UserError } from '../util/errors.js';
+import { configFromJson, type LlamaConfig } from '../model/config.js';
+import type { FlatTensors, ParamLayout } from '../model/params.js';
+import { paramLayout } from '../model/params.js';
+
+export const CHECKPOINT_FORMAT = 'llama-ts-checkpoint';
+
+export type TokenizerRef = { kind: 'bytes' } | { kind: 'sentencepiece'; file: string };
+
+export interface CheckpointState {
+  format: typeof CHECKPOINT_FORMAT;
+  version: 1;
+  step: number;
+  config: LlamaConfig;
+  hyper: Record<string, unknown>;
+  data: unknown;
+  tokenizer: TokenizerRef;
+  /** Loss of every step so far is in the run's JSONL log; the last one is kept here for quick inspection. */
+  lastLoss: number | null;
+  savedAt: string;
+}
+
+function f32(a: Float32Array | Float64Array): Float32Array {
+  return a instanceof Float32Array ? a : Float32Array.from(a);
+}
+
+export function saveModelSafetensors(path: string, params: FlatTensors, metadata: Record<string, string> = {}): void {
+  writeSafetensors(
+    path,
+    params.layout.tensors.map((t) => ({ name: t.name, shape: t.shape, data: f32(params.view(t)) })),
+    { format: 'pt', ...metadata },
+  );
+}
+
+export interface SaveArgs {
+  runDir: string;
+  state: CheckpointState;
+  params: FlatTensors;
+  moments?: { m: FlatTensors; v: FlatTensors };
+  tokenizerFile?: string;
+  keep?: number;
+}
+
+export function saveCheckpoint(a: SaveArgs): string {
+  const root = join(a.runDir, 'checkpoints');
+  mkdirSync(root, { recursive: true });
+  const name = `step-${String(a.state.step).padStart(8, '0')}`;
+  const tmp = join(root, `${name}.tmp-${process.pid}`);
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp);
+  saveModelSafetensors(join(tmp, 'model.safetensors'), a.params, { step: String(a.state.step) });
+  if (a.moments) {
+    writeSafetensors(join(tmp, 'optimizer.safetensors'), [
+      { name: 'adamw.m', shape: [a.moments.m.data.length], data: f32(a.moments.m.data) },
+      { name: 'adamw.v', shape: [a.moments.v.data.length], data: f32(a.moments.v.data) },
+    ]);
+  }
+  if (a.tokenizerFile && a.state.tokenizer.kind === 'sentencepiece') copyFileSync(a.tokenizerFile, join(tmp, a.state.tokenizer.file));
+  writeFileAtomic(join(tmp, 'state.json'), [JSON.stringify(a.state, null, 1)]);
+  fsyncDir(tmp);
+  const final = join(root, name);
+  if (existsSync(final)) {
+    const old = `${final}.old-${process.pid}`;
+    renameSync(final, old);
+    renameSync(tmp, final);
+    rmSync(old, { recursive: true, force: true });
+  } else {
+    renameSync(tmp, final);
+  }
+  fsyncDir(root);
+  writeFileAtomic(join(root, 'latest'), [name + '\n']);
+  prune(root, name, a.keep ?? 2);
+  return final;
+}
+
+function prune(root: string, current: string, keep: number): void {
+  const dirs = readdirSync(root).filter((d) => /^step-\d{8}$/.test(d)).sort();
+  const idx = dirs.indexOf(current);
+  const older = dirs.slice(0, idx + 1);
+  for (const d of older.slice(0, Math.max(0, older.length - keep))) rmSync(join(root, d), { recursive: true, force: true });
+  // leftovers of interrupted saves
+  for (const d of readdirSync(root)) if (/\.(tmp|old)-\d+$/.test(d)) rmSync(join(root, d), { recursive: true, force: true });
+}
+
+/** Accepts a checkpoint directory, a run directory, or a run's checkpoints/ directory. */
+export function resolveCheckpointDir(path: string): string {
+  if (!existsSync(path)) throw new UserError(`checkpoint '${path}' does not exist`);
+  if (!statSync(path).isDirectory()) throw new UserError(`checkpoint '${path}' is not a directory`);
+  if (existsSync(join(path, 'state.json'))) return path;
+  for (const root of [join(path, 'checkpoints'), path]) {
+    const latest = join(root, 'latest');
+    if (existsSync(latest)) {
+      const name = readFileSync(latest, 'utf8').trim();
+      const dir = join(root, basename(name));
+      if (!existsSync(join(dir, 'state.json'))) throw new UserError(`checkpoint pointer '${latest}' names '${name}', which is missing`);
+      return dir;
+    }
+  }
+  throw new UserError(`no checkpoint in '${path}' (expected state.json or checkpoints/latest)`);
+}
+
+export interface LoadedCheckpoint {
+  dir: string;
+  state: CheckpointState;
+  layout: ParamLayout;
+  /** Fills params (and moments when given) from the files, validating names and shapes. */
+  loadInto(params: FlatTensors, moments?: { m: FlatTensors; v: FlatTensors }): void;
+}
+
+export function openCheckpoint(path: string): LoadedCheckpoint {
+  const dir = resolveCheckpointDir(path);
+  let state: CheckpointState;
+  try {
+    state = JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')) as CheckpointState;
+  } catch (e) {
+    throw new UserError(`checkpoint '${dir}': state.json is unreadable (${(e as Error).message})`);
+  }
+  if (state?.format !== CHECKPOINT_FORMAT || state.version !== 1) throw new UserError(`checkpoint '${dir}': not a llama-ts checkpoint (format/version)`);
+  const config = configFromJson(state.config, `checkpoint '${dir}' config`);
+  state.config = config;
+  const layout = paramLayout(config);
+  const modelPath = join(dir, 'model.safetensors');
+  if (!existsSync(modelPath)) throw new UserError(`checkpoint '${dir}' has no model.safetensors`);
+  const st = readSafetensorsHeader(modelPath);
+  for (const t of layout.tensors) {
+    const info = st.tensors.get(t.name);
+    if (!info) throw new UserError(`checkpoint '${dir}': model.safetensors lacks tensor '${t.name}' required by its config`);
+    if (info.shape.join('x') !== t.shape.join('x')) {
+      throw new UserError(`checkpoint '${dir}': tensor '${t.name}' has shape [${info.shape}] but the config needs [${t.shape}]`);
+    }
+  }
+  return {
+    dir,
+    state,
+    layout,
+    loadInto(params, moments) {
+      if (params.layout.total !== layout.total) throw new UserError(`checkpoint '${dir}' does not match the model (${layout.total} vs ${params.layout.total} parameters)`);
+      for (const t of layout.tensors) params.view(t).set(st.readF32(t.name));
+      if (moments) {
+        const optPath = join(dir, 'optimizer.safetensors');
+        if (!existsSync(optPath)) throw new UserError(`checkpoint '${dir}' has no optimizer.safetensors: cannot resume training from it`);
+        const ot = readSafetensorsHeader(optPath);
+        for (const [key, buf] of [['adamw.m', moments.m], ['adamw.v', moments.v]] as const) {
+          const info = ot.tensors.get(key);
+          if (!info || info.shape[0] !== layout.total) throw new UserError(`checkpoint '${dir}': optimizer state '${key}' is missing or has the wrong size`);
+          buf.data.set(ot.readF32(key));
+        }
+      }
+    },
+  };
+}

@@ -1,0 +1,51 @@
+/**
+ * AdamW over the model's flat buffers: moments share the parameter layout, weight decay applies to matrices only.
+ * Global-norm gradient clipping works on the flat gradient buffer in one pass.
+ */
+import type { Backend } from '../kernels/backend.js';
+import { FlatTensors, type ParamLayout } from '../model/params.js';
+
+export interface AdamWOptions {
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+}
+
+export const ADAMW_DEFAULTS: AdamWOptions = { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 };
+
+export class AdamW {
+  readonly m: FlatTensors;
+  readonly v: FlatTensors;
+  /** Number of updates applied so far. */
+  step = 0;
+
+  constructor(readonly layout: ParamLayout, readonly backend: Backend, readonly options: AdamWOptions = ADAMW_DEFAULTS) {
+    this.m = new FlatTensors(layout, backend);
+    this.v = new FlatTensors(layout, backend);
+  }
+
+  update(params: FlatTensors, grads: FlatTensors, lr: number): void {
+    this.step++;
+    for (const t of this.layout.tensors) {
+      this.backend.adamw(params.view(t), grads.view(t), this.m.view(t), this.v.view(t), t.size, {
+        lr,
+        beta1: this.options.beta1,
+        beta2: this.options.beta2,
+        eps: this.options.eps,
+        weightDecay: t.decay ? this.options.weightDecay : 0,
+        step: this.step,
+      });
+    }
+  }
+}
+
+/** Global L2 norm of all gradients; scales them to maxNorm when above it (PyTorch clip_grad_norm_). Returns the norm before clipping. */
+export function clipGradNorm(grads: FlatTensors, backend: Backend, maxNorm: number): number {
+  const norm = Math.sqrt(backend.sumSquares(grads.data, grads.data.length));
+  if (maxNorm > 0 && Number.isFinite(norm)) {
+    const coef = maxNorm / (norm + 1e-6);
+    if (coef < 1) backend.scale(grads.data, coef, grads.data.length);
+  }
+  return norm;
+}

@@ -1,0 +1,236 @@
+/**
+ * The training loop. One step reads top to bottom in `trainStep`:
+ *   zero grads → for each micro-batch: forward, loss (+ head backward), backward → clip → check → lr → update
+ * Everything around it (evaluation, logging, checkpoints, resume) lives in `train`.
+ */
+import { appendFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Backend } from '../kernels/backend.js';
+import { Llama } from '../model/llama.js';
+import { trainFlopsPerToken, type LlamaConfig } from '../model/config.js';
+import { AdamW, clipGradNorm, ADAMW_DEFAULTS } from './optimizer.js';
+import { learningRate } from './schedule.js';
+import { saveCheckpoint, openCheckpoint, CHECKPOINT_FORMAT, type CheckpointState, type TokenizerRef } from './checkpoint.js';
+import type { BatchSource } from '../data/source.js';
+import { UserError } from '../util/errors.js';
+import { Progress } from '../util/progress.js';
+import { nominalPeakFlops } from '../util/hardware.js';
+
+export interface Hyper {
+  steps: number;
+  batch: number;
+  seq: number;
+  accum: number;
+  lr: number;
+  warmup: number;
+  minLrRatio: number;
+  clip: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  seed: number;
+  evalEvery: number;
+  evalBatches: number;
+  ckptEvery: number;
+}
+
+export const HYPER_DEFAULTS: Hyper = {
+  steps: 1000, batch: 8, seq: 256, accum: 1, lr: 1e-3, warmup: 100, minLrRatio: 0.1, clip: 1.0,
+  beta1: ADAMW_DEFAULTS.beta1, beta2: ADAMW_DEFAULTS.beta2, eps: ADAMW_DEFAULTS.eps, weightDecay: ADAMW_DEFAULTS.weightDecay,
+  seed: 1337, evalEvery: 100, evalBatches: 8, ckptEvery: 200,
+};
+
+export interface TrainOptions {
+  config: LlamaConfig;
+  backend: Backend;
+  hyper: Hyper;
+  runDir: string;
+  train: BatchSource;
+  /** A fresh held-out source (same windows every call), or null for no evaluation. */
+  heldOut: (() => BatchSource) | null;
+  tokenizer: TokenizerRef;
+  tokenizerFile?: string;
+  /** Continue from the run's latest checkpoint, with its hyper-parameters. */
+  resume?: boolean;
+  /** On resume: a new total step count (to extend a finished run). */
+  extendSteps?: number;
+  /** Stop (with a checkpoint) after this many total steps, keeping the schedule of `hyper.steps`. */
+  stopAt?: number;
+  /** Called after every step; the CLI uses it for the progress bar. Default: a Progress on stderr. */
+  quiet?: boolean;
+  peakFlops?: number;
+}
+
+export interface StepRecord {
+  step: number;
+  loss: number;
+  lr: number;
+  grad_norm: number;
+  tokens_per_s: number;
+  mfu: number;
+  ms: { forward: number; loss: number; backward: number; optimizer: number; total: number };
+}
+
+export interface TrainResult {
+  steps: number;
+  losses: number[];
+  firstEvalLoss: number | null;
+  lastEvalLoss: number | null;
+  checkpoint: string | null;
+  model: Llama;
+}
+
+interface Timer {
+  forward: number;
+  loss: number;
+  backward: number;
+}
+
+/** One optimizer step over `accum` micro-batches. Returns the mean loss and the gradient norm before clipping. */
+function trainStep(model: Llama, opt: AdamW, source: BatchSource, h: Hyper, lr: number, t: Timer): { loss: number; norm: number } {
+  const grads = model.ensureGrads();
+  grads.data.fill(0);
+  const tokensPerMicro = h.batch * h.seq;
+  const scale = 1 / (h.accum * tokensPerMicro);
+  let loss = 0;
+  for (let micro = 0; micro < h.accum; micro++) {
+    const b = source.next(h.batch, h.seq);
+    let t0 = performance.now();
+    model.forward(b.tokens, h.batch, h.seq);
+    let t1 = performance.now();
+    t.forward += t1 - t0;
+    loss += model.loss(b.targets, scale) * scale;
+    t0 = performance.now();
+    t.loss += t0 - t1;
+    model.backward();
+    t1 = performance.now();
+    t.backward += t1 - t0;
+  }
+  const norm = clipGradNorm(grads, model.backend, h.clip);
+  if (!Number.isFinite(loss) || !Number.isFinite(norm)) {
+    throw new UserError(`training diverged: loss ${loss}, gradient norm ${norm} at step ${opt.step + 1} (lr ${lr.toExponential(2)}); try a lower --lr. The last good checkpoint is kept.`);
+  }
+  opt.update(model.params, grads, lr);
+  return { loss, norm };
+}
+
+/** Mean held-out loss per token over the source's first `batches` batches. */
+export function evaluate(model: Llama, source: BatchSource, batches: number, batch: number, seq: number): number {
+  let sum = 0;
+  let count = 0;
+  for (let i = 0; i < batches; i++) {
+    const b = source.next(batch, seq);
+    model.forward(b.tokens, batch, seq);
+    sum += model.loss(b.targets, null);
+    for (const t of b.targets) if (t >= 0) count++;
+  }
+  return sum / Math.max(1, count);
+}
+
+function validateHyper(h: Hyper, c: LlamaConfig): void {
+  const positive: (keyof Hyper)[] = ['steps', 'batch', 'seq', 'accum'];
+  for (const k of positive) if (!Number.isInteger(h[k]) || h[k] < 1) throw new UserError(`--${k} must be a positive integer, got ${h[k]}`);
+  if (h.seq > c.maxSeqLen) throw new UserError(`--seq ${h.seq} exceeds the model's maxSeqLen ${c.maxSeqLen}`);
+  if (!(h.lr > 0)) throw new UserError(`--lr must be > 0, got ${h.lr}`);
+  if (h.warmup < 0 || h.warmup > h.steps) throw new UserError(`--warmup must be between 0 and --steps (${h.steps}), got ${h.warmup}`);
+  if (!(h.minLrRatio >= 0 && h.minLrRatio <= 1)) throw new UserError(`--min-lr-ratio must be in [0, 1], got ${h.minLrRatio}`);
+  if (!(h.beta1 >= 0 && h.beta1 < 1 && h.beta2 >= 0 && h.beta2 < 1)) throw new UserError('AdamW betas must be in [0, 1)');
+  if (!(h.eps > 0)) throw new UserError(`--eps must be > 0, got ${h.eps}`);
+}
+
+export async function train(o: TrainOptions): Promise<TrainResult> {
+  const c = o.config;
+  let h = { ...o.hyper };
+  validateHyper(h, c);
+  mkdirSync(o.runDir, { recursive: true });
+  const model = new Llama(c, o.backend);
+  const opt = new AdamW(model.layout, o.backend, { beta1: h.beta1, beta2: h.beta2, eps: h.eps, weightDecay: h.weightDecay });
+  const log = join(o.runDir, 'train.jsonl');
+  let startStep = 0;
+  if (o.resume) {
+    const ck = openCheckpoint(o.runDir);
+    if (JSON.stringify(ck.state.config) !== JSON.stringify(c)) {
+      throw new UserError(`checkpoint in '${o.runDir}' was trained with a different model config: ${JSON.stringify(ck.state.config)}`);
+    }
+    const saved = ck.state.hyper as unknown as Hyper;
+    // The schedule, batch shape and optimizer must be the checkpoint's for an exact continuation; only the
+    // total step count may be changed (to extend a run).
+    h = { ...saved, steps: o.extendSteps ?? saved.steps };
+    validateHyper(h, c);
+    ck.loadInto(model.params, { m: opt.m, v: opt.v });
+    opt.step = ck.state.step;
+    o.train.restore(ck.state.data);
+    startStep = ck.state.step;
+  } else {
+    model.init(h.seed);
+  }
+  model.ensureGrads();
+  const stopAt = Math.min(o.stopAt ?? h.steps, h.steps);
+  const tokensPerStep = h.batch * h.seq * h.accum;
+  const flopsPerToken = trainFlopsPerToken(c, h.seq);
+  const peak = o.peakFlops ?? nominalPeakFlops();
+  const progress = o.quiet ? null : new Progress(stopAt, 'train');
+  const losses: number[] = [];
+  let firstEval: number | null = null;
+  let lastEval: number | null = null;
+  let lastCkpt: string | null = null;
+  let lastLoss: number | null = null;
+  let completed = startStep;
+  const schedule = { peakLr: h.lr, warmupSteps: h.warmup, totalSteps: h.steps, minRatio: h.minLrRatio };
+
+  const runEval = (step: number) => {
+    if (!o.heldOut || h.evalBatches <= 0) return;
+    const l = evaluate(model, o.heldOut(), h.evalBatches, h.batch, h.seq);
+    if (firstEval === null) firstEval = l;
+    lastEval = l;
+    appendFileSync(log, JSON.stringify({ step, eval_loss: l }) + '\n');
+    progress?.log(`step ${step}: held-out loss ${l.toFixed(4)}`);
+  };
+  const checkpoint = (step: number) => {
+    const state: CheckpointState = {
+      format: CHECKPOINT_FORMAT, version: 1, step, config: c, hyper: { ...h }, data: o.train.state(),
+      tokenizer: o.tokenizer, lastLoss, savedAt: new Date().toISOString(),
+    };
+    lastCkpt = saveCheckpoint({ runDir: o.runDir, state, params: model.params, moments: { m: opt.m, v: opt.v }, tokenizerFile: o.tokenizerFile });
+  };
+
+  let interrupted = false;
+  const onSignal = () => {
+    if (interrupted) process.exit(130);
+    interrupted = true;
+    progress?.log('interrupt: finishing this step and saving a checkpoint (press Ctrl-C again to quit at once)');
+  };
+  process.on('SIGINT', onSignal);
+  try {
+    if (startStep === 0) runEval(0);
+    for (let step = startStep; step < stopAt; step++) {
+      const t: Timer = { forward: 0, loss: 0, backward: 0 };
+      const t0 = performance.now();
+      const lr = learningRate(step, schedule);
+      const r = trainStep(model, opt, o.train, h, lr, t);
+      const total = performance.now() - t0;
+      const rec: StepRecord = {
+        step: step + 1, loss: r.loss, lr, grad_norm: r.norm,
+        tokens_per_s: (tokensPerStep * 1000) / total,
+        mfu: (flopsPerToken * tokensPerStep * 1000) / total / peak,
+        ms: { forward: t.forward, loss: t.loss, backward: t.backward, optimizer: total - t.forward - t.loss - t.backward, total },
+      };
+      lastLoss = r.loss;
+      losses.push(r.loss);
+      appendFileSync(log, JSON.stringify(rec) + '\n');
+      progress?.update(step + 1, `loss ${r.loss.toFixed(4)} lr ${lr.toExponential(2)} |g| ${r.norm.toFixed(2)} ${rec.tokens_per_s.toFixed(0)} tok/s MFU ${(rec.mfu * 100).toFixed(1)}%`);
+      const done = step + 1;
+      completed = done;
+      if (h.evalEvery > 0 && done % h.evalEvery === 0 && done !== h.steps) runEval(done);
+      if ((h.ckptEvery > 0 && done % h.ckptEvery === 0) || done === stopAt || interrupted) checkpoint(done);
+      if (interrupted) break;
+      await new Promise<void>((res) => setImmediate(res)); // let signals and I/O through
+    }
+    if (stopAt === h.steps && (startStep < h.steps)) runEval(h.steps);
+  } finally {
+    process.off('SIGINT', onSignal);
+    progress?.done();
+  }
+  return { steps: completed, losses, firstEvalLoss: firstEval, lastEvalLoss: lastEval, checkpoint: lastCkpt, model };
+}
