@@ -8,6 +8,7 @@ export interface Command {
 
 const COMMANDS: Record<string, () => Promise<Command>> = {
   info: async () => (await import('./info.js')).command,
+  plan: async () => (await import('./plan.js')).command,
 };
 
 async function usage(): Promise<string> {

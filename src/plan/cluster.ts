@@ -124,12 +124,12 @@ export interface Timing {
   recompute: number;
   tpComm: number;
   ppComm: number;
-  /** Per step, seconds. */
+  /** Per step, seconds: pipeline fill/drain idle time, (p−1)/v micro-batch slots. */
   bubble: number;
   dpCommTotal: number;
   dpCommExposed: number;
   step: number;
-  /** Per step, split: compute, recompute and exposed communication (incl. bubble under compute). */
+  /** Per step, split so that step = stepCompute + stepRecompute + stepComm + bubble. */
   stepCompute: number;
   stepRecompute: number;
   stepComm: number;
@@ -170,10 +170,6 @@ export function checkLayout(job: Job, l: Layout): void {
   posInt(job.globalBatch, 'global batch');
   if (!RECOMPUTE.includes(l.recompute)) throw new UserError(`unknown recompute policy '${l.recompute}' (none, selective, full)`);
   if (![0, 1, 2, 3].includes(l.zero)) throw new UserError(`ZeRO stage must be 0, 1, 2 or 3, got ${l.zero}`);
-  if (job.gpus % (l.tp * l.pp) !== 0) throw new UserError(`GPU count ${job.gpus} is not divisible by tp×pp = ${l.tp}×${l.pp}`);
-  if (l.tp * l.pp * l.dp !== job.gpus) {
-    throw new UserError(`tp×pp×dp = ${l.tp}×${l.pp}×${l.dp} = ${l.tp * l.pp * l.dp} does not equal the GPU count ${job.gpus}`);
-  }
   if (c.nHeads % l.tp !== 0) throw new UserError(`tensor-parallel degree ${l.tp} does not divide the ${c.nHeads} attention heads`);
   if (c.nKvHeads % l.tp !== 0) throw new UserError(`tensor-parallel degree ${l.tp} does not divide the ${c.nKvHeads} key/value heads`);
   if (ffnHiddenDim(c) % l.tp !== 0) throw new UserError(`tensor-parallel degree ${l.tp} does not divide the FFN hidden size ${ffnHiddenDim(c)}`);
@@ -182,6 +178,10 @@ export function checkLayout(job: Job, l: Layout): void {
   if (c.nLayers % (l.pp * l.interleave) !== 0) {
     const what = l.interleave > 1 ? `pp×interleave = ${l.pp}×${l.interleave}` : `pipeline degree ${l.pp}`;
     throw new UserError(`${what} does not divide the ${c.nLayers} layers`);
+  }
+  if (job.gpus % (l.tp * l.pp) !== 0) throw new UserError(`GPU count ${job.gpus} is not divisible by tp×pp = ${l.tp}×${l.pp}`);
+  if (l.tp * l.pp * l.dp !== job.gpus) {
+    throw new UserError(`tp×pp×dp = ${l.tp}×${l.pp}×${l.dp} = ${l.tp * l.pp * l.dp} does not equal the GPU count ${job.gpus}`);
   }
   if (job.globalBatch % (l.dp * l.microBatch) !== 0) {
     throw new UserError(
@@ -330,7 +330,6 @@ export function simulate(job: Job, l: Layout): Simulation {
   const mfu = (tokensPerSecPerGpu * mfpt) / peak;
   const hfu = (tokensPerSecPerGpu * (mfpt + c.nLayers * recomputeFlopsPerToken(c, s, l.recompute))) / peak;
   const memory = memoryPerGpu(job, l);
-  const frac = slots; // each slot is a micro-batch time; split the step proportionally
   const timing: Timing = {
     microBatches: m,
     compute,
@@ -341,9 +340,9 @@ export function simulate(job: Job, l: Layout): Simulation {
     dpCommTotal,
     dpCommExposed,
     step,
-    stepCompute: frac * compute,
-    stepRecompute: frac * recompute,
-    stepComm: frac * (tpComm + ppComm) + dpCommExposed,
+    stepCompute: m * compute,
+    stepRecompute: m * recompute,
+    stepComm: m * (tpComm + ppComm) + dpCommExposed,
   };
   const days = job.trainTokens !== undefined ? job.trainTokens / (tokensPerSecPerGpu * job.gpus) / 86400 : null;
   return { layout: l, memory, fits: memory.total <= memory.usable, timing, tokensPerStep, tokensPerSecPerGpu, mfu, hfu, modelFlopsPerToken: mfpt, days };
