@@ -48,7 +48,7 @@
  *    peers use the network once the groups span nodes (placement: tensor innermost, then pipeline, then data).
  *  - the optimizer update and the embedding lookup are not timed (bandwidth-bound and small).
  */
-import { ffnHiddenDim, layerParamCount, type LlamaConfig } from '../model/config.js';
+import { ffnHiddenDim, layerParamCount, trainFlopsPerToken, type LlamaConfig } from '../model/config.js';
 import { UserError } from '../util/errors.js';
 import type { GpuSpec } from './gpus.js';
 
@@ -264,9 +264,14 @@ export function recomputeFlopsPerToken(c: LlamaConfig, s: number, r: Recompute):
   return 2 * layerParamCount(c) + 4 * c.dim * s;
 }
 
-/** Model FLOPs per token (equals trainFlopsPerToken: layers + output head; the final norm is counted there too). */
+/** Model FLOPs per token: trainFlopsPerToken, i.e. the layers plus the output head (and the final norm's 6·h). */
 export function modelFlopsPerToken(c: LlamaConfig, s: number): number {
-  return c.nLayers * layerFlopsPerToken(c, s) + 6 * c.vocabSize * c.dim;
+  return trainFlopsPerToken(c, s);
+}
+
+/** Output head (and final norm) FLOPs per token; with the layers this sums to modelFlopsPerToken. */
+function headFlopsPerToken(c: LlamaConfig): number {
+  return 6 * (c.vocabSize * c.dim + c.dim);
 }
 
 export function simulate(job: Job, l: Layout): Simulation {
@@ -285,7 +290,7 @@ export function simulate(job: Job, l: Layout): Simulation {
 
   // Slowest stage per micro-batch: the one with the output head (the embedding lookup costs no matmul FLOPs).
   const layersPerStage = c.nLayers / l.pp;
-  const stageFlops = (tokensMb * (layersPerStage * layerFlopsPerToken(c, s) + 6 * c.vocabSize * c.dim)) / l.tp;
+  const stageFlops = (tokensMb * (layersPerStage * layerFlopsPerToken(c, s) + headFlopsPerToken(c))) / l.tp;
   const stageRecompute = (tokensMb * layersPerStage * recomputeFlopsPerToken(c, s, l.recompute)) / l.tp;
   const compute = stageFlops / flopRate;
   const recompute = stageRecompute / flopRate;
