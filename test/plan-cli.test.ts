@@ -82,6 +82,7 @@ test('bad input: one clear line and a non-zero exit', () => {
   fails(['plan', 'size', '--flops', '-1e20'], /--flops must be positive/);
   fails(['plan', 'size', '--gpu-hours', '-5'], /--gpu-hours must be positive/);
   fails(['plan', 'size', '--flops', 'lots'], /--flops expects a positive number/);
+  fails(['plan', 'size', '--flops', '1e22', '--inference-tokens', '-3'], /--inference-tokens must be >= 0/);
   fails(['plan', 'size'], /no budget given/);
   fails(['plan', 'size', '--flops', '1e22', '--beta', '0'], /beta must be a positive number/);
   fails(['plan', 'cluster', '--preset', 'llama-65b', '--gpus', '0'], /--gpus expects an integer >= 1/);

@@ -65,21 +65,23 @@ const CLUSTER_USAGE = `usage: llama-ts plan cluster (--preset NAME | --config FI
   --search [--top K]     search tp/pp/micro-batch/recompute/zero layouts and print the best K (default 5)
   --json                 print JSON instead of tables`;
 
-const QUANT = /^([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*(k|K|M|B|G|T|Ki|Mi|Gi|Ti)?$/;
+const QUANT = /^([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*(k|K|M|B|G|T|Ki|Mi|Gi|Ti)?$/;
 const SUFFIX: Record<string, number> = { k: 1e3, K: 1e3, M: 1e6, B: 1e9, G: 1e9, T: 1e12, Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40 };
 
-/** A positive quantity such as 5.76e23, 1.4T or 4Mi. */
-export function quantity(v: string | boolean | (string | boolean)[] | undefined, name: string): number | undefined {
+/** A positive (or, with allowZero, non-negative) quantity such as 5.76e23, 1.4T or 4Mi. */
+export function quantity(v: string | boolean | (string | boolean)[] | undefined, name: string, allowZero = false): number | undefined {
+  const bound = allowZero ? '>= 0' : 'positive';
   if (v === undefined) return undefined;
   const text = typeof v === 'string' ? v.trim() : '';
   const m = QUANT.exec(text);
   if (!m) {
     const n = Number(text);
-    if (text !== '' && Number.isFinite(n)) throw new UserError(`--${name} must be positive, got ${text}`);
-    throw new UserError(`--${name} expects a positive number (suffixes k, M, B, T, Ki, Mi...), got '${String(v)}'`);
+    if (text !== '' && Number.isFinite(n)) throw new UserError(`--${name} must be ${bound}, got ${text}`);
+    throw new UserError(`--${name} expects a ${allowZero ? 'non-negative' : 'positive'} number (suffixes k, M, B, T, Ki, Mi...), got '${String(v)}'`);
   }
   const x = Number(m[1]) * (m[2] ? SUFFIX[m[2]]! : 1);
-  if (!(x > 0) || !Number.isFinite(x)) throw new UserError(`--${name} must be positive, got ${text}`);
+  if (!Number.isFinite(x)) throw new UserError(`--${name} is too large, got ${text}`);
+  if (!(x > 0 || (allowZero && x === 0))) throw new UserError(`--${name} must be ${bound}, got ${text}`);
   return x;
 }
 
@@ -150,7 +152,7 @@ async function runSize(argv: string[]): Promise<number> {
     throw new UserError('--gpu and --mfu only apply with --gpu-hours');
   }
   if (budget === undefined) throw new UserError('no budget given: use --flops C or --gpu-hours H (see --help)');
-  const inferenceTokens = values['inference-tokens'] === undefined ? 0 : quantity(values['inference-tokens'], 'inference-tokens')!;
+  const inferenceTokens = quantity(values['inference-tokens'], 'inference-tokens', true) ?? 0;
 
   const optimal = computeOptimal(budget, fit);
   const numeric = computeOptimalNumeric(budget, fit);
