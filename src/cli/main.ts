@@ -11,6 +11,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   train: async () => (await import('./train.js')).command,
   sample: async () => (await import('./sample.js')).command,
   info: async () => (await import('./info.js')).command,
+  plan: async () => (await import('./plan.js')).command,
 };
 
 async function usage(): Promise<string> {
