@@ -1,0 +1,23 @@
+/** llama-ts library API: the same core the CLI uses. */
+export * from './model/config.js';
+export { Llama } from './model/llama.js';
+export { paramLayout, FlatTensors, initParams, type ParamLayout, type TensorSpec } from './model/params.js';
+export type { Backend, FloatArray, DType, AttentionShape, AdamWParams, RopeTable } from './kernels/backend.js';
+export { makeRopeTable } from './kernels/backend.js';
+export { createBackend } from './kernels/index.js';
+export { createRefBackend } from './kernels/ref.js';
+export { AdamW, clipGradNorm, ADAMW_DEFAULTS, type AdamWOptions } from './training/optimizer.js';
+export { learningRate, type ScheduleOptions } from './training/schedule.js';
+export { train, evaluate, HYPER_DEFAULTS, type Hyper, type TrainOptions, type TrainResult, type StepRecord } from './training/trainer.js';
+export { saveCheckpoint, openCheckpoint, type CheckpointState } from './training/checkpoint.js';
+export { readSafetensorsHeader, writeSafetensors } from './io/safetensors.js';
+export { ByteTokenizer } from './tokenizer/bytes.js';
+export type { Tokenizer } from './tokenizer/types.js';
+export { TokenStreamSource, tokenizeDocuments, splitDocuments, type BatchSource, type Batch } from './data/source.js';
+export { prepareTextData, readDocuments } from './data/text.js';
+export { brownDocuments } from './data/brown.js';
+export { sampleToken, argmax, type SamplingOptions } from './inference/sampler.js';
+export { generateRecompute } from './inference/recompute.js';
+export { loadModel } from './inference/load.js';
+export { UserError } from './util/errors.js';
+export { Rng } from './util/rng.js';
