@@ -1,6 +1,8 @@
 import type { Command } from './main.js';
 import { parse, int } from './args.js';
 import { loadConfigArg, configOptions } from './common.js';
+import { openCheckpoint } from '../training/checkpoint.js';
+import { str } from './args.js';
 import { paramCount, trainFlopsPerToken, ffnHiddenDim, headDim, type LlamaConfig } from '../model/config.js';
 
 export function memoryEstimate(c: LlamaConfig, batch: number, seq: number, bytesPerFloat = 4) {
@@ -28,12 +30,13 @@ function gib(b: number): string {
 export const command: Command = {
   summary: 'print a model configuration, parameter count, FLOPs per token and memory estimate',
   async run(argv) {
-    const { values } = parse(argv, { ...configOptions, batch: { type: 'string' }, json: { type: 'boolean' } });
+    const { values } = parse(argv, { ...configOptions, checkpoint: { type: 'string' }, batch: { type: 'string' }, json: { type: 'boolean' } });
     if (values.help) {
       console.log('usage: llama-ts info (--preset NAME | --config FILE | --checkpoint DIR) [--seq T] [--batch B] [--json]');
       return 0;
     }
-    const config = loadConfigArg(values);
+    const ckpt = str(values.checkpoint);
+    const config = ckpt ? openCheckpoint(ckpt).state.config : loadConfigArg(values);
     const seq = int(values.seq, 'seq', config.maxSeqLen, 1);
     const batch = int(values.batch, 'batch', 1, 1);
     const mem = memoryEstimate(config, batch, seq);
