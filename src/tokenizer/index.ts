@@ -12,3 +12,4 @@ export { SentencePieceModel, type EncodeOptions } from './model.js';
 export { parseModelProto, serializeModelProto, PieceType, ModelType, TRAINER_DEFAULTS, NORMALIZER_DEFAULTS } from './model-proto.js';
 export type { ModelProto, Piece, TrainerSpec, NormalizerSpec } from './model-proto.js';
 export { Normalizer } from './normalizer.js';
+export { trainBpe, nmtNfkcCharsmap, type TrainBpeOptions } from './trainer.js';
