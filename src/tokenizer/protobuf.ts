@@ -66,9 +66,11 @@ class Reader {
         if (this.end - this.pos < 8) this.fail('truncated fixed64');
         this.pos += 8;
         return;
-      case 2:
-        this.pos += this.len();
+      case 2: {
+        const n = this.len(); // (not `this.pos += this.len()`: len() moves pos first)
+        this.pos += n;
         return;
+      }
       case 5:
         if (this.end - this.pos < 4) this.fail('truncated fixed32');
         this.pos += 4;
@@ -96,7 +98,7 @@ function decodeInto(r: Reader, end: number, schema: Schema, depth: number): Msg 
     if (!f || WIRE[f.kind] !== wire) {
       r.skip(wire);
       if (r.pos > end) r.fail('field overruns its message');
-      (out.$unknown ??= []).push(r.buf.slice(tagStart, r.pos));
+      (out.$unknown ??= []).push(new Uint8Array(r.buf.subarray(tagStart, r.pos)));
       continue;
     }
     let v: unknown;
@@ -109,7 +111,7 @@ function decodeInto(r: Reader, end: number, schema: Schema, depth: number): Msg 
       }
       case 'bytes': {
         const n = r.len();
-        v = r.buf.slice(r.pos, r.pos + n);
+        v = new Uint8Array(r.buf.subarray(r.pos, r.pos + n)); // a copy, even for a Buffer
         r.pos += n;
         break;
       }
