@@ -47,3 +47,14 @@ test('LLaMA: BOS/EOS, pieces, known ids', () => {
   // Invalid UTF-8 bytes fall back to U+FFFD, which is in the vocab or byte-encoded.
   assert.deepEqual(sp.encode(Uint8Array.from([0x61, 0xff])), sp.encode('a\ufffd'));
 });
+
+test('batch encoding on worker threads equals sequential encoding', async () => {
+  const { encodeBatch } = await import('../src/tokenizer/index.js');
+  const sp = SentencePieceModel.load(fx('llama-spm.model'));
+  const texts = llamaCppCases('llama-spm').map(([t]) => t);
+  for (let i = 0; i < 2000; i++) texts.push(`document ${i}: ` + 'the quick brown fox '.repeat(i % 50));
+  const got = await encodeBatch(fx('llama-spm.model'), texts, { threads: 2, bos: true });
+  assert.equal(got.length, texts.length);
+  for (let i = 0; i < texts.length; i++) assert.deepEqual(Array.from(got[i]), sp.encode(texts[i], { bos: true }));
+  assert.deepEqual(await encodeBatch(fx('llama-spm.model'), [], { threads: 1 }), []);
+});

@@ -13,3 +13,4 @@ export { parseModelProto, serializeModelProto, PieceType, ModelType, TRAINER_DEF
 export type { ModelProto, Piece, TrainerSpec, NormalizerSpec } from './model-proto.js';
 export { Normalizer } from './normalizer.js';
 export { trainBpe, nmtNfkcCharsmap, type TrainBpeOptions } from './trainer.js';
+export { EncoderPool, encodeBatch, type PoolOptions } from './batch.js';
