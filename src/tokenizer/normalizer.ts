@@ -152,9 +152,15 @@ export class Normalizer {
     }
   }
 
+  /**
+   * Normalized units of raw bytes. Characters that the charsmap leaves alone (and that are not
+   * spaces) are yielded as whole runs, which finish() treats exactly like single characters.
+   */
   private *unitsFromBytes(b: Uint8Array): Generator<string> {
     const n = b.length;
     const prot = this.protectedBytes;
+    const cm = this.charsMap;
+    let run = 0; // start of the pending run of unchanged characters
     for (let i = 0; i < n; ) {
       if (prot.length) {
         let hit = -1;
@@ -169,28 +175,38 @@ export class Normalizer {
           }
         }
         if (hit >= 0) {
+          if (run < i) yield dec.decode(b.subarray(run, i));
           yield this.protectedStr[hit];
           i += prot[hit].length;
+          run = i;
           continue;
         }
       }
-      if (this.charsMap) {
-        const m = this.charsMap.match(b, i, n);
+      if (cm) {
+        const m = cm.match(b, i, n);
         if (m) {
+          if (run < i) yield dec.decode(b.subarray(run, i));
           yield m[1];
           i += m[0];
+          run = i;
           continue;
         }
       }
-      const l = validCharLen(b, i, n);
-      if (!l) {
-        yield '\ufffd';
-        i += 1;
-      } else {
-        yield l === 1 ? String.fromCharCode(b[i]) : dec.decode(b.subarray(i, i + l));
-        i += l;
+      const c = b[i];
+      if (c === 0x20) {
+        if (run < i) yield dec.decode(b.subarray(run, i));
+        yield ' ';
+        run = ++i;
+        continue;
       }
+      const l = c < 0x80 ? 1 : validCharLen(b, i, n);
+      if (!l) {
+        if (run < i) yield dec.decode(b.subarray(run, i));
+        yield '\ufffd';
+        run = ++i;
+      } else i += l;
     }
+    if (run < n) yield dec.decode(b.subarray(run, n));
   }
 
   /** SentencePiece's Normalizer::Normalize whitespace logic over normalized units. */

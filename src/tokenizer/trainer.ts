@@ -59,7 +59,6 @@ export interface TrainBpeOptions {
 const UNK_CHAR = 0x2585;
 const WS_CP = 0x2581;
 const TAB = 0x09;
-const enc = new TextEncoder();
 
 let nfkcBlob: Uint8Array | null = null;
 /** SentencePiece's compiled nmt_nfkc rule (resources/tokenizer/nmt_nfkc.charsmap, from spm_train). */
@@ -160,7 +159,7 @@ export function trainBpe(o: TrainBpeOptions): ModelProto {
   for (let s of lines) {
     if (s.endsWith('\r')) s = s.slice(0, -1);
     if (!s) continue;
-    if (s.length > maxSentenceLength || enc.encode(s).length > maxSentenceLength) {
+    if (s.length > maxSentenceLength || (s.length * 3 > maxSentenceLength && Buffer.byteLength(s) > maxSentenceLength)) {
       tooLong++;
       continue;
     }
@@ -233,13 +232,26 @@ export function trainBpe(o: TrainBpeOptions): ModelProto {
   const addWord = (w: string) => {
     if (w) wordFreq.set(w, (wordFreq.get(w) ?? 0) + 1);
   };
+  const reqBmp = new Uint8Array(0x10000);
+  for (const c of required.keys()) if (c <= 0xffff) reqBmp[c] = 1;
+  const isReq = (c: number) => (c <= 0xffff ? reqBmp[c] === 1 : required.has(c));
+  const fastSplit = !wsSuffix ? (allowWsOnly ? /(?<!\u2581)(?=\u2581)/ : /(?=\u2581)/) : null;
   for (const s0 of normalized) {
-    let s = '';
+    let s = s0;
     for (let i = 0; i < s0.length; i++) {
       const c = s0.codePointAt(i)!;
-      const l = c > 0xffff ? 2 : 1;
-      s += required.has(c) ? s0.slice(i, i + l) : '\u2585';
-      i += l - 1;
+      if (!isReq(c)) {
+        // Rebuild with rare characters replaced by the unknown character.
+        let r = '';
+        for (const ch of s0) r += isReq(ch.codePointAt(0)!) ? ch : '\u2585';
+        s = r;
+        break;
+      }
+      if (c > 0xffff) i++;
+    }
+    if (splitByWs && fastSplit) {
+      for (const w of s.split(fastSplit)) addWord(w);
+      continue;
     }
     if (!splitByWs) {
       addWord(s);
