@@ -156,7 +156,9 @@ export class Normalizer {
    * Normalized units of raw bytes. Characters that the charsmap leaves alone (and that are not
    * spaces) are yielded as whole runs, which finish() treats exactly like single characters.
    */
-  private *unitsFromBytes(b: Uint8Array): Generator<string> {
+  private unitsFromBytes(b: Uint8Array): string[] {
+    const units: string[] = [];
+    const buf = Buffer.from(b.buffer, b.byteOffset, b.length);
     const n = b.length;
     const prot = this.protectedBytes;
     const cm = this.charsMap;
@@ -175,8 +177,8 @@ export class Normalizer {
           }
         }
         if (hit >= 0) {
-          if (run < i) yield dec.decode(b.subarray(run, i));
-          yield this.protectedStr[hit];
+          if (run < i) units.push(buf.toString('utf8', run, i));
+          units.push(this.protectedStr[hit]);
           i += prot[hit].length;
           run = i;
           continue;
@@ -185,8 +187,8 @@ export class Normalizer {
       if (cm) {
         const m = cm.match(b, i, n);
         if (m) {
-          if (run < i) yield dec.decode(b.subarray(run, i));
-          yield m[1];
+          if (run < i) units.push(buf.toString('utf8', run, i));
+          units.push(m[1]);
           i += m[0];
           run = i;
           continue;
@@ -194,19 +196,20 @@ export class Normalizer {
       }
       const c = b[i];
       if (c === 0x20) {
-        if (run < i) yield dec.decode(b.subarray(run, i));
-        yield ' ';
+        if (run < i) units.push(buf.toString('utf8', run, i));
+        units.push(' ');
         run = ++i;
         continue;
       }
       const l = c < 0x80 ? 1 : validCharLen(b, i, n);
       if (!l) {
-        if (run < i) yield dec.decode(b.subarray(run, i));
-        yield '\ufffd';
+        if (run < i) units.push(buf.toString('utf8', run, i));
+        units.push('\ufffd');
         run = ++i;
       } else i += l;
     }
-    if (run < n) yield dec.decode(b.subarray(run, n));
+    if (run < n) units.push(buf.toString('utf8', run, n));
+    return units;
   }
 
   /** SentencePiece's Normalizer::Normalize whitespace logic over normalized units. */
