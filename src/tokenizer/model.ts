@@ -49,6 +49,15 @@ export class SentencePieceModel {
   readonly padId: number;
   readonly byteFallback: boolean;
   private unkSurface: string;
+  private merges: Map<number, number> | null = null;
+  private charIds = new Int32Array(0x10000).fill(-2);
+  private scratch = { start: new Int32Array(0), end: new Int32Array(0), prev: new Int32Array(0), next: new Int32Array(0), freeze: new Uint8Array(0), sym: new Int32Array(0) };
+  private heap = { score: new Float64Array(256), left: new Int32Array(256), size: new Int32Array(256), id: new Int32Array(256) };
+
+  private growScratch(n: number): void {
+    const c = Math.max(n, 2 * this.scratch.start.length, 256);
+    this.scratch = { start: new Int32Array(c), end: new Int32Array(c), prev: new Int32Array(c), next: new Int32Array(c), freeze: new Uint8Array(c), sym: new Int32Array(c) };
+  }
 
   constructor(proto: ModelProto) {
     this.proto = proto;
@@ -193,7 +202,10 @@ export class SentencePieceModel {
     const norm = this.normalizer.normalize(text);
     const out: string[] = [];
     let prevUnk = false;
-    for (const [piece, id] of this.bpe(norm)) {
+    const res = this.bpe(norm, true);
+    for (let k = 0; k < res.ids.length; k++) {
+      const piece = res.pieces[k];
+      const id = res.ids[k];
       if (id === this.unkId) {
         if (this.byteIds) {
           for (const b of enc.encode(piece)) out.push(this.proto.pieces[this.byteIds[b]].piece);
@@ -246,23 +258,59 @@ export class SentencePieceModel {
   }
 
   private emit(s: string, out: number[]): void {
-    for (const [piece, id] of this.bpe(s)) {
+    const res = this.bpe(s, false);
+    const ids = res.ids;
+    for (let k = 0; k < ids.length; k++) {
+      const id = ids[k];
       if (id === this.unkId && this.byteIds) {
-        for (const b of enc.encode(piece)) out.push(this.byteIds[b]);
+        for (const b of enc.encode(res.pieces[k])) out.push(this.byteIds[b]);
       } else out.push(id);
     }
   }
 
-  /** BPE over one normalized string: [piece, id] pairs (id = unkId for unknown pieces). */
-  private bpe(s: string): [string, number][] {
+  /** (left id, right id) -> merged id for every piece that splits into two pieces; built on first use. */
+  private mergeTable(): Map<number, number> {
+    if (this.merges) return this.merges;
+    const m = new Map<number, number>();
+    const N = this.vocabSize;
+    for (const [p, id] of this.pieceIds) {
+      for (let k = 1; k < p.length; k++) {
+        const c = p.charCodeAt(k);
+        if (c >= 0xdc00 && c <= 0xdfff) continue; // inside a surrogate pair
+        const a = this.pieceIds.get(p.slice(0, k));
+        if (a === undefined) continue;
+        const b = this.pieceIds.get(p.slice(k));
+        if (b !== undefined) m.set(a * N + b, id);
+      }
+    }
+    return (this.merges = m);
+  }
+
+  /** Id of a one-character symbol (or -1), cached. */
+  private charId(s: string, i: number, l: number): number {
+    const c = l === 1 ? s.charCodeAt(i) : s.codePointAt(i)!;
+    if (c < 0x10000) {
+      let v = this.charIds[c];
+      if (v === -2) v = this.charIds[c] = this.pieceIds.get(s.slice(i, i + l)) ?? -1;
+      return v;
+    }
+    return this.pieceIds.get(s.slice(i, i + l)) ?? -1;
+  }
+
+  /**
+   * BPE over one normalized string (bpe_model.cc SampleEncode without dropout). Returns ids
+   * (unkId for symbols that are not pieces) and the piece strings (all of them when
+   * `wantPieces`, otherwise only for unknown symbols).
+   */
+  private bpe(s: string, wantPieces: boolean): { ids: number[]; pieces: string[] } {
     const n = s.length;
-    if (n === 0) return [];
-    // Symbols: [start, end) in UTF-16 units, linked list, frozen flag.
-    const start = new Int32Array(n);
-    const end = new Int32Array(n);
-    const prev = new Int32Array(n);
-    const next = new Int32Array(n);
-    const freeze = new Uint8Array(n);
+    const ids: number[] = [];
+    const pieces: string[] = [];
+    if (n === 0) return { ids, pieces };
+    if (this.scratch.start.length < n) this.growScratch(n);
+    const { start, end, prev, next, freeze, sym } = this.scratch;
+    const merges = this.mergeTable();
+    const N = this.vocabSize;
     let m = 0;
     const ud = this.userDefined;
     for (let i = 0; i < n; ) {
@@ -279,7 +327,8 @@ export class SentencePieceModel {
       if (!l) {
         const c = s.charCodeAt(i);
         l = c >= 0xd800 && c <= 0xdbff && i + 1 < n ? 2 : 1;
-      }
+        sym[m] = this.charId(s, i, l);
+      } else sym[m] = this.pieceIds.get(s.slice(i, i + l)) ?? -1;
       start[m] = i;
       end[m] = i + l;
       freeze[m] = fr;
@@ -288,61 +337,65 @@ export class SentencePieceModel {
       m++;
       i += l;
     }
-    // Agenda: binary max-heap over candidate pairs (score desc, left asc).
+    // Agenda: binary max-heap over candidate pairs (score desc, left asc), scratch reused.
+    const H = this.heap;
     let hs = 0;
-    let cap = Math.max(16, m * 2);
-    let hScore = new Float64Array(cap);
-    let hLeft = new Int32Array(cap);
-    let hRight = new Int32Array(cap);
-    let hSize = new Int32Array(cap);
+    let hScore = H.score;
+    let hLeft = H.left;
+    let hSize = H.size;
+    let hId = H.id;
     const pieceIds = this.pieceIds;
     const scores = this.scores;
     const types = this.types;
     let revMerge: Map<string, [string, string]> | null = null;
     const better = (a: number, b: number) => hScore[a] > hScore[b] || (hScore[a] === hScore[b] && hLeft[a] < hLeft[b]);
     const swap = (a: number, b: number) => {
-      let t: number = hScore[a];
+      const t = hScore[a];
       hScore[a] = hScore[b];
       hScore[b] = t;
-      t = hLeft[a];
+      let u = hLeft[a];
       hLeft[a] = hLeft[b];
-      hLeft[b] = t;
-      t = hRight[a];
-      hRight[a] = hRight[b];
-      hRight[b] = t;
-      t = hSize[a];
+      hLeft[b] = u;
+      u = hSize[a];
       hSize[a] = hSize[b];
-      hSize[b] = t;
+      hSize[b] = u;
+      u = hId[a];
+      hId[a] = hId[b];
+      hId[b] = u;
     };
     const push = (left: number, right: number) => {
       if (left < 0 || right < 0 || freeze[left] || freeze[right]) return;
-      const piece = s.slice(start[left], end[right]);
-      const id = pieceIds.get(piece);
+      const a = sym[left];
+      const b = sym[right];
+      let id: number | undefined;
+      if (a >= 0 && b >= 0) id = merges.get(a * N + b);
+      else id = pieceIds.get(s.slice(start[left], end[right]));
       if (id === undefined) return;
-      if (hs === cap) {
-        cap *= 2;
-        const g = <T extends Float64Array | Int32Array>(a: T, C: new (n: number) => T): T => {
-          const b = new C(cap);
-          b.set(a);
-          return b;
+      if (hs === hScore.length) {
+        const cap = hs * 2;
+        const g = <T extends Float64Array | Int32Array>(x: T, C: new (n: number) => T): T => {
+          const y = new C(cap);
+          y.set(x);
+          return y;
         };
-        hScore = g(hScore, Float64Array);
-        hLeft = g(hLeft, Int32Array);
-        hRight = g(hRight, Int32Array);
-        hSize = g(hSize, Int32Array);
+        H.score = hScore = g(hScore, Float64Array);
+        H.left = hLeft = g(hLeft, Int32Array);
+        H.size = hSize = g(hSize, Int32Array);
+        H.id = hId = g(hId, Int32Array);
       }
       let i = hs++;
       hScore[i] = scores[id];
       hLeft[i] = left;
-      hRight[i] = right;
       hSize[i] = end[right] - start[left];
+      hId[i] = id;
       while (i > 0) {
         const p = (i - 1) >> 1;
         if (!better(i, p)) break;
         swap(i, p);
         i = p;
       }
-      if (types[id] === PieceType.UNUSED) (revMerge ??= new Map()).set(piece, [s.slice(start[left], end[left]), s.slice(start[right], end[right])]);
+      if (types[id] === PieceType.UNUSED)
+        (revMerge ??= new Map()).set(s.slice(start[left], end[right]), [s.slice(start[left], end[left]), s.slice(start[right], end[right])]);
     };
     const pop = () => {
       hs--;
@@ -361,27 +414,24 @@ export class SentencePieceModel {
     for (let i = 1; i < m; i++) push(i - 1, i);
     while (hs > 0) {
       const left = hLeft[0];
-      const right = hRight[0];
       const size = hSize[0];
+      const id = hId[0];
       pop();
-      const ll = end[left] - start[left];
-      const rl = end[right] - start[right];
-      if (ll === 0 || rl === 0 || ll + rl !== size) continue;
+      const right = next[left];
+      // Stale entries: a side was merged away or grew (SentencePiece's size check).
+      if (right < 0 || end[left] === start[left] || end[right] - start[left] !== size) continue;
       end[left] = end[right];
       next[left] = next[right];
       if (next[right] >= 0) prev[next[right]] = left;
       start[right] = end[right]; // empty
+      sym[left] = id;
       push(prev[left], left);
       push(left, next[left]);
     }
-    const res: [string, number][] = [];
+    const unk = this.unkId;
     const resegment = (w: string) => {
       const id = pieceIds.get(w);
-      if (id === undefined) {
-        res.push([w, this.unkId]);
-        return;
-      }
-      if (types[id] === PieceType.UNUSED) {
+      if (id !== undefined && types[id] === PieceType.UNUSED) {
         const p = revMerge?.get(w);
         if (p) {
           resegment(p[0]);
@@ -389,10 +439,18 @@ export class SentencePieceModel {
           return;
         }
       }
-      res.push([w, id]);
+      ids.push(id ?? unk);
+      pieces.push(w);
     };
-    for (let i = 0; i !== -1 && m > 0; i = next[i]) resegment(s.slice(start[i], end[i]));
-    return res;
+    for (let i = 0; i !== -1; i = next[i]) {
+      const id = sym[i];
+      if (id >= 0 && types[id] !== PieceType.UNUSED) {
+        ids.push(id);
+        if (wantPieces) pieces.push(s.slice(start[i], end[i]));
+        else pieces.push('');
+      } else resegment(s.slice(start[i], end[i]));
+    }
+    return { ids, pieces };
   }
 
   /**
