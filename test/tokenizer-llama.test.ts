@@ -58,3 +58,17 @@ test('batch encoding on worker threads equals sequential encoding', async () => 
   for (let i = 0; i < texts.length; i++) assert.deepEqual(Array.from(got[i]), sp.encode(texts[i], { bos: true }));
   assert.deepEqual(await encodeBatch(fx('llama-spm.model'), [], { threads: 1 }), []);
 });
+
+test('LLaMA: multi-megabyte lines, NUL bytes and invalid UTF-8 have defined results', () => {
+  const sp = SentencePieceModel.load(fx('llama-spm.model'));
+  const long = 'x'.repeat(1 << 20);
+  const ids = sp.encode(long);
+  assert.equal(sp.decode(ids), long);
+  assert.deepEqual(sp.encode('a\0b'), [263, 3, 29890]); // <0x00> is id 3
+  // Each invalid byte becomes U+FFFD (bytes EF BF BD) like SentencePiece; decode shows U+FFFD.
+  const bad = sp.encode(Uint8Array.from([0x61, 0xc3, 0x28, 0xff]));
+  assert.equal(sp.decode(bad), 'a\ufffd(\ufffd');
+  assert.deepEqual(sp.encode('\ud800x'), sp.encode('\ufffdx')); // lone surrogate
+  assert.throws(() => sp.decode([32000]), /invalid id/);
+  assert.throws(() => sp.decode([-1]), /invalid id/);
+});

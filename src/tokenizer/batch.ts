@@ -70,7 +70,8 @@ export class EncoderPool {
         if (next >= jobs.length) return;
         const id = this.nextId++;
         pending.set(id, jobs[next]);
-        w.postMessage({ id, texts: jobs[next++].texts });
+        const job = jobs[next++];
+        w.postMessage({ id, text: job.texts.join(''), lens: Int32Array.from(job.texts, (t) => t.length) });
       };
       for (const w of this.workers) {
         const onMsg = (m: { id: number; ids: Int32Array; offsets: Int32Array }) => {
