@@ -45,3 +45,20 @@ test('spm_train BPE model (nmt_nfkc, split digits, byte fallback): ids identical
   }
   assert.equal(bad, 0);
 });
+
+test('spm_train model with identity normalizer, whitespace-only pieces, user-defined/control symbols, <unk> (no byte fallback): ids and decoding identical to spm_encode/spm_decode', () => {
+  const sp = SentencePieceModel.load(fx('spm-opts.model'));
+  assert.equal(sp.proto.normalizerSpec?.name, 'identity');
+  const lines = splitLines(readFileSync(fx('heldout-opts.txt')));
+  const ids = readFileSync(fx('spm-opts.heldout.ids'), 'utf8').split('\n');
+  const decoded = splitLines(readFileSync(fx('spm-opts.heldout.decoded')));
+  let unk = 0;
+  for (let i = 0; i < lines.length; i++) {
+    const want = ids[i] ? ids[i].split(' ').map(Number) : [];
+    const got = sp.encode(lines[i]);
+    assert.deepEqual(got, want, `line ${i}: ${Buffer.from(lines[i]).toString()}`);
+    unk += got.filter((x) => x === sp.unkId).length;
+    assert.equal(sp.decode(want), Buffer.from(decoded[i]).toString(), `decode line ${i}`);
+  }
+  assert.ok(unk > 10, 'the held-out text exercises <unk>');
+});
