@@ -306,8 +306,6 @@ export function trainBpe(o: TrainBpeOptions): ModelProto {
   const symStr: string[] = [];
   const symLen: number[] = []; // in code points
   const symUnk: boolean[] = [];
-  const symScripts: number[][] = []; // not used for validity (checked on strings); kept small
-  void symScripts;
   const charSym = new Map<number, number>();
   const getCharSym = (c: number): number => {
     let id = charSym.get(c);
