@@ -5,7 +5,7 @@
  *   llama-ts tokenizer decode --model m.model [--input f] [--input_format id|piece]
  *   llama-ts tokenizer inspect --model m.model [--pieces N] [--json]
  */
-import { createReadStream, createWriteStream, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, createReadStream, createWriteStream, openSync, readSync, writeFileSync } from 'node:fs';
 import type { Command } from './main.js';
 import { parse, int, num, str, type Values, type Options } from './args.js';
 import { UserError } from '../util/errors.js';
@@ -38,6 +38,26 @@ function bool(v: Values[string], name: string, dflt: boolean): boolean {
 function list(v: Values[string]): string[] {
   const s = str(v);
   return s ? s.split(',').filter((x) => x.length > 0) : [];
+}
+
+/** Lines of a text file, read synchronously in 4 MB chunks (so huge corpora can be sampled in bounded memory). */
+function* fileLines(path: string): Generator<string> {
+  const fd = openSync(path, 'r');
+  try {
+    const buf = Buffer.alloc(1 << 22);
+    const dec = new TextDecoder('utf-8', { ignoreBOM: true });
+    let rest = '';
+    for (;;) {
+      const n = readSync(fd, buf, 0, buf.length, null);
+      const text = rest + (n > 0 ? dec.decode(buf.subarray(0, n), { stream: true }) : dec.decode());
+      const parts = text.split('\n');
+      rest = n > 0 ? parts.pop()! : '';
+      yield* parts;
+      if (n <= 0) break;
+    }
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** Lines of a file or stdin as raw bytes (without the '\n'), streamed. */
@@ -133,16 +153,15 @@ async function train(argv: string[]): Promise<number> {
   if (v.vocab_size === undefined) throw new UserError('train needs --vocab_size=N');
   const rule = str(v.normalization_rule_name) ?? 'nmt_nfkc';
   if (rule !== 'nmt_nfkc' && rule !== 'identity') throw new UserError(`--normalization_rule_name=${rule} is not supported (nmt_nfkc or identity)`);
-  const texts: string[] = [];
   for (const f of inputs) {
     try {
-      texts.push(readFileSync(f, 'utf8'));
+      closeSync(openSync(f, 'r'));
     } catch (e) {
       throw new UserError(`cannot read input '${f}': ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
     }
   }
   const lines = function* () {
-    for (const t of texts) yield* t.split('\n');
+    for (const f of inputs) yield* fileLines(f);
   };
   const quiet = !!v.quiet;
   const t0 = performance.now();
