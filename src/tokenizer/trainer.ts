@@ -156,8 +156,7 @@ export function trainBpe(o: TrainBpeOptions): ModelProto {
   let sentences: string[] = [];
   let total = 0;
   let tooLong = 0;
-  for (let s of lines) {
-    if (s.endsWith('\r')) s = s.slice(0, -1);
+  for (const s of lines) {
     if (!s) continue;
     if (s.length > maxSentenceLength || (s.length * 3 > maxSentenceLength && Buffer.byteLength(s) > maxSentenceLength)) {
       tooLong++;
