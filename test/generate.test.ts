@@ -10,19 +10,7 @@ import { applyRepetitionPenalty } from '../src/inference/sampler.js';
 import { ByteTokenizer } from '../src/tokenizer/bytes.js';
 import { UserError } from '../src/util/errors.js';
 import { Rng } from '../src/util/rng.js';
-
-export function peakedModel(config: LlamaConfig, seed = 3): Llama {
-  const m = new Llama(config, createRefBackend('f32'));
-  // larger-than-training init so that distributions are peaked and greedy decisions are not near-ties
-  m.init(seed);
-  const rng = new Rng(seed + 100);
-  for (const t of m.layout.tensors) {
-    const v = m.params.view(t);
-    if (t.shape.length === 1) for (let i = 0; i < v.length; i++) v[i] = 1 + 0.1 * rng.normal();
-    else for (let i = 0; i < v.length; i++) v[i] = rng.normal() / Math.sqrt(t.shape[1]) * (t.name.includes('embeddings') ? Math.sqrt(t.shape[1]) * 0.5 : 1.5);
-  }
-  return m;
-}
+import { peakedModel } from './helpers/models.js';
 
 const config = makeConfig({ dim: 32, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 259, multipleOf: 16, maxSeqLen: 48 });
 
