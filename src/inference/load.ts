@@ -5,9 +5,21 @@ import { openCheckpoint, type TokenizerRef } from '../training/checkpoint.js';
 import { ByteTokenizer } from '../tokenizer/bytes.js';
 import type { Tokenizer } from '../tokenizer/types.js';
 import { UserError } from '../util/errors.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { tokenizerFromVocab, type TokenizerVocab } from '../tokenizer/vocab.js';
 
-export function tokenizerFor(ref: TokenizerRef, _dir: string): Tokenizer {
+export function tokenizerFor(ref: TokenizerRef, dir: string): Tokenizer {
   if (ref.kind === 'bytes') return new ByteTokenizer();
+  if (ref.kind === 'vocab') {
+    let v: TokenizerVocab;
+    try {
+      v = JSON.parse(readFileSync(join(dir, ref.file), 'utf8')) as TokenizerVocab;
+    } catch (e) {
+      throw new UserError(`checkpoint '${dir}': tokenizer file '${ref.file}' is unreadable (${(e as Error).message})`);
+    }
+    return tokenizerFromVocab(v);
+  }
   throw new UserError(`checkpoint uses a ${ref.kind} tokenizer, which this build cannot load`);
 }
 
