@@ -12,6 +12,10 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   sample: async () => (await import('./sample.js')).command,
   info: async () => (await import('./info.js')).command,
   plan: async () => (await import('./plan.js')).command,
+  generate: async () => (await import('./generate.js')).command,
+  chat: async () => (await import('./chat.js')).command,
+  convert: async () => (await import('./convert.js')).command,
+  score: async () => (await import('./score.js')).command,
 };
 
 async function usage(): Promise<string> {
