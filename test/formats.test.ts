@@ -161,3 +161,10 @@ test('convert: every format to every other keeps the weights exactly (f32) and t
     from = to;
   }
 });
+
+test('a model without a readable tokenizer loads; text is refused with a clear message, ids work', () => {
+  const loaded = loadAnyModel(FIXTURE, be());
+  assert.equal(loaded.vocab, null);
+  assert.throws(() => loaded.tokenizer.encode('hi'), (e: Error) => e instanceof UserError && /has no tokenizer llama-ts can read.*--ids/.test(e.message));
+  assert.equal(loaded.tokenizer.decode([5, 7]), '<5><7>');
+});

@@ -51,6 +51,7 @@ export const command: Command = {
     const shardMb = num(values['shard-mb'], 'shard-mb');
     if (shardMb !== undefined && !(shardMb > 0)) throw new UserError('--shard-mb must be > 0');
     const loaded = loadAnyModel(from, createBackend('ref'), ff ? parseFormat(ff, 'from-format') : undefined);
+    if (!loaded.vocab) process.stderr.write(`llama-ts: warning: ${loaded.description} has no tokenizer llama-ts can read; writing the byte tokenizer's vocabulary\n`);
     const written = saveModelAs(tf, to, loaded.model, loaded.vocab, {
       ggufType: tf === 'gguf' ? (type as 'f32' | 'f16' | 'q8_0' | undefined) : undefined,
       hfDtype: tf === 'hf' && type ? (type.toUpperCase() as 'F32' | 'F16' | 'BF16') : undefined,

@@ -10,8 +10,7 @@ import { dirname, join } from 'node:path';
 import type { Backend } from '../kernels/backend.js';
 import { Llama } from '../model/llama.js';
 import { openCheckpoint, saveModelSafetensors, CHECKPOINT_FORMAT, type CheckpointState, type TokenizerRef } from '../training/checkpoint.js';
-import { byteVocab, tokenizerFromVocab, validateVocab, vocabFromTokenizer, isByteVocab, type TokenizerVocab } from '../tokenizer/vocab.js';
-import { ByteTokenizer } from '../tokenizer/bytes.js';
+import { MissingTokenizer, byteVocab, tokenizerFromVocab, validateVocab, vocabFromTokenizer, isByteVocab, type TokenizerVocab } from '../tokenizer/vocab.js';
 import type { Tokenizer } from '../tokenizer/types.js';
 import { UserError } from '../util/errors.js';
 import { writeFileAtomic, fsyncDir } from '../util/fsutil.js';
@@ -117,7 +116,7 @@ export function openModelSource(path: string, format?: ModelFormat): { source: M
 export interface LoadedModel {
   model: Llama;
   vocab: TokenizerVocab | null;
-  /** The vocabulary's tokenizer; the byte tokenizer when the format carries none. */
+  /** The vocabulary's tokenizer; a MissingTokenizer (ids only) when the files carry none. */
   tokenizer: Tokenizer;
   format: ModelFormat;
   description: string;
@@ -127,7 +126,7 @@ export function loadAnyModel(path: string, backend: Backend, format?: ModelForma
   const { source, format: f } = openModelSource(path, format);
   const model = new Llama(source.config, backend);
   fillModel(model, source);
-  const tokenizer = source.vocab ? tokenizerFromVocab(source.vocab) : new ByteTokenizer();
+  const tokenizer = source.vocab ? tokenizerFromVocab(source.vocab) : new MissingTokenizer(source.config.vocabSize, `${source.description} has no tokenizer llama-ts can read`);
   return { model, vocab: source.vocab, tokenizer, format: f, description: source.description };
 }
 

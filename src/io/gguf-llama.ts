@@ -83,7 +83,7 @@ export function ggufVocab(f: GgufFile, vocabSize: number): TokenizerVocab | null
   const tokens = arr(f, 'tokenizer.ggml.tokens');
   if (!tokens) return null;
   const model = f.metadata.get('tokenizer.ggml.model');
-  if (model !== undefined && model !== 'llama') throw new UserError(`GGUF file '${f.path}': tokenizer model '${String(model)}' is not supported (only SentencePiece 'llama')`);
+  if (model !== undefined && model !== 'llama') return null; // e.g. 'gpt2' BPE: weights load, text needs token ids
   const scores = arr(f, 'tokenizer.ggml.scores') ?? tokens.map(() => 0);
   const types = arr(f, 'tokenizer.ggml.token_type') ?? tokens.map(() => TokenType.NORMAL);
   if (tokens.length !== vocabSize) throw new UserError(`GGUF file '${f.path}': ${tokens.length} tokenizer pieces for a vocabulary of ${vocabSize}`);

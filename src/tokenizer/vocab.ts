@@ -170,3 +170,18 @@ export class VocabTokenizer implements Tokenizer {
     return new TextDecoder('utf-8', { fatal: false }).decode(Uint8Array.from(bytes));
   }
 }
+
+/**
+ * Stands in when a model file carries no vocabulary llama-ts can use (a Hugging Face directory without
+ * llama-ts-vocab.json, a llama2.c model without tokenizer.bin, a GGUF with a non-SentencePiece tokenizer):
+ * encoding is refused with a clear message (token ids still work), decoding shows the ids.
+ */
+export class MissingTokenizer implements Tokenizer {
+  constructor(readonly vocabSize: number, readonly reason: string, readonly bosId = 1, readonly eosId = 2) {}
+  encode(): number[] {
+    throw new UserError(`${this.reason}: cannot tokenize text; pass token ids instead (--ids)`);
+  }
+  decode(ids: ArrayLike<number>): string {
+    return Array.from(ids, (i) => `<${i}>`).join('');
+  }
+}
