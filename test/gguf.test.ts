@@ -174,3 +174,25 @@ test('fuzz: truncations and random corruption of GGUF and safetensors give UserE
   }
   assert.ok(userErrors > 300);
 });
+
+test('bad safetensors: header beyond the file, overlapping offsets, unknown dtype — one clear message each', () => {
+  const dir = tmp();
+  const p = join(dir, 'x.safetensors');
+  const mk = (header: object, dataBytes: number, hlenOverride?: bigint) => {
+    const json = Buffer.from(JSON.stringify(header));
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(hlenOverride ?? BigInt(json.length));
+    writeFileSync(p, Buffer.concat([len, json, Buffer.alloc(dataBytes)]));
+  };
+  const expect = (re: RegExp) => assert.throws(() => { const f = readSafetensorsHeader(p); for (const n of f.tensors.keys()) f.readF32(n); }, (e: Error) => e instanceof UserError && re.test(e.message), re.source);
+  mk({ a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] } }, 8, 1n << 40n);
+  expect(/header length \d+ exceeds the file/);
+  mk({ a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [2], data_offsets: [4, 12] } }, 12);
+  expect(/overlap/);
+  mk({ a: { dtype: 'Q4', shape: [2], data_offsets: [0, 8] } }, 8);
+  expect(/unsupported dtype 'Q4'/);
+  mk({ a: { dtype: 'F32', shape: [4], data_offsets: [0, 16] } }, 8);
+  expect(/truncated/);
+  mk({ a: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, 8);
+  expect(/does not match its 8 data bytes/);
+});

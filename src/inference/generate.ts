@@ -335,7 +335,8 @@ export async function* generateStream(
   // Prefill, one prompt at a time (they differ in length).
   const t0 = performance.now();
   for (const [i, prompt] of prompts.entries()) {
-    const cache = decoder.newCache();
+    // size the cache for what this sequence can reach, not the whole context
+    const cache = decoder.newCache(Math.min(c.maxSeqLen, prompt.length + o.maxTokens));
     const logits = decoder.prefill(cache, prompt);
     const st: SeqState = { cache, rng: new Rng(o.seed + i), context: prompt.slice(), generated: [], emitted: 0, done: null, next: -1 };
     states.push(st);
