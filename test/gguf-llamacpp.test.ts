@@ -17,7 +17,8 @@ import { createRefBackend } from '../src/kernels/ref.js';
 import { Decoder, generate } from '../src/inference/generate.js';
 import { writeLlamaGguf, readLlamaGguf, type GgufExportType } from '../src/io/gguf-llama.js';
 import { fillModel } from '../src/io/model-common.js';
-import { byteVocab } from '../src/tokenizer/vocab.js';
+import { byteVocab, VocabTokenizer, TokenType, tokenizerFromVocab } from '../src/tokenizer/vocab.js';
+import { ByteTokenizer } from '../src/tokenizer/bytes.js';
 import { logSoftmax } from '../src/inference/sampler.js';
 import { loadLlamaCpp, cpuLlama, PEER_MISSING, type NodeLlamaCpp } from '../bench/llamacpp.js';
 import { peakedModel } from './helpers/models.js';
@@ -100,3 +101,27 @@ for (const [type, tol] of [['f16', 5e-3], ['q8_0', 2e-2]] as [GgufExportType, nu
     }
   });
 }
+
+test('llama.cpp tokenizes like our SentencePiece-style vocabulary from the exported tokenizer metadata', { skip, timeout: 60_000 }, async () => {
+  const extra = ['▁', 'h', 'e', 'l', 'o', 'w', 'r', 'd', '▁h', 'll', 'he', '▁he', 'llo', '▁hello', '▁w', 'or', '▁wor', 'ld', '▁world', 'é'];
+  const v = byteVocab(259);
+  const vocab = { ...v, pieces: [...v.pieces, ...extra], scores: [...v.scores, ...extra.map((_, i) => -i)], types: [...v.types, ...extra.map(() => TokenType.NORMAL)] };
+  const cfg = makeConfig({ dim: 64, nLayers: 1, nHeads: 4, vocabSize: vocab.pieces.length, multipleOf: 16, maxSeqLen: 64 });
+  const path = join(mkdtempSync(join(tmpdir(), 'llama-ts-gguf-')), 'tok.gguf');
+  writeLlamaGguf(path, peakedModel(cfg), vocab, 'f32');
+  const ours = new VocabTokenizer(vocab);
+  assert.ok(!(tokenizerFromVocab(vocab) instanceof ByteTokenizer));
+  const llama = await cpuLlama(peer);
+  try {
+    const lm = await llama.loadModel({ modelPath: path });
+    try {
+      for (const text of ['hello world', 'héllo wörld!', ' hello  world\n', 'dr', 'world hello']) {
+        assert.deepEqual(ours.encode(text), Array.from(lm.tokenize(text) as number[]), JSON.stringify(text));
+      }
+    } finally {
+      await lm.dispose();
+    }
+  } finally {
+    await llama.dispose();
+  }
+});
