@@ -13,6 +13,10 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   info: async () => (await import('./info.js')).command,
   plan: async () => (await import('./plan.js')).command,
   tokenizer: async () => (await import('./tokenizer.js')).command,
+  generate: async () => (await import('./generate.js')).command,
+  chat: async () => (await import('./chat.js')).command,
+  convert: async () => (await import('./convert.js')).command,
+  score: async () => (await import('./score.js')).command,
 };
 
 async function usage(): Promise<string> {

@@ -1,4 +1,4 @@
-/** Next-token sampling from a row of logits: greedy, temperature, top-k, top-p (nucleus). */
+/** Next-token sampling from a row of logits: greedy, temperature, top-k, top-p (nucleus), repetition penalty. */
 import type { Rng } from '../util/rng.js';
 
 export interface SamplingOptions {
@@ -18,6 +18,21 @@ export function argmax(logits: ArrayLike<number>): number {
   return best;
 }
 
+/**
+ * Repetition penalty of Keskar et al. (CTRL), as llama.cpp and Hugging Face apply it: for every distinct token in
+ * `context`, a positive logit is divided by `penalty` and a negative one multiplied by it. In place.
+ */
+export function applyRepetitionPenalty(logits: { [i: number]: number; length: number }, context: ArrayLike<number>, penalty: number): void {
+  if (penalty === 1) return;
+  const seen = new Set<number>();
+  for (let i = 0; i < context.length; i++) {
+    const t = context[i];
+    if (seen.has(t) || t < 0 || t >= logits.length) continue;
+    seen.add(t);
+    logits[t] = logits[t] > 0 ? logits[t] / penalty : logits[t] * penalty;
+  }
+}
+
 export function sampleToken(logits: ArrayLike<number>, o: SamplingOptions, rng: Rng): number {
   if (o.temperature <= 0) return argmax(logits);
   const V = logits.length;
@@ -26,7 +41,17 @@ export function sampleToken(logits: ArrayLike<number>, o: SamplingOptions, rng: 
   const probs = new Float64Array(V);
   let sum = 0;
   for (let i = 0; i < V; i++) sum += probs[i] = Math.exp((logits[i] - max) / o.temperature);
-  let order = Array.from({ length: V }, (_, i) => i).sort((a, b) => probs[b] - probs[a]);
+  const filtered = (o.topK > 0 && o.topK < V) || o.topP < 1;
+  if (!filtered) {
+    // plain temperature sampling: no sort needed
+    let r = rng.next() * sum;
+    for (let i = 0; i < V; i++) {
+      r -= probs[i];
+      if (r <= 0) return i;
+    }
+    return argmax(logits);
+  }
+  let order = Array.from({ length: V }, (_, i) => i).sort((a, b) => probs[b] - probs[a] || a - b);
   if (o.topK > 0 && o.topK < V) order = order.slice(0, o.topK);
   if (o.topP < 1) {
     let acc = 0;
@@ -48,4 +73,16 @@ export function sampleToken(logits: ArrayLike<number>, o: SamplingOptions, rng: 
     if (r <= 0) return i;
   }
   return order[order.length - 1];
+}
+
+/** log-softmax of one row, in float64. */
+export function logSoftmax(logits: ArrayLike<number>): Float64Array {
+  let max = -Infinity;
+  for (let i = 0; i < logits.length; i++) if (logits[i] > max) max = logits[i];
+  let sum = 0;
+  for (let i = 0; i < logits.length; i++) sum += Math.exp(logits[i] - max);
+  const lse = max + Math.log(sum);
+  const out = new Float64Array(logits.length);
+  for (let i = 0; i < logits.length; i++) out[i] = logits[i] - lse;
+  return out;
 }

@@ -7,6 +7,7 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { UserError } from '../util/errors.js';
 import { bytesOf, writeFileAtomic } from '../util/fsutil.js';
+import { f32ToBf16, f32ToF16 } from './half.js';
 
 export type SafeDType = 'F32' | 'F16' | 'BF16' | 'F64' | 'I32' | 'I64' | 'U8';
 const DTYPE_BYTES: Record<SafeDType, number> = { F32: 4, F16: 2, BF16: 2, F64: 8, I32: 4, I64: 8, U8: 1 };
@@ -135,9 +136,19 @@ export interface TensorToWrite {
   name: string;
   shape: number[];
   data: Float32Array;
+  /** Stored type (default F32); F16/BF16 round to nearest even. */
+  dtype?: 'F32' | 'F16' | 'BF16';
 }
 
-/** Writes float32 tensors atomically (temp file + rename). Tensors are laid out in the given order, 8-byte aligned header. */
+function encode(t: TensorToWrite): Uint8Array {
+  if (!t.dtype || t.dtype === 'F32') return bytesOf(t.data);
+  const conv = t.dtype === 'F16' ? f32ToF16 : f32ToBf16;
+  const out = Buffer.alloc(t.data.length * 2);
+  for (let i = 0; i < t.data.length; i++) out.writeUInt16LE(conv(t.data[i]), i * 2);
+  return out;
+}
+
+/** Writes tensors (float32 unless a dtype is given) atomically (temp file + rename). Tensors are laid out in the given order, 8-byte aligned header. */
 export function writeSafetensors(path: string, tensors: TensorToWrite[], metadata: Record<string, string> = {}): void {
   const header: Record<string, unknown> = {};
   if (Object.keys(metadata).length) header.__metadata__ = metadata;
@@ -145,12 +156,13 @@ export function writeSafetensors(path: string, tensors: TensorToWrite[], metadat
   for (const t of tensors) {
     const n = t.shape.reduce((a, b) => a * b, 1);
     if (n !== t.data.length) throw new Error(`writeSafetensors: '${t.name}' has ${t.data.length} values for shape [${t.shape}]`);
-    header[t.name] = { dtype: 'F32', shape: t.shape, data_offsets: [offset, offset + n * 4] };
-    offset += n * 4;
+    const bytes = t.dtype === 'F16' || t.dtype === 'BF16' ? 2 : 4;
+    header[t.name] = { dtype: t.dtype ?? 'F32', shape: t.shape, data_offsets: [offset, offset + n * bytes] };
+    offset += n * bytes;
   }
   const json = Buffer.from(JSON.stringify(header), 'utf8');
   const hbytes = Buffer.concat([json, Buffer.alloc((8 - (json.length % 8)) % 8, 0x20)]); // data starts 8-byte aligned
   const len = Buffer.alloc(8);
   len.writeBigUInt64LE(BigInt(hbytes.length));
-  writeFileAtomic(path, [len, hbytes, ...tensors.map((t) => bytesOf(t.data))]);
+  writeFileAtomic(path, [len, hbytes, ...tensors.map(encode)]);
 }

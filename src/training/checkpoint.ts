@@ -19,7 +19,8 @@ import { paramLayout } from '../model/params.js';
 
 export const CHECKPOINT_FORMAT = 'llama-ts-checkpoint';
 
-export type TokenizerRef = { kind: 'bytes' } | { kind: 'sentencepiece'; file: string };
+/** 'vocab': a TokenizerVocab JSON file (pieces/scores/types/specials) written when a model is converted from another format. */
+export type TokenizerRef = { kind: 'bytes' } | { kind: 'sentencepiece'; file: string } | { kind: 'vocab'; file: string };
 
 export interface CheckpointState {
   format: typeof CHECKPOINT_FORMAT;

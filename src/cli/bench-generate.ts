@@ -1,0 +1,46 @@
+/**
+ * `llama-ts bench generate`: one JSON line with prefill and decode tokens/s of the KV-cache decoder.
+ * Exported as a function so the CLI's bench command can dispatch to it.
+ */
+import { parse, int, str } from './args.js';
+import { modelOptions, loadModelArg } from './infer-common.js';
+import { createBackend } from '../kernels/index.js';
+import { makeConfig } from '../model/config.js';
+import { Llama } from '../model/llama.js';
+import { measureGenerate } from '../inference/bench.js';
+import { UserError } from '../util/errors.js';
+
+const HELP = `usage: llama-ts bench generate (--model PATH | --preset NAME) [--threads N] [--prompt-tokens P] [--tokens N]
+
+Prints one JSON line: prefill_tokens_per_s (prompt of P random tokens, default 32) and decode_tokens_per_s
+(N greedy tokens, batch 1, default 64). --preset uses random weights (speed does not depend on their values).
+--threads N is passed to backends that use threads; the reference backend runs on one thread.`;
+
+export async function benchGenerate(argv: string[], out: (line: string) => void = (l) => console.log(l)): Promise<number> {
+  const { values } = parse(argv, { ...modelOptions, preset: { type: 'string' }, threads: { type: 'string' }, 'prompt-tokens': { type: 'string' }, tokens: { type: 'string' }, seed: { type: 'string' } });
+  if (values.help) {
+    out(HELP);
+    return 0;
+  }
+  const threads = int(values.threads, 'threads', 1, 1);
+  const presetName = str(values.preset);
+  if (!!presetName === !!str(values.model)) throw new UserError('give exactly one of --model PATH or --preset NAME');
+  let model: Llama;
+  let name: string;
+  if (presetName) {
+    model = new Llama(makeConfig(presetName), createBackend(str(values.backend)));
+    model.init(int(values.seed, 'seed', 1, 0));
+    name = presetName;
+  } else {
+    model = loadModelArg(values).model;
+    name = str(values.model) as string;
+  }
+  const promptTokens = int(values['prompt-tokens'], 'prompt-tokens', Math.min(32, model.config.maxSeqLen - 1), 1);
+  const tokens = int(values.tokens, 'tokens', Math.min(64, model.config.maxSeqLen - promptTokens), 1);
+  const speed = measureGenerate(model, promptTokens, tokens);
+  out(JSON.stringify({
+    bench: 'generate', model: name, backend: model.backend.name, dtype: model.backend.dtype, threads_requested: threads,
+    threads_used: 1, batch: 1, ...speed,
+  }));
+  return 0;
+}

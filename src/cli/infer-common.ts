@@ -1,0 +1,59 @@
+/** Options shared by generate, chat, score and bench generate: which model, which backend, how to sample. */
+import type { Options, Values } from './args.js';
+import { int, num, str } from './args.js';
+import { createBackend } from '../kernels/index.js';
+import { loadAnyModel, parseFormat, type LoadedModel } from '../io/formats.js';
+import { SAMPLING_DEFAULTS } from '../inference/sampler.js';
+import type { GenerateOptions } from '../inference/generate.js';
+import { UserError } from '../util/errors.js';
+
+export const modelOptions: Options = {
+  model: { type: 'string', short: 'm' },
+  format: { type: 'string' },
+  backend: { type: 'string' },
+};
+
+export const MODEL_HELP = `model:    --model PATH   checkpoint or run directory, Hugging Face directory, .gguf, or llama2.c .bin
+          --format ckpt|hf|gguf|llama2c (default: inferred)  --backend ref|ref-f64`;
+
+export function loadModelArg(values: Values): LoadedModel {
+  const path = str(values.model);
+  if (!path) throw new UserError('--model PATH is required (a checkpoint, Hugging Face directory, .gguf or llama2.c .bin)');
+  const f = str(values.format);
+  return loadAnyModel(path, createBackend(str(values.backend)), f ? parseFormat(f, 'format') : undefined);
+}
+
+export const samplingOptions: Options = {
+  'max-tokens': { type: 'string', short: 'n' },
+  temperature: { type: 'string' },
+  'top-k': { type: 'string' },
+  'top-p': { type: 'string' },
+  seed: { type: 'string' },
+  'repeat-penalty': { type: 'string' },
+  'repeat-last-n': { type: 'string' },
+  stop: { type: 'string', multiple: true },
+  'ignore-eos': { type: 'boolean' },
+  'context-full': { type: 'string' },
+};
+
+export const SAMPLING_HELP = `sampling: --max-tokens N (128) --temperature T (${SAMPLING_DEFAULTS.temperature}; 0 = greedy) --top-k K (0 = off) --top-p P (${SAMPLING_DEFAULTS.topP})
+          --seed S (1) --repeat-penalty R (1 = off) --repeat-last-n N (64; 0 = whole context)
+stopping: --stop STR (repeatable) --ignore-eos --context-full error|stop (when prompt + max tokens exceed the
+          context: 'error' (default) refuses, 'stop' generates until the context is full)`;
+
+export function samplingArgs(values: Values, eos: number): Omit<GenerateOptions, 'tokenizer'> {
+  const temperature = num(values.temperature, 'temperature', SAMPLING_DEFAULTS.temperature);
+  if (temperature < 0) throw new UserError('--temperature must be >= 0');
+  const topP = num(values['top-p'], 'top-p', SAMPLING_DEFAULTS.topP);
+  if (!(topP > 0 && topP <= 1)) throw new UserError('--top-p must be in (0, 1]');
+  const repetitionPenalty = num(values['repeat-penalty'], 'repeat-penalty', 1);
+  if (!(repetitionPenalty > 0)) throw new UserError('--repeat-penalty must be > 0');
+  const cf = str(values['context-full']) ?? 'error';
+  if (cf !== 'error' && cf !== 'stop') throw new UserError(`--context-full must be 'error' or 'stop', got '${cf}'`);
+  const stop = values.stop;
+  return {
+    maxTokens: int(values['max-tokens'], 'max-tokens', 128, 0), temperature, topK: int(values['top-k'], 'top-k', SAMPLING_DEFAULTS.topK, 0), topP,
+    seed: int(values.seed, 'seed', 1, 0), repetitionPenalty, repetitionWindow: int(values['repeat-last-n'], 'repeat-last-n', 64, 0),
+    stop: Array.isArray(stop) ? stop.map(String) : [], stopTokens: values['ignore-eos'] ? [] : [eos], onContextFull: cf,
+  };
+}

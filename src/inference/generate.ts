@@ -1,0 +1,448 @@
+/**
+ * Inference with a key/value cache: prefill (many tokens of one or more sequences at once) and incremental decode
+ * (one new token per sequence per step), sampling, stop conditions and streaming.
+ *
+ * The cache of one sequence is [layers, maxSeq, nKvHeads·headDim] for K and the same for V (grouped-query aware:
+ * only the KV heads are stored). Every dense product goes through the Backend (matmul, rmsnorm, rope, swiglu), so a
+ * faster backend speeds generation up too; attention over the cache is done here, one query row at a time.
+ */
+import type { Backend, FloatArray } from '../kernels/backend.js';
+import type { Llama } from '../model/llama.js';
+import { ffnHiddenDim, headDim } from '../model/config.js';
+import type { Tokenizer } from '../tokenizer/types.js';
+import { Rng } from '../util/rng.js';
+import { UserError } from '../util/errors.js';
+import { sampleToken, applyRepetitionPenalty, type SamplingOptions } from './sampler.js';
+
+export class KVCache {
+  readonly k: FloatArray;
+  readonly v: FloatArray;
+  /** Number of positions filled. */
+  length = 0;
+  readonly rowWidth: number;
+  constructor(readonly nLayers: number, readonly maxSeq: number, kvWidth: number, backend: Backend) {
+    this.rowWidth = kvWidth;
+    this.k = backend.alloc(nLayers * maxSeq * kvWidth);
+    this.v = backend.alloc(nLayers * maxSeq * kvWidth);
+  }
+  reset(): void {
+    this.length = 0;
+  }
+}
+
+export interface StepItem {
+  cache: KVCache;
+  tokens: ArrayLike<number>;
+}
+
+interface Scratch {
+  rows: number;
+  x: FloatArray;
+  xn: FloatArray;
+  rstd: FloatArray;
+  q: FloatArray;
+  k: FloatArray;
+  v: FloatArray;
+  att: FloatArray;
+  h1: FloatArray;
+  h3: FloatArray;
+  gate: FloatArray;
+}
+
+/** Runs a Llama's weights incrementally over KV caches. Stateless apart from scratch buffers; caches hold the state. */
+export class Decoder {
+  readonly backend: Backend;
+  private scratch: Scratch | null = null;
+  private scores: Float64Array;
+  private acc: Float64Array;
+
+  constructor(readonly model: Llama) {
+    this.backend = model.backend;
+    this.scores = new Float64Array(model.config.maxSeqLen);
+    this.acc = new Float64Array(headDim(model.config));
+  }
+
+  get config() {
+    return this.model.config;
+  }
+
+  newCache(maxSeq = this.model.config.maxSeqLen): KVCache {
+    if (maxSeq > this.model.config.maxSeqLen) throw new UserError(`cache of ${maxSeq} positions exceeds the model's context (${this.model.config.maxSeqLen})`);
+    const c = this.model.config;
+    return new KVCache(c.nLayers, maxSeq, c.nKvHeads * headDim(c), this.backend);
+  }
+
+  private buffers(rows: number): Scratch {
+    if (this.scratch && this.scratch.rows >= rows) return this.scratch;
+    const c = this.model.config;
+    const be = this.backend;
+    const qw = c.nHeads * headDim(c);
+    const kw = c.nKvHeads * headDim(c);
+    const F = ffnHiddenDim(c);
+    this.scratch = null;
+    this.scratch = {
+      rows, x: be.alloc(rows * c.dim), xn: be.alloc(rows * c.dim), rstd: be.alloc(rows),
+      q: be.alloc(rows * qw), k: be.alloc(rows * kw), v: be.alloc(rows * kw), att: be.alloc(rows * qw),
+      h1: be.alloc(rows * F), h3: be.alloc(rows * F), gate: be.alloc(rows * F),
+    };
+    return this.scratch;
+  }
+
+  /**
+   * Appends each item's tokens to its cache and returns logits: for each item either its last row [V] ('last')
+   * or every new row [n, V] ('all').
+   */
+  step(items: StepItem[], logitsFor: 'last' | 'all' = 'last'): FloatArray[] {
+    const c = this.model.config;
+    const be = this.backend;
+    const p = this.model.params;
+    const L = this.model.layout;
+    const D = c.dim;
+    const hd = headDim(c);
+    const qw = c.nHeads * hd;
+    const kw = c.nKvHeads * hd;
+    const F = ffnHiddenDim(c);
+    let N = 0;
+    for (const it of items) {
+      if (it.tokens.length === 0) throw new RangeError('step: an item has no tokens');
+      if (it.cache.length + it.tokens.length > it.cache.maxSeq) {
+        throw new UserError(`sequence of ${it.cache.length + it.tokens.length} tokens exceeds the context of ${it.cache.maxSeq}`);
+      }
+      for (let i = 0; i < it.tokens.length; i++) {
+        const t = it.tokens[i];
+        if (!Number.isInteger(t) || t < 0 || t >= c.vocabSize) throw new UserError(`token id ${t} is outside the vocabulary (0..${c.vocabSize - 1})`);
+      }
+      N += it.tokens.length;
+    }
+    const s = this.buffers(N);
+    const ids = new Int32Array(N);
+    {
+      let r = 0;
+      for (const it of items) for (let i = 0; i < it.tokens.length; i++) ids[r++] = it.tokens[i];
+    }
+    be.embedding(s.x, p.view(L.tokEmbeddings), ids, D);
+    for (let l = 0; l < c.nLayers; l++) {
+      const w = L.layers[l];
+      be.rmsnorm(s.xn, s.rstd, s.x, p.view(w.attentionNorm), N, D, c.normEps);
+      be.matmul(s.q, s.xn, p.view(w.wq), N, D, qw);
+      be.matmul(s.k, s.xn, p.view(w.wk), N, D, kw);
+      be.matmul(s.v, s.xn, p.view(w.wv), N, D, kw);
+      let r0 = 0;
+      for (const it of items) {
+        const n = it.tokens.length;
+        const pos = it.cache.length;
+        const qs = s.q.subarray(r0 * qw, (r0 + n) * qw);
+        const ks = s.k.subarray(r0 * kw, (r0 + n) * kw);
+        be.rope(qs, 1, n, c.nHeads, this.model.rope, pos);
+        be.rope(ks, 1, n, c.nKvHeads, this.model.rope, pos);
+        const base = l * it.cache.maxSeq * kw;
+        it.cache.k.set(ks, base + pos * kw);
+        it.cache.v.set(s.v.subarray(r0 * kw, (r0 + n) * kw), base + pos * kw);
+        this.attend(s.att.subarray(r0 * qw, (r0 + n) * qw), qs, it.cache, l, pos, n);
+        r0 += n;
+      }
+      be.matmul(s.x, s.att, p.view(w.wo), N, qw, D, true);
+      be.rmsnorm(s.xn, s.rstd, s.x, p.view(w.ffnNorm), N, D, c.normEps);
+      be.matmul(s.h1, s.xn, p.view(w.w1), N, D, F);
+      be.matmul(s.h3, s.xn, p.view(w.w3), N, D, F);
+      be.swiglu(s.gate, s.h1, s.h3, N * F);
+      be.matmul(s.x, s.gate, p.view(w.w2), N, F, D, true);
+    }
+    for (const it of items) it.cache.length += it.tokens.length;
+    be.rmsnorm(s.xn, s.rstd, s.x, p.view(L.norm), N, D, c.normEps);
+    const V = c.vocabSize;
+    const wOut = p.view(L.output);
+    const out: FloatArray[] = [];
+    let r0 = 0;
+    for (const it of items) {
+      const n = it.tokens.length;
+      const first = logitsFor === 'last' ? r0 + n - 1 : r0;
+      const rows = logitsFor === 'last' ? 1 : n;
+      const lg = be.alloc(rows * V);
+      be.matmul(lg, s.xn.subarray(first * D, (first + rows) * D), wOut, rows, D, V);
+      out.push(lg);
+      r0 += n;
+    }
+    return out;
+  }
+
+  /** Causal attention of n new query rows (positions pos..pos+n-1) over the cache of layer l. */
+  private attend(out: FloatArray, q: FloatArray, cache: KVCache, l: number, pos: number, n: number): void {
+    const c = this.model.config;
+    const hd = headDim(c);
+    const H = c.nHeads;
+    const rep = H / c.nKvHeads;
+    const qw = H * hd;
+    const kw = cache.rowWidth;
+    const base = l * cache.maxSeq * kw;
+    const K = cache.k;
+    const Vc = cache.v;
+    const scale = 1 / Math.sqrt(hd);
+    const scores = this.scores;
+    const acc = this.acc;
+    for (let i = 0; i < n; i++) {
+      const last = pos + i;
+      for (let h = 0; h < H; h++) {
+        const qo = i * qw + h * hd;
+        const ko0 = base + Math.floor(h / rep) * hd;
+        let max = -Infinity;
+        for (let j = 0; j <= last; j++) {
+          const ko = ko0 + j * kw;
+          let dot = 0;
+          for (let d = 0; d < hd; d++) dot += q[qo + d] * K[ko + d];
+          const sc = dot * scale;
+          scores[j] = sc;
+          if (sc > max) max = sc;
+        }
+        let sum = 0;
+        acc.fill(0);
+        for (let j = 0; j <= last; j++) {
+          const pj = Math.exp(scores[j] - max);
+          sum += pj;
+          const vo = ko0 + j * kw;
+          for (let d = 0; d < hd; d++) acc[d] += pj * Vc[vo + d];
+        }
+        for (let d = 0; d < hd; d++) out[qo + d] = acc[d] / sum;
+      }
+    }
+  }
+
+  /** Prefill in chunks of at most `chunk` tokens; returns the logits after the last token. */
+  prefill(cache: KVCache, tokens: ArrayLike<number>, chunk = 256): FloatArray {
+    if (tokens.length === 0) throw new UserError('prompt is empty: give at least one token (e.g. BOS)');
+    let logits: FloatArray | null = null;
+    for (let i = 0; i < tokens.length; i += chunk) {
+      const part = Array.prototype.slice.call(tokens, i, Math.min(tokens.length, i + chunk)) as number[];
+      logits = this.step([{ cache, tokens: part }], 'last')[0];
+    }
+    return logits as FloatArray;
+  }
+
+  /** Logits after every position of a sequence (teacher forcing), [n, V], computed with a fresh cache in chunks. */
+  logitsAll(tokens: ArrayLike<number>, chunk = 128): FloatArray {
+    const V = this.model.config.vocabSize;
+    const out = this.backend.alloc(tokens.length * V);
+    const cache = this.newCache(Math.min(this.model.config.maxSeqLen, Math.max(1, tokens.length)));
+    for (let i = 0; i < tokens.length; i += chunk) {
+      const part = Array.prototype.slice.call(tokens, i, Math.min(tokens.length, i + chunk)) as number[];
+      out.set(this.step([{ cache, tokens: part }], 'all')[0], i * V);
+    }
+    return out;
+  }
+}
+
+// ------------------------------------------------------------------ generation
+
+export interface GenerateOptions extends SamplingOptions {
+  /** Maximum number of new tokens per sequence. */
+  maxTokens: number;
+  /** Sequence i samples with seed + i. */
+  seed: number;
+  /** >1 discourages tokens already in the context (CTRL / llama.cpp rule); 1 = off. */
+  repetitionPenalty?: number;
+  /** Only the last N context tokens are penalised (0 = the whole context). */
+  repetitionWindow?: number;
+  /** Token ids that end a sequence (not emitted). Defaults to the tokenizer's EOS when a tokenizer is given. */
+  stopTokens?: number[];
+  /** Strings that end a sequence; the text is cut before the stop string. Needs a tokenizer. */
+  stop?: string[];
+  tokenizer?: Tokenizer;
+  /** What to do when prompt + maxTokens exceeds the context: 'error' (default) or 'stop' (end with reason 'length'). */
+  onContextFull?: 'error' | 'stop';
+}
+
+export type FinishReason = 'eos' | 'stop' | 'max_tokens' | 'length';
+
+export interface TokenEvent {
+  /** Index of the prompt in the batch. */
+  seq: number;
+  /** The new token id. */
+  id: number;
+  /** Newly complete text (empty while a multi-byte character or a possible stop string is pending). */
+  text: string;
+  /** Set on the sequence's last event. */
+  done?: FinishReason;
+}
+
+export interface GenerationResult {
+  tokens: number[];
+  text: string;
+  finish: FinishReason;
+  promptTokens: number;
+}
+
+export interface GenerationStats {
+  prefillTokens: number;
+  prefillSeconds: number;
+  decodeTokens: number;
+  decodeSeconds: number;
+}
+
+interface SeqState {
+  cache: KVCache;
+  rng: Rng;
+  context: number[];
+  generated: number[];
+  emitted: number; // chars of text already emitted
+  done: FinishReason | null;
+  next: number; // token to feed next step
+}
+
+/** Longest suffix of text that is a proper prefix of one of the stop strings. */
+function pendingStopOverlap(text: string, stops: string[]): number {
+  let best = 0;
+  for (const s of stops) {
+    for (let k = Math.min(s.length - 1, text.length); k > best; k--) {
+      if (text.endsWith(s.slice(0, k))) {
+        best = k;
+        break;
+      }
+    }
+  }
+  return best;
+}
+
+function validateOptions(o: GenerateOptions): void {
+  if (!Number.isInteger(o.maxTokens) || o.maxTokens < 0) throw new UserError(`maxTokens must be a non-negative integer, got ${o.maxTokens}`);
+  if (!(o.temperature >= 0)) throw new UserError(`temperature must be >= 0, got ${o.temperature}`);
+  if (!(o.topP > 0 && o.topP <= 1)) throw new UserError(`top-p must be in (0, 1], got ${o.topP}`);
+  if (!Number.isInteger(o.topK) || o.topK < 0) throw new UserError(`top-k must be a non-negative integer, got ${o.topK}`);
+  if (o.repetitionPenalty !== undefined && !(o.repetitionPenalty > 0)) throw new UserError(`repetition penalty must be > 0, got ${o.repetitionPenalty}`);
+  if (o.stop?.length && !o.tokenizer) throw new UserError('stop strings need a tokenizer');
+}
+
+/**
+ * Streams tokens for a batch of prompts. All live sequences advance together: one batched decode step per token
+ * (the matmuls see one row per sequence). Each sequence ends on a stop token, a stop string, maxTokens or the context.
+ */
+export async function* generateStream(
+  decoder: Decoder, prompts: number[][], o: GenerateOptions, stats?: GenerationStats,
+): AsyncGenerator<TokenEvent, GenerationResult[], void> {
+  validateOptions(o);
+  const c = decoder.config;
+  const tok = o.tokenizer;
+  const stopTokens = new Set(o.stopTokens ?? (tok ? [tok.eosId] : []));
+  const stops = (o.stop ?? []).filter((s) => s.length > 0);
+  const states: SeqState[] = [];
+  const results: GenerationResult[] = [];
+  for (const [i, prompt] of prompts.entries()) {
+    if (prompt.length === 0) throw new UserError(`prompt ${i + 1} is empty: give at least one token (e.g. BOS)`);
+    if (prompt.length > c.maxSeqLen) throw new UserError(`prompt ${prompts.length > 1 ? `${i + 1} ` : ''}is ${prompt.length} tokens; the model's context is ${c.maxSeqLen}`);
+    if ((o.onContextFull ?? 'error') === 'error' && prompt.length + o.maxTokens > c.maxSeqLen) {
+      throw new UserError(`prompt (${prompt.length} tokens) + ${o.maxTokens} new tokens exceeds the model's context of ${c.maxSeqLen}; lower --max-tokens or shorten the prompt`);
+    }
+  }
+  // Prefill, one prompt at a time (they differ in length).
+  const t0 = performance.now();
+  for (const [i, prompt] of prompts.entries()) {
+    // size the cache for what this sequence can reach, not the whole context
+    const cache = decoder.newCache(Math.min(c.maxSeqLen, prompt.length + o.maxTokens));
+    const logits = decoder.prefill(cache, prompt);
+    const st: SeqState = { cache, rng: new Rng(o.seed + i), context: prompt.slice(), generated: [], emitted: 0, done: null, next: -1 };
+    states.push(st);
+    results.push({ tokens: st.generated, text: '', finish: 'max_tokens', promptTokens: prompt.length });
+    if (o.maxTokens === 0) st.done = 'max_tokens';
+    else st.next = pick(st, logits);
+    if (stats) stats.prefillTokens += prompt.length;
+  }
+  const t1 = performance.now();
+  if (stats) stats.prefillSeconds += (t1 - t0) / 1000;
+
+  function pick(st: SeqState, logits: FloatArray): number {
+    if (o.repetitionPenalty !== undefined && o.repetitionPenalty !== 1) {
+      const win = o.repetitionWindow ?? 0;
+      applyRepetitionPenalty(logits, win > 0 ? st.context.slice(-win) : st.context, o.repetitionPenalty);
+    }
+    return sampleToken(logits, o, st.rng);
+  }
+
+  /** Accepts st.next: records it, checks the stop conditions, returns the event to emit. */
+  function accept(i: number, st: SeqState): TokenEvent {
+    const id = st.next;
+    const ev: TokenEvent = { seq: i, id, text: '' };
+    if (stopTokens.has(id)) {
+      st.done = 'eos';
+    } else {
+      st.generated.push(id);
+      st.context.push(id);
+      if (tok) {
+        let text = tok.decode(st.generated);
+        let cut = -1;
+        for (const s of stops) {
+          const at = text.indexOf(s, Math.max(0, st.emitted - s.length));
+          if (at >= 0 && (cut < 0 || at < cut)) cut = at;
+        }
+        if (cut >= 0) {
+          st.done = 'stop';
+          text = text.slice(0, cut);
+        }
+        // hold back an incomplete UTF-8 character and a possible start of a stop string
+        let safe = text.length;
+        if (!st.done) {
+          if (text.endsWith('\ufffd')) safe = text.length - 1;
+          safe = Math.min(safe, text.length - pendingStopOverlap(text, stops));
+        }
+        if (safe > st.emitted) {
+          ev.text = text.slice(st.emitted, safe);
+          st.emitted = safe;
+        }
+        if (st.done) results[i].text = text;
+      }
+      if (!st.done && st.generated.length >= o.maxTokens) st.done = 'max_tokens';
+      if (!st.done && st.context.length >= c.maxSeqLen) st.done = 'length';
+    }
+    if (st.done) {
+      if (tok && st.done !== 'stop') {
+        // flush what was held back
+        const text = tok.decode(st.generated);
+        if (text.length > st.emitted) {
+          ev.text += text.slice(st.emitted);
+          st.emitted = text.length;
+        }
+        results[i].text = text;
+      }
+      results[i].finish = st.done;
+      ev.done = st.done;
+    }
+    return ev;
+  }
+
+  for (;;) {
+    const live = states.map((st, i) => [st, i] as const).filter(([st]) => !st.done);
+    if (live.length === 0) break;
+    const events = live.map(([st, i]) => accept(i, st));
+    for (const ev of events) yield ev;
+    const still = live.filter(([st]) => !st.done);
+    if (still.length === 0) break;
+    const t2 = performance.now();
+    const logits = decoder.step(still.map(([st]) => ({ cache: st.cache, tokens: [st.next] })), 'last');
+    still.forEach(([st], k) => {
+      st.next = pick(st, logits[k]);
+    });
+    if (stats) {
+      stats.decodeSeconds += (performance.now() - t2) / 1000;
+      stats.decodeTokens += still.length;
+    }
+    await new Promise<void>((r) => setImmediate(r)); // let I/O (streaming output, signals) through
+  }
+  return results;
+}
+
+/** Runs generateStream to the end and returns every sequence's result. */
+export async function generate(decoder: Decoder, prompts: number[][], o: GenerateOptions, stats?: GenerationStats): Promise<GenerationResult[]> {
+  const it = generateStream(decoder, prompts, o, stats);
+  for (;;) {
+    const r = await it.next();
+    if (r.done) return r.value;
+  }
+}
+
+/** Library convenience: an async iterator over the tokens of one prompt. */
+export async function* tokens(decoder: Decoder, prompt: number[], o: GenerateOptions): AsyncGenerator<TokenEvent, GenerationResult, void> {
+  const results = yield* generateStream(decoder, [prompt], o);
+  return results[0];
+}
+
+export function emptyStats(): GenerationStats {
+  return { prefillTokens: 0, prefillSeconds: 0, decodeTokens: 0, decodeSeconds: 0 };
+}

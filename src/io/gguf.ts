@@ -1,0 +1,409 @@
+/**
+ * GGUF v3 (llama.cpp's file format): reader and writer.
+ *
+ *   "GGUF" u32 version, u64 tensor_count, u64 kv_count
+ *   kv_count × (string key, u32 value_type, value)          strings: u64 length + UTF-8 bytes
+ *   tensor_count × (string name, u32 n_dims, n_dims × u64 ne, u32 ggml_type, u64 offset)
+ *   padding to general.alignment (default 32), then the tensor data; each offset is relative to the data start
+ *   and a multiple of the alignment.
+ *
+ * Dimension order: ne[0] is the fastest-varying (contiguous) dimension, the reverse of the row-major shape, so a
+ * PyTorch weight [out, in] is stored with ne = [in, out].
+ *
+ * The reader is defensive: every count and length is checked against the bytes that remain before anything is
+ * allocated, tensor extents must lie inside the file and not overlap, and only the types listed in GGML_TYPES are
+ * understood (others are named in the error).
+ */
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { UserError } from '../util/errors.js';
+import { writeFileAtomic } from '../util/fsutil.js';
+import { f16ToF32 } from './safetensors.js';
+import { f32ToF16, f32ToBf16 } from './half.js';
+
+export const GGUF_MAGIC = 0x46554747; // "GGUF" little-endian
+export const GGUF_DEFAULT_ALIGNMENT = 32;
+
+export enum GgufValueType {
+  UINT8 = 0, INT8 = 1, UINT16 = 2, INT16 = 3, UINT32 = 4, INT32 = 5, FLOAT32 = 6, BOOL = 7, STRING = 8, ARRAY = 9,
+  UINT64 = 10, INT64 = 11, FLOAT64 = 12,
+}
+
+const SCALAR_BYTES: Partial<Record<GgufValueType, number>> = {
+  [GgufValueType.UINT8]: 1, [GgufValueType.INT8]: 1, [GgufValueType.UINT16]: 2, [GgufValueType.INT16]: 2,
+  [GgufValueType.UINT32]: 4, [GgufValueType.INT32]: 4, [GgufValueType.FLOAT32]: 4, [GgufValueType.BOOL]: 1,
+  [GgufValueType.UINT64]: 8, [GgufValueType.INT64]: 8, [GgufValueType.FLOAT64]: 8,
+};
+
+/** ggml tensor types this module reads (all of them) and writes (F32, F16, Q8_0, BF16). */
+export const GGML_TYPES = {
+  F32: { id: 0, blockSize: 1, blockBytes: 4 },
+  F16: { id: 1, blockSize: 1, blockBytes: 2 },
+  Q8_0: { id: 8, blockSize: 32, blockBytes: 34 },
+  BF16: { id: 30, blockSize: 1, blockBytes: 2 },
+} as const;
+export type GgmlTypeName = keyof typeof GGML_TYPES;
+
+/** Names of the ggml types we do not read, for error messages. */
+const GGML_TYPE_NAMES: Record<number, string> = {
+  2: 'Q4_0', 3: 'Q4_1', 6: 'Q5_0', 7: 'Q5_1', 9: 'Q8_1', 10: 'Q2_K', 11: 'Q3_K', 12: 'Q4_K', 13: 'Q5_K', 14: 'Q6_K',
+  15: 'Q8_K', 16: 'IQ2_XXS', 17: 'IQ2_XS', 18: 'IQ3_XXS', 19: 'IQ1_S', 20: 'IQ4_NL', 21: 'IQ3_S', 22: 'IQ2_S', 23: 'IQ4_XS',
+  24: 'I8', 25: 'I16', 26: 'I32', 27: 'I64', 28: 'F64', 29: 'IQ1_M', 34: 'TQ1_0', 35: 'TQ2_0', 39: 'MXFP4',
+};
+
+function typeById(id: number): [GgmlTypeName, (typeof GGML_TYPES)[GgmlTypeName]] | null {
+  for (const [k, v] of Object.entries(GGML_TYPES)) if (v.id === id) return [k as GgmlTypeName, v];
+  return null;
+}
+
+export function ggmlTypeName(id: number): string {
+  return typeById(id)?.[0] ?? GGML_TYPE_NAMES[id] ?? `unknown type ${id}`;
+}
+
+export type GgufScalar = number | bigint | boolean | string;
+export type GgufValue = GgufScalar | GgufScalar[];
+
+export interface GgufTensorInfo {
+  name: string;
+  /** ggml order: ne[0] contiguous. */
+  ne: number[];
+  /** Row-major shape (ne reversed). */
+  shape: number[];
+  type: GgmlTypeName;
+  offset: number;
+  nbytes: number;
+}
+
+export interface GgufFile {
+  path: string;
+  version: number;
+  metadata: Map<string, GgufValue>;
+  tensors: Map<string, GgufTensorInfo>;
+  alignment: number;
+  dataStart: number;
+  readF32(name: string): Float32Array;
+}
+
+class NeedMore extends Error {}
+
+class Cursor {
+  pos = 0;
+  constructor(readonly buf: Buffer, readonly fileSize: number, readonly what: string) {}
+  need(n: number): void {
+    if (n < 0 || this.pos + n > this.buf.length) {
+      if (this.pos + n <= this.fileSize && this.buf.length < this.fileSize) throw new NeedMore();
+      throw new UserError(`${this.what} is truncated or corrupt: needs ${this.pos + n} bytes in its header, file has ${this.fileSize}`);
+    }
+  }
+  /** Bytes left in the file after the cursor: an upper bound for any count read next. */
+  left(): number {
+    return this.fileSize - this.pos;
+  }
+  u32(): number {
+    this.need(4);
+    const v = this.buf.readUInt32LE(this.pos);
+    this.pos += 4;
+    return v;
+  }
+  u64(): number {
+    this.need(8);
+    const v = this.buf.readBigUInt64LE(this.pos);
+    this.pos += 8;
+    if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new UserError(`${this.what} is corrupt: a 64-bit size (${v}) is out of range`);
+    return Number(v);
+  }
+  str(): string {
+    const n = this.u64();
+    if (n > this.left()) throw new UserError(`${this.what} is corrupt: a string of ${n} bytes exceeds the file`);
+    this.need(n);
+    const s = this.buf.toString('utf8', this.pos, this.pos + n);
+    this.pos += n;
+    return s;
+  }
+  scalar(t: GgufValueType): GgufScalar {
+    const b = this.buf;
+    if (t === GgufValueType.STRING) return this.str();
+    const n = SCALAR_BYTES[t];
+    if (n === undefined) throw new UserError(`${this.what} is corrupt: unknown metadata value type ${t}`);
+    this.need(n);
+    const p = this.pos;
+    this.pos += n;
+    switch (t) {
+      case GgufValueType.UINT8: return b.readUInt8(p);
+      case GgufValueType.INT8: return b.readInt8(p);
+      case GgufValueType.UINT16: return b.readUInt16LE(p);
+      case GgufValueType.INT16: return b.readInt16LE(p);
+      case GgufValueType.UINT32: return b.readUInt32LE(p);
+      case GgufValueType.INT32: return b.readInt32LE(p);
+      case GgufValueType.FLOAT32: return b.readFloatLE(p);
+      case GgufValueType.BOOL: return b.readUInt8(p) !== 0;
+      case GgufValueType.UINT64: return narrow(b.readBigUInt64LE(p));
+      case GgufValueType.INT64: return narrow(b.readBigInt64LE(p));
+      case GgufValueType.FLOAT64: return b.readDoubleLE(p);
+    }
+    throw new UserError(`${this.what} is corrupt: unknown metadata value type ${t}`);
+  }
+  value(t: GgufValueType): GgufValue {
+    if (t !== GgufValueType.ARRAY) return this.scalar(t);
+    const et = this.u32() as GgufValueType;
+    if (et === GgufValueType.ARRAY) throw new UserError(`${this.what}: nested metadata arrays are not supported`);
+    const count = this.u64();
+    const min = et === GgufValueType.STRING ? 8 : SCALAR_BYTES[et];
+    if (min === undefined) throw new UserError(`${this.what} is corrupt: unknown metadata array type ${et}`);
+    if (count * min > this.left()) throw new UserError(`${this.what} is corrupt: an array of ${count} values exceeds the file`);
+    const out: GgufScalar[] = new Array(count);
+    for (let i = 0; i < count; i++) out[i] = this.scalar(et);
+    return out;
+  }
+}
+
+function narrow(v: bigint): number | bigint {
+  return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
+}
+
+const MAX_HEADER = 512 * 1024 * 1024;
+
+export function readGguf(path: string): GgufFile {
+  const what = `GGUF file '${path}'`;
+  const fd = openSync(path, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    let want = Math.min(size, 1 << 20);
+    for (;;) {
+      const buf = Buffer.alloc(want);
+      readSync(fd, buf, 0, want, 0);
+      try {
+        return parse(buf, size, path, what);
+      } catch (e) {
+        if (!(e instanceof NeedMore)) throw e;
+        if (want >= Math.min(size, MAX_HEADER)) throw new UserError(`${what}: header is larger than ${MAX_HEADER} bytes`);
+        want = Math.min(size, MAX_HEADER, want * 4);
+      }
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function parse(buf: Buffer, size: number, path: string, what: string): GgufFile {
+  const c = new Cursor(buf, size, what);
+  if (size < 4) throw new UserError(`${what} is truncated (${size} bytes)`);
+  if (c.u32() !== GGUF_MAGIC) throw new UserError(`${what} is not a GGUF file (bad magic)`);
+  const version = c.u32();
+  if (version !== 3 && version !== 2) throw new UserError(`${what}: unsupported GGUF version ${version} (2 and 3 are supported)`);
+  const nTensors = c.u64();
+  const nKv = c.u64();
+  // each kv needs >= 8+4+1 bytes, each tensor info >= 8+4+8+4+8
+  if (nKv * 13 > c.left() || nTensors * 32 > c.left()) throw new UserError(`${what} is corrupt: ${nKv} metadata entries and ${nTensors} tensors cannot fit in ${size} bytes`);
+  const metadata = new Map<string, GgufValue>();
+  for (let i = 0; i < nKv; i++) {
+    const key = c.str();
+    const t = c.u32() as GgufValueType;
+    if (t > GgufValueType.FLOAT64) throw new UserError(`${what} is corrupt: metadata '${key}' has unknown type ${t}`);
+    metadata.set(key, c.value(t));
+  }
+  let alignment = GGUF_DEFAULT_ALIGNMENT;
+  const al = metadata.get('general.alignment');
+  if (al !== undefined) {
+    if (typeof al !== 'number' || !Number.isInteger(al) || al <= 0 || (al & (al - 1)) !== 0) throw new UserError(`${what}: general.alignment ${String(al)} is not a power of two`);
+    alignment = al;
+  }
+  const infos: GgufTensorInfo[] = [];
+  for (let i = 0; i < nTensors; i++) {
+    const name = c.str();
+    const nd = c.u32();
+    if (nd < 1 || nd > 4) throw new UserError(`${what}: tensor '${name}' has ${nd} dimensions (1 to 4 allowed)`);
+    const ne: number[] = [];
+    for (let d = 0; d < nd; d++) ne.push(c.u64());
+    const typeId = c.u32();
+    const offset = c.u64();
+    const tt = typeById(typeId);
+    if (!tt) throw new UserError(`${what}: tensor '${name}' has type ${ggmlTypeName(typeId)}, which llama-ts does not read (supported: ${Object.keys(GGML_TYPES).join(', ')})`);
+    let n = 1;
+    for (const d of ne) {
+      n *= d;
+      if (n > size * 8) throw new UserError(`${what}: tensor '${name}' shape [${ne.join(', ')}] is larger than the file`);
+    }
+    if (ne[0] % tt[1].blockSize !== 0) throw new UserError(`${what}: tensor '${name}' (${tt[0]}) row length ${ne[0]} is not a multiple of ${tt[1].blockSize}`);
+    const nbytes = (n / tt[1].blockSize) * tt[1].blockBytes;
+    if (offset % alignment !== 0) throw new UserError(`${what}: tensor '${name}' offset ${offset} is not aligned to ${alignment}`);
+    if (infos.some((x) => x.name === name)) throw new UserError(`${what}: tensor '${name}' appears twice`);
+    infos.push({ name, ne, shape: ne.slice().reverse(), type: tt[0], offset, nbytes });
+  }
+  const dataStart = Math.ceil(c.pos / alignment) * alignment;
+  const dataLen = size - dataStart;
+  for (const t of infos) {
+    if (t.offset + t.nbytes > dataLen) throw new UserError(`${what} is truncated: tensor '${t.name}' ends at byte ${t.offset + t.nbytes} of a ${Math.max(0, dataLen)}-byte data section`);
+  }
+  const sorted = infos.slice().sort((a, b) => a.offset - b.offset);
+  for (let i = 1; i < sorted.length; i++) {
+    if (sorted[i].offset < sorted[i - 1].offset + sorted[i - 1].nbytes) throw new UserError(`${what} is corrupt: tensors '${sorted[i - 1].name}' and '${sorted[i].name}' overlap`);
+  }
+  const tensors = new Map(infos.map((t) => [t.name, t]));
+  return {
+    path, version, metadata, tensors, alignment, dataStart,
+    readF32(name: string): Float32Array {
+      const t = tensors.get(name);
+      if (!t) throw new UserError(`${what} has no tensor '${name}'`);
+      const raw = Buffer.alloc(t.nbytes);
+      const fd = openSync(path, 'r');
+      try {
+        readSync(fd, raw, 0, t.nbytes, dataStart + t.offset);
+      } finally {
+        closeSync(fd);
+      }
+      return dequantize(raw, t.type, t.nbytes);
+    },
+  };
+}
+
+function dequantize(raw: Buffer, type: GgmlTypeName, nbytes: number): Float32Array {
+  switch (type) {
+    case 'F32': {
+      const out = new Float32Array(nbytes / 4);
+      new Uint8Array(out.buffer).set(raw);
+      return out;
+    }
+    case 'F16': {
+      const out = new Float32Array(nbytes / 2);
+      for (let i = 0; i < out.length; i++) out[i] = f16ToF32(raw.readUInt16LE(i * 2));
+      return out;
+    }
+    case 'BF16': {
+      const out = new Float32Array(nbytes / 2);
+      const u = new Uint32Array(out.buffer);
+      for (let i = 0; i < out.length; i++) u[i] = raw.readUInt16LE(i * 2) << 16;
+      return out;
+    }
+    case 'Q8_0': {
+      const blocks = nbytes / 34;
+      const out = new Float32Array(blocks * 32);
+      for (let b = 0; b < blocks; b++) {
+        const d = f16ToF32(raw.readUInt16LE(b * 34));
+        for (let j = 0; j < 32; j++) out[b * 32 + j] = d * raw.readInt8(b * 34 + 2 + j);
+      }
+      return out;
+    }
+  }
+}
+
+// ------------------------------------------------------------------ writing
+
+export { f32ToF16, f32ToBf16 } from './half.js';
+
+/** Encodes float32 values as a ggml type (Q8_0 as ggml's quantize_row_q8_0_ref). */
+export function encodeTensor(data: Float32Array, type: GgmlTypeName): Buffer {
+  switch (type) {
+    case 'F32':
+      return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    case 'F16': {
+      const out = Buffer.alloc(data.length * 2);
+      for (let i = 0; i < data.length; i++) out.writeUInt16LE(f32ToF16(data[i]), i * 2);
+      return out;
+    }
+    case 'BF16': {
+      const out = Buffer.alloc(data.length * 2);
+      for (let i = 0; i < data.length; i++) out.writeUInt16LE(f32ToBf16(data[i]), i * 2);
+      return out;
+    }
+    case 'Q8_0': {
+      if (data.length % 32 !== 0) throw new Error('Q8_0 needs a multiple of 32 values');
+      const blocks = data.length / 32;
+      const out = Buffer.alloc(blocks * 34);
+      for (let b = 0; b < blocks; b++) {
+        let amax = 0;
+        for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(data[b * 32 + j]));
+        const d = Math.fround(amax / 127);
+        const id = d ? Math.fround(1 / d) : 0;
+        out.writeUInt16LE(f32ToF16(d), b * 34);
+        for (let j = 0; j < 32; j++) {
+          const x = Math.fround(data[b * 32 + j] * id);
+          out.writeInt8(Math.sign(x) * Math.round(Math.abs(x)), b * 34 + 2 + j); // roundf: half away from zero
+        }
+      }
+      return out;
+    }
+  }
+}
+
+export interface GgufKv {
+  key: string;
+  type: GgufValueType;
+  /** For ARRAY: the element type. */
+  elemType?: GgufValueType;
+  value: GgufValue;
+}
+
+export interface GgufTensorToWrite {
+  name: string;
+  /** Row-major shape; written reversed. */
+  shape: number[];
+  data: Float32Array;
+  type: GgmlTypeName;
+}
+
+function encodeString(s: string): Buffer {
+  const b = Buffer.from(s, 'utf8');
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(b.length));
+  return Buffer.concat([len, b]);
+}
+
+function encodeScalar(t: GgufValueType, v: GgufScalar): Buffer {
+  if (t === GgufValueType.STRING) return encodeString(String(v));
+  const n = SCALAR_BYTES[t];
+  if (n === undefined) throw new Error(`cannot encode GGUF type ${t}`);
+  const b = Buffer.alloc(n);
+  switch (t) {
+    case GgufValueType.UINT8: b.writeUInt8(Number(v)); break;
+    case GgufValueType.INT8: b.writeInt8(Number(v)); break;
+    case GgufValueType.UINT16: b.writeUInt16LE(Number(v)); break;
+    case GgufValueType.INT16: b.writeInt16LE(Number(v)); break;
+    case GgufValueType.UINT32: b.writeUInt32LE(Number(v)); break;
+    case GgufValueType.INT32: b.writeInt32LE(Number(v)); break;
+    case GgufValueType.FLOAT32: b.writeFloatLE(Number(v)); break;
+    case GgufValueType.BOOL: b.writeUInt8(v ? 1 : 0); break;
+    case GgufValueType.UINT64: b.writeBigUInt64LE(BigInt(v as number)); break;
+    case GgufValueType.INT64: b.writeBigInt64LE(BigInt(v as number)); break;
+    case GgufValueType.FLOAT64: b.writeDoubleLE(Number(v)); break;
+  }
+  return b;
+}
+
+export function writeGguf(path: string, kvs: GgufKv[], tensors: GgufTensorToWrite[], alignment = GGUF_DEFAULT_ALIGNMENT): void {
+  const head: Buffer[] = [];
+  const u32 = (v: number) => encodeScalar(GgufValueType.UINT32, v);
+  const u64 = (v: number) => encodeScalar(GgufValueType.UINT64, v);
+  head.push(u32(GGUF_MAGIC), u32(3), u64(tensors.length), u64(kvs.length));
+  for (const kv of kvs) {
+    head.push(encodeString(kv.key), u32(kv.type));
+    if (kv.type === GgufValueType.ARRAY) {
+      const arr = kv.value as GgufScalar[];
+      const et = kv.elemType as GgufValueType;
+      head.push(u32(et), u64(arr.length));
+      if (et === GgufValueType.STRING) for (const v of arr) head.push(encodeString(String(v)));
+      else {
+        const n = SCALAR_BYTES[et] as number;
+        const b = Buffer.alloc(arr.length * n);
+        arr.forEach((v, i) => encodeScalar(et, v).copy(b, i * n));
+        head.push(b);
+      }
+    } else head.push(encodeScalar(kv.type, kv.value as GgufScalar));
+  }
+  const datas: Buffer[] = [];
+  let offset = 0;
+  for (const t of tensors) {
+    const n = t.shape.reduce((a, b) => a * b, 1);
+    if (n !== t.data.length) throw new Error(`writeGguf: '${t.name}' has ${t.data.length} values for shape [${t.shape}]`);
+    const ne = t.shape.slice().reverse();
+    head.push(encodeString(t.name), u32(ne.length));
+    for (const d of ne) head.push(u64(d));
+    head.push(u32(GGML_TYPES[t.type].id), u64(offset));
+    const data = encodeTensor(t.data, t.type);
+    const pad = (alignment - (data.length % alignment)) % alignment;
+    datas.push(data, Buffer.alloc(pad));
+    offset += data.length + pad;
+  }
+  const headLen = head.reduce((a, b) => a + b.length, 0);
+  head.push(Buffer.alloc((alignment - (headLen % alignment)) % alignment));
+  writeFileAtomic(path, [...head, ...datas]);
+}
