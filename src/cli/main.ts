@@ -12,6 +12,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   sample: async () => (await import('./sample.js')).command,
   info: async () => (await import('./info.js')).command,
   plan: async () => (await import('./plan.js')).command,
+  data: async () => (await import('./data.js')).command,
 };
 
 async function usage(): Promise<string> {
