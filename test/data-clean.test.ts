@@ -100,3 +100,9 @@ test('HashSet64 grows and finds every member', () => {
   assert.equal(s.add(0, 0), true);
   assert.equal(s.add(0, 1), false, 'the zero hash is folded onto [0, 1]');
 });
+
+test('the fused line-key hash equals hashing the CCNet line key', async () => {
+  const { lineKeyHash, lineKey } = await import('../src/data/clean.js');
+  const lines = ['  Hello   World 123  ', 'ÀÉÎ ÕÜ  ñ 42 x', '\tTabs\tand\u00a0nbsp  ', 'ΑΒΓ Привет 9 ٣', '', '   ', 'a', 'Ünïcödé\u2003spaces\u3000here', 'emoji 😀 line 7'];
+  for (const l of lines) assert.deepEqual(lineKeyHash(l, 0x5151), hash64(lineKey(l), 0x5151), JSON.stringify(l));
+});
