@@ -275,6 +275,13 @@ export async function prepareData(o: PrepareOptions): Promise<PrepareResult> {
   mkdirSync(stage);
   const pool = new EncodePool(workers, tok, o.tokenizerPath ?? null);
   const t0 = performance.now();
+  // Ctrl-C: remove the staging directory, so an interrupted prepare leaves nothing behind either
+  const onSignal = () => {
+    rmSync(stage, { recursive: true, force: true });
+    process.exit(130);
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   try {
     const sources: SourceEntry[] = [];
     for (const src of o.recipe.sources) sources.push(await prepareSource(src, o.recipe, pool, tok, stage, o));
@@ -305,6 +312,8 @@ export async function prepareData(o: PrepareOptions): Promise<PrepareResult> {
     rmSync(stage, { recursive: true, force: true });
     throw e;
   } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     await pool.close();
   }
 }
