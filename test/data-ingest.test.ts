@@ -37,6 +37,11 @@ test('Parquet: text column read row group by row group; a null text is a bad rec
   assert.match(r.docs[10].text, /^Document 11 is about marshes\./);
   assert.deepEqual(r.counters.badRecords, { 'missing text field': 1 });
   await assert.rejects(docs({ paths: [join(fixtures, 'docs.parquet')], format: 'parquet', textField: 'body' }), /has no column "body" \(columns: id, text\)/);
+  const gz = await docs({ paths: [join(fixtures, 'docs-gzip.parquet')], format: 'parquet', onBadRecord: 'skip' });
+  assert.deepEqual(gz.docs.map((x) => x.text), r.docs.map((x) => x.text), 'GZIP pages');
+  const junk = join(tmp(), 'junk.parquet');
+  writeFileSync(junk, 'PAR1 this is not parquet PAR1');
+  await assert.rejects(docs({ paths: [junk], format: 'parquet' }), (e) => e instanceof UserError && /is not a readable Parquet file/.test(e.message));
 });
 
 test('malformed JSONL: fails with file and line, or is skipped and counted', async () => {

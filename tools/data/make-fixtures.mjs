@@ -4,6 +4,7 @@
  *   docs.parquet     3 row groups (rowGroupSize 4), SNAPPY (hyparquet-writer's default codec), columns id (INT32)
  *                    and text (STRING, nullable: row 9 is null); written with hyparquet-writer (devDependency),
  *                    since pyarrow is not available here.
+ *   docs-gzip.parquet  the same table with GZIP-compressed pages.
  *   docs.jsonl.zst   5 JSONL documents compressed with the zstd command-line tool (Debian package zstd),
  *                    because fzstd, the runtime dependency, only decompresses.
  *   docs.jsonl.gz    the same documents, gzip (node:zlib).
@@ -30,6 +31,17 @@ const buf = parquetWriteBuffer({
   rowGroupSize: 4,
 });
 writeFileSync(dir + 'docs.parquet', Buffer.from(buf));
+// the same table with GZIP pages (decoded at run time by node:zlib through hyparquet's compressors hook)
+const gz = parquetWriteBuffer({
+  columnData: [
+    { name: 'id', data: Int32Array.from(topics, (_, i) => i), type: 'INT32' },
+    { name: 'text', data: parquetTexts, type: 'STRING', nullable: true },
+  ],
+  rowGroupSize: 4,
+  codec: 'GZIP',
+  compressors: { GZIP: (input) => new Uint8Array(gzipSync(input)) },
+});
+writeFileSync(dir + 'docs-gzip.parquet', Buffer.from(gz));
 
 const docs = [
   'The first compressed document talks about the weather in spring, when the rain comes and the gardens turn green again.',
