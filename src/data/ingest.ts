@@ -325,11 +325,3 @@ export async function* ingest(spec: IngestSpec, counters: IngestCounters): Async
 export function newCounters(): IngestCounters {
   return { files: 0, bytes: 0, docs: 0, badRecords: {} };
 }
-
-// kept for callers that need whole-buffer decompression (tests, tools)
-export function decompressBuffer(file: string, data: Uint8Array): Uint8Array {
-  const kind = compression(file);
-  if (kind === 'gz') return new Uint8Array(gunzipSync(data));
-  if (kind === 'zst') return zstdDecompress(data);
-  return data;
-}

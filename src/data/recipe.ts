@@ -8,7 +8,7 @@
  * LLaMA's Table 1 lists share_i and epochs_i; e.g. Wikipedia 4.5% of 1.4T at 2.45 epochs ⇔ T ≈ 25.7B tokens.
  */
 import { dirname, resolve } from 'node:path';
-import { readJsonFile } from '../cli/common.js';
+import { readFileSync } from 'node:fs';
 import { UserError } from '../util/errors.js';
 import { CLEAN_DEFAULTS, type CleanOptions } from './clean.js';
 import type { BadRecordPolicy, IngestSpec, SourceFormat } from './ingest.js';
@@ -134,7 +134,19 @@ export function parseRecipe(json: unknown, baseDir: string, path: string | null 
 }
 
 export function loadRecipe(path: string, onBadRecord?: BadRecordPolicy): Recipe {
-  return parseRecipe(readJsonFile(path, 'recipe'), dirname(resolve(path)), path, onBadRecord);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new UserError(`cannot read recipe '${path}': ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new UserError(`recipe '${path}' is not valid JSON: ${(e as Error).message}`);
+  }
+  return parseRecipe(json, dirname(resolve(path)), path, onBadRecord);
 }
 
 export interface PlanRow {
