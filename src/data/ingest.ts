@@ -96,7 +96,8 @@ class ZstdStream extends Transform {
   constructor() {
     super();
     this.d = new ZstdDecompress((chunk) => {
-      if (chunk.length) this.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+      // copied: the decoder may reuse block memory, and readLines keeps views of earlier chunks
+      if (chunk.length) this.push(Buffer.from(chunk));
     });
   }
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
