@@ -5,7 +5,7 @@ import type { Command } from './main.js';
 import { parse, int, num, str } from './args.js';
 import { formatTable, human, pct } from './table.js';
 import { UserError } from '../util/errors.js';
-import { loadRecipe, planMixture, type Recipe } from '../data/recipe.js';
+import { loadRecipe, parseCount, planMixture, type Recipe } from '../data/recipe.js';
 import { prepareData } from '../data/prepare.js';
 import { formatReport } from '../data/clean.js';
 import { sourceBytes } from '../data/ingest.js';
@@ -109,7 +109,7 @@ function plan(argv: string[]): number {
   const manifest = dataDir ? (isPreparedDir(dataDir) ? readManifest(dataDir) : (() => { throw new UserError(`'${dataDir}' is not a prepared data directory`); })()) : null;
   const defaultBpt = num(values['bytes-per-token'], 'bytes-per-token', 4);
   if (!(defaultBpt > 0)) throw new UserError('--bytes-per-token must be > 0');
-  const total = values.total !== undefined ? num(values.total, 'total', 0) : recipe.totalTokens;
+  const total = values.total !== undefined ? parseCount(str(values.total), '--total') : recipe.totalTokens;
   if (!(total > 0)) throw new UserError('--total must be > 0');
   const basis: string[] = [];
   const sources = recipe.sources.map((s) => {
