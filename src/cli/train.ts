@@ -4,16 +4,17 @@ import { configOptions, loadConfigArg } from './common.js';
 import { createBackend } from '../kernels/index.js';
 import { train, HYPER_DEFAULTS, type Hyper, type TrainResult } from '../training/trainer.js';
 import { openCheckpoint } from '../training/checkpoint.js';
-import { prepareTextData } from '../data/text.js';
-import { ByteTokenizer } from '../tokenizer/bytes.js';
+import { openTrainingData } from '../data/loader.js';
+import { loadTokenizer } from '../data/tokenizer.js';
 import { describeConfig, paramCount, makeConfig, type LlamaConfig } from '../model/config.js';
 import { UserError } from '../util/errors.js';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 
 export const trainOptions = {
   ...configOptions,
   data: { type: 'string' },
+  tokenizer: { type: 'string' },
   out: { type: 'string' },
   steps: { type: 'string' },
   batch: { type: 'string' },
@@ -39,7 +40,8 @@ export const trainOptions = {
 const HELP = `usage: llama-ts train (--preset NAME | --config FILE) [options]
 
 model:    --preset NAME | --config FILE, overrides --dim --layers --heads --kv-heads --vocab --seq --multiple-of
-data:     --data PATH        text file (blank-line separated documents), directory of .txt, or 'brown' (default)
+data:     --data PATH        prepared dir ('llama-ts data prepare'), text file (blank-line separated documents), directory of .txt, or 'brown' (default)
+          --tokenizer T.model SentencePiece model (default: bytes); must match the one a prepared dir was made with
 output:   --out DIR          run directory: train.jsonl log and checkpoints/ (default runs/<preset>)
 schedule: --steps N (${HYPER_DEFAULTS.steps}) --batch B (${HYPER_DEFAULTS.batch}) --seq T (model max, at most 256) --accum K (1)
           --lr PEAK (${HYPER_DEFAULTS.lr}) --warmup N (${HYPER_DEFAULTS.warmup}) --min-lr-ratio R (${HYPER_DEFAULTS.minLrRatio})
@@ -72,7 +74,8 @@ export function hyperFromValues(values: Values, config: LlamaConfig, base: Hyper
 
 /** Shared by `train` and `demo`: builds everything from parsed flags and runs the loop. */
 export async function runTraining(values: Values, defaults: { preset?: string; out?: string; hyper?: Hyper } = {}): Promise<TrainResult> {
-  const tok = new ByteTokenizer();
+  const tokPath = str(values.tokenizer);
+  const tok = await loadTokenizer(tokPath);
   const outDir = str(values.out) ?? defaults.out ?? join('runs', str(values.preset) ?? defaults.preset ?? 'model');
   let config: LlamaConfig;
   const modelFlags = Object.keys(configOptions).filter((k) => k !== 'seq' && values[k] !== undefined);
@@ -88,14 +91,14 @@ export async function runTraining(values: Values, defaults: { preset?: string; o
   }
   const hyper = hyperFromValues(values, config, defaults.hyper);
   const backend = createBackend(str(values.backend));
-  const data = prepareTextData(str(values.data) ?? 'brown', tok, hyper.seed, hyper.seq);
+  const data = openTrainingData(str(values.data) ?? 'brown', tok, hyper.seed, hyper.seq);
   if (!values.quiet) {
     console.error(`model: ${describeConfig(config)} (${paramCount(config).toLocaleString('en-US')} parameters), backend ${backend.name}`);
     console.error(`data: ${data.trainTokens.toLocaleString('en-US')} training / ${data.heldOutTokens.toLocaleString('en-US')} held-out tokens; run dir ${outDir}`);
   }
   return train({
     config, backend, hyper, runDir: outDir, train: data.train, heldOut: data.heldOut,
-    tokenizer: { kind: 'bytes' }, resume: Boolean(values.resume), extendSteps: values.steps !== undefined ? hyper.steps : undefined,
+    tokenizer: tokPath ? { kind: 'sentencepiece', file: basename(tokPath) } : { kind: 'bytes' }, tokenizerFile: tokPath, resume: Boolean(values.resume), extendSteps: values.steps !== undefined ? hyper.steps : undefined,
     stopAt: int(values['stop-at'], 'stop-at', undefined, 1), quiet: Boolean(values.quiet),
   });
 }
