@@ -9,6 +9,7 @@ import { existsSync, mkdirSync, readFileSync, statSync, closeSync, openSync, rea
 import { dirname, join } from 'node:path';
 import type { Backend } from '../kernels/backend.js';
 import { Llama } from '../model/llama.js';
+import { tokenizerFromRef } from '../tokenizer/ref.js';
 import { openCheckpoint, saveModelSafetensors, CHECKPOINT_FORMAT, type CheckpointState, type TokenizerRef } from '../training/checkpoint.js';
 import { MissingTokenizer, byteVocab, tokenizerFromVocab, validateVocab, vocabFromTokenizer, isByteVocab, type TokenizerVocab } from '../tokenizer/vocab.js';
 import type { Tokenizer } from '../tokenizer/types.js';
@@ -63,20 +64,12 @@ export function parseFormat(s: string, flag: string): ModelFormat {
 function ckptSource(path: string): ModelSource {
   const ck = openCheckpoint(path);
   const c = ck.state.config;
-  let vocab: TokenizerVocab | null = null;
-  const ref = ck.state.tokenizer as TokenizerRef;
-  if (ref.kind === 'bytes') vocab = byteVocab(c.vocabSize);
-  else if (ref.kind === 'vocab') {
-    try {
-      vocab = JSON.parse(readFileSync(join(ck.dir, ref.file), 'utf8')) as TokenizerVocab;
-    } catch (e) {
-      throw new UserError(`checkpoint '${ck.dir}': tokenizer file '${ref.file}' is unreadable (${(e as Error).message})`);
-    }
-    validateVocab(vocab, `checkpoint '${ck.dir}' tokenizer`);
-  }
+  const tokenizer = tokenizerFromRef(ck.state.tokenizer as TokenizerRef, ck.dir);
+  const vocab = vocabFromTokenizer(tokenizer, c.vocabSize);
+  if (vocab) validateVocab(vocab, `checkpoint '${ck.dir}' tokenizer`);
   let cached: Llama | null = null;
   return {
-    config: c, vocab, description: `checkpoint '${ck.dir}'`,
+    config: c, vocab, tokenizer, description: `checkpoint '${ck.dir}'`,
     tensor(name) {
       if (!cached) {
         cached = new Llama(c, { alloc: (n: number) => new Float32Array(n) } as unknown as Backend);
@@ -126,7 +119,7 @@ export function loadAnyModel(path: string, backend: Backend, format?: ModelForma
   const { source, format: f } = openModelSource(path, format);
   const model = new Llama(source.config, backend);
   fillModel(model, source);
-  const tokenizer = source.vocab ? tokenizerFromVocab(source.vocab) : new MissingTokenizer(source.config.vocabSize, `${source.description} has no tokenizer llama-ts can read`);
+  const tokenizer = source.tokenizer ?? (source.vocab ? tokenizerFromVocab(source.vocab) : new MissingTokenizer(source.config.vocabSize, `${source.description} has no tokenizer llama-ts can read`));
   return { model, vocab: source.vocab, tokenizer, format: f, description: source.description };
 }
 

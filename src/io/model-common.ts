@@ -1,4 +1,5 @@
 /** What every model format reader produces and every writer consumes. */
+import type { Tokenizer } from '../tokenizer/types.js';
 import { ffnHiddenDim, makeConfig, type LlamaConfig } from '../model/config.js';
 import type { Llama } from '../model/llama.js';
 import { paramLayout } from '../model/params.js';
@@ -10,6 +11,8 @@ export interface ModelSource {
   /** A tensor under Meta's name (see model/params.ts), float32, row-major in Meta's layout. */
   tensor(name: string): Float32Array;
   vocab: TokenizerVocab | null;
+  /** The exact tokenizer when the source carries one (a checkpoint's SentencePiece model); else built from vocab. */
+  tokenizer?: Tokenizer;
   /** What was read, for messages. */
   description: string;
 }

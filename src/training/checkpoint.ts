@@ -20,7 +20,8 @@ import { paramLayout } from '../model/params.js';
 export const CHECKPOINT_FORMAT = 'llama-ts-checkpoint';
 
 /** 'vocab': a TokenizerVocab JSON file (pieces/scores/types/specials) written when a model is converted from another format. */
-export type TokenizerRef = { kind: 'bytes' } | { kind: 'sentencepiece'; file: string } | { kind: 'vocab'; file: string };
+import type { TokenizerRef } from '../tokenizer/ref.js';
+export type { TokenizerRef };
 
 export interface CheckpointState {
   format: typeof CHECKPOINT_FORMAT;
