@@ -1,4 +1,8 @@
-import { rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { loadRecipe } from '../data/recipe.js';
+import { prepareData, MANIFEST } from '../data/prepare.js';
+import { join } from 'node:path';
 import type { Command } from './main.js';
 import { parse, num, str } from './args.js';
 import { runTraining, trainOptions } from './train.js';
@@ -12,6 +16,18 @@ import { Rng } from '../util/rng.js';
 
 /** The demo model: small enough to learn English spelling and common words in minutes on two cores. */
 export const DEMO_MODEL = { dim: 128, nLayers: 4, nHeads: 4, nKvHeads: 2, multipleOf: 32, maxSeqLen: 128, vocabSize: new ByteTokenizer().vocabSize };
+
+/** The bundled demo mixture: Brown corpus, Node.js API prose, this project's docs (data/recipes/demo.json). */
+export const DEMO_RECIPE = fileURLToPath(new URL('../../../data/recipes/demo.json', import.meta.url));
+
+/** Prepares the demo mixture with the byte tokenizer (once; later runs reuse the shards). */
+export async function prepareDemoData(out: string, quiet: boolean): Promise<string> {
+  if (!existsSync(join(out, MANIFEST))) {
+    const r = await prepareData({ recipe: loadRecipe(DEMO_RECIPE), out, tokenizerPath: null, force: true, quiet });
+    if (!quiet) console.error(`demo data: ${r.tokens.toLocaleString('en-US')} tokens from ${(r.bytesIn / 1e6).toFixed(1)} MB in ${r.seconds.toFixed(1)} s → ${out}`);
+  }
+  return out;
+}
 
 /** Milliseconds of one training step of this shape on this backend (two steps, the second timed). */
 function timeOneStep(backendName: string | undefined, batch: number, seq: number): number {
@@ -33,9 +49,11 @@ export const command: Command = {
   async run(argv) {
     const { values } = parse(argv, { ...trainOptions, minutes: { type: 'string' } });
     if (values.help) {
-      console.log('usage: llama-ts demo [--minutes M (3)] [--out DIR (runs/demo)] [--backend NAME] [any train option]');
+      console.log('usage: llama-ts demo [--minutes M (3)] [--out DIR (runs/demo)] [--data DIR] [--backend NAME] [any train option]');
+      console.log(`Without --data, prepares the bundled mixture (${DEMO_RECIPE}) into runs/demo-data once and trains on it.`);
       return 0;
     }
+    if (values.data === undefined) values.data = await prepareDemoData('runs/demo-data', Boolean(values.quiet));
     const minutes = num(values.minutes, 'minutes', 3);
     const batch = 8;
     const seq = DEMO_MODEL.maxSeqLen;
