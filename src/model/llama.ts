@@ -61,9 +61,13 @@ export class Llama {
   readonly params: FlatTensors;
   grads: FlatTensors | null = null;
   readonly rope: RopeTable;
+  /** Derived widths: D = dim, hd = head dim, qw/kw = query/key-value widths, F = SwiGLU hidden. */
+  private readonly sz: { D: number; hd: number; qw: number; kw: number; F: number };
   private acts: Activations | null = null;
 
   constructor(readonly config: LlamaConfig, readonly backend: Backend) {
+    const hd = headDim(config);
+    this.sz = { D: config.dim, hd, qw: config.nHeads * hd, kw: config.nKvHeads * hd, F: ffnHiddenDim(config) };
     this.layout = paramLayout(config);
     this.params = new FlatTensors(this.layout, backend);
     this.rope = makeRopeTable(headDim(config), config.maxSeqLen, config.ropeTheta);
@@ -84,10 +88,7 @@ export class Llama {
     const c = this.config;
     const be = this.backend;
     const N = batch * seq;
-    const hd = headDim(c);
-    const qw = c.nHeads * hd;
-    const kw = c.nKvHeads * hd;
-    const F = ffnHiddenDim(c);
+    const { qw, kw, F } = this.sz;
     const layers: LayerActs[] = [];
     for (let l = 0; l < c.nLayers; l++) {
       layers.push({
@@ -133,11 +134,7 @@ export class Llama {
     const be = this.backend;
     const p = this.params;
     const N = batch * seq;
-    const D = c.dim;
-    const hd = headDim(c);
-    const qw = c.nHeads * hd;
-    const kw = c.nKvHeads * hd;
-    const F = ffnHiddenDim(c);
+    const { D, hd, qw, kw, F } = this.sz;
     // attention block
     be.rmsnorm(s.xn1, s.rstd1, s.x, p.view(w.attentionNorm), N, D, c.normEps);
     be.matmul(s.q, s.xn1, p.view(w.wq), N, D, qw);
@@ -228,11 +225,7 @@ export class Llama {
     const p = this.params;
     const { batch, seq } = a;
     const N = batch * seq;
-    const D = c.dim;
-    const hd = headDim(c);
-    const qw = c.nHeads * hd;
-    const kw = c.nKvHeads * hd;
-    const F = ffnHiddenDim(c);
+    const { D, hd, qw, kw, F } = this.sz;
     // feed-forward block: out = xMid + gate·W2ᵀ
     be.matmulBackwardWeight(g.view(w.w2), a.dx, s.gate, N, F, D);
     be.matmulBackwardInput(a.dGate, a.dx, p.view(w.w2), N, F, D);

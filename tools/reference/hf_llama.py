@@ -13,11 +13,12 @@ Run with Debian's python3-torch:  /usr/bin/python3 tools/reference/hf_llama.py [
 import json
 import math
 import os
-import struct
 import sys
 
 import torch
 import torch.nn.functional as F
+
+from torch_llama import write_safetensors  # same folder; importing it runs nothing
 
 torch.manual_seed(1)
 torch.set_num_threads(1)
@@ -79,19 +80,6 @@ def forward(p, tokens):
         g = F.silu(x @ p[pre + "mlp.gate_proj.weight"].T) * (x @ p[pre + "mlp.up_proj.weight"].T)
         h = h + g @ p[pre + "mlp.down_proj.weight"].T
     return rms_norm(h, p["model.norm.weight"]) @ p["lm_head.weight"].T
-
-
-def write_safetensors(path, tensors, meta):
-    header, blobs, off = {"__metadata__": meta}, [], 0
-    for name, t in tensors.items():
-        b = t.detach().contiguous().float().numpy().tobytes()
-        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    h = json.dumps(header).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
 
 
 def main():
