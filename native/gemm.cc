@@ -13,79 +13,94 @@
 namespace lt {
 namespace {
 
-typedef void (*Ukr)(long kc, const float* A, const float* B, float* C, long ldc, bool acc);
+// Micro-kernel: C[MR,NR] (+)= A·B over kc. A is a packed panel (A[k*MR + i]) or, when DA, rows read in place
+// (A[i*lda + k]); B is a packed panel (B[k*NR + j]) or, when DB, rows read in place (B[k*ldb + j]).
+// Reading an operand in place avoids repacking a large weight that only a few rows use (the 32-row head chunks).
+typedef void (*Ukr)(long kc, const float* A, long lda, const float* B, long ldb, float* C, long ldc, bool acc);
 
 struct KernelDesc {
   int MR, NR, MC, KC, NC;
-  Ukr ukr;
+  Ukr ukr[2][2];  // [DA][DB]
 };
 
 // ---------------------------------------------------------------- micro-kernels
 
-// Portable: the compiler vectorises the NR loop with whatever the baseline ISA has.
-constexpr int G_MR = 4, G_NR = 16;
-void ukr_generic(long kc, const float* A, const float* B, float* C, long ldc, bool acc) {
-  float c[G_MR][G_NR];
-  for (int i = 0; i < G_MR; i++)
-    for (int j = 0; j < G_NR; j++) c[i][j] = 0.f;
+// Portable 6x8 with GCC vector extensions (SSE2 on x86-64, NEON elsewhere): 12 accumulators of 4 lanes.
+typedef float v4f __attribute__((vector_size(16)));
+constexpr int G_MR = 6, G_NR = 8;
+template <bool DA, bool DB>
+void ukr_generic(long kc, const float* A, long lda, const float* B, long ldb, float* C, long ldc, bool acc) {
+  v4f c[G_MR][2];
+  for (int i = 0; i < G_MR; i++) c[i][0] = c[i][1] = v4f{0, 0, 0, 0};
   for (long k = 0; k < kc; k++) {
+    const float* b = DB ? B + k * ldb : B + k * G_NR;
+    v4f b0, b1;
+    std::memcpy(&b0, b, 16);
+    std::memcpy(&b1, b + 4, 16);
     for (int i = 0; i < G_MR; i++) {
-      float a = A[i];
-      for (int j = 0; j < G_NR; j++) c[i][j] += a * B[j];
+      float a = DA ? A[i * lda + k] : A[k * G_MR + i];
+      c[i][0] += a * b0;
+      c[i][1] += a * b1;
     }
-    A += G_MR;
-    B += G_NR;
   }
-  for (int i = 0; i < G_MR; i++)
-    for (int j = 0; j < G_NR; j++) C[i * ldc + j] = acc ? C[i * ldc + j] + c[i][j] : c[i][j];
+  for (int i = 0; i < G_MR; i++) {
+    float* p = C + i * ldc;
+    if (acc) {
+      v4f x0, x1;
+      std::memcpy(&x0, p, 16);
+      std::memcpy(&x1, p + 4, 16);
+      c[i][0] += x0;
+      c[i][1] += x1;
+    }
+    std::memcpy(p, &c[i][0], 16);
+    std::memcpy(p + 4, &c[i][1], 16);
+  }
 }
 
 #if LT_X86
 // AVX2/FMA 6x16: 12 accumulators, 2 B vectors, 1 broadcast.
-LT_TARGET_AVX2 void ukr_avx2_6x16(long kc, const float* A, const float* B, float* C, long ldc, bool acc) {
-  __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(), c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
-  __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps(), c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
-  __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps(), c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+template <bool DA, bool DB>
+LT_TARGET_AVX2 void ukr_avx2(long kc, const float* A, long lda, const float* B, long ldb, float* C, long ldc, bool acc) {
+  __m256 c[6][2];
+#pragma GCC unroll 6
+  for (int i = 0; i < 6; i++) c[i][0] = c[i][1] = _mm256_setzero_ps();
   for (long k = 0; k < kc; k++) {
-    __m256 b0 = _mm256_load_ps(B), b1 = _mm256_load_ps(B + 8);
-    __m256 a;
-    a = _mm256_broadcast_ss(A + 0); c00 = _mm256_fmadd_ps(a, b0, c00); c01 = _mm256_fmadd_ps(a, b1, c01);
-    a = _mm256_broadcast_ss(A + 1); c10 = _mm256_fmadd_ps(a, b0, c10); c11 = _mm256_fmadd_ps(a, b1, c11);
-    a = _mm256_broadcast_ss(A + 2); c20 = _mm256_fmadd_ps(a, b0, c20); c21 = _mm256_fmadd_ps(a, b1, c21);
-    a = _mm256_broadcast_ss(A + 3); c30 = _mm256_fmadd_ps(a, b0, c30); c31 = _mm256_fmadd_ps(a, b1, c31);
-    a = _mm256_broadcast_ss(A + 4); c40 = _mm256_fmadd_ps(a, b0, c40); c41 = _mm256_fmadd_ps(a, b1, c41);
-    a = _mm256_broadcast_ss(A + 5); c50 = _mm256_fmadd_ps(a, b0, c50); c51 = _mm256_fmadd_ps(a, b1, c51);
-    A += 6;
-    B += 16;
+    const float* b = DB ? B + k * ldb : B + k * 16;
+    __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+#pragma GCC unroll 6
+    for (int i = 0; i < 6; i++) {
+      __m256 a = _mm256_broadcast_ss(DA ? A + i * lda + k : A + k * 6 + i);
+      c[i][0] = _mm256_fmadd_ps(a, b0, c[i][0]);
+      c[i][1] = _mm256_fmadd_ps(a, b1, c[i][1]);
+    }
   }
-#define LT_ST(r, x0, x1)                                                        \
-  {                                                                             \
-    float* p = C + (r) * ldc;                                                   \
-    if (acc) {                                                                  \
-      x0 = _mm256_add_ps(x0, _mm256_loadu_ps(p));                               \
-      x1 = _mm256_add_ps(x1, _mm256_loadu_ps(p + 8));                           \
-    }                                                                           \
-    _mm256_storeu_ps(p, x0);                                                    \
-    _mm256_storeu_ps(p + 8, x1);                                                \
+#pragma GCC unroll 6
+  for (int i = 0; i < 6; i++) {
+    float* p = C + i * ldc;
+    if (acc) {
+      c[i][0] = _mm256_add_ps(c[i][0], _mm256_loadu_ps(p));
+      c[i][1] = _mm256_add_ps(c[i][1], _mm256_loadu_ps(p + 8));
+    }
+    _mm256_storeu_ps(p, c[i][0]);
+    _mm256_storeu_ps(p + 8, c[i][1]);
   }
-  LT_ST(0, c00, c01) LT_ST(1, c10, c11) LT_ST(2, c20, c21) LT_ST(3, c30, c31) LT_ST(4, c40, c41) LT_ST(5, c50, c51)
-#undef LT_ST
 }
 
 // AVX-512 8x32: 16 accumulators, 2 B vectors, broadcasts from memory.
-LT_TARGET_AVX512 void ukr_avx512_8x32(long kc, const float* A, const float* B, float* C, long ldc, bool acc) {
+template <bool DA, bool DB>
+LT_TARGET_AVX512 void ukr_avx512(long kc, const float* A, long lda, const float* B, long ldb, float* C, long ldc, bool acc) {
   __m512 c[8][2];
+#pragma GCC unroll 8
   for (int i = 0; i < 8; i++) c[i][0] = c[i][1] = _mm512_setzero_ps();
   for (long k = 0; k < kc; k++) {
-    __m512 b0 = _mm512_load_ps(B), b1 = _mm512_load_ps(B + 16);
+    const float* b = DB ? B + k * ldb : B + k * 32;
+    __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
 #pragma GCC unroll 8
     for (int i = 0; i < 8; i++) {
-      __m512 a = _mm512_set1_ps(A[i]);
+      __m512 a = _mm512_set1_ps(DA ? A[i * lda + k] : A[k * 8 + i]);
       c[i][0] = _mm512_fmadd_ps(a, b0, c[i][0]);
       c[i][1] = _mm512_fmadd_ps(a, b1, c[i][1]);
     }
-    A += 8;
-    B += 32;
   }
 #pragma GCC unroll 8
   for (int i = 0; i < 8; i++) {
@@ -100,11 +115,13 @@ LT_TARGET_AVX512 void ukr_avx512_8x32(long kc, const float* A, const float* B, f
 }
 #endif
 
+#define LT_UKRS(f) {{f<false, false>, f<false, true>}, {f<true, false>, f<true, true>}}
+
 const KernelDesc& kernel_for_level(int level) {
-  static const KernelDesc generic = {G_MR, G_NR, 64, 256, 512, ukr_generic};
+  static const KernelDesc generic = {G_MR, G_NR, 72, 256, 512, LT_UKRS(ukr_generic)};
 #if LT_X86
-  static const KernelDesc avx2 = {6, 16, 96, 256, 512, ukr_avx2_6x16};
-  static const KernelDesc avx512 = {8, 32, 128, 256, 512, ukr_avx512_8x32};
+  static const KernelDesc avx2 = {6, 16, 96, 256, 512, LT_UKRS(ukr_avx2)};
+  static const KernelDesc avx512 = {8, 32, 128, 256, 512, LT_UKRS(ukr_avx512)};
   if (level >= SIMD_AVX512) return avx512;
   if (level >= SIMD_AVX2) return avx2;
 #endif
@@ -195,46 +212,99 @@ struct GemmJob {
   const float* B;
   long rsb, csb;
   float* C;
-  long ldc;
+  long rsc, csc;
   bool accumulate;
+  bool da, db;  // read A / B in place instead of packing
   const KernelDesc* kd;
-  long mc, nc, tiles_n;
+  long mc, nc, tiles_n, kc;
 };
 
 void gemm_task(void* ctx, long t) {
   const GemmJob& g = *static_cast<const GemmJob*>(ctx);
   const KernelDesc& kd = *g.kd;
   const int MR = kd.MR, NR = kd.NR;
-  const long KC = kd.KC;
+  const long KC = g.kc;
   long i0 = (t / g.tiles_n) * g.mc, j0 = (t % g.tiles_n) * g.nc;
   long mc = std::min(g.mc, g.M - i0), nc = std::min(g.nc, g.N - j0);
   long mcp = (mc + MR - 1) / MR * MR, ncp = (nc + NR - 1) / NR * NR;
   Scratch& s = tl_scratch;
-  float* Ap = grow(s.a, s.a_cap, (size_t)mcp * KC);
-  float* Bp = grow(s.b, s.b_cap, (size_t)ncp * KC);
+  float* Ap = grow(s.a, s.a_cap, (size_t)(g.da ? MR : mcp) * KC);
+  float* Bp = grow(s.b, s.b_cap, (size_t)(g.db ? NR : ncp) * KC);
   alignas(64) float tmp[16 * 32];
+  long mfull = mc / MR * MR, nfull = nc / NR * NR;  // in-place panels must be full
   for (long k0 = 0; k0 < g.K; k0 += KC) {
     long kc = std::min(KC, g.K - k0);
     bool acc = g.accumulate || k0 > 0;
-    pack_b(g.B, g.rsb, g.csb, k0, j0, kc, nc, NR, Bp);
-    pack_a(g.A, g.rsa, g.csa, i0, k0, mc, kc, MR, Ap);
+    if (!g.db) pack_b(g.B, g.rsb, g.csb, k0, j0, kc, nc, NR, Bp);
+    else if (nfull < nc) pack_b(g.B, g.rsb, g.csb, k0, j0 + nfull, kc, nc - nfull, NR, Bp);
+    if (!g.da) pack_a(g.A, g.rsa, g.csa, i0, k0, mc, kc, MR, Ap);
+    else if (mfull < mc) pack_a(g.A, g.rsa, g.csa, i0 + mfull, k0, mc - mfull, kc, MR, Ap);
     for (long jr = 0; jr < nc; jr += NR) {
       long n = std::min<long>(NR, nc - jr);
-      const float* bp = Bp + jr * kc;
+      bool bd = g.db && n == NR;
+      const float* bp = bd ? g.B + k0 * g.rsb + (j0 + jr) : (g.db ? Bp : Bp + jr * kc);
       for (long ir = 0; ir < mc; ir += MR) {
         long m = std::min<long>(MR, mc - ir);
-        const float* ap = Ap + ir * kc;
-        float* c = g.C + (i0 + ir) * g.ldc + j0 + jr;
-        if (m == MR && n == NR) {
-          kd.ukr(kc, ap, bp, c, g.ldc, acc);
+        bool ad = g.da && m == MR;
+        const float* ap = ad ? g.A + (i0 + ir) * g.rsa + k0 : (g.da ? Ap : Ap + ir * kc);
+        Ukr f = kd.ukr[ad][bd];
+        float* c = g.C + (i0 + ir) * g.rsc + (j0 + jr) * g.csc;
+        if (m == MR && n == NR && g.csc == 1) {
+          f(kc, ap, g.rsa, bp, g.rsb, c, g.rsc, acc);
         } else {
-          kd.ukr(kc, ap, bp, tmp, NR, false);
+          f(kc, ap, g.rsa, bp, g.rsb, tmp, NR, false);
           for (long i = 0; i < m; i++)
-            for (long j = 0; j < n; j++) c[i * g.ldc + j] = acc ? c[i * g.ldc + j] + tmp[i * NR + j] : tmp[i * NR + j];
+            for (long j = 0; j < n; j++) {
+              float& x = c[i * g.rsc + j * g.csc];
+              x = acc ? x + tmp[i * NR + j] : tmp[i * NR + j];
+            }
         }
       }
     }
   }
+}
+
+// Operands used by at most this many rows/columns are read in place rather than packed.
+constexpr long DIRECT_MAX = 64;
+
+void sgemm_impl(long M, long N, long K, const float* A, long rsa, long csa, const float* B, long rsb, long csb, float* C,
+                long rsc, long csc, bool accumulate) {
+  const KernelDesc& kd = kernel_for_level(simd_level());
+  GemmJob g{M, N, K, A, rsa, csa, B, rsb, csb, C, rsc, csc, accumulate, false, false, &kd, kd.MC, kd.NC, 0, kd.KC};
+  g.da = csa == 1 && N <= DIRECT_MAX;
+  g.db = csb == 1 && M <= DIRECT_MAX;
+  // K blocks of equal size, up to 1.25·KC (K = 288 is one block, not 256 + 32). B rows read in place have a
+  // large stride, so their block stays short enough not to thrash L1.
+  long kcmax = g.db ? 128 : kd.KC;
+  long nk = (K + kcmax * 5 / 4 - 1) / (kcmax * 5 / 4);
+  g.kc = (K + nk - 1) / nk;
+  // Choose the block grid: enough blocks for every thread, as little packing as possible. Packing costs
+  // (blocks along N)·M·K + (blocks along M)·N·K floats (less what is read in place).
+  const long nth = pool_threads();
+  const long mt0 = (M + kd.MC - 1) / kd.MC, nt0 = (N + kd.NC - 1) / kd.NC;
+  const long mtmax = (M + kd.MR - 1) / kd.MR, ntmax = (N + kd.NR - 1) / kd.NR;
+  double best = 1e300;
+  for (long mt = mt0; mt <= std::min(mtmax, mt0 * 8); mt++) {
+    long mc = ((M + mt - 1) / mt + kd.MR - 1) / kd.MR * kd.MR;
+    long mta = (M + mc - 1) / mc;
+    for (long nt = nt0; nt <= std::min(ntmax, nt0 * 8); nt++) {
+      long nc = ((N + nt - 1) / nt + kd.NR - 1) / kd.NR * kd.NR;
+      long nta = (N + nc - 1) / nc;
+      long tasks = mta * nta;
+      double waves = (double)((tasks + nth - 1) / nth) * nth / tasks;  // load imbalance
+      double compute = 2.0 * (double)(mta * mc) * (double)(nta * nc) * K * waves / nth;
+      double pack = 30.0 * ((g.da ? 0.0 : (double)nta * M * K) + (g.db ? 0.0 : (double)mta * N * K)) / std::min(nth, tasks);
+      double cost = compute + pack;
+      if (cost < best * 0.999) {
+        best = cost;
+        g.mc = mc;
+        g.nc = nc;
+      }
+    }
+  }
+  g.tiles_n = (N + g.nc - 1) / g.nc;
+  long ntasks = ((M + g.mc - 1) / g.mc) * g.tiles_n;
+  parallel_for(ntasks, gemm_task, &g);
 }
 
 }  // namespace
@@ -247,23 +317,12 @@ void sgemm(long M, long N, long K, const float* A, long rsa, long csa, const flo
       for (long i = 0; i < M; i++) std::memset(C + i * ldc, 0, sizeof(float) * N);
     return;
   }
-  const KernelDesc& kd = kernel_for_level(simd_level());
-  GemmJob g{M, N, K, A, rsa, csa, B, rsb, csb, C, ldc, accumulate, &kd, kd.MC, kd.NC, 0};
-  // no block much larger than the matrix
-  g.mc = std::min(g.mc, (M + kd.MR - 1) / kd.MR * kd.MR);
-  g.nc = std::min(g.nc, (N + kd.NR - 1) / kd.NR * kd.NR);
-  // enough blocks of C for every thread to get several (2 threads and a 288x288 weight gradient must still split)
-  long want = 4L * pool_threads();
-  auto tiles = [&](long mc, long nc) { return ((M + mc - 1) / mc) * ((N + nc - 1) / nc); };
-  while (tiles(g.mc, g.nc) < want) {
-    bool can_m = g.mc >= 2L * kd.MR, can_n = g.nc >= 4L * kd.NR;
-    if (can_n && (g.nc >= 2 * g.mc || !can_m)) g.nc = (g.nc / 2 + kd.NR - 1) / kd.NR * kd.NR;
-    else if (can_m) g.mc = (g.mc / 2 + kd.MR - 1) / kd.MR * kd.MR;
-    else break;
+  // Few rows against a large W^T (x·Wᵀ in row blocks): compute Cᵀ = W·xᵀ so that W is read in place.
+  if (M <= DIRECT_MAX && N > DIRECT_MAX && rsb == 1 && csa == 1) {
+    sgemm_impl(N, M, K, B, csb, rsb, A, csa, rsa, C, 1, ldc, accumulate);
+    return;
   }
-  g.tiles_n = (N + g.nc - 1) / g.nc;
-  long ntasks = ((M + g.mc - 1) / g.mc) * g.tiles_n;
-  parallel_for(ntasks, gemm_task, &g);
+  sgemm_impl(M, N, K, A, rsa, csa, B, rsb, csb, C, ldc, 1, accumulate);
 }
 
 }  // namespace lt

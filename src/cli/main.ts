@@ -8,6 +8,7 @@ export interface Command {
 
 const COMMANDS: Record<string, () => Promise<Command>> = {
   info: async () => (await import('./info.js')).command,
+  bench: async () => (await import('./bench.js')).command,
 };
 
 async function usage(): Promise<string> {
