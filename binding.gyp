@@ -10,7 +10,7 @@
         "native/kernels.cc",
         "native/attention.cc"
       ],
-      "cflags_cc": ["-O3", "-std=gnu++17", "-fno-math-errno", "-Wno-unused-function"],
+      "cflags_cc": ["-O3", "-std=gnu++17", "-fno-math-errno", "-fno-trapping-math", "-Wno-unused-function"],
       "ldflags": ["-pthread"],
       "defines": ["NAPI_VERSION=8"]
     }

@@ -19,8 +19,9 @@ const char* simd_name(int level);
 #define LT_X86 1
 #define LT_TARGET_AVX2 __attribute__((target("avx2,fma")))
 #define LT_TARGET_AVX512 __attribute__((target("avx512f,avx512dq,avx512vl,avx2,fma")))
-// Auto-vectorised elementwise kernels get one clone per level, picked by the loader (ifunc).
-#define LT_CLONES __attribute__((target_clones("arch=skylake-avx512", "arch=haswell", "default")))
+// Auto-vectorised elementwise kernels get one clone per level, picked by the loader (ifunc). (GCC 12 does not
+// vectorise some loops in "arch=" clones, so the clones name ISA extensions.)
+#define LT_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define LT_X86 0
 #define LT_TARGET_AVX2

@@ -8,7 +8,8 @@ namespace lt {
 static inline float vexp(float x) {
   const float hi = 88.0f, lo = -87.0f;
   float xc = x > hi ? hi : (x < lo ? lo : x);
-  float fn = __builtin_floorf(xc * 1.44269504088896341f + 0.5f);
+  // round to nearest with the 1.5·2^23 trick (vectorises without SSE4.1)
+  float fn = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
   float r = xc - fn * 0.693359375f;
   r = r - fn * -2.12194440e-4f;
   float p = 1.9875691500E-4f;
@@ -19,8 +20,9 @@ static inline float vexp(float x) {
   p = p * r + 5.0000001201E-1f;
   p = p * r * r + r + 1.0f;
   int32_t n = (int32_t)fn;
-  uint32_t bits = (uint32_t)(n + 127) << 23;
-  float scale = __builtin_bit_cast(float, bits);
+  int32_t bits = (n + 127) << 23;
+  float scale;
+  __builtin_memcpy(&scale, &bits, 4);
   float y = p * scale;
   return x < lo ? 0.0f : y;
 }
