@@ -309,6 +309,26 @@ void sgemm_impl(long M, long N, long K, const float* A, long rsa, long csa, cons
 
 }  // namespace
 
+void sgemm_serial(long M, long N, long K, const float* A, long rsa, long csa, const float* B, long rsb, long csb, float* C,
+                  long ldc, bool accumulate) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) {
+    if (!accumulate)
+      for (long i = 0; i < M; i++) std::memset(C + i * ldc, 0, sizeof(float) * N);
+    return;
+  }
+  const KernelDesc& kd = kernel_for_level(simd_level());
+  GemmJob g{M, N, K, A, rsa, csa, B, rsb, csb, C, ldc, 1, accumulate, false, false, &kd, 0, 0, 1, kd.KC};
+  g.da = csa == 1 && N <= DIRECT_MAX;
+  g.db = csb == 1 && M <= DIRECT_MAX;
+  long kcmax = g.db ? 128 : kd.KC;
+  long nk = (K + kcmax * 5 / 4 - 1) / (kcmax * 5 / 4);
+  g.kc = (K + nk - 1) / nk;
+  g.mc = (M + kd.MR - 1) / kd.MR * kd.MR;
+  g.nc = (N + kd.NR - 1) / kd.NR * kd.NR;
+  gemm_task(&g, 0);
+}
+
 void sgemm(long M, long N, long K, const float* A, long rsa, long csa, const float* B, long rsb, long csb, float* C,
            long ldc, bool accumulate) {
   if (M <= 0 || N <= 0) return;

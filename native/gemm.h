@@ -9,4 +9,8 @@ namespace lt {
 void sgemm(long M, long N, long K, const float* A, long rsa, long csa, const float* B, long rsb, long csb, float* C,
            long ldc, bool accumulate);
 
+// The same product on the calling thread only (for small tiles inside a pool task, e.g. attention).
+void sgemm_serial(long M, long N, long K, const float* A, long rsa, long csa, const float* B, long rsb, long csb, float* C,
+                  long ldc, bool accumulate);
+
 }  // namespace lt
