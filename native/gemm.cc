@@ -219,45 +219,53 @@ struct GemmJob {
   long mc, nc, tiles_n, kc;
 };
 
+// A task owns an m-range x n-range of C. Per K block it packs its B block once, then walks the m-range in
+// sub-blocks of MC rows (A packed per sub-block): B is packed (number of m-ranges) times in all, A (number of n-ranges).
 void gemm_task(void* ctx, long t) {
   const GemmJob& g = *static_cast<const GemmJob*>(ctx);
   const KernelDesc& kd = *g.kd;
   const int MR = kd.MR, NR = kd.NR;
   const long KC = g.kc;
   long i0 = (t / g.tiles_n) * g.mc, j0 = (t % g.tiles_n) * g.nc;
-  long mc = std::min(g.mc, g.M - i0), nc = std::min(g.nc, g.N - j0);
-  long mcp = (mc + MR - 1) / MR * MR, ncp = (nc + NR - 1) / NR * NR;
+  long mr = std::min(g.mc, g.M - i0), nc = std::min(g.nc, g.N - j0);
+  long msub = std::min<long>(kd.MC, (mr + MR - 1) / MR * MR);
+  long ncp = (nc + NR - 1) / NR * NR;
   Scratch& s = tl_scratch;
-  float* Ap = grow(s.a, s.a_cap, (size_t)(g.da ? MR : mcp) * KC);
+  float* Ap = grow(s.a, s.a_cap, (size_t)(g.da ? MR : msub) * KC);
   float* Bp = grow(s.b, s.b_cap, (size_t)(g.db ? NR : ncp) * KC);
   alignas(64) float tmp[16 * 32];
-  long mfull = mc / MR * MR, nfull = nc / NR * NR;  // in-place panels must be full
+  long nfull = nc / NR * NR;  // in-place panels must be full
   for (long k0 = 0; k0 < g.K; k0 += KC) {
     long kc = std::min(KC, g.K - k0);
     bool acc = g.accumulate || k0 > 0;
     if (!g.db) pack_b(g.B, g.rsb, g.csb, k0, j0, kc, nc, NR, Bp);
     else if (nfull < nc) pack_b(g.B, g.rsb, g.csb, k0, j0 + nfull, kc, nc - nfull, NR, Bp);
-    if (!g.da) pack_a(g.A, g.rsa, g.csa, i0, k0, mc, kc, MR, Ap);
-    else if (mfull < mc) pack_a(g.A, g.rsa, g.csa, i0 + mfull, k0, mc - mfull, kc, MR, Ap);
-    for (long jr = 0; jr < nc; jr += NR) {
-      long n = std::min<long>(NR, nc - jr);
-      bool bd = g.db && n == NR;
-      const float* bp = bd ? g.B + k0 * g.rsb + (j0 + jr) : (g.db ? Bp : Bp + jr * kc);
-      for (long ir = 0; ir < mc; ir += MR) {
-        long m = std::min<long>(MR, mc - ir);
-        bool ad = g.da && m == MR;
-        const float* ap = ad ? g.A + (i0 + ir) * g.rsa + k0 : (g.da ? Ap : Ap + ir * kc);
-        Ukr f = kd.ukr[ad][bd];
-        float* c = g.C + (i0 + ir) * g.rsc + (j0 + jr) * g.csc;
-        if (m == MR && n == NR && g.csc == 1) {
-          f(kc, ap, g.rsa, bp, g.rsb, c, g.rsc, acc);
-        } else {
-          f(kc, ap, g.rsa, bp, g.rsb, tmp, NR, false);
-          for (long i = 0; i < m; i++)
-            for (long j = 0; j < n; j++) {
-              float& x = c[i * g.rsc + j * g.csc];
-              x = acc ? x + tmp[i * NR + j] : tmp[i * NR + j];
-            }
+    for (long is = 0; is < mr; is += msub) {
+      long mc = std::min(msub, mr - is);
+      long ib = i0 + is;
+      long mfull = mc / MR * MR;
+      if (!g.da) pack_a(g.A, g.rsa, g.csa, ib, k0, mc, kc, MR, Ap);
+      else if (mfull < mc) pack_a(g.A, g.rsa, g.csa, ib + mfull, k0, mc - mfull, kc, MR, Ap);
+      for (long jr = 0; jr < nc; jr += NR) {
+        long n = std::min<long>(NR, nc - jr);
+        bool bd = g.db && n == NR;
+        const float* bp = bd ? g.B + k0 * g.rsb + (j0 + jr) : (g.db ? Bp : Bp + jr * kc);
+        for (long ir = 0; ir < mc; ir += MR) {
+          long m = std::min<long>(MR, mc - ir);
+          bool ad = g.da && m == MR;
+          const float* ap = ad ? g.A + (ib + ir) * g.rsa + k0 : (g.da ? Ap : Ap + ir * kc);
+          Ukr f = kd.ukr[ad][bd];
+          float* c = g.C + (ib + ir) * g.rsc + (j0 + jr) * g.csc;
+          if (m == MR && n == NR && g.csc == 1) {
+            f(kc, ap, g.rsa, bp, g.rsb, c, g.rsc, acc);
+          } else {
+            f(kc, ap, g.rsa, bp, g.rsb, tmp, NR, false);
+            for (long i = 0; i < m; i++)
+              for (long j = 0; j < n; j++) {
+                float& x = c[i * g.rsc + j * g.csc];
+                x = acc ? x + tmp[i * NR + j] : tmp[i * NR + j];
+              }
+          }
         }
       }
     }
@@ -278,13 +286,14 @@ void sgemm_impl(long M, long N, long K, const float* A, long rsa, long csa, cons
   long kcmax = g.db ? 128 : kd.KC;
   long nk = (K + kcmax * 5 / 4 - 1) / (kcmax * 5 / 4);
   g.kc = (K + nk - 1) / nk;
-  // Choose the block grid: enough blocks for every thread, as little packing as possible. Packing costs
-  // (blocks along N)·M·K + (blocks along M)·N·K floats (less what is read in place).
+  // Choose the task grid: enough tasks for every thread, as little packing as possible. Packing costs
+  // (tasks along N)·M·K + (tasks along M)·N·K floats (less what is read in place); one packed float costs about
+  // as much time as 60 flops of the micro-kernel.
   const long nth = pool_threads();
-  const long mt0 = (M + kd.MC - 1) / kd.MC, nt0 = (N + kd.NC - 1) / kd.NC;
+  const long nt0 = (N + kd.NC - 1) / kd.NC;
   const long mtmax = (M + kd.MR - 1) / kd.MR, ntmax = (N + kd.NR - 1) / kd.NR;
   double best = 1e300;
-  for (long mt = mt0; mt <= std::min(mtmax, mt0 * 8); mt++) {
+  for (long mt = 1; mt <= std::min(mtmax, 8 * nth); mt++) {
     long mc = ((M + mt - 1) / mt + kd.MR - 1) / kd.MR * kd.MR;
     long mta = (M + mc - 1) / mc;
     for (long nt = nt0; nt <= std::min(ntmax, nt0 * 8); nt++) {
@@ -293,7 +302,7 @@ void sgemm_impl(long M, long N, long K, const float* A, long rsa, long csa, cons
       long tasks = mta * nta;
       double waves = (double)((tasks + nth - 1) / nth) * nth / tasks;  // load imbalance
       double compute = 2.0 * (double)(mta * mc) * (double)(nta * nc) * K * waves / nth;
-      double pack = 30.0 * ((g.da ? 0.0 : (double)nta * M * K) + (g.db ? 0.0 : (double)mta * N * K)) / std::min(nth, tasks);
+      double pack = 60.0 * ((g.da ? 0.0 : (double)nta * M * K) + (g.db ? 0.0 : (double)mta * N * K)) / std::min(nth, tasks);
       double cost = compute + pack;
       if (cost < best * 0.999) {
         best = cost;
