@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 #include "pool.h"
 #include "simd.h"
@@ -310,6 +311,38 @@ void sgemm_impl(long M, long N, long K, const float* A, long rsa, long csa, cons
         g.nc = nc;
       }
     }
+  }
+  // Few rows of A against a long K and a small C (dx = dlogits·W of a head chunk): split K into a fixed number of
+  // ranges, one task each into a private copy of C, then add the copies in a fixed order. Each task streams its rows
+  // of B (the weight) once, whole; the result does not depend on the thread count.
+  if (g.db && !g.da && K >= 4096 && M * N <= (1L << 16)) {
+    const long nsplit = 8;
+    long kr = ((K + nsplit - 1) / nsplit + g.kc - 1) / g.kc * g.kc;
+    long ns = (K + kr - 1) / kr;
+    std::vector<float> part((size_t)ns * M * N);
+    parallel_for(ns, [&](long si) {
+      long ks = si * kr, kn = std::min(kr, K - ks);
+      GemmJob sub = g;
+      sub.A = A + ks * csa;
+      sub.B = B + ks * rsb;
+      sub.K = kn;
+      sub.C = part.data() + (size_t)si * M * N;
+      sub.rsc = N;
+      sub.csc = 1;
+      sub.accumulate = false;
+      sub.mc = (M + kd.MR - 1) / kd.MR * kd.MR;
+      sub.nc = (N + kd.NR - 1) / kd.NR * kd.NR;
+      sub.tiles_n = 1;
+      gemm_task(&sub, 0);
+    });
+    parallel_for(M, [&](long i) {
+      for (long j = 0; j < N; j++) {
+        float x = accumulate ? C[i * rsc + j * csc] : 0.f;
+        for (long si = 0; si < ns; si++) x += part[((size_t)si * M + i) * N + j];
+        C[i * rsc + j * csc] = x;
+      }
+    });
+    return;
   }
   g.tiles_n = (N + g.nc - 1) / g.nc;
   long ntasks = ((M + g.mc - 1) / g.mc) * g.tiles_n;

@@ -110,7 +110,7 @@ struct Pool {
     cv_work.notify_all();
     work(f, c, n);
     // wait until every task finished and no worker is still inside this job
-    for (int i = 0; i < 20000; i++) {
+    for (int i = 0; i < 4000; i++) {
       if (done.load(std::memory_order_acquire) == n && active.load(std::memory_order_acquire) == 0) return;
       LT_PAUSE();
     }
