@@ -63,6 +63,10 @@ void ukr_generic(long kc, const float* A, long lda, const float* B, long ldb, fl
 template <bool DA, bool DB>
 LT_TARGET_AVX2 void ukr_avx2(long kc, const float* A, long lda, const float* B, long ldb, float* C, long ldc, bool acc) {
   __m256 c[6][2];
+  if (acc) {
+#pragma GCC unroll 6
+    for (int i = 0; i < 6; i++) _mm_prefetch((const char*)(C + i * ldc), _MM_HINT_T0);
+  }
 #pragma GCC unroll 6
   for (int i = 0; i < 6; i++) c[i][0] = c[i][1] = _mm256_setzero_ps();
   for (long k = 0; k < kc; k++) {
@@ -91,6 +95,13 @@ LT_TARGET_AVX2 void ukr_avx2(long kc, const float* A, long lda, const float* B, 
 template <bool DA, bool DB>
 LT_TARGET_AVX512 void ukr_avx512(long kc, const float* A, long lda, const float* B, long ldb, float* C, long ldc, bool acc) {
   __m512 c[8][2];
+  if (acc) {  // C may come from far away (a large weight gradient): start fetching it now
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) {
+      _mm_prefetch((const char*)(C + i * ldc), _MM_HINT_T0);
+      _mm_prefetch((const char*)(C + i * ldc + 16), _MM_HINT_T0);
+    }
+  }
 #pragma GCC unroll 8
   for (int i = 0; i < 8; i++) c[i][0] = c[i][1] = _mm512_setzero_ps();
   for (long k = 0; k < kc; k++) {
