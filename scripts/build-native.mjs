@@ -37,7 +37,11 @@ const r = spawnSync(process.execPath, args, { cwd: root, stdio: quiet ? ['ignore
 if (r.error) notice(`node-gyp could not run: ${r.error.message}`);
 if (r.status !== 0) {
   const out = `${r.stdout ?? ''}\n${r.stderr ?? ''}`;
-  const line = out.split('\n').find((l) => /error|not found|No such file/i.test(l) && !/gyp info/.test(l)) ?? `node-gyp exited with ${r.status}`;
-  notice(line.replace(/^gyp ERR! /, '').trim().slice(0, 200));
+  const lines = out.split('\n').filter((l) => !/gyp info/.test(l));
+  // the most telling line: a compiler error, then a node-gyp error, then make's
+  const line = lines.find((l) => /\berror:/.test(l)) ?? lines.find((l) => /gyp ERR! stack Error/.test(l)) ??
+    lines.find((l) => /error|not found|No such file/i.test(l)) ?? `node-gyp exited with ${r.status}`;
+  const why = line.replace(/^gyp ERR! (stack )?/, '').trim().slice(0, 200);
+  notice(/^make: .*Error \d+$/.test(why) ? `the C++ compiler failed: ${why}` : why);
 }
 console.error('llama-ts: native backend built (build/Release/llama_ts_native.node)');
