@@ -71,6 +71,8 @@ LT_TARGET_AVX2 void ukr_avx2(long kc, const float* A, long lda, const float* B, 
   for (int i = 0; i < 6; i++) c[i][0] = c[i][1] = _mm256_setzero_ps();
   for (long k = 0; k < kc; k++) {
     const float* b = DB ? B + k * ldb : B + k * 16;
+    if (DB) _mm_prefetch((const char*)(b + 8 * ldb), _MM_HINT_T0);
+    if (DA) _mm_prefetch((const char*)(A + (k % 6) * lda + k + 64), _MM_HINT_T0);
     __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
 #pragma GCC unroll 6
     for (int i = 0; i < 6; i++) {
@@ -106,6 +108,9 @@ LT_TARGET_AVX512 void ukr_avx512(long kc, const float* A, long lda, const float*
   for (int i = 0; i < 8; i++) c[i][0] = c[i][1] = _mm512_setzero_ps();
   for (long k = 0; k < kc; k++) {
     const float* b = DB ? B + k * ldb : B + k * 32;
+    // operands read in place come from far away: fetch ahead (B: the row 8 ahead; A: one of the 8 rows, 64 ahead)
+    if (DB) _mm_prefetch((const char*)(b + 8 * ldb), _MM_HINT_T0), _mm_prefetch((const char*)(b + 8 * ldb + 16), _MM_HINT_T0);
+    if (DA) _mm_prefetch((const char*)(A + (k & 7) * lda + k + 64), _MM_HINT_T0);
     __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
 #pragma GCC unroll 8
     for (int i = 0; i < 8; i++) {
