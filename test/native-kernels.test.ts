@@ -162,27 +162,30 @@ const ATT_SHAPES: AttentionShape[] = [
   { batch: 1, seq: 1024, nHeads: 2, nKvHeads: 1, headDim: 16 },
 ];
 
-test('attention forward and backward match ref (T=1, GQA, odd tile edges, T=1024)', { skip }, () => {
+test('attention forward and backward match ref on every SIMD path (T=1, GQA, odd tile edges, T=1024)', { skip }, () => {
   const be = native();
   const rng = new Rng(7);
   for (const s of ATT_SHAPES) {
     const { batch: B, seq: T, nHeads: H, nKvHeads: KV, headDim: hd } = s;
-    const tag = JSON.stringify(s);
     const nq = B * T * H * hd, nk = B * T * KV * hd;
     const q = randn(rng, nq, 1.5), k = randn(rng, nk, 1.5), v = randn(rng, nk);
-    const o1 = new Float32Array(nq), o2 = new Float32Array(nq), l1 = new Float32Array(B * H * T), l2 = new Float32Array(B * H * T);
-    be.attention(o1, l1, q, k, v, s);
+    const o2 = new Float32Array(nq), l2 = new Float32Array(B * H * T);
     ref.attention(o2, l2, q, k, v, s);
-    assertClose(o1, o2, 2e-5, `attention out ${tag}`);
-    assertClose(l1, l2, 2e-6, `attention lse ${tag}`);
     const dout = randn(rng, nq);
-    const g1 = [new Float32Array(nq).fill(9), new Float32Array(nk).fill(9), new Float32Array(nk).fill(9)];
     const g2 = [new Float32Array(nq), new Float32Array(nk), new Float32Array(nk)];
-    be.attentionBackward(g1[0], g1[1], g1[2], dout, q, k, v, o2, l2, s);
     ref.attentionBackward(g2[0], g2[1], g2[2], dout, q, k, v, o2, l2, s);
-    assertClose(g1[0], g2[0], 5e-5, `attentionBackward dq ${tag}`, undefined, 1);
-    assertClose(g1[1], g2[1], 5e-5, `attentionBackward dk ${tag}`, undefined, 1);
-    assertClose(g1[2], g2[2], 5e-5, `attentionBackward dv ${tag}`, undefined, 1);
+    forEachSimd(be, (level) => {
+      const tag = `${level} ${JSON.stringify(s)}`;
+      const o1 = new Float32Array(nq), l1 = new Float32Array(B * H * T);
+      be.attention(o1, l1, q, k, v, s);
+      assertClose(o1, o2, 2e-5, `attention out ${tag}`);
+      assertClose(l1, l2, 2e-6, `attention lse ${tag}`);
+      const g1 = [new Float32Array(nq).fill(9), new Float32Array(nk).fill(9), new Float32Array(nk).fill(9)];
+      be.attentionBackward(g1[0], g1[1], g1[2], dout, q, k, v, o2, l2, s);
+      assertClose(g1[0], g2[0], 5e-5, `attentionBackward dq ${tag}`, undefined, 1);
+      assertClose(g1[1], g2[1], 5e-5, `attentionBackward dk ${tag}`, undefined, 1);
+      assertClose(g1[2], g2[2], 5e-5, `attentionBackward dv ${tag}`, undefined, 1);
+    });
   }
 });
 

@@ -63,6 +63,16 @@ test('whole model native vs ref: mini-260k shape, seq 130', { skip }, () => {
   compare(makeConfig('mini-260k'), 2, 130, 3);
 });
 
+test('whole model native vs ref on the portable (generic) SGEMM path', { skip }, () => {
+  const be = native();
+  be.addon.setSimd('generic');
+  try {
+    compare(makeConfig({ dim: 64, nLayers: 1, nHeads: 4, nKvHeads: 1, vocabSize: 200, multipleOf: 16, maxSeqLen: 80 }), 2, 70, 4);
+  } finally {
+    be.addon.setSimd('default');
+  }
+});
+
 test('createBackend picks native by default and knows every name', { skip }, () => {
   assert.equal(createBackend().name, 'native');
   assert.equal(createBackend('native').name, 'native');
