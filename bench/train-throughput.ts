@@ -13,7 +13,7 @@
  */
 import { parseArgs } from 'node:util';
 import { spawnSync, execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir, cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,6 +32,15 @@ const CASES: Case[] = [
   { name: 'mini-15m-vocab4096', preset: 'mini-15m', batch: 8, seq: 256, overrides: { vocabSize: 4096 } },
 ];
 
+/**
+ * OpenBLAS picks its kernels from the CPU model; in a VM that hides it (this machine reports 'Prescott') it falls back
+ * to SSE3 kernels. For a fair comparison, OpenBLAS (alone and under PyTorch) gets the kernels the CPU supports.
+ */
+function openblasEnv(simd: string): Record<string, string> {
+  if (process.env.OPENBLAS_CORETYPE) return { OPENBLAS_CORETYPE: process.env.OPENBLAS_CORETYPE };
+  return simd === 'avx512' ? { OPENBLAS_CORETYPE: 'SkylakeX' } : simd === 'avx2' ? { OPENBLAS_CORETYPE: 'Haswell' } : {};
+}
+
 function findTorchPython(): string | null {
   for (const py of ['python3', '/usr/bin/python3']) {
     const r = spawnSync(py, ['-c', 'import torch'], { stdio: 'ignore' });
@@ -40,13 +49,13 @@ function findTorchPython(): string | null {
   return null;
 }
 
-function torchStep(py: string, c: LlamaConfig, batch: number, seq: number, steps: number, threads: number): unknown {
+function torchStep(py: string, c: LlamaConfig, batch: number, seq: number, steps: number, threads: number, blasEnv: Record<string, string>): unknown {
   const args = [
     join(root, 'tools', 'reference', 'torch_train_bench.py'), '--dim', c.dim, '--layers', c.nLayers, '--heads', c.nHeads,
     '--kv-heads', c.nKvHeads, '--vocab', c.vocabSize, '--hidden', ffnHiddenDim(c), '--batch', batch, '--seq', seq,
     '--steps', steps, '--threads', threads, '--eps', c.normEps, '--theta', c.ropeTheta,
   ].map(String);
-  const r = spawnSync(py, args, { encoding: 'utf8', env: { ...process.env, OMP_WAIT_POLICY: 'PASSIVE', OMP_NUM_THREADS: String(threads) } });
+  const r = spawnSync(py, args, { encoding: 'utf8', env: { ...process.env, ...blasEnv, OMP_WAIT_POLICY: 'PASSIVE', OMP_NUM_THREADS: String(threads) } });
   if (r.status !== 0) return { error: (r.stderr || '').trim().split('\n').pop() };
   return JSON.parse(r.stdout.trim().split('\n').pop() as string);
 }
@@ -84,7 +93,7 @@ function buildOpenblasTool(): string | null {
   return r.status === 0 ? out : null;
 }
 
-function sgemmTable(threads: number): unknown[] {
+function sgemmTable(threads: number, blasEnv: Record<string, string>): unknown[] {
   const be = createNativeBackend();
   const tool = buildOpenblasTool();
   const rows: unknown[] = [];
@@ -105,7 +114,7 @@ function sgemmTable(threads: number): unknown[] {
         native_dw_gflops: +(f / timeBest(() => be.matmulBackwardWeight(dw, dy, x, M, K, N))).toFixed(1),
       };
       if (tool) {
-        const o = JSON.parse(execFileSync(tool, [M, K, N].map(String), { encoding: 'utf8', env: { ...process.env, OPENBLAS_NUM_THREADS: String(threads) } }));
+        const o = JSON.parse(execFileSync(tool, [M, K, N].map(String), { encoding: 'utf8', env: { ...process.env, ...blasEnv, OPENBLAS_NUM_THREADS: String(threads) } }));
         row.openblas_fwd_gflops = o.fwd_gflops;
         row.openblas_dx_gflops = o.dx_gflops;
         row.openblas_dw_gflops = o.dw_gflops;
@@ -119,19 +128,25 @@ function sgemmTable(threads: number): unknown[] {
   return rows;
 }
 
+/** Peak resident set of this process in KiB (VmHWM: unlike getrusage's maxrss it is not inherited across exec). */
+function peakKib(): number {
+  const m = /VmHWM:\s+(\d+)/.exec(readFileSync('/proc/self/status', 'utf8'));
+  return m ? Number(m[1]) : process.resourceUsage().maxRSS;
+}
+
 /** Child-process entry: peak RSS of one training step (mini-15m, batch 1) or of attention alone at one seq. */
 function memoryChild(what: string, seq: number): void {
-  const base = process.resourceUsage().maxRSS;
+  const base = peakKib();
   if (what === 'attention') {
     const be = createNativeBackend();
     const H = 6, hd = 48, n = seq * H * hd;
     const bufs = Array.from({ length: 8 }, () => new Float32Array(n).fill(0.01));
     const lse = new Float32Array(H * seq);
-    const before = process.resourceUsage().maxRSS;
+    const before = peakKib();
     const s = { batch: 1, seq, nHeads: H, nKvHeads: H, headDim: hd };
     be.attention(bufs[0], lse, bufs[1], bufs[2], bufs[3], s);
     be.attentionBackward(bufs[4], bufs[5], bufs[6], bufs[7], bufs[1], bufs[2], bufs[3], bufs[0], lse, s);
-    const after = process.resourceUsage().maxRSS;
+    const after = peakKib();
     console.log(JSON.stringify({ seq, buffers_mib: +((9 * n * 4) / 2 ** 20).toFixed(2), extra_peak_kib: after - before, t_by_t_scores_would_be_mib: +((H * seq * seq * 4) / 2 ** 20).toFixed(1) }));
     return;
   }
@@ -140,7 +155,7 @@ function memoryChild(what: string, seq: number): void {
   model.init(1);
   const tokens = Int32Array.from({ length: seq }, (_, i) => (i * 7919) % c.vocabSize);
   model.forwardBackward(tokens, tokens, 1, seq, 1 / seq);
-  console.log(JSON.stringify({ seq, peak_rss_mib: +(process.resourceUsage().maxRSS / 1024).toFixed(1), start_rss_mib: +(base / 1024).toFixed(1) }));
+  console.log(JSON.stringify({ seq, peak_rss_mib: +(peakKib() / 1024).toFixed(1), start_rss_mib: +(base / 1024).toFixed(1) }));
 }
 
 function memoryTable(): unknown {
@@ -183,6 +198,8 @@ function main(): void {
     peak_source: PEAK_SOURCE,
   };
   const py = values['no-torch'] ? null : findTorchPython();
+  const blasEnv = openblasEnv(addon.simd());
+  report.openblas_env = blasEnv;
   if (!values['no-train']) {
     const only = values.only ? new Set(values.only.split(',')) : null;
     const train: unknown[] = [];
@@ -192,7 +209,7 @@ function main(): void {
       const nat = benchTrain({ config, batch: cs.batch, seq: cs.seq, backend: createBackend('native'), steps, peakGflops: peak });
       const row: Record<string, unknown> = { case: cs.name, native: nat };
       if (py) {
-        const t = torchStep(py, config, cs.batch, cs.seq, steps, threads) as { tokens_per_s?: number };
+        const t = torchStep(py, config, cs.batch, cs.seq, steps, threads, blasEnv) as { tokens_per_s?: number };
         row.pytorch = t;
         if (t.tokens_per_s) row.native_vs_pytorch = +(nat.tokens_per_s / t.tokens_per_s).toFixed(2);
       } else {
@@ -203,7 +220,7 @@ function main(): void {
     }
     report.train = train;
   }
-  if (!values['no-sgemm']) report.sgemm = sgemmTable(threads);
+  if (!values['no-sgemm']) report.sgemm = sgemmTable(threads, blasEnv);
   if (!values['no-memory']) report.memory = memoryTable();
   console.log(JSON.stringify(report, null, 1));
 }

@@ -69,6 +69,7 @@ LT_TARGET_AVX2 void ukr_avx2(long kc, const float* A, long lda, const float* B, 
   }
 #pragma GCC unroll 6
   for (int i = 0; i < 6; i++) c[i][0] = c[i][1] = _mm256_setzero_ps();
+#pragma GCC unroll 4
   for (long k = 0; k < kc; k++) {
     const float* b = DB ? B + k * ldb : B + k * 16;
     if (DB) _mm_prefetch((const char*)(b + 8 * ldb), _MM_HINT_T0);
@@ -106,6 +107,7 @@ LT_TARGET_AVX512 void ukr_avx512(long kc, const float* A, long lda, const float*
   }
 #pragma GCC unroll 8
   for (int i = 0; i < 8; i++) c[i][0] = c[i][1] = _mm512_setzero_ps();
+#pragma GCC unroll 4
   for (long k = 0; k < kc; k++) {
     const float* b = DB ? B + k * ldb : B + k * 32;
     // operands read in place come from far away: fetch ahead (B: the row 8 ahead; A: one of the 8 rows, 64 ahead)

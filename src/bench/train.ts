@@ -49,7 +49,7 @@ const median = (xs: number[]): number => {
  * The native SGEMM's GFLOP/s on a compute-bound shape (x·Wᵀ, 1024×1024×1024), best of `reps` timed runs, on the
  * current thread pool. Returns null when the addon is not loaded.
  */
-export function measureSgemmPeak(reps = 5): number | null {
+export function measureSgemmPeak(reps = 10): number | null {
   const { addon } = loadNative();
   if (!addon) return null;
   const n = 1024;
@@ -67,7 +67,7 @@ export function measureSgemmPeak(reps = 5): number | null {
   return (2 * n * n * n) / (best * 1e6);
 }
 
-export const PEAK_SOURCE = 'native sgemm x·Wᵀ 1024×1024×1024, best of 5, all pool threads';
+export const PEAK_SOURCE = 'native sgemm x·Wᵀ 1024×1024×1024, best of 10, all pool threads';
 
 export function benchTrain(o: TrainBenchOptions): TrainBenchResult {
   const { config, batch: B, seq: T, backend: be } = o;
