@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstdio>
 #include <cstring>
 #include <vector>
 
@@ -140,7 +141,19 @@ const KernelDesc& kernel_for_level(int level) {
   static const KernelDesc generic = {G_MR, G_NR, 72, 256, 512, LT_UKRS(ukr_generic)};
 #if LT_X86
   static const KernelDesc avx2 = {6, 16, 96, 256, 512, LT_UKRS(ukr_avx2)};
-  static const KernelDesc avx512 = {8, 32, 128, 256, 512, LT_UKRS(ukr_avx512)};
+  static KernelDesc avx512 = {8, 32, 128, 256, 512, LT_UKRS(ukr_avx512)};
+  static bool tuned = false;
+  if (!tuned) {  // LLAMA_TS_GEMM_BLOCKS=MC,KC,NC (tuning experiments)
+    tuned = true;
+    if (const char* e = std::getenv("LLAMA_TS_GEMM_BLOCKS")) {
+      int mc, kc, nc;
+      if (std::sscanf(e, "%d,%d,%d", &mc, &kc, &nc) == 3 && mc >= 8 && mc % 8 == 0 && kc >= 16 && nc >= 32 && nc % 32 == 0) {
+        avx512.MC = mc;
+        avx512.KC = kc;
+        avx512.NC = nc;
+      }
+    }
+  }
   if (level >= SIMD_AVX512) return avx512;
   if (level >= SIMD_AVX2) return avx2;
 #endif
