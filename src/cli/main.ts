@@ -18,6 +18,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   convert: async () => (await import('./convert.js')).command,
   score: async () => (await import('./score.js')).command,
   data: async () => (await import('./data.js')).command,
+  bench: async () => (await import('./bench.js')).command,
 };
 
 async function usage(): Promise<string> {

@@ -1,0 +1,18 @@
+{
+  "targets": [
+    {
+      "target_name": "llama_ts_native",
+      "sources": [
+        "native/addon.cc",
+        "native/pool.cc",
+        "native/simd.cc",
+        "native/gemm.cc",
+        "native/kernels.cc",
+        "native/attention.cc"
+      ],
+      "cflags_cc": ["-O3", "-std=gnu++17", "-fno-math-errno", "-fno-trapping-math", "-Wno-unused-function"],
+      "ldflags": ["-pthread"],
+      "defines": ["NAPI_VERSION=8"]
+    }
+  ]
+}

@@ -1,0 +1,214 @@
+#include "attention.h"
+
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "gemm.h"
+#include "pool.h"
+#include "simd.h"
+#include "vmath.h"
+
+namespace lt {
+namespace {
+
+constexpr long BR = 64;  // query rows per tile
+constexpr long BC = 64;  // key rows per tile
+
+// Visible keys of query row gi in the key tile starting at j0 with nj keys (causal: keys <= gi).
+static inline long visible(long gi, long j0, long nj) {
+  long n = gi - j0 + 1;
+  return n < 0 ? 0 : (n > nj ? nj : n);
+}
+
+// Forward, after S = Q·Kᵀ (unscaled) for one query tile x key tile: online-softmax update of the running max m,
+// sum l and output O (rows rescaled), and S turned into the probabilities P (masked entries 0) for O += P·V.
+LT_CLONES void fwd_softmax_tile(float* S, float* O, float* m, float* l, long ni, long i0, long j0, long nj, long hd,
+                                float scale) {
+  for (long i = 0; i < ni; i++) {
+    float* s = S + i * BC;
+    long n = visible(i0 + i, j0, nj);
+    if (n == 0) {
+      for (long j = 0; j < nj; j++) s[j] = 0.f;
+      continue;
+    }
+    float mx = -INFINITY;
+    for (long j = 0; j < n; j++) {
+      float x = s[j] * scale;
+      s[j] = x;
+      mx = x > mx ? x : mx;
+    }
+    float mnew = mx > m[i] ? mx : m[i];
+    float corr = vexp(m[i] - mnew);
+    float sum = 0.f;
+    for (long j = 0; j < n; j++) {
+      float p = vexp(s[j] - mnew);
+      s[j] = p;
+      sum += p;
+    }
+    for (long j = n; j < nj; j++) s[j] = 0.f;
+    l[i] = l[i] * corr + sum;
+    m[i] = mnew;
+    if (corr != 1.f) {
+      float* o = O + i * hd;
+      for (long d = 0; d < hd; d++) o[d] *= corr;
+    }
+  }
+}
+
+// Backward, after S = Q·Kᵀ and dP = dO·Vᵀ (unscaled): S becomes P = exp(S·scale − lse), dP becomes
+// dS = P ∘ (dP − D)·scale; masked entries 0.
+LT_CLONES void bwd_probs_tile(float* S, float* dP, const float* lse, const float* D, long ni, long i0, long j0, long nj,
+                              float scale) {
+  for (long i = 0; i < ni; i++) {
+    float* s = S + i * BC;
+    float* ds = dP + i * BC;
+    long n = visible(i0 + i, j0, nj);
+    float L = lse[i], Di = D[i];
+    for (long j = 0; j < n; j++) {
+      float p = vexp(s[j] * scale - L);
+      s[j] = p;
+      ds[j] = p * (ds[j] - Di) * scale;
+    }
+    for (long j = n; j < nj; j++) s[j] = ds[j] = 0.f;
+  }
+}
+
+// D[i] = Σ_d dO[i,d]·O[i,d]
+LT_CLONES void row_dots(float* D, const float* a, const float* b, long ld, long ni, long hd) {
+  for (long i = 0; i < ni; i++) {
+    const float* x = a + i * ld;
+    const float* y = b + i * ld;
+    float acc[16];
+    for (int l = 0; l < 16; l++) acc[l] = 0.f;
+    long d = 0;
+    for (; d + 16 <= hd; d += 16)
+      for (int l = 0; l < 16; l++) acc[l] += x[d + l] * y[d + l];
+    float s = 0.f;
+    for (; d < hd; d++) s += x[d] * y[d];
+    for (int l = 0; l < 16; l++) s += acc[l];
+    D[i] = s;
+  }
+}
+
+struct Scratch {
+  std::vector<float> a, b, c, d;
+};
+thread_local Scratch tl;
+
+float* buf(std::vector<float>& v, size_t n) {
+  if (v.size() < n) v.resize(n);
+  return v.data();
+}
+
+}  // namespace
+
+// Tile products run through the SGEMM micro-kernels on the task's own thread (sgemm_serial):
+//   S = Q_i·K_jᵀ, O_i += P·V_j (forward); dP = dO_i·V_jᵀ, dV_j += Pᵀ·dO_i, dK_j += dSᵀ·Q_i, dQ_i += dS·K_j (backward).
+void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, long B, long T, long H,
+                       long KV, long hd) {
+  const long qw = H * hd, kw = KV * hd, rep = H / KV;
+  const long ntiles = (T + BR - 1) / BR;
+  const float scale = (float)(1.0 / std::sqrt((double)hd));
+  // largest tiles first: the causal triangle makes late query tiles the most expensive
+  parallel_for(B * H * ntiles, [&](long task) {
+    long it = ntiles - 1 - task % ntiles;
+    long bh = task / ntiles, b = bh / H, h = bh % H, kvh = h / rep;
+    long i0 = it * BR, ni = i0 + BR < T ? BR : T - i0;
+    float* S = buf(tl.a, (size_t)BR * BC);
+    float* O = buf(tl.b, (size_t)BR * hd);
+    float* ml = buf(tl.c, 2 * BR);
+    float* m = ml;
+    float* l = ml + BR;
+    for (long i = 0; i < ni; i++) {
+      m[i] = -INFINITY;
+      l[i] = 0.f;
+    }
+    std::memset(O, 0, sizeof(float) * ni * hd);
+    const float* qt = q + (b * T + i0) * qw + h * hd;
+    long last = i0 + ni - 1;
+    for (long j0 = 0; j0 <= last; j0 += BC) {  // key tiles after the last query row are never visited
+      long nj = j0 + BC < T ? BC : T - j0;
+      const float* kt = k + (b * T + j0) * kw + kvh * hd;
+      const float* vt = v + (b * T + j0) * kw + kvh * hd;
+      sgemm_serial(ni, nj, hd, qt, qw, 1, kt, 1, kw, S, BC, false);
+      fwd_softmax_tile(S, O, m, l, ni, i0, j0, nj, hd, scale);
+      sgemm_serial(ni, hd, nj, S, BC, 1, vt, kw, 1, O, hd, true);
+    }
+    for (long i = 0; i < ni; i++) {
+      float* dst = out + (b * T + i0 + i) * qw + h * hd;
+      float inv = 1.0f / l[i];
+      for (long d = 0; d < hd; d++) dst[d] = O[i * hd + d] * inv;
+      lse[(b * H + h) * T + i0 + i] = m[i] + std::log(l[i]);
+    }
+  });
+}
+
+void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
+                        const float* v, const float* out, const float* lse, long B, long T, long H, long KV, long hd) {
+  const long qw = H * hd, kw = KV * hd, rep = H / KV;
+  const long ntiles = (T + BC - 1) / BC;
+  const float scale = (float)(1.0 / std::sqrt((double)hd));
+  // pass 1: dK, dV; a task owns (b, kv head, key tile) and sums over the query heads of its group; early key tiles
+  // see the most queries, so they go first
+  parallel_for(B * KV * ntiles, [&](long task) {
+    long jt = task % ntiles;
+    long bk = task / ntiles, b = bk / KV, kvh = bk % KV;
+    long j0 = jt * BC, nj = j0 + BC < T ? BC : T - j0;
+    float* S = buf(tl.a, (size_t)BR * BC);
+    float* dP = buf(tl.b, (size_t)BR * BC);
+    float* dK = buf(tl.c, (size_t)2 * BC * hd);
+    float* dV = dK + BC * hd;
+    float* D = buf(tl.d, BR);
+    std::memset(dK, 0, sizeof(float) * 2 * BC * hd);
+    const float* kt = k + (b * T + j0) * kw + kvh * hd;
+    const float* vt = v + (b * T + j0) * kw + kvh * hd;
+    for (long h = kvh * rep; h < (kvh + 1) * rep; h++) {
+      for (long i0 = (j0 / BR) * BR; i0 < T; i0 += BR) {  // query tiles before the key tile are fully masked
+        long ni = i0 + BR < T ? BR : T - i0;
+        const float* qt = q + (b * T + i0) * qw + h * hd;
+        const float* dot = dout + (b * T + i0) * qw + h * hd;
+        const float* ot = out + (b * T + i0) * qw + h * hd;
+        row_dots(D, dot, ot, qw, ni, hd);
+        sgemm_serial(ni, nj, hd, qt, qw, 1, kt, 1, kw, S, BC, false);
+        sgemm_serial(ni, nj, hd, dot, qw, 1, vt, 1, kw, dP, BC, false);
+        bwd_probs_tile(S, dP, lse + (b * H + h) * T + i0, D, ni, i0, j0, nj, scale);
+        sgemm_serial(nj, hd, ni, S, 1, BC, dot, qw, 1, dV, hd, true);
+        sgemm_serial(nj, hd, ni, dP, 1, BC, qt, qw, 1, dK, hd, true);
+      }
+    }
+    for (long j = 0; j < nj; j++) {
+      std::memcpy(dk + (b * T + j0 + j) * kw + kvh * hd, dK + j * hd, sizeof(float) * hd);
+      std::memcpy(dv + (b * T + j0 + j) * kw + kvh * hd, dV + j * hd, sizeof(float) * hd);
+    }
+  });
+  // pass 2: dQ; a task owns (b, head, query tile); late query tiles are the largest, so they go first
+  const long qtiles = (T + BR - 1) / BR;
+  parallel_for(B * H * qtiles, [&](long task) {
+    long it = qtiles - 1 - task % qtiles;
+    long bh = task / qtiles, b = bh / H, h = bh % H, kvh = h / rep;
+    long i0 = it * BR, ni = i0 + BR < T ? BR : T - i0;
+    float* S = buf(tl.a, (size_t)BR * BC);
+    float* dP = buf(tl.b, (size_t)BR * BC);
+    float* dQ = buf(tl.c, (size_t)BR * hd);
+    float* D = buf(tl.d, BR);
+    std::memset(dQ, 0, sizeof(float) * ni * hd);
+    const float* qt = q + (b * T + i0) * qw + h * hd;
+    const float* dot = dout + (b * T + i0) * qw + h * hd;
+    const float* ot = out + (b * T + i0) * qw + h * hd;
+    row_dots(D, dot, ot, qw, ni, hd);
+    long last = i0 + ni - 1;
+    for (long j0 = 0; j0 <= last; j0 += BC) {
+      long nj = j0 + BC < T ? BC : T - j0;
+      const float* kt = k + (b * T + j0) * kw + kvh * hd;
+      const float* vt = v + (b * T + j0) * kw + kvh * hd;
+      sgemm_serial(ni, nj, hd, qt, qw, 1, kt, 1, kw, S, BC, false);
+      sgemm_serial(ni, nj, hd, dot, qw, 1, vt, 1, kw, dP, BC, false);
+      bwd_probs_tile(S, dP, lse + (b * H + h) * T + i0, D, ni, i0, j0, nj, scale);
+      sgemm_serial(ni, hd, nj, dP, BC, 1, kt, kw, 1, dQ, hd, true);
+    }
+    for (long i = 0; i < ni; i++) std::memcpy(dq + (b * T + i0 + i) * qw + h * hd, dQ + i * hd, sizeof(float) * hd);
+  });
+}
+
+}  // namespace lt

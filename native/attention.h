@@ -1,0 +1,15 @@
+#pragma once
+
+namespace lt {
+
+// Causal attention, FlashAttention style: q [B,T,H,hd], k/v [B,T,KV,hd], out [B,T,H,hd], lse [B,H,T].
+// Works on 64x64 tiles of queries x keys with an online softmax; per-thread scratch is O(tile·hd), nothing is
+// quadratic in T. Fully masked tiles (keys after the last query of the tile) are never visited.
+void attention_forward(float* out, float* lse, const float* q, const float* k, const float* v, long B, long T, long H,
+                       long KV, long hd);
+// Overwrites dq, dk, dv. Recomputes P = exp(S - lse) tile by tile: one pass over key tiles for dK/dV
+// (a task owns a key tile of one kv head, summing over the query heads of its group), one over query tiles for dQ.
+void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
+                        const float* v, const float* out, const float* lse, long B, long T, long H, long KV, long hd);
+
+}  // namespace lt

@@ -1,0 +1,421 @@
+#include "gemm.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstdio>
+#include <cstring>
+#include <vector>
+
+#include "pool.h"
+#include "simd.h"
+#if LT_X86
+#include <immintrin.h>
+#endif
+
+namespace lt {
+namespace {
+
+// Micro-kernel: C[MR,NR] (+)= A·B over kc. A is a packed panel (A[k*MR + i]) or, when DA, rows read in place
+// (A[i*lda + k]); B is a packed panel (B[k*NR + j]) or, when DB, rows read in place (B[k*ldb + j]).
+// Reading an operand in place avoids repacking a large weight that only a few rows use (the 32-row head chunks).
+typedef void (*Ukr)(long kc, const float* A, long lda, const float* B, long ldb, float* C, long ldc, bool acc);
+
+struct KernelDesc {
+  int MR, NR, MC, KC, NC;
+  Ukr ukr[2][2];  // [DA][DB]
+};
+
+// ---------------------------------------------------------------- micro-kernels
+
+// Portable 6x8 with GCC vector extensions (SSE2 on x86-64, NEON elsewhere): 12 accumulators of 4 lanes.
+typedef float v4f __attribute__((vector_size(16)));
+constexpr int G_MR = 6, G_NR = 8;
+template <bool DA, bool DB>
+void ukr_generic(long kc, const float* A, long lda, const float* B, long ldb, float* C, long ldc, bool acc) {
+  v4f c[G_MR][2];
+  for (int i = 0; i < G_MR; i++) c[i][0] = c[i][1] = v4f{0, 0, 0, 0};
+  for (long k = 0; k < kc; k++) {
+    const float* b = DB ? B + k * ldb : B + k * G_NR;
+    v4f b0, b1;
+    std::memcpy(&b0, b, 16);
+    std::memcpy(&b1, b + 4, 16);
+    for (int i = 0; i < G_MR; i++) {
+      float a = DA ? A[i * lda + k] : A[k * G_MR + i];
+      c[i][0] += a * b0;
+      c[i][1] += a * b1;
+    }
+  }
+  for (int i = 0; i < G_MR; i++) {
+    float* p = C + i * ldc;
+    if (acc) {
+      v4f x0, x1;
+      std::memcpy(&x0, p, 16);
+      std::memcpy(&x1, p + 4, 16);
+      c[i][0] += x0;
+      c[i][1] += x1;
+    }
+    std::memcpy(p, &c[i][0], 16);
+    std::memcpy(p + 4, &c[i][1], 16);
+  }
+}
+
+#if LT_X86
+// AVX2/FMA 6x16: 12 accumulators, 2 B vectors, 1 broadcast.
+template <bool DA, bool DB>
+LT_TARGET_AVX2 void ukr_avx2(long kc, const float* A, long lda, const float* B, long ldb, float* C, long ldc, bool acc) {
+  __m256 c[6][2];
+  if (acc) {
+#pragma GCC unroll 6
+    for (int i = 0; i < 6; i++) _mm_prefetch((const char*)(C + i * ldc), _MM_HINT_T0);
+  }
+#pragma GCC unroll 6
+  for (int i = 0; i < 6; i++) c[i][0] = c[i][1] = _mm256_setzero_ps();
+#pragma GCC unroll 4
+  for (long k = 0; k < kc; k++) {
+    const float* b = DB ? B + k * ldb : B + k * 16;
+    if (DB) _mm_prefetch((const char*)(b + 8 * ldb), _MM_HINT_T0);
+    if (DA) _mm_prefetch((const char*)(A + (k % 6) * lda + k + 64), _MM_HINT_T0);
+    __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+#pragma GCC unroll 6
+    for (int i = 0; i < 6; i++) {
+      __m256 a = _mm256_broadcast_ss(DA ? A + i * lda + k : A + k * 6 + i);
+      c[i][0] = _mm256_fmadd_ps(a, b0, c[i][0]);
+      c[i][1] = _mm256_fmadd_ps(a, b1, c[i][1]);
+    }
+  }
+#pragma GCC unroll 6
+  for (int i = 0; i < 6; i++) {
+    float* p = C + i * ldc;
+    if (acc) {
+      c[i][0] = _mm256_add_ps(c[i][0], _mm256_loadu_ps(p));
+      c[i][1] = _mm256_add_ps(c[i][1], _mm256_loadu_ps(p + 8));
+    }
+    _mm256_storeu_ps(p, c[i][0]);
+    _mm256_storeu_ps(p + 8, c[i][1]);
+  }
+}
+
+// AVX-512 8x32: 16 accumulators, 2 B vectors, broadcasts from memory.
+template <bool DA, bool DB>
+LT_TARGET_AVX512 void ukr_avx512(long kc, const float* A, long lda, const float* B, long ldb, float* C, long ldc, bool acc) {
+  __m512 c[8][2];
+  if (acc) {  // C may come from far away (a large weight gradient): start fetching it now
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) {
+      _mm_prefetch((const char*)(C + i * ldc), _MM_HINT_T0);
+      _mm_prefetch((const char*)(C + i * ldc + 16), _MM_HINT_T0);
+    }
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; i++) c[i][0] = c[i][1] = _mm512_setzero_ps();
+#pragma GCC unroll 4
+  for (long k = 0; k < kc; k++) {
+    const float* b = DB ? B + k * ldb : B + k * 32;
+    // operands read in place come from far away: fetch ahead (B: the row 8 ahead; A: one of the 8 rows, 64 ahead)
+    if (DB) _mm_prefetch((const char*)(b + 8 * ldb), _MM_HINT_T0), _mm_prefetch((const char*)(b + 8 * ldb + 16), _MM_HINT_T0);
+    if (DA) _mm_prefetch((const char*)(A + (k & 7) * lda + k + 64), _MM_HINT_T0);
+    __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) {
+      __m512 a = _mm512_set1_ps(DA ? A[i * lda + k] : A[k * 8 + i]);
+      c[i][0] = _mm512_fmadd_ps(a, b0, c[i][0]);
+      c[i][1] = _mm512_fmadd_ps(a, b1, c[i][1]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; i++) {
+    float* p = C + i * ldc;
+    if (acc) {
+      c[i][0] = _mm512_add_ps(c[i][0], _mm512_loadu_ps(p));
+      c[i][1] = _mm512_add_ps(c[i][1], _mm512_loadu_ps(p + 16));
+    }
+    _mm512_storeu_ps(p, c[i][0]);
+    _mm512_storeu_ps(p + 16, c[i][1]);
+  }
+}
+#endif
+
+#define LT_UKRS(f) {{f<false, false>, f<false, true>}, {f<true, false>, f<true, true>}}
+
+const KernelDesc& kernel_for_level(int level) {
+  static const KernelDesc generic = {G_MR, G_NR, 72, 256, 512, LT_UKRS(ukr_generic)};
+#if LT_X86
+  static const KernelDesc avx2 = {6, 16, 96, 256, 512, LT_UKRS(ukr_avx2)};
+  static KernelDesc avx512 = {8, 32, 128, 256, 512, LT_UKRS(ukr_avx512)};
+  static bool tuned = false;
+  if (!tuned) {  // LLAMA_TS_GEMM_BLOCKS=MC,KC,NC (tuning experiments)
+    tuned = true;
+    if (const char* e = std::getenv("LLAMA_TS_GEMM_BLOCKS")) {
+      int mc, kc, nc;
+      if (std::sscanf(e, "%d,%d,%d", &mc, &kc, &nc) == 3 && mc >= 8 && mc % 8 == 0 && kc >= 16 && nc >= 32 && nc % 32 == 0) {
+        avx512.MC = mc;
+        avx512.KC = kc;
+        avx512.NC = nc;
+      }
+    }
+  }
+  if (level >= SIMD_AVX512) return avx512;
+  if (level >= SIMD_AVX2) return avx2;
+#endif
+  (void)level;
+  return generic;
+}
+
+// ---------------------------------------------------------------- packing
+
+// Ap: ceil(mc/MR) panels, each kc x MR (row r of the panel at [k*MR + r]), zero-padded.
+void pack_a(const float* A, long rsa, long csa, long i0, long k0, long mc, long kc, int MR, float* Ap) {
+  for (long p = 0; p < mc; p += MR) {
+    long m = std::min<long>(MR, mc - p);
+    float* dst = Ap + p * kc;
+    const float* src = A + (i0 + p) * rsa + k0 * csa;
+    if (csa == 1) {
+      for (long r = 0; r < m; r++) {
+        const float* s = src + r * rsa;
+        for (long k = 0; k < kc; k++) dst[k * MR + r] = s[k];
+      }
+    } else if (rsa == 1 && m == MR) {
+      for (long k = 0; k < kc; k++) {
+        const float* s = src + k * csa;
+        for (int r = 0; r < MR; r++) dst[k * MR + r] = s[r];
+      }
+    } else {
+      for (long k = 0; k < kc; k++)
+        for (long r = 0; r < m; r++) dst[k * MR + r] = src[r * rsa + k * csa];
+    }
+    if (m < MR)
+      for (long k = 0; k < kc; k++)
+        for (long r = m; r < MR; r++) dst[k * MR + r] = 0.f;
+  }
+}
+
+// Bp: ceil(nc/NR) panels, each kc x NR (column c of the panel at [k*NR + c]), zero-padded.
+void pack_b(const float* B, long rsb, long csb, long k0, long j0, long kc, long nc, int NR, float* Bp) {
+  for (long q = 0; q < nc; q += NR) {
+    long n = std::min<long>(NR, nc - q);
+    float* dst = Bp + q * kc;
+    const float* src = B + k0 * rsb + (j0 + q) * csb;
+    if (csb == 1 && n == NR) {
+      for (long k = 0; k < kc; k++) std::memcpy(dst + k * NR, src + k * rsb, sizeof(float) * NR);
+    } else if (rsb == 1) {
+      // B is W^T with W row-major: each column of the panel is a contiguous row of W (a transpose)
+      for (long c = 0; c < n; c++) {
+        const float* s = src + c * csb;
+        for (long k = 0; k < kc; k++) dst[k * NR + c] = s[k];
+      }
+      for (long c = n; c < NR; c++)
+        for (long k = 0; k < kc; k++) dst[k * NR + c] = 0.f;
+    } else {
+      for (long k = 0; k < kc; k++) {
+        long c = 0;
+        for (; c < n; c++) dst[k * NR + c] = src[k * rsb + c * csb];
+        for (; c < NR; c++) dst[k * NR + c] = 0.f;
+      }
+    }
+  }
+}
+
+// Per-thread packing buffers, allocated once per thread and grown when needed.
+struct Scratch {
+  float* a = nullptr;
+  float* b = nullptr;
+  size_t a_cap = 0, b_cap = 0;
+  ~Scratch() {
+    std::free(a);
+    std::free(b);
+  }
+};
+thread_local Scratch tl_scratch;
+
+float* grow(float*& p, size_t& cap, size_t n) {
+  if (cap < n) {
+    std::free(p);
+    size_t bytes = ((n * sizeof(float) + 63) / 64) * 64;
+    p = static_cast<float*>(std::aligned_alloc(64, bytes));
+    cap = n;
+  }
+  return p;
+}
+
+struct GemmJob {
+  long M, N, K;
+  const float* A;
+  long rsa, csa;
+  const float* B;
+  long rsb, csb;
+  float* C;
+  long rsc, csc;
+  bool accumulate;
+  bool da, db;  // read A / B in place instead of packing
+  const KernelDesc* kd;
+  long mc, nc, tiles_n, kc;
+};
+
+// A task owns an m-range x n-range of C. Per K block it packs its B block once, then walks the m-range in
+// sub-blocks of MC rows (A packed per sub-block): B is packed (number of m-ranges) times in all, A (number of n-ranges).
+void gemm_task(void* ctx, long t) {
+  const GemmJob& g = *static_cast<const GemmJob*>(ctx);
+  const KernelDesc& kd = *g.kd;
+  const int MR = kd.MR, NR = kd.NR;
+  const long KC = g.kc;
+  long i0 = (t / g.tiles_n) * g.mc, j0 = (t % g.tiles_n) * g.nc;
+  long mr = std::min(g.mc, g.M - i0), nc = std::min(g.nc, g.N - j0);
+  long msub = std::min<long>(kd.MC, (mr + MR - 1) / MR * MR);
+  long ncp = (nc + NR - 1) / NR * NR;
+  Scratch& s = tl_scratch;
+  float* Ap = grow(s.a, s.a_cap, (size_t)(g.da ? MR : msub) * KC);
+  float* Bp = grow(s.b, s.b_cap, (size_t)(g.db ? NR : ncp) * KC);
+  alignas(64) float tmp[16 * 32];
+  long nfull = nc / NR * NR;  // in-place panels must be full
+  for (long k0 = 0; k0 < g.K; k0 += KC) {
+    long kc = std::min(KC, g.K - k0);
+    bool acc = g.accumulate || k0 > 0;
+    if (!g.db) pack_b(g.B, g.rsb, g.csb, k0, j0, kc, nc, NR, Bp);
+    else if (nfull < nc) pack_b(g.B, g.rsb, g.csb, k0, j0 + nfull, kc, nc - nfull, NR, Bp);
+    for (long is = 0; is < mr; is += msub) {
+      long mc = std::min(msub, mr - is);
+      long ib = i0 + is;
+      long mfull = mc / MR * MR;
+      if (!g.da) pack_a(g.A, g.rsa, g.csa, ib, k0, mc, kc, MR, Ap);
+      else if (mfull < mc) pack_a(g.A, g.rsa, g.csa, ib + mfull, k0, mc - mfull, kc, MR, Ap);
+      for (long jr = 0; jr < nc; jr += NR) {
+        long n = std::min<long>(NR, nc - jr);
+        bool bd = g.db && n == NR;
+        const float* bp = bd ? g.B + k0 * g.rsb + (j0 + jr) : (g.db ? Bp : Bp + jr * kc);
+        for (long ir = 0; ir < mc; ir += MR) {
+          long m = std::min<long>(MR, mc - ir);
+          bool ad = g.da && m == MR;
+          const float* ap = ad ? g.A + (ib + ir) * g.rsa + k0 : (g.da ? Ap : Ap + ir * kc);
+          Ukr f = kd.ukr[ad][bd];
+          float* c = g.C + (ib + ir) * g.rsc + (j0 + jr) * g.csc;
+          if (m == MR && n == NR && g.csc == 1) {
+            f(kc, ap, g.rsa, bp, g.rsb, c, g.rsc, acc);
+          } else {
+            f(kc, ap, g.rsa, bp, g.rsb, tmp, NR, false);
+            for (long i = 0; i < m; i++)
+              for (long j = 0; j < n; j++) {
+                float& x = c[i * g.rsc + j * g.csc];
+                x = acc ? x + tmp[i * NR + j] : tmp[i * NR + j];
+              }
+          }
+        }
+      }
+    }
+  }
+}
+
+// Operands used by at most this many rows/columns are read in place rather than packed.
+constexpr long DIRECT_MAX = 64;
+
+void sgemm_impl(long M, long N, long K, const float* A, long rsa, long csa, const float* B, long rsb, long csb, float* C,
+                long rsc, long csc, bool accumulate) {
+  const KernelDesc& kd = kernel_for_level(simd_level());
+  GemmJob g{M, N, K, A, rsa, csa, B, rsb, csb, C, rsc, csc, accumulate, false, false, &kd, kd.MC, kd.NC, 0, kd.KC};
+  g.da = csa == 1 && N <= DIRECT_MAX;
+  g.db = csb == 1 && M <= DIRECT_MAX;
+  // K blocks of equal size, up to 1.25·KC (K = 288 is one block, not 256 + 32). B rows read in place have a
+  // large stride, so their block stays short enough not to thrash L1.
+  long kcmax = g.db ? 128 : kd.KC;
+  long nk = (K + kcmax * 5 / 4 - 1) / (kcmax * 5 / 4);
+  g.kc = (K + nk - 1) / nk;
+  // Choose the task grid: enough tasks for every thread, as little packing as possible. Packing costs
+  // (tasks along N)·M·K + (tasks along M)·N·K floats (less what is read in place); one packed float costs about
+  // as much time as 60 flops of the micro-kernel.
+  const long nth = pool_threads();
+  const long nt0 = (N + kd.NC - 1) / kd.NC;
+  const long mtmax = (M + kd.MR - 1) / kd.MR, ntmax = (N + kd.NR - 1) / kd.NR;
+  double best = 1e300;
+  for (long mt = 1; mt <= std::min(mtmax, 8 * nth); mt++) {
+    long mc = ((M + mt - 1) / mt + kd.MR - 1) / kd.MR * kd.MR;
+    long mta = (M + mc - 1) / mc;
+    for (long nt = nt0; nt <= std::min(ntmax, nt0 * 8); nt++) {
+      long nc = ((N + nt - 1) / nt + kd.NR - 1) / kd.NR * kd.NR;
+      long nta = (N + nc - 1) / nc;
+      long tasks = mta * nta;
+      double waves = (double)((tasks + nth - 1) / nth) * nth / tasks;  // load imbalance
+      double compute = 2.0 * (double)(mta * mc) * (double)(nta * nc) * K * waves / nth;
+      double pack = 60.0 * ((g.da ? 0.0 : (double)nta * M * K) + (g.db ? 0.0 : (double)mta * N * K)) / std::min(nth, tasks);
+      double cost = compute + pack;
+      if (cost < best * 0.999) {
+        best = cost;
+        g.mc = mc;
+        g.nc = nc;
+      }
+    }
+  }
+  // Few rows of A against a long K and a small C (dx = dlogits·W of a head chunk): split K into a fixed number of
+  // ranges, one task each into a private copy of C, then add the copies in a fixed order. Each task streams its rows
+  // of B (the weight) once, whole; the result does not depend on the thread count.
+  if (g.db && !g.da && K >= 4096 && M * N <= (1L << 16)) {
+    const long nsplit = 8;
+    long kr = ((K + nsplit - 1) / nsplit + g.kc - 1) / g.kc * g.kc;
+    long ns = (K + kr - 1) / kr;
+    std::vector<float> part((size_t)ns * M * N);
+    parallel_for(ns, [&](long si) {
+      long ks = si * kr, kn = std::min(kr, K - ks);
+      GemmJob sub = g;
+      sub.A = A + ks * csa;
+      sub.B = B + ks * rsb;
+      sub.K = kn;
+      sub.C = part.data() + (size_t)si * M * N;
+      sub.rsc = N;
+      sub.csc = 1;
+      sub.accumulate = false;
+      sub.mc = (M + kd.MR - 1) / kd.MR * kd.MR;
+      sub.nc = (N + kd.NR - 1) / kd.NR * kd.NR;
+      sub.tiles_n = 1;
+      gemm_task(&sub, 0);
+    });
+    parallel_for(M, [&](long i) {
+      for (long j = 0; j < N; j++) {
+        float x = accumulate ? C[i * rsc + j * csc] : 0.f;
+        for (long si = 0; si < ns; si++) x += part[((size_t)si * M + i) * N + j];
+        C[i * rsc + j * csc] = x;
+      }
+    });
+    return;
+  }
+  g.tiles_n = (N + g.nc - 1) / g.nc;
+  long ntasks = ((M + g.mc - 1) / g.mc) * g.tiles_n;
+  parallel_for(ntasks, gemm_task, &g);
+}
+
+}  // namespace
+
+void sgemm_serial(long M, long N, long K, const float* A, long rsa, long csa, const float* B, long rsb, long csb, float* C,
+                  long ldc, bool accumulate) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) {
+    if (!accumulate)
+      for (long i = 0; i < M; i++) std::memset(C + i * ldc, 0, sizeof(float) * N);
+    return;
+  }
+  const KernelDesc& kd = kernel_for_level(simd_level());
+  GemmJob g{M, N, K, A, rsa, csa, B, rsb, csb, C, ldc, 1, accumulate, false, false, &kd, 0, 0, 1, kd.KC};
+  g.da = csa == 1 && N <= DIRECT_MAX;
+  g.db = csb == 1 && M <= DIRECT_MAX;
+  long kcmax = g.db ? 128 : kd.KC;
+  long nk = (K + kcmax * 5 / 4 - 1) / (kcmax * 5 / 4);
+  g.kc = (K + nk - 1) / nk;
+  g.mc = (M + kd.MR - 1) / kd.MR * kd.MR;
+  g.nc = (N + kd.NR - 1) / kd.NR * kd.NR;
+  gemm_task(&g, 0);
+}
+
+void sgemm(long M, long N, long K, const float* A, long rsa, long csa, const float* B, long rsb, long csb, float* C,
+           long ldc, bool accumulate) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) {
+    if (!accumulate)
+      for (long i = 0; i < M; i++) std::memset(C + i * ldc, 0, sizeof(float) * N);
+    return;
+  }
+  // Few rows against a large W^T (x·Wᵀ in row blocks): compute Cᵀ = W·xᵀ so that W is read in place.
+  if (M <= DIRECT_MAX && N > DIRECT_MAX && rsb == 1 && csa == 1) {
+    sgemm_impl(N, M, K, B, csb, rsb, A, csa, rsa, C, 1, ldc, accumulate);
+    return;
+  }
+  sgemm_impl(M, N, K, A, rsa, csa, B, rsb, csb, C, ldc, 1, accumulate);
+}
+
+}  // namespace lt

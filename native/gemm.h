@@ -1,0 +1,16 @@
+#pragma once
+
+namespace lt {
+
+// C[M,N] (= or +=) A·B with A[i][k] = A[i*rsa + k*csa], B[k][j] = B[k*rsb + j*csb], C row-major with leading
+// dimension ldc. Packed panels + register-blocked micro-kernel (AVX-512 8x32, AVX2/FMA 6x16 or portable 4x16),
+// parallel over blocks of C on the shared pool. Each element of C is summed in a fixed order: results do not
+// depend on the thread count.
+void sgemm(long M, long N, long K, const float* A, long rsa, long csa, const float* B, long rsb, long csb, float* C,
+           long ldc, bool accumulate);
+
+// The same product on the calling thread only (for small tiles inside a pool task, e.g. attention).
+void sgemm_serial(long M, long N, long K, const float* A, long rsa, long csa, const float* B, long rsb, long csb, float* C,
+                  long ldc, bool accumulate);
+
+}  // namespace lt

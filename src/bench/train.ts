@@ -1,0 +1,133 @@
+/**
+ * Training-throughput measurement shared by `llama-ts bench train` and bench/train-throughput.ts: one model, random
+ * tokens, a few timed steps split into phases (forward, loss incl. the head's backward, backward, optimizer), and the
+ * model FLOPs utilisation against a peak measured on this machine (the native SGEMM on a compute-bound shape).
+ */
+import type { Backend } from '../kernels/backend.js';
+import { Llama } from '../model/llama.js';
+import { paramCount, trainFlopsPerToken, type LlamaConfig } from '../model/config.js';
+import { Rng } from '../util/rng.js';
+import { loadNative } from '../kernels/native.js';
+
+export interface TrainBenchOptions {
+  config: LlamaConfig;
+  batch: number;
+  seq: number;
+  backend: Backend;
+  /** timed steps (after one untimed warm-up step) */
+  steps: number;
+  /** GFLOP/s taken as 100% for the MFU; measured with measureSgemmPeak() when omitted */
+  peakGflops?: number;
+  seed?: number;
+}
+
+export interface TrainBenchResult {
+  backend: string;
+  threads: number | null;
+  simd: string | null;
+  params: number;
+  batch: number;
+  seq: number;
+  steps: number;
+  tokens_per_s: number;
+  step_ms: number;
+  phase_ms: { forward: number; loss: number; backward: number; optimizer: number };
+  loss: number;
+  flops_per_token: number;
+  model_gflops: number;
+  peak_gflops: number;
+  peak_source: string;
+  mfu: number;
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+/**
+ * The native SGEMM's GFLOP/s on a compute-bound shape (x·Wᵀ, 1024×1024×1024), best of `reps` timed runs, on the
+ * current thread pool. Returns null when the addon is not loaded.
+ */
+export function measureSgemmPeak(reps = 10): number | null {
+  const { addon } = loadNative();
+  if (!addon) return null;
+  const n = 1024;
+  const rng = new Rng(1);
+  const a = Float32Array.from({ length: n * n }, () => rng.next() - 0.5);
+  const b = Float32Array.from({ length: n * n }, () => rng.next() - 0.5);
+  const c = new Float32Array(n * n);
+  addon.matmul(c, a, b, n, n, n, false);
+  let best = Infinity;
+  for (let r = 0; r < reps; r++) {
+    const t = performance.now();
+    addon.matmul(c, a, b, n, n, n, false);
+    best = Math.min(best, performance.now() - t);
+  }
+  return (2 * n * n * n) / (best * 1e6);
+}
+
+export const PEAK_SOURCE = 'native sgemm x·Wᵀ 1024×1024×1024, best of 10, all pool threads';
+
+export function benchTrain(o: TrainBenchOptions): TrainBenchResult {
+  const { config, batch: B, seq: T, backend: be } = o;
+  if (T > config.maxSeqLen) config.maxSeqLen = T;
+  const model = new Llama(config, be);
+  model.init(o.seed ?? 1);
+  const rng = new Rng((o.seed ?? 1) + 1);
+  const N = B * T;
+  const tokens = Int32Array.from({ length: N }, () => rng.int(config.vocabSize));
+  const targets = Int32Array.from({ length: N }, () => rng.int(config.vocabSize));
+  const P = model.layout.total;
+  const grads = model.ensureGrads();
+  const m = be.alloc(P);
+  const v = be.alloc(P);
+  const times = { forward: [] as number[], loss: [] as number[], backward: [] as number[], optimizer: [] as number[], step: [] as number[] };
+  let lastLoss = NaN;
+  for (let s = 0; s <= o.steps; s++) {
+    const t0 = performance.now();
+    model.forward(tokens, B, T);
+    const t1 = performance.now();
+    lastLoss = model.loss(targets, 1 / N) / N;
+    const t2 = performance.now();
+    model.backward();
+    const t3 = performance.now();
+    // optimizer: global-norm clipping at 1.0, AdamW over the flat buffers, zero the gradients
+    const norm = Math.sqrt(be.sumSquares(grads.data, P));
+    if (norm > 1) be.scale(grads.data, 1 / norm, P);
+    be.adamw(model.params.data, grads.data, m, v, P, { lr: 3e-4, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, step: s + 1 });
+    grads.data.fill(0);
+    const t4 = performance.now();
+    if (s === 0) continue; // warm-up: first-touch allocation, pool start
+    times.forward.push(t1 - t0);
+    times.loss.push(t2 - t1);
+    times.backward.push(t3 - t2);
+    times.optimizer.push(t4 - t3);
+    times.step.push(t4 - t0);
+  }
+  const stepMs = median(times.step);
+  const tps = N / (stepMs / 1000);
+  const fpt = trainFlopsPerToken(config, T);
+  const modelGflops = (fpt * tps) / 1e9;
+  const peak = o.peakGflops ?? measureSgemmPeak() ?? NaN;
+  const nb = be as Backend & { threads?: () => number; simd?: () => string };
+  const r3 = (x: number) => Math.round(x * 1000) / 1000;
+  return {
+    backend: be.name,
+    threads: nb.threads ? nb.threads() : null,
+    simd: nb.simd ? nb.simd() : null,
+    params: paramCount(config),
+    batch: B,
+    seq: T,
+    steps: o.steps,
+    tokens_per_s: r3(tps),
+    step_ms: r3(stepMs),
+    phase_ms: { forward: r3(median(times.forward)), loss: r3(median(times.loss)), backward: r3(median(times.backward)), optimizer: r3(median(times.optimizer)) },
+    loss: r3(lastLoss),
+    flops_per_token: fpt,
+    model_gflops: r3(modelGflops),
+    peak_gflops: r3(peak),
+    peak_source: PEAK_SOURCE,
+    mfu: r3(modelGflops / peak),
+  };
+}

@@ -1,0 +1,82 @@
+/** The whole model on the native backend against the ref backend: loss and every gradient, plus an AdamW step. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createRefBackend } from '../src/kernels/ref.js';
+import { createBackend } from '../src/kernels/index.js';
+import { Llama } from '../src/model/llama.js';
+import { makeConfig, type LlamaConfig } from '../src/model/config.js';
+import { Rng } from '../src/util/rng.js';
+import { skip, native } from './helpers/native.js';
+
+/** ‖a − b‖ / max(‖b‖, floor): floor keeps tensors whose exact gradient is 0 (wq, wk at T = 1) from dividing noise by 0. */
+function relErr(a: ArrayLike<number>, b: ArrayLike<number>, floor = 0): number {
+  let num = 0, den = 0;
+  for (let i = 0; i < b.length; i++) {
+    num += (a[i] - b[i]) ** 2;
+    den += b[i] ** 2;
+  }
+  return Math.sqrt(num) / Math.max(Math.sqrt(den), floor, 1e-30);
+}
+
+function compare(config: LlamaConfig, B: number, T: number, seed: number): void {
+  const nat = new Llama(config, native());
+  const ref = new Llama(config, createRefBackend('f32'));
+  nat.init(seed);
+  ref.params.data.set(nat.params.data);
+  const rng = new Rng(seed + 1);
+  const tokens = Int32Array.from({ length: B * T }, () => rng.int(config.vocabSize));
+  const targets = Int32Array.from({ length: B * T }, () => rng.int(config.vocabSize));
+  targets[1] = -1;
+  const scale = 1 / (B * T);
+  nat.ensureGrads().data.fill(0);
+  ref.ensureGrads().data.fill(0);
+  const ln = nat.forwardBackward(tokens, targets, B, T, scale);
+  const lr = ref.forwardBackward(tokens, targets, B, T, scale);
+  assert.ok(Math.abs(ln - lr) <= 1e-5 * Math.abs(lr), `loss native ${ln} vs ref ${lr}`);
+  const gn = nat.grads!, gr = ref.grads!;
+  const floor = 1e-3 * Math.sqrt(ref.backend.sumSquares(gr.data, gr.data.length));
+  for (const t of nat.layout.tensors) {
+    const e = relErr(gn.view(t), gr.view(t), floor);
+    assert.ok(e < 2e-4, `${t.name}: relative gradient error ${e}`);
+  }
+  // one optimizer step over the flat buffers
+  const n = nat.layout.total;
+  const m1 = new Float32Array(n), v1 = new Float32Array(n), m2 = new Float32Array(n), v2 = new Float32Array(n);
+  const h = { lr: 1e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0, step: 1 };
+  nat.backend.adamw(nat.params.data, gr.data, m1, v1, n, h);
+  ref.backend.adamw(ref.params.data, gr.data, m2, v2, n, h);
+  assert.ok(relErr(nat.params.data, ref.params.data) < 1e-6);
+  assert.ok(Math.abs(nat.backend.sumSquares(gn.data, n) - ref.backend.sumSquares(gr.data, n)) < 1e-3 * ref.backend.sumSquares(gr.data, n));
+}
+
+test('whole model native vs ref: loss and all gradients (GQA, T not a multiple of the tiles)', { skip }, () => {
+  const c = makeConfig({ dim: 64, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 300, multipleOf: 16, maxSeqLen: 128 });
+  compare(c, 2, 100, 1);
+});
+
+test('whole model native vs ref: plain MHA, T = 1', { skip }, () => {
+  const c = makeConfig({ dim: 48, nLayers: 2, nHeads: 3, vocabSize: 97, multipleOf: 8, maxSeqLen: 16 });
+  compare(c, 3, 1, 2);
+});
+
+test('whole model native vs ref: mini-260k shape, seq 130', { skip }, () => {
+  compare(makeConfig('mini-260k'), 2, 130, 3);
+});
+
+test('whole model native vs ref on the portable (generic) SGEMM path', { skip }, () => {
+  const be = native();
+  be.addon.setSimd('generic');
+  try {
+    compare(makeConfig({ dim: 64, nLayers: 1, nHeads: 4, nKvHeads: 1, vocabSize: 200, multipleOf: 16, maxSeqLen: 80 }), 2, 70, 4);
+  } finally {
+    be.addon.setSimd('default');
+  }
+});
+
+test('createBackend picks native by default and knows every name', { skip }, () => {
+  assert.equal(createBackend().name, 'native');
+  assert.equal(createBackend('native').name, 'native');
+  assert.equal(createBackend('ref').name, 'ref');
+  assert.equal(createBackend('ref-f64').dtype, 'f64');
+  assert.throws(() => createBackend('cuda' as 'ref'), /unknown backend 'cuda'/);
+});
