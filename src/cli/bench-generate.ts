@@ -14,7 +14,7 @@ const HELP = `usage: llama-ts bench generate (--model PATH | --preset NAME) [--t
 
 Prints one JSON line: prefill_tokens_per_s (prompt of P random tokens, default 32) and decode_tokens_per_s
 (N greedy tokens, batch 1, default 64). --preset uses random weights (speed does not depend on their values).
---threads N is passed to backends that use threads; the reference backend runs on one thread.`;
+--threads N sets the native backend's pool size; the reference backend runs on one thread.`;
 
 export async function benchGenerate(argv: string[], out: (line: string) => void = (l) => console.log(l)): Promise<number> {
   const { values } = parse(argv, { ...modelOptions, preset: { type: 'string' }, threads: { type: 'string' }, 'prompt-tokens': { type: 'string' }, tokens: { type: 'string' }, seed: { type: 'string' } });
@@ -35,12 +35,15 @@ export async function benchGenerate(argv: string[], out: (line: string) => void 
     model = loadModelArg(values).model;
     name = str(values.model) as string;
   }
+  const pool = model.backend as { setThreads?: (n: number) => number; threads?: () => number };
+  if (values.threads !== undefined && pool.setThreads) pool.setThreads(threads);
+  const threadsUsed = pool.threads ? pool.threads() : 1;
   const promptTokens = int(values['prompt-tokens'], 'prompt-tokens', Math.min(32, model.config.maxSeqLen - 1), 1);
   const tokens = int(values.tokens, 'tokens', Math.min(64, model.config.maxSeqLen - promptTokens), 1);
   const speed = measureGenerate(model, promptTokens, tokens);
   out(JSON.stringify({
     bench: 'generate', model: name, backend: model.backend.name, dtype: model.backend.dtype, threads_requested: threads,
-    threads_used: 1, batch: 1, ...speed,
+    threads_used: threadsUsed, batch: 1, ...speed,
   }));
   return 0;
 }

@@ -1,8 +1,9 @@
-/** `llama-ts bench train`: training throughput of one model shape on one backend, as one JSON line. */
+/** `llama-ts bench train|generate`: training or generation throughput as one JSON line. */
 import type { Command } from './main.js';
 import { parse, int, num, str } from './args.js';
 import { loadConfigArg, configOptions } from './common.js';
 import { benchTrain } from '../bench/train.js';
+import { benchGenerate } from './bench-generate.js';
 import { createBackend, BACKEND_NAMES, type BackendName } from '../kernels/index.js';
 import { UserError } from '../util/errors.js';
 
@@ -12,8 +13,9 @@ Times N training steps (after one warm-up step) on random tokens and prints one 
 step_ms and the time of each phase. The MFU peak is the native SGEMM measured now unless --peak is given.`;
 
 export const command: Command = {
-  summary: 'measure training throughput (tokens/s, MFU, step time by phase)',
+  summary: 'measure training (bench train) or generation (bench generate) throughput as one JSON line',
   async run(argv) {
+    if (argv[0] === 'generate') return benchGenerate(argv.slice(1));
     const { values, positionals } = parse(argv, {
       ...configOptions, batch: { type: 'string' }, backend: { type: 'string' }, steps: { type: 'string' },
       threads: { type: 'string' }, peak: { type: 'string' },
@@ -23,7 +25,7 @@ export const command: Command = {
       return 0;
     }
     const [what, ...extra] = positionals;
-    if (what !== 'train') throw new UserError(what ? `unknown benchmark '${what}' (known: train)` : `missing benchmark name: ${USAGE.split('\n')[0]}`);
+    if (what !== 'train') throw new UserError(what ? `unknown benchmark '${what}' (known: train, generate)` : `missing benchmark name: ${USAGE.split('\n')[0]}`);
     if (extra.length) throw new UserError(`unexpected argument '${extra[0]}'`);
     const config = loadConfigArg(values);
     const seq = int(values.seq, 'seq', Math.min(256, config.maxSeqLen), 1);

@@ -54,7 +54,7 @@ interface Activations {
 }
 
 /** Rows of logits computed at once in the head: bounded memory whatever the vocabulary. */
-const HEAD_CHUNK_FLOATS = 1 << 20;
+const HEAD_CHUNK_FLOATS = 1 << 23;
 
 export class Llama {
   readonly layout: ParamLayout;
