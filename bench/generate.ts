@@ -23,7 +23,7 @@ import { loadLlamaCpp, cpuLlama, PEER_MISSING, type NodeLlamaCpp } from './llama
 const { values } = parseArgs({
   options: {
     presets: { type: 'string', default: 'mini-15m,mini-42m' }, threads: { type: 'string', default: '1,2' },
-    'prompt-tokens': { type: 'string', default: '32' }, tokens: { type: 'string', default: '64' }, backend: { type: 'string', default: 'ref' },
+    'prompt-tokens': { type: 'string', default: '32' }, tokens: { type: 'string', default: '64' }, backend: { type: 'string' },
   },
 });
 const presets = String(values.presets).split(',');
@@ -62,7 +62,8 @@ const llama = peer ? await cpuLlama(peer) : null;
 const results: Record<string, unknown>[] = [];
 for (const name of presets) {
   const config = makeConfig(name);
-  const model = new Llama(config, createBackend(String(values.backend)));
+  const model = new Llama(config, createBackend(values.backend === undefined ? undefined : String(values.backend)));
+  const pool = model.backend as { setThreads?: (n: number) => number; threads?: () => number };
   model.init(1);
   const rng = new Rng(7);
   const prompt = Array.from({ length: P }, () => rng.int(config.vocabSize));
@@ -74,10 +75,11 @@ for (const name of presets) {
     writeLlamaGguf(gguf, model, byteVocab(config.vocabSize), 'f32');
   }
   for (const threads of threadList) {
+    pool.setThreads?.(threads);
     const ours = measureGenerate(model, P, N);
     const row: Record<string, unknown> = {
       model: name, threads, batch: 1, dtype: 'f32', prompt_tokens: P, decode_tokens: N,
-      llama_ts: { backend: model.backend.name, threads_used: 1, prefill_tokens_per_s: ours.prefill_tokens_per_s, decode_tokens_per_s: ours.decode_tokens_per_s },
+      llama_ts: { backend: model.backend.name, threads_used: pool.threads ? pool.threads() : 1, prefill_tokens_per_s: ours.prefill_tokens_per_s, decode_tokens_per_s: ours.decode_tokens_per_s },
     };
     if (llama && gguf) {
       const lc = await llamaCppSpeed(llama, gguf, prompt, N, threads);
@@ -91,6 +93,6 @@ for (const name of presets) {
 if (llama) await llama.dispose();
 console.log(JSON.stringify({
   bench: 'generate', cpus: cpus().length, cpu: cpus()[0]?.model, node: process.version,
-  note: 'shared machine: timings are noisy. The reference backend is single-threaded (threads_used 1); llama.cpp uses the given threads.',
+  note: 'the native backend (default when built) uses the given threads; the reference backend is single-threaded (threads_used 1); llama.cpp uses the given threads.',
   llama_cpp: llama ? 'node-llama-cpp 3.21.1 (CPU)' : PEER_MISSING, results,
 }, null, 1));
