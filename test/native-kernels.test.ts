@@ -11,6 +11,8 @@ const ref = createRefBackend('f32');
 
 const MM_SHAPES: [number, number, number][] = [
   [1, 1, 1], [1, 288, 770], [5, 20, 5000], [33, 100, 130], [50, 20, 1000], [64, 65, 64], [7, 13, 5], [33, 65, 17], [6, 16, 32], [100, 300, 257], [130, 288, 768], [64, 1, 9], [3, 517, 2],
+  // few rows (the decode GEMV path): K, N not multiples of the vector width or of the 8-row blocks, K < one vector
+  [1, 15, 7], [1, 17, 9], [2, 31, 13], [3, 100, 33], [4, 300, 47], [1, 288, 2001], [2, 768, 289], [4, 1, 3], [3, 16, 8], [1, 1376, 515],
 ];
 
 test('matmul, matmulBackwardInput, matmulBackwardWeight match ref on every SIMD path', { skip }, () => {
@@ -59,7 +61,7 @@ test('results do not depend on the thread count; the pool can be resized', { ski
   const be = native();
   const rng = new Rng(3);
   const M = 300, K = 288, N = 200;
-  const x = randn(rng, M * K), w = randn(rng, N * K);
+  const x = randn(rng, M * K), w = randn(rng, N * K), wBig = randn(rng, 2000 * K);
   const T = 100, s: AttentionShape = { batch: 2, seq: T, nHeads: 4, nKvHeads: 2, headDim: 8 };
   const q = randn(rng, 2 * T * 32), k = randn(rng, 2 * T * 16), v = randn(rng, 2 * T * 16);
   const run = () => {
@@ -67,7 +69,10 @@ test('results do not depend on the thread count; the pool can be resized', { ski
     be.matmul(out, x, w, M, K, N);
     const att = new Float32Array(2 * T * 32), lse = new Float32Array(2 * 4 * T);
     be.attention(att, lse, q, k, v, s);
-    return [out, att, lse, be.sumSquares(x, M * K)] as const;
+    // few rows against a weight split over the pool (decode GEMV)
+    const few = new Float32Array(4 * 2000);
+    for (let m = 1; m <= 4; m++) be.matmul(few.subarray(0, m * 2000), x.subarray(0, m * K), wBig, m, K, 2000, m > 2);
+    return [out, att, lse, be.sumSquares(x, M * K), few] as const;
   };
   const dflt = be.threads();
   try {
@@ -78,6 +83,7 @@ test('results do not depend on the thread count; the pool can be resized', { ski
     const c = run();
     for (const r of [b, c]) {
       assert.deepEqual(r[0], a[0]);
+      assert.deepEqual(r[4], a[4]);
       assert.deepEqual(r[1], a[1]);
       assert.deepEqual(r[2], a[2]);
       assert.equal(r[3], a[3]);
