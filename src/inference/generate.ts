@@ -4,7 +4,7 @@
  *
  * The cache of one sequence is [layers, maxSeq, nKvHeads·headDim] for K and the same for V (grouped-query aware:
  * only the KV heads are stored). Every dense product goes through the Backend (matmul, rmsnorm, rope, swiglu), so a
- * faster backend speeds generation up too; attention over the cache is done here, one query row at a time.
+ * faster backend speeds generation up too, and so does attention over the cache (Backend.attentionCached).
  */
 import type { Backend, FloatArray } from '../kernels/backend.js';
 import type { Llama } from '../model/llama.js';
@@ -53,13 +53,9 @@ interface Scratch {
 export class Decoder {
   readonly backend: Backend;
   private scratch: Scratch | null = null;
-  private scores: Float64Array;
-  private acc: Float64Array;
 
   constructor(readonly model: Llama) {
     this.backend = model.backend;
-    this.scores = new Float64Array(model.config.maxSeqLen);
-    this.acc = new Float64Array(headDim(model.config));
   }
 
   get config() {
@@ -138,7 +134,8 @@ export class Decoder {
         const base = l * it.cache.maxSeq * kw;
         it.cache.k.set(ks, base + pos * kw);
         it.cache.v.set(s.v.subarray(r0 * kw, (r0 + n) * kw), base + pos * kw);
-        this.attend(s.att.subarray(r0 * qw, (r0 + n) * qw), qs, it.cache, l, pos, n);
+        const kvEnd = base + (pos + n) * kw;
+        be.attentionCached(s.att.subarray(r0 * qw, (r0 + n) * qw), qs, it.cache.k.subarray(base, kvEnd), it.cache.v.subarray(base, kvEnd), n, pos, c.nHeads, c.nKvHeads, hd);
         r0 += n;
       }
       be.matmul(s.x, s.att, p.view(w.wo), N, qw, D, true);
@@ -164,47 +161,6 @@ export class Decoder {
       r0 += n;
     }
     return out;
-  }
-
-  /** Causal attention of n new query rows (positions pos..pos+n-1) over the cache of layer l. */
-  private attend(out: FloatArray, q: FloatArray, cache: KVCache, l: number, pos: number, n: number): void {
-    const c = this.model.config;
-    const hd = headDim(c);
-    const H = c.nHeads;
-    const rep = H / c.nKvHeads;
-    const qw = H * hd;
-    const kw = cache.rowWidth;
-    const base = l * cache.maxSeq * kw;
-    const K = cache.k;
-    const Vc = cache.v;
-    const scale = 1 / Math.sqrt(hd);
-    const scores = this.scores;
-    const acc = this.acc;
-    for (let i = 0; i < n; i++) {
-      const last = pos + i;
-      for (let h = 0; h < H; h++) {
-        const qo = i * qw + h * hd;
-        const ko0 = base + Math.floor(h / rep) * hd;
-        let max = -Infinity;
-        for (let j = 0; j <= last; j++) {
-          const ko = ko0 + j * kw;
-          let dot = 0;
-          for (let d = 0; d < hd; d++) dot += q[qo + d] * K[ko + d];
-          const sc = dot * scale;
-          scores[j] = sc;
-          if (sc > max) max = sc;
-        }
-        let sum = 0;
-        acc.fill(0);
-        for (let j = 0; j <= last; j++) {
-          const pj = Math.exp(scores[j] - max);
-          sum += pj;
-          const vo = ko0 + j * kw;
-          for (let d = 0; d < hd; d++) acc[d] += pj * Vc[vo + d];
-        }
-        for (let d = 0; d < hd; d++) out[qo + d] = acc[d] / sum;
-      }
-    }
   }
 
   /** Prefill in chunks of at most `chunk` tokens; returns the logits after the last token. */
