@@ -53,6 +53,7 @@ interface Scratch {
 export class Decoder {
   readonly backend: Backend;
   private scratch: Scratch | null = null;
+  private logitsBufs: FloatArray[] = [];
 
   constructor(readonly model: Llama) {
     this.backend = model.backend;
@@ -86,9 +87,10 @@ export class Decoder {
 
   /**
    * Appends each item's tokens to its cache and returns logits: for each item either its last row [V] ('last')
-   * or every new row [n, V] ('all').
+   * or every new row [n, V] ('all'). With reuse = true the returned arrays belong to the decoder and are overwritten
+   * by its next reusing step (no allocation per token: the decode loops consume the logits at once).
    */
-  step(items: StepItem[], logitsFor: 'last' | 'all' = 'last'): FloatArray[] {
+  step(items: StepItem[], logitsFor: 'last' | 'all' = 'last', reuse = false): FloatArray[] {
     const c = this.model.config;
     const be = this.backend;
     const p = this.model.params;
@@ -155,7 +157,14 @@ export class Decoder {
       const n = it.tokens.length;
       const first = logitsFor === 'last' ? r0 + n - 1 : r0;
       const rows = logitsFor === 'last' ? 1 : n;
-      const lg = be.alloc(rows * V);
+      let lg: FloatArray;
+      if (reuse) {
+        const k = out.length;
+        if (!this.logitsBufs[k] || this.logitsBufs[k].length !== rows * V) this.logitsBufs[k] = be.alloc(rows * V);
+        lg = this.logitsBufs[k];
+      } else {
+        lg = be.alloc(rows * V);
+      }
       be.matmul(lg, s.xn.subarray(first * D, (first + rows) * D), wOut, rows, D, V);
       out.push(lg);
       r0 += n;
@@ -371,7 +380,7 @@ export async function* generateStream(
     const still = live.filter(([st]) => !st.done);
     if (still.length === 0) break;
     const t2 = performance.now();
-    const logits = decoder.step(still.map(([st]) => ({ cache: st.cache, tokens: [st.next] })), 'last');
+    const logits = decoder.step(still.map(([st]) => ({ cache: st.cache, tokens: [st.next] })), 'last', true);
     still.forEach(([st], k) => {
       st.next = pick(st, logits[k]);
     });
