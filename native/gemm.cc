@@ -523,7 +523,7 @@ LT_TARGET_AVX512 inline void gemv_block_avx512(long K, const float* const* w, co
   for (int m = 0; m < MM; m++) {
     __m256 h[8];
 #pragma GCC unroll 8
-    for (int r = 0; r < 8; r++) h[r] = _mm256_add_ps(_mm512_castps512_ps256(c[m][r]), _mm512_extractf32x8_ps(c[m][r], 1));
+    for (int r = 0; r < 8; r++) h[r] = _mm256_add_ps(_mm512_extractf32x8_ps(c[m][r], 0), _mm512_extractf32x8_ps(c[m][r], 1));
     out[m] = hsum8_avx2(h);
   }
 }
