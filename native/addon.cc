@@ -302,6 +302,25 @@ napi_value Attention(napi_env env, napi_callback_info info) {
   return a.undef();
 }
 
+// out[n,H,hd] = attention of q[n,H,hd] (positions pos..pos+n-1) over the cache k/v[pos+n, KV, hd]
+napi_value AttentionCached(napi_env env, napi_callback_info info) {
+  Args a(env, info, "attentionCached");
+  int64_t n = a.size(4, "n"), pos = a.size(5, "pos"), H = a.size(6, "nHeads"), KV = a.size(7, "nKvHeads");
+  int64_t hd = a.size(8, "headDim");
+  if (a.failed) return nullptr;
+  if (KV == 0 || H % KV != 0) {
+    a.range_error("nHeads " + std::to_string(H) + " not divisible by nKvHeads " + std::to_string(KV));
+    return nullptr;
+  }
+  float* out = a.f32(0, "out", n * H * hd);
+  const float* q = a.f32(1, "q", n * H * hd);
+  const float* k = a.f32(2, "k", (pos + n) * KV * hd);
+  const float* v = a.f32(3, "v", (pos + n) * KV * hd);
+  if (a.failed) return nullptr;
+  attention_cached(out, q, k, v, n, pos, H, KV, hd);
+  return a.undef();
+}
+
 napi_value AttentionBackward(napi_env env, napi_callback_info info) {
   Args a(env, info, "attentionBackward");
   int64_t B, T, H, KV, hd;
@@ -460,7 +479,7 @@ NAPI_MODULE_INIT() {
   } fns[] = {
       {"matmul", Matmul}, {"matmulBackwardInput", MatmulBackwardInput}, {"matmulBackwardWeight", MatmulBackwardWeight},
       {"sgemm", Sgemm}, {"embedding", Embedding}, {"embeddingBackward", EmbeddingBackward}, {"rmsnorm", Rmsnorm},
-      {"rmsnormBackward", RmsnormBackward}, {"rope", Rope}, {"attention", Attention},
+      {"rmsnormBackward", RmsnormBackward}, {"rope", Rope}, {"attention", Attention}, {"attentionCached", AttentionCached},
       {"attentionBackward", AttentionBackward}, {"swiglu", Swiglu}, {"swigluBackward", SwigluBackward}, {"add", Add},
       {"crossEntropy", CrossEntropy}, {"adamw", Adamw}, {"sumSquares", SumSquares}, {"scale", Scale},
       {"threads", Threads}, {"setThreads", SetThreads}, {"simd", Simd}, {"simdDetected", SimdDetected},

@@ -211,4 +211,80 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
   });
 }
 
+
+// ---------------------------------------------------------------- attention over a KV cache (inference)
+
+namespace {
+typedef float v8f __attribute__((vector_size(32)));
+
+LT_CLONES float dot_f(const float* a, const float* b, long n) {
+  v8f s0 = {0, 0, 0, 0, 0, 0, 0, 0}, s1 = s0;
+  long d = 0;
+  for (; d + 16 <= n; d += 16) {
+    v8f a0, a1, b0, b1;
+    std::memcpy(&a0, a + d, 32), std::memcpy(&a1, a + d + 8, 32);
+    std::memcpy(&b0, b + d, 32), std::memcpy(&b1, b + d + 8, 32);
+    s0 += a0 * b0;
+    s1 += a1 * b1;
+  }
+  for (; d + 8 <= n; d += 8) {
+    v8f a0, b0;
+    std::memcpy(&a0, a + d, 32), std::memcpy(&b0, b + d, 32);
+    s0 += a0 * b0;
+  }
+  v8f s = s0 + s1;
+  float r = ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
+  for (; d < n; d++) r += a[d] * b[d];
+  return r;
+}
+
+// scores (scaled) → exp(s - max) in place; returns the sum.
+LT_CLONES float softmax_unnorm(float* s, long n) {
+  float mx = -INFINITY;
+  for (long j = 0; j < n; j++) mx = s[j] > mx ? s[j] : mx;
+  float sum = 0.f;
+  for (long j = 0; j < n; j++) {
+    float e = vexp(s[j] - mx);
+    s[j] = e;
+    sum += e;
+  }
+  return sum;
+}
+
+LT_CLONES void axpy_rows(float* acc, const float* p, const float* v, long kw, long n, long hd) {
+  for (long d = 0; d < hd; d++) acc[d] = 0.f;
+  for (long j = 0; j < n; j++) {
+    const float* vr = v + j * kw;
+    float pj = p[j];
+    for (long d = 0; d < hd; d++) acc[d] += pj * vr[d];
+  }
+}
+
+struct CachedScratch {
+  std::vector<float> s;
+};
+thread_local CachedScratch tl_cached;
+}  // namespace
+
+void attention_cached(float* out, const float* q, const float* k, const float* v, long n, long pos, long H, long KV,
+                      long hd) {
+  if (n <= 0 || H <= 0 || hd <= 0) return;
+  const long rep = H / KV, qw = H * hd, kw = KV * hd;
+  const float scale = 1.0f / std::sqrt((float)hd);
+  parallel_for(n * H, [&](long t) {
+    long i = t / H, h = t % H, len = pos + i + 1;
+    std::vector<float>& s = tl_cached.s;
+    if ((long)s.size() < len + hd) s.resize(len + hd);
+    const float* qr = q + i * qw + h * hd;
+    const float* kh = k + (h / rep) * hd;
+    float* sc = s.data();
+    float* acc = sc + len;
+    for (long j = 0; j < len; j++) sc[j] = dot_f(qr, kh + j * kw, hd) * scale;
+    float inv = 1.0f / softmax_unnorm(sc, len);
+    axpy_rows(acc, sc, v + (h / rep) * hd, kw, len, hd);
+    float* o = out + i * qw + h * hd;
+    for (long d = 0; d < hd; d++) o[d] = acc[d] * inv;
+  });
+}
+
 }  // namespace lt

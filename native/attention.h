@@ -12,4 +12,9 @@ void attention_forward(float* out, float* lse, const float* q, const float* k, c
 void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
                         const float* v, const float* out, const float* lse, long B, long T, long H, long KV, long hd);
 
+// n query rows q [n,H,hd] at positions pos..pos+n-1 over a KV cache k/v [pos+n, KV, hd] (row i sees keys 0..pos+i);
+// out [n,H,hd] overwritten. One task per (row, head); per-thread scratch grows to the cache length.
+void attention_cached(float* out, const float* q, const float* k, const float* v, long n, long pos, long H, long KV,
+                      long hd);
+
 }  // namespace lt

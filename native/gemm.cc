@@ -380,6 +380,205 @@ void sgemm_impl(long M, long N, long K, const float* A, long rsa, long csa, cons
   parallel_for(ntasks, gemm_task, &g);
 }
 
+
+// ---------------------------------------------------------------- GEMV: a few rows of x against W read in place
+
+// Decode (batch 1) multiplies one row x by every row of a weight W [N,K]: C[i,j] (+)= Σ_k x[i,k]·W[j,k] for
+// i < M ≤ GEMV_MAX_M. The blocked SGEMM would pack x and waste most of a register tile on one column; here each
+// W row is read once, in place, as contiguous vectors: 8 rows of W at a time, dot products with 1 or 2 rows of x
+// (8 or 16 accumulators), reduced horizontally at the end. Rows of W are split across the pool; every C element
+// is one dot product summed in a fixed order, so results do not depend on the thread count.
+constexpr long GEMV_MAX_M = 4;
+
+struct GemvJob {
+  long M, N, K;
+  const float* A;  // x rows, stride lda
+  long lda;
+  const float* W;  // W rows, stride ldw
+  long ldw;
+  float* C;  // C rows, stride ldc
+  long ldc;
+  bool accumulate;
+  long rows_per_task;
+};
+
+inline void gemv_store8(const float* r, float* c, long n, bool acc) {
+  for (long j = 0; j < n; j++) c[j] = acc ? c[j] + r[j] : r[j];
+}
+
+// Portable: one W row at a time, 4 x 4-lane accumulators per x row.
+void gemv_rows_generic(const GemvJob& g, long j0, long j1) {
+  const long K = g.K;
+  for (long j = j0; j < j1; j++) {
+    const float* w = g.W + j * g.ldw;
+    for (long i = 0; i < g.M; i++) {
+      const float* x = g.A + i * g.lda;
+      v4f s0 = {0, 0, 0, 0}, s1 = s0, s2 = s0, s3 = s0;
+      long k = 0;
+      for (; k + 16 <= K; k += 16) {
+        v4f a0, a1, a2, a3, b0, b1, b2, b3;
+        std::memcpy(&a0, x + k, 16), std::memcpy(&a1, x + k + 4, 16), std::memcpy(&a2, x + k + 8, 16), std::memcpy(&a3, x + k + 12, 16);
+        std::memcpy(&b0, w + k, 16), std::memcpy(&b1, w + k + 4, 16), std::memcpy(&b2, w + k + 8, 16), std::memcpy(&b3, w + k + 12, 16);
+        s0 += a0 * b0, s1 += a1 * b1, s2 += a2 * b2, s3 += a3 * b3;
+      }
+      v4f s = (s0 + s1) + (s2 + s3);
+      float r = (s[0] + s[1]) + (s[2] + s[3]);
+      for (; k < K; k++) r += x[k] * w[k];
+      float& c = g.C[i * g.ldc + j];
+      c = g.accumulate ? c + r : r;
+    }
+  }
+}
+
+#if LT_X86
+// Sums of 8 vectors → one vector of the 8 sums.
+LT_TARGET_AVX2 inline __m256 hsum8_avx2(const __m256* v) {
+  __m256 s01 = _mm256_hadd_ps(v[0], v[1]), s23 = _mm256_hadd_ps(v[2], v[3]);
+  __m256 s45 = _mm256_hadd_ps(v[4], v[5]), s67 = _mm256_hadd_ps(v[6], v[7]);
+  __m256 s0123 = _mm256_hadd_ps(s01, s23), s4567 = _mm256_hadd_ps(s45, s67);
+  return _mm256_add_ps(_mm256_permute2f128_ps(s0123, s4567, 0x20), _mm256_permute2f128_ps(s0123, s4567, 0x31));
+}
+
+template <int MM>
+LT_TARGET_AVX2 inline void gemv_block_avx2(long K, const float* const* w, const float* x, long lda, __m256* out) {
+  __m256 c[MM][8];
+#pragma GCC unroll 8
+  for (int r = 0; r < 8; r++)
+    for (int m = 0; m < MM; m++) c[m][r] = _mm256_setzero_ps();
+  long k = 0;
+  for (; k + 8 <= K; k += 8) {
+    __m256 xv[MM];
+    for (int m = 0; m < MM; m++) xv[m] = _mm256_loadu_ps(x + m * lda + k);
+#pragma GCC unroll 8
+    for (int r = 0; r < 8; r++) {
+      __m256 wv = _mm256_loadu_ps(w[r] + k);
+      for (int m = 0; m < MM; m++) c[m][r] = _mm256_fmadd_ps(xv[m], wv, c[m][r]);
+    }
+  }
+  if (k < K) {
+    alignas(32) int mk[8];
+    for (int t = 0; t < 8; t++) mk[t] = k + t < K ? -1 : 0;
+    __m256i mask = _mm256_load_si256((const __m256i*)mk);
+    __m256 xv[MM];
+    for (int m = 0; m < MM; m++) xv[m] = _mm256_maskload_ps(x + m * lda + k, mask);
+#pragma GCC unroll 8
+    for (int r = 0; r < 8; r++) {
+      __m256 wv = _mm256_maskload_ps(w[r] + k, mask);
+      for (int m = 0; m < MM; m++) c[m][r] = _mm256_fmadd_ps(xv[m], wv, c[m][r]);
+    }
+  }
+  for (int m = 0; m < MM; m++) out[m] = hsum8_avx2(c[m]);
+}
+
+LT_TARGET_AVX2 void gemv_rows_avx2(const GemvJob& g, long j0, long j1) {
+  for (long j = j0; j < j1; j += 8) {
+    const float* w[8];
+    for (int r = 0; r < 8; r++) w[r] = g.W + std::min(j + r, g.N - 1) * g.ldw;
+    long n = std::min<long>(8, g.N - j);
+    for (long i = 0; i < g.M; i += 2) {
+      __m256 s[2];
+      int mm = g.M - i >= 2 ? 2 : 1;
+      if (mm == 2) gemv_block_avx2<2>(g.K, w, g.A + i * g.lda, g.lda, s);
+      else gemv_block_avx2<1>(g.K, w, g.A + i * g.lda, g.lda, s);
+      for (int m = 0; m < mm; m++) {
+        float* c = g.C + (i + m) * g.ldc + j;
+        if (n == 8) {
+          _mm256_storeu_ps(c, g.accumulate ? _mm256_add_ps(s[m], _mm256_loadu_ps(c)) : s[m]);
+        } else {
+          alignas(32) float r[8];
+          _mm256_store_ps(r, s[m]);
+          gemv_store8(r, c, n, g.accumulate);
+        }
+      }
+    }
+  }
+}
+
+template <int MM>
+LT_TARGET_AVX512 inline void gemv_block_avx512(long K, const float* const* w, const float* x, long lda, __m256* out) {
+  __m512 c[MM][8];
+#pragma GCC unroll 8
+  for (int r = 0; r < 8; r++)
+    for (int m = 0; m < MM; m++) c[m][r] = _mm512_setzero_ps();
+  long k = 0;
+  for (; k + 16 <= K; k += 16) {
+    __m512 xv[MM];
+    for (int m = 0; m < MM; m++) xv[m] = _mm512_loadu_ps(x + m * lda + k);
+#pragma GCC unroll 8
+    for (int r = 0; r < 8; r++) {
+      __m512 wv = _mm512_loadu_ps(w[r] + k);
+      for (int m = 0; m < MM; m++) c[m][r] = _mm512_fmadd_ps(xv[m], wv, c[m][r]);
+    }
+  }
+  if (k < K) {  // masked tail: lanes past K read nothing
+    __mmask16 mask = (__mmask16)((1u << (K - k)) - 1);
+    __m512 xv[MM];
+    for (int m = 0; m < MM; m++) xv[m] = _mm512_maskz_loadu_ps(mask, x + m * lda + k);
+#pragma GCC unroll 8
+    for (int r = 0; r < 8; r++) {
+      __m512 wv = _mm512_maskz_loadu_ps(mask, w[r] + k);
+      for (int m = 0; m < MM; m++) c[m][r] = _mm512_fmadd_ps(xv[m], wv, c[m][r]);
+    }
+  }
+  for (int m = 0; m < MM; m++) {
+    __m256 h[8];
+#pragma GCC unroll 8
+    for (int r = 0; r < 8; r++) h[r] = _mm256_add_ps(_mm512_extractf32x8_ps(c[m][r], 0), _mm512_extractf32x8_ps(c[m][r], 1));
+    out[m] = hsum8_avx2(h);
+  }
+}
+
+LT_TARGET_AVX512 void gemv_rows_avx512(const GemvJob& g, long j0, long j1) {
+  for (long j = j0; j < j1; j += 8) {
+    const float* w[8];
+    for (int r = 0; r < 8; r++) w[r] = g.W + std::min(j + r, g.N - 1) * g.ldw;
+    long n = std::min<long>(8, g.N - j);
+    for (long i = 0; i < g.M; i += 2) {
+      __m256 s[2];
+      int mm = g.M - i >= 2 ? 2 : 1;
+      if (mm == 2) gemv_block_avx512<2>(g.K, w, g.A + i * g.lda, g.lda, s);
+      else gemv_block_avx512<1>(g.K, w, g.A + i * g.lda, g.lda, s);
+      for (int m = 0; m < mm; m++) {
+        float* c = g.C + (i + m) * g.ldc + j;
+        if (n == 8) {
+          _mm256_storeu_ps(c, g.accumulate ? _mm256_add_ps(s[m], _mm256_loadu_ps(c)) : s[m]);
+        } else {
+          alignas(32) float r[8];
+          _mm256_store_ps(r, s[m]);
+          gemv_store8(r, c, n, g.accumulate);
+        }
+      }
+    }
+  }
+}
+#endif
+
+void gemv_task(void* ctx, long t) {
+  const GemvJob& g = *static_cast<const GemvJob*>(ctx);
+  long j0 = t * g.rows_per_task, j1 = std::min(g.N, j0 + g.rows_per_task);
+#if LT_X86
+  int level = simd_level();
+  if (level >= SIMD_AVX512) return gemv_rows_avx512(g, j0, j1);
+  if (level >= SIMD_AVX2) return gemv_rows_avx2(g, j0, j1);
+#endif
+  gemv_rows_generic(g, j0, j1);
+}
+
+// C[M,N] (+)= A[M,K]·Wᵀ with W [N,K] row-major (row stride ldw), M ≤ GEMV_MAX_M.
+void gemv_xwt(long M, long N, long K, const float* A, long lda, const float* W, long ldw, float* C, long ldc, bool accumulate) {
+  GemvJob g{M, N, K, A, lda, W, ldw, C, ldc, accumulate, N};
+  const long nth = pool_threads();
+  // Tasks of whole 8-row blocks, at least ~64 KiB of W each (smaller jobs are not worth a hand-off); a few tasks
+  // per thread so that a thread slowed down by a neighbour on a shared core does not hold the rest up.
+  const long blocks = (N + 7) / 8;
+  const long min_blocks = std::max<long>(1, (16384 / std::max<long>(K, 1) + 7) / 8);
+  long ntasks = std::min(blocks / min_blocks, nth == 1 ? 1 : nth * 4);
+  if (ntasks < 1) ntasks = 1;
+  long bpt = (blocks + ntasks - 1) / ntasks;
+  g.rows_per_task = bpt * 8;
+  ntasks = (N + g.rows_per_task - 1) / g.rows_per_task;
+  parallel_for(ntasks, gemv_task, &g);
+}
 }  // namespace
 
 void sgemm_serial(long M, long N, long K, const float* A, long rsa, long csa, const float* B, long rsb, long csb, float* C,
@@ -408,6 +607,11 @@ void sgemm(long M, long N, long K, const float* A, long rsa, long csa, const flo
   if (K <= 0) {
     if (!accumulate)
       for (long i = 0; i < M; i++) std::memset(C + i * ldc, 0, sizeof(float) * N);
+    return;
+  }
+  // One to four rows against Wᵀ (decode): dot products over W rows read in place.
+  if (M <= GEMV_MAX_M && rsb == 1 && csa == 1) {
+    gemv_xwt(M, N, K, A, rsa, B, csb, C, ldc, accumulate);
     return;
   }
   // Few rows against a large W^T (x·Wᵀ in row blocks): compute Cᵀ = W·xᵀ so that W is read in place.

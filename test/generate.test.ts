@@ -59,6 +59,14 @@ test('batched decode of prompts of different lengths equals decoding each alone'
   const both = dec.step([{ cache: ca, tokens: [5] }, { cache: cb, tokens: [6] }]);
   assert.ok(maxAbs(both[0], fullLogits(model, [...a, 5]).subarray(6 * config.vocabSize)) <= 1e-5);
   assert.ok(maxAbs(both[1], fullLogits(model, [...b, 6]).subarray(2 * config.vocabSize)) <= 1e-5);
+  // reuse: the decoder's own buffers (one per item), the same values as freshly allocated logits
+  const r1 = dec.step([{ cache: ca, tokens: [8] }, { cache: cb, tokens: [9] }], 'last', true);
+  assert.notEqual(r1[0], r1[1]);
+  assert.ok(maxAbs(r1[0], fullLogits(model, [...a, 5, 8]).subarray(7 * config.vocabSize)) <= 1e-5);
+  assert.ok(maxAbs(r1[1], fullLogits(model, [...b, 6, 9]).subarray(3 * config.vocabSize)) <= 1e-5);
+  const r2 = dec.step([{ cache: ca, tokens: [3] }], 'last', true);
+  assert.equal(r2[0], r1[0]);
+  assert.ok(maxAbs(r2[0], fullLogits(model, [...a, 5, 8, 3]).subarray(8 * config.vocabSize)) <= 1e-5);
 });
 
 test('greedy and seeded sampling: identical to full recomputation, batch equals singles', async () => {

@@ -11,6 +11,8 @@ const ref = createRefBackend('f32');
 
 const MM_SHAPES: [number, number, number][] = [
   [1, 1, 1], [1, 288, 770], [5, 20, 5000], [33, 100, 130], [50, 20, 1000], [64, 65, 64], [7, 13, 5], [33, 65, 17], [6, 16, 32], [100, 300, 257], [130, 288, 768], [64, 1, 9], [3, 517, 2],
+  // few rows (the decode GEMV path): K, N not multiples of the vector width or of the 8-row blocks, K < one vector
+  [1, 15, 7], [1, 17, 9], [2, 31, 13], [3, 100, 33], [4, 300, 47], [1, 288, 2001], [2, 768, 289], [4, 1, 3], [3, 16, 8], [1, 1376, 515],
 ];
 
 test('matmul, matmulBackwardInput, matmulBackwardWeight match ref on every SIMD path', { skip }, () => {
@@ -59,7 +61,7 @@ test('results do not depend on the thread count; the pool can be resized', { ski
   const be = native();
   const rng = new Rng(3);
   const M = 300, K = 288, N = 200;
-  const x = randn(rng, M * K), w = randn(rng, N * K);
+  const x = randn(rng, M * K), w = randn(rng, N * K), wBig = randn(rng, 2000 * K);
   const T = 100, s: AttentionShape = { batch: 2, seq: T, nHeads: 4, nKvHeads: 2, headDim: 8 };
   const q = randn(rng, 2 * T * 32), k = randn(rng, 2 * T * 16), v = randn(rng, 2 * T * 16);
   const run = () => {
@@ -67,7 +69,12 @@ test('results do not depend on the thread count; the pool can be resized', { ski
     be.matmul(out, x, w, M, K, N);
     const att = new Float32Array(2 * T * 32), lse = new Float32Array(2 * 4 * T);
     be.attention(att, lse, q, k, v, s);
-    return [out, att, lse, be.sumSquares(x, M * K)] as const;
+    // few rows against a weight split over the pool (decode GEMV)
+    const few = new Float32Array(4 * 2000);
+    for (let m = 1; m <= 4; m++) be.matmul(few.subarray(0, m * 2000), x.subarray(0, m * K), wBig, m, K, 2000, m > 2);
+    const cached = new Float32Array(3 * 32);
+    be.attentionCached(cached, q.subarray(0, 3 * 32), k, v, 3, 60, 4, 2, 8);
+    return [out, att, lse, be.sumSquares(x, M * K), few, cached] as const;
   };
   const dflt = be.threads();
   try {
@@ -78,6 +85,8 @@ test('results do not depend on the thread count; the pool can be resized', { ski
     const c = run();
     for (const r of [b, c]) {
       assert.deepEqual(r[0], a[0]);
+      assert.deepEqual(r[4], a[4]);
+      assert.deepEqual(r[5], a[5]);
       assert.deepEqual(r[1], a[1]);
       assert.deepEqual(r[2], a[2]);
       assert.equal(r[3], a[3]);
@@ -187,6 +196,35 @@ test('attention forward and backward match ref on every SIMD path (T=1, GQA, odd
       assertClose(g1[2], g2[2], 5e-5, `attentionBackward dv ${tag}`, undefined, 1);
     });
   }
+});
+
+test('attentionCached (n query rows over a KV cache) matches ref on every SIMD path; ref agrees with attention', { skip }, () => {
+  const be = native();
+  const rng = new Rng(11);
+  // [n, pos, nHeads, nKvHeads, headDim]: decode (n = 1), chunks, GQA, odd head dims, long caches
+  const shapes: [number, number, number, number, number][] = [
+    [1, 0, 6, 6, 48], [1, 95, 8, 8, 64], [3, 10, 4, 2, 8], [5, 0, 4, 1, 7], [17, 40, 2, 2, 33], [1, 300, 6, 3, 48], [2, 1, 1, 1, 1],
+  ];
+  forEachSimd(be, (level) => {
+    for (const [n, pos, H, KV, hd] of shapes) {
+      const q = randn(rng, n * H * hd), k = randn(rng, (pos + n) * KV * hd), v = randn(rng, (pos + n) * KV * hd);
+      const a = new Float32Array(n * H * hd).fill(9), b = new Float32Array(n * H * hd);
+      be.attentionCached(a, q, k, v, n, pos, H, KV, hd);
+      ref.attentionCached(b, q, k, v, n, pos, H, KV, hd);
+      assertClose(a, b, 2e-5, `attentionCached ${level} n=${n} pos=${pos} H=${H} KV=${KV} hd=${hd}`);
+    }
+  });
+  // over a whole sequence (pos = 0, n = T) it is causal attention
+  const T = 37, s: AttentionShape = { batch: 1, seq: T, nHeads: 4, nKvHeads: 2, headDim: 16 };
+  const q = randn(rng, T * 64), k = randn(rng, T * 32), v = randn(rng, T * 32);
+  const o1 = new Float32Array(T * 64), o2 = new Float32Array(T * 64), lse = new Float32Array(4 * T);
+  ref.attention(o1, lse, q, k, v, s);
+  ref.attentionCached(o2, q, k, v, T, 0, 4, 2, 16);
+  assertClose(o2, o1, 1e-6, 'attentionCached ref vs attention ref');
+  const f = (len: number) => new Float32Array(len);
+  assert.throws(() => be.attentionCached(f(8), f(8), f(15), f(16), 1, 1, 1, 1, 8), /attentionCached: k has 15 elements, shape needs 16/);
+  assert.throws(() => ref.attentionCached(f(8), f(8), f(15), f(16), 1, 1, 1, 1, 8), /attentionCached: k has 15 elements, shape needs 16/);
+  assert.throws(() => be.attentionCached(f(24), f(24), f(32), f(32), 1, 1, 3, 2, 8), /not divisible/);
 });
 
 test('attention at T=4096 runs (no T×T buffer) and the first rows match ref', { skip }, () => {

@@ -80,3 +80,39 @@ test('createBackend picks native by default and knows every name', { skip }, () 
   assert.equal(createBackend('ref-f64').dtype, 'f64');
   assert.throws(() => createBackend('cuda' as 'ref'), /unknown backend 'cuda'/);
 });
+
+test('KV-cache decoding on native (GEMV, attentionCached) matches full recomputation and the ref decoder', { skip }, async () => {
+  const { Decoder } = await import('../src/inference/generate.js');
+  const { peakedModel } = await import('./helpers/models.js');
+  // GQA, head dim not a multiple of 8, vocab not a multiple of 8
+  const config = makeConfig({ dim: 36, nLayers: 2, nHeads: 6, nKvHeads: 2, vocabSize: 259, multipleOf: 16, maxSeqLen: 64 });
+  const ref = peakedModel(config);
+  const nat = new Llama(config, native());
+  nat.params.data.set(ref.params.data);
+  const rng = new Rng(21);
+  const toks = Array.from({ length: 50 }, () => rng.int(config.vocabSize));
+  const V = config.vocabSize;
+  nat.forward(Int32Array.from(toks), 1, toks.length);
+  const full = Float32Array.from(nat.logits() as Float32Array);
+  const dn = new Decoder(nat), dr = new Decoder(ref);
+  for (const threads of [1, 2]) {
+    native().setThreads(threads);
+    try {
+      const cn = dn.newCache(), cr = dr.newCache();
+      dn.step([{ cache: cn, tokens: toks.slice(0, 3) }], 'all');
+      dr.step([{ cache: cr, tokens: toks.slice(0, 3) }], 'all');
+      for (let p = 3; p < toks.length; p++) {
+        const a = dn.step([{ cache: cn, tokens: [toks[p]] }])[0];
+        const b = dr.step([{ cache: cr, tokens: [toks[p]] }])[0];
+        let e1 = 0, e2 = 0;
+        for (let j = 0; j < V; j++) {
+          e1 = Math.max(e1, Math.abs(a[j] - full[p * V + j]));
+          e2 = Math.max(e2, Math.abs(a[j] - b[j]));
+        }
+        assert.ok(e1 <= 1e-4 && e2 <= 1e-4, `threads ${threads} position ${p}: |Δ| vs recompute ${e1}, vs ref decoder ${e2}`);
+      }
+    } finally {
+      native().setThreads(0);
+    }
+  }
+});

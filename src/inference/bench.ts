@@ -27,7 +27,7 @@ export function measureGenerate(model: Llama, promptTokens: number, decodeTokens
   const t0 = performance.now();
   let logits = dec.prefill(cache, prompt);
   const t1 = performance.now();
-  for (let i = 0; i < decodeTokens; i++) logits = dec.step([{ cache, tokens: [argmax(logits)] }])[0];
+  for (let i = 0; i < decodeTokens; i++) logits = dec.step([{ cache, tokens: [argmax(logits)] }], 'last', true)[0];
   const t2 = performance.now();
   return {
     prefill_tokens: promptTokens, prefill_tokens_per_s: promptTokens / ((t1 - t0) / 1000),

@@ -4,7 +4,7 @@
  *
  * The cache of one sequence is [layers, maxSeq, nKvHeads·headDim] for K and the same for V (grouped-query aware:
  * only the KV heads are stored). Every dense product goes through the Backend (matmul, rmsnorm, rope, swiglu), so a
- * faster backend speeds generation up too; attention over the cache is done here, one query row at a time.
+ * faster backend speeds generation up too, and so does attention over the cache (Backend.attentionCached).
  */
 import type { Backend, FloatArray } from '../kernels/backend.js';
 import type { Llama } from '../model/llama.js';
@@ -53,13 +53,10 @@ interface Scratch {
 export class Decoder {
   readonly backend: Backend;
   private scratch: Scratch | null = null;
-  private scores: Float64Array;
-  private acc: Float64Array;
+  private logitsBufs: FloatArray[] = [];
 
   constructor(readonly model: Llama) {
     this.backend = model.backend;
-    this.scores = new Float64Array(model.config.maxSeqLen);
-    this.acc = new Float64Array(headDim(model.config));
   }
 
   get config() {
@@ -90,9 +87,10 @@ export class Decoder {
 
   /**
    * Appends each item's tokens to its cache and returns logits: for each item either its last row [V] ('last')
-   * or every new row [n, V] ('all').
+   * or every new row [n, V] ('all'). With reuse = true the returned arrays belong to the decoder and are overwritten
+   * by its next reusing step (no allocation per token: the decode loops consume the logits at once).
    */
-  step(items: StepItem[], logitsFor: 'last' | 'all' = 'last'): FloatArray[] {
+  step(items: StepItem[], logitsFor: 'last' | 'all' = 'last', reuse = false): FloatArray[] {
     const c = this.model.config;
     const be = this.backend;
     const p = this.model.params;
@@ -138,7 +136,8 @@ export class Decoder {
         const base = l * it.cache.maxSeq * kw;
         it.cache.k.set(ks, base + pos * kw);
         it.cache.v.set(s.v.subarray(r0 * kw, (r0 + n) * kw), base + pos * kw);
-        this.attend(s.att.subarray(r0 * qw, (r0 + n) * qw), qs, it.cache, l, pos, n);
+        const kvEnd = base + (pos + n) * kw;
+        be.attentionCached(s.att.subarray(r0 * qw, (r0 + n) * qw), qs, it.cache.k.subarray(base, kvEnd), it.cache.v.subarray(base, kvEnd), n, pos, c.nHeads, c.nKvHeads, hd);
         r0 += n;
       }
       be.matmul(s.x, s.att, p.view(w.wo), N, qw, D, true);
@@ -158,53 +157,19 @@ export class Decoder {
       const n = it.tokens.length;
       const first = logitsFor === 'last' ? r0 + n - 1 : r0;
       const rows = logitsFor === 'last' ? 1 : n;
-      const lg = be.alloc(rows * V);
+      let lg: FloatArray;
+      if (reuse) {
+        const k = out.length;
+        if (!this.logitsBufs[k] || this.logitsBufs[k].length !== rows * V) this.logitsBufs[k] = be.alloc(rows * V);
+        lg = this.logitsBufs[k];
+      } else {
+        lg = be.alloc(rows * V);
+      }
       be.matmul(lg, s.xn.subarray(first * D, (first + rows) * D), wOut, rows, D, V);
       out.push(lg);
       r0 += n;
     }
     return out;
-  }
-
-  /** Causal attention of n new query rows (positions pos..pos+n-1) over the cache of layer l. */
-  private attend(out: FloatArray, q: FloatArray, cache: KVCache, l: number, pos: number, n: number): void {
-    const c = this.model.config;
-    const hd = headDim(c);
-    const H = c.nHeads;
-    const rep = H / c.nKvHeads;
-    const qw = H * hd;
-    const kw = cache.rowWidth;
-    const base = l * cache.maxSeq * kw;
-    const K = cache.k;
-    const Vc = cache.v;
-    const scale = 1 / Math.sqrt(hd);
-    const scores = this.scores;
-    const acc = this.acc;
-    for (let i = 0; i < n; i++) {
-      const last = pos + i;
-      for (let h = 0; h < H; h++) {
-        const qo = i * qw + h * hd;
-        const ko0 = base + Math.floor(h / rep) * hd;
-        let max = -Infinity;
-        for (let j = 0; j <= last; j++) {
-          const ko = ko0 + j * kw;
-          let dot = 0;
-          for (let d = 0; d < hd; d++) dot += q[qo + d] * K[ko + d];
-          const sc = dot * scale;
-          scores[j] = sc;
-          if (sc > max) max = sc;
-        }
-        let sum = 0;
-        acc.fill(0);
-        for (let j = 0; j <= last; j++) {
-          const pj = Math.exp(scores[j] - max);
-          sum += pj;
-          const vo = ko0 + j * kw;
-          for (let d = 0; d < hd; d++) acc[d] += pj * Vc[vo + d];
-        }
-        for (let d = 0; d < hd; d++) out[qo + d] = acc[d] / sum;
-      }
-    }
   }
 
   /** Prefill in chunks of at most `chunk` tokens; returns the logits after the last token. */
@@ -415,7 +380,7 @@ export async function* generateStream(
     const still = live.filter(([st]) => !st.done);
     if (still.length === 0) break;
     const t2 = performance.now();
-    const logits = decoder.step(still.map(([st]) => ({ cache: st.cache, tokens: [st.next] })), 'last');
+    const logits = decoder.step(still.map(([st]) => ({ cache: st.cache, tokens: [st.next] })), 'last', true);
     still.forEach(([st], k) => {
       st.next = pick(st, logits[k]);
     });

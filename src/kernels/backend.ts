@@ -67,6 +67,12 @@ export interface Backend {
 
   /** Causal attention: out[B,T,H,hd]; lse[B,H,T] (log-sum-exp of scaled scores) saved for backward. No T×T buffer. */
   attention(out: FloatArray, lse: FloatArray, q: FloatArray, k: FloatArray, v: FloatArray, s: AttentionShape): void;
+  /**
+   * Attention of n new query rows of one sequence over its key/value cache (decode, chunked prefill): query row i
+   * sits at position pos + i and attends to cache positions 0..pos+i. q and out are [n, nHeads·headDim]; k and v
+   * hold the cache rows [≥ pos+n, nKvHeads·headDim] from position 0. Overwrites out. No backward (inference only).
+   */
+  attentionCached(out: FloatArray, q: FloatArray, k: FloatArray, v: FloatArray, n: number, pos: number, nHeads: number, nKvHeads: number, headDim: number): void;
   /** Overwrites dq, dk, dv. */
   attentionBackward(
     dq: FloatArray, dk: FloatArray, dv: FloatArray, dout: FloatArray,

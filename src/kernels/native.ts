@@ -25,6 +25,7 @@ export interface NativeAddon {
   rope(x: F, batch: number, seq: number, nHeads: number, cos: Float64Array, sin: Float64Array, headDim: number, maxSeqLen: number, posOffset: number, sign: number): void;
   attention(out: F, lse: F, q: F, k: F, v: F, B: number, T: number, H: number, KV: number, hd: number): void;
   attentionBackward(dq: F, dk: F, dv: F, dout: F, q: F, k: F, v: F, out: F, lse: F, B: number, T: number, H: number, KV: number, hd: number): void;
+  attentionCached(out: F, q: F, k: F, v: F, n: number, pos: number, H: number, KV: number, hd: number): void;
   swiglu(out: F, a: F, b: F, n: number): void;
   swigluBackward(da: F, db: F, dout: F, a: F, b: F, n: number): void;
   add(out: F, a: F, b: F, n: number): void;
@@ -115,6 +116,7 @@ export function createNativeBackend(): NativeBackend {
     ropeBackward: (dx, batch, seq, nHeads, t: RopeTable, posOffset = 0) =>
       n.rope(dx, batch, seq, nHeads, t.cos, t.sin, t.headDim, t.maxSeqLen, posOffset, -1),
     attention: (out, lse, q, k, v, s: AttentionShape) => n.attention(out, lse, q, k, v, s.batch, s.seq, s.nHeads, s.nKvHeads, s.headDim),
+    attentionCached: (out, q, k, v, rows, pos, H, KV, hd) => n.attentionCached(out, q, k, v, rows, pos, H, KV, hd),
     attentionBackward: (dq, dk, dv, dout, q, k, v, out, lse, s: AttentionShape) =>
       n.attentionBackward(dq, dk, dv, dout, q, k, v, out, lse, s.batch, s.seq, s.nHeads, s.nKvHeads, s.headDim),
     swiglu: (out, a, b, len) => n.swiglu(out, a, b, len),

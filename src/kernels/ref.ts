@@ -4,7 +4,7 @@ import { matmulRef, matmulBackwardInputRef, matmulBackwardWeightRef } from './op
 import { embeddingRef, embeddingBackwardRef } from './ops/embedding.js';
 import { rmsnormRef, rmsnormBackwardRef } from './ops/rmsnorm.js';
 import { ropeRef, ropeBackwardRef } from './ops/rope.js';
-import { attentionRef, attentionBackwardRef } from './ops/attention.js';
+import { attentionRef, attentionBackwardRef, attentionCachedRef } from './ops/attention.js';
 import { swigluRef, swigluBackwardRef } from './ops/swiglu.js';
 import { addRef, scaleRef, sumSquaresRef } from './ops/elementwise.js';
 import { crossEntropyRef } from './ops/crossentropy.js';
@@ -26,6 +26,7 @@ export function createRefBackend(dtype: DType = 'f32'): Backend {
     ropeBackward: ropeBackwardRef,
     attention: attentionRef,
     attentionBackward: attentionBackwardRef,
+    attentionCached: attentionCachedRef,
     swiglu: swigluRef,
     swigluBackward: swigluBackwardRef,
     add: addRef,

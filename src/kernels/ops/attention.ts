@@ -96,3 +96,48 @@ export function attentionBackwardRef(
     }
   }
 }
+
+/** Backend.attentionCached: n query rows at positions pos..pos+n-1 over cache rows 0..pos+n-1 (float64 sums). */
+export function attentionCachedRef(
+  out: FloatArray, q: FloatArray, k: FloatArray, v: FloatArray, n: number, pos: number, H: number, KV: number, hd: number,
+): void {
+  const op = 'attentionCached';
+  for (const [name, x] of [['n', n], ['pos', pos], ['nHeads', H], ['nKvHeads', KV], ['headDim', hd]] as const) {
+    if (!Number.isInteger(x) || x < 0) throw new RangeError(`${op}: bad size ${x} for ${name}`);
+  }
+  if (KV === 0 || H % KV !== 0) throw new RangeError(`${op}: nHeads ${H} not divisible by nKvHeads ${KV}`);
+  const qw = H * hd;
+  const kw = KV * hd;
+  for (const [name, a, len] of [['out', out, n * qw], ['q', q, n * qw], ['k', k, (pos + n) * kw], ['v', v, (pos + n) * kw]] as const) {
+    need(name, a, len, op);
+  }
+  const rep = H / KV;
+  const scale = 1 / Math.sqrt(hd);
+  const scores = new Float64Array(pos + n);
+  const acc = new Float64Array(hd);
+  for (let i = 0; i < n; i++) {
+    const last = pos + i;
+    for (let h = 0; h < H; h++) {
+      const qo = i * qw + h * hd;
+      const ko0 = Math.floor(h / rep) * hd;
+      let max = -Infinity;
+      for (let j = 0; j <= last; j++) {
+        const ko = ko0 + j * kw;
+        let dot = 0;
+        for (let d = 0; d < hd; d++) dot += q[qo + d] * k[ko + d];
+        const sc = dot * scale;
+        scores[j] = sc;
+        if (sc > max) max = sc;
+      }
+      let sum = 0;
+      acc.fill(0);
+      for (let j = 0; j <= last; j++) {
+        const pj = Math.exp(scores[j] - max);
+        sum += pj;
+        const vo = ko0 + j * kw;
+        for (let d = 0; d < hd; d++) acc[d] += pj * v[vo + d];
+      }
+      for (let d = 0; d < hd; d++) out[qo + d] = acc[d] / sum;
+    }
+  }
+}
