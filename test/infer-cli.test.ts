@@ -1,11 +1,10 @@
 /** generate / chat / convert / score / bench generate from the command line. */
+import { runCli, failsWithOneLine } from './helpers/cli.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { makeConfig } from '../src/model/config.js';
 import { saveModelAs, loadAnyModel } from '../src/io/formats.js';
 import { createRefBackend } from '../src/kernels/ref.js';
@@ -13,24 +12,6 @@ import { Decoder, generate } from '../src/inference/generate.js';
 import { benchGenerate } from '../src/cli/bench-generate.js';
 import { ByteTokenizer } from '../src/tokenizer/bytes.js';
 import { peakedModel } from './helpers/models.js';
-
-const root = fileURLToPath(new URL('../../', import.meta.url));
-const bin = join(root, 'bin', 'llama-ts.js');
-
-function run(args: string[], input?: string) {
-  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', cwd: root, input });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-function fails(args: string[], re: RegExp) {
-  const r = run(args);
-  assert.equal(r.code, 2, `${args.join(' ')}: exit ${r.code}, stderr ${r.stderr}`);
-  const lines = r.stderr.trimEnd().split('\n');
-  assert.equal(lines.length, 1, `one line expected, got: ${r.stderr}`);
-  assert.match(lines[0], /^llama-ts: error: /);
-  assert.match(lines[0], re);
-  assert.equal(r.stdout, '');
-}
 
 const config = makeConfig({ dim: 32, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 259, multipleOf: 16, maxSeqLen: 48 });
 const dir = mkdtempSync(join(tmpdir(), 'llama-ts-cli-'));
@@ -42,20 +23,20 @@ const tok = new ByteTokenizer();
 test('generate: greedy CLI output equals the library, on a checkpoint and on its GGUF / llama2.c / HF conversions', async () => {
   const lib = await generate(new Decoder(model), [[1, ...tok.encode('Hi')]], { temperature: 0, topK: 0, topP: 1, seed: 1, maxTokens: 12, tokenizer: tok, stopTokens: [] });
   const paths = [ckpt, join(dir, 'm.gguf'), join(dir, 'l2c', 'model.bin'), join(dir, 'hf')];
-  assert.equal(run(['convert', '--from', ckpt, '--to', paths[1]]).code, 0);
-  assert.equal(run(['convert', '--from', paths[1], '--to', paths[2]]).code, 0);
-  assert.equal(run(['convert', '--from', paths[2], '--to', paths[3], '--to-format', 'hf', '--shard-mb', '0.01']).code, 0);
+  assert.equal(runCli(['convert', '--from', ckpt, '--to', paths[1]]).code, 0);
+  assert.equal(runCli(['convert', '--from', paths[1], '--to', paths[2]]).code, 0);
+  assert.equal(runCli(['convert', '--from', paths[2], '--to', paths[3], '--to-format', 'hf', '--shard-mb', '0.01']).code, 0);
   for (const p of paths) {
-    const r = run(['generate', '--model', p, '--prompt', 'Hi', '-n', '12', '--temperature', '0', '--ignore-eos', '--json']);
+    const r = runCli(['generate', '--model', p, '--prompt', 'Hi', '-n', '12', '--temperature', '0', '--ignore-eos', '--json']);
     assert.equal(r.code, 0, r.stderr);
     const j = JSON.parse(r.stdout);
     assert.deepEqual(j.tokens, lib[0].tokens, p);
     assert.ok(j.decode_tokens_per_s > 0 && j.prefill_tokens_per_s > 0);
   }
-  const s = run(['generate', '--model', ckpt, '--prompt', 'Hi', '-n', '12', '--temperature', '0', '--ignore-eos']);
+  const s = runCli(['generate', '--model', ckpt, '--prompt', 'Hi', '-n', '12', '--temperature', '0', '--ignore-eos']);
   assert.equal(s.stdout, `Hi${lib[0].text}\n`);
   assert.match(s.stderr, /prefill 3 tokens at [\d.]+ tok\/s, decode 11 tokens at [\d.]+ tok\/s/);
-  const b = run(['generate', '--model', ckpt, '--prompt', 'a', '--prompt', 'bb', '-n', '4', '--seed', '3', '--json']);
+  const b = runCli(['generate', '--model', ckpt, '--prompt', 'a', '--prompt', 'bb', '-n', '4', '--seed', '3', '--json']);
   assert.equal(b.stdout.trim().split('\n').length, 2);
 });
 
@@ -63,7 +44,7 @@ test('score: JSON with mean loss, perplexity and per-position log-probabilities 
   const ids = [1, ...tok.encode('Hello')];
   const f = join(dir, 'ids.txt');
   writeFileSync(f, ids.join(' '));
-  const r = run(['score', '--model', ckpt, '--ids', f]);
+  const r = runCli(['score', '--model', ckpt, '--ids', f]);
   assert.equal(r.code, 0, r.stderr);
   const j = JSON.parse(r.stdout);
   assert.equal(j.predicted, 5);
@@ -72,12 +53,12 @@ test('score: JSON with mean loss, perplexity and per-position log-probabilities 
   assert.ok(Math.abs(j.mean_loss - sum / 5) < 1e-5, `${j.mean_loss} vs ${sum / 5}`);
   assert.ok(Math.abs(j.perplexity - Math.exp(j.mean_loss)) < 1e-9);
   assert.ok(Math.abs(-j.logprobs.reduce((a: number, b: number) => a + b, 0) / 5 - j.mean_loss) < 1e-12);
-  const t = JSON.parse(run(['score', '--model', ckpt, '--text', 'Hello']).stdout);
+  const t = JSON.parse(runCli(['score', '--model', ckpt, '--text', 'Hello']).stdout);
   assert.deepEqual(t.logprobs, j.logprobs, '--text prepends BOS and byte-tokenizes');
 });
 
 test('chat: one completion per input line', () => {
-  const r = run(['chat', '--model', ckpt, '-n', '5', '--temperature', '0', '--ignore-eos'], 'ab\ncd\n');
+  const r = runCli(['chat', '--model', ckpt, '-n', '5', '--temperature', '0', '--ignore-eos'], 'ab\ncd\n');
   assert.equal(r.code, 0, r.stderr);
   const lines = r.stdout.split('\n');
   assert.ok(lines[0].startsWith('ab') && lines[1].startsWith('cd'));
@@ -94,23 +75,23 @@ test('bench generate prints one JSON line with prefill and decode tokens/s', asy
 });
 
 test('bad input: one-line errors', () => {
-  fails(['generate', '--model', ckpt, '--prompt', 'x'.repeat(60)], /prompt is 61 tokens; the model's context is 48/);
-  fails(['generate', '--model', ckpt, '--prompt', 'hi', '-n', '100'], /exceeds the model's context of 48/);
-  fails(['generate'], /--model PATH is required/);
-  fails(['generate', '--model', join(dir, 'missing')], /does not exist/);
-  fails(['generate', '--model', ckpt, '--top-p', '2'], /--top-p must be in/);
-  fails(['score', '--model', ckpt], /exactly one of --text/);
-  fails(['score', '--model', ckpt, '--text', 'y'.repeat(60)], /sequence is 61 tokens/);
+  failsWithOneLine(['generate', '--model', ckpt, '--prompt', 'x'.repeat(60)], /prompt is 61 tokens; the model's context is 48/);
+  failsWithOneLine(['generate', '--model', ckpt, '--prompt', 'hi', '-n', '100'], /exceeds the model's context of 48/);
+  failsWithOneLine(['generate'], /--model PATH is required/);
+  failsWithOneLine(['generate', '--model', join(dir, 'missing')], /does not exist/);
+  failsWithOneLine(['generate', '--model', ckpt, '--top-p', '2'], /--top-p must be in/);
+  failsWithOneLine(['score', '--model', ckpt], /exactly one of --text/);
+  failsWithOneLine(['score', '--model', ckpt, '--text', 'y'.repeat(60)], /sequence is 61 tokens/);
   writeFileSync(join(dir, 'bad-ids.txt'), '1 2 x');
-  fails(['score', '--model', ckpt, '--ids', join(dir, 'bad-ids.txt')], /integer token ids only/);
+  failsWithOneLine(['score', '--model', ckpt, '--ids', join(dir, 'bad-ids.txt')], /integer token ids only/);
   writeFileSync(join(dir, 'oov.txt'), '1 2 900');
-  fails(['score', '--model', ckpt, '--ids', join(dir, 'oov.txt')], /token id 900 is outside the vocabulary/);
-  fails(['convert', '--from', ckpt, '--to', join(dir, 'noext')], /cannot infer the output format/);
-  fails(['convert', '--from', ckpt, '--to', join(dir, 'x.gguf'), '--type', 'q4_0'], /--type q4_0 is not available for gguf/);
+  failsWithOneLine(['score', '--model', ckpt, '--ids', join(dir, 'oov.txt')], /token id 900 is outside the vocabulary/);
+  failsWithOneLine(['convert', '--from', ckpt, '--to', join(dir, 'noext')], /cannot infer the output format/);
+  failsWithOneLine(['convert', '--from', ckpt, '--to', join(dir, 'x.gguf'), '--type', 'q4_0'], /--type q4_0 is not available for gguf/);
   writeFileSync(join(dir, 'junk.gguf'), 'GGUF\x03\x00\x00\x00');
-  fails(['generate', '--model', join(dir, 'junk.gguf')], /truncated/);
+  failsWithOneLine(['generate', '--model', join(dir, 'junk.gguf')], /truncated/);
   writeFileSync(join(dir, 'junk.bin'), Buffer.alloc(100));
-  fails(['score', '--model', join(dir, 'junk.bin'), '--text', 'a'], /not positive/);
+  failsWithOneLine(['score', '--model', join(dir, 'junk.bin'), '--text', 'a'], /not positive/);
   const loaded = loadAnyModel(ckpt, createRefBackend('f32'));
   assert.equal(loaded.format, 'ckpt');
 });

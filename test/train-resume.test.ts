@@ -5,6 +5,7 @@ import { mkdtempSync, readFileSync, writeFileSync, existsSync, readdirSync, trun
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { failsWithOneLine } from './helpers/cli.js';
 import { fileURLToPath } from 'node:url';
 import { train, HYPER_DEFAULTS, type Hyper } from '../src/training/trainer.js';
 import { prepareTextData } from '../src/data/text.js';
@@ -95,13 +96,7 @@ test('CLI: bad input gives one clear line and a non-zero exit', () => {
     [['sample', '--checkpoint', '/no/such/dir'], /does not exist/],
     [['train', '--bogus'], /Unknown option '--bogus'/],
   ];
-  for (const [args, re] of cases) {
-    const r = cli(args);
-    assert.notEqual(r.status, 0, args.join(' '));
-    assert.match(r.stderr, re, args.join(' '));
-    assert.equal(r.stderr.trim().split('\n').length, 1, `one line for ${args.join(' ')}: ${r.stderr}`);
-    assert.doesNotMatch(r.stderr, /\n\s+at /);
-  }
+  for (const [args, re] of cases) failsWithOneLine(args, re);
 });
 
 test('CLI: train, resume a finished run with more steps, sample; wrong-config resume refused; NaN stops without checkpoint', () => {
