@@ -163,12 +163,64 @@ const KernelDesc& kernel_for_level(int level) {
 
 // ---------------------------------------------------------------- packing
 
+#if LT_X86
+// 8x8 transpose in registers: r[i] = row i (8 consecutive k) -> r[j] = column j (8 rows at one k).
+LT_TARGET_AVX2 inline void transpose8x8(__m256* r) {
+  __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+  __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+  __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+  __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+  __m256 s0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)), s1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+  __m256 s2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)), s3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+  __m256 s4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0)), s5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
+  __m256 s6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0)), s7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+  r[0] = _mm256_permute2f128_ps(s0, s4, 0x20), r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+  r[2] = _mm256_permute2f128_ps(s2, s6, 0x20), r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+  r[4] = _mm256_permute2f128_ps(s0, s4, 0x31), r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+  r[6] = _mm256_permute2f128_ps(s2, s6, 0x31), r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
+// 8 rows of length kc (row stride ld) -> dst[k*dstride + r] for r < 8 (8x8 register transposes, scalar tail).
+LT_TARGET_AVX2 void pack_t8(const float* src, long ld, long kc, float* dst, long dstride) {
+  long k = 0;
+  for (; k + 8 <= kc; k += 8) {
+    __m256 r[8];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(src + i * ld + k);
+    transpose8x8(r);
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; j++) _mm256_storeu_ps(dst + (k + j) * dstride, r[j]);
+  }
+  for (; k < kc; k++)
+    for (int i = 0; i < 8; i++) dst[k * dstride + i] = src[i * ld + k];
+}
+#endif
+
 // Ap: ceil(mc/MR) panels, each kc x MR (row r of the panel at [k*MR + r]), zero-padded.
 void pack_a(const float* A, long rsa, long csa, long i0, long k0, long mc, long kc, int MR, float* Ap) {
-  for (long p = 0; p < mc; p += MR) {
+  long p0 = 0;
+  if (MR == 8 && rsa == 1) {
+    // A is dyᵀ (columns contiguous): two panels at a time use whole 64-byte lines of each source row
+    for (; p0 + 16 <= mc; p0 += 16) {
+      float* d0 = Ap + p0 * kc;
+      float* d1 = d0 + 8 * kc;
+      const float* src = A + (i0 + p0) + k0 * csa;
+      for (long k = 0; k < kc; k++) {
+        std::memcpy(d0 + k * 8, src + k * csa, 32);
+        std::memcpy(d1 + k * 8, src + k * csa + 8, 32);
+      }
+    }
+  }
+  for (long p = p0; p < mc; p += MR) {
     long m = std::min<long>(MR, mc - p);
     float* dst = Ap + p * kc;
     const float* src = A + (i0 + p) * rsa + k0 * csa;
+#if LT_X86
+    if (csa == 1 && MR == 8 && m == 8) {  // only the AVX-512 kernel has MR = 8
+      pack_t8(src, rsa, kc, dst, 8);
+      continue;
+    }
+#endif
     if (csa == 1) {
       for (long r = 0; r < m; r++) {
         const float* s = src + r * rsa;
@@ -197,6 +249,10 @@ void pack_b(const float* B, long rsb, long csb, long k0, long j0, long kc, long 
     const float* src = B + k0 * rsb + (j0 + q) * csb;
     if (csb == 1 && n == NR) {
       for (long k = 0; k < kc; k++) std::memcpy(dst + k * NR, src + k * rsb, sizeof(float) * NR);
+#if LT_X86
+    } else if (rsb == 1 && n == NR && NR % 8 == 0 && simd_level() >= SIMD_AVX2) {
+      for (long c = 0; c < NR; c += 8) pack_t8(src + c * csb, csb, kc, dst + c, NR);
+#endif
     } else if (rsb == 1) {
       // B is W^T with W row-major: each column of the panel is a contiguous row of W (a transpose)
       for (long c = 0; c < n; c++) {
