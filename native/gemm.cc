@@ -227,26 +227,27 @@ LT_TARGET_AVX2 void pack_t4(const float* src, long ld, long kc, float* dst, long
 }
 #endif
 
-// Two panels of MR_ rows from dyᵀ (columns contiguous): each k copies 2·MR_ consecutive floats, whole lines of the
-// source rows used at once.
+// Every full panel of MR_ rows from dyᵀ (columns contiguous) in one pass over k: each k reads np·MR_ consecutive
+// floats of one source row and appends MR_ of them to each panel. (Panel by panel, the strided source rows would be
+// fetched once per panel: with a power-of-two stride they collide in a few L1 sets.)
 template <int MR_>
-void pack_a_cols2(const float* src, long csa, long kc, float* d0) {
-  float* d1 = d0 + MR_ * kc;
+void pack_a_cols(const float* src, long csa, long kc, long np, float* dst) {
   for (long k = 0; k < kc; k++) {
-    std::memcpy(d0 + k * MR_, src + k * csa, sizeof(float) * MR_);
-    std::memcpy(d1 + k * MR_, src + k * csa + MR_, sizeof(float) * MR_);
+    const float* s = src + k * csa;
+    float* d = dst + k * MR_;
+    for (long p = 0; p < np; p++) std::memcpy(d + p * MR_ * kc, s + p * MR_, sizeof(float) * MR_);
   }
 }
 
 // Ap: ceil(mc/MR) panels, each kc x MR (row r of the panel at [k*MR + r]), zero-padded.
 void pack_a(const float* A, long rsa, long csa, long i0, long k0, long mc, long kc, int MR, float* Ap) {
   long p0 = 0;
-  if ((MR == 8 || MR == 12) && rsa == 1) {
-    for (; p0 + 2 * MR <= mc; p0 += 2 * MR) {
-      const float* src = A + (i0 + p0) + k0 * csa;
-      if (MR == 8) pack_a_cols2<8>(src, csa, kc, Ap + p0 * kc);
-      else pack_a_cols2<12>(src, csa, kc, Ap + p0 * kc);
-    }
+  if ((MR == 8 || MR == 12) && rsa == 1 && mc >= MR) {
+    long np = mc / MR;
+    const float* src = A + i0 + k0 * csa;
+    if (MR == 8) pack_a_cols<8>(src, csa, kc, np, Ap);
+    else pack_a_cols<12>(src, csa, kc, np, Ap);
+    p0 = np * MR;
   }
   for (long p = p0; p < mc; p += MR) {
     long m = std::min<long>(MR, mc - p);
@@ -285,8 +286,15 @@ void pack_b(const float* B, long rsb, long csb, long k0, long j0, long kc, long 
     long n = std::min<long>(NR, nc - q);
     float* dst = Bp + q * kc;
     const float* src = B + k0 * rsb + (j0 + q) * csb;
-    if (csb == 1 && n == NR && NR == 32) {  // fixed-size copies: inlined, no call per row
-      for (long k = 0; k < kc; k++) std::memcpy(dst + k * 32, src + k * rsb, sizeof(float) * 32);
+    if (csb == 1 && n == NR && NR == 32) {
+      // all full panels in one pass over k: each source row read once, contiguously (see pack_a_cols)
+      long nq = (nc - q) / 32;
+      for (long k = 0; k < kc; k++) {
+        const float* s = src + k * rsb;
+        float* d = dst + k * 32;
+        for (long t = 0; t < nq; t++) std::memcpy(d + t * 32 * kc, s + t * 32, sizeof(float) * 32);
+      }
+      q += (nq - 1) * 32;
     } else if (csb == 1 && n == NR) {
       for (long k = 0; k < kc; k++) std::memcpy(dst + k * NR, src + k * rsb, sizeof(float) * NR);
 #if LT_X86
