@@ -8,7 +8,8 @@
  *     libopenblas-dev is installed — a comparison only, never a dependency);
  *   - peak memory of a training step at seq 256, 1024 and 4096, and of attention forward+backward alone.
  *
- *   node dist/bench/train-throughput.js [--steps N] [--only mini-15m,...] [--no-torch] [--no-sgemm] [--no-memory]
+ *   node dist/bench/train-throughput.js [--steps N] [--only mini-15m,...] [--no-torch] [--no-train] [--no-sgemm] [--no-memory]
+ *     [--sgemm-reps N]   (SGEMM timings: median of N calls, default 11)
  * The machine's cores may be shared: numbers are noisy, run it on a quiet machine and compare within one run.
  */
 import { parseArgs } from 'node:util';
@@ -64,25 +65,32 @@ function torchStep(py: string, c: LlamaConfig, batch: number, seq: number, steps
 function modelShapes(name: string, c: LlamaConfig, tokens: number): [string, number, number, number][] {
   const hd = headDim(c);
   const F = ffnHiddenDim(c);
-  const headRows = Math.max(1, Math.min(tokens, Math.floor((1 << 20) / c.vocabSize)));
-  return [
+  // The output head runs in row chunks of HEAD_CHUNK_FLOATS = 1 << 23 logits (src/model/llama.ts): 262 rows for
+  // vocab 32000 (the last chunk of 2048 rows has 214), the whole batch for vocab 4096.
+  const headRows = Math.max(1, Math.min(tokens, Math.floor((1 << 23) / c.vocabSize)));
+  const lastRows = tokens % headRows;
+  const shapes: [string, number, number, number][] = [
     [`${name} wq/wo`, tokens, c.dim, c.nHeads * hd],
     [`${name} wk/wv`, tokens, c.dim, c.nKvHeads * hd],
     [`${name} w1/w3`, tokens, c.dim, F],
     [`${name} w2`, tokens, F, c.dim],
     [`${name} head chunk`, headRows, c.dim, c.vocabSize],
   ];
+  if (lastRows) shapes.push([`${name} head last chunk`, lastRows, c.dim, c.vocabSize]);
+  return shapes;
 }
 
-function timeBest(fn: () => void, reps = 5): number {
+/** Median wall time of `reps` calls after one warm-up call (ms). */
+function timeMedian(fn: () => void, reps: number): number {
   fn();
-  let best = Infinity;
+  const ts: number[] = [];
   for (let r = 0; r < reps; r++) {
     const t = performance.now();
     fn();
-    best = Math.min(best, performance.now() - t);
+    ts.push(performance.now() - t);
   }
-  return best;
+  ts.sort((a, b) => a - b);
+  return ts.length % 2 ? ts[(ts.length - 1) / 2] : (ts[ts.length / 2 - 1] + ts[ts.length / 2]) / 2;
 }
 
 function buildOpenblasTool(): string | null {
@@ -93,12 +101,13 @@ function buildOpenblasTool(): string | null {
   return r.status === 0 ? out : null;
 }
 
-function sgemmTable(threads: number, blasEnv: Record<string, string>): unknown[] {
+function sgemmTable(threads: number, blasEnv: Record<string, string>, reps: number, only: Set<string> | null): unknown[] {
   const be = createNativeBackend();
   const tool = buildOpenblasTool();
   const rows: unknown[] = [];
   const seen = new Set<string>();
   for (const cs of CASES) {
+    if (only && !only.has(cs.name)) continue;
     const c = makeConfig(cs.preset, cs.overrides ?? {});
     for (const [label, M, K, N] of modelShapes(cs.name, c, cs.batch * cs.seq)) {
       const key = `${M}x${K}x${N}`;
@@ -109,12 +118,12 @@ function sgemmTable(threads: number, blasEnv: Record<string, string>): unknown[]
       const f = (2 * M * N * K) / 1e6;
       const row: Record<string, unknown> = {
         shape: label, M, K, N,
-        native_fwd_gflops: +(f / timeBest(() => be.matmul(out, x, w, M, K, N))).toFixed(1),
-        native_dx_gflops: +(f / timeBest(() => be.matmulBackwardInput(dx, dy, w, M, K, N))).toFixed(1),
-        native_dw_gflops: +(f / timeBest(() => be.matmulBackwardWeight(dw, dy, x, M, K, N))).toFixed(1),
+        native_fwd_gflops: +(f / timeMedian(() => be.matmul(out, x, w, M, K, N), reps)).toFixed(1),
+        native_dx_gflops: +(f / timeMedian(() => be.matmulBackwardInput(dx, dy, w, M, K, N), reps)).toFixed(1),
+        native_dw_gflops: +(f / timeMedian(() => be.matmulBackwardWeight(dw, dy, x, M, K, N), reps)).toFixed(1),
       };
       if (tool) {
-        const o = JSON.parse(execFileSync(tool, [M, K, N].map(String), { encoding: 'utf8', env: { ...process.env, ...blasEnv, OPENBLAS_NUM_THREADS: String(threads) } }));
+        const o = JSON.parse(execFileSync(tool, [M, K, N].map(String), { encoding: 'utf8', env: { ...process.env, ...blasEnv, OPENBLAS_NUM_THREADS: String(threads), REPS: String(reps) } }));
         row.openblas_fwd_gflops = o.fwd_gflops;
         row.openblas_dx_gflops = o.dx_gflops;
         row.openblas_dw_gflops = o.dw_gflops;
@@ -179,7 +188,7 @@ function main(): void {
     options: {
       steps: { type: 'string', default: '3' }, only: { type: 'string' }, 'no-torch': { type: 'boolean' },
       'no-sgemm': { type: 'boolean' }, 'no-memory': { type: 'boolean' }, 'no-train': { type: 'boolean' },
-      'memory-child': { type: 'string' }, seq: { type: 'string' },
+      'memory-child': { type: 'string' }, seq: { type: 'string' }, 'sgemm-reps': { type: 'string', default: '11' },
     },
   });
   if (values['memory-child']) return memoryChild(values['memory-child'], Number(values.seq));
@@ -225,7 +234,11 @@ function main(): void {
     }
     report.train = train;
   }
-  if (!values['no-sgemm']) report.sgemm = sgemmTable(threads, blasEnv);
+  if (!values['no-sgemm']) {
+    const reps = Number(values['sgemm-reps']);
+    report.sgemm_timing = `median of ${reps} calls after one warm-up, per layout (ours and OpenBLAS alike)`;
+    report.sgemm = sgemmTable(threads, blasEnv, reps, values.only ? new Set(values.only.split(',')) : null);
+  }
   if (!values['no-memory']) report.memory = memoryTable();
   console.log(JSON.stringify(report, null, 1));
 }

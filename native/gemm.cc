@@ -95,35 +95,36 @@ LT_TARGET_AVX2 void ukr_avx2(long kc, const float* A, long lda, const float* B, 
   }
 }
 
-// AVX-512 8x32: 16 accumulators, 2 B vectors, broadcasts from memory.
-template <bool DA, bool DB>
+// AVX-512 MRx32 (MR = 8: 16 accumulators; MR = 12: 24 of the 32 zmm registers): 2 B vectors per k, A broadcast
+// from memory. More rows per tile = fewer B loads and fewer C round trips per flop.
+template <int MR_, bool DA, bool DB>
 LT_TARGET_AVX512 void ukr_avx512(long kc, const float* A, long lda, const float* B, long ldb, float* C, long ldc, bool acc) {
-  __m512 c[8][2];
+  __m512 c[MR_][2];
   if (acc) {  // C may come from far away (a large weight gradient): start fetching it now
-#pragma GCC unroll 8
-    for (int i = 0; i < 8; i++) {
+#pragma GCC unroll 16
+    for (int i = 0; i < MR_; i++) {
       _mm_prefetch((const char*)(C + i * ldc), _MM_HINT_T0);
       _mm_prefetch((const char*)(C + i * ldc + 16), _MM_HINT_T0);
     }
   }
-#pragma GCC unroll 8
-  for (int i = 0; i < 8; i++) c[i][0] = c[i][1] = _mm512_setzero_ps();
+#pragma GCC unroll 16
+  for (int i = 0; i < MR_; i++) c[i][0] = c[i][1] = _mm512_setzero_ps();
 #pragma GCC unroll 4
   for (long k = 0; k < kc; k++) {
     const float* b = DB ? B + k * ldb : B + k * 32;
-    // operands read in place come from far away: fetch ahead (B: the row 8 ahead; A: one of the 8 rows, 64 ahead)
+    // operands read in place come from far away: fetch ahead (B: the row 8 ahead; A: one of the rows, 64 ahead)
     if (DB) _mm_prefetch((const char*)(b + 8 * ldb), _MM_HINT_T0), _mm_prefetch((const char*)(b + 8 * ldb + 16), _MM_HINT_T0);
-    if (DA) _mm_prefetch((const char*)(A + (k & 7) * lda + k + 64), _MM_HINT_T0);
+    if (DA) _mm_prefetch((const char*)(A + (k % MR_) * lda + k + 64), _MM_HINT_T0);
     __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
-#pragma GCC unroll 8
-    for (int i = 0; i < 8; i++) {
-      __m512 a = _mm512_set1_ps(DA ? A[i * lda + k] : A[k * 8 + i]);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR_; i++) {
+      __m512 a = _mm512_set1_ps(DA ? A[i * lda + k] : A[k * MR_ + i]);
       c[i][0] = _mm512_fmadd_ps(a, b0, c[i][0]);
       c[i][1] = _mm512_fmadd_ps(a, b1, c[i][1]);
     }
   }
-#pragma GCC unroll 8
-  for (int i = 0; i < 8; i++) {
+#pragma GCC unroll 16
+  for (int i = 0; i < MR_; i++) {
     float* p = C + i * ldc;
     if (acc) {
       c[i][0] = _mm512_add_ps(c[i][0], _mm512_loadu_ps(p));
@@ -133,6 +134,13 @@ LT_TARGET_AVX512 void ukr_avx512(long kc, const float* A, long lda, const float*
     _mm512_storeu_ps(p + 16, c[i][1]);
   }
 }
+#ifndef LT_AVX512_MR
+#define LT_AVX512_MR 12
+#endif
+template <bool DA, bool DB>
+LT_TARGET_AVX512 void ukr_avx512_mr(long kc, const float* A, long lda, const float* B, long ldb, float* C, long ldc, bool acc) {
+  ukr_avx512<LT_AVX512_MR, DA, DB>(kc, A, lda, B, ldb, C, ldc, acc);
+}
 #endif
 
 #define LT_UKRS(f) {{f<false, false>, f<false, true>}, {f<true, false>, f<true, true>}}
@@ -141,13 +149,13 @@ const KernelDesc& kernel_for_level(int level) {
   static const KernelDesc generic = {G_MR, G_NR, 72, 256, 512, LT_UKRS(ukr_generic)};
 #if LT_X86
   static const KernelDesc avx2 = {6, 16, 96, 256, 512, LT_UKRS(ukr_avx2)};
-  static KernelDesc avx512 = {8, 32, 128, 256, 512, LT_UKRS(ukr_avx512)};
+  static KernelDesc avx512 = {LT_AVX512_MR, 32, LT_AVX512_MR * 12, 256, 512, LT_UKRS(ukr_avx512_mr)};
   static bool tuned = false;
   if (!tuned) {  // LLAMA_TS_GEMM_BLOCKS=MC,KC,NC (tuning experiments)
     tuned = true;
     if (const char* e = std::getenv("LLAMA_TS_GEMM_BLOCKS")) {
       int mc, kc, nc;
-      if (std::sscanf(e, "%d,%d,%d", &mc, &kc, &nc) == 3 && mc >= 8 && mc % 8 == 0 && kc >= 16 && nc >= 32 && nc % 32 == 0) {
+      if (std::sscanf(e, "%d,%d,%d", &mc, &kc, &nc) == 3 && mc >= avx512.MR && mc % avx512.MR == 0 && kc >= 16 && nc >= 32 && nc % 32 == 0) {
         avx512.MC = mc;
         avx512.KC = kc;
         avx512.NC = nc;
@@ -163,12 +171,95 @@ const KernelDesc& kernel_for_level(int level) {
 
 // ---------------------------------------------------------------- packing
 
+#if LT_X86
+// 8x8 transpose in registers: r[i] = row i (8 consecutive k) -> r[j] = column j (8 rows at one k).
+LT_TARGET_AVX2 inline void transpose8x8(__m256* r) {
+  __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+  __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+  __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+  __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+  __m256 s0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)), s1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+  __m256 s2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)), s3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+  __m256 s4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0)), s5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
+  __m256 s6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0)), s7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+  r[0] = _mm256_permute2f128_ps(s0, s4, 0x20), r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+  r[2] = _mm256_permute2f128_ps(s2, s6, 0x20), r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+  r[4] = _mm256_permute2f128_ps(s0, s4, 0x31), r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+  r[6] = _mm256_permute2f128_ps(s2, s6, 0x31), r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
+// 8 rows of length kc (row stride ld) -> dst[k*dstride + r] for r < 8 (8x8 register transposes, scalar tail).
+LT_TARGET_AVX2 void pack_t8(const float* src, long ld, long kc, float* dst, long dstride) {
+  long k = 0;
+  for (; k + 8 <= kc; k += 8) {
+    __m256 r[8];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(src + i * ld + k);
+    transpose8x8(r);
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; j++) _mm256_storeu_ps(dst + (k + j) * dstride, r[j]);
+  }
+  for (; k < kc; k++)
+    for (int i = 0; i < 8; i++) dst[k * dstride + i] = src[i * ld + k];
+}
+// 4 rows of length kc (row stride ld) -> dst[k*dstride + r] for r < 4.
+LT_TARGET_AVX2 void pack_t4(const float* src, long ld, long kc, float* dst, long dstride) {
+  long k = 0;
+  for (; k + 8 <= kc; k += 8) {
+    __m256 r0 = _mm256_loadu_ps(src + k), r1 = _mm256_loadu_ps(src + ld + k);
+    __m256 r2 = _mm256_loadu_ps(src + 2 * ld + k), r3 = _mm256_loadu_ps(src + 3 * ld + k);
+    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+    __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+    __m256 c0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)), c1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+    __m256 c2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)), c3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+    // c0 = column k (lanes 0-3) and column k+4 (lanes 4-7), c1 = k+1 / k+5, ...
+    _mm_storeu_ps(dst + (k + 0) * dstride, _mm256_castps256_ps128(c0));
+    _mm_storeu_ps(dst + (k + 1) * dstride, _mm256_castps256_ps128(c1));
+    _mm_storeu_ps(dst + (k + 2) * dstride, _mm256_castps256_ps128(c2));
+    _mm_storeu_ps(dst + (k + 3) * dstride, _mm256_castps256_ps128(c3));
+    _mm_storeu_ps(dst + (k + 4) * dstride, _mm256_extractf128_ps(c0, 1));
+    _mm_storeu_ps(dst + (k + 5) * dstride, _mm256_extractf128_ps(c1, 1));
+    _mm_storeu_ps(dst + (k + 6) * dstride, _mm256_extractf128_ps(c2, 1));
+    _mm_storeu_ps(dst + (k + 7) * dstride, _mm256_extractf128_ps(c3, 1));
+  }
+  for (; k < kc; k++)
+    for (int i = 0; i < 4; i++) dst[k * dstride + i] = src[i * ld + k];
+}
+#endif
+
+// Every full panel of MR_ rows from dyᵀ (columns contiguous) in one pass over k: each k reads np·MR_ consecutive
+// floats of one source row and appends MR_ of them to each panel. (Panel by panel, the strided source rows would be
+// fetched once per panel: with a power-of-two stride they collide in a few L1 sets.)
+template <int MR_>
+void pack_a_cols(const float* src, long csa, long kc, long np, float* dst) {
+  for (long k = 0; k < kc; k++) {
+    const float* s = src + k * csa;
+    float* d = dst + k * MR_;
+    for (long p = 0; p < np; p++) std::memcpy(d + p * MR_ * kc, s + p * MR_, sizeof(float) * MR_);
+  }
+}
+
 // Ap: ceil(mc/MR) panels, each kc x MR (row r of the panel at [k*MR + r]), zero-padded.
 void pack_a(const float* A, long rsa, long csa, long i0, long k0, long mc, long kc, int MR, float* Ap) {
-  for (long p = 0; p < mc; p += MR) {
+  long p0 = 0;
+  if ((MR == 8 || MR == 12) && rsa == 1 && mc >= MR) {
+    long np = mc / MR;
+    const float* src = A + i0 + k0 * csa;
+    if (MR == 8) pack_a_cols<8>(src, csa, kc, np, Ap);
+    else pack_a_cols<12>(src, csa, kc, np, Ap);
+    p0 = np * MR;
+  }
+  for (long p = p0; p < mc; p += MR) {
     long m = std::min<long>(MR, mc - p);
     float* dst = Ap + p * kc;
     const float* src = A + (i0 + p) * rsa + k0 * csa;
+#if LT_X86
+    if (csa == 1 && (MR == 8 || MR == 12) && m == MR) {  // only the AVX-512 kernel has MR = 8 or 12
+      pack_t8(src, rsa, kc, dst, MR);
+      if (MR == 12) pack_t4(src + 8 * rsa, rsa, kc, dst + 8, MR);
+      continue;
+    }
+#endif
     if (csa == 1) {
       for (long r = 0; r < m; r++) {
         const float* s = src + r * rsa;
@@ -195,8 +286,21 @@ void pack_b(const float* B, long rsb, long csb, long k0, long j0, long kc, long 
     long n = std::min<long>(NR, nc - q);
     float* dst = Bp + q * kc;
     const float* src = B + k0 * rsb + (j0 + q) * csb;
-    if (csb == 1 && n == NR) {
+    if (csb == 1 && n == NR && NR == 32) {
+      // all full panels in one pass over k: each source row read once, contiguously (see pack_a_cols)
+      long nq = (nc - q) / 32;
+      for (long k = 0; k < kc; k++) {
+        const float* s = src + k * rsb;
+        float* d = dst + k * 32;
+        for (long t = 0; t < nq; t++) std::memcpy(d + t * 32 * kc, s + t * 32, sizeof(float) * 32);
+      }
+      q += (nq - 1) * 32;
+    } else if (csb == 1 && n == NR) {
       for (long k = 0; k < kc; k++) std::memcpy(dst + k * NR, src + k * rsb, sizeof(float) * NR);
+#if LT_X86
+    } else if (rsb == 1 && n == NR && NR % 8 == 0 && simd_level() >= SIMD_AVX2) {
+      for (long c = 0; c < NR; c += 8) pack_t8(src + c * csb, csb, kc, dst + c, NR);
+#endif
     } else if (rsb == 1) {
       // B is W^T with W row-major: each column of the panel is a contiguous row of W (a transpose)
       for (long c = 0; c < n; c++) {
@@ -320,7 +424,8 @@ void sgemm_impl(long M, long N, long K, const float* A, long rsa, long csa, cons
   g.kc = (K + nk - 1) / nk;
   // Choose the task grid: enough tasks for every thread, as little packing as possible. Packing costs
   // (tasks along N)·M·K + (tasks along M)·N·K floats (less what is read in place); one packed float costs about
-  // as much time as 60 flops of the micro-kernel.
+  // as much time as 60 flops of the micro-kernel (measured before the packing was vectorised; 30 and 15 chose grids
+  // that were no faster on these shapes).
   const long nth = pool_threads();
   const long nt0 = (N + kd.NC - 1) / kd.NC;
   const long mtmax = (M + kd.MR - 1) / kd.MR, ntmax = (N + kd.NR - 1) / kd.NR;

@@ -13,6 +13,9 @@ const MM_SHAPES: [number, number, number][] = [
   [1, 1, 1], [1, 288, 770], [5, 20, 5000], [33, 100, 130], [50, 20, 1000], [64, 65, 64], [7, 13, 5], [33, 65, 17], [6, 16, 32], [100, 300, 257], [130, 288, 768], [64, 1, 9], [3, 517, 2],
   // few rows (the decode GEMV path): K, N not multiples of the vector width or of the 8-row blocks, K < one vector
   [1, 15, 7], [1, 17, 9], [2, 31, 13], [3, 100, 33], [4, 300, 47], [1, 288, 2001], [2, 768, 289], [4, 1, 3], [3, 16, 8], [1, 1376, 515],
+  // packed paths on both operands (> 64 rows and columns): K not a multiple of the 8x8 transposes, panel counts odd
+  // and even, partial panels and partial tiles in both directions
+  [150, 203, 90], [96, 45, 200], [77, 7, 129], [200, 600, 131],
 ];
 
 test('matmul, matmulBackwardInput, matmulBackwardWeight match ref on every SIMD path', { skip }, () => {

@@ -1,7 +1,8 @@
 /* OpenBLAS SGEMM timings for the benchmark comparison only (never a dependency of llama-ts).
  * Build: cc -O2 openblas_sgemm.c -o openblas_sgemm -lopenblas   (Debian: apt-get install libopenblas-dev)
  * Usage: openblas_sgemm M K N [M K N ...]   prints one JSON line per shape with GFLOP/s of the three layouts the
- * model uses: x·Wᵀ (fwd), dy·W (dx), dyᵀ·x (dW). Threads: OPENBLAS_NUM_THREADS. */
+ * model uses: x·Wᵀ (fwd), dy·W (dx), dyᵀ·x (dW). Threads: OPENBLAS_NUM_THREADS.
+ * Timing: median of REPS calls (default 5) after one warm-up call. */
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,20 +20,33 @@ static float* rnd(long n) {
   return a;
 }
 
+static int cmp(const void* a, const void* b) {
+  double x = *(const double*)a, y = *(const double*)b;
+  return x < y ? -1 : x > y;
+}
+
+static double median(double* t, int n) {
+  qsort(t, n, sizeof(double), cmp);
+  return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
+}
+
+/* median of REPS calls (env, default 5) after one warm-up call */
 #define BEST(expr, out)                                                  \
   do {                                                                   \
     expr;                                                                \
-    double best = 1e30;                                                  \
-    for (int r = 0; r < 5; r++) {                                        \
+    double ts[101];                                                      \
+    for (int r = 0; r < reps; r++) {                                     \
       double t = now();                                                  \
       expr;                                                              \
-      double d = now() - t;                                              \
-      if (d < best) best = d;                                            \
+      ts[r] = now() - t;                                                 \
     }                                                                    \
-    out = best;                                                          \
+    out = median(ts, reps);                                              \
   } while (0)
 
 int main(int argc, char** argv) {
+  int reps = getenv("REPS") ? atoi(getenv("REPS")) : 5;
+  if (reps < 1) reps = 1;
+  if (reps > 101) reps = 101;
   for (int a = 1; a + 2 < argc; a += 3) {
     long M = atol(argv[a]), K = atol(argv[a + 1]), N = atol(argv[a + 2]);
     float *x = rnd(M * K), *w = rnd(N * K), *dy = rnd(M * N), *out = rnd(M * N), *dx = rnd(M * K), *dw = rnd(N * K);
