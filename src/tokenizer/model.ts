@@ -7,6 +7,7 @@
  * Speed: the normalized text is cut into "words" before every U+2581 that follows another
  * character whenever no piece can span such a cut (checked at load), and words are cached.
  */
+import { siftUp, popTop } from './heap.js';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { UserError } from '../util/errors.js';
 import { parseModelProto, serializeModelProto, PieceType, ModelType, TRAINER_DEFAULTS, type ModelProto } from './model-proto.js';
@@ -383,33 +384,17 @@ export class SentencePieceModel {
         H.size = hSize = g(hSize, Int32Array);
         H.id = hId = g(hId, Int32Array);
       }
-      let i = hs++;
+      const i = hs++;
       hScore[i] = scores[id];
       hLeft[i] = left;
       hSize[i] = end[right] - start[left];
       hId[i] = id;
-      while (i > 0) {
-        const p = (i - 1) >> 1;
-        if (!better(i, p)) break;
-        swap(i, p);
-        i = p;
-      }
+      siftUp(i, better, swap);
       if (types[id] === PieceType.UNUSED)
         (revMerge ??= new Map()).set(s.slice(start[left], end[right]), [s.slice(start[left], end[left]), s.slice(start[right], end[right])]);
     };
     const pop = () => {
-      hs--;
-      swap(0, hs);
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        if (l >= hs) break;
-        let c = l;
-        if (l + 1 < hs && better(l + 1, l)) c = l + 1;
-        if (!better(c, i)) break;
-        swap(c, i);
-        i = c;
-      }
+      hs = popTop(hs, better, swap);
     };
     for (let i = 1; i < m; i++) push(i - 1, i);
     while (hs > 0) {

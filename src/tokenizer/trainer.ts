@@ -11,6 +11,7 @@
  * the occurrences it changes. Results are the exact greedy BPE; SentencePiece's heuristic can
  * rarely pick a different pair, so vocabularies overlap strongly but not necessarily 100%.
  */
+import { siftUp, popTop } from './heap.js';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { UserError } from '../util/errors.js';
@@ -411,29 +412,13 @@ export function trainBpe(o: TrainBpeOptions): ModelProto {
       q.set(hPair);
       hPair = q;
     }
-    let i = hs++;
+    const i = hs++;
     hFreq[i] = pFreq[pair];
     hPair[i] = pair;
-    while (i > 0) {
-      const pa = (i - 1) >> 1;
-      if (!better(i, pa)) break;
-      hswap(i, pa);
-      i = pa;
-    }
+    siftUp(i, better, hswap);
   };
   const hpop = () => {
-    hs--;
-    hswap(0, hs);
-    let i = 0;
-    for (;;) {
-      const l = 2 * i + 1;
-      if (l >= hs) break;
-      let c = l;
-      if (l + 1 < hs && better(l + 1, l)) c = l + 1;
-      if (!better(c, i)) break;
-      hswap(c, i);
-      i = c;
-    }
+    hs = popTop(hs, better, hswap);
   };
 
   /** Pair index for adjacent symbols (creating it), or -1 if their concatenation can't be a piece. */
