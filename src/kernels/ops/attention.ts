@@ -10,6 +10,36 @@ function check(s: AttentionShape, op: string, arrays: [string, FloatArray, numbe
   for (const [name, a, n] of arrays) need(name, a, n, op);
 }
 
+/**
+ * One query row (q at offset qo) attending to key/value rows 0..last, which start at kvBase with stride kw:
+ * writes the softmax-weighted sum of values to out at qo and returns the row's log-sum-exp of scaled scores.
+ * `scores` (≥ last+1) and `acc` (≥ hd) are float64 scratch.
+ */
+function attendRow(
+  out: FloatArray, q: FloatArray, qo: number, k: FloatArray, v: FloatArray, kvBase: number, kw: number, last: number,
+  hd: number, scale: number, scores: Float64Array, acc: Float64Array,
+): number {
+  let max = -Infinity;
+  for (let j = 0; j <= last; j++) {
+    const ko = kvBase + j * kw;
+    let dot = 0;
+    for (let d = 0; d < hd; d++) dot += q[qo + d] * k[ko + d];
+    const sc = dot * scale;
+    scores[j] = sc;
+    if (sc > max) max = sc;
+  }
+  let sum = 0;
+  acc.fill(0);
+  for (let j = 0; j <= last; j++) {
+    const p = Math.exp(scores[j] - max);
+    sum += p;
+    const vo = kvBase + j * kw;
+    for (let d = 0; d < hd; d++) acc[d] += p * v[vo + d];
+  }
+  for (let d = 0; d < hd; d++) out[qo + d] = acc[d] / sum;
+  return max + Math.log(sum);
+}
+
 export function attentionRef(out: FloatArray, lse: FloatArray, q: FloatArray, k: FloatArray, v: FloatArray, s: AttentionShape): void {
   const { batch: B, seq: T, nHeads: H, nKvHeads: KV, headDim: hd } = s;
   const qw = H * hd;
@@ -24,25 +54,7 @@ export function attentionRef(out: FloatArray, lse: FloatArray, q: FloatArray, k:
       const kvh = Math.floor(h / rep);
       for (let i = 0; i < T; i++) {
         const qo = (b * T + i) * qw + h * hd;
-        let max = -Infinity;
-        for (let j = 0; j <= i; j++) {
-          const ko = (b * T + j) * kw + kvh * hd;
-          let dot = 0;
-          for (let d = 0; d < hd; d++) dot += q[qo + d] * k[ko + d];
-          const sc = dot * scale;
-          scores[j] = sc;
-          if (sc > max) max = sc;
-        }
-        let sum = 0;
-        acc.fill(0);
-        for (let j = 0; j <= i; j++) {
-          const p = Math.exp(scores[j] - max);
-          sum += p;
-          const vo = (b * T + j) * kw + kvh * hd;
-          for (let d = 0; d < hd; d++) acc[d] += p * v[vo + d];
-        }
-        for (let d = 0; d < hd; d++) out[qo + d] = acc[d] / sum;
-        lse[(b * H + h) * T + i] = max + Math.log(sum);
+        lse[(b * H + h) * T + i] = attendRow(out, q, qo, k, v, b * T * kw + kvh * hd, kw, i, hd, scale, scores, acc);
       }
     }
   }
@@ -119,25 +131,7 @@ export function attentionCachedRef(
     const last = pos + i;
     for (let h = 0; h < H; h++) {
       const qo = i * qw + h * hd;
-      const ko0 = Math.floor(h / rep) * hd;
-      let max = -Infinity;
-      for (let j = 0; j <= last; j++) {
-        const ko = ko0 + j * kw;
-        let dot = 0;
-        for (let d = 0; d < hd; d++) dot += q[qo + d] * k[ko + d];
-        const sc = dot * scale;
-        scores[j] = sc;
-        if (sc > max) max = sc;
-      }
-      let sum = 0;
-      acc.fill(0);
-      for (let j = 0; j <= last; j++) {
-        const pj = Math.exp(scores[j] - max);
-        sum += pj;
-        const vo = ko0 + j * kw;
-        for (let d = 0; d < hd; d++) acc[d] += pj * v[vo + d];
-      }
-      for (let d = 0; d < hd; d++) out[qo + d] = acc[d] / sum;
+      attendRow(out, q, qo, k, v, Math.floor(h / rep) * hd, kw, last, hd, scale, scores, acc);
     }
   }
 }
