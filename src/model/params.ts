@@ -2,14 +2,42 @@
  * Parameters in one contiguous buffer with named views (llm.c's ParameterTensors). Gradients and the two AdamW
  * moments use the same layout, so one call can zero, clip, update, all-reduce or save all of them.
  * Names are Meta's checkpoint names (llama/model.py state_dict).
+ *
+ * Every tensor declares how tensor parallelism splits it (Megatron-LM, Shoeybi et al. 2019; torchtitan's sharding
+ * plan, written once here instead of inside the layers):
+ * - 'column' (wq, wk, wv, w1, w3): the output rows [out, in] are divided, so each rank computes whole heads and a
+ *   slice of the SwiGLU hidden units from the full input;
+ * - 'row' (wo, w2): the input columns are divided, matching the column split before them; the partial outputs are
+ *   summed across the group (an all-reduce);
+ * - 'vocab' (tok_embeddings, output): the vocabulary rows are divided (vocabulary-parallel embedding and head);
+ * - 'replicated' (the RMSNorm gains): every rank holds all of it.
+ * `paramLayout(config, { size, rank })` lays out only one rank's shards; with one rank (the default) every shard is
+ * the whole tensor and nothing changes. `shardOf` / `placeShard` move a tensor between its full and its sharded
+ * form by name, which is what checkpoints independent of the layout need.
  */
 import type { Backend, FloatArray } from '../kernels/backend.js';
 import { ffnHiddenDim, headDim, type LlamaConfig } from './config.js';
 import type { Rng } from '../util/rng.js';
+import { UserError } from '../util/errors.js';
+
+/** How tensor parallelism divides a tensor; see the header. */
+export type Split = 'column' | 'row' | 'vocab' | 'replicated';
+
+/** The tensor-parallel group a layout is cut for: `size` ranks, this one is `rank`. */
+export interface TpShard {
+  size: number;
+  rank: number;
+}
+
+export const NO_SHARD: TpShard = { size: 1, rank: 0 };
 
 export interface TensorSpec {
   name: string;
+  /** The shape this rank holds (the full shape when the group has one rank). */
   shape: number[];
+  /** The shape of the whole tensor (what checkpoints store). */
+  fullShape: number[];
+  split: Split;
   offset: number;
   size: number;
   /** 2-D weights get weight decay; 1-D norm gains do not. */
@@ -31,6 +59,7 @@ export interface LayerSpecs {
 }
 
 export interface ParamLayout {
+  tp: TpShard;
   tensors: TensorSpec[];
   byName: Map<string, TensorSpec>;
   tokEmbeddings: TensorSpec;
@@ -40,37 +69,87 @@ export interface ParamLayout {
   total: number;
 }
 
-export function paramLayout(c: LlamaConfig): ParamLayout {
+/** The dimension a split divides: rows (0) for column and vocabulary splits, columns (1) for row splits. */
+export function splitDim(split: Split): 0 | 1 | null {
+  return split === 'row' ? 1 : split === 'replicated' ? null : 0;
+}
+
+/** Checks that a tensor-parallel group of `size` ranks divides every split dimension of the model. */
+export function checkTpShard(c: LlamaConfig, tp: TpShard): void {
+  if (!Number.isInteger(tp.size) || tp.size < 1 || !Number.isInteger(tp.rank) || tp.rank < 0 || tp.rank >= tp.size) {
+    throw new RangeError(`tensor-parallel rank ${tp.rank} of ${tp.size}`);
+  }
+  const parts: [string, number][] = [['attention heads', c.nHeads], ['key/value heads', c.nKvHeads], ['SwiGLU hidden units', ffnHiddenDim(c)], ['vocabulary entries', c.vocabSize]];
+  for (const [what, n] of parts) {
+    if (n % tp.size !== 0) throw new UserError(`tensor parallelism over ${tp.size} ranks needs the ${n} ${what} to divide by ${tp.size}`);
+  }
+}
+
+export function paramLayout(c: LlamaConfig, tp: TpShard = NO_SHARD): ParamLayout {
+  checkTpShard(c, tp);
   const tensors: TensorSpec[] = [];
   let offset = 0;
-  const add = (name: string, shape: number[], residualProjection = false): TensorSpec => {
+  const add = (name: string, fullShape: number[], split: Split, residualProjection = false): TensorSpec => {
+    const d = splitDim(split);
+    const shape = fullShape.map((n, i) => (i === d ? n / tp.size : n));
     const size = shape.reduce((a, b) => a * b, 1);
-    const t: TensorSpec = { name, shape, offset, size, decay: shape.length >= 2, residualProjection };
+    const t: TensorSpec = { name, shape, fullShape, split, offset, size, decay: shape.length >= 2, residualProjection };
     offset += size;
     tensors.push(t);
     return t;
   };
   const hd = headDim(c);
   const hidden = ffnHiddenDim(c);
-  const tokEmbeddings = add('tok_embeddings.weight', [c.vocabSize, c.dim]);
+  const tokEmbeddings = add('tok_embeddings.weight', [c.vocabSize, c.dim], 'vocab');
   const layers: LayerSpecs[] = [];
   for (let l = 0; l < c.nLayers; l++) {
     const p = `layers.${l}.`;
     layers.push({
-      attentionNorm: add(p + 'attention_norm.weight', [c.dim]),
-      wq: add(p + 'attention.wq.weight', [c.nHeads * hd, c.dim]),
-      wk: add(p + 'attention.wk.weight', [c.nKvHeads * hd, c.dim]),
-      wv: add(p + 'attention.wv.weight', [c.nKvHeads * hd, c.dim]),
-      wo: add(p + 'attention.wo.weight', [c.dim, c.nHeads * hd], true),
-      ffnNorm: add(p + 'ffn_norm.weight', [c.dim]),
-      w1: add(p + 'feed_forward.w1.weight', [hidden, c.dim]),
-      w2: add(p + 'feed_forward.w2.weight', [c.dim, hidden], true),
-      w3: add(p + 'feed_forward.w3.weight', [hidden, c.dim]),
+      attentionNorm: add(p + 'attention_norm.weight', [c.dim], 'replicated'),
+      wq: add(p + 'attention.wq.weight', [c.nHeads * hd, c.dim], 'column'),
+      wk: add(p + 'attention.wk.weight', [c.nKvHeads * hd, c.dim], 'column'),
+      wv: add(p + 'attention.wv.weight', [c.nKvHeads * hd, c.dim], 'column'),
+      wo: add(p + 'attention.wo.weight', [c.dim, c.nHeads * hd], 'row', true),
+      ffnNorm: add(p + 'ffn_norm.weight', [c.dim], 'replicated'),
+      w1: add(p + 'feed_forward.w1.weight', [hidden, c.dim], 'column'),
+      w2: add(p + 'feed_forward.w2.weight', [c.dim, hidden], 'row', true),
+      w3: add(p + 'feed_forward.w3.weight', [hidden, c.dim], 'column'),
     });
   }
-  const norm = add('norm.weight', [c.dim]);
-  const output = add('output.weight', [c.vocabSize, c.dim]);
-  return { tensors, byName: new Map(tensors.map((t) => [t.name, t])), tokEmbeddings, layers, norm, output, total: offset };
+  const norm = add('norm.weight', [c.dim], 'replicated');
+  const output = add('output.weight', [c.vocabSize, c.dim], 'vocab');
+  return { tp, tensors, byName: new Map(tensors.map((t) => [t.name, t])), tokEmbeddings, layers, norm, output, total: offset };
+}
+
+/**
+ * Visits the contiguous runs that make up rank `rank`'s shard of a tensor: fn(fullOffset, shardOffset, length).
+ * A split along rows is one run; a split along columns is one run per row.
+ */
+function shardRuns(t: TensorSpec, size: number, rank: number, fn: (full: number, shard: number, n: number) => void): void {
+  const d = splitDim(t.split);
+  const full = t.fullShape.reduce((a, b) => a * b, 1);
+  if (d === null || size === 1) return fn(0, 0, full);
+  const [rows, cols] = t.fullShape;
+  if (d === 0) {
+    const n = (rows / size) * cols;
+    return fn(rank * n, 0, n);
+  }
+  const w = cols / size;
+  for (let r = 0; r < rows; r++) fn(r * cols + rank * w, r * w, w);
+}
+
+/** Copies rank tp.rank's shard of the whole tensor `full` (laid out as t.fullShape) into `out` (t.shape). */
+export function shardOf(t: TensorSpec, full: ArrayLike<number>, out: FloatArray, tp: TpShard): void {
+  shardRuns(t, tp.size, tp.rank, (f, s, n) => {
+    for (let i = 0; i < n; i++) out[s + i] = full[f + i];
+  });
+}
+
+/** Writes rank tp.rank's shard `shard` (t.shape) into its place in the whole tensor `full` (t.fullShape). */
+export function placeShard(t: TensorSpec, shard: ArrayLike<number>, full: FloatArray, tp: TpShard): void {
+  shardRuns(t, tp.size, tp.rank, (f, s, n) => {
+    for (let i = 0; i < n; i++) full[f + i] = shard[s + i];
+  });
 }
 
 /** A flat buffer plus the layout, with a typed view per tensor. */
