@@ -17,7 +17,7 @@ export { TokenStreamSource, tokenizeDocuments, splitDocuments, type BatchSource,
 export { prepareTextData, readDocuments } from './data/text.js';
 export { brownDocuments } from './data/brown.js';
 export { sampleToken, argmax, type SamplingOptions } from './inference/sampler.js';
-export { generateRecompute } from './inference/recompute.js';
+export { Decoder, KVCache, generate, generateStream, tokens, type GenerateOptions, type GenerationResult, type TokenEvent } from './inference/generate.js';
 export { loadModel } from './inference/load.js';
 export { UserError } from './util/errors.js';
 export { Rng } from './util/rng.js';

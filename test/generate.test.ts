@@ -5,7 +5,7 @@ import { makeConfig, type LlamaConfig } from '../src/model/config.js';
 import { Llama } from '../src/model/llama.js';
 import { createRefBackend } from '../src/kernels/ref.js';
 import { Decoder, generate, generateStream, tokens as tokenIter, emptyStats } from '../src/inference/generate.js';
-import { generateRecompute } from '../src/inference/recompute.js';
+import { generateRecompute } from './helpers/recompute.js';
 import { applyRepetitionPenalty } from '../src/inference/sampler.js';
 import { ByteTokenizer } from '../src/tokenizer/bytes.js';
 import { UserError } from '../src/util/errors.js';
@@ -131,6 +131,29 @@ test('streaming: async iterator yields every token; stop token, stop string, max
   await generate(dec, [prompt, prompt], { ...base, maxTokens: 5 }, stats);
   assert.equal(stats.prefillTokens, 2 * prompt.length);
   assert.equal(stats.decodeTokens, 2 * 4);
+});
+
+test("context full with 'shift': the cache restarts from the last half of the context and generation goes on", async () => {
+  const model = peakedModel(config);
+  const dec = new Decoder(model);
+  const prompt = [1, 5, 9];
+  const o = { temperature: 0, topK: 0, topP: 1, seed: 1, stopTokens: [] as number[] };
+  const stopped = (await generate(dec, [prompt], { ...o, maxTokens: 100, onContextFull: 'stop' }))[0];
+  const shifted = (await generate(dec, [prompt], { ...o, maxTokens: 100, onContextFull: 'shift' }))[0];
+  assert.equal(shifted.finish, 'max_tokens');
+  assert.equal(shifted.tokens.length, 100);
+  // identical until the context is full
+  assert.deepEqual(shifted.tokens.slice(0, stopped.tokens.length), stopped.tokens);
+  // the next token is the greedy choice after the last half-context (24 tokens) of what came before
+  const ctx = [...prompt, ...shifted.tokens];
+  // the token after the last one computed from a full cache (index prompt + stopped + 1) is the first after the shift
+  const at = prompt.length + stopped.tokens.length + 1;
+  const window = ctx.slice(at - 25, at);
+  model.forward(Int32Array.from(window), 1, window.length);
+  const lg = model.logits([window.length - 1]);
+  let best = 0;
+  for (let i = 1; i < lg.length; i++) if (lg[i] > lg[best]) best = i;
+  assert.equal(ctx[at], best);
 });
 
 test('repetition penalty: divides positive and multiplies negative logits of seen tokens once', () => {

@@ -40,6 +40,22 @@ test('generate: greedy CLI output equals the library, on a checkpoint and on its
   assert.equal(b.stdout.trim().split('\n').length, 2);
 });
 
+test('generate --count and its alias sample: N samples streamed under headers, seeds S, S+1; past the context with shift', async () => {
+  const o = { temperature: 0.9, topK: 0, topP: 1, maxTokens: 10, tokenizer: tok };
+  const lib = await Promise.all([1, 2].map(async (seed) => (await generate(new Decoder(model), [[1, ...tok.encode('Hi')]], { ...o, seed }))[0].text));
+  const g = runCli(['generate', '--model', ckpt, '--prompt', 'Hi', '-n', '10', '--temperature', '0.9', '--top-p', '1', '--top-k', '0', '--seed', '1', '--count', '2']);
+  assert.equal(g.code, 0, g.stderr);
+  assert.equal(g.stdout, `--- sample 1 ---\nHi${lib[0]}\n--- sample 2 ---\nHi${lib[1]}\n`);
+  const s = runCli(['sample', '--checkpoint', ckpt, '--prompt', 'Hi', '--tokens', '10', '--temperature', '0.9', '--top-p', '1', '--top-k', '0', '--seed', '1', '--count', '2']);
+  assert.equal(s.code, 0, s.stderr);
+  assert.equal(s.stdout, g.stdout);
+  // sample never refused a long continuation (it recomputed over a sliding window): 100 tokens from a 48-token context
+  const long = runCli(['sample', '--checkpoint', ckpt, '--tokens', '100', '--temperature', '0']);
+  assert.equal(long.code, 0, long.stderr);
+  assert.match(long.stderr, /decode 99 tokens/);
+  failsWithOneLine(['generate', '--model', ckpt, '--prompt', 'a', '--prompt', 'b', '--count', '2'], /--count takes one --prompt/);
+});
+
 test('score: JSON with mean loss, perplexity and per-position log-probabilities matching the model', () => {
   const ids = [1, ...tok.encode('Hello')];
   const f = join(dir, 'ids.txt');

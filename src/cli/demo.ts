@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import type { Command } from './main.js';
 import { parse, num, str } from './args.js';
 import { runTraining, trainOptions } from './train.js';
-import { printSamples } from './sample.js';
+import { printSamples } from './generate.js';
 import { createBackend } from '../kernels/index.js';
 import { Llama } from '../model/llama.js';
 import { makeConfig } from '../model/config.js';
@@ -73,8 +73,9 @@ export const command: Command = {
     );
     const ln = Math.log(cfg.vocabSize);
     console.log(`\nheld-out loss: ${r.firstEvalLoss?.toFixed(3)} at start (ln(vocab) = ${ln.toFixed(3)}) → ${r.lastEvalLoss?.toFixed(3)} after ${r.steps} steps (nats per byte)\n`);
-    printSamples(r.model, new ByteTokenizer(), { prompt: 'The ', tokens: 240, temperature: 0.8, topK: 0, topP: 0.95, seed: 7, count: 3 });
-    console.log(`\ncheckpoint: ${r.checkpoint}   (try: npx llama-ts sample --checkpoint ${out} --prompt "It was")`);
+    const tok = new ByteTokenizer();
+    await printSamples(r.model, tok, 'The ', 3, { maxTokens: 240, temperature: 0.8, topK: 0, topP: 0.95, seed: 7, stopTokens: [tok.eosId], onContextFull: 'shift' });
+    console.log(`\ncheckpoint: ${r.checkpoint}   (try: npx llama-ts generate --model ${out} --prompt "It was" --count 2 -n 200 --context-full shift)`);
     return 0;
   },
 };

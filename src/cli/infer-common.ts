@@ -38,8 +38,9 @@ export const samplingOptions: Options = {
 
 export const SAMPLING_HELP = `sampling: --max-tokens N (128) --temperature T (${SAMPLING_DEFAULTS.temperature}; 0 = greedy) --top-k K (0 = off) --top-p P (${SAMPLING_DEFAULTS.topP})
           --seed S (1) --repeat-penalty R (1 = off) --repeat-last-n N (64; 0 = whole context)
-stopping: --stop STR (repeatable) --ignore-eos --context-full error|stop (when prompt + max tokens exceed the
-          context: 'error' (default) refuses, 'stop' generates until the context is full)`;
+stopping: --stop STR (repeatable) --ignore-eos --context-full error|stop|shift (when prompt + max tokens exceed
+          the context: 'error' (default) refuses, 'stop' generates until the context is full, 'shift' keeps going,
+          restarting the cache from the last half of the context whenever it fills)`;
 
 export function samplingArgs(values: Values, eos: number): Omit<GenerateOptions, 'tokenizer'> {
   const temperature = num(values.temperature, 'temperature', SAMPLING_DEFAULTS.temperature);
@@ -49,7 +50,7 @@ export function samplingArgs(values: Values, eos: number): Omit<GenerateOptions,
   const repetitionPenalty = num(values['repeat-penalty'], 'repeat-penalty', 1);
   if (!(repetitionPenalty > 0)) throw new UserError('--repeat-penalty must be > 0');
   const cf = str(values['context-full']) ?? 'error';
-  if (cf !== 'error' && cf !== 'stop') throw new UserError(`--context-full must be 'error' or 'stop', got '${cf}'`);
+  if (cf !== 'error' && cf !== 'stop' && cf !== 'shift') throw new UserError(`--context-full must be 'error', 'stop' or 'shift', got '${cf}'`);
   const stop = values.stop;
   return {
     maxTokens: int(values['max-tokens'], 'max-tokens', 128, 0), temperature, topK: int(values['top-k'], 'top-k', SAMPLING_DEFAULTS.topK, 0), topP,

@@ -3,18 +3,18 @@
  * (one new token per sequence per step), sampling, stop conditions and streaming.
  *
  * The cache of one sequence is [layers, maxSeq, nKvHeads·headDim] for K and the same for V (grouped-query aware:
- * only the KV heads are stored). Every dense product goes through the Backend (matmul, rmsnorm, rope, swiglu), so a
- * faster backend speeds generation up too, and so does attention over the cache (Backend.attentionCached).
+ * only the KV heads are stored). The layers are the model's own blocks (Llama.blockForward) with attention reading
+ * the caches (CachedAttention): this file holds the caches, batching and sampling, not a second transformer.
  */
 import type { Backend, FloatArray } from '../kernels/backend.js';
-import type { Llama } from '../model/llama.js';
-import { ffnHiddenDim, headDim } from '../model/config.js';
+import { CachedAttention, type BlockActs, type KvRows, type Llama } from '../model/llama.js';
+import { headDim } from '../model/config.js';
 import type { Tokenizer } from '../tokenizer/types.js';
 import { Rng } from '../util/rng.js';
 import { UserError } from '../util/errors.js';
 import { sampleToken, applyRepetitionPenalty, type SamplingOptions } from './sampler.js';
 
-export class KVCache {
+export class KVCache implements KvRows {
   readonly k: FloatArray;
   readonly v: FloatArray;
   /** Number of positions filled. */
@@ -35,21 +35,15 @@ export interface StepItem {
   tokens: ArrayLike<number>;
 }
 
+/** Decode scratch: one set of block buffers for all layers, the residual updated in place (x = xMid). */
 interface Scratch {
   rows: number;
-  x: FloatArray;
+  block: BlockActs;
   xn: FloatArray;
   rstd: FloatArray;
-  q: FloatArray;
-  k: FloatArray;
-  v: FloatArray;
-  att: FloatArray;
-  h1: FloatArray;
-  h3: FloatArray;
-  gate: FloatArray;
 }
 
-/** Runs a Llama's weights incrementally over KV caches. Stateless apart from scratch buffers; caches hold the state. */
+/** Runs a Llama's blocks incrementally over KV caches. Stateless apart from scratch buffers; caches hold the state. */
 export class Decoder {
   readonly backend: Backend;
   private scratch: Scratch | null = null;
@@ -71,17 +65,18 @@ export class Decoder {
 
   private buffers(rows: number): Scratch {
     if (this.scratch && this.scratch.rows >= rows) return this.scratch;
-    const c = this.model.config;
     const be = this.backend;
-    const qw = c.nHeads * headDim(c);
-    const kw = c.nKvHeads * headDim(c);
-    const F = ffnHiddenDim(c);
+    const { D, qw, kw, F } = this.model.sz;
     this.scratch = null;
-    this.scratch = {
-      rows, x: be.alloc(rows * c.dim), xn: be.alloc(rows * c.dim), rstd: be.alloc(rows),
+    const x = be.alloc(rows * D);
+    const xn = be.alloc(rows * D);
+    const rstd = be.alloc(rows);
+    const block: BlockActs = {
+      x, xMid: x, xn1: xn, xn2: xn, rstd1: rstd, rstd2: rstd, lse: be.alloc(0),
       q: be.alloc(rows * qw), k: be.alloc(rows * kw), v: be.alloc(rows * kw), att: be.alloc(rows * qw),
       h1: be.alloc(rows * F), h3: be.alloc(rows * F), gate: be.alloc(rows * F),
     };
+    this.scratch = { rows, block, xn, rstd };
     return this.scratch;
   }
 
@@ -91,15 +86,9 @@ export class Decoder {
    * by its next reusing step (no allocation per token: the decode loops consume the logits at once).
    */
   step(items: StepItem[], logitsFor: 'last' | 'all' = 'last', reuse = false): FloatArray[] {
-    const c = this.model.config;
+    const m = this.model;
+    const c = m.config;
     const be = this.backend;
-    const p = this.model.params;
-    const L = this.model.layout;
-    const D = c.dim;
-    const hd = headDim(c);
-    const qw = c.nHeads * hd;
-    const kw = c.nKvHeads * hd;
-    const F = ffnHiddenDim(c);
     let N = 0;
     for (const it of items) {
       if (it.tokens.length === 0) throw new RangeError('step: an item has no tokens');
@@ -118,39 +107,13 @@ export class Decoder {
       let r = 0;
       for (const it of items) for (let i = 0; i < it.tokens.length; i++) ids[r++] = it.tokens[i];
     }
-    be.embedding(s.x, p.view(L.tokEmbeddings), ids, D);
-    for (let l = 0; l < c.nLayers; l++) {
-      const w = L.layers[l];
-      be.rmsnorm(s.xn, s.rstd, s.x, p.view(w.attentionNorm), N, D, c.normEps);
-      be.matmul(s.q, s.xn, p.view(w.wq), N, D, qw);
-      be.matmul(s.k, s.xn, p.view(w.wk), N, D, kw);
-      be.matmul(s.v, s.xn, p.view(w.wv), N, D, kw);
-      let r0 = 0;
-      for (const it of items) {
-        const n = it.tokens.length;
-        const pos = it.cache.length;
-        const qs = s.q.subarray(r0 * qw, (r0 + n) * qw);
-        const ks = s.k.subarray(r0 * kw, (r0 + n) * kw);
-        be.rope(qs, 1, n, c.nHeads, this.model.rope, pos);
-        be.rope(ks, 1, n, c.nKvHeads, this.model.rope, pos);
-        const base = l * it.cache.maxSeq * kw;
-        it.cache.k.set(ks, base + pos * kw);
-        it.cache.v.set(s.v.subarray(r0 * kw, (r0 + n) * kw), base + pos * kw);
-        const kvEnd = base + (pos + n) * kw;
-        be.attentionCached(s.att.subarray(r0 * qw, (r0 + n) * qw), qs, it.cache.k.subarray(base, kvEnd), it.cache.v.subarray(base, kvEnd), n, pos, c.nHeads, c.nKvHeads, hd);
-        r0 += n;
-      }
-      be.matmul(s.x, s.att, p.view(w.wo), N, qw, D, true);
-      be.rmsnorm(s.xn, s.rstd, s.x, p.view(w.ffnNorm), N, D, c.normEps);
-      be.matmul(s.h1, s.xn, p.view(w.w1), N, D, F);
-      be.matmul(s.h3, s.xn, p.view(w.w3), N, D, F);
-      be.swiglu(s.gate, s.h1, s.h3, N * F);
-      be.matmul(s.x, s.gate, p.view(w.w2), N, F, D, true);
-    }
+    const attn = new CachedAttention(items.map((it) => it.cache), items.map((it) => it.tokens.length));
+    m.embed(s.block.x, ids);
+    for (let l = 0; l < c.nLayers; l++) m.blockForward(l, s.block, s.block.x, attn);
     for (const it of items) it.cache.length += it.tokens.length;
-    be.rmsnorm(s.xn, s.rstd, s.x, p.view(L.norm), N, D, c.normEps);
+    m.finalNorm(s.xn, s.rstd, s.block.x, N);
     const V = c.vocabSize;
-    const wOut = p.view(L.output);
+    const D = c.dim;
     const out: FloatArray[] = [];
     let r0 = 0;
     for (const it of items) {
@@ -165,7 +128,7 @@ export class Decoder {
       } else {
         lg = be.alloc(rows * V);
       }
-      be.matmul(lg, s.xn.subarray(first * D, (first + rows) * D), wOut, rows, D, V);
+      m.head(lg, s.xn.subarray(first * D, (first + rows) * D), rows);
       out.push(lg);
       r0 += n;
     }
@@ -212,11 +175,16 @@ export interface GenerateOptions extends SamplingOptions {
   /** Strings that end a sequence; the text is cut before the stop string. Needs a tokenizer. */
   stop?: string[];
   tokenizer?: Tokenizer;
-  /** What to do when prompt + maxTokens exceeds the context: 'error' (default) or 'stop' (end with reason 'length'). */
-  onContextFull?: 'error' | 'stop';
+  /**
+   * What to do when prompt + maxTokens exceeds the context: 'error' (default), 'stop' (end with reason 'length'),
+   * or 'shift' (when the cache is full, it restarts from the last half of the context, re-prefilled, and
+   * generation goes on: every token still sees at least half a context of history).
+   */
+  onContextFull?: ContextFull;
 }
 
 export type FinishReason = 'eos' | 'stop' | 'max_tokens' | 'length';
+export type ContextFull = 'error' | 'stop' | 'shift';
 
 export interface TokenEvent {
   /** Index of the prompt in the batch. */
@@ -290,10 +258,11 @@ export async function* generateStream(
   const stops = (o.stop ?? []).filter((s) => s.length > 0);
   const states: SeqState[] = [];
   const results: GenerationResult[] = [];
+  const onFull = o.onContextFull ?? 'error';
   for (const [i, prompt] of prompts.entries()) {
     if (prompt.length === 0) throw new UserError(`prompt ${i + 1} is empty: give at least one token (e.g. BOS)`);
     if (prompt.length > c.maxSeqLen) throw new UserError(`prompt ${prompts.length > 1 ? `${i + 1} ` : ''}is ${prompt.length} tokens; the model's context is ${c.maxSeqLen}`);
-    if ((o.onContextFull ?? 'error') === 'error' && prompt.length + o.maxTokens > c.maxSeqLen) {
+    if (onFull === 'error' && prompt.length + o.maxTokens > c.maxSeqLen) {
       throw new UserError(`prompt (${prompt.length} tokens) + ${o.maxTokens} new tokens exceeds the model's context of ${c.maxSeqLen}; lower --max-tokens or shorten the prompt`);
     }
   }
@@ -319,6 +288,13 @@ export async function* generateStream(
       applyRepetitionPenalty(logits, win > 0 ? st.context.slice(-win) : st.context, o.repetitionPenalty);
     }
     return sampleToken(logits, o, st.rng);
+  }
+
+  /** Restarts a full cache from the last half of the context (the fed tokens; st.next is fed by the next step). */
+  function shift(st: SeqState): void {
+    const keep = st.context.slice(-Math.max(1, Math.floor(st.cache.maxSeq / 2)) - 1, -1);
+    st.cache.reset();
+    decoder.prefill(st.cache, keep);
   }
 
   /** Accepts st.next: records it, checks the stop conditions, returns the event to emit. */
@@ -354,7 +330,7 @@ export async function* generateStream(
         if (st.done) results[i].text = text;
       }
       if (!st.done && st.generated.length >= o.maxTokens) st.done = 'max_tokens';
-      if (!st.done && st.context.length >= c.maxSeqLen) st.done = 'length';
+      if (!st.done && onFull !== 'shift' && st.context.length >= c.maxSeqLen) st.done = 'length';
     }
     if (st.done) {
       if (tok && st.done !== 'stop') {
@@ -379,6 +355,7 @@ export async function* generateStream(
     for (const ev of events) yield ev;
     const still = live.filter(([st]) => !st.done);
     if (still.length === 0) break;
+    if (onFull === 'shift') for (const [st] of still) if (st.cache.length >= st.cache.maxSeq) shift(st);
     const t2 = performance.now();
     const logits = decoder.step(still.map(([st]) => ({ cache: st.cache, tokens: [st.next] })), 'last', true);
     still.forEach(([st], k) => {

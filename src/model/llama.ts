@@ -8,14 +8,21 @@
  * Each phase has its forward and backward side by side below. Activations needed by the backward are kept in
  * `Activations` (allocated once per batch shape); the T×T attention matrix never exists (see kernels/ops/attention.ts).
  * The output head and the loss run in row blocks so the [tokens, vocab] logits are never materialised whole.
+ *
+ * One block serves training, prefill and cached decoding (Meta's `forward(tokens, start_pos)`): `blockForward` runs
+ * a layer over the rows it is given and asks an `AttentionSource` for the attention core. Training uses
+ * `SelfAttention` (the rows are whole sequences; its backward is beside its forward); the decoder in
+ * inference/generate.ts uses `CachedAttention` (the rows are new tokens appended to KV caches). Decoding passes one
+ * set of buffers for every layer with the residual updated in place (x = xMid = out), training a set per layer.
  */
-import type { Backend, FloatArray, RopeTable } from '../kernels/backend.js';
+import type { AttentionShape, Backend, FloatArray, RopeTable } from '../kernels/backend.js';
 import { makeRopeTable } from '../kernels/backend.js';
 import { ffnHiddenDim, headDim, type LlamaConfig } from './config.js';
-import { FlatTensors, paramLayout, initParams, type ParamLayout, type LayerSpecs } from './params.js';
+import { FlatTensors, paramLayout, initParams, type ParamLayout } from './params.js';
 import { Rng } from '../util/rng.js';
 
-interface LayerActs {
+/** The buffers one block reads and writes, [N rows, width]. x, xMid and the block's output may be one buffer. */
+export interface BlockActs {
   x: FloatArray; // residual stream entering the layer [N, D]
   rstd1: FloatArray;
   xn1: FloatArray; // attention_norm output [N, D]
@@ -23,7 +30,7 @@ interface LayerActs {
   k: FloatArray; // after RoPE [N, KV·hd]
   v: FloatArray;
   att: FloatArray; // attention output before wo [N, H·hd]
-  lse: FloatArray; // [B, H, T]
+  lse: FloatArray; // [B, H, T] (SelfAttention only)
   xMid: FloatArray; // residual after attention [N, D]
   rstd2: FloatArray;
   xn2: FloatArray;
@@ -36,7 +43,7 @@ interface Activations {
   batch: number;
   seq: number;
   tokens: Int32Array;
-  layers: LayerActs[];
+  layers: BlockActs[];
   xFinal: FloatArray; // residual stream after the last layer
   rstdF: FloatArray;
   xnF: FloatArray; // final norm output (input of the head)
@@ -62,7 +69,7 @@ export class Llama {
   grads: FlatTensors | null = null;
   readonly rope: RopeTable;
   /** Derived widths: D = dim, hd = head dim, qw/kw = query/key-value widths, F = SwiGLU hidden. */
-  private readonly sz: { D: number; hd: number; qw: number; kw: number; F: number };
+  readonly sz: { D: number; hd: number; qw: number; kw: number; F: number };
   private acts: Activations | null = null;
 
   constructor(readonly config: LlamaConfig, readonly backend: Backend) {
@@ -89,7 +96,7 @@ export class Llama {
     const be = this.backend;
     const N = batch * seq;
     const { qw, kw, F } = this.sz;
-    const layers: LayerActs[] = [];
+    const layers: BlockActs[] = [];
     for (let l = 0; l < c.nLayers; l++) {
       layers.push({
         x: be.alloc(N * c.dim), rstd1: be.alloc(N), xn1: be.alloc(N * c.dim),
@@ -119,39 +126,53 @@ export class Llama {
     if (seq > c.maxSeqLen) throw new RangeError(`forward: sequence length ${seq} exceeds maxSeqLen ${c.maxSeqLen}`);
     const a = this.activations(batch, seq);
     a.tokens.set(tokens);
-    const be = this.backend;
-    const N = batch * seq;
-    be.embedding(a.layers.length ? a.layers[0].x : a.xFinal, this.params.view(this.layout.tokEmbeddings), a.tokens, c.dim);
-    for (let l = 0; l < c.nLayers; l++) {
-      const out = l + 1 < c.nLayers ? a.layers[l + 1].x : a.xFinal;
-      this.layerForward(this.layout.layers[l], a.layers[l], out, batch, seq);
-    }
-    be.rmsnorm(a.xnF, a.rstdF, a.xFinal, this.params.view(this.layout.norm), N, c.dim, c.normEps);
+    const attn = new SelfAttention(batch, seq);
+    this.embed(a.layers.length ? a.layers[0].x : a.xFinal, a.tokens);
+    for (let l = 0; l < c.nLayers; l++) this.blockForward(l, a.layers[l], l + 1 < c.nLayers ? a.layers[l + 1].x : a.xFinal, attn);
+    this.finalNorm(a.xnF, a.rstdF, a.xFinal, batch * seq);
   }
 
-  private layerForward(w: LayerSpecs, s: LayerActs, out: FloatArray, batch: number, seq: number): void {
+  /** out[n,:] = tok_embeddings[tokens[n],:]. */
+  embed(out: FloatArray, tokens: Int32Array): void {
+    this.backend.embedding(out, this.params.view(this.layout.tokEmbeddings), tokens, this.config.dim);
+  }
+
+  /**
+   * Layer `l` over the N = attn.rows rows in s.x: out = xMid + FFN(norm(xMid)), xMid = x + Attention(norm(x)).
+   * out may be s.x (and s.xMid may be s.x): the residual is then updated in place.
+   */
+  blockForward(l: number, s: BlockActs, out: FloatArray, attn: AttentionSource): void {
     const c = this.config;
     const be = this.backend;
     const p = this.params;
-    const N = batch * seq;
-    const { D, hd, qw, kw, F } = this.sz;
+    const w = this.layout.layers[l];
+    const N = attn.rows;
+    const { D, qw, kw, F } = this.sz;
     // attention block
     be.rmsnorm(s.xn1, s.rstd1, s.x, p.view(w.attentionNorm), N, D, c.normEps);
     be.matmul(s.q, s.xn1, p.view(w.wq), N, D, qw);
     be.matmul(s.k, s.xn1, p.view(w.wk), N, D, kw);
     be.matmul(s.v, s.xn1, p.view(w.wv), N, D, kw);
-    be.rope(s.q, batch, seq, c.nHeads, this.rope);
-    be.rope(s.k, batch, seq, c.nKvHeads, this.rope);
-    be.attention(s.att, s.lse, s.q, s.k, s.v, { batch, seq, nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: hd });
-    s.xMid.set(s.x.subarray(0, N * D));
+    attn.forward(this, l, s);
+    if (s.xMid !== s.x) s.xMid.set(s.x.subarray(0, N * D));
     be.matmul(s.xMid, s.att, p.view(w.wo), N, qw, D, true);
     // feed-forward block
     be.rmsnorm(s.xn2, s.rstd2, s.xMid, p.view(w.ffnNorm), N, D, c.normEps);
     be.matmul(s.h1, s.xn2, p.view(w.w1), N, D, F);
     be.matmul(s.h3, s.xn2, p.view(w.w3), N, D, F);
     be.swiglu(s.gate, s.h1, s.h3, N * F);
-    out.set(s.xMid.subarray(0, N * D));
+    if (out !== s.xMid) out.set(s.xMid.subarray(0, N * D));
     be.matmul(out, s.gate, p.view(w.w2), N, F, D, true);
+  }
+
+  /** The final RMSNorm over `rows` rows of the residual stream. */
+  finalNorm(xn: FloatArray, rstd: FloatArray, x: FloatArray, rows: number): void {
+    this.backend.rmsnorm(xn, rstd, x, this.params.view(this.layout.norm), rows, this.config.dim, this.config.normEps);
+  }
+
+  /** The output head: logits[rows, V] = xn[rows, D]·Woutᵀ. */
+  head(logits: FloatArray, xn: FloatArray, rows: number): void {
+    this.backend.matmul(logits, xn, this.params.view(this.layout.output), rows, this.config.dim, this.config.vocabSize);
   }
 
   // ---------------------------------------------------------------- head + loss
@@ -177,7 +198,7 @@ export class Llama {
       const rows = Math.min(chunk, N - r0);
       const xn = a.xnF.subarray(r0 * D, (r0 + rows) * D);
       const logits = a.logitsChunk.subarray(0, rows * V);
-      be.matmul(logits, xn, wOut, rows, D, V);
+      this.head(logits, xn, rows);
       const t = targets.subarray(r0, r0 + rows);
       if (dWout) {
         total += be.crossEntropy(logits, t, rows, V, logits, gradScale as number);
@@ -196,10 +217,7 @@ export class Llama {
     const c = this.config;
     const rows = positions ?? Array.from({ length: a.batch * a.seq }, (_, i) => i);
     const out = this.backend.alloc(rows.length * c.vocabSize);
-    const wOut = this.params.view(this.layout.output);
-    rows.forEach((r, i) => {
-      this.backend.matmul(out.subarray(i * c.vocabSize, (i + 1) * c.vocabSize), a.xnF.subarray(r * c.dim, (r + 1) * c.dim), wOut, 1, c.dim, c.vocabSize);
-    });
+    rows.forEach((r, i) => this.head(out.subarray(i * c.vocabSize, (i + 1) * c.vocabSize), a.xnF.subarray(r * c.dim, (r + 1) * c.dim), 1));
     return out;
   }
 
@@ -214,18 +232,18 @@ export class Llama {
     const N = a.batch * a.seq;
     a.dx.fill(0);
     be.rmsnormBackward(a.dx, g.view(this.layout.norm), a.dxn, a.xFinal, this.params.view(this.layout.norm), a.rstdF, N, c.dim);
-    for (let l = c.nLayers - 1; l >= 0; l--) this.layerBackward(this.layout.layers[l], a.layers[l], a, g);
+    const attn = new SelfAttention(a.batch, a.seq);
+    for (let l = c.nLayers - 1; l >= 0; l--) this.blockBackward(l, a.layers[l], a, g, attn);
     be.embeddingBackward(g.view(this.layout.tokEmbeddings), a.dx, a.tokens, c.dim);
   }
 
-  /** a.dx holds ∂L/∂(layer output) on entry and ∂L/∂(layer input) on exit. */
-  private layerBackward(w: LayerSpecs, s: LayerActs, a: Activations, g: FlatTensors): void {
-    const c = this.config;
+  /** Backward of blockForward. a.dx holds ∂L/∂(layer output) on entry and ∂L/∂(layer input) on exit. */
+  private blockBackward(l: number, s: BlockActs, a: Activations, g: FlatTensors, attn: SelfAttention): void {
     const be = this.backend;
     const p = this.params;
-    const { batch, seq } = a;
-    const N = batch * seq;
-    const { D, hd, qw, kw, F } = this.sz;
+    const w = this.layout.layers[l];
+    const N = attn.rows;
+    const { D, qw, kw, F } = this.sz;
     // feed-forward block: out = xMid + gate·W2ᵀ
     be.matmulBackwardWeight(g.view(w.w2), a.dx, s.gate, N, F, D);
     be.matmulBackwardInput(a.dGate, a.dx, p.view(w.w2), N, F, D);
@@ -238,9 +256,7 @@ export class Llama {
     // attention block: xMid = x + att·Woᵀ
     be.matmulBackwardWeight(g.view(w.wo), a.dx, s.att, N, qw, D);
     be.matmulBackwardInput(a.dAtt, a.dx, p.view(w.wo), N, qw, D);
-    be.attentionBackward(a.dq, a.dk, a.dv, a.dAtt, s.q, s.k, s.v, s.att, s.lse, { batch, seq, nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: hd });
-    be.ropeBackward(a.dq, batch, seq, c.nHeads, this.rope);
-    be.ropeBackward(a.dk, batch, seq, c.nKvHeads, this.rope);
+    attn.backward(this, s, a);
     be.matmulBackwardWeight(g.view(w.wq), a.dq, s.xn1, N, D, qw);
     be.matmulBackwardWeight(g.view(w.wk), a.dk, s.xn1, N, D, kw);
     be.matmulBackwardWeight(g.view(w.wv), a.dv, s.xn1, N, D, kw);
@@ -261,5 +277,85 @@ export class Llama {
     const sum = this.loss(targets, gradScale);
     this.backward();
     return sum;
+  }
+}
+
+// ------------------------------------------------------------------ attention sources
+
+/**
+ * The attention core of a block (rotary embeddings, then attention of q over keys and values): the one part that
+ * differs between training over whole sequences and decoding over a KV cache. `rows` is the block's N.
+ */
+export interface AttentionSource {
+  readonly rows: number;
+  /** Rotates s.q and s.k to their positions and writes the attention output of layer l into s.att. */
+  forward(m: Llama, l: number, s: BlockActs): void;
+}
+
+/** Causal self-attention within `batch` whole sequences of `seq` tokens starting at position 0 (training). */
+export class SelfAttention implements AttentionSource {
+  readonly rows: number;
+  constructor(readonly batch: number, readonly seq: number) {
+    this.rows = batch * seq;
+  }
+
+  private shape(m: Llama): AttentionShape {
+    return { batch: this.batch, seq: this.seq, nHeads: m.config.nHeads, nKvHeads: m.config.nKvHeads, headDim: m.sz.hd };
+  }
+
+  forward(m: Llama, _l: number, s: BlockActs): void {
+    const { backend: be, config: c } = m;
+    be.rope(s.q, this.batch, this.seq, c.nHeads, m.rope);
+    be.rope(s.k, this.batch, this.seq, c.nKvHeads, m.rope);
+    be.attention(s.att, s.lse, s.q, s.k, s.v, this.shape(m));
+  }
+
+  /** From d(att) in g.dAtt to d(q), d(k), d(v) before the rotation, in g.dq, g.dk, g.dv. */
+  backward(m: Llama, s: BlockActs, g: { dq: FloatArray; dk: FloatArray; dv: FloatArray; dAtt: FloatArray }): void {
+    const { backend: be, config: c } = m;
+    be.attentionBackward(g.dq, g.dk, g.dv, g.dAtt, s.q, s.k, s.v, s.att, s.lse, this.shape(m));
+    be.ropeBackward(g.dq, this.batch, this.seq, c.nHeads, m.rope);
+    be.ropeBackward(g.dk, this.batch, this.seq, c.nKvHeads, m.rope);
+  }
+}
+
+/** Keys and values of one sequence's earlier positions, per layer: [layers, maxSeq, nKvHeads·headDim]. */
+export interface KvRows {
+  readonly k: FloatArray;
+  readonly v: FloatArray;
+  readonly maxSeq: number;
+  /** Positions filled before this step. */
+  length: number;
+}
+
+/**
+ * Attention of new rows over KV caches (prefill and decode): the rows are `counts[i]` new tokens of sequence i,
+ * at positions caches[i].length onwards. Their keys and values are appended to the caches; the caches' lengths
+ * are advanced by the caller once every layer has run.
+ */
+export class CachedAttention implements AttentionSource {
+  readonly rows: number;
+  constructor(readonly caches: KvRows[], readonly counts: number[]) {
+    this.rows = counts.reduce((a, b) => a + b, 0);
+  }
+
+  forward(m: Llama, l: number, s: BlockActs): void {
+    const { backend: be, config: c } = m;
+    const { hd, qw, kw } = m.sz;
+    let r0 = 0;
+    this.caches.forEach((cache, i) => {
+      const n = this.counts[i];
+      const pos = cache.length;
+      const qs = s.q.subarray(r0 * qw, (r0 + n) * qw);
+      const ks = s.k.subarray(r0 * kw, (r0 + n) * kw);
+      be.rope(qs, 1, n, c.nHeads, m.rope, pos);
+      be.rope(ks, 1, n, c.nKvHeads, m.rope, pos);
+      const base = l * cache.maxSeq * kw;
+      cache.k.set(ks, base + pos * kw);
+      cache.v.set(s.v.subarray(r0 * kw, (r0 + n) * kw), base + pos * kw);
+      const kvEnd = base + (pos + n) * kw;
+      be.attentionCached(s.att.subarray(r0 * qw, (r0 + n) * qw), qs, cache.k.subarray(base, kvEnd), cache.v.subarray(base, kvEnd), n, pos, c.nHeads, c.nKvHeads, hd);
+      r0 += n;
+    });
   }
 }
