@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { MixtureSampler, MixtureSource, mixtureSpec, openTrainingData, readManifest, manifestShares } from '../src/data/loader.js';
-import type { BatchSource, Batch } from '../src/data/source.js';
+import { RankSlice, TokenStreamSource, type BatchSource, type Batch } from '../src/data/source.js';
 import { ByteTokenizer } from '../src/tokenizer/bytes.js';
 import { UserError } from '../src/util/errors.js';
 import { train, HYPER_DEFAULTS, type Hyper } from '../src/training/trainer.js';
@@ -142,4 +142,15 @@ test('openTrainingData still takes the plain-text paths', () => {
   const d = openTrainingData('brown', new ByteTokenizer(), 1, 32);
   assert.ok(d.trainTokens > 1e6);
   assert.equal(d.train.next(2, 32).tokens.length, 64);
+});
+
+test('RankSlice: ranks take disjoint interleaved batches, together those of one source, with its state', () => {
+  const stream = Int32Array.from({ length: 500 }, (_, i) => i);
+  const one = new TokenStreamSource(stream, 4);
+  const ranks = [0, 1, 2].map((r) => new RankSlice(new TokenStreamSource(stream, 4), r, 3));
+  for (let k = 0; k < 4; k++) {
+    for (const rs of ranks) assert.deepEqual(rs.next(2, 8), one.next(2, 8), `batch ${k} rank ${rs.rank}`);
+    for (const rs of ranks) assert.deepEqual(rs.state(), one.state());
+  }
+  assert.throws(() => new RankSlice(one, 3, 3), RangeError);
 });

@@ -58,6 +58,32 @@ export class TokenStreamSource implements BatchSource {
   }
 }
 
+/**
+ * Rank `rank` of `world` data-parallel ranks: of every `world` consecutive batches of the inner source, this rank
+ * takes the rank-th. The ranks see disjoint batches, deterministically, and together exactly the batches one
+ * process with `world`× the gradient accumulation would see (rank r's k-th batch is that process's batch
+ * k·world + r). Every rank draws every batch, so the state (and a checkpoint's data position) is the same on all.
+ */
+export class RankSlice implements BatchSource {
+  constructor(readonly inner: BatchSource, readonly rank: number, readonly world: number) {
+    if (!(Number.isInteger(world) && world >= 1 && Number.isInteger(rank) && rank >= 0 && rank < world)) throw new RangeError(`rank ${rank} of ${world}`);
+  }
+  next(batch: number, seq: number): Batch {
+    let mine: Batch | null = null;
+    for (let r = 0; r < this.world; r++) {
+      const b = this.inner.next(batch, seq);
+      if (r === this.rank) mine = b;
+    }
+    return mine as Batch;
+  }
+  state(): unknown {
+    return this.inner.state();
+  }
+  restore(state: unknown): void {
+    this.inner.restore(state);
+  }
+}
+
 /** Joins documents into one stream, each preceded by BOS. */
 export function tokenizeDocuments(docs: string[], tok: Tokenizer): Int32Array {
   const parts: number[][] = [];
