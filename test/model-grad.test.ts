@@ -67,3 +67,22 @@ test('gradients accumulate across calls and ignored targets contribute nothing',
   assert.equal(l, 0);
   assert.ok(g.data.every((x) => x === 0));
 });
+
+test('backward reports each gradient span once it is final: the spans tile the buffer and never change afterwards', () => {
+  const { model, tokens, targets, B, T } = tinyModel(2);
+  model.forward(tokens, B, T);
+  model.ensureGrads().data.fill(0);
+  model.loss(targets, 1 / (B * T));
+  const spans: { offset: number; snapshot: Float64Array }[] = [];
+  const g = model.grads!.data;
+  model.backward((offset, size) => spans.push({ offset, snapshot: Float64Array.from(g.subarray(offset, offset + size)) }));
+  const covered = new Uint8Array(g.length);
+  for (const s of spans) {
+    for (let i = 0; i < s.snapshot.length; i++) covered[s.offset + i]++;
+    assert.deepEqual(s.snapshot, Float64Array.from(g.subarray(s.offset, s.offset + s.snapshot.length)), `span at ${s.offset} changed after it was reported`);
+  }
+  assert.ok(covered.every((c) => c === 1), 'every gradient element is in exactly one span');
+  assert.equal(spans.length, model.config.nLayers + 2);
+  assert.equal(spans[0].offset, model.layout.norm.offset);
+  assert.equal(spans[spans.length - 1].offset, 0);
+});

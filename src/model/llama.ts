@@ -223,18 +223,30 @@ export class Llama {
 
   // ---------------------------------------------------------------- backward
 
-  /** Backward through the layers after `loss(targets, scale)`; accumulates into this.grads. */
-  backward(): void {
+  /**
+   * Backward through the layers after `loss(targets, scale)`; accumulates into this.grads. `gradsReady(offset, size)`
+   * is told each span of the flat gradient buffer as soon as the backward is done with it (the final norm and the
+   * head, then each layer from the last, then the embeddings), so data-parallel training can start reducing those
+   * gradients while the rest of the backward runs. The spans cover the buffer exactly once.
+   */
+  backward(gradsReady?: (offset: number, size: number) => void): void {
     const a = this.requireActs('backward');
     const g = this.ensureGrads();
     const c = this.config;
     const be = this.backend;
+    const L = this.layout;
     const N = a.batch * a.seq;
     a.dx.fill(0);
-    be.rmsnormBackward(a.dx, g.view(this.layout.norm), a.dxn, a.xFinal, this.params.view(this.layout.norm), a.rstdF, N, c.dim);
+    be.rmsnormBackward(a.dx, g.view(L.norm), a.dxn, a.xFinal, this.params.view(L.norm), a.rstdF, N, c.dim);
+    gradsReady?.(L.norm.offset, L.total - L.norm.offset);
     const attn = new SelfAttention(a.batch, a.seq);
-    for (let l = c.nLayers - 1; l >= 0; l--) this.blockBackward(l, a.layers[l], a, g, attn);
-    be.embeddingBackward(g.view(this.layout.tokEmbeddings), a.dx, a.tokens, c.dim);
+    for (let l = c.nLayers - 1; l >= 0; l--) {
+      this.blockBackward(l, a.layers[l], a, g, attn);
+      const w = L.layers[l];
+      gradsReady?.(w.attentionNorm.offset, w.w3.offset + w.w3.size - w.attentionNorm.offset);
+    }
+    be.embeddingBackward(g.view(L.tokEmbeddings), a.dx, a.tokens, c.dim);
+    gradsReady?.(L.tokEmbeddings.offset, L.tokEmbeddings.size);
   }
 
   /** Backward of blockForward. a.dx holds ∂L/∂(layer output) on entry and ∂L/∂(layer input) on exit. */
