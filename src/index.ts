@@ -9,7 +9,7 @@ export { createRefBackend } from './kernels/ref.js';
 export { AdamW, clipGradNorm, ADAMW_DEFAULTS, type AdamWOptions } from './training/optimizer.js';
 export { learningRate, type ScheduleOptions } from './training/schedule.js';
 export { train, evaluate, HYPER_DEFAULTS, type Hyper, type TrainOptions, type TrainResult, type StepRecord } from './training/trainer.js';
-export { saveCheckpoint, openCheckpoint, type CheckpointState } from './training/checkpoint.js';
+export { saveCheckpoint, openCheckpoint, type CheckpointState } from './io/checkpoint.js';
 export { readSafetensorsHeader, writeSafetensors } from './io/safetensors.js';
 export { ByteTokenizer } from './tokenizer/bytes.js';
 export type { Tokenizer } from './tokenizer/types.js';

@@ -1,7 +1,7 @@
 /** Loading a trained model and its tokenizer from a checkpoint for inference. */
 import type { Backend } from '../kernels/backend.js';
 import { Llama } from '../model/llama.js';
-import { openCheckpoint } from '../training/checkpoint.js';
+import { openCheckpoint } from '../io/checkpoint.js';
 import { tokenizerFromRef } from '../tokenizer/ref.js';
 import type { Tokenizer } from '../tokenizer/types.js';
 
