@@ -18,6 +18,6 @@ export { prepareTextData, readDocuments } from './data/text.js';
 export { brownDocuments } from './data/brown.js';
 export { sampleToken, argmax, type SamplingOptions } from './inference/sampler.js';
 export { generateRecompute } from './inference/recompute.js';
-export { loadModel } from './inference/load.js';
+export { loadAnyModel, detectFormat, type LoadedModel, type ModelFormat } from './io/formats.js';
 export { UserError } from './util/errors.js';
 export { Rng } from './util/rng.js';

@@ -1,7 +1,7 @@
 import type { Command } from './main.js';
 import { parse, int, num, str } from './args.js';
 import { createBackend } from '../kernels/index.js';
-import { loadModel } from '../inference/load.js';
+import { loadAnyModel } from '../io/formats.js';
 import { generateRecompute } from '../inference/recompute.js';
 import { SAMPLING_DEFAULTS } from '../inference/sampler.js';
 import { UserError } from '../util/errors.js';
@@ -68,7 +68,7 @@ export const command: Command = {
     }
     const path = str(values.checkpoint);
     if (!path) throw new UserError('--checkpoint DIR is required (a run directory or one of its checkpoints)');
-    const { model, tokenizer } = loadModel(path, createBackend(str(values.backend)));
+    const { model, tokenizer } = loadAnyModel(path, createBackend(str(values.backend)), 'ckpt');
     const temperature = num(values.temperature, 'temperature', SAMPLING_DEFAULTS.temperature);
     if (temperature < 0) throw new UserError('--temperature must be >= 0');
     const topP = num(values['top-p'], 'top-p', SAMPLING_DEFAULTS.topP);
