@@ -12,7 +12,7 @@ import { prepareTextData } from '../src/data/text.js';
 import { ByteTokenizer } from '../src/tokenizer/bytes.js';
 import { createRefBackend } from '../src/kernels/ref.js';
 import { makeConfig } from '../src/model/config.js';
-import { openCheckpoint } from '../src/training/checkpoint.js';
+import { openCheckpoint } from '../src/io/checkpoint.js';
 import { Llama } from '../src/model/llama.js';
 
 const BIN = fileURLToPath(new URL('../../bin/llama-ts.js', import.meta.url));

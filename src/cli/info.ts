@@ -1,7 +1,7 @@
 import type { Command } from './main.js';
 import { parse, int } from './args.js';
 import { loadConfigArg, configOptions } from './common.js';
-import { openCheckpoint } from '../training/checkpoint.js';
+import { openCheckpoint } from '../io/checkpoint.js';
 import { str } from './args.js';
 import { paramCount, trainFlopsPerToken, ffnHiddenDim, headDim, type LlamaConfig } from '../model/config.js';
 

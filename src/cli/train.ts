@@ -3,7 +3,7 @@ import { parse, int, num, str, type Values } from './args.js';
 import { configOptions, loadConfigArg } from './common.js';
 import { createBackend } from '../kernels/index.js';
 import { train, HYPER_DEFAULTS, type Hyper, type TrainResult } from '../training/trainer.js';
-import { openCheckpoint } from '../training/checkpoint.js';
+import { openCheckpoint } from '../io/checkpoint.js';
 import { openTrainingData } from '../data/loader.js';
 import { loadTokenizer } from '../data/tokenizer.js';
 import { describeConfig, paramCount, makeConfig, type LlamaConfig } from '../model/config.js';

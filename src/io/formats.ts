@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import type { Backend } from '../kernels/backend.js';
 import { Llama } from '../model/llama.js';
 import { tokenizerFromRef } from '../tokenizer/ref.js';
-import { openCheckpoint, saveModelSafetensors, CHECKPOINT_FORMAT, type CheckpointState, type TokenizerRef } from '../training/checkpoint.js';
+import { openCheckpoint, saveModelSafetensors, CHECKPOINT_FORMAT, type CheckpointState, type TokenizerRef } from './checkpoint.js';
 import { MissingTokenizer, byteVocab, tokenizerFromVocab, validateVocab, vocabFromTokenizer, isByteVocab, type TokenizerVocab } from '../tokenizer/vocab.js';
 import type { Tokenizer } from '../tokenizer/types.js';
 import { UserError } from '../util/errors.js';

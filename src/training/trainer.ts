@@ -10,7 +10,7 @@ import { Llama } from '../model/llama.js';
 import { trainFlopsPerToken, type LlamaConfig } from '../model/config.js';
 import { AdamW, clipGradNorm, ADAMW_DEFAULTS } from './optimizer.js';
 import { learningRate } from './schedule.js';
-import { saveCheckpoint, openCheckpoint, CHECKPOINT_FORMAT, type CheckpointState, type TokenizerRef } from './checkpoint.js';
+import { saveCheckpoint, openCheckpoint, CHECKPOINT_FORMAT, type CheckpointState, type TokenizerRef } from '../io/checkpoint.js';
 import type { BatchSource } from '../data/source.js';
 import { UserError } from '../util/errors.js';
 import { Progress } from '../util/progress.js';

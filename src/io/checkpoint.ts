@@ -10,7 +10,7 @@
  */
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { writeSafetensors, readSafetensorsHeader } from '../io/safetensors.js';
+import { writeSafetensors, readSafetensorsHeader } from './safetensors.js';
 import { fsyncDir, writeFileAtomic } from '../util/fsutil.js';
 import { UserError } from '../util/errors.js';
 import { configFromJson, type LlamaConfig } from '../model/config.js';
