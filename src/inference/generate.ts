@@ -8,7 +8,6 @@
  */
 import type { Backend, FloatArray } from '../kernels/backend.js';
 import { CachedAttention, type BlockActs, type KvRows, type Llama } from '../model/llama.js';
-import { headDim } from '../model/config.js';
 import type { Tokenizer } from '../tokenizer/types.js';
 import { Rng } from '../util/rng.js';
 import { UserError } from '../util/errors.js';
@@ -60,7 +59,7 @@ export class Decoder {
   newCache(maxSeq = this.model.config.maxSeqLen): KVCache {
     if (maxSeq > this.model.config.maxSeqLen) throw new UserError(`cache of ${maxSeq} positions exceeds the model's context (${this.model.config.maxSeqLen})`);
     const c = this.model.config;
-    return new KVCache(c.nLayers, maxSeq, c.nKvHeads * headDim(c), this.backend);
+    return new KVCache(c.nLayers, maxSeq, this.model.sz.kw, this.backend);
   }
 
   private buffers(rows: number): Scratch {

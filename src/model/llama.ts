@@ -14,12 +14,21 @@
  * `SelfAttention` (the rows are whole sequences; its backward is beside its forward); the decoder in
  * inference/generate.ts uses `CachedAttention` (the rows are new tokens appended to KV caches). Decoding passes one
  * set of buffers for every layer with the residual updated in place (x = xMid = out), training a set per layer.
+ *
+ * Tensor parallelism (Megatron-LM) comes from the outside: given a tensor-parallel group (`tp`, a Comm), the model
+ * holds only its shard of each tensor (the split each tensor declares in params.ts), so each rank runs whole heads
+ * and a slice of the SwiGLU units. The group communicates in four places only: the row-split products (wo, w2)
+ * are summed (`rowParallel`); the input gradients of the column-split products (wq/wk/wv, w1/w3, the head) are
+ * summed; the embedding looks up its vocabulary slice and sums; the cross-entropy combines each rank's partial
+ * softmax statistics (`vocabParallelCrossEntropy`) so the full logits are never gathered in training. With one rank
+ * each of these is the plain single-process operation.
  */
 import type { AttentionShape, Backend, FloatArray, RopeTable } from '../kernels/backend.js';
 import { makeRopeTable } from '../kernels/backend.js';
 import { ffnHiddenDim, headDim, type LlamaConfig } from './config.js';
-import { FlatTensors, paramLayout, initParams, type ParamLayout } from './params.js';
+import { FlatTensors, paramLayout, initParams, initTensor, shardOf, type ParamLayout } from './params.js';
 import { Rng } from '../util/rng.js';
+import { LOCAL_COMM, type Comm } from '../parallel/comm.js';
 
 /** The buffers one block reads and writes, [N rows, width]. x, xMid and the block's output may be one buffer. */
 export interface BlockActs {
@@ -63,25 +72,59 @@ interface Activations {
 /** Rows of logits computed at once in the head: bounded memory whatever the vocabulary. */
 const HEAD_CHUNK_FLOATS = 1 << 23;
 
+export interface LlamaOptions {
+  /** The tensor-parallel group; this rank holds its shard of every split tensor. Default: one process. */
+  tp?: Comm;
+}
+
+/**
+ * Widths this rank works with: D = dim, hd = head dim, h/kv = query/key-value heads, qw/kw = their widths,
+ * F = SwiGLU hidden units, V = vocabulary rows, v0 = the first vocabulary row held (all of them with one rank).
+ */
+export interface Widths {
+  D: number;
+  hd: number;
+  h: number;
+  kv: number;
+  qw: number;
+  kw: number;
+  F: number;
+  V: number;
+  v0: number;
+}
+
 export class Llama {
   readonly layout: ParamLayout;
   readonly params: FlatTensors;
   grads: FlatTensors | null = null;
   readonly rope: RopeTable;
-  /** Derived widths: D = dim, hd = head dim, qw/kw = query/key-value widths, F = SwiGLU hidden. */
-  readonly sz: { D: number; hd: number; qw: number; kw: number; F: number };
+  readonly tp: Comm;
+  readonly sz: Widths;
   private acts: Activations | null = null;
+  private partialBuf: FloatArray | null = null;
 
-  constructor(readonly config: LlamaConfig, readonly backend: Backend) {
+  constructor(readonly config: LlamaConfig, readonly backend: Backend, opts: LlamaOptions = {}) {
+    this.tp = opts.tp ?? LOCAL_COMM;
+    const t = this.tp.world;
+    this.layout = paramLayout(config, { size: t, rank: this.tp.rank }); // checks that the group divides the model
     const hd = headDim(config);
-    this.sz = { D: config.dim, hd, qw: config.nHeads * hd, kw: config.nKvHeads * hd, F: ffnHiddenDim(config) };
-    this.layout = paramLayout(config);
+    const h = config.nHeads / t;
+    const kv = config.nKvHeads / t;
+    const V = config.vocabSize / t;
+    this.sz = { D: config.dim, hd, h, kv, qw: h * hd, kw: kv * hd, F: ffnHiddenDim(config) / t, V, v0: this.tp.rank * V };
     this.params = new FlatTensors(this.layout, backend);
-    this.rope = makeRopeTable(headDim(config), config.maxSeqLen, config.ropeTheta);
+    this.rope = makeRopeTable(hd, config.maxSeqLen, config.ropeTheta);
   }
 
+  /** Seeded initialisation; a tensor-parallel rank gets its shard of what one process would draw. */
   init(seed: number): void {
-    initParams(this.params, this.config, new Rng(seed));
+    if (this.tp.world === 1) return initParams(this.params, this.config, new Rng(seed));
+    const rng = new Rng(seed);
+    for (const t of this.layout.tensors) {
+      const full = new Float64Array(t.fullShape.reduce((a, b) => a * b, 1));
+      initTensor(t, full, this.config, rng);
+      shardOf(t, full, this.params.view(t), this.layout.tp);
+    }
   }
 
   ensureGrads(): FlatTensors {
@@ -95,24 +138,24 @@ export class Llama {
     const c = this.config;
     const be = this.backend;
     const N = batch * seq;
-    const { qw, kw, F } = this.sz;
+    const { qw, kw, F, h, V } = this.sz;
     const layers: BlockActs[] = [];
     for (let l = 0; l < c.nLayers; l++) {
       layers.push({
         x: be.alloc(N * c.dim), rstd1: be.alloc(N), xn1: be.alloc(N * c.dim),
-        q: be.alloc(N * qw), k: be.alloc(N * kw), v: be.alloc(N * kw), att: be.alloc(N * qw), lse: be.alloc(batch * c.nHeads * seq),
+        q: be.alloc(N * qw), k: be.alloc(N * kw), v: be.alloc(N * kw), att: be.alloc(N * qw), lse: be.alloc(batch * h * seq),
         xMid: be.alloc(N * c.dim), rstd2: be.alloc(N), xn2: be.alloc(N * c.dim),
         h1: be.alloc(N * F), h3: be.alloc(N * F), gate: be.alloc(N * F),
       });
     }
-    const chunkRows = Math.max(1, Math.min(N, Math.floor(HEAD_CHUNK_FLOATS / c.vocabSize)));
+    const chunkRows = Math.max(1, Math.min(N, Math.floor(HEAD_CHUNK_FLOATS / V)));
     this.acts = {
       batch, seq, tokens: new Int32Array(N), layers,
       xFinal: be.alloc(N * c.dim), rstdF: be.alloc(N), xnF: be.alloc(N * c.dim),
       dx: be.alloc(N * c.dim), dxn: be.alloc(N * c.dim), dAtt: be.alloc(N * qw),
       dq: be.alloc(N * qw), dk: be.alloc(N * kw), dv: be.alloc(N * kw),
       dGate: be.alloc(N * F), dh1: be.alloc(N * F), dh3: be.alloc(N * F),
-      logitsChunk: be.alloc(chunkRows * c.vocabSize),
+      logitsChunk: be.alloc(chunkRows * V),
     };
     return this.acts;
   }
@@ -132,9 +175,45 @@ export class Llama {
     this.finalNorm(a.xnF, a.rstdF, a.xFinal, batch * seq);
   }
 
-  /** out[n,:] = tok_embeddings[tokens[n],:]. */
+  /** out[n,:] = tok_embeddings[tokens[n],:]; a tensor-parallel rank looks up its vocabulary rows and the group sums. */
   embed(out: FloatArray, tokens: Int32Array): void {
-    this.backend.embedding(out, this.params.view(this.layout.tokEmbeddings), tokens, this.config.dim);
+    const table = this.params.view(this.layout.tokEmbeddings);
+    const { D, V, v0 } = this.sz;
+    if (this.tp.world === 1) return this.backend.embedding(out, table, tokens, D);
+    for (let n = 0; n < tokens.length; n++) {
+      const t = tokens[n] - v0;
+      if (t >= 0 && t < V) out.set(table.subarray(t * D, (t + 1) * D), n * D);
+      else out.fill(0, n * D, (n + 1) * D);
+    }
+    this.tp.allReduce(out.subarray(0, tokens.length * D));
+  }
+
+  /** Backward of embed: dtable[tokens[n],:] += dout[n,:] for the vocabulary rows this rank holds. */
+  private embedBackward(dtable: FloatArray, dout: FloatArray, tokens: Int32Array): void {
+    const { D, V, v0 } = this.sz;
+    if (this.tp.world === 1) return this.backend.embeddingBackward(dtable, dout, tokens, D);
+    for (let n = 0; n < tokens.length; n++) {
+      const t = tokens[n] - v0;
+      if (t < 0 || t >= V) continue;
+      for (let i = 0; i < D; i++) dtable[t * D + i] += dout[n * D + i];
+    }
+  }
+
+  /** out[N,D] += inp[N,K]·Wᵀ for a row-split W: each rank's product is partial over K, and the group sums them. */
+  private rowParallel(out: FloatArray, inp: FloatArray, w: FloatArray, N: number, K: number): void {
+    const be = this.backend;
+    const D = this.sz.D;
+    if (this.tp.world === 1) return be.matmul(out, inp, w, N, K, D, true);
+    if (!this.partialBuf || this.partialBuf.length < N * D) this.partialBuf = be.alloc(N * D);
+    const part = this.partialBuf.subarray(0, N * D);
+    be.matmul(part, inp, w, N, K, D);
+    this.tp.allReduce(part);
+    be.add(out, out, part, N * D);
+  }
+
+  /** Sums the partial input gradients of column-split products over the tensor-parallel group. */
+  private sumInputGrad(dx: FloatArray, rows: number): void {
+    if (this.tp.world > 1) this.tp.allReduce(dx.subarray(0, rows * this.sz.D));
   }
 
   /**
@@ -155,14 +234,14 @@ export class Llama {
     be.matmul(s.v, s.xn1, p.view(w.wv), N, D, kw);
     attn.forward(this, l, s);
     if (s.xMid !== s.x) s.xMid.set(s.x.subarray(0, N * D));
-    be.matmul(s.xMid, s.att, p.view(w.wo), N, qw, D, true);
+    this.rowParallel(s.xMid, s.att, p.view(w.wo), N, qw);
     // feed-forward block
     be.rmsnorm(s.xn2, s.rstd2, s.xMid, p.view(w.ffnNorm), N, D, c.normEps);
     be.matmul(s.h1, s.xn2, p.view(w.w1), N, D, F);
     be.matmul(s.h3, s.xn2, p.view(w.w3), N, D, F);
     be.swiglu(s.gate, s.h1, s.h3, N * F);
     if (out !== s.xMid) out.set(s.xMid.subarray(0, N * D));
-    be.matmul(out, s.gate, p.view(w.w2), N, F, D, true);
+    this.rowParallel(out, s.gate, p.view(w.w2), N, F);
   }
 
   /** The final RMSNorm over `rows` rows of the residual stream. */
@@ -170,9 +249,21 @@ export class Llama {
     this.backend.rmsnorm(xn, rstd, x, this.params.view(this.layout.norm), rows, this.config.dim, this.config.normEps);
   }
 
-  /** The output head: logits[rows, V] = xn[rows, D]·Woutᵀ. */
+  /** The output head over the whole vocabulary: logits[rows, vocab] = xn[rows, D]·Woutᵀ (gathered from the group). */
   head(logits: FloatArray, xn: FloatArray, rows: number): void {
-    this.backend.matmul(logits, xn, this.params.view(this.layout.output), rows, this.config.dim, this.config.vocabSize);
+    const { V } = this.sz;
+    const t = this.tp.world;
+    if (t === 1) return this.headShard(logits, xn, rows);
+    const part = this.backend.alloc(rows * V);
+    const all = this.backend.alloc(t * rows * V);
+    this.headShard(part, xn, rows);
+    this.tp.allGather(part, all);
+    for (let k = 0; k < t; k++) for (let r = 0; r < rows; r++) logits.set(all.subarray((k * rows + r) * V, (k * rows + r + 1) * V), r * V * t + k * V);
+  }
+
+  /** This rank's vocabulary slice of the head: logits[rows, V/tp]. */
+  private headShard(logits: FloatArray, xn: FloatArray, rows: number): void {
+    this.backend.matmul(logits, xn, this.params.view(this.layout.output), rows, this.sz.D, this.sz.V);
   }
 
   // ---------------------------------------------------------------- head + loss
@@ -184,12 +275,10 @@ export class Llama {
    */
   loss(targets: Int32Array, gradScale: number | null): number {
     const a = this.requireActs('loss');
-    const c = this.config;
     const be = this.backend;
     const N = a.batch * a.seq;
     if (targets.length !== N) throw new RangeError(`loss: ${targets.length} targets for ${N} positions`);
-    const V = c.vocabSize;
-    const D = c.dim;
+    const { D, V } = this.sz;
     const wOut = this.params.view(this.layout.output);
     const chunk = a.logitsChunk.length / V;
     const dWout = gradScale !== null ? this.ensureGrads().view(this.layout.output) : null;
@@ -198,17 +287,24 @@ export class Llama {
       const rows = Math.min(chunk, N - r0);
       const xn = a.xnF.subarray(r0 * D, (r0 + rows) * D);
       const logits = a.logitsChunk.subarray(0, rows * V);
-      this.head(logits, xn, rows);
+      this.headShard(logits, xn, rows);
       const t = targets.subarray(r0, r0 + rows);
       if (dWout) {
-        total += be.crossEntropy(logits, t, rows, V, logits, gradScale as number);
+        total += this.crossEntropy(logits, t, rows, logits, gradScale as number);
         be.matmulBackwardWeight(dWout, logits, xn, rows, D, V);
         be.matmulBackwardInput(a.dxn.subarray(r0 * D, (r0 + rows) * D), logits, wOut, rows, D, V);
       } else {
-        total += be.crossEntropy(logits, t, rows, V, null, 0);
+        total += this.crossEntropy(logits, t, rows, null, 0);
       }
     }
+    if (dWout) this.sumInputGrad(a.dxn, N);
     return total;
+  }
+
+  /** Softmax cross-entropy of logits [rows, V] (this rank's vocabulary slice); see Backend.crossEntropy. */
+  private crossEntropy(logits: FloatArray, targets: Int32Array, rows: number, dlogits: FloatArray | null, gradScale: number): number {
+    if (this.tp.world === 1) return this.backend.crossEntropy(logits, targets, rows, this.sz.V, dlogits, gradScale);
+    return vocabParallelCrossEntropy(this.tp, this.backend, logits, targets, rows, this.sz.V, this.sz.v0, this.config.vocabSize, dlogits, gradScale);
   }
 
   /** Logits for the given positions of the last forward (all positions when omitted): [positions, vocab]. */
@@ -217,7 +313,13 @@ export class Llama {
     const c = this.config;
     const rows = positions ?? Array.from({ length: a.batch * a.seq }, (_, i) => i);
     const out = this.backend.alloc(rows.length * c.vocabSize);
-    rows.forEach((r, i) => this.head(out.subarray(i * c.vocabSize, (i + 1) * c.vocabSize), a.xnF.subarray(r * c.dim, (r + 1) * c.dim), 1));
+    if (this.tp.world === 1) {
+      rows.forEach((r, i) => this.head(out.subarray(i * c.vocabSize, (i + 1) * c.vocabSize), a.xnF.subarray(r * c.dim, (r + 1) * c.dim), 1));
+    } else {
+      const xn = this.backend.alloc(rows.length * c.dim);
+      rows.forEach((r, i) => xn.set(a.xnF.subarray(r * c.dim, (r + 1) * c.dim), i * c.dim));
+      this.head(out, xn, rows.length);
+    }
     return out;
   }
 
@@ -245,7 +347,7 @@ export class Llama {
       const w = L.layers[l];
       gradsReady?.(w.attentionNorm.offset, w.w3.offset + w.w3.size - w.attentionNorm.offset);
     }
-    be.embeddingBackward(g.view(L.tokEmbeddings), a.dx, a.tokens, c.dim);
+    this.embedBackward(g.view(L.tokEmbeddings), a.dx, a.tokens);
     gradsReady?.(L.tokEmbeddings.offset, L.tokEmbeddings.size);
   }
 
@@ -264,6 +366,7 @@ export class Llama {
     be.matmulBackwardWeight(g.view(w.w3), a.dh3, s.xn2, N, D, F);
     be.matmulBackwardInput(a.dxn, a.dh1, p.view(w.w1), N, D, F);
     be.matmulBackwardInput(a.dxn, a.dh3, p.view(w.w3), N, D, F, true);
+    this.sumInputGrad(a.dxn, N);
     be.rmsnormBackward(a.dx, g.view(w.ffnNorm), a.dxn, s.xMid, p.view(w.ffnNorm), s.rstd2, N, D);
     // attention block: xMid = x + att·Woᵀ
     be.matmulBackwardWeight(g.view(w.wo), a.dx, s.att, N, qw, D);
@@ -275,6 +378,7 @@ export class Llama {
     be.matmulBackwardInput(a.dxn, a.dq, p.view(w.wq), N, D, qw);
     be.matmulBackwardInput(a.dxn, a.dk, p.view(w.wk), N, D, kw, true);
     be.matmulBackwardInput(a.dxn, a.dv, p.view(w.wv), N, D, kw, true);
+    this.sumInputGrad(a.dxn, N);
     be.rmsnormBackward(a.dx, g.view(w.attentionNorm), a.dxn, s.x, p.view(w.attentionNorm), s.rstd1, N, D);
   }
 
@@ -312,22 +416,22 @@ export class SelfAttention implements AttentionSource {
   }
 
   private shape(m: Llama): AttentionShape {
-    return { batch: this.batch, seq: this.seq, nHeads: m.config.nHeads, nKvHeads: m.config.nKvHeads, headDim: m.sz.hd };
+    return { batch: this.batch, seq: this.seq, nHeads: m.sz.h, nKvHeads: m.sz.kv, headDim: m.sz.hd };
   }
 
   forward(m: Llama, _l: number, s: BlockActs): void {
-    const { backend: be, config: c } = m;
-    be.rope(s.q, this.batch, this.seq, c.nHeads, m.rope);
-    be.rope(s.k, this.batch, this.seq, c.nKvHeads, m.rope);
+    const { backend: be, sz } = m;
+    be.rope(s.q, this.batch, this.seq, sz.h, m.rope);
+    be.rope(s.k, this.batch, this.seq, sz.kv, m.rope);
     be.attention(s.att, s.lse, s.q, s.k, s.v, this.shape(m));
   }
 
   /** From d(att) in g.dAtt to d(q), d(k), d(v) before the rotation, in g.dq, g.dk, g.dv. */
   backward(m: Llama, s: BlockActs, g: { dq: FloatArray; dk: FloatArray; dv: FloatArray; dAtt: FloatArray }): void {
-    const { backend: be, config: c } = m;
+    const { backend: be, sz } = m;
     be.attentionBackward(g.dq, g.dk, g.dv, g.dAtt, s.q, s.k, s.v, s.att, s.lse, this.shape(m));
-    be.ropeBackward(g.dq, this.batch, this.seq, c.nHeads, m.rope);
-    be.ropeBackward(g.dk, this.batch, this.seq, c.nKvHeads, m.rope);
+    be.ropeBackward(g.dq, this.batch, this.seq, sz.h, m.rope);
+    be.ropeBackward(g.dk, this.batch, this.seq, sz.kv, m.rope);
   }
 }
 
@@ -352,22 +456,73 @@ export class CachedAttention implements AttentionSource {
   }
 
   forward(m: Llama, l: number, s: BlockActs): void {
-    const { backend: be, config: c } = m;
-    const { hd, qw, kw } = m.sz;
+    const be = m.backend;
+    const { hd, h, kv, qw, kw } = m.sz;
     let r0 = 0;
     this.caches.forEach((cache, i) => {
       const n = this.counts[i];
       const pos = cache.length;
       const qs = s.q.subarray(r0 * qw, (r0 + n) * qw);
       const ks = s.k.subarray(r0 * kw, (r0 + n) * kw);
-      be.rope(qs, 1, n, c.nHeads, m.rope, pos);
-      be.rope(ks, 1, n, c.nKvHeads, m.rope, pos);
+      be.rope(qs, 1, n, h, m.rope, pos);
+      be.rope(ks, 1, n, kv, m.rope, pos);
       const base = l * cache.maxSeq * kw;
       cache.k.set(ks, base + pos * kw);
       cache.v.set(s.v.subarray(r0 * kw, (r0 + n) * kw), base + pos * kw);
       const kvEnd = base + (pos + n) * kw;
-      be.attentionCached(s.att.subarray(r0 * qw, (r0 + n) * qw), qs, cache.k.subarray(base, kvEnd), cache.v.subarray(base, kvEnd), n, pos, c.nHeads, c.nKvHeads, hd);
+      be.attentionCached(s.att.subarray(r0 * qw, (r0 + n) * qw), qs, cache.k.subarray(base, kvEnd), cache.v.subarray(base, kvEnd), n, pos, h, kv, hd);
       r0 += n;
     });
   }
+}
+
+// ------------------------------------------------------------------ vocabulary-parallel cross-entropy
+
+/**
+ * Softmax cross-entropy when each rank of `tp` holds the logits of vocabulary rows [v0, v0 + V) (Megatron-LM's
+ * parallel cross-entropy): each rank's row maximum and sum of exponentials are gathered, so every rank knows the
+ * log-sum-exp over the whole vocabulary, and the target's logit is summed from the rank that holds it. The full
+ * logits never exist on one rank. Same contract as Backend.crossEntropy, over this rank's slice of dlogits.
+ */
+export function vocabParallelCrossEntropy(
+  tp: Comm, be: Backend, logits: FloatArray, targets: Int32Array, rows: number, V: number, v0: number, vocab: number,
+  dlogits: FloatArray | null, gradScale: number,
+): number {
+  const stats = be.alloc(2 * rows);
+  const all = be.alloc(2 * rows * tp.world);
+  const target = be.alloc(rows);
+  for (let r = 0; r < rows; r++) {
+    const o = r * V;
+    const t = targets[r];
+    if (t >= vocab) throw new RangeError(`crossEntropy: target ${t} at row ${r} is outside the vocabulary (${vocab})`);
+    let max = -Infinity;
+    for (let j = 0; j < V; j++) if (logits[o + j] > max) max = logits[o + j];
+    let sum = 0;
+    for (let j = 0; j < V; j++) sum += Math.exp(logits[o + j] - max);
+    stats[2 * r] = max;
+    stats[2 * r + 1] = sum;
+    target[r] = t >= v0 && t < v0 + V ? logits[o + t - v0] : 0;
+  }
+  tp.allGather(stats, all);
+  tp.allReduce(target);
+  let total = 0;
+  for (let r = 0; r < rows; r++) {
+    const o = r * V;
+    const t = targets[r];
+    if (t < 0) {
+      if (dlogits) dlogits.fill(0, o, o + V);
+      continue;
+    }
+    let max = -Infinity;
+    for (let k = 0; k < tp.world; k++) max = Math.max(max, all[2 * (k * rows + r)]);
+    let sum = 0;
+    for (let k = 0; k < tp.world; k++) sum += all[2 * (k * rows + r) + 1] * Math.exp(all[2 * (k * rows + r)] - max);
+    const lse = max + Math.log(sum);
+    total += lse - target[r];
+    if (dlogits) {
+      for (let j = 0; j < V; j++) dlogits[o + j] = gradScale * Math.exp(logits[o + j] - lse);
+      if (t >= v0 && t < v0 + V) dlogits[o + t - v0] -= gradScale;
+    }
+  }
+  return total;
 }

@@ -173,13 +173,15 @@ export class FlatTensors {
  * output projections N(0, (0.02/√(2·layers))²), norm gains 1.
  */
 export function initParams(p: FlatTensors, c: LlamaConfig, rng: Rng, std = 0.02): void {
-  for (const t of p.layout.tensors) {
-    const v = p.view(t);
-    if (!t.decay) {
-      v.fill(1);
-      continue;
-    }
-    const s = t.residualProjection ? std / Math.sqrt(2 * c.nLayers) : std;
-    for (let i = 0; i < v.length; i++) v[i] = rng.normal() * s;
+  for (const t of p.layout.tensors) initTensor(t, p.view(t), c, rng, std);
+}
+
+/** One tensor's initial values (all of it: `out` has the full shape), drawn from `rng` in layout order. */
+export function initTensor(t: TensorSpec, out: FloatArray, c: LlamaConfig, rng: Rng, std = 0.02): void {
+  if (!t.decay) {
+    out.fill(1);
+    return;
   }
+  const s = t.residualProjection ? std / Math.sqrt(2 * c.nLayers) : std;
+  for (let i = 0; i < out.length; i++) out[i] = rng.normal() * s;
 }
