@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import type { Backend } from '../kernels/backend.js';
 import { Llama } from '../model/llama.js';
 import { trainFlopsPerToken, type LlamaConfig } from '../model/config.js';
-import { AdamW, clipGradNorm, ADAMW_DEFAULTS } from './optimizer.js';
+import { AdamW, clipGradNorm } from './optimizer.js';
+import { checkHyper, hyperFromSaved, type Hyper } from './settings.js';
 import { learningRate } from './schedule.js';
 import { saveCheckpoint, openCheckpoint, CHECKPOINT_FORMAT, type CheckpointState, type TokenizerRef } from './checkpoint.js';
 import type { BatchSource } from '../data/source.js';
@@ -16,30 +17,7 @@ import { UserError } from '../util/errors.js';
 import { Progress } from '../util/progress.js';
 import { nominalPeakFlops } from '../util/hardware.js';
 
-export interface Hyper {
-  steps: number;
-  batch: number;
-  seq: number;
-  accum: number;
-  lr: number;
-  warmup: number;
-  minLrRatio: number;
-  clip: number;
-  beta1: number;
-  beta2: number;
-  eps: number;
-  weightDecay: number;
-  seed: number;
-  evalEvery: number;
-  evalBatches: number;
-  ckptEvery: number;
-}
-
-export const HYPER_DEFAULTS: Hyper = {
-  steps: 1000, batch: 8, seq: 256, accum: 1, lr: 1e-3, warmup: 100, minLrRatio: 0.1, clip: 1.0,
-  beta1: ADAMW_DEFAULTS.beta1, beta2: ADAMW_DEFAULTS.beta2, eps: ADAMW_DEFAULTS.eps, weightDecay: ADAMW_DEFAULTS.weightDecay,
-  seed: 1337, evalEvery: 100, evalBatches: 8, ckptEvery: 200,
-};
+export { HYPER_DEFAULTS, type Hyper } from './settings.js';
 
 export interface TrainOptions {
   config: LlamaConfig;
@@ -128,21 +106,10 @@ export function evaluate(model: Llama, source: BatchSource, batches: number, bat
   return sum / Math.max(1, count);
 }
 
-function validateHyper(h: Hyper, c: LlamaConfig): void {
-  const positive: (keyof Hyper)[] = ['steps', 'batch', 'seq', 'accum'];
-  for (const k of positive) if (!Number.isInteger(h[k]) || h[k] < 1) throw new UserError(`--${k} must be a positive integer, got ${h[k]}`);
-  if (h.seq > c.maxSeqLen) throw new UserError(`--seq ${h.seq} exceeds the model's maxSeqLen ${c.maxSeqLen}`);
-  if (!(h.lr > 0)) throw new UserError(`--lr must be > 0, got ${h.lr}`);
-  if (h.warmup < 0 || h.warmup > h.steps) throw new UserError(`--warmup must be between 0 and --steps (${h.steps}), got ${h.warmup}`);
-  if (!(h.minLrRatio >= 0 && h.minLrRatio <= 1)) throw new UserError(`--min-lr-ratio must be in [0, 1], got ${h.minLrRatio}`);
-  if (!(h.beta1 >= 0 && h.beta1 < 1 && h.beta2 >= 0 && h.beta2 < 1)) throw new UserError('AdamW betas must be in [0, 1)');
-  if (!(h.eps > 0)) throw new UserError(`--eps must be > 0, got ${h.eps}`);
-}
-
 export async function train(o: TrainOptions): Promise<TrainResult> {
   const c = o.config;
   let h = { ...o.hyper };
-  validateHyper(h, c);
+  checkHyper(h, c);
   mkdirSync(o.runDir, { recursive: true });
   const model = new Llama(c, o.backend);
   const opt = new AdamW(model.layout, o.backend, { beta1: h.beta1, beta2: h.beta2, eps: h.eps, weightDecay: h.weightDecay });
@@ -153,11 +120,11 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     if (JSON.stringify(ck.state.config) !== JSON.stringify(c)) {
       throw new UserError(`checkpoint in '${o.runDir}' was trained with a different model config: ${JSON.stringify(ck.state.config)}`);
     }
-    const saved = ck.state.hyper as unknown as Hyper;
+    const saved = hyperFromSaved(ck.state.hyper);
     // The schedule, batch shape and optimizer must be the checkpoint's for an exact continuation; only the
     // total step count may be changed (to extend a run).
     h = { ...saved, steps: o.extendSteps ?? saved.steps };
-    validateHyper(h, c);
+    checkHyper(h, c);
     ck.loadInto(model.params, { m: opt.m, v: opt.v });
     opt.step = ck.state.step;
     o.train.restore(ck.state.data);
