@@ -8,9 +8,10 @@ import { join } from 'node:path';
 import type { Backend } from '../kernels/backend.js';
 import { Llama } from '../model/llama.js';
 import { trainFlopsPerToken, type LlamaConfig } from '../model/config.js';
-import { AdamW, clipGradNorm } from './optimizer.js';
+import { AdamW } from './optimizer.js';
+import { trainStep, type StepState, type StepTimes } from './step.js';
+import { LOCAL_COMM, type Comm } from '../parallel/comm.js';
 import { checkHyper, hyperFromSaved, type Hyper } from './settings.js';
-import { learningRate } from './schedule.js';
 import { saveCheckpoint, openCheckpoint, CHECKPOINT_FORMAT, type CheckpointState, type TokenizerRef } from './checkpoint.js';
 import type { BatchSource } from '../data/source.js';
 import { UserError } from '../util/errors.js';
@@ -38,6 +39,8 @@ export interface TrainOptions {
   /** Called after every step; the CLI uses it for the progress bar. Default: a Progress on stderr. */
   quiet?: boolean;
   peakFlops?: number;
+  /** Data-parallel group the gradients and the loss are all-reduced over after backward. Default: LOCAL_COMM (one process). */
+  comm?: Comm;
 }
 
 export interface StepRecord {
@@ -47,7 +50,7 @@ export interface StepRecord {
   grad_norm: number;
   tokens_per_s: number;
   mfu: number;
-  ms: { forward: number; loss: number; backward: number; optimizer: number; total: number };
+  ms: StepTimes;
 }
 
 export interface TrainResult {
@@ -57,40 +60,6 @@ export interface TrainResult {
   lastEvalLoss: number | null;
   checkpoint: string | null;
   model: Llama;
-}
-
-interface Timer {
-  forward: number;
-  loss: number;
-  backward: number;
-}
-
-/** One optimizer step over `accum` micro-batches. Returns the mean loss and the gradient norm before clipping. */
-function trainStep(model: Llama, opt: AdamW, source: BatchSource, h: Hyper, lr: number, t: Timer): { loss: number; norm: number } {
-  const grads = model.ensureGrads();
-  grads.data.fill(0);
-  const tokensPerMicro = h.batch * h.seq;
-  const scale = 1 / (h.accum * tokensPerMicro);
-  let loss = 0;
-  for (let micro = 0; micro < h.accum; micro++) {
-    const b = source.next(h.batch, h.seq);
-    let t0 = performance.now();
-    model.forward(b.tokens, h.batch, h.seq);
-    let t1 = performance.now();
-    t.forward += t1 - t0;
-    loss += model.loss(b.targets, scale) * scale;
-    t0 = performance.now();
-    t.loss += t0 - t1;
-    model.backward();
-    t1 = performance.now();
-    t.backward += t1 - t0;
-  }
-  const norm = clipGradNorm(grads, model.backend, h.clip);
-  if (!Number.isFinite(loss) || !Number.isFinite(norm)) {
-    throw new UserError(`training diverged: loss ${loss}, gradient norm ${norm} at step ${opt.step + 1} (lr ${lr.toExponential(2)}); try a lower --lr. The last good checkpoint is kept.`);
-  }
-  opt.update(model.params, grads, lr);
-  return { loss, norm };
 }
 
 /** Mean held-out loss per token over the source's first `batches` batches. */
@@ -134,7 +103,8 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   }
   model.ensureGrads();
   const stopAt = Math.min(o.stopAt ?? h.steps, h.steps);
-  const tokensPerStep = h.batch * h.seq * h.accum;
+  const comm = o.comm ?? LOCAL_COMM;
+  const tokensPerStep = h.batch * h.seq * h.accum * comm.world;
   const flopsPerToken = trainFlopsPerToken(c, h.seq);
   const peak = o.peakFlops ?? nominalPeakFlops();
   const progress = o.quiet ? null : new Progress(stopAt, 'train');
@@ -145,6 +115,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   let lastLoss: number | null = null;
   let completed = startStep;
   const schedule = { peakLr: h.lr, warmupSteps: h.warmup, totalSteps: h.steps, minRatio: h.minLrRatio };
+  const stepState: StepState = { model, opt, data: o.train, hyper: h, schedule, comm };
 
   const runEval = (step: number) => {
     if (!o.heldOut || h.evalBatches <= 0) return;
@@ -172,21 +143,17 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   try {
     if (startStep === 0) runEval(0);
     for (let step = startStep; step < stopAt; step++) {
-      const t: Timer = { forward: 0, loss: 0, backward: 0 };
-      const t0 = performance.now();
-      const lr = learningRate(step, schedule);
-      const r = trainStep(model, opt, o.train, h, lr, t);
-      const total = performance.now() - t0;
+      const r = trainStep(stepState, step);
       const rec: StepRecord = {
-        step: step + 1, loss: r.loss, lr, grad_norm: r.norm,
-        tokens_per_s: (tokensPerStep * 1000) / total,
-        mfu: (flopsPerToken * tokensPerStep * 1000) / total / peak,
-        ms: { forward: t.forward, loss: t.loss, backward: t.backward, optimizer: total - t.forward - t.loss - t.backward, total },
+        step: step + 1, loss: r.loss, lr: r.lr, grad_norm: r.norm,
+        tokens_per_s: (tokensPerStep * 1000) / r.ms.total,
+        mfu: (flopsPerToken * tokensPerStep * 1000) / r.ms.total / (peak * comm.world),
+        ms: r.ms,
       };
       lastLoss = r.loss;
       losses.push(r.loss);
       appendFileSync(log, JSON.stringify(rec) + '\n');
-      progress?.update(step + 1, `loss ${r.loss.toFixed(4)} lr ${lr.toExponential(2)} |g| ${r.norm.toFixed(2)} ${rec.tokens_per_s.toFixed(0)} tok/s MFU ${(rec.mfu * 100).toFixed(1)}%`);
+      progress?.update(step + 1, `loss ${r.loss.toFixed(4)} lr ${r.lr.toExponential(2)} |g| ${r.norm.toFixed(2)} ${rec.tokens_per_s.toFixed(0)} tok/s MFU ${(rec.mfu * 100).toFixed(1)}%`);
       const done = step + 1;
       completed = done;
       if (h.evalEvery > 0 && done % h.evalEvery === 0 && done !== h.steps) runEval(done);
