@@ -1,6 +1,7 @@
 /** Thin wrapper over node:util parseArgs that turns parse failures into one-line user errors. */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { UserError } from '../util/errors.js';
+import { parseInteger, parseNumber } from '../util/parse.js';
 
 export type Options = NonNullable<ParseArgsConfig['options']>;
 
@@ -19,19 +20,13 @@ export function parse(argv: string[], options: Options, allowPositionals = false
 export function num(v: Value, name: string, dflt: number): number;
 export function num(v: Value, name: string, dflt?: number): number | undefined;
 export function num(v: Value, name: string, dflt?: number): number | undefined {
-  if (v === undefined) return dflt;
-  const n = Number(v);
-  if (typeof v !== 'string' || v.trim() === '' || !Number.isFinite(n)) throw new UserError(`--${name} expects a number, got '${String(v)}'`);
-  return n;
+  return v === undefined ? dflt : parseNumber(v, name);
 }
 
 export function int(v: Value, name: string, dflt: number, min?: number): number;
 export function int(v: Value, name: string, dflt?: number, min?: number): number | undefined;
 export function int(v: Value, name: string, dflt?: number, min = 0): number | undefined {
-  const n = num(v, name, dflt);
-  if (n === undefined) return undefined;
-  if (!Number.isInteger(n) || n < min) throw new UserError(`--${name} expects an integer >= ${min}, got '${String(v)}'`);
-  return n;
+  return v === undefined ? dflt : parseInteger(v, name, min);
 }
 
 export function str(v: Value): string | undefined {

@@ -1,75 +1,75 @@
 import type { Command } from './main.js';
-import { parse, int, num, str, type Values } from './args.js';
+import { parse, int, str, type Options, type Values } from './args.js';
 import { configOptions, loadConfigArg } from './common.js';
-import { createBackend } from '../kernels/index.js';
-import { train, HYPER_DEFAULTS, type Hyper, type TrainResult } from '../training/trainer.js';
+import { createBackend, BACKEND_NAMES } from '../kernels/index.js';
+import { train, type TrainResult } from '../training/trainer.js';
+import { SETTINGS, HYPER_DEFAULTS, resolveHyper, type Hyper, type SettingGroup } from '../training/settings.js';
 import { openCheckpoint } from '../io/checkpoint.js';
 import { openTrainingData } from '../data/loader.js';
 import { loadTokenizer } from '../data/tokenizer.js';
-import { describeConfig, paramCount, makeConfig, type LlamaConfig } from '../model/config.js';
+import { describeConfig, paramCount, makeConfig, presetNames, type LlamaConfig } from '../model/config.js';
 import { UserError } from '../util/errors.js';
 import { existsSync } from 'node:fs';
 import { basename, join } from 'node:path';
 
-export const trainOptions = {
+/** A command-line flag that is not a training setting (where the data is, where the run goes, how it runs). */
+interface RunFlag {
+  flag: string;
+  type: 'string' | 'boolean';
+  group: HelpGroup;
+  arg?: string;
+  doc: string;
+}
+
+type HelpGroup = 'data' | 'output' | SettingGroup;
+const HELP_GROUPS: readonly HelpGroup[] = ['data', 'output', 'schedule', 'optim', 'eval', 'ckpt', 'misc'];
+
+const RUN_FLAGS: readonly RunFlag[] = [
+  { flag: 'data', type: 'string', group: 'data', arg: 'PATH', doc: "prepared dir ('llama-ts data prepare'), text file (blank-line separated documents), directory of .txt, or 'brown' (default)" },
+  { flag: 'tokenizer', type: 'string', group: 'data', arg: 'T.model', doc: 'SentencePiece model (default: bytes); must match the one a prepared dir was made with' },
+  { flag: 'out', type: 'string', group: 'output', arg: 'DIR', doc: 'run directory: train.jsonl log and checkpoints/ (default runs/<preset>)' },
+  { flag: 'stop-at', type: 'string', group: 'ckpt', arg: 'N', doc: 'stop early (with a checkpoint) after N steps, keeping the schedule of --steps' },
+  { flag: 'resume', type: 'boolean', group: 'ckpt', doc: 'continue the run in --out with its saved settings (only --steps may change)' },
+  { flag: 'backend', type: 'string', group: 'misc', arg: 'NAME', doc: `kernels: ${BACKEND_NAMES.join(', ')} (default: native when its addon is built, else ref with a notice; ref-f64 is the float64 oracle)` },
+  { flag: 'quiet', type: 'boolean', group: 'misc', doc: 'no progress bar or summary lines on stderr' },
+];
+
+/** Every flag of `llama-ts train`: the model flags, the run flags and one per training setting. */
+export const trainOptions: Options = {
   ...configOptions,
-  data: { type: 'string' },
-  tokenizer: { type: 'string' },
-  out: { type: 'string' },
-  steps: { type: 'string' },
-  batch: { type: 'string' },
-  accum: { type: 'string' },
-  lr: { type: 'string' },
-  warmup: { type: 'string' },
-  'min-lr-ratio': { type: 'string' },
-  clip: { type: 'string' },
-  beta1: { type: 'string' },
-  beta2: { type: 'string' },
-  eps: { type: 'string' },
-  'weight-decay': { type: 'string' },
-  seed: { type: 'string' },
-  'eval-every': { type: 'string' },
-  'eval-batches': { type: 'string' },
-  'ckpt-every': { type: 'string' },
-  'stop-at': { type: 'string' },
-  backend: { type: 'string' },
-  resume: { type: 'boolean' },
-  quiet: { type: 'boolean' },
-} as const;
+  ...Object.fromEntries(RUN_FLAGS.map((f) => [f.flag, { type: f.type }])),
+  ...Object.fromEntries(SETTINGS.map((s) => [s.flag, { type: 'string' }])),
+};
 
-const HELP = `usage: llama-ts train (--preset NAME | --config FILE) [options]
+function helpText(): string {
+  const rows: { group: HelpGroup; left: string; doc: string }[] = [
+    ...SETTINGS.map((s) => ({ group: s.group, left: `--${s.flag} ${s.arg}`, doc: `${s.doc} (default ${s.defaultDoc ?? s.default})` })),
+    ...RUN_FLAGS.map((f) => ({ group: f.group, left: `--${f.flag}${f.arg ? ` ${f.arg}` : ''}`, doc: f.doc })),
+  ];
+  const width = Math.max(...rows.map((r) => r.left.length)) + 2;
+  const lines = [
+    'usage: llama-ts train (--preset NAME | --config FILE) [options]',
+    '',
+    'model:',
+    `  ${'--preset NAME'.padEnd(width)}a built-in model: ${presetNames().join(', ')}`,
+    `  ${'--config FILE'.padEnd(width)}a model config JSON file`,
+    `  ${''.padEnd(width)}overrides: --dim --layers --heads --kv-heads --vocab --seq --multiple-of`,
+  ];
+  for (const g of HELP_GROUPS) {
+    lines.push(`${g}:`);
+    for (const r of rows.filter((x) => x.group === g)) lines.push(`  ${r.left.padEnd(width)}${r.doc}`);
+  }
+  return lines.join('\n');
+}
 
-model:    --preset NAME | --config FILE, overrides --dim --layers --heads --kv-heads --vocab --seq --multiple-of
-data:     --data PATH        prepared dir ('llama-ts data prepare'), text file (blank-line separated documents), directory of .txt, or 'brown' (default)
-          --tokenizer T.model SentencePiece model (default: bytes); must match the one a prepared dir was made with
-output:   --out DIR          run directory: train.jsonl log and checkpoints/ (default runs/<preset>)
-schedule: --steps N (${HYPER_DEFAULTS.steps}) --batch B (${HYPER_DEFAULTS.batch}) --seq T (model max, at most 256) --accum K (1)
-          --lr PEAK (${HYPER_DEFAULTS.lr}) --warmup N (${HYPER_DEFAULTS.warmup}) --min-lr-ratio R (${HYPER_DEFAULTS.minLrRatio})
-optim:    --clip NORM (1.0) --beta1 (0.9) --beta2 (0.95) --eps (1e-8) --weight-decay (0.1)
-eval:     --eval-every N (${HYPER_DEFAULTS.evalEvery}) --eval-batches N (${HYPER_DEFAULTS.evalBatches})
-ckpt:     --ckpt-every N (${HYPER_DEFAULTS.ckptEvery}) --stop-at N (stop early, keep the schedule)
-          --resume: continue the run in --out with its saved hyper-parameters (only --steps may change)
-misc:     --seed S --backend ref|ref-f64 --quiet`;
-
+/** The training settings from parsed flags; the ones not given come from `base`, fitted to the model. */
 export function hyperFromValues(values: Values, config: LlamaConfig, base: Hyper = HYPER_DEFAULTS): Hyper {
-  return {
-    steps: int(values.steps, 'steps', base.steps, 1),
-    batch: int(values.batch, 'batch', base.batch, 1),
-    seq: int(values.seq, 'seq', Math.min(config.maxSeqLen, base.seq), 1),
-    accum: int(values.accum, 'accum', base.accum, 1),
-    lr: num(values.lr, 'lr', base.lr),
-    warmup: int(values.warmup, 'warmup', Math.min(base.warmup, int(values.steps, 'steps', base.steps, 1)), 0),
-    minLrRatio: num(values['min-lr-ratio'], 'min-lr-ratio', base.minLrRatio),
-    clip: num(values.clip, 'clip', base.clip),
-    beta1: num(values.beta1, 'beta1', base.beta1),
-    beta2: num(values.beta2, 'beta2', base.beta2),
-    eps: num(values.eps, 'eps', base.eps),
-    weightDecay: num(values['weight-decay'], 'weight-decay', base.weightDecay),
-    seed: int(values.seed, 'seed', base.seed, 0),
-    evalEvery: int(values['eval-every'], 'eval-every', base.evalEvery, 0),
-    evalBatches: int(values['eval-batches'], 'eval-batches', base.evalBatches, 0),
-    ckptEvery: int(values['ckpt-every'], 'ckpt-every', base.ckptEvery, 0),
-  };
+  const given: Partial<Hyper> = {};
+  for (const s of SETTINGS) {
+    const v = values[s.flag];
+    if (v !== undefined) given[s.key] = s.parse(typeof v === 'string' || typeof v === 'boolean' ? v : String(v), s.flag);
+  }
+  return resolveHyper(given, config, base);
 }
 
 /** Shared by `train` and `demo`: builds everything from parsed flags and runs the loop. */
@@ -108,7 +108,7 @@ export const command: Command = {
   async run(argv) {
     const { values } = parse(argv, trainOptions);
     if (values.help) {
-      console.log(HELP);
+      console.log(helpText());
       return 0;
     }
     const r = await runTraining(values);

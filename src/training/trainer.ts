@@ -1,45 +1,28 @@
 /**
- * The training loop. One step reads top to bottom in `trainStep`:
- *   zero grads → for each micro-batch: forward, loss (+ head backward), backward → clip → check → lr → update
- * Everything around it (evaluation, logging, checkpoints, resume) lives in `train`.
+ * The training loop: `train` prepares a run (fresh, or resumed from its latest checkpoint), then repeats
+ *   trainStep (step.ts) → report the step to the metric sinks → evaluate / checkpoint when due
+ * until the stop step, a Ctrl-C (which finishes the step and checkpoints) or an error. The settings come from the
+ * table in settings.ts, the numbers go to MetricSinks (metrics.ts: train.jsonl, progress bar, the caller's), and
+ * the gradients cross ranks through the Comm given in the options (one process: LOCAL_COMM).
  */
-import { appendFileSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Backend } from '../kernels/backend.js';
 import { Llama } from '../model/llama.js';
 import { trainFlopsPerToken, type LlamaConfig } from '../model/config.js';
-import { AdamW, clipGradNorm, ADAMW_DEFAULTS } from './optimizer.js';
-import { learningRate } from './schedule.js';
+import { AdamW } from './optimizer.js';
+import { trainStep, type StepResult, type StepState } from './step.js';
+import { fanOut, JsonlSink, ProgressSink, type MetricSink, type RunEnd, type StepRecord } from './metrics.js';
+import { LOCAL_COMM, type Comm } from '../parallel/comm.js';
+import { checkHyper, hyperFromSaved, type Hyper } from './settings.js';
 import { saveCheckpoint, openCheckpoint, CHECKPOINT_FORMAT, type CheckpointState, type TokenizerRef } from '../io/checkpoint.js';
 import type { BatchSource } from '../data/source.js';
 import { UserError } from '../util/errors.js';
-import { Progress } from '../util/progress.js';
 import { nominalPeakFlops } from '../util/hardware.js';
 
-export interface Hyper {
-  steps: number;
-  batch: number;
-  seq: number;
-  accum: number;
-  lr: number;
-  warmup: number;
-  minLrRatio: number;
-  clip: number;
-  beta1: number;
-  beta2: number;
-  eps: number;
-  weightDecay: number;
-  seed: number;
-  evalEvery: number;
-  evalBatches: number;
-  ckptEvery: number;
-}
-
-export const HYPER_DEFAULTS: Hyper = {
-  steps: 1000, batch: 8, seq: 256, accum: 1, lr: 1e-3, warmup: 100, minLrRatio: 0.1, clip: 1.0,
-  beta1: ADAMW_DEFAULTS.beta1, beta2: ADAMW_DEFAULTS.beta2, eps: ADAMW_DEFAULTS.eps, weightDecay: ADAMW_DEFAULTS.weightDecay,
-  seed: 1337, evalEvery: 100, evalBatches: 8, ckptEvery: 200,
-};
+export { HYPER_DEFAULTS, type Hyper } from './settings.js';
+export type { StepRecord, EvalRecord, MetricSink, RunStart, RunEnd } from './metrics.js';
+export type { StepTimes } from './step.js';
 
 export interface TrainOptions {
   config: LlamaConfig;
@@ -51,25 +34,19 @@ export interface TrainOptions {
   heldOut: (() => BatchSource) | null;
   tokenizer: TokenizerRef;
   tokenizerFile?: string;
-  /** Continue from the run's latest checkpoint, with its hyper-parameters. */
+  /** Continue from the run's latest checkpoint, with its settings. */
   resume?: boolean;
   /** On resume: a new total step count (to extend a finished run). */
   extendSteps?: number;
   /** Stop (with a checkpoint) after this many total steps, keeping the schedule of `hyper.steps`. */
   stopAt?: number;
-  /** Called after every step; the CLI uses it for the progress bar. Default: a Progress on stderr. */
+  /** No progress bar on stderr (the train.jsonl log is always written). */
   quiet?: boolean;
   peakFlops?: number;
-}
-
-export interface StepRecord {
-  step: number;
-  loss: number;
-  lr: number;
-  grad_norm: number;
-  tokens_per_s: number;
-  mfu: number;
-  ms: { forward: number; loss: number; backward: number; optimizer: number; total: number };
+  /** Data-parallel group the gradients and the loss are all-reduced over after backward. Default: LOCAL_COMM (one process). */
+  comm?: Comm;
+  /** Sinks that get the run's metrics besides the train.jsonl log and the progress bar. */
+  sinks?: MetricSink[];
 }
 
 export interface TrainResult {
@@ -79,40 +56,6 @@ export interface TrainResult {
   lastEvalLoss: number | null;
   checkpoint: string | null;
   model: Llama;
-}
-
-interface Timer {
-  forward: number;
-  loss: number;
-  backward: number;
-}
-
-/** One optimizer step over `accum` micro-batches. Returns the mean loss and the gradient norm before clipping. */
-function trainStep(model: Llama, opt: AdamW, source: BatchSource, h: Hyper, lr: number, t: Timer): { loss: number; norm: number } {
-  const grads = model.ensureGrads();
-  grads.data.fill(0);
-  const tokensPerMicro = h.batch * h.seq;
-  const scale = 1 / (h.accum * tokensPerMicro);
-  let loss = 0;
-  for (let micro = 0; micro < h.accum; micro++) {
-    const b = source.next(h.batch, h.seq);
-    let t0 = performance.now();
-    model.forward(b.tokens, h.batch, h.seq);
-    let t1 = performance.now();
-    t.forward += t1 - t0;
-    loss += model.loss(b.targets, scale) * scale;
-    t0 = performance.now();
-    t.loss += t0 - t1;
-    model.backward();
-    t1 = performance.now();
-    t.backward += t1 - t0;
-  }
-  const norm = clipGradNorm(grads, model.backend, h.clip);
-  if (!Number.isFinite(loss) || !Number.isFinite(norm)) {
-    throw new UserError(`training diverged: loss ${loss}, gradient norm ${norm} at step ${opt.step + 1} (lr ${lr.toExponential(2)}); try a lower --lr. The last good checkpoint is kept.`);
-  }
-  opt.update(model.params, grads, lr);
-  return { loss, norm };
 }
 
 /** Mean held-out loss per token over the source's first `batches` batches. */
@@ -128,109 +71,166 @@ export function evaluate(model: Llama, source: BatchSource, batches: number, bat
   return sum / Math.max(1, count);
 }
 
-function validateHyper(h: Hyper, c: LlamaConfig): void {
-  const positive: (keyof Hyper)[] = ['steps', 'batch', 'seq', 'accum'];
-  for (const k of positive) if (!Number.isInteger(h[k]) || h[k] < 1) throw new UserError(`--${k} must be a positive integer, got ${h[k]}`);
-  if (h.seq > c.maxSeqLen) throw new UserError(`--seq ${h.seq} exceeds the model's maxSeqLen ${c.maxSeqLen}`);
-  if (!(h.lr > 0)) throw new UserError(`--lr must be > 0, got ${h.lr}`);
-  if (h.warmup < 0 || h.warmup > h.steps) throw new UserError(`--warmup must be between 0 and --steps (${h.steps}), got ${h.warmup}`);
-  if (!(h.minLrRatio >= 0 && h.minLrRatio <= 1)) throw new UserError(`--min-lr-ratio must be in [0, 1], got ${h.minLrRatio}`);
-  if (!(h.beta1 >= 0 && h.beta1 < 1 && h.beta2 >= 0 && h.beta2 < 1)) throw new UserError('AdamW betas must be in [0, 1)');
-  if (!(h.eps > 0)) throw new UserError(`--eps must be > 0, got ${h.eps}`);
+export async function train(o: TrainOptions): Promise<TrainResult> {
+  const run = new TrainingRun(o, prepare(o));
+  return run.run();
 }
 
-export async function train(o: TrainOptions): Promise<TrainResult> {
-  const c = o.config;
-  let h = { ...o.hyper };
-  validateHyper(h, c);
+/** A run ready for its next step. */
+interface Prepared {
+  hyper: Hyper;
+  model: Llama;
+  opt: AdamW;
+  /** Steps already done. */
+  startStep: number;
+}
+
+/** Model and optimizer for step 0 (initialised from the seed), or the checkpoint's state on resume. */
+function prepare(o: TrainOptions): Prepared {
+  checkHyper(o.hyper, o.config);
   mkdirSync(o.runDir, { recursive: true });
-  const model = new Llama(c, o.backend);
-  const opt = new AdamW(model.layout, o.backend, { beta1: h.beta1, beta2: h.beta2, eps: h.eps, weightDecay: h.weightDecay });
-  const log = join(o.runDir, 'train.jsonl');
-  let startStep = 0;
-  if (o.resume) {
-    const ck = openCheckpoint(o.runDir);
-    if (JSON.stringify(ck.state.config) !== JSON.stringify(c)) {
-      throw new UserError(`checkpoint in '${o.runDir}' was trained with a different model config: ${JSON.stringify(ck.state.config)}`);
-    }
-    const saved = ck.state.hyper as unknown as Hyper;
-    // The schedule, batch shape and optimizer must be the checkpoint's for an exact continuation; only the
-    // total step count may be changed (to extend a run).
-    h = { ...saved, steps: o.extendSteps ?? saved.steps };
-    validateHyper(h, c);
-    ck.loadInto(model.params, { m: opt.m, v: opt.v });
-    opt.step = ck.state.step;
-    o.train.restore(ck.state.data);
-    startStep = ck.state.step;
-  } else {
-    model.init(h.seed);
-  }
+  const model = new Llama(o.config, o.backend);
+  const r = o.resume ? resume(o, model) : fresh(o, model);
   model.ensureGrads();
-  const stopAt = Math.min(o.stopAt ?? h.steps, h.steps);
-  const tokensPerStep = h.batch * h.seq * h.accum;
-  const flopsPerToken = trainFlopsPerToken(c, h.seq);
-  const peak = o.peakFlops ?? nominalPeakFlops();
-  const progress = o.quiet ? null : new Progress(stopAt, 'train');
-  const losses: number[] = [];
-  let firstEval: number | null = null;
-  let lastEval: number | null = null;
-  let lastCkpt: string | null = null;
-  let lastLoss: number | null = null;
-  let completed = startStep;
-  const schedule = { peakLr: h.lr, warmupSteps: h.warmup, totalSteps: h.steps, minRatio: h.minLrRatio };
+  return r;
+}
 
-  const runEval = (step: number) => {
-    if (!o.heldOut || h.evalBatches <= 0) return;
-    const l = evaluate(model, o.heldOut(), h.evalBatches, h.batch, h.seq);
-    if (firstEval === null) firstEval = l;
-    lastEval = l;
-    appendFileSync(log, JSON.stringify({ step, eval_loss: l }) + '\n');
-    progress?.log(`step ${step}: held-out loss ${l.toFixed(4)}`);
-  };
-  const checkpoint = (step: number) => {
-    const state: CheckpointState = {
-      format: CHECKPOINT_FORMAT, version: 1, step, config: c, hyper: { ...h }, data: o.train.state(),
-      tokenizer: o.tokenizer, lastLoss, savedAt: new Date().toISOString(),
-    };
-    lastCkpt = saveCheckpoint({ runDir: o.runDir, state, params: model.params, moments: { m: opt.m, v: opt.v }, tokenizerFile: o.tokenizerFile });
-  };
+function fresh(o: TrainOptions, model: Llama): Prepared {
+  const hyper = { ...o.hyper };
+  model.init(hyper.seed);
+  return { hyper, model, opt: optimizer(model, hyper), startStep: 0 };
+}
 
-  let interrupted = false;
-  const onSignal = () => {
-    if (interrupted) process.exit(130);
-    interrupted = true;
-    progress?.log('interrupt: finishing this step and saving a checkpoint (press Ctrl-C again to quit at once)');
-  };
-  process.on('SIGINT', onSignal);
-  try {
-    if (startStep === 0) runEval(0);
-    for (let step = startStep; step < stopAt; step++) {
-      const t: Timer = { forward: 0, loss: 0, backward: 0 };
-      const t0 = performance.now();
-      const lr = learningRate(step, schedule);
-      const r = trainStep(model, opt, o.train, h, lr, t);
-      const total = performance.now() - t0;
-      const rec: StepRecord = {
-        step: step + 1, loss: r.loss, lr, grad_norm: r.norm,
-        tokens_per_s: (tokensPerStep * 1000) / total,
-        mfu: (flopsPerToken * tokensPerStep * 1000) / total / peak,
-        ms: { forward: t.forward, loss: t.loss, backward: t.backward, optimizer: total - t.forward - t.loss - t.backward, total },
-      };
-      lastLoss = r.loss;
-      losses.push(r.loss);
-      appendFileSync(log, JSON.stringify(rec) + '\n');
-      progress?.update(step + 1, `loss ${r.loss.toFixed(4)} lr ${lr.toExponential(2)} |g| ${r.norm.toFixed(2)} ${rec.tokens_per_s.toFixed(0)} tok/s MFU ${(rec.mfu * 100).toFixed(1)}%`);
-      const done = step + 1;
-      completed = done;
-      if (h.evalEvery > 0 && done % h.evalEvery === 0 && done !== h.steps) runEval(done);
-      if ((h.ckptEvery > 0 && done % h.ckptEvery === 0) || done === stopAt || interrupted) checkpoint(done);
-      if (interrupted) break;
-      await new Promise<void>((res) => setImmediate(res)); // let signals and I/O through
-    }
-    if (stopAt === h.steps && (startStep < h.steps)) runEval(h.steps);
-  } finally {
-    process.off('SIGINT', onSignal);
-    progress?.done();
+/**
+ * The run's latest checkpoint: weights, AdamW moments and step, data position, and its settings. The schedule,
+ * batch shape and optimizer must be the checkpoint's for an exact continuation; only the total step count may
+ * change (to extend a run).
+ */
+function resume(o: TrainOptions, model: Llama): Prepared {
+  const ck = openCheckpoint(o.runDir);
+  if (JSON.stringify(ck.state.config) !== JSON.stringify(o.config)) {
+    throw new UserError(`checkpoint in '${o.runDir}' was trained with a different model config: ${JSON.stringify(ck.state.config)}`);
   }
-  return { steps: completed, losses, firstEvalLoss: firstEval, lastEvalLoss: lastEval, checkpoint: lastCkpt, model };
+  const saved = hyperFromSaved(ck.state.hyper);
+  const hyper = { ...saved, steps: o.extendSteps ?? saved.steps };
+  checkHyper(hyper, o.config);
+  const opt = optimizer(model, hyper);
+  ck.loadInto(model.params, { m: opt.m, v: opt.v });
+  opt.step = ck.state.step;
+  o.train.restore(ck.state.data);
+  return { hyper, model, opt, startStep: ck.state.step };
+}
+
+function optimizer(model: Llama, h: Hyper): AdamW {
+  return new AdamW(model.layout, model.backend, { beta1: h.beta1, beta2: h.beta2, eps: h.eps, weightDecay: h.weightDecay });
+}
+
+/** Ctrl-C once: finish the step, checkpoint and stop. Twice: exit at once. */
+class Interrupt {
+  requested = false;
+  private readonly onSignal = () => {
+    if (this.requested) process.exit(130);
+    this.requested = true;
+    this.notify('interrupt: finishing this step and saving a checkpoint (press Ctrl-C again to quit at once)');
+  };
+  constructor(private readonly notify: (line: string) => void) {
+    process.on('SIGINT', this.onSignal);
+  }
+  dispose(): void {
+    process.off('SIGINT', this.onSignal);
+  }
+}
+
+/** Tokens/s and MFU of a step from its wall time. */
+function throughput(o: TrainOptions, h: Hyper, comm: Comm): (r: StepResult) => { tokens_per_s: number; mfu: number } {
+  const tokensPerStep = h.batch * h.seq * h.accum * comm.world;
+  const flopsPerToken = trainFlopsPerToken(o.config, h.seq);
+  const peak = (o.peakFlops ?? nominalPeakFlops()) * comm.world;
+  return (r) => ({ tokens_per_s: (tokensPerStep * 1000) / r.ms.total, mfu: (flopsPerToken * tokensPerStep * 1000) / r.ms.total / peak });
+}
+
+/** One invocation of the loop over a prepared run: the steps, the evaluations and checkpoints they make due, the sinks. */
+class TrainingRun {
+  private readonly h: Hyper;
+  private readonly step: StepState;
+  private readonly sink: Required<MetricSink>;
+  private readonly stopAt: number;
+  private readonly rate: ReturnType<typeof throughput>;
+  private readonly losses: number[] = [];
+  private firstEval: number | null = null;
+  private lastEval: number | null = null;
+  private lastCkpt: string | null = null;
+  private lastLoss: number | null = null;
+  /** Steps done, and at the last checkpoint. */
+  private done: number;
+  private savedStep: number;
+
+  constructor(private readonly o: TrainOptions, private readonly p: Prepared) {
+    const h = (this.h = p.hyper);
+    const comm = o.comm ?? LOCAL_COMM;
+    const schedule = { peakLr: h.lr, warmupSteps: h.warmup, totalSteps: h.steps, minRatio: h.minLrRatio };
+    this.step = { model: p.model, opt: p.opt, data: o.train, hyper: h, schedule, comm };
+    this.sink = fanOut([new JsonlSink(join(o.runDir, 'train.jsonl')), ...(o.quiet ? [] : [new ProgressSink()]), ...(o.sinks ?? [])]);
+    this.stopAt = Math.min(o.stopAt ?? h.steps, h.steps);
+    this.rate = throughput(o, h, comm);
+    this.done = this.savedStep = p.startStep;
+  }
+
+  async run(): Promise<TrainResult> {
+    const { h, p } = this;
+    const interrupt = new Interrupt((line) => this.sink.onNotice(line));
+    let outcome: RunEnd['outcome'] = 'failed';
+    this.sink.onStart({ runDir: this.o.runDir, startStep: p.startStep, stopAt: this.stopAt, steps: h.steps, world: this.step.comm.world });
+    try {
+      if (p.startStep === 0) this.evaluate(0);
+      while (this.done < this.stopAt) {
+        this.record(trainStep(this.step, this.done));
+        this.afterStep();
+        await new Promise<void>((res) => setImmediate(res)); // let signals and I/O through
+        if (interrupt.requested) break;
+      }
+      if (interrupt.requested && this.savedStep !== this.done) this.checkpoint();
+      if (this.done === h.steps && p.startStep < h.steps) this.evaluate(h.steps);
+      outcome = this.done === h.steps ? 'finished' : interrupt.requested ? 'interrupted' : 'stopped';
+    } finally {
+      interrupt.dispose();
+      this.sink.onEnd({ step: this.done, outcome, checkpoint: this.lastCkpt });
+    }
+    return { steps: this.done, losses: this.losses, firstEvalLoss: this.firstEval, lastEvalLoss: this.lastEval, checkpoint: this.lastCkpt, model: p.model };
+  }
+
+  private record(r: StepResult): void {
+    this.done++;
+    this.lastLoss = r.loss;
+    this.losses.push(r.loss);
+    const rec: StepRecord = { step: this.done, loss: r.loss, lr: r.lr, grad_norm: r.norm, ...this.rate(r), ms: r.ms };
+    this.sink.onStep(rec);
+  }
+
+  /** An evaluation every --eval-every steps (the last step has its own, after the loop); a checkpoint every --ckpt-every and at the stop. */
+  private afterStep(): void {
+    const { h, done } = this;
+    if (h.evalEvery > 0 && done % h.evalEvery === 0 && done !== h.steps) this.evaluate(done);
+    if ((h.ckptEvery > 0 && done % h.ckptEvery === 0) || done === this.stopAt) this.checkpoint();
+  }
+
+  private evaluate(step: number): void {
+    const { h, o } = this;
+    if (!o.heldOut || h.evalBatches <= 0) return;
+    const loss = evaluate(this.p.model, o.heldOut(), h.evalBatches, h.batch, h.seq);
+    this.firstEval ??= loss;
+    this.lastEval = loss;
+    this.sink.onEval({ step, eval_loss: loss });
+  }
+
+  private checkpoint(): void {
+    const { o, p } = this;
+    const state: CheckpointState = {
+      format: CHECKPOINT_FORMAT, version: 1, step: this.done, config: o.config, hyper: { ...this.h }, data: o.train.state(),
+      tokenizer: o.tokenizer, lastLoss: this.lastLoss, savedAt: new Date().toISOString(),
+    };
+    this.lastCkpt = saveCheckpoint({ runDir: o.runDir, state, params: p.model.params, moments: { m: p.opt.m, v: p.opt.v }, tokenizerFile: o.tokenizerFile });
+    this.savedStep = this.done;
+    this.sink.onCheckpoint(this.lastCkpt, this.done);
+  }
 }

@@ -1,0 +1,101 @@
+/**
+ * Where a run's numbers go. The trainer reports to `MetricSink`s and knows nothing of files or terminals; the
+ * train.jsonl log (`JsonlSink`) and the progress bar (`ProgressSink`) are two sinks, and callers add their own
+ * (TrainOptions.sinks). Every callback is optional.
+ */
+import { appendFileSync } from 'node:fs';
+import type { StepTimes } from './step.js';
+import { Progress } from '../util/progress.js';
+
+/** One line of train.jsonl per optimizer step; the keys and their order are the log format. */
+export interface StepRecord {
+  /** 1-based: the number of optimizer steps done. */
+  step: number;
+  loss: number;
+  lr: number;
+  grad_norm: number;
+  tokens_per_s: number;
+  mfu: number;
+  ms: StepTimes;
+}
+
+/** One line of train.jsonl per evaluation (at step 0, every --eval-every steps, at the end). */
+export interface EvalRecord {
+  step: number;
+  eval_loss: number;
+}
+
+export interface RunStart {
+  runDir: string;
+  /** Steps already done (a resumed run starts past 0). */
+  startStep: number;
+  /** The step this invocation stops at (--stop-at, or the total). */
+  stopAt: number;
+  /** Total steps of the schedule. */
+  steps: number;
+  /** Ranks in the data-parallel group. */
+  world: number;
+}
+
+export interface RunEnd {
+  /** Steps done. */
+  step: number;
+  /** finished: the schedule's last step; stopped: at --stop-at; interrupted: Ctrl-C; failed: an error (divergence). */
+  outcome: 'finished' | 'stopped' | 'interrupted' | 'failed';
+  checkpoint: string | null;
+}
+
+export interface MetricSink {
+  onStart?(run: RunStart): void;
+  onStep?(record: StepRecord): void;
+  onEval?(record: EvalRecord): void;
+  onCheckpoint?(path: string, step: number): void;
+  /** A line for the person watching (the interrupt notice). */
+  onNotice?(line: string): void;
+  /** Called once, also when the run fails. */
+  onEnd?(end: RunEnd): void;
+}
+
+/** The run's train.jsonl: one JSON object per step and per evaluation, appended as they happen. */
+export class JsonlSink implements MetricSink {
+  constructor(readonly path: string) {}
+  onStep(r: StepRecord): void {
+    appendFileSync(this.path, JSON.stringify(r) + '\n');
+  }
+  onEval(r: EvalRecord): void {
+    appendFileSync(this.path, JSON.stringify(r) + '\n');
+  }
+}
+
+/** The progress bar on stderr (plain periodic lines when not a terminal), with evaluations and notices above it. */
+export class ProgressSink implements MetricSink {
+  private bar: Progress | null = null;
+  constructor(private readonly stream: NodeJS.WriteStream = process.stderr) {}
+  onStart(run: RunStart): void {
+    this.bar = new Progress(run.stopAt, 'train', this.stream);
+  }
+  onStep(r: StepRecord): void {
+    this.bar?.update(r.step, `loss ${r.loss.toFixed(4)} lr ${r.lr.toExponential(2)} |g| ${r.grad_norm.toFixed(2)} ${r.tokens_per_s.toFixed(0)} tok/s MFU ${(r.mfu * 100).toFixed(1)}%`);
+  }
+  onEval(r: EvalRecord): void {
+    this.bar?.log(`step ${r.step}: held-out loss ${r.eval_loss.toFixed(4)}`);
+  }
+  onNotice(line: string): void {
+    this.bar?.log(line);
+  }
+  onEnd(): void {
+    this.bar?.done();
+  }
+}
+
+/** One sink that forwards every call to each of `sinks`, in order. */
+export function fanOut(sinks: readonly MetricSink[]): Required<MetricSink> {
+  return {
+    onStart: (run) => sinks.forEach((s) => s.onStart?.(run)),
+    onStep: (r) => sinks.forEach((s) => s.onStep?.(r)),
+    onEval: (r) => sinks.forEach((s) => s.onEval?.(r)),
+    onCheckpoint: (path, step) => sinks.forEach((s) => s.onCheckpoint?.(path, step)),
+    onNotice: (line) => sinks.forEach((s) => s.onNotice?.(line)),
+    onEnd: (end) => sinks.forEach((s) => s.onEnd?.(end)),
+  };
+}

@@ -1,0 +1,132 @@
+/**
+ * One optimizer step, read top to bottom as the data flows:
+ *   zero grads → for each micro-batch: forward, loss (+ head backward), backward → reduce (Comm) → clip → lr → check → update
+ * Every phase is a short function below. The reduce is the data-parallel seam: the flat gradient buffer and the
+ * loss sum are all-reduced over `comm`, and the gradient scale counts every rank's tokens, so the sum is the mean
+ * over the global batch. With LocalComm (one process) the reduce does nothing and the arithmetic is the
+ * single-process one, bit for bit.
+ */
+import type { Llama } from '../model/llama.js';
+import type { FlatTensors } from '../model/params.js';
+import type { BatchSource } from '../data/source.js';
+import type { Comm } from '../parallel/comm.js';
+import { AdamW, clipGradNorm } from './optimizer.js';
+import { learningRate, type ScheduleOptions } from './schedule.js';
+import type { Hyper } from './settings.js';
+import { UserError } from '../util/errors.js';
+
+/** What one step works on. */
+export interface StepState {
+  model: Llama;
+  opt: AdamW;
+  data: BatchSource;
+  hyper: Hyper;
+  schedule: ScheduleOptions;
+  comm: Comm;
+}
+
+/**
+ * Milliseconds per phase (the train.jsonl `ms` object, in this key order). `optimizer` is the rest of the step:
+ * drawing batches, zeroing, clipping, the checks and the AdamW update.
+ */
+export interface StepTimes {
+  forward: number;
+  loss: number;
+  backward: number;
+  optimizer: number;
+  total: number;
+  comm: number;
+}
+
+export interface StepResult {
+  /** Mean loss per token over the global batch (all micro-batches, all ranks). */
+  loss: number;
+  /** Global gradient norm before clipping. */
+  norm: number;
+  lr: number;
+  ms: StepTimes;
+}
+
+/** Applies the optimizer step with 0-based index `step` (the schedule's position). */
+export function trainStep(s: StepState, step: number): StepResult {
+  const clock = new PhaseClock();
+  const grads = zeroGrads(s.model);
+  const scale = gradScale(s.hyper, s.comm.world);
+  let loss = 0;
+  for (let micro = 0; micro < s.hyper.accum; micro++) loss += microBatch(s, scale, clock);
+  loss = reduce(s.comm, grads, loss, clock);
+  const norm = clipGradNorm(grads, s.model.backend, s.hyper.clip);
+  const lr = learningRate(step, s.schedule);
+  checkFinite(loss, norm, step, lr);
+  s.opt.update(s.model.params, grads, lr);
+  return { loss, norm, lr, ms: clock.stop() };
+}
+
+function zeroGrads(model: Llama): FlatTensors {
+  const grads = model.ensureGrads();
+  grads.data.fill(0);
+  return grads;
+}
+
+/** d(loss)/d(token loss): one over the tokens of the whole step, on every rank and in every micro-batch. */
+export function gradScale(h: Hyper, world: number): number {
+  return 1 / (world * h.accum * h.batch * h.seq);
+}
+
+/** Forward, loss and backward of one micro-batch; gradients accumulate into the flat buffer. Returns its scaled loss. */
+function microBatch(s: StepState, scale: number, clock: PhaseClock): number {
+  const { batch, seq } = s.hyper;
+  const b = s.data.next(batch, seq);
+  clock.start();
+  s.model.forward(b.tokens, batch, seq);
+  clock.lap('forward');
+  const loss = s.model.loss(b.targets, scale) * scale;
+  clock.lap('loss');
+  s.model.backward();
+  clock.lap('backward');
+  return loss;
+}
+
+/** Sums the gradients and the loss over the ranks (in place); returns the global loss. */
+function reduce(comm: Comm, grads: FlatTensors, loss: number, clock: PhaseClock): number {
+  clock.start();
+  comm.allReduce(grads.data);
+  const sum = new Float64Array([loss]);
+  comm.allReduce(sum);
+  clock.lap('comm');
+  return sum[0];
+}
+
+/** A non-finite loss or norm stops the run before the update (and before any checkpoint of the bad state). */
+function checkFinite(loss: number, norm: number, step: number, lr: number): void {
+  if (!Number.isFinite(loss) || !Number.isFinite(norm)) {
+    throw new UserError(`training diverged: loss ${loss}, gradient norm ${norm} at step ${step + 1} (lr ${lr.toExponential(2)}); try a lower --lr. The last good checkpoint is kept.`);
+  }
+}
+
+type Phase = 'forward' | 'loss' | 'backward' | 'comm';
+
+/** Wall time of the step and of its timed phases; whatever is not in a phase counts as `optimizer`. */
+class PhaseClock {
+  private readonly begin = performance.now();
+  private last = this.begin;
+  private readonly phases: Record<Phase, number> = { forward: 0, loss: 0, backward: 0, comm: 0 };
+
+  /** The next lap starts now (the time since the last one is not a phase's). */
+  start(): void {
+    this.last = performance.now();
+  }
+
+  /** The time since the last start or lap belongs to `phase`. */
+  lap(phase: Phase): void {
+    const now = performance.now();
+    this.phases[phase] += now - this.last;
+    this.last = now;
+  }
+
+  stop(): StepTimes {
+    const total = performance.now() - this.begin;
+    const { forward, loss, backward, comm } = this.phases;
+    return { forward, loss, backward, optimizer: total - forward - loss - backward - comm, total, comm };
+  }
+}
