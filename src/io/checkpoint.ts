@@ -14,8 +14,8 @@ import { writeSafetensors, readSafetensorsHeader } from './safetensors.js';
 import { fsyncDir, writeFileAtomic } from '../util/fsutil.js';
 import { UserError } from '../util/errors.js';
 import { configFromJson, type LlamaConfig } from '../model/config.js';
-import type { FlatTensors, ParamLayout } from '../model/params.js';
-import { paramLayout } from '../model/params.js';
+import type { FlatTensors, ParamLayout, TensorSpec } from '../model/params.js';
+import { paramLayout, shardOf } from '../model/params.js';
 
 export const CHECKPOINT_FORMAT = 'llama-ts-checkpoint';
 
@@ -150,8 +150,13 @@ export function openCheckpoint(path: string): LoadedCheckpoint {
     state,
     layout,
     loadInto(params, moments) {
-      if (params.layout.total !== layout.total) throw new UserError(`checkpoint '${dir}' does not match the model (${layout.total} vs ${params.layout.total} parameters)`);
-      for (const t of layout.tensors) params.view(t).set(st.readF32(t.name));
+      // the checkpoint holds whole tensors; a tensor-parallel rank takes its shard of each (params.ts)
+      const tp = params.layout.tp;
+      if (params.layout.tensors.length !== layout.tensors.length || params.layout.tensors.some((t) => layout.byName.get(t.name)?.size !== t.size * (t.split === 'replicated' ? 1 : tp.size))) {
+        throw new UserError(`checkpoint '${dir}' does not match the model (${layout.total} parameters)`);
+      }
+      const place = (t: TensorSpec, full: Float32Array, out: FlatTensors) => (tp.size === 1 ? out.view(t).set(full) : shardOf(t, full, out.view(t), tp));
+      for (const t of params.layout.tensors) place(t, st.readF32(t.name), params);
       if (moments) {
         const optPath = join(dir, 'optimizer.safetensors');
         if (!existsSync(optPath)) throw new UserError(`checkpoint '${dir}' has no optimizer.safetensors: cannot resume training from it`);
@@ -159,7 +164,12 @@ export function openCheckpoint(path: string): LoadedCheckpoint {
         for (const [key, buf] of [['adamw.m', moments.m], ['adamw.v', moments.v]] as const) {
           const info = ot.tensors.get(key);
           if (!info || info.shape[0] !== layout.total) throw new UserError(`checkpoint '${dir}': optimizer state '${key}' is missing or has the wrong size`);
-          buf.data.set(ot.readF32(key));
+          const flat = ot.readF32(key);
+          if (tp.size === 1) buf.data.set(flat);
+          else for (const t of buf.layout.tensors) {
+            const whole = layout.byName.get(t.name) as TensorSpec;
+            place(t, flat.subarray(whole.offset, whole.offset + whole.size), buf);
+          }
         }
       }
     },

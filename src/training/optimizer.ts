@@ -4,6 +4,7 @@
  */
 import type { Backend } from '../kernels/backend.js';
 import { FlatTensors, type ParamLayout } from '../model/params.js';
+import { LOCAL_COMM, type Comm } from '../parallel/comm.js';
 
 export interface AdamWOptions {
   beta1: number;
@@ -40,12 +41,28 @@ export class AdamW {
   }
 }
 
-/** Global L2 norm of all gradients; scales them to maxNorm when above it (PyTorch clip_grad_norm_). Returns the norm before clipping. */
-export function clipGradNorm(grads: FlatTensors, backend: Backend, maxNorm: number): number {
-  const norm = Math.sqrt(backend.sumSquares(grads.data, grads.data.length));
+/**
+ * Global L2 norm of all gradients; scales them to maxNorm when above it (PyTorch clip_grad_norm_). Returns the norm
+ * before clipping. Under tensor parallelism (`tp`) each rank holds a shard of the split tensors, whose squares are
+ * summed over the group, and a whole copy of the replicated ones, counted once.
+ */
+export function clipGradNorm(grads: FlatTensors, backend: Backend, maxNorm: number, tp: Comm = LOCAL_COMM): number {
+  const norm = Math.sqrt(tp.world === 1 ? backend.sumSquares(grads.data, grads.data.length) : shardedSumSquares(grads, backend, tp));
   if (maxNorm > 0 && Number.isFinite(norm)) {
     const coef = maxNorm / (norm + 1e-6);
     if (coef < 1) backend.scale(grads.data, coef, grads.data.length);
   }
   return norm;
+}
+
+function shardedSumSquares(grads: FlatTensors, backend: Backend, tp: Comm): number {
+  const split = new Float64Array(1);
+  let replicated = 0;
+  for (const t of grads.layout.tensors) {
+    const ss = backend.sumSquares(grads.view(t), t.size);
+    if (t.split === 'replicated') replicated += ss;
+    else split[0] += ss;
+  }
+  tp.allReduce(split);
+  return split[0] + replicated;
 }

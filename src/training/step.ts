@@ -2,14 +2,19 @@
  * One optimizer step, read top to bottom as the data flows:
  *   zero grads → for each micro-batch: forward, loss (+ head backward), backward → reduce (Comm) → clip → lr → check → update
  * Every phase is a short function below. The reduce is the data-parallel seam: the flat gradient buffer and the
- * loss sum are all-reduced over `comm`, and the gradient scale counts every rank's tokens, so the sum is the mean
- * over the global batch. With LocalComm (one process) the reduce does nothing and the arithmetic is the
- * single-process one, bit for bit.
+ * loss sum are all-reduced over the data-parallel group `dp`, and the gradient scale counts every rank's tokens,
+ * so the sum is the mean over the global batch. The gradient all-reduce is bucketed and overlapped: during the
+ * last micro-batch's backward each span of the buffer (head, each layer from the last, embeddings) starts its
+ * non-blocking all-reduce as soon as the backward is done with it (Llama.backward's gradsReady), and `reduce`
+ * only waits for what is still in flight; the `comm` time is that exposed wait. The buckets and their order are the
+ * same every step, so runs are reproducible bit for bit. Tensor parallelism happens inside the model (its `tp`
+ * group); here it only enters the gradient norm (split tensors' squares are summed over the group).
+ * With LocalComm (one process) the reduce does nothing and the arithmetic is the single-process one, bit for bit.
  */
 import type { Llama } from '../model/llama.js';
 import type { FlatTensors } from '../model/params.js';
 import type { BatchSource } from '../data/source.js';
-import type { Comm } from '../parallel/comm.js';
+import type { Comm, CommRequest } from '../parallel/comm.js';
 import { AdamW, clipGradNorm } from './optimizer.js';
 import { learningRate, type ScheduleOptions } from './schedule.js';
 import type { Hyper } from './settings.js';
@@ -22,7 +27,8 @@ export interface StepState {
   data: BatchSource;
   hyper: Hyper;
   schedule: ScheduleOptions;
-  comm: Comm;
+  /** The data-parallel group (gradients and loss are summed over it). */
+  dp: Comm;
 }
 
 /**
@@ -51,11 +57,15 @@ export interface StepResult {
 export function trainStep(s: StepState, step: number): StepResult {
   const clock = new PhaseClock();
   const grads = zeroGrads(s.model);
-  const scale = gradScale(s.hyper, s.comm.world);
+  const scale = gradScale(s.hyper, s.dp.world);
+  const inFlight: CommRequest[] = [];
   let loss = 0;
-  for (let micro = 0; micro < s.hyper.accum; micro++) loss += microBatch(s, scale, clock);
-  loss = reduce(s.comm, grads, loss, clock);
-  const norm = clipGradNorm(grads, s.model.backend, s.hyper.clip);
+  for (let micro = 0; micro < s.hyper.accum; micro++) {
+    const last = micro === s.hyper.accum - 1;
+    loss += microBatch(s, scale, clock, last ? startReduce(s.dp, grads, inFlight) : undefined);
+  }
+  loss = reduce(s.dp, grads, inFlight, loss, clock);
+  const norm = clipGradNorm(grads, s.model.backend, s.hyper.clip, s.model.tp);
   const lr = learningRate(step, s.schedule);
   checkFinite(loss, norm, step, lr);
   s.opt.update(s.model.params, grads, lr);
@@ -73,8 +83,11 @@ export function gradScale(h: Hyper, world: number): number {
   return 1 / (world * h.accum * h.batch * h.seq);
 }
 
-/** Forward, loss and backward of one micro-batch; gradients accumulate into the flat buffer. Returns its scaled loss. */
-function microBatch(s: StepState, scale: number, clock: PhaseClock): number {
+/**
+ * Forward, loss and backward of one micro-batch; gradients accumulate into the flat buffer. Returns its scaled loss.
+ * `gradsReady` is told each gradient span as soon as the backward has finished it.
+ */
+function microBatch(s: StepState, scale: number, clock: PhaseClock, gradsReady?: (offset: number, size: number) => void): number {
   const { batch, seq } = s.hyper;
   const b = s.data.next(batch, seq);
   clock.start();
@@ -82,17 +95,27 @@ function microBatch(s: StepState, scale: number, clock: PhaseClock): number {
   clock.lap('forward');
   const loss = s.model.loss(b.targets, scale) * scale;
   clock.lap('loss');
-  s.model.backward();
+  s.model.backward(gradsReady);
   clock.lap('backward');
   return loss;
 }
 
-/** Sums the gradients and the loss over the ranks (in place); returns the global loss. */
-function reduce(comm: Comm, grads: FlatTensors, loss: number, clock: PhaseClock): number {
+/** With more than one data-parallel rank: a hook that starts the all-reduce of each gradient span as it is ready. */
+function startReduce(dp: Comm, grads: FlatTensors, inFlight: CommRequest[]): ((offset: number, size: number) => void) | undefined {
+  if (dp.world === 1) return undefined;
+  return (offset, size) => inFlight.push(dp.iallReduce(grads.data.subarray(offset, offset + size)));
+}
+
+/**
+ * Finishes summing the gradients over the data-parallel ranks (the bucket all-reduces started during the
+ * backward, or one all-reduce of the whole buffer) and sums the loss; returns the global loss.
+ */
+function reduce(dp: Comm, grads: FlatTensors, inFlight: CommRequest[], loss: number, clock: PhaseClock): number {
   clock.start();
-  comm.allReduce(grads.data);
+  if (dp.world === 1) dp.allReduce(grads.data); // nothing was started: one rank (a no-op for LocalComm)
+  for (const r of inFlight) r.wait();
   const sum = new Float64Array([loss]);
-  comm.allReduce(sum);
+  dp.allReduce(sum);
   clock.lap('comm');
   return sum[0];
 }

@@ -4,6 +4,11 @@
  * until the stop step, a Ctrl-C (which finishes the step and checkpoints) or an error. The settings come from the
  * table in settings.ts, the numbers go to MetricSinks (metrics.ts: train.jsonl, progress bar, the caller's), and
  * the gradients cross ranks through the Comm given in the options (one process: LOCAL_COMM).
+ *
+ * With several ranks (distributed.ts): the world is split into tensor-parallel groups of `tp` ranks and
+ * data-parallel groups; each data-parallel rank reads its own share of the batches (RankSlice); only rank 0 logs
+ * and writes checkpoints, which hold whole tensors (gathered from the TP shards), so a run saved under one layout
+ * resumes under any other; every rank checks at start that it runs the same configuration on the same data.
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,6 +19,8 @@ import { AdamW } from './optimizer.js';
 import { trainStep, type StepResult, type StepState } from './step.js';
 import { fanOut, JsonlSink, ProgressSink, type MetricSink, type RunEnd, type StepRecord } from './metrics.js';
 import { LOCAL_COMM, type Comm } from '../parallel/comm.js';
+import { topology, gatherFull, checkSameRun, anyRank, type Topology } from './distributed.js';
+import { RankSlice } from '../data/source.js';
 import { checkHyper, hyperFromSaved, type Hyper } from './settings.js';
 import { saveCheckpoint, openCheckpoint, CHECKPOINT_FORMAT, type CheckpointState, type TokenizerRef } from '../io/checkpoint.js';
 import type { BatchSource } from '../data/source.js';
@@ -43,8 +50,10 @@ export interface TrainOptions {
   /** No progress bar on stderr (the train.jsonl log is always written). */
   quiet?: boolean;
   peakFlops?: number;
-  /** Data-parallel group the gradients and the loss are all-reduced over after backward. Default: LOCAL_COMM (one process). */
+  /** All the ranks of the run (MpiComm under mpirun). Default: LOCAL_COMM (one process). */
   comm?: Comm;
+  /** Tensor-parallel ranks per model replica (divides the world); the rest of the world is data parallel. Default 1. */
+  tp?: number;
   /** Sinks that get the run's metrics besides the train.jsonl log and the progress bar. */
   sinks?: MetricSink[];
 }
@@ -83,22 +92,28 @@ interface Prepared {
   opt: AdamW;
   /** Steps already done. */
   startStep: number;
+  topo: Topology;
+  /** This rank's batches. */
+  data: BatchSource;
 }
 
 /** Model and optimizer for step 0 (initialised from the seed), or the checkpoint's state on resume. */
 function prepare(o: TrainOptions): Prepared {
   checkHyper(o.hyper, o.config);
-  mkdirSync(o.runDir, { recursive: true });
-  const model = new Llama(o.config, o.backend);
-  const r = o.resume ? resume(o, model) : fresh(o, model);
+  const topo = topology(o.comm ?? LOCAL_COMM, o.tp ?? 1);
+  if (topo.world.rank === 0) mkdirSync(o.runDir, { recursive: true });
+  const model = new Llama(o.config, o.backend, { tp: topo.tp });
+  const data = topo.dp.world > 1 ? new RankSlice(o.train, topo.dp.rank, topo.dp.world) : o.train;
+  const r = o.resume ? resume(o, model, topo, data) : fresh(o, model, topo, data);
+  checkSameRun(topo.world, { 'model config': o.config, 'settings': r.hyper, 'data position': data.state(), 'checkpoint step': r.startStep });
   model.ensureGrads();
   return r;
 }
 
-function fresh(o: TrainOptions, model: Llama): Prepared {
+function fresh(o: TrainOptions, model: Llama, topo: Topology, data: BatchSource): Prepared {
   const hyper = { ...o.hyper };
   model.init(hyper.seed);
-  return { hyper, model, opt: optimizer(model, hyper), startStep: 0 };
+  return { hyper, model, opt: optimizer(model, hyper), startStep: 0, topo, data };
 }
 
 /**
@@ -106,7 +121,7 @@ function fresh(o: TrainOptions, model: Llama): Prepared {
  * batch shape and optimizer must be the checkpoint's for an exact continuation; only the total step count may
  * change (to extend a run).
  */
-function resume(o: TrainOptions, model: Llama): Prepared {
+function resume(o: TrainOptions, model: Llama, topo: Topology, data: BatchSource): Prepared {
   const ck = openCheckpoint(o.runDir);
   if (JSON.stringify(ck.state.config) !== JSON.stringify(o.config)) {
     throw new UserError(`checkpoint in '${o.runDir}' was trained with a different model config: ${JSON.stringify(ck.state.config)}`);
@@ -117,8 +132,8 @@ function resume(o: TrainOptions, model: Llama): Prepared {
   const opt = optimizer(model, hyper);
   ck.loadInto(model.params, { m: opt.m, v: opt.v });
   opt.step = ck.state.step;
-  o.train.restore(ck.state.data);
-  return { hyper, model, opt, startStep: ck.state.step };
+  data.restore(ck.state.data);
+  return { hyper, model, opt, startStep: ck.state.step, topo, data };
 }
 
 function optimizer(model: Llama, h: Hyper): AdamW {
@@ -141,11 +156,11 @@ class Interrupt {
   }
 }
 
-/** Tokens/s and MFU of a step from its wall time. */
-function throughput(o: TrainOptions, h: Hyper, comm: Comm): (r: StepResult) => { tokens_per_s: number; mfu: number } {
-  const tokensPerStep = h.batch * h.seq * h.accum * comm.world;
+/** Tokens/s and MFU of a step from its wall time (all ranks: every data-parallel rank's tokens, every rank's peak). */
+function throughput(o: TrainOptions, h: Hyper, topo: Topology): (r: StepResult) => { tokens_per_s: number; mfu: number } {
+  const tokensPerStep = h.batch * h.seq * h.accum * topo.dp.world;
   const flopsPerToken = trainFlopsPerToken(o.config, h.seq);
-  const peak = (o.peakFlops ?? nominalPeakFlops()) * comm.world;
+  const peak = (o.peakFlops ?? nominalPeakFlops()) * topo.world.world;
   return (r) => ({ tokens_per_s: (tokensPerStep * 1000) / r.ms.total, mfu: (flopsPerToken * tokensPerStep * 1000) / r.ms.total / peak });
 }
 
@@ -167,12 +182,12 @@ class TrainingRun {
 
   constructor(private readonly o: TrainOptions, private readonly p: Prepared) {
     const h = (this.h = p.hyper);
-    const comm = o.comm ?? LOCAL_COMM;
     const schedule = { peakLr: h.lr, warmupSteps: h.warmup, totalSteps: h.steps, minRatio: h.minLrRatio };
-    this.step = { model: p.model, opt: p.opt, data: o.train, hyper: h, schedule, comm };
-    this.sink = fanOut([new JsonlSink(join(o.runDir, 'train.jsonl')), ...(o.quiet ? [] : [new ProgressSink()]), ...(o.sinks ?? [])]);
+    this.step = { model: p.model, opt: p.opt, data: p.data, hyper: h, schedule, dp: p.topo.dp };
+    const lead = p.topo.world.rank === 0; // one rank logs for the run
+    this.sink = fanOut(lead ? [new JsonlSink(join(o.runDir, 'train.jsonl')), ...(o.quiet ? [] : [new ProgressSink()]), ...(o.sinks ?? [])] : []);
     this.stopAt = Math.min(o.stopAt ?? h.steps, h.steps);
-    this.rate = throughput(o, h, comm);
+    this.rate = throughput(o, h, p.topo);
     this.done = this.savedStep = p.startStep;
   }
 
@@ -180,14 +195,14 @@ class TrainingRun {
     const { h, p } = this;
     const interrupt = new Interrupt((line) => this.sink.onNotice(line));
     let outcome: RunEnd['outcome'] = 'failed';
-    this.sink.onStart({ runDir: this.o.runDir, startStep: p.startStep, stopAt: this.stopAt, steps: h.steps, world: this.step.comm.world });
+    this.sink.onStart({ runDir: this.o.runDir, startStep: p.startStep, stopAt: this.stopAt, steps: h.steps, world: p.topo.world.world });
     try {
       if (p.startStep === 0) this.evaluate(0);
       while (this.done < this.stopAt) {
         this.record(trainStep(this.step, this.done));
         this.afterStep();
         await new Promise<void>((res) => setImmediate(res)); // let signals and I/O through
-        if (interrupt.requested) break;
+        if ((interrupt.requested = anyRank(p.topo.world, interrupt.requested))) break;
       }
       if (interrupt.requested && this.savedStep !== this.done) this.checkpoint();
       if (this.done === h.steps && p.startStep < h.steps) this.evaluate(h.steps);
@@ -223,14 +238,20 @@ class TrainingRun {
     this.sink.onEval({ step, eval_loss: loss });
   }
 
+  /** Rank 0 writes whole tensors (gathered from the tensor-parallel shards: every TP rank takes part). */
   private checkpoint(): void {
     const { o, p } = this;
+    const { tp, world } = p.topo;
+    const whole = (f: typeof p.model.params) => gatherFull(f, o.config, tp, o.backend);
+    const params = whole(p.model.params);
+    const moments = { m: whole(p.opt.m), v: whole(p.opt.v) };
+    this.savedStep = this.done;
+    if (world.rank !== 0) return;
     const state: CheckpointState = {
-      format: CHECKPOINT_FORMAT, version: 1, step: this.done, config: o.config, hyper: { ...this.h }, data: o.train.state(),
+      format: CHECKPOINT_FORMAT, version: 1, step: this.done, config: o.config, hyper: { ...this.h }, data: p.data.state(),
       tokenizer: o.tokenizer, lastLoss: this.lastLoss, savedAt: new Date().toISOString(),
     };
-    this.lastCkpt = saveCheckpoint({ runDir: o.runDir, state, params: p.model.params, moments: { m: p.opt.m, v: p.opt.v }, tokenizerFile: o.tokenizerFile });
-    this.savedStep = this.done;
+    this.lastCkpt = saveCheckpoint({ runDir: o.runDir, state, params, moments, tokenizerFile: o.tokenizerFile });
     this.sink.onCheckpoint(this.lastCkpt, this.done);
   }
 }
