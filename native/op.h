@@ -1,12 +1,13 @@
 // The native side of an op of the op table (src/kernels/ops/table.ts). An op's entry is written once, in
 // native/ops/<file>.cc, as
 //
-//   LT_OP(matmul) { sgemm(c.i("M"), ...); return 0; }
+//   LT_OP(matmul) { ...; if (!c.failed()) sgemm(M, N, K, x, ...); }
 //
 // It runs only after addon.cc has checked the call against the op's signature (the table's argument list, handed
 // over by src/kernels/native.ts when it binds the op): every buffer has the type and at least the length its
 // declaration asks for, every int is a size. The entry reads its arguments by the table's names and may add checks
-// of values (token ids, targets) with c.range_error; it returns the op's number result (ignored for void ops).
+// of values (token ids, targets) with c.range_error. An accessor whose name or kind the table does not declare fails the call (TypeError): an
+// entry reads everything it needs, then runs its kernel only if !c.failed().
 #pragma once
 #include <cstdint>
 #include <string>
@@ -63,7 +64,13 @@ struct OpEntry {
 
 }  // namespace lt
 
-#define LT_OP(NAME)                                        \
-  static double lt_op_##NAME(lt::Call& c);                 \
+// LT_OP(name) { ... } defines the entry of an op returning nothing, LT_OP_NUM(name) { ...; return x; } of one
+// returning a number.
+#define LT_OP(NAME)                                                                                  \
+  static void lt_op_##NAME(lt::Call& c);                                                             \
+  static const lt::OpEntry lt_entry_##NAME(#NAME, [](lt::Call& c) { return lt_op_##NAME(c), 0.0; }); \
+  static void lt_op_##NAME(lt::Call& c)
+#define LT_OP_NUM(NAME)                                     \
+  static double lt_op_##NAME(lt::Call& c);                  \
   static const lt::OpEntry lt_entry_##NAME(#NAME, lt_op_##NAME); \
   static double lt_op_##NAME(lt::Call& c)

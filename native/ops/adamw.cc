@@ -12,5 +12,4 @@ LT_OP(adamw) {
   double lr = c.num("lr"), b1 = c.num("beta1"), b2 = c.num("beta2"), eps = c.num("eps"), wd = c.num("weightDecay"),
          step = c.num("step");
   if (!c.failed()) adamw(p, g, m, v, c.i("n"), lr, b1, b2, eps, wd, step);
-  return 0;
 }

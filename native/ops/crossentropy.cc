@@ -10,7 +10,7 @@
 using namespace lt;
 
 // summed loss over rows whose target is >= 0; dlogits (may be null, may alias logits) overwritten with the gradient
-LT_OP(crossEntropy) {
+LT_OP_NUM(crossEntropy) {
   long rows = c.i("rows"), V = c.i("V");
   float *logits = c.f("logits"), *dl = c.f("dlogits");
   const int32_t* tg = c.i32("targets");

@@ -10,17 +10,15 @@ using namespace lt;
 LT_OP(add) {
   float *out = c.f("out"), *a = c.f("a"), *b = c.f("b");
   if (!c.failed()) add(out, a, b, c.i("n"));
-  return 0;
 }
 
 LT_OP(scale) {
   float* x = c.f("x");
   double s = c.num("s");
   if (!c.failed()) scale(x, s, c.i("n"));
-  return 0;
 }
 
-LT_OP(sumSquares) {
+LT_OP_NUM(sumSquares) {
   float* x = c.f("x");
   return c.failed() ? 0 : sum_squares(x, c.i("n"));
 }

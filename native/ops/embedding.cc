@@ -25,11 +25,9 @@ bool tokens_in_vocab(Call& c, const char* table) {
 LT_OP(embedding) {  // out[n,:] = table[tokens[n],:]
   float *out = c.f("out"), *table = c.f("table");
   if (tokens_in_vocab(c, "table")) embedding(out, table, c.i32("tokens"), c.i("n"), c.i("dim"));
-  return 0;
 }
 
 LT_OP(embeddingBackward) {  // dtable[tokens[n],:] += dout[n,:]
   float *dtable = c.f("dtable"), *dout = c.f("dout");
   if (tokens_in_vocab(c, "dtable")) embedding_backward(dtable, dout, c.i32("tokens"), c.i("n"), c.i("dim"));
-  return 0;
 }

@@ -11,21 +11,18 @@ LT_OP(matmul) {  // out[M,N] (+)= x[M,K]·w[N,K]ᵀ
   long M = c.i("M"), K = c.i("K"), N = c.i("N");
   float *out = c.f("out"), *x = c.f("x"), *w = c.f("w");
   if (!c.failed()) sgemm(M, N, K, x, K, 1, w, 1, K, out, N, c.flag("accumulate"));
-  return 0;
 }
 
 LT_OP(matmulBackwardInput) {  // dx[M,K] (+)= dy[M,N]·w[N,K]
   long M = c.i("M"), K = c.i("K"), N = c.i("N");
   float *dx = c.f("dx"), *dy = c.f("dy"), *w = c.f("w");
   if (!c.failed()) sgemm(M, K, N, dy, N, 1, w, K, 1, dx, K, c.flag("accumulate"));
-  return 0;
 }
 
 LT_OP(matmulBackwardWeight) {  // dw[N,K] += dy[M,N]ᵀ·x[M,K]
   long M = c.i("M"), K = c.i("K"), N = c.i("N");
   float *dw = c.f("dw"), *dy = c.f("dy"), *x = c.f("x");
   if (!c.failed()) sgemm(N, K, M, dy, 1, N, x, K, 1, dw, K, true);
-  return 0;
 }
 
 // General strided product for benchmarks: C[M,N] (+)= op(A)·op(B), A [M,K] ([K,M] when transA), B [K,N] ([N,K] when
@@ -35,5 +32,4 @@ LT_OP(sgemm) {
   bool ta = c.flag("transA"), tb = c.flag("transB"), acc = c.flag("accumulate");
   float *C = c.f("C"), *A = c.f("A"), *B = c.f("B");
   if (!c.failed()) sgemm(M, N, K, A, ta ? 1 : K, ta ? M : 1, B, tb ? 1 : N, tb ? K : 1, C, N, acc);
-  return 0;
 }

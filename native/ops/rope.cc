@@ -9,14 +9,13 @@ using namespace lt;
 
 namespace {
 // rotates x in place by sign·angle
-double rotate(Call& c, double sign) {
+void rotate(Call& c, double sign) {
   float* x = c.f("x");
   const double *cos = c.f64("cos"), *sin = c.f64("sin");
   long batch = c.i("batch"), seq = c.i("seq"), nHeads = c.i("nHeads"), hd = c.i("headDim"), pos = c.i("posOffset");
   if (!c.failed()) rope(x, batch, seq, nHeads, hd, cos, sin, pos, sign);
-  return 0;
 }
 }  // namespace
 
-LT_OP(rope) { return rotate(c, 1.0); }
-LT_OP(ropeBackward) { return rotate(c, -1.0); }
+LT_OP(rope) { rotate(c, 1.0); }
+LT_OP(ropeBackward) { rotate(c, -1.0); }

@@ -10,11 +10,9 @@ using namespace lt;
 LT_OP(swiglu) {
   float *out = c.f("out"), *a = c.f("a"), *b = c.f("b");
   if (!c.failed()) swiglu(out, a, b, c.i("n"));
-  return 0;
 }
 
 LT_OP(swigluBackward) {
   float *da = c.f("da"), *db = c.f("db"), *dout = c.f("dout"), *a = c.f("a"), *b = c.f("b");
   if (!c.failed()) swiglu_backward(da, db, dout, a, b, c.i("n"));
-  return 0;
 }
