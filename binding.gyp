@@ -8,7 +8,16 @@
         "native/simd.cc",
         "native/gemm.cc",
         "native/kernels.cc",
-        "native/attention.cc"
+        "native/attention.cc",
+        "native/ops/matmul.cc",
+        "native/ops/embedding.cc",
+        "native/ops/rmsnorm.cc",
+        "native/ops/rope.cc",
+        "native/ops/attention.cc",
+        "native/ops/swiglu.cc",
+        "native/ops/elementwise.cc",
+        "native/ops/crossentropy.cc",
+        "native/ops/adamw.cc"
       ],
       "cflags_cc": ["-O3", "-std=gnu++17", "-fno-math-errno", "-fno-trapping-math", "-Wno-unused-function"],
       "ldflags": ["-pthread"],

@@ -1,446 +1,443 @@
-// Node-API bindings: typed arrays are passed to C by pointer (no copy). Every buffer is checked against the shape
-// it is used with before any kernel runs; a mismatch throws a descriptive RangeError/TypeError.
+// Node-API bindings. The kernel ops are not bound one by one: src/kernels/native.ts calls `op(name, signature)` for
+// each op of the op table (src/kernels/ops/table.ts), with the signature text of src/kernels/ops/signature.ts
+// (`encodeSignature`). `op` compiles it once and returns a function that checks every call against it — typed arrays
+// of the declared type and at least the declared length, sizes that are integers 0 ≤ n ≤ 2^40, the table's `where`
+// conditions — and only then runs the op's entry (native/ops/*.cc, `LT_OP`) with the arrays passed by pointer, no
+// copy. A mismatch throws a descriptive RangeError/TypeError; no memory outside a buffer is touched.
+// Also here: threads, setThreads, simd, simdDetected, setSimd (the pool and the SIMD path).
 #include <node_api.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
+#include <memory>
 #include <string>
+#include <vector>
 
-#include "attention.h"
-#include "gemm.h"
-#include "kernels.h"
+#include "op.h"
 #include "pool.h"
 #include "simd.h"
 
-using namespace lt;
+namespace lt {
 
 namespace {
-
 const int64_t MAX_ELEMS = int64_t(1) << 40;
+const int MAX_ARGS = 16;
+const int64_t INVALID = -1;  // an expression that divides by zero or overflows
 
-struct Args {
-  napi_env env;
-  const char* op;
-  napi_value v[16];
-  size_t n = 16;
-  bool failed = false;
+enum Kind : uint8_t { K_F, K_I32, K_F64, K_INT, K_NUM, K_BOOL };
+const char* const KIND_NAMES[] = {"f", "i32", "f64", "int", "num", "bool"};
 
-  Args(napi_env e, napi_callback_info info, const char* o) : env(e), op(o) {
-    napi_get_cb_info(env, info, &n, v, nullptr, nullptr);
-  }
-  void range_error(const std::string& msg) {
-    if (failed) return;
-    failed = true;
-    napi_throw_range_error(env, nullptr, (std::string(op) + ": " + msg).c_str());
-  }
-  void type_error(const std::string& msg) {
-    if (failed) return;
-    failed = true;
-    napi_throw_type_error(env, nullptr, (std::string(op) + ": " + msg).c_str());
-  }
-  bool present(size_t i) {
-    if (i >= n) return false;
-    napi_valuetype t;
-    napi_typeof(env, v[i], &t);
-    return t != napi_undefined && t != napi_null;
-  }
-  double num(size_t i, const char* name) {
-    if (failed) return 0;
-    double d = 0;
-    if (i >= n || napi_get_value_double(env, v[i], &d) != napi_ok) {
-      type_error(std::string(name) + " must be a number");
-      return 0;
+// postfix integer expression: a token >= 0 is a variable, OP_LIT is followed by a literal, the rest are operators
+enum : int64_t { OP_LIT = -1, OP_ADD = -2, OP_SUB = -3, OP_MUL = -4, OP_DIV = -5, OP_MOD = -6 };
+using Expr = std::vector<int64_t>;
+
+int64_t eval(const Expr& e, const int64_t* var) {
+  int64_t st[32];
+  int sp = 0;
+  for (size_t i = 0; i < e.size(); i++) {
+    int64_t t = e[i];
+    if (t >= 0) {
+      st[sp++] = var[t];
+      continue;
     }
-    return d;
-  }
-  // a non-negative integer size
-  int64_t size(size_t i, const char* name) {
-    double d = num(i, name);
-    if (failed) return 0;
-    if (!(d >= 0) || d != std::floor(d) || d > (double)MAX_ELEMS) {
-      range_error("bad size " + fmt(d) + " for " + name);
-      return 0;
+    if (t == OP_LIT) {
+      st[sp++] = e[++i];
+      continue;
     }
-    return (int64_t)d;
-  }
-  int64_t integer(size_t i, const char* name) {
-    double d = num(i, name);
-    if (failed) return 0;
-    if (d != std::floor(d) || std::fabs(d) > (double)MAX_ELEMS) {
-      range_error(std::string(name) + " must be an integer, got " + fmt(d));
-      return 0;
+    int64_t b = st[--sp], a = st[--sp], r = 0;
+    if (a == INVALID || b == INVALID) return INVALID;
+    bool bad = false;
+    switch (t) {
+      case OP_ADD: bad = __builtin_add_overflow(a, b, &r); break;
+      case OP_SUB: bad = __builtin_sub_overflow(a, b, &r); break;
+      case OP_MUL: bad = __builtin_mul_overflow(a, b, &r); break;
+      case OP_DIV: bad = b == 0; r = bad ? 0 : a / b; break;
+      default: bad = b == 0; r = bad ? 0 : a % b; break;
     }
-    return (int64_t)d;
+    if (bad) return INVALID;
+    st[sp++] = r;
   }
-  bool flag(size_t i) {
-    if (!present(i)) return false;
-    bool b = false;
-    if (napi_get_value_bool(env, v[i], &b) != napi_ok) {
-      napi_value c;
-      napi_coerce_to_bool(env, v[i], &c);
-      napi_get_value_bool(env, c, &b);
-    }
-    return b;
-  }
-  void* typed(size_t i, const char* name, napi_typedarray_type want, const char* want_name, int64_t need, int64_t* len_out) {
-    if (failed) return nullptr;
-    bool is = false;
-    if (i < n) napi_is_typedarray(env, v[i], &is);
-    if (!is) {
-      type_error(std::string(name) + " must be a " + want_name);
-      return nullptr;
-    }
-    napi_typedarray_type t;
-    size_t len;
-    void* data;
-    napi_get_typedarray_info(env, v[i], &t, &len, &data, nullptr, nullptr);
-    if (t != want) {
-      type_error(std::string(name) + " must be a " + want_name +
-                 (want == napi_float32_array ? " (the native backend computes in float32)" : ""));
-      return nullptr;
-    }
-    if (need > MAX_ELEMS || (int64_t)len < need) {
-      range_error(std::string(name) + " has " + std::to_string(len) + " elements, shape needs " + std::to_string(need));
-      return nullptr;
-    }
-    if (len_out) *len_out = (int64_t)len;
-    return data;
-  }
-  float* f32(size_t i, const char* name, int64_t need, int64_t* len = nullptr) {
-    return static_cast<float*>(typed(i, name, napi_float32_array, "Float32Array", need, len));
-  }
-  const double* f64(size_t i, const char* name, int64_t need) {
-    return static_cast<const double*>(typed(i, name, napi_float64_array, "Float64Array", need, nullptr));
-  }
-  const int32_t* i32(size_t i, const char* name, int64_t need, int64_t* len = nullptr) {
-    return static_cast<const int32_t*>(typed(i, name, napi_int32_array, "Int32Array", need, len));
-  }
-  static std::string fmt(double d) {
-    char b[64];
-    std::snprintf(b, sizeof b, "%.17g", d);
-    return b;
-  }
-  napi_value undef() {
-    napi_value u;
-    napi_get_undefined(env, &u);
-    return u;
-  }
-  napi_value number(double d) {
-    napi_value r;
-    napi_create_double(env, d, &r);
-    return r;
+  return st[0];
+}
+
+std::string fmt(double d) {
+  char b[64];
+  std::snprintf(b, sizeof b, "%.17g", d);
+  return b;
+}
+
+std::vector<std::string> split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  size_t at = 0;
+  for (size_t e; (e = s.find(sep, at)) != std::string::npos; at = e + 1) out.push_back(s.substr(at, e - at));
+  out.push_back(s.substr(at));
+  return out;
+}
+}  // namespace
+
+struct Slot {
+  Kind kind;
+  int arg;
+  std::string field, parent;  // field: a property of the object at `arg` (empty: the argument itself)
+  bool optional, nullable;
+  int v, bind;  // the int variable this scalar defines / this buffer's length binds, or -1
+  std::string name;
+  Expr len;  // required length (empty: none)
+};
+
+struct Condition {
+  Expr lhs, rhs;
+  std::string cmp;
+  std::vector<std::pair<std::string, Expr>> message;  // literal text, then an expression to quote (may be empty)
+  bool holds(const int64_t* var) const {
+    int64_t a = eval(lhs, var), b = eval(rhs, var);
+    if (a == INVALID || b == INVALID) return false;
+    return cmp == "==" ? a == b : cmp == "!=" ? a != b : cmp == "<" ? a < b : cmp == "<=" ? a <= b : cmp == ">" ? a > b : a >= b;
   }
 };
 
-// out[M,N] (+)= x[M,K]·w[N,K]ᵀ
-napi_value Matmul(napi_env env, napi_callback_info info) {
-  Args a(env, info, "matmul");
-  int64_t M = a.size(3, "M"), K = a.size(4, "K"), N = a.size(5, "N");
-  float* out = a.f32(0, "out", M * N);
-  const float* x = a.f32(1, "x", M * K);
-  const float* w = a.f32(2, "w", N * K);
-  bool acc = a.flag(6);
-  if (a.failed) return nullptr;
-  sgemm(M, N, K, x, K, 1, w, 1, K, out, N, acc);
-  return a.undef();
+struct Signature {
+  std::string op;
+  bool returns_num = false;
+  std::vector<std::string> vars;
+  std::vector<Slot> slots;
+  std::vector<Condition> where;
+  OpFn fn = nullptr;
+  int nargs = 0;
+};
+
+// ---- Call: what an op's entry reads ----
+
+static const OpEntry* g_entries = nullptr;
+
+OpEntry::OpEntry(const char* n, OpFn f) : name(n), fn(f), next(g_entries) { g_entries = this; }
+
+const OpEntry* OpEntry::find(const std::string& name) {
+  for (const OpEntry* e = g_entries; e; e = e->next)
+    if (name == e->name) return e;
+  return nullptr;
 }
 
-// dx[M,K] (+)= dy[M,N]·w[N,K]
-napi_value MatmulBackwardInput(napi_env env, napi_callback_info info) {
-  Args a(env, info, "matmulBackwardInput");
-  int64_t M = a.size(3, "M"), K = a.size(4, "K"), N = a.size(5, "N");
-  float* dx = a.f32(0, "dx", M * K);
-  const float* dy = a.f32(1, "dy", M * N);
-  const float* w = a.f32(2, "w", N * K);
-  bool acc = a.flag(6);
-  if (a.failed) return nullptr;
-  sgemm(M, K, N, dy, N, 1, w, K, 1, dx, K, acc);
-  return a.undef();
+void Call::range_error(const std::string& msg) {
+  if (failed_) return;
+  failed_ = true;
+  napi_throw_range_error((napi_env)env_, nullptr, (sig_.op + ": " + msg).c_str());
 }
 
-// dw[N,K] += dy[M,N]ᵀ·x[M,K]
-napi_value MatmulBackwardWeight(napi_env env, napi_callback_info info) {
-  Args a(env, info, "matmulBackwardWeight");
-  int64_t M = a.size(3, "M"), K = a.size(4, "K"), N = a.size(5, "N");
-  float* dw = a.f32(0, "dw", N * K);
-  const float* dy = a.f32(1, "dy", M * N);
-  const float* x = a.f32(2, "x", M * K);
-  if (a.failed) return nullptr;
-  sgemm(N, K, M, dy, 1, N, x, K, 1, dw, K, true);
-  return a.undef();
+void Call::type_error(const std::string& msg) {
+  if (failed_) return;
+  failed_ = true;
+  napi_throw_type_error((napi_env)env_, nullptr, (sig_.op + ": " + msg).c_str());
 }
 
-// General strided sgemm for benchmarks: (C, A, B, M, N, K, transA, transB, accumulate); A is [M,K] (or [K,M] when
-// transA), B is [K,N] (or [N,K] when transB), C is [M,N].
-napi_value Sgemm(napi_env env, napi_callback_info info) {
-  Args a(env, info, "sgemm");
-  int64_t M = a.size(3, "M"), N = a.size(4, "N"), K = a.size(5, "K");
-  bool ta = a.flag(6), tb = a.flag(7), acc = a.flag(8);
-  float* C = a.f32(0, "C", M * N);
-  const float* A = a.f32(1, "A", M * K);
-  const float* B = a.f32(2, "B", K * N);
-  if (a.failed) return nullptr;
-  sgemm(M, N, K, A, ta ? 1 : K, ta ? M : 1, B, tb ? 1 : N, tb ? K : 1, C, N, acc);
-  return a.undef();
+// index of the slot `name` if its kind is in `kinds` (a mask of 1 << Kind), else -1 and a TypeError: the entry and
+// the table disagree
+int Call::slot(const char* name, unsigned kinds) {
+  for (size_t s = 0; s < sig_.slots.size(); s++) {
+    const Slot& sl = sig_.slots[s];
+    if (sl.name == name && (kinds >> sl.kind & 1)) return (int)s;
+  }
+  type_error(std::string("internal: src/kernels/ops/table.ts declares no argument '") + name + "' of the kind native/ops reads");
+  return -1;
 }
 
-napi_value Embedding(napi_env env, napi_callback_info info) {
-  Args a(env, info, "embedding");
-  int64_t dim = a.size(3, "dim"), ntok = 0, tlen = 0;
-  const int32_t* tok = a.i32(2, "tokens", 0, &ntok);
-  float* out = a.f32(0, "out", ntok * dim);
-  const float* table = a.f32(1, "table", 0, &tlen);
-  if (a.failed) return nullptr;
-  int64_t vocab = dim > 0 ? tlen / dim : 0;
-  for (int64_t i = 0; i < ntok; i++)
-    if (tok[i] < 0 || tok[i] >= vocab) {
-      a.range_error("token id " + std::to_string(tok[i]) + " at position " + std::to_string(i) +
-                    " is outside the vocabulary (0.." + std::to_string(vocab - 1) + ")");
-      return nullptr;
+float* Call::f(const char* name) {
+  int s = slot(name, 1u << K_F);
+  return s < 0 ? nullptr : static_cast<float*>(ptr[s]);
+}
+const int32_t* Call::i32(const char* name) {
+  int s = slot(name, 1u << K_I32);
+  return s < 0 ? nullptr : static_cast<const int32_t*>(ptr[s]);
+}
+const double* Call::f64(const char* name) {
+  int s = slot(name, 1u << K_F64);
+  return s < 0 ? nullptr : static_cast<const double*>(ptr[s]);
+}
+long Call::len(const char* name) {
+  int s = slot(name, 1u << K_F | 1u << K_I32 | 1u << K_F64);
+  return s < 0 ? 0 : (long)length[s];
+}
+long Call::i(const char* name) {
+  for (size_t v = 0; v < sig_.vars.size(); v++)
+    if (sig_.vars[v] == name) return (long)var[v];
+  type_error(std::string("internal: the op table declares no int '") + name + "'");
+  return 0;
+}
+double Call::num(const char* name) {
+  int s = slot(name, 1u << K_NUM);
+  return s < 0 ? 0 : scalar[s];
+}
+bool Call::flag(const char* name) {
+  int s = slot(name, 1u << K_BOOL);
+  return s < 0 ? false : scalar[s] != 0;
+}
+
+namespace {
+
+// ---- compiling a signature (once per op) ----
+
+// A postfix expression of signature text; sets *err when the text is malformed.
+Expr parse_expr(const std::string& text, size_t nvars, std::string* err) {
+  Expr e;
+  int depth = 0;
+  bool ok = true;
+  for (const std::string& t : split(text, ' ')) {
+    if (t.empty()) continue;
+    const char* ops = "+-*/%";
+    const char* op = t.size() == 1 ? std::strchr(ops, t[0]) : nullptr;
+    if (op) {
+      if (!(ok = depth >= 2)) break;
+      e.push_back(OP_ADD - (op - ops));
+      depth--;
+      continue;
     }
-  embedding(out, table, tok, ntok, dim);
-  return a.undef();
+    bool var = t[0] == 'v';
+    char* end = nullptr;
+    long long x = std::strtoll(t.c_str() + var, &end, 10);
+    if (!(ok = end != t.c_str() + var && !*end && x >= 0 && (!var || (size_t)x < nvars) && depth < 32)) break;
+    if (!var) e.push_back(OP_LIT);
+    e.push_back(x);
+    depth++;
+  }
+  if (!ok || (!e.empty() && depth != 1)) *err = "bad expression '" + text + "'";
+  return e;
 }
 
-napi_value EmbeddingBackward(napi_env env, napi_callback_info info) {
-  Args a(env, info, "embeddingBackward");
-  int64_t dim = a.size(3, "dim"), ntok = 0, tlen = 0;
-  const int32_t* tok = a.i32(2, "tokens", 0, &ntok);
-  float* dtable = a.f32(0, "dtable", 0, &tlen);
-  const float* dout = a.f32(1, "dout", ntok * dim);
-  if (a.failed) return nullptr;
-  int64_t vocab = dim > 0 ? tlen / dim : 0;
-  for (int64_t i = 0; i < ntok; i++)
-    if (tok[i] < 0 || tok[i] >= vocab) {
-      a.range_error("token id " + std::to_string(tok[i]) + " is outside the vocabulary");
-      return nullptr;
+// The Signature of signature text (src/kernels/ops/signature.ts, encodeSignature); nullptr and *err when malformed.
+std::unique_ptr<Signature> compile(const std::string& name, const std::string& text, std::string* err) {
+  auto sig = std::make_unique<Signature>();
+  sig->op = name;
+  for (const std::string& line : split(text, '\n')) {
+    std::vector<std::string> f = split(line, '\t');
+    size_t nv = sig->vars.size();
+    if (f[0] == "r" && f.size() == 2) {
+      sig->returns_num = f[1] == "num";
+    } else if (f[0] == "v" && f.size() == 2) {
+      sig->vars.push_back(f[1]);
+    } else if (f[0] == "s" && f.size() == 10 && f[5].size() == 2) {
+      Slot s;
+      int k = 0;
+      while (k < 6 && f[1] != KIND_NAMES[k]) k++;
+      s.kind = (Kind)k;
+      s.arg = std::atoi(f[2].c_str());
+      s.field = f[3] == "-" ? "" : f[3];
+      s.parent = f[4] == "-" ? "" : f[4];
+      s.optional = f[5][0] == 'o';
+      s.nullable = f[5][1] == 'n';
+      s.v = std::atoi(f[6].c_str());
+      s.bind = std::atoi(f[7].c_str());
+      s.name = f[8];
+      s.len = parse_expr(f[9], nv, err);
+      if (k == 6 || s.arg < 0 || s.arg >= MAX_ARGS || s.v >= (int)nv || s.bind >= (int)nv) *err = "cannot read '" + line + "'";
+      sig->nargs = std::max(sig->nargs, s.arg + 1);
+      sig->slots.push_back(s);
+    } else if (f[0] == "w" && f.size() == 5) {
+      Condition c;
+      c.lhs = parse_expr(f[1], nv, err);
+      c.cmp = f[2];
+      c.rhs = parse_expr(f[3], nv, err);
+      const std::string& m = f[4];
+      size_t at = 0;
+      for (size_t o; (o = m.find('{', at)) != std::string::npos;) {
+        size_t e = m.find('}', o);
+        if (e == std::string::npos) e = m.size() - 1, *err = "unclosed { in '" + m + "'";
+        c.message.push_back({m.substr(at, o - at), parse_expr(m.substr(o + 1, e - o - 1), nv, err)});
+        at = e + 1;
+      }
+      c.message.push_back({m.substr(at), Expr()});
+      sig->where.push_back(c);
+    } else {
+      *err = "cannot read '" + line + "'";
     }
-  embedding_backward(dtable, dout, tok, ntok, dim);
-  return a.undef();
-}
-
-napi_value Rmsnorm(napi_env env, napi_callback_info info) {
-  Args a(env, info, "rmsnorm");
-  int64_t rows = a.size(4, "rows"), dim = a.size(5, "dim");
-  double eps = a.num(6, "eps");
-  float* out = a.f32(0, "out", rows * dim);
-  float* rstd = a.f32(1, "rstd", rows);
-  const float* x = a.f32(2, "x", rows * dim);
-  const float* w = a.f32(3, "w", dim);
-  if (a.failed) return nullptr;
-  rmsnorm(out, rstd, x, w, rows, dim, (float)eps);
-  return a.undef();
-}
-
-napi_value RmsnormBackward(napi_env env, napi_callback_info info) {
-  Args a(env, info, "rmsnormBackward");
-  int64_t rows = a.size(6, "rows"), dim = a.size(7, "dim");
-  float* dx = a.f32(0, "dx", rows * dim);
-  float* dw = a.f32(1, "dw", dim);
-  const float* dout = a.f32(2, "dout", rows * dim);
-  const float* x = a.f32(3, "x", rows * dim);
-  const float* w = a.f32(4, "w", dim);
-  const float* rstd = a.f32(5, "rstd", rows);
-  if (a.failed) return nullptr;
-  rmsnorm_backward(dx, dw, dout, x, w, rstd, rows, dim);
-  return a.undef();
-}
-
-// (x, batch, seq, nHeads, cos, sin, headDim, maxSeqLen, posOffset, sign)
-napi_value Rope(napi_env env, napi_callback_info info) {
-  Args a(env, info, "rope");
-  double sign = a.num(9, "sign");
-  if (!a.failed && sign < 0) a.op = "ropeBackward";
-  int64_t batch = a.size(1, "batch"), seq = a.size(2, "seq"), nHeads = a.size(3, "nHeads");
-  int64_t hd = a.size(6, "headDim"), maxSeq = a.size(7, "maxSeqLen"), pos = a.integer(8, "posOffset");
-  if (a.failed) return nullptr;
-  if (hd % 2 != 0) {
-    a.range_error("head dimension " + std::to_string(hd) + " must be even");
+    if (!err->empty()) return nullptr;
+  }
+  if (sig->slots.size() > (size_t)Call::MAX_SLOTS || sig->vars.size() > (size_t)Call::MAX_VARS) {
+    *err = "too many arguments";
     return nullptr;
   }
-  float* x = a.f32(0, "x", batch * seq * nHeads * hd);
-  if (a.failed) return nullptr;
-  if (pos < 0 || pos + seq > maxSeq) {
-    a.range_error("positions " + std::to_string(pos) + ".." + std::to_string(pos + seq - 1) + " exceed the rope table (" +
-                  std::to_string(maxSeq) + ")");
-    return nullptr;
-  }
-  const double* c = a.f64(4, "cos", maxSeq * (hd / 2));
-  const double* s = a.f64(5, "sin", maxSeq * (hd / 2));
-  if (a.failed) return nullptr;
-  rope(x, batch, seq, nHeads, hd, c, s, pos, sign < 0 ? -1.0 : 1.0);
-  return a.undef();
+  return sig;
 }
 
-bool attn_shape(Args& a, size_t i, int64_t* B, int64_t* T, int64_t* H, int64_t* KV, int64_t* hd) {
-  *B = a.size(i, "batch");
-  *T = a.size(i + 1, "seq");
-  *H = a.size(i + 2, "nHeads");
-  *KV = a.size(i + 3, "nKvHeads");
-  *hd = a.size(i + 4, "headDim");
-  if (a.failed) return false;
-  if (*KV == 0 || *H % *KV != 0) {
-    a.range_error("nHeads " + std::to_string(*H) + " not divisible by nKvHeads " + std::to_string(*KV));
+// ---- checking a call ----
+
+const napi_typedarray_type TA_TYPES[] = {napi_float32_array, napi_int32_array, napi_float64_array};
+const char* const TA_NAMES[] = {"Float32Array", "Int32Array", "Float64Array"};
+
+// the value of a slot: the argument itself or a property of the object argument
+bool slot_value(napi_env env, Call& c, const Slot& s, napi_value* argv, size_t argc, napi_value* out) {
+  napi_value a;
+  if (s.arg < (int)argc) a = argv[s.arg];
+  else napi_get_undefined(env, &a);
+  if (s.field.empty()) {
+    *out = a;
+    return true;
+  }
+  napi_valuetype t;
+  napi_typeof(env, a, &t);
+  if (t != napi_object || napi_get_named_property(env, a, s.field.c_str(), out) != napi_ok) {
+    c.type_error(s.parent + " must be an object");
     return false;
   }
   return true;
 }
 
-napi_value Attention(napi_env env, napi_callback_info info) {
-  Args a(env, info, "attention");
-  int64_t B, T, H, KV, hd;
-  if (!attn_shape(a, 5, &B, &T, &H, &KV, &hd)) return nullptr;
-  int64_t nq = B * T * H * hd, nk = B * T * KV * hd;
-  float* out = a.f32(0, "out", nq);
-  float* lse = a.f32(1, "lse", B * H * T);
-  const float* q = a.f32(2, "q", nq);
-  const float* k = a.f32(3, "k", nk);
-  const float* v = a.f32(4, "v", nk);
-  if (a.failed) return nullptr;
-  attention_forward(out, lse, q, k, v, B, T, H, KV, hd);
-  return a.undef();
+bool absent(napi_env env, napi_value v) {
+  napi_valuetype t;
+  napi_typeof(env, v, &t);
+  return t == napi_undefined || t == napi_null;
 }
 
-// out[n,H,hd] = attention of q[n,H,hd] (positions pos..pos+n-1) over the cache k/v[pos+n, KV, hd]
-napi_value AttentionCached(napi_env env, napi_callback_info info) {
-  Args a(env, info, "attentionCached");
-  int64_t n = a.size(4, "n"), pos = a.size(5, "pos"), H = a.size(6, "nHeads"), KV = a.size(7, "nKvHeads");
-  int64_t hd = a.size(8, "headDim");
-  if (a.failed) return nullptr;
-  if (KV == 0 || H % KV != 0) {
-    a.range_error("nHeads " + std::to_string(H) + " not divisible by nKvHeads " + std::to_string(KV));
-    return nullptr;
-  }
-  float* out = a.f32(0, "out", n * H * hd);
-  const float* q = a.f32(1, "q", n * H * hd);
-  const float* k = a.f32(2, "k", (pos + n) * KV * hd);
-  const float* v = a.f32(3, "v", (pos + n) * KV * hd);
-  if (a.failed) return nullptr;
-  attention_cached(out, q, k, v, n, pos, H, KV, hd);
-  return a.undef();
-}
-
-napi_value AttentionBackward(napi_env env, napi_callback_info info) {
-  Args a(env, info, "attentionBackward");
-  int64_t B, T, H, KV, hd;
-  if (!attn_shape(a, 9, &B, &T, &H, &KV, &hd)) return nullptr;
-  int64_t nq = B * T * H * hd, nk = B * T * KV * hd;
-  float* dq = a.f32(0, "dq", nq);
-  float* dk = a.f32(1, "dk", nk);
-  float* dv = a.f32(2, "dv", nk);
-  const float* dout = a.f32(3, "dout", nq);
-  const float* q = a.f32(4, "q", nq);
-  const float* k = a.f32(5, "k", nk);
-  const float* v = a.f32(6, "v", nk);
-  const float* out = a.f32(7, "out", nq);
-  const float* lse = a.f32(8, "lse", B * H * T);
-  if (a.failed) return nullptr;
-  attention_backward(dq, dk, dv, dout, q, k, v, out, lse, B, T, H, KV, hd);
-  return a.undef();
-}
-
-napi_value Swiglu(napi_env env, napi_callback_info info) {
-  Args a(env, info, "swiglu");
-  int64_t n = a.size(3, "n");
-  float* out = a.f32(0, "out", n);
-  const float* x = a.f32(1, "a", n);
-  const float* y = a.f32(2, "b", n);
-  if (a.failed) return nullptr;
-  swiglu(out, x, y, n);
-  return a.undef();
-}
-
-napi_value SwigluBackward(napi_env env, napi_callback_info info) {
-  Args a(env, info, "swigluBackward");
-  int64_t n = a.size(5, "n");
-  float* da = a.f32(0, "da", n);
-  float* db = a.f32(1, "db", n);
-  const float* dout = a.f32(2, "dout", n);
-  const float* x = a.f32(3, "a", n);
-  const float* y = a.f32(4, "b", n);
-  if (a.failed) return nullptr;
-  swiglu_backward(da, db, dout, x, y, n);
-  return a.undef();
-}
-
-napi_value Add(napi_env env, napi_callback_info info) {
-  Args a(env, info, "add");
-  int64_t n = a.size(3, "n");
-  float* out = a.f32(0, "out", n);
-  const float* x = a.f32(1, "a", n);
-  const float* y = a.f32(2, "b", n);
-  if (a.failed) return nullptr;
-  add(out, x, y, n);
-  return a.undef();
-}
-
-// (logits, targets, rows, V, dlogits|null, gradScale) -> summed loss
-napi_value CrossEntropy(napi_env env, napi_callback_info info) {
-  Args a(env, info, "crossEntropy");
-  int64_t rows = a.size(2, "rows"), V = a.size(3, "V");
-  double gs = a.num(5, "gradScale");
-  const float* logits = a.f32(0, "logits", rows * V);
-  const int32_t* tg = a.i32(1, "targets", rows);
-  float* dl = a.present(4) ? a.f32(4, "dlogits", rows * V) : nullptr;
-  if (a.failed) return nullptr;
-  for (int64_t r = 0; r < rows; r++)
-    if (tg[r] >= V) {
-      a.range_error("target " + std::to_string(tg[r]) + " at row " + std::to_string(r) + " is outside the vocabulary (" +
-                    std::to_string(V) + ")");
-      return nullptr;
+bool read_scalar(napi_env env, Call& c, const Slot& s, int i, napi_value v) {
+  if (s.kind == K_BOOL) {
+    bool b = false;
+    if (!absent(env, v) && napi_get_value_bool(env, v, &b) != napi_ok) {
+      napi_value coerced;
+      napi_coerce_to_bool(env, v, &coerced);
+      napi_get_value_bool(env, coerced, &b);
     }
-  return a.number(cross_entropy(logits, tg, rows, V, dl, (float)gs));
-}
-
-// (p, g, m, v, n, lr, beta1, beta2, eps, weightDecay, step)
-napi_value Adamw(napi_env env, napi_callback_info info) {
-  Args a(env, info, "adamw");
-  int64_t n = a.size(4, "n");
-  double lr = a.num(5, "lr"), b1 = a.num(6, "beta1"), b2 = a.num(7, "beta2"), eps = a.num(8, "eps"),
-         wd = a.num(9, "weightDecay"), step = a.num(10, "step");
-  float* p = a.f32(0, "p", n);
-  const float* g = a.f32(1, "g", n);
-  float* m = a.f32(2, "m", n);
-  float* v = a.f32(3, "v", n);
-  if (a.failed) return nullptr;
-  adamw(p, g, m, v, n, lr, b1, b2, eps, wd, step);
-  return a.undef();
-}
-
-napi_value SumSquares(napi_env env, napi_callback_info info) {
-  Args a(env, info, "sumSquares");
-  int64_t n = a.size(1, "n");
-  const float* x = a.f32(0, "x", n);
-  if (a.failed) return nullptr;
-  return a.number(sum_squares(x, n));
-}
-
-napi_value Scale(napi_env env, napi_callback_info info) {
-  Args a(env, info, "scale");
-  double s = a.num(1, "s");
-  int64_t n = a.size(2, "n");
-  float* x = a.f32(0, "x", n);
-  if (a.failed) return nullptr;
-  scale(x, s, n);
-  return a.undef();
-}
-
-napi_value Threads(napi_env env, napi_callback_info info) {
-  Args a(env, info, "threads");
-  return a.number(pool_threads());
-}
-
-napi_value SetThreads(napi_env env, napi_callback_info info) {
-  Args a(env, info, "setThreads");
-  int64_t n = a.integer(0, "threads");
-  if (a.failed) return nullptr;
-  if (n > 1024) {
-    a.range_error("at most 1024 threads");
-    return nullptr;
+    c.scalar[i] = b;
+    return true;
   }
-  pool_set_threads((int)n);
-  return a.number(pool_threads());
+  if (s.optional && absent(env, v)) return true;  // 0
+  double d = 0;
+  if (napi_get_value_double(env, v, &d) != napi_ok) {
+    c.type_error(s.name + " must be a number");
+    return false;
+  }
+  c.scalar[i] = d;
+  if (s.kind == K_INT) {
+    if (!(d >= 0) || d != std::floor(d) || d > (double)MAX_ELEMS) {
+      c.range_error("bad size " + fmt(d) + " for " + s.name);
+      return false;
+    }
+    c.var[s.v] = (int64_t)d;
+  }
+  return true;
+}
+
+bool read_buffer(napi_env env, Call& c, const Slot& s, int i, napi_value v) {
+  if (s.nullable && absent(env, v)) return true;  // nullptr
+  const char* want = TA_NAMES[s.kind];
+  bool is = false;
+  napi_is_typedarray(env, v, &is);
+  if (!is) {
+    c.type_error(s.name + " must be a " + want);
+    return false;
+  }
+  napi_typedarray_type t;
+  size_t len;
+  void* data;
+  napi_get_typedarray_info(env, v, &t, &len, &data, nullptr, nullptr);
+  if (t != TA_TYPES[s.kind]) {
+    c.type_error(s.name + " must be a " + want + (s.kind == K_F ? " (the native backend computes in float32)" : ""));
+    return false;
+  }
+  c.ptr[i] = data;
+  c.length[i] = (int64_t)len;
+  if (s.bind >= 0) c.var[s.bind] = (int64_t)len;
+  if (s.len.empty()) return true;
+  int64_t need = eval(s.len, c.var);
+  if (need == INVALID || need > MAX_ELEMS) {
+    c.range_error("bad size for " + s.name);
+    return false;
+  }
+  if ((int64_t)len < need) {
+    c.range_error(s.name + " has " + std::to_string(len) + " elements, shape needs " + std::to_string(need));
+    return false;
+  }
+  return true;
+}
+
+// scalars, then buffers that bind a length, then the conditions, then the other buffers (as checkCall in signature.ts)
+bool check(napi_env env, Call& c, const Signature& sig, napi_value* argv, size_t argc) {
+  const size_t n = sig.slots.size();
+  napi_value v;
+  for (size_t i = 0; i < n; i++) {
+    const Slot& s = sig.slots[i];
+    if (s.kind >= K_INT && !(slot_value(env, c, s, argv, argc, &v) && read_scalar(env, c, s, (int)i, v))) return false;
+  }
+  for (size_t i = 0; i < n; i++) {
+    const Slot& s = sig.slots[i];
+    if (s.kind < K_INT && s.bind >= 0 && !(slot_value(env, c, s, argv, argc, &v) && read_buffer(env, c, s, (int)i, v))) return false;
+  }
+  for (const Condition& w : sig.where) {
+    if (w.holds(c.var)) continue;
+    std::string msg;
+    for (const auto& p : w.message) {
+      msg += p.first;
+      if (!p.second.empty()) msg += std::to_string(eval(p.second, c.var));
+    }
+    c.range_error(msg);
+    return false;
+  }
+  for (size_t i = 0; i < n; i++) {
+    const Slot& s = sig.slots[i];
+    if (s.kind < K_INT && s.bind < 0 && !(slot_value(env, c, s, argv, argc, &v) && read_buffer(env, c, s, (int)i, v))) return false;
+  }
+  return true;
+}
+
+napi_value call_op(napi_env env, napi_callback_info info) {
+  napi_value argv[MAX_ARGS];
+  size_t argc = MAX_ARGS;
+  void* data;
+  napi_get_cb_info(env, info, &argc, argv, nullptr, &data);
+  const Signature& sig = *static_cast<const Signature*>(data);
+  Call c(env, sig);
+  if (!check(env, c, sig, argv, argc)) return nullptr;
+  double r = sig.fn(c);
+  if (c.failed()) return nullptr;
+  napi_value out;
+  if (sig.returns_num) napi_create_double(env, r, &out);
+  else napi_get_undefined(env, &out);
+  return out;
+}
+
+napi_value throw_error(napi_env env, const std::string& msg, bool range = false) {
+  if (range) napi_throw_range_error(env, nullptr, msg.c_str());
+  else napi_throw_type_error(env, nullptr, msg.c_str());
+  return nullptr;
+}
+
+std::string string_arg(napi_env env, napi_value v, bool* ok) {
+  size_t len = 0;
+  *ok = napi_get_value_string_utf8(env, v, nullptr, 0, &len) == napi_ok;
+  if (!*ok) return "";
+  std::string s(len, '\0');
+  napi_get_value_string_utf8(env, v, &s[0], len + 1, &len);
+  return s;
+}
+
+// op(name, signature) -> the checked function of the op's entry
+napi_value BindOp(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  size_t argc = 2;
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  bool ok1 = false, ok2 = false;
+  std::string name = argc > 0 ? string_arg(env, argv[0], &ok1) : "";
+  std::string text = argc > 1 ? string_arg(env, argv[1], &ok2) : "";
+  if (!ok1 || !ok2) return throw_error(env, "op: expects (name, signature) strings");
+  const OpEntry* e = OpEntry::find(name);
+  if (!e) return throw_error(env, "op: the addon has no op '" + name + "' (rebuild it: npm run build:native)", true);
+  std::string err;
+  std::unique_ptr<Signature> sig = compile(name, text, &err);
+  if (!sig) return throw_error(env, "op: " + name + ": " + err, true);
+  sig->fn = e->fn;
+  napi_value fn;
+  napi_create_function(env, name.c_str(), name.size(), call_op, sig.get(), &fn);
+  napi_add_finalizer(env, fn, sig.get(), [](napi_env, void* p, void*) { delete static_cast<Signature*>(p); }, nullptr, nullptr);
+  sig.release();
+  return fn;
+}
+
+napi_value number(napi_env env, double d) {
+  napi_value r;
+  napi_create_double(env, d, &r);
+  return r;
 }
 
 napi_value str(napi_env env, const char* s) {
@@ -449,41 +446,48 @@ napi_value str(napi_env env, const char* s) {
   return r;
 }
 
+napi_value Threads(napi_env env, napi_callback_info) { return number(env, pool_threads()); }
+
+// setThreads(n): n <= 0 restores the default; returns the new size
+napi_value SetThreads(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  size_t argc = 1;
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  double d = 0;
+  if (argc < 1 || napi_get_value_double(env, argv[0], &d) != napi_ok) return throw_error(env, "setThreads: threads must be a number");
+  if (d != std::floor(d) || std::fabs(d) > (double)MAX_ELEMS)
+    return throw_error(env, "setThreads: threads must be an integer, got " + fmt(d), true);
+  if (d > 1024) return throw_error(env, "setThreads: at most 1024 threads", true);
+  pool_set_threads((int)d);
+  return number(env, pool_threads());
+}
+
 napi_value Simd(napi_env env, napi_callback_info) { return str(env, simd_name(simd_level())); }
 napi_value SimdDetected(napi_env env, napi_callback_info) { return str(env, simd_name(simd_detect())); }
 
 // setSimd('generic' | 'avx2' | 'avx512' | 'default') -> level now in use (clamped to the CPU)
 napi_value SetSimd(napi_env env, napi_callback_info info) {
-  Args a(env, info, "setSimd");
-  char buf[32] = {0};
-  size_t len = 0;
-  if (a.n < 1 || napi_get_value_string_utf8(env, a.v[0], buf, sizeof buf, &len) != napi_ok) {
-    a.type_error("expects a string");
-    return nullptr;
-  }
-  std::string s(buf);
+  napi_value argv[1];
+  size_t argc = 1;
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  bool ok = false;
+  std::string s = argc > 0 ? string_arg(env, argv[0], &ok) : "";
+  if (!ok) return throw_error(env, "setSimd: expects a string");
   int lvl = s == "generic" ? SIMD_GENERIC : s == "avx2" ? SIMD_AVX2 : s == "avx512" ? SIMD_AVX512 : s == "default" ? -1 : -2;
-  if (lvl == -2) {
-    a.range_error("unknown level '" + s + "' (generic, avx2, avx512, default)");
-    return nullptr;
-  }
+  if (lvl == -2) return throw_error(env, "setSimd: unknown level '" + s + "' (generic, avx2, avx512, default)", true);
   return str(env, simd_name(simd_set(lvl)));
 }
 
 }  // namespace
+}  // namespace lt
 
 NAPI_MODULE_INIT() {
   struct Fn {
     const char* name;
     napi_callback cb;
   } fns[] = {
-      {"matmul", Matmul}, {"matmulBackwardInput", MatmulBackwardInput}, {"matmulBackwardWeight", MatmulBackwardWeight},
-      {"sgemm", Sgemm}, {"embedding", Embedding}, {"embeddingBackward", EmbeddingBackward}, {"rmsnorm", Rmsnorm},
-      {"rmsnormBackward", RmsnormBackward}, {"rope", Rope}, {"attention", Attention}, {"attentionCached", AttentionCached},
-      {"attentionBackward", AttentionBackward}, {"swiglu", Swiglu}, {"swigluBackward", SwigluBackward}, {"add", Add},
-      {"crossEntropy", CrossEntropy}, {"adamw", Adamw}, {"sumSquares", SumSquares}, {"scale", Scale},
-      {"threads", Threads}, {"setThreads", SetThreads}, {"simd", Simd}, {"simdDetected", SimdDetected},
-      {"setSimd", SetSimd},
+      {"op", lt::BindOp}, {"threads", lt::Threads}, {"setThreads", lt::SetThreads},
+      {"simd", lt::Simd}, {"simdDetected", lt::SimdDetected}, {"setSimd", lt::SetSimd},
   };
   for (const Fn& f : fns) {
     napi_value fn;

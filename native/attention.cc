@@ -101,6 +101,17 @@ float* buf(std::vector<float>& v, size_t n) {
   return v.data();
 }
 
+// The query tile a task of a (batch, head, query tile) loop owns; late tiles (the most work under the causal mask)
+// go to the first tasks.
+struct QueryTile {
+  long b, h, kvh, i0, ni;
+};
+QueryTile query_tile(long task, long ntiles, long T, long H, long rep) {
+  long it = ntiles - 1 - task % ntiles;
+  long bh = task / ntiles, h = bh % H, i0 = it * BR;
+  return {bh / H, h, h / rep, i0, i0 + BR < T ? BR : T - i0};
+}
+
 }  // namespace
 
 // Tile products run through the SGEMM micro-kernels on the task's own thread (sgemm_serial):
@@ -112,9 +123,8 @@ void attention_forward(float* out, float* lse, const float* q, const float* k, c
   const float scale = (float)(1.0 / std::sqrt((double)hd));
   // largest tiles first: the causal triangle makes late query tiles the most expensive
   parallel_for(B * H * ntiles, [&](long task) {
-    long it = ntiles - 1 - task % ntiles;
-    long bh = task / ntiles, b = bh / H, h = bh % H, kvh = h / rep;
-    long i0 = it * BR, ni = i0 + BR < T ? BR : T - i0;
+    QueryTile tile = query_tile(task, ntiles, T, H, rep);
+    const long b = tile.b, h = tile.h, kvh = tile.kvh, i0 = tile.i0, ni = tile.ni;
     float* S = buf(tl.a, (size_t)BR * BC);
     float* O = buf(tl.b, (size_t)BR * hd);
     float* ml = buf(tl.c, 2 * BR);
@@ -185,9 +195,8 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
   // pass 2: dQ; a task owns (b, head, query tile); late query tiles are the largest, so they go first
   const long qtiles = (T + BR - 1) / BR;
   parallel_for(B * H * qtiles, [&](long task) {
-    long it = qtiles - 1 - task % qtiles;
-    long bh = task / qtiles, b = bh / H, h = bh % H, kvh = h / rep;
-    long i0 = it * BR, ni = i0 + BR < T ? BR : T - i0;
+    QueryTile tile = query_tile(task, qtiles, T, H, rep);
+    const long b = tile.b, h = tile.h, kvh = tile.kvh, i0 = tile.i0, ni = tile.ni;
     float* S = buf(tl.a, (size_t)BR * BC);
     float* dP = buf(tl.b, (size_t)BR * BC);
     float* dQ = buf(tl.c, (size_t)BR * hd);

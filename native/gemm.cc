@@ -60,6 +60,19 @@ void ukr_generic(long kc, const float* A, long lda, const float* B, long ldb, fl
 }
 
 #if LT_X86
+// The micro-kernels' epilogue: C rows i < MR (+)= the accumulators c[i][0..1], two vectors of VL floats a row (a
+// macro: each copy is compiled under its micro-kernel's target attribute).
+#define LT_UKR_STORE(MR, VL, ADD, LOAD, STORE)               \
+  for (int i = 0; i < MR; i++) {                             \
+    float* p = C + i * ldc;                                  \
+    if (acc) {                                               \
+      c[i][0] = ADD(c[i][0], LOAD(p));                       \
+      c[i][1] = ADD(c[i][1], LOAD(p + VL));                  \
+    }                                                        \
+    STORE(p, c[i][0]);                                       \
+    STORE(p + VL, c[i][1]);                                  \
+  }
+
 // AVX2/FMA 6x16: 12 accumulators, 2 B vectors, 1 broadcast.
 template <bool DA, bool DB>
 LT_TARGET_AVX2 void ukr_avx2(long kc, const float* A, long lda, const float* B, long ldb, float* C, long ldc, bool acc) {
@@ -84,15 +97,7 @@ LT_TARGET_AVX2 void ukr_avx2(long kc, const float* A, long lda, const float* B, 
     }
   }
 #pragma GCC unroll 6
-  for (int i = 0; i < 6; i++) {
-    float* p = C + i * ldc;
-    if (acc) {
-      c[i][0] = _mm256_add_ps(c[i][0], _mm256_loadu_ps(p));
-      c[i][1] = _mm256_add_ps(c[i][1], _mm256_loadu_ps(p + 8));
-    }
-    _mm256_storeu_ps(p, c[i][0]);
-    _mm256_storeu_ps(p + 8, c[i][1]);
-  }
+  LT_UKR_STORE(6, 8, _mm256_add_ps, _mm256_loadu_ps, _mm256_storeu_ps)
 }
 
 // AVX-512 MRx32 (MR = 8: 16 accumulators; MR = 12: 24 of the 32 zmm registers): 2 B vectors per k, A broadcast
@@ -124,15 +129,7 @@ LT_TARGET_AVX512 void ukr_avx512(long kc, const float* A, long lda, const float*
     }
   }
 #pragma GCC unroll 16
-  for (int i = 0; i < MR_; i++) {
-    float* p = C + i * ldc;
-    if (acc) {
-      c[i][0] = _mm512_add_ps(c[i][0], _mm512_loadu_ps(p));
-      c[i][1] = _mm512_add_ps(c[i][1], _mm512_loadu_ps(p + 16));
-    }
-    _mm512_storeu_ps(p, c[i][0]);
-    _mm512_storeu_ps(p + 16, c[i][1]);
-  }
+  LT_UKR_STORE(MR_, 16, _mm512_add_ps, _mm512_loadu_ps, _mm512_storeu_ps)
 }
 #ifndef LT_AVX512_MR
 #define LT_AVX512_MR 12
@@ -544,87 +541,78 @@ LT_TARGET_AVX2 inline __m256 hsum8_avx2(const __m256* v) {
   return _mm256_add_ps(_mm256_permute2f128_ps(s0123, s4567, 0x20), _mm256_permute2f128_ps(s0123, s4567, 0x31));
 }
 
+// c[m][r] = Σ_k x[m][k]·w[r][k] for MM rows of x and the 8 W rows: VL lanes a step, then one masked step over the
+// K % VL remaining lanes (lanes past K read nothing). The accumulation of both SIMD GEMV blocks, a macro for the same
+// reason as LT_GEMV_ROWS: V the vector type, ZERO/LOAD/FMA its ISA's operations, MASK(k, K) the tail's lane mask and
+// MLOAD(p) the load under that `mask`.
+#define LT_GEMV_STEP(V, LOAD, FMA)                                    \
+  {                                                                   \
+    V xv[MM];                                                         \
+    for (int m = 0; m < MM; m++) xv[m] = LOAD(x + m * lda + k);       \
+    _Pragma("GCC unroll 8") for (int r = 0; r < 8; r++) {             \
+      V wv = LOAD(w[r] + k);                                          \
+      for (int m = 0; m < MM; m++) c[m][r] = FMA(xv[m], wv, c[m][r]); \
+    }                                                                 \
+  }
+#define LT_GEMV_ACCUMULATE(V, VL, ZERO, LOAD, FMA, MASK, MLOAD)                                        \
+  V c[MM][8];                                                                                          \
+  _Pragma("GCC unroll 8") for (int r = 0; r < 8; r++) for (int m = 0; m < MM; m++) c[m][r] = ZERO(); \
+  long k = 0;                                                                                          \
+  for (; k + VL <= K; k += VL) LT_GEMV_STEP(V, LOAD, FMA)                                              \
+  if (k < K) {                                                                                         \
+    auto mask = MASK(k, K);                                                                           \
+    LT_GEMV_STEP(V, MLOAD, FMA)                                                                        \
+  }
+
+LT_TARGET_AVX2 inline __m256i tail_mask_avx2(long k, long K) {
+  alignas(32) int mk[8];
+  for (int t = 0; t < 8; t++) mk[t] = k + t < K ? -1 : 0;
+  return _mm256_load_si256((const __m256i*)mk);
+}
+#define LT_MASKLOAD_AVX2(p) _mm256_maskload_ps(p, mask)
+
 template <int MM>
 LT_TARGET_AVX2 inline void gemv_block_avx2(long K, const float* const* w, const float* x, long lda, __m256* out) {
-  __m256 c[MM][8];
-#pragma GCC unroll 8
-  for (int r = 0; r < 8; r++)
-    for (int m = 0; m < MM; m++) c[m][r] = _mm256_setzero_ps();
-  long k = 0;
-  for (; k + 8 <= K; k += 8) {
-    __m256 xv[MM];
-    for (int m = 0; m < MM; m++) xv[m] = _mm256_loadu_ps(x + m * lda + k);
-#pragma GCC unroll 8
-    for (int r = 0; r < 8; r++) {
-      __m256 wv = _mm256_loadu_ps(w[r] + k);
-      for (int m = 0; m < MM; m++) c[m][r] = _mm256_fmadd_ps(xv[m], wv, c[m][r]);
-    }
-  }
-  if (k < K) {
-    alignas(32) int mk[8];
-    for (int t = 0; t < 8; t++) mk[t] = k + t < K ? -1 : 0;
-    __m256i mask = _mm256_load_si256((const __m256i*)mk);
-    __m256 xv[MM];
-    for (int m = 0; m < MM; m++) xv[m] = _mm256_maskload_ps(x + m * lda + k, mask);
-#pragma GCC unroll 8
-    for (int r = 0; r < 8; r++) {
-      __m256 wv = _mm256_maskload_ps(w[r] + k, mask);
-      for (int m = 0; m < MM; m++) c[m][r] = _mm256_fmadd_ps(xv[m], wv, c[m][r]);
-    }
-  }
+  LT_GEMV_ACCUMULATE(__m256, 8, _mm256_setzero_ps, _mm256_loadu_ps, _mm256_fmadd_ps, tail_mask_avx2, LT_MASKLOAD_AVX2)
   for (int m = 0; m < MM; m++) out[m] = hsum8_avx2(c[m]);
 }
 
-LT_TARGET_AVX2 void gemv_rows_avx2(const GemvJob& g, long j0, long j1) {
-  for (long j = j0; j < j1; j += 8) {
-    const float* w[8];
-    for (int r = 0; r < 8; r++) w[r] = g.W + std::min(j + r, g.N - 1) * g.ldw;
-    long n = std::min<long>(8, g.N - j);
-    for (long i = 0; i < g.M; i += 2) {
-      __m256 s[2];
-      int mm = g.M - i >= 2 ? 2 : 1;
-      if (mm == 2) gemv_block_avx2<2>(g.K, w, g.A + i * g.lda, g.lda, s);
-      else gemv_block_avx2<1>(g.K, w, g.A + i * g.lda, g.lda, s);
-      for (int m = 0; m < mm; m++) {
-        float* c = g.C + (i + m) * g.ldc + j;
-        if (n == 8) {
-          _mm256_storeu_ps(c, g.accumulate ? _mm256_add_ps(s[m], _mm256_loadu_ps(c)) : s[m]);
-        } else {
-          alignas(32) float r[8];
-          _mm256_store_ps(r, s[m]);
-          gemv_store8(r, c, n, g.accumulate);
-        }
-      }
-    }
+// The row loop of the SIMD GEMV paths, defined once for each ISA's block kernel (a macro because each copy needs its
+// ISA's target attribute to inline BLOCK): 8 W rows at a time (the last block clamped to row N-1, its extra sums
+// dropped), x rows in pairs, each block's 8 sums stored into C (only the first n at the end of a row).
+#define LT_GEMV_ROWS(NAME, TARGET, BLOCK)                                                       \
+  TARGET void NAME(const GemvJob& g, long j0, long j1) {                                        \
+    for (long j = j0; j < j1; j += 8) {                                                         \
+      const float* w[8];                                                                        \
+      for (int r = 0; r < 8; r++) w[r] = g.W + std::min(j + r, g.N - 1) * g.ldw;                \
+      long n = std::min<long>(8, g.N - j);                                                      \
+      for (long i = 0; i < g.M; i += 2) {                                                       \
+        __m256 s[2];                                                                            \
+        int mm = g.M - i >= 2 ? 2 : 1;                                                          \
+        if (mm == 2) BLOCK<2>(g.K, w, g.A + i * g.lda, g.lda, s);                               \
+        else BLOCK<1>(g.K, w, g.A + i * g.lda, g.lda, s);                                       \
+        for (int m = 0; m < mm; m++) {                                                          \
+          float* c = g.C + (i + m) * g.ldc + j;                                                 \
+          if (n == 8) {                                                                         \
+            _mm256_storeu_ps(c, g.accumulate ? _mm256_add_ps(s[m], _mm256_loadu_ps(c)) : s[m]); \
+          } else {                                                                              \
+            alignas(32) float r[8];                                                             \
+            _mm256_store_ps(r, s[m]);                                                           \
+            gemv_store8(r, c, n, g.accumulate);                                                 \
+          }                                                                                     \
+        }                                                                                       \
+      }                                                                                         \
+    }                                                                                           \
   }
-}
+
+LT_GEMV_ROWS(gemv_rows_avx2, LT_TARGET_AVX2, gemv_block_avx2)
+
+#define LT_TAIL_MASK_AVX512(k, K) (__mmask16)((1u << ((K) - (k))) - 1)
+#define LT_MASKLOAD_AVX512(p) _mm512_maskz_loadu_ps(mask, p)
 
 template <int MM>
 LT_TARGET_AVX512 inline void gemv_block_avx512(long K, const float* const* w, const float* x, long lda, __m256* out) {
-  __m512 c[MM][8];
-#pragma GCC unroll 8
-  for (int r = 0; r < 8; r++)
-    for (int m = 0; m < MM; m++) c[m][r] = _mm512_setzero_ps();
-  long k = 0;
-  for (; k + 16 <= K; k += 16) {
-    __m512 xv[MM];
-    for (int m = 0; m < MM; m++) xv[m] = _mm512_loadu_ps(x + m * lda + k);
-#pragma GCC unroll 8
-    for (int r = 0; r < 8; r++) {
-      __m512 wv = _mm512_loadu_ps(w[r] + k);
-      for (int m = 0; m < MM; m++) c[m][r] = _mm512_fmadd_ps(xv[m], wv, c[m][r]);
-    }
-  }
-  if (k < K) {  // masked tail: lanes past K read nothing
-    __mmask16 mask = (__mmask16)((1u << (K - k)) - 1);
-    __m512 xv[MM];
-    for (int m = 0; m < MM; m++) xv[m] = _mm512_maskz_loadu_ps(mask, x + m * lda + k);
-#pragma GCC unroll 8
-    for (int r = 0; r < 8; r++) {
-      __m512 wv = _mm512_maskz_loadu_ps(mask, w[r] + k);
-      for (int m = 0; m < MM; m++) c[m][r] = _mm512_fmadd_ps(xv[m], wv, c[m][r]);
-    }
-  }
+  LT_GEMV_ACCUMULATE(__m512, 16, _mm512_setzero_ps, _mm512_loadu_ps, _mm512_fmadd_ps, LT_TAIL_MASK_AVX512, LT_MASKLOAD_AVX512)
   for (int m = 0; m < MM; m++) {
     __m256 h[8];
 #pragma GCC unroll 8
@@ -633,29 +621,7 @@ LT_TARGET_AVX512 inline void gemv_block_avx512(long K, const float* const* w, co
   }
 }
 
-LT_TARGET_AVX512 void gemv_rows_avx512(const GemvJob& g, long j0, long j1) {
-  for (long j = j0; j < j1; j += 8) {
-    const float* w[8];
-    for (int r = 0; r < 8; r++) w[r] = g.W + std::min(j + r, g.N - 1) * g.ldw;
-    long n = std::min<long>(8, g.N - j);
-    for (long i = 0; i < g.M; i += 2) {
-      __m256 s[2];
-      int mm = g.M - i >= 2 ? 2 : 1;
-      if (mm == 2) gemv_block_avx512<2>(g.K, w, g.A + i * g.lda, g.lda, s);
-      else gemv_block_avx512<1>(g.K, w, g.A + i * g.lda, g.lda, s);
-      for (int m = 0; m < mm; m++) {
-        float* c = g.C + (i + m) * g.ldc + j;
-        if (n == 8) {
-          _mm256_storeu_ps(c, g.accumulate ? _mm256_add_ps(s[m], _mm256_loadu_ps(c)) : s[m]);
-        } else {
-          alignas(32) float r[8];
-          _mm256_store_ps(r, s[m]);
-          gemv_store8(r, c, n, g.accumulate);
-        }
-      }
-    }
-  }
-}
+LT_GEMV_ROWS(gemv_rows_avx512, LT_TARGET_AVX512, gemv_block_avx512)
 #endif
 
 void gemv_task(void* ctx, long t) {
@@ -684,16 +650,19 @@ void gemv_xwt(long M, long N, long K, const float* A, long lda, const float* W, 
   ntasks = (N + g.rows_per_task - 1) / g.rows_per_task;
   parallel_for(ntasks, gemv_task, &g);
 }
+// Products with no rows, no columns or K = 0 (C = 0, or unchanged when accumulating); true when it was one.
+bool empty_product(long M, long N, long K, float* C, long ldc, bool accumulate) {
+  if (M <= 0 || N <= 0) return true;
+  if (K > 0) return false;
+  if (!accumulate)
+    for (long i = 0; i < M; i++) std::memset(C + i * ldc, 0, sizeof(float) * N);
+  return true;
+}
 }  // namespace
 
 void sgemm_serial(long M, long N, long K, const float* A, long rsa, long csa, const float* B, long rsb, long csb, float* C,
                   long ldc, bool accumulate) {
-  if (M <= 0 || N <= 0) return;
-  if (K <= 0) {
-    if (!accumulate)
-      for (long i = 0; i < M; i++) std::memset(C + i * ldc, 0, sizeof(float) * N);
-    return;
-  }
+  if (empty_product(M, N, K, C, ldc, accumulate)) return;
   const KernelDesc& kd = kernel_for_level(simd_level());
   GemmJob g{M, N, K, A, rsa, csa, B, rsb, csb, C, ldc, 1, accumulate, false, false, &kd, 0, 0, 1, kd.KC};
   g.da = csa == 1 && N <= DIRECT_MAX;
@@ -708,12 +677,7 @@ void sgemm_serial(long M, long N, long K, const float* A, long rsa, long csa, co
 
 void sgemm(long M, long N, long K, const float* A, long rsa, long csa, const float* B, long rsb, long csb, float* C,
            long ldc, bool accumulate) {
-  if (M <= 0 || N <= 0) return;
-  if (K <= 0) {
-    if (!accumulate)
-      for (long i = 0; i < M; i++) std::memset(C + i * ldc, 0, sizeof(float) * N);
-    return;
-  }
+  if (empty_product(M, N, K, C, ldc, accumulate)) return;
   // One to four rows against Wᵀ (decode): dot products over W rows read in place.
   if (M <= GEMV_MAX_M && rsb == 1 && csa == 1) {
     gemv_xwt(M, N, K, A, rsa, B, csb, C, ldc, accumulate);

@@ -9,6 +9,9 @@
  *   or accumulate (`+=`): each signature says which, because the residual stream relies on it.
  * - The element type is whatever the backend allocates: `ref` can run in float64 as the oracle.
  */
+import type { BackendOps } from './ops/table.js';
+
+export type { BackendOps };
 export type FloatArray = Float32Array | Float64Array;
 export type DType = 'f32' | 'f64';
 
@@ -38,67 +41,14 @@ export interface AdamWParams {
   step: number;
 }
 
-export interface Backend {
+/**
+ * The kernels are declared in the op table (ops/table.ts): each entry's argument list gives its method type here,
+ * its argument checks, and its ref and native bindings.
+ */
+export interface Backend extends BackendOps {
   readonly name: string;
   readonly dtype: DType;
   alloc(n: number): FloatArray;
-
-  /** out[M,N] = x[M,K]·w[N,K]ᵀ (or += when accumulate). */
-  matmul(out: FloatArray, x: FloatArray, w: FloatArray, M: number, K: number, N: number, accumulate?: boolean): void;
-  /** dx[M,K] = dy[M,N]·w[N,K] (or += when accumulate). */
-  matmulBackwardInput(dx: FloatArray, dy: FloatArray, w: FloatArray, M: number, K: number, N: number, accumulate?: boolean): void;
-  /** dw[N,K] += dy[M,N]ᵀ·x[M,K]. Always accumulates (gradient accumulation). */
-  matmulBackwardWeight(dw: FloatArray, dy: FloatArray, x: FloatArray, M: number, K: number, N: number): void;
-
-  /** out[n,:] = table[tokens[n],:]. */
-  embedding(out: FloatArray, table: FloatArray, tokens: Int32Array, dim: number): void;
-  /** dtable[tokens[n],:] += dout[n,:]. */
-  embeddingBackward(dtable: FloatArray, dout: FloatArray, tokens: Int32Array, dim: number): void;
-
-  /** out = x / rms(x) · w per row; rstd[row] saved for backward. */
-  rmsnorm(out: FloatArray, rstd: FloatArray, x: FloatArray, w: FloatArray, rows: number, dim: number, eps: number): void;
-  /** dx += ∂L/∂x, dw += ∂L/∂w. */
-  rmsnormBackward(dx: FloatArray, dw: FloatArray, dout: FloatArray, x: FloatArray, w: FloatArray, rstd: FloatArray, rows: number, dim: number): void;
-
-  /** Rotate adjacent pairs of each head in place, token t of each sequence at position posOffset + t. */
-  rope(x: FloatArray, batch: number, seq: number, nHeads: number, table: RopeTable, posOffset?: number): void;
-  /** Backward of rope: rotation by the opposite angle, in place. */
-  ropeBackward(dx: FloatArray, batch: number, seq: number, nHeads: number, table: RopeTable, posOffset?: number): void;
-
-  /** Causal attention: out[B,T,H,hd]; lse[B,H,T] (log-sum-exp of scaled scores) saved for backward. No T×T buffer. */
-  attention(out: FloatArray, lse: FloatArray, q: FloatArray, k: FloatArray, v: FloatArray, s: AttentionShape): void;
-  /**
-   * Attention of n new query rows of one sequence over its key/value cache (decode, chunked prefill): query row i
-   * sits at position pos + i and attends to cache positions 0..pos+i. q and out are [n, nHeads·headDim]; k and v
-   * hold the cache rows [≥ pos+n, nKvHeads·headDim] from position 0. Overwrites out. No backward (inference only).
-   */
-  attentionCached(out: FloatArray, q: FloatArray, k: FloatArray, v: FloatArray, n: number, pos: number, nHeads: number, nKvHeads: number, headDim: number): void;
-  /** Overwrites dq, dk, dv. */
-  attentionBackward(
-    dq: FloatArray, dk: FloatArray, dv: FloatArray, dout: FloatArray,
-    q: FloatArray, k: FloatArray, v: FloatArray, out: FloatArray, lse: FloatArray, s: AttentionShape,
-  ): void;
-
-  /** out = silu(a)·b elementwise. */
-  swiglu(out: FloatArray, a: FloatArray, b: FloatArray, n: number): void;
-  /** Overwrites da, db. */
-  swigluBackward(da: FloatArray, db: FloatArray, dout: FloatArray, a: FloatArray, b: FloatArray, n: number): void;
-
-  /** out = a + b (out may alias a). */
-  add(out: FloatArray, a: FloatArray, b: FloatArray, n: number): void;
-
-  /**
-   * Softmax cross-entropy over rows of logits[rows,V]. Returns the summed loss over rows whose target is >= 0.
-   * When dlogits is given (it may alias logits) it is overwritten with gradScale·(softmax − onehot), zero for ignored rows.
-   */
-  crossEntropy(logits: FloatArray, targets: Int32Array, rows: number, V: number, dlogits: FloatArray | null, gradScale: number): number;
-
-  /** Decoupled AdamW over n elements (PyTorch semantics). */
-  adamw(p: FloatArray, g: FloatArray, m: FloatArray, v: FloatArray, n: number, h: AdamWParams): void;
-  /** Σ x² in float64. */
-  sumSquares(x: FloatArray, n: number): number;
-  /** x *= s. */
-  scale(x: FloatArray, s: number, n: number): void;
 }
 
 /** Throws a descriptive error when a buffer is too short for the shape a kernel was given. */

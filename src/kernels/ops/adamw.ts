@@ -2,10 +2,9 @@
  * AdamW (Loshchilov & Hutter 2019) with PyTorch's semantics: decoupled decay p ← p·(1 − lr·wd), then the Adam
  * step with bias correction. Weight decay is chosen per tensor by the caller (matrices only in LLaMA).
  */
-import { need, type AdamWParams, type FloatArray } from '../backend.js';
+import type { AdamWParams, FloatArray } from '../backend.js';
 
 export function adamwRef(p: FloatArray, g: FloatArray, m: FloatArray, v: FloatArray, n: number, h: AdamWParams): void {
-  for (const [name, a] of [['p', p], ['g', g], ['m', m], ['v', v]] as const) need(name, a, n, 'adamw');
   const bc1 = 1 - Math.pow(h.beta1, h.step);
   const bc2 = 1 - Math.pow(h.beta2, h.step);
   const stepSize = h.lr / bc1;

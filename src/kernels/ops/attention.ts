@@ -3,12 +3,7 @@
  * as Meta's repeat_kv). The reference works one query row at a time: it keeps a length-T score row, never
  * the T×T matrix, and saves only each row's log-sum-exp for the backward, which recomputes the probabilities.
  */
-import { need, type AttentionShape, type FloatArray } from '../backend.js';
-
-function check(s: AttentionShape, op: string, arrays: [string, FloatArray, number][]): void {
-  if (s.nHeads % s.nKvHeads !== 0) throw new RangeError(`${op}: nHeads ${s.nHeads} not divisible by nKvHeads ${s.nKvHeads}`);
-  for (const [name, a, n] of arrays) need(name, a, n, op);
-}
+import type { AttentionShape, FloatArray } from '../backend.js';
 
 /**
  * One query row (q at offset qo) attending to key/value rows 0..last, which start at kvBase with stride kw:
@@ -44,7 +39,6 @@ export function attentionRef(out: FloatArray, lse: FloatArray, q: FloatArray, k:
   const { batch: B, seq: T, nHeads: H, nKvHeads: KV, headDim: hd } = s;
   const qw = H * hd;
   const kw = KV * hd;
-  check(s, 'attention', [['out', out, B * T * qw], ['lse', lse, B * H * T], ['q', q, B * T * qw], ['k', k, B * T * kw], ['v', v, B * T * kw]]);
   const rep = H / KV;
   const scale = 1 / Math.sqrt(hd);
   const scores = new Float64Array(T);
@@ -71,10 +65,6 @@ export function attentionBackwardRef(
   const { batch: B, seq: T, nHeads: H, nKvHeads: KV, headDim: hd } = s;
   const qw = H * hd;
   const kw = KV * hd;
-  check(s, 'attentionBackward', [
-    ['dq', dq, B * T * qw], ['dk', dk, B * T * kw], ['dv', dv, B * T * kw], ['dout', dout, B * T * qw],
-    ['q', q, B * T * qw], ['k', k, B * T * kw], ['v', v, B * T * kw], ['out', out, B * T * qw], ['lse', lse, B * H * T],
-  ]);
   const rep = H / KV;
   const scale = 1 / Math.sqrt(hd);
   dq.fill(0, 0, B * T * qw);
@@ -113,16 +103,8 @@ export function attentionBackwardRef(
 export function attentionCachedRef(
   out: FloatArray, q: FloatArray, k: FloatArray, v: FloatArray, n: number, pos: number, H: number, KV: number, hd: number,
 ): void {
-  const op = 'attentionCached';
-  for (const [name, x] of [['n', n], ['pos', pos], ['nHeads', H], ['nKvHeads', KV], ['headDim', hd]] as const) {
-    if (!Number.isInteger(x) || x < 0) throw new RangeError(`${op}: bad size ${x} for ${name}`);
-  }
-  if (KV === 0 || H % KV !== 0) throw new RangeError(`${op}: nHeads ${H} not divisible by nKvHeads ${KV}`);
   const qw = H * hd;
   const kw = KV * hd;
-  for (const [name, a, len] of [['out', out, n * qw], ['q', q, n * qw], ['k', k, (pos + n) * kw], ['v', v, (pos + n) * kw]] as const) {
-    need(name, a, len, op);
-  }
   const rep = H / KV;
   const scale = 1 / Math.sqrt(hd);
   const scores = new Float64Array(pos + n);

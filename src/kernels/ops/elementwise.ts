@@ -1,20 +1,15 @@
 /** Residual add, scaling and reductions over flat buffers. */
-import { need, type FloatArray } from '../backend.js';
+import type { FloatArray } from '../backend.js';
 
 export function addRef(out: FloatArray, a: FloatArray, b: FloatArray, n: number): void {
-  need('out', out, n, 'add');
-  need('a', a, n, 'add');
-  need('b', b, n, 'add');
   for (let i = 0; i < n; i++) out[i] = a[i] + b[i];
 }
 
 export function scaleRef(x: FloatArray, s: number, n: number): void {
-  need('x', x, n, 'scale');
   for (let i = 0; i < n; i++) x[i] *= s;
 }
 
 export function sumSquaresRef(x: FloatArray, n: number): number {
-  need('x', x, n, 'sumSquares');
   let s = 0;
   for (let i = 0; i < n; i++) s += x[i] * x[i];
   return s;

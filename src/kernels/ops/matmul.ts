@@ -1,11 +1,8 @@
 /** Linear layer products: y = x·Wᵀ and its two backward products. Reference versions, plain loops. */
-import { need, type FloatArray } from '../backend.js';
+import type { FloatArray } from '../backend.js';
 
 /** out[M,N] (+)= x[M,K]·w[N,K]ᵀ. Dot products over contiguous rows of x and w. */
 export function matmulRef(out: FloatArray, x: FloatArray, w: FloatArray, M: number, K: number, N: number, accumulate = false): void {
-  need('out', out, M * N, 'matmul');
-  need('x', x, M * K, 'matmul');
-  need('w', w, N * K, 'matmul');
   for (let i = 0; i < M; i++) {
     const xo = i * K;
     for (let j = 0; j < N; j++) {
@@ -25,35 +22,29 @@ export function matmulRef(out: FloatArray, x: FloatArray, w: FloatArray, M: numb
   }
 }
 
-/** dx[M,K] (+)= dy[M,N]·w[N,K]. */
-export function matmulBackwardInputRef(dx: FloatArray, dy: FloatArray, w: FloatArray, M: number, K: number, N: number, accumulate = false): void {
-  need('dx', dx, M * K, 'matmulBackwardInput');
-  need('dy', dy, M * N, 'matmulBackwardInput');
-  need('w', w, N * K, 'matmulBackwardInput');
-  if (!accumulate) dx.fill(0, 0, M * K);
+/**
+ * For each nonzero dy[i,j] (i < M, j < N, in that order): dst row r += dy[i,j] · src row c, rows of length K, where
+ * (r, c) = (i, j) when dstRowIsI, else (j, i). Both backward products of x·Wᵀ are this sum of scaled rows.
+ */
+function addScaledRows(dst: FloatArray, src: FloatArray, dy: FloatArray, M: number, K: number, N: number, dstRowIsI: boolean): void {
   for (let i = 0; i < M; i++) {
-    const xo = i * K;
     for (let j = 0; j < N; j++) {
       const a = dy[i * N + j];
       if (a === 0) continue;
-      const wo = j * K;
-      for (let k = 0; k < K; k++) dx[xo + k] += a * w[wo + k];
+      const d = (dstRowIsI ? i : j) * K;
+      const s = (dstRowIsI ? j : i) * K;
+      for (let k = 0; k < K; k++) dst[d + k] += a * src[s + k];
     }
   }
 }
 
+/** dx[M,K] (+)= dy[M,N]·w[N,K]. */
+export function matmulBackwardInputRef(dx: FloatArray, dy: FloatArray, w: FloatArray, M: number, K: number, N: number, accumulate = false): void {
+  if (!accumulate) dx.fill(0, 0, M * K);
+  addScaledRows(dx, w, dy, M, K, N, true);
+}
+
 /** dw[N,K] += dy[M,N]ᵀ·x[M,K]. */
 export function matmulBackwardWeightRef(dw: FloatArray, dy: FloatArray, x: FloatArray, M: number, K: number, N: number): void {
-  need('dw', dw, N * K, 'matmulBackwardWeight');
-  need('dy', dy, M * N, 'matmulBackwardWeight');
-  need('x', x, M * K, 'matmulBackwardWeight');
-  for (let i = 0; i < M; i++) {
-    const xo = i * K;
-    for (let j = 0; j < N; j++) {
-      const a = dy[i * N + j];
-      if (a === 0) continue;
-      const wo = j * K;
-      for (let k = 0; k < K; k++) dw[wo + k] += a * x[xo + k];
-    }
-  }
+  addScaledRows(dw, x, dy, M, K, N, false);
 }

@@ -1,11 +1,7 @@
 /** RMSNorm (Zhang & Sennrich 2019), LLaMA's pre-normalisation: y = x / sqrt(mean(x²) + eps) · w. */
-import { need, type FloatArray } from '../backend.js';
+import type { FloatArray } from '../backend.js';
 
 export function rmsnormRef(out: FloatArray, rstd: FloatArray, x: FloatArray, w: FloatArray, rows: number, dim: number, eps: number): void {
-  need('out', out, rows * dim, 'rmsnorm');
-  need('x', x, rows * dim, 'rmsnorm');
-  need('rstd', rstd, rows, 'rmsnorm');
-  need('w', w, dim, 'rmsnorm');
   for (let r = 0; r < rows; r++) {
     const o = r * dim;
     let ss = 0;
@@ -22,10 +18,6 @@ export function rmsnormRef(out: FloatArray, rstd: FloatArray, x: FloatArray, w: 
 export function rmsnormBackwardRef(
   dx: FloatArray, dw: FloatArray, dout: FloatArray, x: FloatArray, w: FloatArray, rstd: FloatArray, rows: number, dim: number,
 ): void {
-  need('dx', dx, rows * dim, 'rmsnormBackward');
-  need('dout', dout, rows * dim, 'rmsnormBackward');
-  need('x', x, rows * dim, 'rmsnormBackward');
-  need('dw', dw, dim, 'rmsnormBackward');
   for (let r = 0; r < rows; r++) {
     const o = r * dim;
     const s = rstd[r];

@@ -2,16 +2,12 @@
  * Rotary position embedding (Su et al. 2021) in Meta's layout: adjacent pairs (x[2i], x[2i+1]) of each head
  * are rotated by position·θ^(-2i/headDim). The backward of a rotation is the rotation by the opposite angle.
  */
-import { need, type FloatArray, type RopeTable } from '../backend.js';
+import type { FloatArray, RopeTable } from '../backend.js';
 
-function rotate(x: FloatArray, batch: number, seq: number, nHeads: number, t: RopeTable, posOffset: number, sign: number, op: string): void {
+function rotate(x: FloatArray, batch: number, seq: number, nHeads: number, t: RopeTable, posOffset: number, sign: number): void {
   const hd = t.headDim;
   const half = hd / 2;
   const width = nHeads * hd;
-  need('x', x, batch * seq * width, op);
-  if (posOffset < 0 || posOffset + seq > t.maxSeqLen) {
-    throw new RangeError(`${op}: positions ${posOffset}..${posOffset + seq - 1} exceed the rope table (${t.maxSeqLen})`);
-  }
   for (let b = 0; b < batch; b++) {
     for (let s = 0; s < seq; s++) {
       const p = (posOffset + s) * half;
@@ -32,9 +28,9 @@ function rotate(x: FloatArray, batch: number, seq: number, nHeads: number, t: Ro
 }
 
 export function ropeRef(x: FloatArray, batch: number, seq: number, nHeads: number, t: RopeTable, posOffset = 0): void {
-  rotate(x, batch, seq, nHeads, t, posOffset, 1, 'rope');
+  rotate(x, batch, seq, nHeads, t, posOffset, 1);
 }
 
 export function ropeBackwardRef(dx: FloatArray, batch: number, seq: number, nHeads: number, t: RopeTable, posOffset = 0): void {
-  rotate(dx, batch, seq, nHeads, t, posOffset, -1, 'ropeBackward');
+  rotate(dx, batch, seq, nHeads, t, posOffset, -1);
 }

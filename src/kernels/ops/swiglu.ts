@@ -1,10 +1,7 @@
 /** SwiGLU gate (Shazeer 2020): out = silu(a)·b with silu(a) = a·σ(a). a = x·W1ᵀ, b = x·W3ᵀ. */
-import { need, type FloatArray } from '../backend.js';
+import type { FloatArray } from '../backend.js';
 
 export function swigluRef(out: FloatArray, a: FloatArray, b: FloatArray, n: number): void {
-  need('out', out, n, 'swiglu');
-  need('a', a, n, 'swiglu');
-  need('b', b, n, 'swiglu');
   for (let i = 0; i < n; i++) {
     const x = a[i];
     out[i] = (x / (1 + Math.exp(-x))) * b[i];
@@ -13,9 +10,6 @@ export function swigluRef(out: FloatArray, a: FloatArray, b: FloatArray, n: numb
 
 /** da = dout·b·σ(a)·(1 + a·(1 − σ(a))), db = dout·silu(a). Overwrites da, db. */
 export function swigluBackwardRef(da: FloatArray, db: FloatArray, dout: FloatArray, a: FloatArray, b: FloatArray, n: number): void {
-  need('da', da, n, 'swigluBackward');
-  need('db', db, n, 'swigluBackward');
-  need('dout', dout, n, 'swigluBackward');
   for (let i = 0; i < n; i++) {
     const x = a[i];
     const sig = 1 / (1 + Math.exp(-x));

@@ -1,0 +1,29 @@
+// Native ops attention, attentionBackward, attentionCached.
+// Declared in src/kernels/ops/table.ts; reference src/kernels/ops/attention.ts; kernel native/attention.cc.
+// Tests: test/native-kernels.test.ts ('attention forward and backward match ref ...', 'attentionCached ...',
+// 'attention at T=4096 ...', 'shape mismatches ...'), test/kernels-grad.test.ts ('attention is causal ...'),
+// test/native-model.test.ts (KV-cache decoding).
+#include "../attention.h"
+#include "../op.h"
+
+using namespace lt;
+
+LT_OP(attention) {
+  long B = c.i("batch"), T = c.i("seq"), H = c.i("nHeads"), KV = c.i("nKvHeads"), hd = c.i("headDim");
+  float *out = c.f("out"), *lse = c.f("lse"), *q = c.f("q"), *k = c.f("k"), *v = c.f("v");
+  if (!c.failed()) attention_forward(out, lse, q, k, v, B, T, H, KV, hd);
+}
+
+LT_OP(attentionBackward) {
+  long B = c.i("batch"), T = c.i("seq"), H = c.i("nHeads"), KV = c.i("nKvHeads"), hd = c.i("headDim");
+  float *dq = c.f("dq"), *dk = c.f("dk"), *dv = c.f("dv"), *dout = c.f("dout");
+  float *q = c.f("q"), *k = c.f("k"), *v = c.f("v"), *out = c.f("out"), *lse = c.f("lse");
+  if (!c.failed()) attention_backward(dq, dk, dv, dout, q, k, v, out, lse, B, T, H, KV, hd);
+}
+
+// out[n,H,hd] = attention of q[n,H,hd] (positions pos..pos+n-1) over the cache k/v[pos+n, KV, hd]
+LT_OP(attentionCached) {
+  long n = c.i("n"), pos = c.i("pos"), H = c.i("nHeads"), KV = c.i("nKvHeads"), hd = c.i("headDim");
+  float *out = c.f("out"), *q = c.f("q"), *k = c.f("k"), *v = c.f("v");
+  if (!c.failed()) attention_cached(out, q, k, v, n, pos, H, KV, hd);
+}

@@ -1,0 +1,23 @@
+// Native op crossEntropy.
+// Declared in src/kernels/ops/table.ts; reference src/kernels/ops/crossentropy.ts; kernel native/kernels.cc.
+// Tests: test/native-kernels.test.ts ('crossEntropy: loss, gradient ...', 'shape mismatches ...'),
+// test/kernels-grad.test.ts ('softmax cross-entropy gradient ...').
+#include <string>
+
+#include "../kernels.h"
+#include "../op.h"
+
+using namespace lt;
+
+// summed loss over rows whose target is >= 0; dlogits (may be null, may alias logits) overwritten with the gradient
+LT_OP_NUM(crossEntropy) {
+  long rows = c.i("rows"), V = c.i("V");
+  float *logits = c.f("logits"), *dl = c.f("dlogits");
+  const int32_t* tg = c.i32("targets");
+  double gs = c.num("gradScale");
+  for (long r = 0; r < rows && !c.failed(); r++)
+    if (tg[r] >= V)
+      c.range_error("target " + std::to_string(tg[r]) + " at row " + std::to_string(r) + " is outside the vocabulary (" +
+                    std::to_string(V) + ")");
+  return c.failed() ? 0 : cross_entropy(logits, tg, rows, V, dl, (float)gs);
+}

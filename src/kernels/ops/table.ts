@@ -1,0 +1,176 @@
+/**
+ * The op table: every kernel op declared once — its name, its arguments with their kinds and the lengths its
+ * buffers must have (the language: ops/signature.ts), conditions between sizes, and the TypeScript reference that
+ * implements it. From each entry follow:
+ *   - its method type in `Backend` (backend.ts: `BackendOps`),
+ *   - the ref backend's method: the reference behind the table's argument checks (ref.ts),
+ *   - the native backend's method: the addon's entry of the same name (native/ops/<file>.cc, `LT_OP(name)`), bound
+ *     by native.ts with this signature, which the addon checks every call against before its kernel runs.
+ * Adding an op: an entry here, its reference in ops/<file>.ts, its native entry in native/ops/<file>.cc, and tests.
+ */
+import type { AdamWParams, AttentionShape, FloatArray, RopeTable } from '../backend.js';
+import { STRUCTS, parseSignature, type OpSpec, type Signature } from './signature.js';
+import { matmulRef, matmulBackwardInputRef, matmulBackwardWeightRef } from './matmul.js';
+import { embeddingRef, embeddingBackwardRef } from './embedding.js';
+import { rmsnormRef, rmsnormBackwardRef } from './rmsnorm.js';
+import { ropeRef, ropeBackwardRef } from './rope.js';
+import { attentionRef, attentionBackwardRef, attentionCachedRef } from './attention.js';
+import { swigluRef, swigluBackwardRef } from './swiglu.js';
+import { addRef, scaleRef, sumSquaresRef } from './elementwise.js';
+import { crossEntropyRef } from './crossentropy.js';
+import { adamwRef } from './adamw.js';
+
+// ---- the types that follow from an argument list ----
+
+interface KindTypes {
+  f: FloatArray;
+  i32: Int32Array;
+  f64: Float64Array;
+  int: number;
+  num: number;
+  bool: boolean;
+  AttentionShape: AttentionShape;
+  RopeTable: RopeTable;
+  AdamWParams: AdamWParams;
+}
+type KindOf<S> = S extends `${string}: ${infer R}` ? (R extends `${infer K}[${string}]` ? K : R) : never;
+type ArgType<S> = S extends `${infer B} | null` ? KindTypes[KindOf<B> & keyof KindTypes] | null : KindTypes[KindOf<S> & keyof KindTypes];
+/** The parameter list an argument list declares (`name?:` arguments optional). */
+export type Params<A extends readonly string[], Acc extends unknown[] = []> =
+  A extends readonly [infer H extends string, ...infer R extends readonly string[]]
+    ? H extends `${string}?: ${string}` ? Params<R, [...Acc, ArgType<H>?]> : Params<R, [...Acc, ArgType<H>]>
+    : Acc;
+/** The function type an op declares. */
+export type OpFn<S> = S extends OpSpec & { args: infer A extends readonly string[] }
+  ? (...args: Params<A>) => S['returns'] extends 'num' ? number : void
+  : never;
+
+// every field named in STRUCTS is a field of the interface it describes
+STRUCTS satisfies {
+  AttentionShape: readonly `${keyof AttentionShape}: ${string}`[];
+  RopeTable: readonly `${keyof RopeTable}: ${string}`[];
+  AdamWParams: readonly `${keyof AdamWParams}: ${string}`[];
+};
+
+interface Decl<A extends readonly string[], R extends 'void' | 'num'> extends OpSpec {
+  args: A;
+  returns: R;
+}
+
+/** An op returning nothing; `ref` must have the declared type. */
+function op<const A extends readonly string[]>(
+  args: A, ref: NoInfer<(...a: Params<A>) => void>, where: readonly (readonly [string, string])[] = [],
+): Decl<A, 'void'> & { ref: (...a: Params<A>) => void } {
+  return { args, returns: 'void', where, ref };
+}
+
+/** An op returning a number. */
+function fn<const A extends readonly string[]>(args: A, ref: NoInfer<(...a: Params<A>) => number>): Decl<A, 'num'> & { ref: (...a: Params<A>) => number } {
+  return { args, returns: 'num', where: [], ref };
+}
+
+const GQA = ['nHeads % nKvHeads == 0', 'nHeads {nHeads} not divisible by nKvHeads {nKvHeads}'] as const;
+const ROPE = [
+  ['headDim % 2 == 0', 'head dimension {headDim} must be even'],
+  ['posOffset + seq <= maxSeqLen', 'positions {posOffset}..{posOffset + seq - 1} exceed the rope table ({maxSeqLen})'],
+] as const;
+
+// ---- the table ----
+// Conventions (all row-major): see backend.ts. Gradients either overwrite or accumulate (`+=`); each op says which.
+
+export const OPS = {
+  /** out[M,N] = x[M,K]·w[N,K]ᵀ (or += when accumulate). */
+  matmul: op(['out: f[M*N]', 'x: f[M*K]', 'w: f[N*K]', 'M: int', 'K: int', 'N: int', 'accumulate?: bool'], matmulRef),
+  /** dx[M,K] = dy[M,N]·w[N,K] (or += when accumulate). */
+  matmulBackwardInput: op(['dx: f[M*K]', 'dy: f[M*N]', 'w: f[N*K]', 'M: int', 'K: int', 'N: int', 'accumulate?: bool'], matmulBackwardInputRef),
+  /** dw[N,K] += dy[M,N]ᵀ·x[M,K]. Always accumulates (gradient accumulation). */
+  matmulBackwardWeight: op(['dw: f[N*K]', 'dy: f[M*N]', 'x: f[M*K]', 'M: int', 'K: int', 'N: int'], matmulBackwardWeightRef),
+
+  /** out[n,:] = table[tokens[n],:]. */
+  embedding: op(['out: f[n*dim]', 'table: f', 'tokens: i32[n]', 'dim: int'], embeddingRef),
+  /** dtable[tokens[n],:] += dout[n,:]. */
+  embeddingBackward: op(['dtable: f', 'dout: f[n*dim]', 'tokens: i32[n]', 'dim: int'], embeddingBackwardRef),
+
+  /** out = x / rms(x) · w per row; rstd[row] saved for backward. */
+  rmsnorm: op(['out: f[rows*dim]', 'rstd: f[rows]', 'x: f[rows*dim]', 'w: f[dim]', 'rows: int', 'dim: int', 'eps: num'], rmsnormRef),
+  /** dx += ∂L/∂x, dw += ∂L/∂w. */
+  rmsnormBackward: op(
+    ['dx: f[rows*dim]', 'dw: f[dim]', 'dout: f[rows*dim]', 'x: f[rows*dim]', 'w: f[dim]', 'rstd: f[rows]', 'rows: int', 'dim: int'],
+    rmsnormBackwardRef,
+  ),
+
+  /** Rotate adjacent pairs of each head in place, token t of each sequence at position posOffset + t. */
+  rope: op(['x: f[batch*seq*nHeads*headDim]', 'batch: int', 'seq: int', 'nHeads: int', 'table: RopeTable', 'posOffset?: int'], ropeRef, ROPE),
+  /** Backward of rope: rotation by the opposite angle, in place. */
+  ropeBackward: op(['x: f[batch*seq*nHeads*headDim]', 'batch: int', 'seq: int', 'nHeads: int', 'table: RopeTable', 'posOffset?: int'], ropeBackwardRef, ROPE),
+
+  /** Causal attention: out[B,T,H,hd]; lse[B,H,T] (log-sum-exp of scaled scores) saved for backward. No T×T buffer. */
+  attention: op(
+    ['out: f[batch*seq*nHeads*headDim]', 'lse: f[batch*nHeads*seq]', 'q: f[batch*seq*nHeads*headDim]', 'k: f[batch*seq*nKvHeads*headDim]',
+      'v: f[batch*seq*nKvHeads*headDim]', 's: AttentionShape'],
+    attentionRef, [GQA],
+  ),
+  /**
+   * Attention of n new query rows of one sequence over its key/value cache (decode, chunked prefill): query row i
+   * sits at position pos + i and attends to cache positions 0..pos+i. q and out are [n, nHeads·headDim]; k and v
+   * hold the cache rows [≥ pos+n, nKvHeads·headDim] from position 0. Overwrites out. No backward (inference only).
+   */
+  attentionCached: op(
+    ['out: f[n*nHeads*headDim]', 'q: f[n*nHeads*headDim]', 'k: f[(pos+n)*nKvHeads*headDim]', 'v: f[(pos+n)*nKvHeads*headDim]',
+      'n: int', 'pos: int', 'nHeads: int', 'nKvHeads: int', 'headDim: int'],
+    attentionCachedRef, [GQA],
+  ),
+  /** Overwrites dq, dk, dv. */
+  attentionBackward: op(
+    ['dq: f[batch*seq*nHeads*headDim]', 'dk: f[batch*seq*nKvHeads*headDim]', 'dv: f[batch*seq*nKvHeads*headDim]',
+      'dout: f[batch*seq*nHeads*headDim]', 'q: f[batch*seq*nHeads*headDim]', 'k: f[batch*seq*nKvHeads*headDim]',
+      'v: f[batch*seq*nKvHeads*headDim]', 'out: f[batch*seq*nHeads*headDim]', 'lse: f[batch*nHeads*seq]', 's: AttentionShape'],
+    attentionBackwardRef, [GQA],
+  ),
+
+  /** out = silu(a)·b elementwise. */
+  swiglu: op(['out: f[n]', 'a: f[n]', 'b: f[n]', 'n: int'], swigluRef),
+  /** Overwrites da, db. */
+  swigluBackward: op(['da: f[n]', 'db: f[n]', 'dout: f[n]', 'a: f[n]', 'b: f[n]', 'n: int'], swigluBackwardRef),
+
+  /** out = a + b (out may alias a). */
+  add: op(['out: f[n]', 'a: f[n]', 'b: f[n]', 'n: int'], addRef),
+
+  /**
+   * Softmax cross-entropy over rows of logits[rows,V]. Returns the summed loss over rows whose target is >= 0.
+   * When dlogits is given (it may alias logits) it is overwritten with gradScale·(softmax − onehot), zero for ignored rows.
+   */
+  crossEntropy: fn(['logits: f[rows*V]', 'targets: i32[rows]', 'rows: int', 'V: int', 'dlogits: f[rows*V] | null', 'gradScale: num'], crossEntropyRef),
+
+  /** Decoupled AdamW over n elements (PyTorch semantics). */
+  adamw: op(['p: f[n]', 'g: f[n]', 'm: f[n]', 'v: f[n]', 'n: int', 'h: AdamWParams'], adamwRef),
+  /** Σ x² in float64. */
+  sumSquares: fn(['x: f[n]', 'n: int'], sumSquaresRef),
+  /** x *= s. */
+  scale: op(['x: f[n]', 's: num', 'n: int'], scaleRef),
+};
+
+/** Ops of the native addon only (no Backend method, no reference): checked and bound like the table's. */
+export const NATIVE_OPS = {
+  /** C[M,N] (+)= op(A)·op(B); A is [M,K] ([K,M] when transA), B is [K,N] ([N,K] when transB). */
+  sgemm: {
+    args: ['C: f[M*N]', 'A: f[M*K]', 'B: f[K*N]', 'M: int', 'N: int', 'K: int', 'transA?: bool', 'transB?: bool', 'accumulate?: bool'],
+    returns: 'void',
+    where: [],
+  },
+} as const satisfies Record<string, OpSpec>;
+
+export type OpName = keyof typeof OPS;
+export type NativeOpName = keyof typeof NATIVE_OPS;
+
+/** The kernel methods of a Backend, one per entry of the table (with its documentation). */
+export type BackendOps = { [K in keyof typeof OPS]: OpFn<(typeof OPS)[K]> };
+/** The checked native functions beyond the Backend's. */
+export type NativeOps = { [K in keyof typeof NATIVE_OPS]: OpFn<(typeof NATIVE_OPS)[K]> };
+
+export const OP_NAMES = Object.keys(OPS) as OpName[];
+
+/** Parsed signatures of the table's ops and the native-only ones (parsed once, when this module loads). */
+export const SIGNATURES: Record<OpName | NativeOpName, Signature> = Object.fromEntries(
+  Object.entries({ ...OPS, ...NATIVE_OPS }).map(([name, spec]) => [name, parseSignature(name, spec)]),
+) as Record<OpName | NativeOpName, Signature>;
