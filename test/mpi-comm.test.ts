@@ -32,6 +32,18 @@ test('MpiComm: every collective, split, and progress during compute, 2 ranks ove
   }
 });
 
+test('MpiComm: a rank that throws ends the whole job (no MPI_Finalize, no hang at exit)', { skip, timeout: 120_000 }, () => {
+  const worker = join(root, 'dist', 'test', 'helpers', 'mpi-worker.js');
+  const t0 = performance.now();
+  const r = spawnSync('mpirun', ['-np', '2', ...MPIRUN_TCP, process.execPath, worker, '--fail'], { encoding: 'utf8', timeout: 90_000, cwd: root });
+  const s = (performance.now() - t0) / 1000;
+  assert.equal(r.signal, null, `mpirun hung (killed after ${s.toFixed(0)} s)\n${r.stderr}`);
+  assert.notEqual(r.status, 0);
+  assert.ok(s < 30, `the job took ${s.toFixed(1)} s to end`);
+  assert.match(r.stderr, /rank 1 fails on purpose/);
+  assert.doesNotMatch(r.stdout, /rank 0 passed/);
+});
+
 test('createComm: LocalComm outside an MPI launcher', () => {
   assert.equal(createComm({}), LOCAL_COMM);
   assert.equal(createComm({ OMPI_COMM_WORLD_SIZE: '2', LLAMA_TS_COMM: 'local' }), LOCAL_COMM);

@@ -18,7 +18,6 @@
 #include <mpi.h>
 
 #include <dlfcn.h>
-#include <malloc.h>
 
 #include <atomic>
 #include <climits>
@@ -54,18 +53,21 @@ struct Op {
   napi_ref refs[2] = {nullptr, nullptr};
 };
 
-std::mutex mu;
-std::condition_variable cv_work;  // comm thread waits for work
-std::condition_variable cv_done;  // JS thread waits for completion
-std::deque<std::shared_ptr<Op>> queue;
-std::vector<MPI_Comm> comms;  // comm thread only (index 0 = MPI_COMM_WORLD)
+// Process-lifetime state, deliberately never destroyed: when a rank exits without MPI_Finalize (an error), the comm
+// thread is still blocked on these, and destroying a condition variable with a waiter blocks exit() forever in glibc.
+std::mutex& mu = *new std::mutex;
+std::condition_variable& cv_work = *new std::condition_variable;  // comm thread waits for work
+std::condition_variable& cv_done = *new std::condition_variable;  // JS thread waits for completion
+std::deque<std::shared_ptr<Op>>& queue = *new std::deque<std::shared_ptr<Op>>;
+std::vector<MPI_Comm>& comms = *new std::vector<MPI_Comm>;  // comm thread only (index 0 = MPI_COMM_WORLD)
+std::atomic<int> ncomms{0};  // comms.size(), for checking handles on the JS thread
 bool started = false, finalized = false;
 int world_rank = -1, world_size = -1, thread_level = -1;
-std::string init_error;
+std::string& init_error = *new std::string;
 
 // Operations whose request object was collected before they completed: their references are released by the JS
 // thread at a later call once they are done.
-std::vector<std::shared_ptr<Op>> orphans;
+std::vector<std::shared_ptr<Op>>& orphans = *new std::vector<std::shared_ptr<Op>>;
 
 std::string mpi_error(int rc) {
   char s[MPI_MAX_ERROR_STRING];
@@ -90,6 +92,7 @@ void run_op(Op& op) {
       MPI_Comm_rank(MPI_COMM_WORLD, &op.out_rank);
       MPI_Comm_size(MPI_COMM_WORLD, &op.out_size);
       comms.push_back(MPI_COMM_WORLD);
+      ncomms.store(1);
       op.out_comm = 0;
     }
   } else if (op.kind == OP_FINALIZE) {
@@ -123,6 +126,7 @@ void run_op(Op& op) {
           MPI_Comm_size(nc, &op.out_size);
           comms.push_back(nc);
           op.out_comm = int(comms.size() - 1);
+          ncomms.store(int(comms.size()));
         }
         break;
       }
@@ -245,7 +249,7 @@ bool check_comm(napi_env env, int comm) {
   std::lock_guard<std::mutex> lk(mu);
   if (!started || !init_error.empty()) return throw_error(env, "MPI is not initialised");
   if (finalized) return throw_error(env, "MPI has been finalised");
-  (void)comm;
+  if (comm < 0 || comm >= ncomms.load()) return throw_error(env, "invalid communicator " + std::to_string(comm), true);
   return true;
 }
 
@@ -457,21 +461,6 @@ napi_value Finalize(napi_env env, napi_callback_info) {
   return undefined(env);
 }
 
-// mallopt(mmapMax, trimThreshold): glibc malloc settings applied before MPI_Init (see src/parallel/mpi.ts).
-napi_value Mallopt(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-  int mmap_max = 0, trim = 0;
-  if (argc < 2 || !get_int(env, argv[0], "mmapMax", mmap_max) || !get_int(env, argv[1], "trimThreshold", trim)) return nullptr;
-  bool ok = true;
-  if (mmap_max >= 0) ok = mallopt(M_MMAP_MAX, mmap_max) == 1 && ok;
-  if (trim >= 0) ok = mallopt(M_TRIM_THRESHOLD, trim) == 1 && ok;
-  napi_value r;
-  napi_get_boolean(env, ok, &r);
-  return r;
-}
-
 napi_value Version(napi_env env, napi_callback_info) {
   char s[MPI_MAX_LIBRARY_VERSION_STRING];
   int len = 0;
@@ -493,7 +482,6 @@ napi_value ModuleInit(napi_env env, napi_value exports) {
       {"test", nullptr, Test, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"split", nullptr, Split, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"finalize", nullptr, Finalize, nullptr, nullptr, nullptr, napi_default, nullptr},
-      {"mallopt", nullptr, Mallopt, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"version", nullptr, Version, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);

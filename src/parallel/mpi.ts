@@ -29,7 +29,6 @@ interface MpiAddon {
   test(req: object): boolean;
   split(comm: number, color: number, key: number): { comm: number; rank: number; size: number };
   finalize(): void;
-  mallopt(mmapMax: number, trimThreshold: number): boolean;
   version(): string;
 }
 
@@ -38,15 +37,31 @@ const ADDON_FILE = 'llama_ts_mpi.node';
 export const MPI_INSTALL_HINT = 'apt-get install openmpi-bin libopenmpi-dev, then npm rebuild (or npm run build:native)';
 
 /**
- * OpenMPI settings applied when the user has not set them (measured on 2-core Xeon VMs with OpenMPI 4.1.4, see
- * docs/DISTRIBUTED.md and bench/results/comm-*.json): without them, all-reduces of tens of MB spend most of their time
- * in page faults of OpenMPI's temporary buffers and in a default algorithm choice that is slow for large messages.
+ * OpenMPI settings applied when the user has not set them: the segmented ring all-reduce (algorithm 5, 1 MiB
+ * segments) for every size. Measured on a shared 2-core VM with OpenMPI 4.1.4 (bench/comm.ts,
+ * bench/results/comm-2core-epyc.json): an all-reduce of 24.4M floats between 2 ranks took ~4× less over shared memory
+ * and ~2× less over TCP than with OpenMPI's default choice; small messages were unchanged. glibc malloc tunables
+ * (keeping OpenMPI's large temporary buffers mapped) made no measurable difference on top of this, so none are set.
+ * LLAMA_TS_MPI_DEFAULTS=0 disables these; any OMPI_MCA_* the user sets wins.
  */
 export const MPI_ENV_DEFAULTS: Readonly<Record<string, string>> = {
   OMPI_MCA_coll_tuned_use_dynamic_rules: '1',
   OMPI_MCA_coll_tuned_allreduce_algorithm: '5',
   OMPI_MCA_coll_tuned_allreduce_algorithm_segmentsize: '1048576',
 };
+
+/**
+ * Sets MPI_ENV_DEFAULTS in this process's environment where the user has not set them (OpenMPI reads them at
+ * MPI_Init). LLAMA_TS_MPI_DEFAULTS=0 leaves the environment alone. Returns what it set.
+ */
+export function applyMpiEnvDefaults(env: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  const set: Record<string, string> = {};
+  if (env.LLAMA_TS_MPI_DEFAULTS === '0') return set;
+  for (const [k, v] of Object.entries(MPI_ENV_DEFAULTS)) {
+    if (env[k] === undefined) env[k] = set[k] = v;
+  }
+  return set;
+}
 
 function packageRoot(): string {
   // this file is dist/src/parallel/mpi.js (or src/parallel/mpi.ts under a TS loader)
@@ -135,7 +150,7 @@ export class MpiComm implements Comm {
     if (world) return world;
     const { addon, error } = loadMpiAddon();
     if (!addon) throw new UserError(`${error}: ${MPI_INSTALL_HINT}`);
-    for (const [k, v] of Object.entries(MPI_ENV_DEFAULTS)) if (process.env[k] === undefined) process.env[k] = v;
+    applyMpiEnvDefaults();
     const w = addon.init();
     world = new MpiComm(addon, 0, w.rank, w.size);
     // A rank that fails exits without MPI_Finalize, so that mpirun ends the whole job instead of hanging in it.

@@ -2,7 +2,8 @@
  * One rank of the MPI tests (test/mpi-comm.test.ts runs it under `mpirun -np 2`). Checks every collective of
  * MpiComm against values computed locally, then that a nonblocking all-reduce of a few MB completes while this
  * thread computes without any MPI call. Prints one JSON line per rank on success; throws (exit ≠ 0) on a mismatch.
- * Outside an MPI launcher it does nothing (so a test runner that picks it up by accident passes it).
+ * With --fail, rank 1 throws after one barrier (the job must end, not hang). Outside an MPI launcher it does nothing
+ * (so a test runner that picks it up by accident passes it).
  */
 import assert from 'node:assert/strict';
 import { createComm, mpiLauncherVar, MpiComm } from '../../src/parallel/mpi.js';
@@ -84,7 +85,14 @@ function busy(ms: number): number {
   return s;
 }
 
-if (mpiLauncherVar()) {
+if (mpiLauncherVar() && process.argv[2] === '--fail') {
+  // rank 1 fails after the first collective; rank 0 blocks in the next one until mpirun ends the job
+  const c = createComm();
+  c.barrier();
+  if (c.rank === 1) throw new Error('rank 1 fails on purpose');
+  c.barrier();
+  console.log('rank 0 passed a barrier that rank 1 never entered');
+} else if (mpiLauncherVar()) {
   const c = createComm();
   assert.ok(c instanceof MpiComm, 'createComm() under mpirun returns MpiComm');
   assert.equal(c.world, Number(process.env.OMPI_COMM_WORLD_SIZE ?? c.world));
