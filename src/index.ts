@@ -21,3 +21,5 @@ export { generateRecompute } from './inference/recompute.js';
 export { loadModel } from './inference/load.js';
 export { UserError } from './util/errors.js';
 export { Rng } from './util/rng.js';
+export { LocalComm, LOCAL_COMM, type Comm, type CommRequest } from './parallel/comm.js';
+export { createComm, MpiComm } from './parallel/mpi.js';
