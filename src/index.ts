@@ -23,3 +23,5 @@ export { Decoder, KVCache, generate, generateStream, tokens, type GenerateOption
 export { loadAnyModel, detectFormat, type LoadedModel, type ModelFormat } from './io/formats.js';
 export { UserError } from './util/errors.js';
 export { Rng } from './util/rng.js';
+export { LocalComm, LOCAL_COMM, type Comm, type CommRequest } from './parallel/comm.js';
+export { createComm, MpiComm } from './parallel/mpi.js';
