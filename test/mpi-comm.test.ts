@@ -9,20 +9,13 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { root } from './helpers/cli.js';
-import { createComm, loadMpiAddon } from '../src/parallel/mpi.js';
+import { createComm } from '../src/parallel/mpi.js';
 import { LOCAL_COMM } from '../src/parallel/comm.js';
-
-const mpirun = spawnSync('mpirun', ['--version'], { encoding: 'utf8' });
-const addon = loadMpiAddon();
-const skip: false | string = mpirun.error ? 'mpirun not found (apt-get install openmpi-bin libopenmpi-dev)'
-  : !addon.addon ? `${addon.error} (apt-get install openmpi-bin libopenmpi-dev, then npm rebuild)` : false;
-
-const MPIRUN_TCP = ['--oversubscribe', '--allow-run-as-root', '--bind-to', 'none', '--mca', 'btl', 'tcp,self',
-  '--mca', 'btl_tcp_if_include', 'lo', '--mca', 'oob_tcp_if_include', 'lo'];
+import { mpiSkip as skip, mpirun } from './helpers/mpi.js';
 
 test('MpiComm: every collective, split, and progress during compute, 2 ranks over TCP', { skip, timeout: 180_000 }, () => {
   const worker = join(root, 'dist', 'test', 'helpers', 'mpi-worker.js');
-  const r = spawnSync('mpirun', ['-np', '2', ...MPIRUN_TCP, process.execPath, worker], { encoding: 'utf8', timeout: 150_000, cwd: root });
+  const r = mpirun(2, [process.execPath, worker]);
   assert.equal(r.status, 0, `mpirun exited ${r.status} (${r.signal ?? ''})\n${r.stdout}\n${r.stderr}`);
   const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { rank: number; world: number; doneDuringCompute: boolean; exposedMs: number });
   assert.deepEqual(lines.map((l) => l.rank).sort(), [0, 1]);
@@ -35,7 +28,7 @@ test('MpiComm: every collective, split, and progress during compute, 2 ranks ove
 test('MpiComm: a rank that throws ends the whole job (no MPI_Finalize, no hang at exit)', { skip, timeout: 120_000 }, () => {
   const worker = join(root, 'dist', 'test', 'helpers', 'mpi-worker.js');
   const t0 = performance.now();
-  const r = spawnSync('mpirun', ['-np', '2', ...MPIRUN_TCP, process.execPath, worker, '--fail'], { encoding: 'utf8', timeout: 90_000, cwd: root });
+  const r = mpirun(2, [process.execPath, worker, '--fail'], { timeout: 90_000 });
   const s = (performance.now() - t0) / 1000;
   assert.equal(r.signal, null, `mpirun hung (killed after ${s.toFixed(0)} s)\n${r.stderr}`);
   assert.notEqual(r.status, 0);

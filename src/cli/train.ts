@@ -9,6 +9,7 @@ import { openTrainingData } from '../data/loader.js';
 import { loadTokenizer } from '../data/tokenizer.js';
 import { describeConfig, paramCount, makeConfig, presetNames, type LlamaConfig } from '../model/config.js';
 import { UserError } from '../util/errors.js';
+import { createComm } from '../parallel/mpi.js';
 import { existsSync } from 'node:fs';
 import { basename, join } from 'node:path';
 
@@ -21,8 +22,8 @@ interface RunFlag {
   doc: string;
 }
 
-type HelpGroup = 'data' | 'output' | SettingGroup;
-const HELP_GROUPS: readonly HelpGroup[] = ['data', 'output', 'schedule', 'optim', 'eval', 'ckpt', 'misc'];
+type HelpGroup = 'data' | 'output' | 'parallel' | SettingGroup;
+const HELP_GROUPS: readonly HelpGroup[] = ['data', 'output', 'schedule', 'optim', 'eval', 'ckpt', 'parallel', 'misc'];
 
 const RUN_FLAGS: readonly RunFlag[] = [
   { flag: 'data', type: 'string', group: 'data', arg: 'PATH', doc: "prepared dir ('llama-ts data prepare'), text file (blank-line separated documents), directory of .txt, or 'brown' (default)" },
@@ -30,6 +31,7 @@ const RUN_FLAGS: readonly RunFlag[] = [
   { flag: 'out', type: 'string', group: 'output', arg: 'DIR', doc: 'run directory: train.jsonl log and checkpoints/ (default runs/<preset>)' },
   { flag: 'stop-at', type: 'string', group: 'ckpt', arg: 'N', doc: 'stop early (with a checkpoint) after N steps, keeping the schedule of --steps' },
   { flag: 'resume', type: 'boolean', group: 'ckpt', doc: 'continue the run in --out with its saved settings (only --steps may change)' },
+  { flag: 'tp', type: 'string', group: 'parallel', arg: 'T', doc: 'tensor-parallel ranks per model (Megatron-LM split of heads and SwiGLU units); under mpirun -np N the other N/T are data parallel (default 1; see docs/DISTRIBUTED.md)' },
   { flag: 'backend', type: 'string', group: 'misc', arg: 'NAME', doc: `kernels: ${BACKEND_NAMES.join(', ')} (default: native when its addon is built, else ref with a notice; ref-f64 is the float64 oracle)` },
   { flag: 'quiet', type: 'boolean', group: 'misc', doc: 'no progress bar or summary lines on stderr' },
 ];
@@ -90,16 +92,19 @@ export async function runTraining(values: Values, defaults: { preset?: string; o
     throw new UserError(`'${outDir}' already holds a run: pass --resume to continue it or choose another --out`);
   }
   const hyper = hyperFromValues(values, config, defaults.hyper);
+  const comm = createComm(); // MpiComm under mpirun, else one process
+  const tp = int(values.tp, 'tp', 1, 1);
   const backend = createBackend(str(values.backend));
   const data = openTrainingData(str(values.data) ?? 'brown', tok, hyper.seed, hyper.seq);
-  if (!values.quiet) {
+  if (!values.quiet && comm.rank === 0) {
+    if (comm.world > 1) console.error(`ranks: ${comm.world} = ${tp} tensor-parallel × ${comm.world / tp} data-parallel`);
     console.error(`model: ${describeConfig(config)} (${paramCount(config).toLocaleString('en-US')} parameters), backend ${backend.name}`);
     console.error(`data: ${data.trainTokens.toLocaleString('en-US')} training / ${data.heldOutTokens.toLocaleString('en-US')} held-out tokens; run dir ${outDir}`);
   }
   return train({
     config, backend, hyper, runDir: outDir, train: data.train, heldOut: data.heldOut,
     tokenizer: tokPath ? { kind: 'sentencepiece', file: basename(tokPath) } : { kind: 'bytes' }, tokenizerFile: tokPath, resume: Boolean(values.resume), extendSteps: values.steps !== undefined ? hyper.steps : undefined,
-    stopAt: int(values['stop-at'], 'stop-at', undefined, 1), quiet: Boolean(values.quiet),
+    stopAt: int(values['stop-at'], 'stop-at', undefined, 1), quiet: Boolean(values.quiet), comm, tp,
   });
 }
 
@@ -112,6 +117,7 @@ export const command: Command = {
       return 0;
     }
     const r = await runTraining(values);
+    if (r.rank !== 0) return 0;
     const ev = r.lastEvalLoss !== null ? `, held-out loss ${r.firstEvalLoss?.toFixed(4)} → ${r.lastEvalLoss.toFixed(4)}` : '';
     console.error(`trained ${r.steps} steps${ev}; checkpoint ${r.checkpoint ?? '(none)'}`);
     return 0;

@@ -34,6 +34,11 @@ export interface CheckpointState {
   /** Loss of every step so far is in the run's JSONL log; the last one is kept here for quick inspection. */
   lastLoss: number | null;
   savedAt: string;
+  /**
+   * The ranks the run was saved from (absent: one process). The tensors are whole whatever the layout; `hyper.accum`
+   * is per data-parallel rank, so a resume with another data-parallel width keeps the global batch by rescaling it.
+   */
+  layout?: { tp: number; dp: number };
 }
 
 function f32(a: Float32Array | Float64Array): Float32Array {

@@ -65,7 +65,7 @@ export function checkSameRun(world: Comm, what: Record<string, unknown>): void {
   world.allGather(mine, all);
   for (let r = 0; r < world.world; r++) {
     keys.forEach((k, i) => {
-      if (all[r * keys.length + i] !== all[i]) throw new UserError(`rank ${r} was started with a different ${k} than rank 0: every rank must run the same command on the same data`);
+      if (all[r * keys.length + i] !== all[i]) throw new UserError(`rank ${r} differs from rank 0 in its ${k}: every rank must run the same command on the same data`);
     });
   }
 }

@@ -65,6 +65,8 @@ export interface TrainResult {
   lastEvalLoss: number | null;
   checkpoint: string | null;
   model: Llama;
+  /** This process's rank in the run (0 with one process): only rank 0 logs and saves. */
+  rank: number;
 }
 
 /** Mean held-out loss per token over the source's first `batches` batches. */
@@ -127,13 +129,19 @@ function resume(o: TrainOptions, model: Llama, topo: Topology, data: BatchSource
     throw new UserError(`checkpoint in '${o.runDir}' was trained with a different model config: ${JSON.stringify(ck.state.config)}`);
   }
   const saved = hyperFromSaved(ck.state.hyper);
-  const hyper = { ...saved, steps: o.extendSteps ?? saved.steps };
+  const hyper = { ...saved, steps: o.extendSteps ?? saved.steps, accum: perRankAccum(saved.accum * (ck.state.layout?.dp ?? 1), topo.dp.world) };
   checkHyper(hyper, o.config);
   const opt = optimizer(model, hyper);
   ck.loadInto(model.params, { m: opt.m, v: opt.v });
   opt.step = ck.state.step;
   data.restore(ck.state.data);
   return { hyper, model, opt, startStep: ck.state.step, topo, data };
+}
+
+/** The micro-batches each data-parallel rank accumulates so that the global batch stays what the run was saved with. */
+function perRankAccum(global: number, dp: number): number {
+  if (global % dp !== 0) throw new UserError(`the checkpoint's global batch is ${global} micro-batches, which ${dp} data-parallel ranks cannot share evenly: resume with a number of ranks that divides it`);
+  return global / dp;
 }
 
 function optimizer(model: Llama, h: Hyper): AdamW {
@@ -211,7 +219,7 @@ class TrainingRun {
       interrupt.dispose();
       this.sink.onEnd({ step: this.done, outcome, checkpoint: this.lastCkpt });
     }
-    return { steps: this.done, losses: this.losses, firstEvalLoss: this.firstEval, lastEvalLoss: this.lastEval, checkpoint: this.lastCkpt, model: p.model };
+    return { steps: this.done, losses: this.losses, firstEvalLoss: this.firstEval, lastEvalLoss: this.lastEval, checkpoint: this.lastCkpt, model: p.model, rank: p.topo.world.rank };
   }
 
   private record(r: StepResult): void {
@@ -250,6 +258,7 @@ class TrainingRun {
     const state: CheckpointState = {
       format: CHECKPOINT_FORMAT, version: 1, step: this.done, config: o.config, hyper: { ...this.h }, data: p.data.state(),
       tokenizer: o.tokenizer, lastLoss: this.lastLoss, savedAt: new Date().toISOString(),
+      ...(world.world > 1 ? { layout: { tp: tp.world, dp: p.topo.dp.world } } : {}),
     };
     this.lastCkpt = saveCheckpoint({ runDir: o.runDir, state, params, moments, tokenizerFile: o.tokenizerFile });
     this.sink.onCheckpoint(this.lastCkpt, this.done);
