@@ -8,6 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { gypRebuild } from './node-gyp.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const dir = join(root, 'native', 'mpi');
@@ -53,30 +54,8 @@ if (process.env.LLAMA_TS_SKIP_NATIVE === '1') notice('LLAMA_TS_SKIP_NATIVE=1');
 const p = probe();
 if (p.why) notice(p.why);
 
-function findNodeGyp() {
-  const prefix = dirname(dirname(process.execPath));
-  const c = [
-    process.env.npm_config_node_gyp,
-    join(prefix, 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'),
-    join(dirname(process.execPath), 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'),
-  ];
-  return c.find((f) => f && existsSync(f));
-}
-
-const gyp = findNodeGyp();
-if (!gyp) notice('node-gyp not found');
-const args = [gyp, 'rebuild'];
-const prefix = dirname(dirname(process.execPath));
-if (!process.env.npm_config_nodedir && existsSync(join(prefix, 'include', 'node', 'node_api.h'))) args.push(`--nodedir=${prefix}`);
-const quiet = process.env.LLAMA_TS_VERBOSE_BUILD !== '1';
-const r = spawnSync(process.execPath, args, { cwd: dir, stdio: quiet ? ['ignore', 'pipe', 'pipe'] : 'inherit', encoding: 'utf8' });
-if (r.error) notice(`node-gyp could not run: ${r.error.message}`);
-if (r.status !== 0) {
-  const lines = `${r.stdout ?? ''}\n${r.stderr ?? ''}`.split('\n').filter((l) => !/gyp info/.test(l));
-  const line = lines.find((l) => /\berror:/.test(l)) ?? lines.find((l) => /gyp ERR! stack Error/.test(l)) ??
-    lines.find((l) => /error|not found|No such file/i.test(l)) ?? `node-gyp exited with ${r.status}`;
-  notice(line.replace(/^gyp ERR! (stack )?/, '').trim().slice(0, 200));
-}
+const failed = gypRebuild(dir);
+if (failed) notice(failed);
 const out = join(root, 'build', 'Release');
 mkdirSync(out, { recursive: true });
 copyFileSync(join(dir, 'build', 'Release', 'llama_ts_mpi.node'), join(out, 'llama_ts_mpi.node'));

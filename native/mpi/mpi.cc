@@ -347,12 +347,22 @@ napi_value Init(napi_env env, napi_callback_info) {
   return r;
 }
 
-// run(op, comm, a, b, root): a blocking collective (enqueued behind any pending nonblocking ones).
-napi_value Run(napi_env env, napi_callback_info info) {
-  sweep_orphans(env);
+// The typed arrays a collective reads or writes (kept alive by references while a nonblocking one runs).
+struct Call {
   napi_value keep[2];
   int nkeep = 0;
-  auto op = parse_op(env, info, "run", keep, nkeep);
+};
+
+// Every collective call starts here: release finished orphans, then parse and check the arguments.
+std::shared_ptr<Op> begin_call(napi_env env, napi_callback_info info, const char* name, Call& c) {
+  sweep_orphans(env);
+  return parse_op(env, info, name, c.keep, c.nkeep);
+}
+
+// run(op, comm, a, b, root): a blocking collective (enqueued behind any pending nonblocking ones).
+napi_value Run(napi_env env, napi_callback_info info) {
+  Call c;
+  auto op = begin_call(env, info, "run", c);
   if (!op) return nullptr;
   submit(op);
   wait_done(*op);
@@ -378,12 +388,10 @@ std::shared_ptr<Op>* get_request(napi_env env, napi_value v) {
 
 // start(op, comm, a, b, root): a nonblocking collective. Returns a request for wait/test.
 napi_value Start(napi_env env, napi_callback_info info) {
-  sweep_orphans(env);
-  napi_value keep[2];
-  int nkeep = 0;
-  auto op = parse_op(env, info, "start", keep, nkeep);
+  Call c;
+  auto op = begin_call(env, info, "start", c);
   if (!op) return nullptr;
-  for (int i = 0; i < nkeep; i++) napi_create_reference(env, keep[i], 1, &op->refs[i]);
+  for (int i = 0; i < c.nkeep; i++) napi_create_reference(env, c.keep[i], 1, &op->refs[i]);
   auto* holder = new std::shared_ptr<Op>(op);
   napi_value ext;
   if (napi_create_external(env, holder, finalize_request, nullptr, &ext) != napi_ok) {
@@ -395,12 +403,17 @@ napi_value Start(napi_env env, napi_callback_info info) {
   return ext;
 }
 
-// wait(req): blocks until done; releases the buffers; throws the MPI error if it failed.
-napi_value Wait(napi_env env, napi_callback_info info) {
+// The request passed as the only argument of wait/test (a JS exception is pending when null).
+std::shared_ptr<Op>* request_arg(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
   napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-  auto* p = argc ? get_request(env, argv[0]) : nullptr;
+  return argc ? get_request(env, argv[0]) : (throw_error(env, "not a request"), nullptr);
+}
+
+// wait(req): blocks until done; releases the buffers; throws the MPI error if it failed.
+napi_value Wait(napi_env env, napi_callback_info info) {
+  auto* p = request_arg(env, info);
   if (!p) return nullptr;
   wait_done(**p);
   release_refs(env, **p);
@@ -410,10 +423,7 @@ napi_value Wait(napi_env env, napi_callback_info info) {
 
 // test(req): true once done (an atomic load; no MPI call).
 napi_value Test(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-  auto* p = argc ? get_request(env, argv[0]) : nullptr;
+  auto* p = request_arg(env, info);
   if (!p) return nullptr;
   bool d = (*p)->done.load(std::memory_order_acquire);
   if (d) release_refs(env, **p);

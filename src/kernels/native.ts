@@ -6,10 +6,7 @@
  * does the op's C++ entry (native/ops/*.cc) run, with the typed arrays passed by pointer, without copies. Those
  * functions are the backend's methods as they are: no JavaScript wrapper per op.
  */
-import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { requireAddon } from '../util/addon.js';
 import type { Backend, BackendOps, FloatArray } from './backend.js';
 import { NATIVE_OPS, OP_NAMES, SIGNATURES, type NativeOps } from './ops/table.js';
 import { encodeSignature } from './ops/signature.js';
@@ -40,16 +37,6 @@ export interface NativeBackend extends Backend {
 
 const ADDON_FILE = 'llama_ts_native.node';
 
-function packageRoot(): string {
-  // this file is dist/src/kernels/native.js (or src/kernels/native.ts under a TS loader)
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 5; i++) {
-    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'binding.gyp'))) return dir;
-    dir = dirname(dir);
-  }
-  return join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-}
-
 let loaded: { addon: NativeAddon | null; error: string | null } | null = null;
 
 /** Loads build/Release/llama_ts_native.node once. Never throws: returns why it could not. */
@@ -59,18 +46,14 @@ export function loadNative(): { addon: NativeAddon | null; error: string | null 
     loaded = { addon: null, error: 'disabled by LLAMA_TS_NO_NATIVE=1' };
     return loaded;
   }
-  const root = packageRoot();
-  const candidates = [join(root, 'build', 'Release', ADDON_FILE), join(root, 'build', 'Debug', ADDON_FILE)];
-  const file = candidates.find((f) => existsSync(f));
-  if (!file) {
-    loaded = { addon: null, error: `native addon not built (no build/Release/${ADDON_FILE}; run 'npm install' with a C++ compiler, or 'npm run build:native')` };
-    return loaded;
-  }
+  const r = requireAddon(ADDON_FILE);
   try {
-    const require = createRequire(import.meta.url);
-    loaded = { addon: bind(require(file) as RawAddon), error: null };
+    if (r.module === null) throw new Error(r.error);
+    loaded = { addon: bind(r.module as RawAddon), error: null }; // bind throws when the build lacks an op
   } catch (e) {
-    loaded = { addon: null, error: `native addon failed to load: ${String((e as Error).message).split('\n')[0]}` };
+    const why = r.missing ? `native addon not built (no build/Release/${ADDON_FILE}; run 'npm install' with a C++ compiler, or 'npm run build:native')`
+      : `native addon failed to load: ${String((e as Error).message).split('\n')[0]}`;
+    loaded = { addon: null, error: why };
   }
   return loaded;
 }

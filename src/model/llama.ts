@@ -25,6 +25,7 @@
  */
 import type { AttentionShape, Backend, FloatArray, RopeTable } from '../kernels/backend.js';
 import { makeRopeTable } from '../kernels/backend.js';
+import { rowMax, sumExp, crossEntropyRows } from '../kernels/ops/crossentropy.js';
 import { ffnHiddenDim, headDim, type LlamaConfig } from './config.js';
 import { FlatTensors, paramLayout, initParams, initTensor, shardOf, type ParamLayout } from './params.js';
 import { Rng } from '../util/rng.js';
@@ -494,35 +495,18 @@ export function vocabParallelCrossEntropy(
   for (let r = 0; r < rows; r++) {
     const o = r * V;
     const t = targets[r];
-    if (t >= vocab) throw new RangeError(`crossEntropy: target ${t} at row ${r} is outside the vocabulary (${vocab})`);
-    let max = -Infinity;
-    for (let j = 0; j < V; j++) if (logits[o + j] > max) max = logits[o + j];
-    let sum = 0;
-    for (let j = 0; j < V; j++) sum += Math.exp(logits[o + j] - max);
-    stats[2 * r] = max;
-    stats[2 * r + 1] = sum;
+    stats[2 * r] = rowMax(logits, o, V);
+    stats[2 * r + 1] = sumExp(logits, o, V, stats[2 * r]);
     target[r] = t >= v0 && t < v0 + V ? logits[o + t - v0] : 0;
   }
   tp.allGather(stats, all);
   tp.allReduce(target);
-  let total = 0;
-  for (let r = 0; r < rows; r++) {
-    const o = r * V;
-    const t = targets[r];
-    if (t < 0) {
-      if (dlogits) dlogits.fill(0, o, o + V);
-      continue;
-    }
+  const lse = (r: number) => {
     let max = -Infinity;
     for (let k = 0; k < tp.world; k++) max = Math.max(max, all[2 * (k * rows + r)]);
     let sum = 0;
     for (let k = 0; k < tp.world; k++) sum += all[2 * (k * rows + r) + 1] * Math.exp(all[2 * (k * rows + r)] - max);
-    const lse = max + Math.log(sum);
-    total += lse - target[r];
-    if (dlogits) {
-      for (let j = 0; j < V; j++) dlogits[o + j] = gradScale * Math.exp(logits[o + j] - lse);
-      if (t >= v0 && t < v0 + V) dlogits[o + t - v0] -= gradScale;
-    }
-  }
-  return total;
+    return max + Math.log(sum);
+  };
+  return crossEntropyRows(logits, targets, rows, V, dlogits, gradScale, { lse, targetLogit: (r) => target[r], v0, vocab });
 }

@@ -12,10 +12,7 @@
  * on split communicators), and buffers passed to an i* call must not be touched until `wait()` returns or `test()`
  * is true (the addon keeps them alive until then).
  */
-import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { requireAddon } from '../util/addon.js';
 import type { FloatArray } from '../kernels/backend.js';
 import { UserError } from '../util/errors.js';
 import { LOCAL_COMM, type Comm, type CommRequest } from './comm.js';
@@ -63,16 +60,6 @@ export function applyMpiEnvDefaults(env: NodeJS.ProcessEnv = process.env): Recor
   return set;
 }
 
-function packageRoot(): string {
-  // this file is dist/src/parallel/mpi.js (or src/parallel/mpi.ts under a TS loader)
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 5; i++) {
-    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'binding.gyp'))) return dir;
-    dir = dirname(dir);
-  }
-  return join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-}
-
 /** The launcher variable that says this process is one rank of an MPI job, or null outside mpirun/srun. */
 export function mpiLauncherVar(env: NodeJS.ProcessEnv = process.env): string | null {
   for (const v of ['OMPI_COMM_WORLD_SIZE', 'PMIX_RANK', 'PMI_SIZE']) if (env[v] !== undefined) return v;
@@ -88,16 +75,11 @@ export function loadMpiAddon(): { addon: MpiAddon | null; error: string | null }
     addonCache = { addon: null, error: 'the MPI addon is disabled by LLAMA_TS_NO_MPI=1' };
     return addonCache;
   }
-  const root = packageRoot();
-  const file = [join(root, 'build', 'Release', ADDON_FILE), join(root, 'build', 'Debug', ADDON_FILE)].find((f) => existsSync(f));
-  if (!file) {
-    addonCache = { addon: null, error: `the MPI addon is not built (no build/Release/${ADDON_FILE})` };
+  const r = requireAddon(ADDON_FILE);
+  if (r.module === null) {
+    addonCache = { addon: null, error: r.missing ? `the MPI addon is not built (no build/Release/${ADDON_FILE})` : `the MPI addon failed to load: ${r.error}` };
   } else {
-    try {
-      addonCache = { addon: createRequire(import.meta.url)(file) as MpiAddon, error: null };
-    } catch (e) {
-      addonCache = { addon: null, error: `the MPI addon failed to load: ${String((e as Error).message).split('\n')[0]}` };
-    }
+    addonCache = { addon: r.module as MpiAddon, error: null };
   }
   return addonCache;
 }
