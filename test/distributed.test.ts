@@ -3,6 +3,8 @@
  * - tensor parallel: logits, loss, every gradient shard and greedy decoding equal the whole model (1e-5 relative);
  * - data parallel: 20 steps of DP2 equal one process with --accum 2 on the same global batch (1e-5 relative), and two
  *   DP2 runs are bitwise equal; TP2 training equals one process too;
+ * - ZeRO-1 (moments divided over the DP ranks) trains bitwise like plain DP2 (same weights, same moments saved), also
+ *   with tensor parallelism in a 4-rank TP2×DP2 run;
  * - checkpoints are independent of the layout: saved at TP2, resumed in one process = resumed at TP2; saved at DP2,
  *   resumed in one process (the global batch kept) = the DP2 run;
  * - faults: a rank killed with SIGKILL ends the job on every rank within 30 s, the last checkpoint resumes; ranks
@@ -36,9 +38,10 @@ function ok(r: ReturnType<typeof spawnSync>, what: string): void {
 function one(out: string, extra: string[] = []): void {
   ok(spawnSync(process.execPath, trainArgs(out, extra), { encoding: 'utf8', cwd: root }), `one process ${out}`);
 }
-function two(out: string, extra: string[] = []): void {
-  ok(mpirun(2, [process.execPath, ...trainArgs(out, extra)]), `mpirun -np 2 ${out}`);
+function two(out: string, extra: string[] = [], np = 2): void {
+  ok(mpirun(np, [process.execPath, ...trainArgs(out, extra)]), `mpirun -np ${np} ${out}`);
 }
+const file = (out: string, name: string) => readFileSync(join(dir, out, 'checkpoints', 'step-00000020', name));
 function resume(out: string, np: 1 | 2, extra: string[] = []): void {
   const args = [bin, 'train', '--out', join(dir, out), '--resume', '--data', text, '--quiet', ...extra];
   ok(np === 1 ? spawnSync(process.execPath, args, { encoding: 'utf8', cwd: root }) : mpirun(2, [process.execPath, ...args]), `resume ${out}`);
@@ -71,6 +74,17 @@ test('data parallel: DP2 equals one process with --accum 2 (1e-5); two DP2 runs 
   sameCurve(losses('tp2'), ref, 'TP2 vs one process');
   // only rank 0 writes the run: one log line per step, one checkpoint directory per save
   assert.deepEqual(readdirSync(join(dir, 'dp2a', 'checkpoints')).sort(), ['latest', 'step-00000010', 'step-00000020']);
+});
+
+test('ZeRO-1 equals unsharded data parallelism bitwise (weights and AdamW moments); TP2×DP2 with ZeRO-1 equals one process', { skip, timeout: 300_000 }, () => {
+  if (!existsSync(join(dir, 'dp2a'))) two('dp2a');
+  two('z1', ['--zero', '1']);
+  assert.deepEqual(losses('z1'), losses('dp2a'));
+  assert.ok(file('z1', 'model.safetensors').equals(file('dp2a', 'model.safetensors')), 'same weights');
+  assert.ok(file('z1', 'optimizer.safetensors').equals(file('dp2a', 'optimizer.safetensors')), 'same moments');
+  if (!existsSync(join(dir, 'one'))) one('one', ['--accum', '2']);
+  two('tp2dp2z1', ['--tp', '2', '--zero', '1'], 4);
+  sameCurve(losses('tp2dp2z1'), losses('one'), 'TP2×DP2 ZeRO-1 vs one process');
 });
 
 test('checkpoints do not depend on the layout: TP2 → one process = TP2 → TP2; DP2 → one process keeps the global batch', { skip, timeout: 300_000 }, () => {

@@ -48,11 +48,14 @@ export class AdamW {
  */
 export function clipGradNorm(grads: FlatTensors, backend: Backend, maxNorm: number, tp: Comm = LOCAL_COMM): number {
   const norm = Math.sqrt(tp.world === 1 ? backend.sumSquares(grads.data, grads.data.length) : shardedSumSquares(grads, backend, tp));
-  if (maxNorm > 0 && Number.isFinite(norm)) {
-    const coef = maxNorm / (norm + 1e-6);
-    if (coef < 1) backend.scale(grads.data, coef, grads.data.length);
-  }
+  const coef = clipCoefficient(norm, maxNorm);
+  if (coef < 1) backend.scale(grads.data, coef, grads.data.length);
   return norm;
+}
+
+/** The factor that brings a gradient of norm `norm` down to maxNorm (1: leave it; PyTorch's norm + 1e-6 rule). */
+export function clipCoefficient(norm: number, maxNorm: number): number {
+  return maxNorm > 0 && Number.isFinite(norm) ? Math.min(1, maxNorm / (norm + 1e-6)) : 1;
 }
 
 function shardedSumSquares(grads: FlatTensors, backend: Backend, tp: Comm): number {

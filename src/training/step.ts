@@ -15,7 +15,8 @@ import type { Llama } from '../model/llama.js';
 import type { FlatTensors } from '../model/params.js';
 import type { BatchSource } from '../data/source.js';
 import type { Comm, CommRequest } from '../parallel/comm.js';
-import { AdamW, clipGradNorm } from './optimizer.js';
+import { AdamW, clipGradNorm, clipCoefficient } from './optimizer.js';
+import { ZeroAdamW } from './zero.js';
 import { learningRate, type ScheduleOptions } from './schedule.js';
 import type { Hyper } from './settings.js';
 import { UserError } from '../util/errors.js';
@@ -23,7 +24,8 @@ import { UserError } from '../util/errors.js';
 /** What one step works on. */
 export interface StepState {
   model: Llama;
-  opt: AdamW;
+  /** AdamW on the whole model, or ZeRO-1: each data-parallel rank updates a slice with its slice of the moments. */
+  opt: AdamW | ZeroAdamW;
   data: BatchSource;
   hyper: Hyper;
   schedule: ScheduleOptions;
@@ -59,16 +61,25 @@ export function trainStep(s: StepState, step: number): StepResult {
   const grads = zeroGrads(s.model);
   const scale = gradScale(s.hyper, s.dp.world);
   const inFlight: CommRequest[] = [];
+  const zero = s.opt instanceof ZeroAdamW ? s.opt : null;
   let loss = 0;
   for (let micro = 0; micro < s.hyper.accum; micro++) {
     const last = micro === s.hyper.accum - 1;
-    loss += microBatch(s, scale, clock, last ? startReduce(s.dp, grads, inFlight) : undefined);
+    loss += microBatch(s, scale, clock, last && !zero ? startReduce(s.dp, grads, inFlight) : undefined);
+  }
+  if (zero) {
+    loss = reduceScatter(zero, grads, loss, clock);
+    const norm = clipSlice(zero, s.hyper.clip);
+    const lr = learningRate(step, s.schedule);
+    checkFinite(loss, norm, step, lr);
+    zero.update(s.model.params, lr);
+    return { loss, norm, lr, ms: clock.stop() };
   }
   loss = reduce(s.dp, grads, inFlight, loss, clock);
   const norm = clipGradNorm(grads, s.model.backend, s.hyper.clip, s.model.tp);
   const lr = learningRate(step, s.schedule);
   checkFinite(loss, norm, step, lr);
-  s.opt.update(s.model.params, grads, lr);
+  (s.opt as AdamW).update(s.model.params, grads, lr);
   return { loss, norm, lr, ms: clock.stop() };
 }
 
@@ -118,6 +129,24 @@ function reduce(dp: Comm, grads: FlatTensors, inFlight: CommRequest[], loss: num
   dp.allReduce(sum);
   clock.lap('comm');
   return sum[0];
+}
+
+/** ZeRO-1: each rank receives the summed gradients of its slice; the loss is summed as with all-reduce. */
+function reduceScatter(zero: ZeroAdamW, grads: FlatTensors, loss: number, clock: PhaseClock): number {
+  clock.start();
+  zero.reduce(grads);
+  const sum = new Float64Array([loss]);
+  zero.dp.allReduce(sum);
+  clock.lap('comm');
+  return sum[0];
+}
+
+/** Global-norm clipping of the slices (the norm over every rank's slice; see clipGradNorm). */
+function clipSlice(zero: ZeroAdamW, maxNorm: number): number {
+  const norm = Math.sqrt(zero.sumSquares());
+  const coef = clipCoefficient(norm, maxNorm);
+  if (coef < 1) zero.scale(coef);
+  return norm;
 }
 
 /** A non-finite loss or norm stops the run before the update (and before any checkpoint of the bad state). */

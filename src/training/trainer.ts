@@ -16,6 +16,8 @@ import type { Backend } from '../kernels/backend.js';
 import { Llama } from '../model/llama.js';
 import { trainFlopsPerToken, type LlamaConfig } from '../model/config.js';
 import { AdamW } from './optimizer.js';
+import { ZeroAdamW } from './zero.js';
+import { FlatTensors } from '../model/params.js';
 import { trainStep, type StepResult, type StepState } from './step.js';
 import { fanOut, JsonlSink, ProgressSink, type MetricSink, type RunEnd, type StepRecord } from './metrics.js';
 import { LOCAL_COMM, type Comm } from '../parallel/comm.js';
@@ -54,6 +56,8 @@ export interface TrainOptions {
   comm?: Comm;
   /** Tensor-parallel ranks per model replica (divides the world); the rest of the world is data parallel. Default 1. */
   tp?: number;
+  /** 1: ZeRO stage 1, the AdamW moments divided across the data-parallel ranks (zero.ts). Default 0. */
+  zero?: 0 | 1;
   /** Sinks that get the run's metrics besides the train.jsonl log and the progress bar. */
   sinks?: MetricSink[];
 }
@@ -91,7 +95,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
 interface Prepared {
   hyper: Hyper;
   model: Llama;
-  opt: AdamW;
+  opt: AdamW | ZeroAdamW;
   /** Steps already done. */
   startStep: number;
   topo: Topology;
@@ -115,7 +119,7 @@ function prepare(o: TrainOptions): Prepared {
 function fresh(o: TrainOptions, model: Llama, topo: Topology, data: BatchSource): Prepared {
   const hyper = { ...o.hyper };
   model.init(hyper.seed);
-  return { hyper, model, opt: optimizer(model, hyper), startStep: 0, topo, data };
+  return { hyper, model, opt: optimizer(model, hyper, topo, o.zero ?? 0), startStep: 0, topo, data };
 }
 
 /**
@@ -131,8 +135,14 @@ function resume(o: TrainOptions, model: Llama, topo: Topology, data: BatchSource
   const saved = hyperFromSaved(ck.state.hyper);
   const hyper = { ...saved, steps: o.extendSteps ?? saved.steps, accum: perRankAccum(saved.accum * (ck.state.layout?.dp ?? 1), topo.dp.world) };
   checkHyper(hyper, o.config);
-  const opt = optimizer(model, hyper);
-  ck.loadInto(model.params, { m: opt.m, v: opt.v });
+  const opt = optimizer(model, hyper, topo, o.zero ?? 0);
+  if (opt instanceof AdamW) {
+    ck.loadInto(model.params, { m: opt.m, v: opt.v });
+  } else {
+    const whole = { m: new FlatTensors(model.layout, model.backend), v: new FlatTensors(model.layout, model.backend) };
+    ck.loadInto(model.params, whole);
+    opt.loadMoments(whole.m, whole.v);
+  }
   opt.step = ck.state.step;
   data.restore(ck.state.data);
   return { hyper, model, opt, startStep: ck.state.step, topo, data };
@@ -144,8 +154,10 @@ function perRankAccum(global: number, dp: number): number {
   return global / dp;
 }
 
-function optimizer(model: Llama, h: Hyper): AdamW {
-  return new AdamW(model.layout, model.backend, { beta1: h.beta1, beta2: h.beta2, eps: h.eps, weightDecay: h.weightDecay });
+function optimizer(model: Llama, h: Hyper, topo: Topology, zero: 0 | 1): AdamW | ZeroAdamW {
+  const options = { beta1: h.beta1, beta2: h.beta2, eps: h.eps, weightDecay: h.weightDecay };
+  if (zero === 1 && topo.dp.world > 1) return new ZeroAdamW(model.layout, model.backend, options, topo.dp, topo.tp);
+  return new AdamW(model.layout, model.backend, options);
 }
 
 /** Ctrl-C once: finish the step, checkpoint and stop. Twice: exit at once. */
@@ -252,7 +264,8 @@ class TrainingRun {
     const { tp, world } = p.topo;
     const whole = (f: typeof p.model.params) => gatherFull(f, o.config, tp, o.backend);
     const params = whole(p.model.params);
-    const moments = { m: whole(p.opt.m), v: whole(p.opt.v) };
+    const mine = p.opt instanceof AdamW ? { m: p.opt.m, v: p.opt.v } : p.opt.moments(); // ZeRO: gathered over DP
+    const moments = { m: whole(mine.m), v: whole(mine.v) };
     this.savedStep = this.done;
     if (world.rank !== 0) return;
     const state: CheckpointState = {
