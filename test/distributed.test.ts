@@ -54,24 +54,29 @@ function sameCurve(got: number[], want: number[], what: string, rel = 1e-5): voi
   got.forEach((g, i) => assert.ok(Math.abs(g - want[i]) <= rel * Math.abs(want[i]), `${what}: step ${i + 1} loss ${g} vs ${want[i]}`));
 }
 
-test('tensor parallel: the split model computes the whole model (logits, loss, every gradient, greedy decode; ref and native)', { skip, timeout: 120_000 }, () => {
+test('tensor parallel (+ sequence parallel): the split model computes the whole model (logits, loss, every gradient, greedy decode; ref and native)', { skip, timeout: 120_000 }, () => {
   const r = mpirun(2, [process.execPath, join(root, 'dist', 'test', 'helpers', 'tp-worker.js'), 'ref', 'native']);
   ok(r, 'tp-worker');
   const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { rank: number; worstRelative: Record<string, number> });
   assert.deepEqual(lines.map((l) => l.rank).sort(), [0, 1]);
-  for (const l of lines) assert.ok(l.worstRelative.ref <= 1e-5 && l.worstRelative.native <= 1e-5);
+  for (const l of lines) {
+    assert.deepEqual(Object.keys(l.worstRelative).sort(), ['native', 'native+sp', 'ref', 'ref+sp']);
+    for (const [k, v] of Object.entries(l.worstRelative)) assert.ok(v <= 1e-5, `${k}: ${v}`);
+  }
 });
 
-test('data parallel: DP2 equals one process with --accum 2 (1e-5); two DP2 runs are bitwise equal; TP2 equals one process', { skip, timeout: 300_000 }, () => {
+test('data parallel: DP2 equals one process with --accum 2 (1e-5); two DP2 runs are bitwise equal; TP2 and TP2+SP equal one process', { skip, timeout: 300_000 }, () => {
   one('one', ['--accum', '2']);
   two('dp2a');
   two('dp2b');
   two('tp2', ['--tp', '2', '--accum', '2']);
+  two('tp2sp', ['--tp', '2', '--sp', '--accum', '2']);
   const ref = losses('one');
   assert.equal(ref.length, 20);
   sameCurve(losses('dp2a'), ref, 'DP2 vs --accum 2');
   assert.deepEqual(losses('dp2b'), losses('dp2a'), 'two DP2 runs');
   sameCurve(losses('tp2'), ref, 'TP2 vs one process');
+  sameCurve(losses('tp2sp'), ref, 'TP2+SP (accumulating over 2 micro-batches) vs one process');
   // only rank 0 writes the run: one log line per step, one checkpoint directory per save
   assert.deepEqual(readdirSync(join(dir, 'dp2a', 'checkpoints')).sort(), ['latest', 'step-00000010', 'step-00000020']);
 });

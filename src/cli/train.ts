@@ -32,6 +32,7 @@ const RUN_FLAGS: readonly RunFlag[] = [
   { flag: 'stop-at', type: 'string', group: 'ckpt', arg: 'N', doc: 'stop early (with a checkpoint) after N steps, keeping the schedule of --steps' },
   { flag: 'resume', type: 'boolean', group: 'ckpt', doc: 'continue the run in --out with its saved settings (only --steps may change)' },
   { flag: 'tp', type: 'string', group: 'parallel', arg: 'T', doc: 'tensor-parallel ranks per model (Megatron-LM split of heads and SwiGLU units); under mpirun -np N the other N/T are data parallel (default 1; see docs/DISTRIBUTED.md)' },
+  { flag: 'sp', type: 'boolean', group: 'parallel', doc: 'sequence parallelism with --tp: the norms and residual stream divided along the rows too (Korthikanti et al. 2022)' },
   { flag: 'zero', type: 'string', group: 'parallel', arg: '0|1', doc: 'ZeRO stage 1: divide the AdamW moments across the data-parallel ranks (reduce-scatter, update a slice, all-gather; default 0)' },
   { flag: 'backend', type: 'string', group: 'misc', arg: 'NAME', doc: `kernels: ${BACKEND_NAMES.join(', ')} (default: native when its addon is built, else ref with a notice; ref-f64 is the float64 oracle)` },
   { flag: 'quiet', type: 'boolean', group: 'misc', doc: 'no progress bar or summary lines on stderr' },
@@ -97,6 +98,7 @@ export async function runTraining(values: Values, defaults: { preset?: string; o
   const tp = int(values.tp, 'tp', 1, 1);
   const zero = int(values.zero, 'zero', 0, 0);
   if (zero > 1) throw new UserError(`--zero must be 0 or 1 (stage 1: sharded optimizer state), got ${zero}`);
+  if (values.sp && tp === 1) throw new UserError('--sp divides rows among the tensor-parallel ranks: give --tp 2 or more');
   const backend = createBackend(str(values.backend));
   const data = openTrainingData(str(values.data) ?? 'brown', tok, hyper.seed, hyper.seq);
   if (!values.quiet && comm.rank === 0) {
@@ -107,7 +109,7 @@ export async function runTraining(values: Values, defaults: { preset?: string; o
   return train({
     config, backend, hyper, runDir: outDir, train: data.train, heldOut: data.heldOut,
     tokenizer: tokPath ? { kind: 'sentencepiece', file: basename(tokPath) } : { kind: 'bytes' }, tokenizerFile: tokPath, resume: Boolean(values.resume), extendSteps: values.steps !== undefined ? hyper.steps : undefined,
-    stopAt: int(values['stop-at'], 'stop-at', undefined, 1), quiet: Boolean(values.quiet), comm, tp, zero: zero as 0 | 1,
+    stopAt: int(values['stop-at'], 'stop-at', undefined, 1), quiet: Boolean(values.quiet), comm, tp, sp: Boolean(values.sp), zero: zero as 0 | 1,
   });
 }
 

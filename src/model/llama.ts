@@ -22,13 +22,20 @@
  * summed; the embedding looks up its vocabulary slice and sums; the cross-entropy combines each rank's partial
  * softmax statistics (`vocabParallelCrossEntropy`) so the full logits are never gathered in training. With one rank
  * each of these is the plain single-process operation.
+ *
+ * Sequence parallelism (`sp`, Korthikanti et al. 2022) in training: the residual stream, the RMSNorms and their
+ * saved inputs are divided along the rows (each TP rank holds N/tp rows), so the norms' work and memory are not
+ * repeated on every rank. A norm's output is all-gathered before the column-split products, and the row-split
+ * products are reduce-scattered (instead of all-reduced) back onto the rows; the backward mirrors it, and the
+ * norm gains' gradients, each rank holding its rows' share, are summed over the group. Decoding never splits rows.
  */
 import type { AttentionShape, Backend, FloatArray, RopeTable } from '../kernels/backend.js';
 import { makeRopeTable } from '../kernels/backend.js';
 import { rowMax, sumExp, crossEntropyRows } from '../kernels/ops/crossentropy.js';
 import { ffnHiddenDim, headDim, type LlamaConfig } from './config.js';
-import { FlatTensors, paramLayout, initParams, initTensor, shardOf, type ParamLayout } from './params.js';
+import { FlatTensors, paramLayout, initParams, initTensor, shardOf, type ParamLayout, type TensorSpec } from './params.js';
 import { Rng } from '../util/rng.js';
+import { UserError } from '../util/errors.js';
 import { LOCAL_COMM, type Comm } from '../parallel/comm.js';
 
 /** The buffers one block reads and writes, [N rows, width]. x, xMid and the block's output may be one buffer. */
@@ -60,6 +67,10 @@ interface Activations {
   // scratch for the backward
   dx: FloatArray;
   dxn: FloatArray;
+  /** With sequence parallelism: dx gathered over all rows, dxn summed onto this rank's rows, a norm gain's gradient. */
+  dxFull: FloatArray;
+  dxnLocal: FloatArray;
+  dwNorm: FloatArray;
   dAtt: FloatArray;
   dq: FloatArray;
   dk: FloatArray;
@@ -76,6 +87,8 @@ const HEAD_CHUNK_FLOATS = 1 << 23;
 export interface LlamaOptions {
   /** The tensor-parallel group; this rank holds its shard of every split tensor. Default: one process. */
   tp?: Comm;
+  /** Sequence parallelism in training (with tp of more than one rank): rows of the residual stream divided too. */
+  sp?: boolean;
 }
 
 /**
@@ -100,13 +113,17 @@ export class Llama {
   grads: FlatTensors | null = null;
   readonly rope: RopeTable;
   readonly tp: Comm;
+  /** Sequence parallelism in training forward/backward (see the header). */
+  readonly sp: boolean;
   readonly sz: Widths;
   private acts: Activations | null = null;
   private partialBuf: FloatArray | null = null;
+  private scatterBuf: FloatArray | null = null;
 
   constructor(readonly config: LlamaConfig, readonly backend: Backend, opts: LlamaOptions = {}) {
     this.tp = opts.tp ?? LOCAL_COMM;
     const t = this.tp.world;
+    this.sp = Boolean(opts.sp) && t > 1;
     this.layout = paramLayout(config, { size: t, rank: this.tp.rank }); // checks that the group divides the model
     const hd = headDim(config);
     const h = config.nHeads / t;
@@ -140,20 +157,24 @@ export class Llama {
     const be = this.backend;
     const N = batch * seq;
     const { qw, kw, F, h, V } = this.sz;
+    const { n } = this.rowSplit(N, this.sp); // rows of the residual stream held here
     const layers: BlockActs[] = [];
     for (let l = 0; l < c.nLayers; l++) {
       layers.push({
-        x: be.alloc(N * c.dim), rstd1: be.alloc(N), xn1: be.alloc(N * c.dim),
+        x: be.alloc(n * c.dim), rstd1: be.alloc(n), xn1: be.alloc(N * c.dim),
         q: be.alloc(N * qw), k: be.alloc(N * kw), v: be.alloc(N * kw), att: be.alloc(N * qw), lse: be.alloc(batch * h * seq),
-        xMid: be.alloc(N * c.dim), rstd2: be.alloc(N), xn2: be.alloc(N * c.dim),
+        xMid: be.alloc(n * c.dim), rstd2: be.alloc(n), xn2: be.alloc(N * c.dim),
         h1: be.alloc(N * F), h3: be.alloc(N * F), gate: be.alloc(N * F),
       });
     }
     const chunkRows = Math.max(1, Math.min(N, Math.floor(HEAD_CHUNK_FLOATS / V)));
+    const dx = be.alloc(n * c.dim);
+    const dxn = be.alloc(N * c.dim);
     this.acts = {
       batch, seq, tokens: new Int32Array(N), layers,
-      xFinal: be.alloc(N * c.dim), rstdF: be.alloc(N), xnF: be.alloc(N * c.dim),
-      dx: be.alloc(N * c.dim), dxn: be.alloc(N * c.dim), dAtt: be.alloc(N * qw),
+      xFinal: be.alloc(n * c.dim), rstdF: be.alloc(n), xnF: be.alloc(N * c.dim),
+      dx, dxn, dAtt: be.alloc(N * qw),
+      dxFull: this.sp ? be.alloc(N * c.dim) : dx, dxnLocal: this.sp ? be.alloc(n * c.dim) : dxn, dwNorm: be.alloc(this.sp ? c.dim : 0),
       dq: be.alloc(N * qw), dk: be.alloc(N * kw), dv: be.alloc(N * kw),
       dGate: be.alloc(N * F), dh1: be.alloc(N * F), dh3: be.alloc(N * F),
       logitsChunk: be.alloc(chunkRows * V),
@@ -171,22 +192,64 @@ export class Llama {
     const a = this.activations(batch, seq);
     a.tokens.set(tokens);
     const attn = new SelfAttention(batch, seq);
-    this.embed(a.layers.length ? a.layers[0].x : a.xFinal, a.tokens);
-    for (let l = 0; l < c.nLayers; l++) this.blockForward(l, a.layers[l], l + 1 < c.nLayers ? a.layers[l + 1].x : a.xFinal, attn);
-    this.finalNorm(a.xnF, a.rstdF, a.xFinal, batch * seq);
+    const split = this.sp;
+    this.embed(a.layers.length ? a.layers[0].x : a.xFinal, a.tokens, split);
+    for (let l = 0; l < c.nLayers; l++) this.blockForward(l, a.layers[l], l + 1 < c.nLayers ? a.layers[l + 1].x : a.xFinal, attn, split);
+    const { n } = this.rowSplit(batch * seq, split);
+    this.finalNorm(this.ownRows(a.xnF, batch * seq, split), a.rstdF, a.xFinal, n);
+    this.gatherRows(a.xnF, batch * seq, split);
+  }
+
+  /** The rows of N this rank holds: all of them, or with sequence parallelism its n = N/tp from row r0. */
+  private rowSplit(N: number, split: boolean): { n: number; r0: number } {
+    if (!split) return { n: N, r0: 0 };
+    const t = this.tp.world;
+    if (N % t !== 0) throw new UserError(`sequence parallelism needs batch × seq (${N}) to divide by the ${t} tensor-parallel ranks`);
+    return { n: N / t, r0: this.tp.rank * (N / t) };
+  }
+
+  /** This rank's rows of a [N, D] buffer (all of it without a row split). */
+  private ownRows(buf: FloatArray, N: number, split: boolean): FloatArray {
+    if (!split) return buf;
+    const { n, r0 } = this.rowSplit(N, split);
+    return buf.subarray(r0 * this.sz.D, (r0 + n) * this.sz.D);
+  }
+
+  /** With a row split: every rank's rows of buf [N, D] gathered in place (each wrote its own rows). */
+  private gatherRows(buf: FloatArray, N: number, split: boolean): void {
+    if (split) this.tp.allGather(this.ownRows(buf, N, split), buf.subarray(0, N * this.sz.D));
   }
 
   /** out[n,:] = tok_embeddings[tokens[n],:]; a tensor-parallel rank looks up its vocabulary rows and the group sums. */
-  embed(out: FloatArray, tokens: Int32Array): void {
+  embed(out: FloatArray, tokens: Int32Array, split = false): void {
     const table = this.params.view(this.layout.tokEmbeddings);
     const { D, V, v0 } = this.sz;
     if (this.tp.world === 1) return this.backend.embedding(out, table, tokens, D);
-    for (let n = 0; n < tokens.length; n++) {
+    const N = tokens.length;
+    const rows = split ? this.partial(N * D) : out; // with a row split, out holds only this rank's rows
+    for (let n = 0; n < N; n++) {
       const t = tokens[n] - v0;
-      if (t >= 0 && t < V) out.set(table.subarray(t * D, (t + 1) * D), n * D);
-      else out.fill(0, n * D, (n + 1) * D);
+      if (t >= 0 && t < V) rows.set(table.subarray(t * D, (t + 1) * D), n * D);
+      else rows.fill(0, n * D, (n + 1) * D);
     }
-    this.tp.allReduce(out.subarray(0, tokens.length * D));
+    this.sumRows(rows, out, N, split);
+  }
+
+  /** Sums the partial rows [N, D] over the group: in place, or with a row split onto this rank's rows in `own`. */
+  private sumRows(part: FloatArray, own: FloatArray, N: number, split: boolean): FloatArray {
+    const D = this.sz.D;
+    if (!split) {
+      this.tp.allReduce(part.subarray(0, N * D));
+      return part;
+    }
+    this.tp.reduceScatter(part.subarray(0, N * D), own.subarray(0, this.rowSplit(N, split).n * D));
+    return own;
+  }
+
+  /** A scratch buffer of at least n floats (the partial products of the row-split layers). */
+  private partial(n: number): FloatArray {
+    if (!this.partialBuf || this.partialBuf.length < n) this.partialBuf = this.backend.alloc(n);
+    return this.partialBuf;
   }
 
   /** Backward of embed: dtable[tokens[n],:] += dout[n,:] for the vocabulary rows this rank holds. */
@@ -200,49 +263,60 @@ export class Llama {
     }
   }
 
-  /** out[N,D] += inp[N,K]·Wᵀ for a row-split W: each rank's product is partial over K, and the group sums them. */
-  private rowParallel(out: FloatArray, inp: FloatArray, w: FloatArray, N: number, K: number): void {
+  /**
+   * out += inp[N,K]·Wᵀ for a row-split W: each rank's product is partial over K, and the group sums them (onto
+   * this rank's rows of out with a row split).
+   */
+  private rowParallel(out: FloatArray, inp: FloatArray, w: FloatArray, N: number, K: number, split = false): void {
     const be = this.backend;
     const D = this.sz.D;
     if (this.tp.world === 1) return be.matmul(out, inp, w, N, K, D, true);
-    if (!this.partialBuf || this.partialBuf.length < N * D) this.partialBuf = be.alloc(N * D);
-    const part = this.partialBuf.subarray(0, N * D);
+    const part = this.partial(N * D);
     be.matmul(part, inp, w, N, K, D);
-    this.tp.allReduce(part);
-    be.add(out, out, part, N * D);
+    const n = this.rowSplit(N, split).n;
+    if (split && (!this.scatterBuf || this.scatterBuf.length < n * D)) this.scatterBuf = be.alloc(n * D);
+    const sum = this.sumRows(part, split ? (this.scatterBuf as FloatArray) : part, N, split);
+    be.add(out, out, sum, n * D);
   }
 
-  /** Sums the partial input gradients of column-split products over the tensor-parallel group. */
-  private sumInputGrad(dx: FloatArray, rows: number): void {
-    if (this.tp.world > 1) this.tp.allReduce(dx.subarray(0, rows * this.sz.D));
+  /**
+   * Sums the partial input gradients [N, D] of column-split products over the tensor-parallel group; returns the
+   * buffer with the summed rows this rank holds (dx itself, or `own` with a row split).
+   */
+  private sumInputGrad(dx: FloatArray, N: number, split = false, own: FloatArray = dx): FloatArray {
+    if (this.tp.world === 1) return dx;
+    return this.sumRows(dx, own, N, split);
   }
 
   /**
    * Layer `l` over the N = attn.rows rows in s.x: out = xMid + FFN(norm(xMid)), xMid = x + Attention(norm(x)).
    * out may be s.x (and s.xMid may be s.x): the residual is then updated in place.
    */
-  blockForward(l: number, s: BlockActs, out: FloatArray, attn: AttentionSource): void {
+  blockForward(l: number, s: BlockActs, out: FloatArray, attn: AttentionSource, split = false): void {
     const c = this.config;
     const be = this.backend;
     const p = this.params;
     const w = this.layout.layers[l];
     const N = attn.rows;
     const { D, qw, kw, F } = this.sz;
+    const n = this.rowSplit(N, split).n; // rows of the residual stream held here
     // attention block
-    be.rmsnorm(s.xn1, s.rstd1, s.x, p.view(w.attentionNorm), N, D, c.normEps);
+    be.rmsnorm(this.ownRows(s.xn1, N, split), s.rstd1, s.x, p.view(w.attentionNorm), n, D, c.normEps);
+    this.gatherRows(s.xn1, N, split);
     be.matmul(s.q, s.xn1, p.view(w.wq), N, D, qw);
     be.matmul(s.k, s.xn1, p.view(w.wk), N, D, kw);
     be.matmul(s.v, s.xn1, p.view(w.wv), N, D, kw);
     attn.forward(this, l, s);
-    if (s.xMid !== s.x) s.xMid.set(s.x.subarray(0, N * D));
-    this.rowParallel(s.xMid, s.att, p.view(w.wo), N, qw);
+    if (s.xMid !== s.x) s.xMid.set(s.x.subarray(0, n * D));
+    this.rowParallel(s.xMid, s.att, p.view(w.wo), N, qw, split);
     // feed-forward block
-    be.rmsnorm(s.xn2, s.rstd2, s.xMid, p.view(w.ffnNorm), N, D, c.normEps);
+    be.rmsnorm(this.ownRows(s.xn2, N, split), s.rstd2, s.xMid, p.view(w.ffnNorm), n, D, c.normEps);
+    this.gatherRows(s.xn2, N, split);
     be.matmul(s.h1, s.xn2, p.view(w.w1), N, D, F);
     be.matmul(s.h3, s.xn2, p.view(w.w3), N, D, F);
     be.swiglu(s.gate, s.h1, s.h3, N * F);
-    if (out !== s.xMid) out.set(s.xMid.subarray(0, N * D));
-    this.rowParallel(out, s.gate, p.view(w.w2), N, F);
+    if (out !== s.xMid) out.set(s.xMid.subarray(0, n * D));
+    this.rowParallel(out, s.gate, p.view(w.w2), N, F, split);
   }
 
   /** The final RMSNorm over `rows` rows of the residual stream. */
@@ -298,7 +372,7 @@ export class Llama {
         total += this.crossEntropy(logits, t, rows, null, 0);
       }
     }
-    if (dWout) this.sumInputGrad(a.dxn, N);
+    if (dWout) this.sumInputGrad(a.dxn, N, this.sp, a.dxnLocal);
     return total;
   }
 
@@ -336,11 +410,12 @@ export class Llama {
     const a = this.requireActs('backward');
     const g = this.ensureGrads();
     const c = this.config;
-    const be = this.backend;
     const L = this.layout;
     const N = a.batch * a.seq;
+    const split = this.sp;
+    const n = this.rowSplit(N, split).n;
     a.dx.fill(0);
-    be.rmsnormBackward(a.dx, g.view(L.norm), a.dxn, a.xFinal, this.params.view(L.norm), a.rstdF, N, c.dim);
+    this.normBackward(L.norm, a.dxnLocal, a.xFinal, a.rstdF, n, a, g);
     gradsReady?.(L.norm.offset, L.total - L.norm.offset);
     const attn = new SelfAttention(a.batch, a.seq);
     for (let l = c.nLayers - 1; l >= 0; l--) {
@@ -348,30 +423,33 @@ export class Llama {
       const w = L.layers[l];
       gradsReady?.(w.attentionNorm.offset, w.w3.offset + w.w3.size - w.attentionNorm.offset);
     }
-    this.embedBackward(g.view(L.tokEmbeddings), a.dx, a.tokens);
+    this.embedBackward(g.view(L.tokEmbeddings), this.allRows(a.dx, a.dxFull, N), a.tokens);
     gradsReady?.(L.tokEmbeddings.offset, L.tokEmbeddings.size);
   }
 
-  /** Backward of blockForward. a.dx holds ∂L/∂(layer output) on entry and ∂L/∂(layer input) on exit. */
+  /** Backward of blockForward. a.dx holds ∂L/∂(layer output) on entry and ∂L/∂(layer input) on exit (this rank's rows). */
   private blockBackward(l: number, s: BlockActs, a: Activations, g: FlatTensors, attn: SelfAttention): void {
     const be = this.backend;
     const p = this.params;
     const w = this.layout.layers[l];
     const N = attn.rows;
     const { D, qw, kw, F } = this.sz;
+    const split = this.sp;
+    const n = this.rowSplit(N, split).n;
     // feed-forward block: out = xMid + gate·W2ᵀ
-    be.matmulBackwardWeight(g.view(w.w2), a.dx, s.gate, N, F, D);
-    be.matmulBackwardInput(a.dGate, a.dx, p.view(w.w2), N, F, D);
+    let dx = this.allRows(a.dx, a.dxFull, N);
+    be.matmulBackwardWeight(g.view(w.w2), dx, s.gate, N, F, D);
+    be.matmulBackwardInput(a.dGate, dx, p.view(w.w2), N, F, D);
     be.swigluBackward(a.dh1, a.dh3, a.dGate, s.h1, s.h3, N * F);
     be.matmulBackwardWeight(g.view(w.w1), a.dh1, s.xn2, N, D, F);
     be.matmulBackwardWeight(g.view(w.w3), a.dh3, s.xn2, N, D, F);
     be.matmulBackwardInput(a.dxn, a.dh1, p.view(w.w1), N, D, F);
     be.matmulBackwardInput(a.dxn, a.dh3, p.view(w.w3), N, D, F, true);
-    this.sumInputGrad(a.dxn, N);
-    be.rmsnormBackward(a.dx, g.view(w.ffnNorm), a.dxn, s.xMid, p.view(w.ffnNorm), s.rstd2, N, D);
+    this.normBackward(w.ffnNorm, this.sumInputGrad(a.dxn, N, split, a.dxnLocal), s.xMid, s.rstd2, n, a, g);
     // attention block: xMid = x + att·Woᵀ
-    be.matmulBackwardWeight(g.view(w.wo), a.dx, s.att, N, qw, D);
-    be.matmulBackwardInput(a.dAtt, a.dx, p.view(w.wo), N, qw, D);
+    dx = this.allRows(a.dx, a.dxFull, N);
+    be.matmulBackwardWeight(g.view(w.wo), dx, s.att, N, qw, D);
+    be.matmulBackwardInput(a.dAtt, dx, p.view(w.wo), N, qw, D);
     attn.backward(this, s, a);
     be.matmulBackwardWeight(g.view(w.wq), a.dq, s.xn1, N, D, qw);
     be.matmulBackwardWeight(g.view(w.wk), a.dk, s.xn1, N, D, kw);
@@ -379,8 +457,25 @@ export class Llama {
     be.matmulBackwardInput(a.dxn, a.dq, p.view(w.wq), N, D, qw);
     be.matmulBackwardInput(a.dxn, a.dk, p.view(w.wk), N, D, kw, true);
     be.matmulBackwardInput(a.dxn, a.dv, p.view(w.wv), N, D, kw, true);
-    this.sumInputGrad(a.dxn, N);
-    be.rmsnormBackward(a.dx, g.view(w.attentionNorm), a.dxn, s.x, p.view(w.attentionNorm), s.rstd1, N, D);
+    this.normBackward(w.attentionNorm, this.sumInputGrad(a.dxn, N, split, a.dxnLocal), s.x, s.rstd1, n, a, g);
+  }
+
+  /** a.dx += ∂/∂x of an RMSNorm over this rank's rows; its gain's gradient, with a row split, summed over the group. */
+  private normBackward(spec: TensorSpec, dxn: FloatArray, x: FloatArray, rstd: FloatArray, rows: number, a: Activations, g: FlatTensors): void {
+    const be = this.backend;
+    const D = this.sz.D;
+    if (!this.sp) return be.rmsnormBackward(a.dx, g.view(spec), dxn, x, this.params.view(spec), rstd, rows, D);
+    a.dwNorm.fill(0); // this micro-batch's share only: the gradient buffer may already hold earlier micro-batches
+    be.rmsnormBackward(a.dx, a.dwNorm, dxn, x, this.params.view(spec), rstd, rows, D);
+    this.tp.allReduce(a.dwNorm);
+    be.add(g.view(spec), g.view(spec), a.dwNorm, D);
+  }
+
+  /** With a row split: every rank's rows of dx [n, D] gathered into full [N, D]; else dx itself. */
+  private allRows(dx: FloatArray, full: FloatArray, N: number): FloatArray {
+    if (!this.sp) return dx;
+    this.tp.allGather(dx.subarray(0, this.rowSplit(N, true).n * this.sz.D), full.subarray(0, N * this.sz.D));
+    return full;
   }
 
   private requireActs(op: string): Activations {

@@ -56,6 +56,8 @@ export interface TrainOptions {
   comm?: Comm;
   /** Tensor-parallel ranks per model replica (divides the world); the rest of the world is data parallel. Default 1. */
   tp?: number;
+  /** Sequence parallelism within each tensor-parallel group (Llama's `sp`). */
+  sp?: boolean;
   /** 1: ZeRO stage 1, the AdamW moments divided across the data-parallel ranks (zero.ts). Default 0. */
   zero?: 0 | 1;
   /** Sinks that get the run's metrics besides the train.jsonl log and the progress bar. */
@@ -108,7 +110,7 @@ function prepare(o: TrainOptions): Prepared {
   checkHyper(o.hyper, o.config);
   const topo = topology(o.comm ?? LOCAL_COMM, o.tp ?? 1);
   if (topo.world.rank === 0) mkdirSync(o.runDir, { recursive: true });
-  const model = new Llama(o.config, o.backend, { tp: topo.tp });
+  const model = new Llama(o.config, o.backend, { tp: topo.tp, sp: o.sp });
   const data = topo.dp.world > 1 ? new RankSlice(o.train, topo.dp.rank, topo.dp.world) : o.train;
   const r = o.resume ? resume(o, model, topo, data) : fresh(o, model, topo, data);
   checkSameRun(topo.world, { 'model config': o.config, 'settings': r.hyper, 'data position': data.state(), 'checkpoint step': r.startStep });
