@@ -149,3 +149,22 @@ function readLatestStep(out: string): number {
   const name = readFileSync(join(out, 'checkpoints', 'latest'), 'utf8').trim();
   return JSON.parse(readFileSync(join(out, 'checkpoints', name, 'state.json'), 'utf8')).step;
 }
+
+test('bench train under mpirun: aggregate tokens/s, exposed communication, and the bytes plan cluster predicts (within 10%)', { skip, timeout: 180_000 }, () => {
+  const tiny = ['--dim', '64', '--layers', '8', '--heads', '4', '--kv-heads', '2', '--multiple-of', '16', '--vocab', '256', '--seq', '32'];
+  for (const layout of [[], ['--tp', '2'], ['--tp', '2', '--sp'], ['--zero', '1']]) {
+    const r = mpirun(2, [process.execPath, bin, 'bench', 'train', ...tiny, '--batch', '2', '--steps', '3', ...layout]);
+    ok(r, `bench train ${layout.join(' ')}`);
+    const lines = r.stdout.trim().split('\n');
+    assert.equal(lines.length, 1, 'rank 0 alone prints the report');
+    const j = JSON.parse(lines[0]);
+    assert.equal(j.bench, 'train-distributed');
+    assert.equal(j.ranks, 2);
+    assert.ok(j.tokens_per_s > 0 && j.phase_ms.comm >= 0 && j.exposed_comm_fraction >= 0 && j.exposed_comm_fraction < 1);
+    for (const k of ['tp', 'dp'] as const) {
+      if (j.plan_cluster_bytes_per_step[k] === 0) assert.equal(j.bytes_sent_per_step_rank0[k], 0, `${layout.join(' ')}: no ${k} traffic expected`);
+      else assert.ok(Math.abs(j.measured_over_predicted[k] - 1) <= 0.1, `${layout.join(' ')}: ${k} bytes ${j.bytes_sent_per_step_rank0[k]} vs predicted ${j.plan_cluster_bytes_per_step[k]}`);
+    }
+    assert.ok(j.memory_bytes_rank0.activations > 0);
+  }
+});

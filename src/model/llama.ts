@@ -145,6 +145,18 @@ export class Llama {
     }
   }
 
+  /** Bytes of the activations and backward scratch held for the last forward's batch shape (0 before one). */
+  activationBytes(): number {
+    const a = this.acts;
+    if (!a) return 0;
+    const bufs = new Set<FloatArray>();
+    for (const l of a.layers) for (const b of Object.values(l)) bufs.add(b);
+    for (const [k, b] of Object.entries(a)) if (k !== 'layers' && k !== 'tokens' && typeof b === 'object' && 'BYTES_PER_ELEMENT' in b) bufs.add(b as FloatArray);
+    let n = 0;
+    for (const b of bufs) n += b.byteLength;
+    return n;
+  }
+
   ensureGrads(): FlatTensors {
     if (!this.grads) this.grads = new FlatTensors(this.layout, this.backend);
     return this.grads;

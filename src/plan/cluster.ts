@@ -252,6 +252,41 @@ export const ring = {
   reduceScatter: (bytes: number, n: number) => ((n - 1) * bytes) / n,
 };
 
+/** Bytes one GPU sends per optimizer step under the ring model, by group (see the header for what is exchanged). */
+export interface CommBytes {
+  /** Tensor-parallel activations, per micro-batch (4 all-reduce equivalents of s·b·h per layer, 6 with full recompute). */
+  tpPerMicroBatch: number;
+  /** Pipeline point-to-point, per micro-batch. */
+  ppPerMicroBatch: number;
+  /** Data-parallel: gradient all-reduce (ZeRO 0), or reduce-scatter + all-gather (ZeRO 1/2), per step; ZeRO 3 per step too. */
+  dp: number;
+  /** All of it for one step of m micro-batches. */
+  step: number;
+}
+
+/**
+ * The communication volume of a layout: what `simulate` divides by the link bandwidths. `elementBytes` are the
+ * sizes of an exchanged activation and gradient element (bf16 on GPUs: 2 and 2; llama-ts on CPUs: 4 and 4), so a
+ * real run's counted bytes can be checked against the model (bench train under mpirun does).
+ */
+export function commBytesPerStep(
+  c: LlamaConfig, l: Layout, seqLen: number, microBatches: number, elementBytes: { activation: number; grad: number } = { activation: BYTES.activation, grad: BYTES.gradReduce },
+): CommBytes {
+  const act = seqLen * l.microBatch * c.dim * elementBytes.activation;
+  const layersPerStage = c.nLayers / l.pp;
+  const collectivesPerLayer = l.recompute === 'full' ? 6 : 4; // all-reduce equivalents: 2 fwd + 2 bwd (+2 re-fwd)
+  const tpPerMicroBatch = l.tp > 1 ? layersPerStage * collectivesPerLayer * ring.allReduce(act, l.tp) : 0;
+  const ppPerMicroBatch = l.pp > 1 ? (2 * l.interleave * act) / l.tp : 0;
+  const gradBytes = stageParamsPerGpu(c, l, { layers: layersPerStage, embedding: l.pp === 1, head: true }) * elementBytes.grad;
+  let dp = 0;
+  if (l.dp > 1) {
+    if (l.zero === 3) dp = microBatches * (2 * ring.allGather(gradBytes, l.dp) + ring.reduceScatter(gradBytes, l.dp));
+    else if (l.zero === 0) dp = ring.allReduce(gradBytes, l.dp);
+    else dp = ring.reduceScatter(gradBytes, l.dp) + ring.allGather(gradBytes, l.dp);
+  }
+  return { tpPerMicroBatch, ppPerMicroBatch, dp, step: microBatches * (tpPerMicroBatch + ppPerMicroBatch) + dp };
+}
+
 /** Training FLOPs per token of one transformer layer: 6·P_layer + 12·h·s. */
 export function layerFlopsPerToken(c: LlamaConfig, s: number): number {
   return 6 * layerParamCount(c) + 12 * c.dim * s;
@@ -295,37 +330,22 @@ export function simulate(job: Job, l: Layout): Simulation {
   const compute = stageFlops / flopRate;
   const recompute = stageRecompute / flopRate;
 
-  const act = tokensMb * c.dim * BYTES.activation;
-  let tpComm = 0;
-  if (l.tp > 1) {
-    const collectivesPerLayer = l.recompute === 'full' ? 6 : 4; // all-reduce equivalents: 2 fwd + 2 bwd (+2 re-fwd)
-    tpComm = (layersPerStage * collectivesPerLayer * ring.allReduce(act, l.tp)) / tpBw;
-  }
-  const ppComm = l.pp > 1 ? (2 * l.interleave * act) / l.tp / ppBw : 0;
+  const bytes = commBytesPerStep(c, l, s, m);
+  const tpComm = bytes.tpPerMicroBatch / tpBw;
+  const ppComm = bytes.ppPerMicroBatch / ppBw;
   const perMb = compute + recompute + tpComm + ppComm;
   const slots = m + (l.pp - 1) / l.interleave;
   const bubble = (slots - m) * perMb;
 
   // Data-parallel gradient reduction (bf16) and, with ZeRO ≥ 1, the all-gather of updated weights.
-  const gradBytes = stageParamsPerGpu(c, l, { layers: layersPerStage, embedding: l.pp === 1, head: true }) * BYTES.gradReduce;
   const fwd = (compute + recompute) / 3; // forward ≈ 1/3 of a micro-batch's FLOPs
   const bwd = compute + recompute - fwd;
-  let dpCommTotal = 0;
+  const dpCommTotal = bytes.dp / dpBw;
   let dpCommExposed = 0;
   if (l.dp > 1) {
-    if (l.zero === 3) {
-      const perMbComm = (2 * ring.allGather(gradBytes, l.dp) + ring.reduceScatter(gradBytes, l.dp)) / dpBw;
-      dpCommTotal = m * perMbComm;
-      dpCommExposed = m * Math.max(0, perMbComm - (compute + recompute));
-    } else if (l.zero === 0) {
-      dpCommTotal = ring.allReduce(gradBytes, l.dp) / dpBw;
-      dpCommExposed = Math.max(0, dpCommTotal - bwd);
-    } else {
-      const rs = ring.reduceScatter(gradBytes, l.dp) / dpBw;
-      const ag = ring.allGather(gradBytes, l.dp) / dpBw;
-      dpCommTotal = rs + ag;
-      dpCommExposed = Math.max(0, rs - bwd) + Math.max(0, ag - fwd);
-    }
+    if (l.zero === 3) dpCommExposed = m * Math.max(0, dpCommTotal / m - (compute + recompute));
+    else if (l.zero === 0) dpCommExposed = Math.max(0, dpCommTotal - bwd);
+    else dpCommExposed = Math.max(0, dpCommTotal / 2 - bwd) + Math.max(0, dpCommTotal / 2 - fwd); // RS and AG move the same bytes
   }
   const step = slots * perMb + dpCommExposed;
   const tokensPerStep = job.globalBatch * s;

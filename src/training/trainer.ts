@@ -62,6 +62,8 @@ export interface TrainOptions {
   zero?: 0 | 1;
   /** Sinks that get the run's metrics besides the train.jsonl log and the progress bar. */
   sinks?: MetricSink[];
+  /** false: write no checkpoint at all, not even at the stop (benchmarks). Default true. */
+  checkpoints?: boolean;
 }
 
 export interface TrainResult {
@@ -263,6 +265,7 @@ class TrainingRun {
   /** Rank 0 writes whole tensors (gathered from the tensor-parallel shards: every TP rank takes part). */
   private checkpoint(): void {
     const { o, p } = this;
+    if (o.checkpoints === false) return;
     const { tp, world } = p.topo;
     const whole = (f: typeof p.model.params) => gatherFull(f, o.config, tp, o.backend);
     const params = whole(p.model.params);
