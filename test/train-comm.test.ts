@@ -1,7 +1,7 @@
 /** The trainer's Comm seam: what it reduces, and that the world size is in the gradient scale. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { train, HYPER_DEFAULTS, type Hyper, type TrainOptions } from '../src/training/trainer.js';
@@ -10,6 +10,7 @@ import type { FloatArray } from '../src/kernels/backend.js';
 import { prepareTextData } from '../src/data/text.js';
 import { RankSlice } from '../src/data/source.js';
 import { ByteTokenizer } from '../src/tokenizer/bytes.js';
+import { paragraphCorpus } from './helpers/data.js';
 import { createRefBackend } from '../src/kernels/ref.js';
 import { makeConfig, paramCount } from '../src/model/config.js';
 
@@ -17,13 +18,7 @@ const tmp = () => mkdtempSync(join(tmpdir(), 'llama-ts-test-'));
 const config = makeConfig({ dim: 16, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 259, multipleOf: 8, maxSeqLen: 16 });
 const hyper: Hyper = { ...HYPER_DEFAULTS, steps: 4, batch: 2, seq: 16, accum: 2, lr: 5e-3, warmup: 1, evalEvery: 0, evalBatches: 1, ckptEvery: 0, seed: 5 };
 
-function corpus(): string {
-  const path = join(tmp(), 'text.txt');
-  const paras: string[] = [];
-  for (let i = 0; i < 40; i++) paras.push(`Paragraph ${i}: the quick brown fox jumps over the lazy dog ${i % 7} times, and then it rests.`);
-  writeFileSync(path, paras.join('\n\n'));
-  return path;
-}
+const corpus = paragraphCorpus;
 
 function run(path: string, extra: Partial<TrainOptions> = {}) {
   const data = prepareTextData(path, new ByteTokenizer(), hyper.seed, hyper.seq);

@@ -1,7 +1,7 @@
 /** The loop around the step: metric sinks, the train.jsonl format, evaluation and checkpoint cadence, Ctrl-C. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
@@ -9,6 +9,7 @@ import { train, HYPER_DEFAULTS, type Hyper, type MetricSink } from '../src/train
 import { openCheckpoint } from '../src/io/checkpoint.js';
 import { prepareTextData } from '../src/data/text.js';
 import { ByteTokenizer } from '../src/tokenizer/bytes.js';
+import { paragraphCorpus } from './helpers/data.js';
 import { createRefBackend } from '../src/kernels/ref.js';
 import { makeConfig } from '../src/model/config.js';
 import { bin } from './helpers/cli.js';
@@ -17,13 +18,7 @@ const tmp = () => mkdtempSync(join(tmpdir(), 'llama-ts-test-'));
 const config = makeConfig({ dim: 16, nLayers: 1, nHeads: 2, nKvHeads: 2, vocabSize: 259, multipleOf: 8, maxSeqLen: 16 });
 const hyper: Hyper = { ...HYPER_DEFAULTS, steps: 6, batch: 2, seq: 16, accum: 1, lr: 5e-3, warmup: 1, evalEvery: 2, evalBatches: 1, ckptEvery: 4, seed: 5 };
 
-function corpus(): string {
-  const path = join(tmp(), 'text.txt');
-  const paras: string[] = [];
-  for (let i = 0; i < 40; i++) paras.push(`Paragraph ${i}: the quick brown fox jumps over the lazy dog ${i % 7} times, and then it rests.`);
-  writeFileSync(path, paras.join('\n\n'));
-  return path;
-}
+const corpus = paragraphCorpus;
 
 test('sinks see start, steps, evaluations, checkpoints and the end in order; train.jsonl keeps its format', async () => {
   const events: string[] = [];

@@ -58,3 +58,12 @@ export async function makePrepared(
   await prepareData({ recipe: parseRecipe(recipe, dir), out, quiet: true, workers: opts.workers ?? 0 });
   return out;
 }
+
+/** A small text file of 40 blank-line separated paragraphs (the trainer tests' corpus); returns its path. */
+export function paragraphCorpus(): string {
+  const path = join(tmp('llama-ts-test-'), 'text.txt');
+  const paras: string[] = [];
+  for (let i = 0; i < 40; i++) paras.push(`Paragraph ${i}: the quick brown fox jumps over the lazy dog ${i % 7} times, and then it rests.`);
+  writeFileSync(path, paras.join('\n\n'));
+  return path;
+}
