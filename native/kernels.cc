@@ -280,6 +280,18 @@ double cross_entropy(const float* logits, const int32_t* targets, long rows, lon
   return total;
 }
 
+void log_sum_exp(float* out, const float* x, long rows, long V) {
+  for_rows(rows, V, [&](long r) {
+    const float* xr = x + r * V;
+    float mx = row_max(xr, V);
+    out[r] = (float)((double)mx + std::log(row_sum_exp(xr, V, mx)));
+  });
+}
+
+void softmax_scaled(float* out, const float* x, const float* lse, long rows, long V, float scale) {
+  for_rows(rows, V, [&](long r) { row_softmax_grad(out + r * V, x + r * V, V, lse[r], scale); });
+}
+
 void adamw(float* p, const float* g, float* m, float* v, long n, double lr, double beta1, double beta2, double eps,
            double wd, double step) {
   double bc1 = 1 - std::pow(beta1, step), bc2 = 1 - std::pow(beta2, step);

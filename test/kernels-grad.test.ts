@@ -131,6 +131,20 @@ test('softmax cross-entropy gradient, ignored targets, large logits', () => {
   assert.ok(Number.isFinite(l) && l > 0 && l < 1);
 });
 
+test('logSumExp gradient is softmaxScaled (the pieces of the vocabulary-parallel cross-entropy)', () => {
+  const rng = new Rng(9);
+  const [rows, V] = [3, 13];
+  const x = randn(rows * V, rng, 3);
+  const w = randn(rows, rng);
+  const lse = new Float64Array(rows);
+  const L = () => (be.logSumExp(lse, x, rows, V), dot(lse, w));
+  L();
+  const d = new Float64Array(rows * V);
+  be.softmaxScaled(d, x, lse, rows, V, 1);
+  for (let r = 0; r < rows; r++) for (let j = 0; j < V; j++) d[r * V + j] *= w[r]; // d/dx of w·lse = w_r·softmax
+  checkGrad('dx', x, d, L, rng);
+});
+
 test('adamw matches a direct transcription of PyTorch AdamW', () => {
   const rng = new Rng(8);
   const n = 10;

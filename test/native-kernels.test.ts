@@ -299,6 +299,23 @@ test('crossEntropy: loss, gradient (aliasing logits), ignored rows, vocab not a 
   }
 });
 
+test('logSumExp and softmaxScaled match ref (vocab not a multiple of 16, output aliasing the input)', { skip }, () => {
+  const be = native();
+  const rng = new Rng(12);
+  for (const [rows, V] of [[1, 1], [5, 7], [33, 1000], [3, 16000]]) {
+    const x = randn(rng, rows * V, 3);
+    const l1 = new Float32Array(rows), l2 = new Float32Array(rows);
+    be.logSumExp(l1, x, rows, V);
+    ref.logSumExp(l2, x, rows, V);
+    assertClose(l1, l2, 1e-6, `logSumExp ${rows}x${V}`);
+    const a = Float32Array.from(x), b = Float32Array.from(x);
+    be.softmaxScaled(a, a, l2, rows, V, 0.5);
+    ref.softmaxScaled(b, b, l2, rows, V, 0.5);
+    assertClose(a, b, 1e-5, `softmaxScaled ${rows}x${V}`);
+  }
+  assert.throws(() => be.softmaxScaled(new Float32Array(6), new Float32Array(6), new Float32Array(1), 2, 3, 1), RangeError);
+});
+
 test('adamw matches ref', { skip }, () => {
   const be = native();
   const rng = new Rng(11);

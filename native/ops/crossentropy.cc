@@ -1,7 +1,7 @@
-// Native op crossEntropy.
-// Declared in src/kernels/ops/table.ts; reference src/kernels/ops/crossentropy.ts; kernel native/kernels.cc.
-// Tests: test/native-kernels.test.ts ('crossEntropy: loss, gradient ...', 'shape mismatches ...'),
-// test/kernels-grad.test.ts ('softmax cross-entropy gradient ...').
+// Native ops crossEntropy, logSumExp, softmaxScaled.
+// Declared in src/kernels/ops/table.ts; reference src/kernels/ops/crossentropy.ts; kernels native/kernels.cc.
+// Tests: test/native-kernels.test.ts ('crossEntropy: loss, gradient ...', 'logSumExp and softmaxScaled ...',
+// 'shape mismatches ...'), test/kernels-grad.test.ts ('softmax cross-entropy gradient ...', 'logSumExp gradient ...').
 #include <string>
 
 #include "../kernels.h"
@@ -20,4 +20,17 @@ LT_OP_NUM(crossEntropy) {
       c.range_error("target " + std::to_string(tg[r]) + " at row " + std::to_string(r) + " is outside the vocabulary (" +
                     std::to_string(V) + ")");
   return c.failed() ? 0 : cross_entropy(logits, tg, rows, V, dl, (float)gs);
+}
+
+LT_OP(logSumExp) {
+  float *out = c.f("out"), *x = c.f("x");
+  long rows = c.i("rows"), V = c.i("V");
+  if (!c.failed()) log_sum_exp(out, x, rows, V);
+}
+
+LT_OP(softmaxScaled) {
+  float *out = c.f("out"), *x = c.f("x"), *lse = c.f("lse");
+  long rows = c.i("rows"), V = c.i("V");
+  double scale = c.num("scale");
+  if (!c.failed()) softmax_scaled(out, x, lse, rows, V, (float)scale);
 }

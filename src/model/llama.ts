@@ -31,7 +31,6 @@
  */
 import type { AttentionShape, Backend, FloatArray, RopeTable } from '../kernels/backend.js';
 import { makeRopeTable } from '../kernels/backend.js';
-import { rowMax, sumExp, crossEntropyRows } from '../kernels/ops/crossentropy.js';
 import { ffnHiddenDim, headDim, type LlamaConfig } from './config.js';
 import { FlatTensors, paramLayout, initParams, initTensor, shardOf, type ParamLayout, type TensorSpec } from './params.js';
 import { Rng } from '../util/rng.js';
@@ -588,32 +587,43 @@ export class CachedAttention implements AttentionSource {
 
 /**
  * Softmax cross-entropy when each rank of `tp` holds the logits of vocabulary rows [v0, v0 + V) (Megatron-LM's
- * parallel cross-entropy): each rank's row maximum and sum of exponentials are gathered, so every rank knows the
- * log-sum-exp over the whole vocabulary, and the target's logit is summed from the rank that holds it. The full
- * logits never exist on one rank. Same contract as Backend.crossEntropy, over this rank's slice of dlogits.
+ * parallel cross-entropy): each rank's per-row log-sum-exp is gathered, so every rank knows the log-sum-exp over
+ * the whole vocabulary, and the target's logit is summed from the rank that holds it. The full logits never exist
+ * on one rank. Same contract as Backend.crossEntropy, over this rank's slice of dlogits; the row work runs in the
+ * backend's logSumExp and softmaxScaled kernels.
  */
 export function vocabParallelCrossEntropy(
   tp: Comm, be: Backend, logits: FloatArray, targets: Int32Array, rows: number, V: number, v0: number, vocab: number,
   dlogits: FloatArray | null, gradScale: number,
 ): number {
-  const stats = be.alloc(2 * rows);
-  const all = be.alloc(2 * rows * tp.world);
+  const mine = be.alloc(rows);
+  const all = be.alloc(rows * tp.world);
   const target = be.alloc(rows);
+  be.logSumExp(mine, logits, rows, V);
   for (let r = 0; r < rows; r++) {
-    const o = r * V;
     const t = targets[r];
-    stats[2 * r] = rowMax(logits, o, V);
-    stats[2 * r + 1] = sumExp(logits, o, V, stats[2 * r]);
-    target[r] = t >= v0 && t < v0 + V ? logits[o + t - v0] : 0;
+    if (t >= vocab) throw new RangeError(`crossEntropy: target ${t} at row ${r} is outside the vocabulary (${vocab})`);
+    target[r] = t >= v0 && t < v0 + V ? logits[r * V + t - v0] : 0;
   }
-  tp.allGather(stats, all);
+  tp.allGather(mine, all);
   tp.allReduce(target);
-  const lse = (r: number) => {
+  const lse = mine; // now the log-sum-exp over the whole vocabulary
+  let total = 0;
+  for (let r = 0; r < rows; r++) {
     let max = -Infinity;
-    for (let k = 0; k < tp.world; k++) max = Math.max(max, all[2 * (k * rows + r)]);
+    for (let k = 0; k < tp.world; k++) max = Math.max(max, all[k * rows + r]);
     let sum = 0;
-    for (let k = 0; k < tp.world; k++) sum += all[2 * (k * rows + r) + 1] * Math.exp(all[2 * (k * rows + r)] - max);
-    return max + Math.log(sum);
-  };
-  return crossEntropyRows(logits, targets, rows, V, dlogits, gradScale, { lse, targetLogit: (r) => target[r], v0, vocab });
+    for (let k = 0; k < tp.world; k++) sum += Math.exp(all[k * rows + r] - max);
+    lse[r] = max + Math.log(sum);
+    if (targets[r] >= 0) total += lse[r] - target[r];
+  }
+  if (dlogits) {
+    be.softmaxScaled(dlogits, logits, lse, rows, V, gradScale);
+    for (let r = 0; r < rows; r++) {
+      const t = targets[r];
+      if (t < 0) dlogits.fill(0, r * V, (r + 1) * V);
+      else if (t >= v0 && t < v0 + V) dlogits[r * V + t - v0] -= gradScale;
+    }
+  }
+  return total;
 }

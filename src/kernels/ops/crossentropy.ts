@@ -4,23 +4,6 @@ import type { FloatArray } from '../backend.js';
 export function crossEntropyRef(
   logits: FloatArray, targets: Int32Array, rows: number, V: number, dlogits: FloatArray | null, gradScale: number,
 ): number {
-  const lse = (o: number) => {
-    const max = rowMax(logits, o, V);
-    return max + Math.log(sumExp(logits, o, V, max));
-  };
-  return crossEntropyRows(logits, targets, rows, V, dlogits, gradScale, { lse: (_r, o) => lse(o), targetLogit: (_r, t, o) => logits[o + t], v0: 0, vocab: V });
-}
-
-/**
- * The row loop of softmax cross-entropy, shared by the reference above and the vocabulary-parallel one
- * (model/llama.ts), which differ only in where a row's log-sum-exp and its target's logit come from. `logits` holds
- * vocabulary entries [v0, v0 + V) of each row out of `vocab`. Rows with a negative target are ignored (zero loss and
- * gradient); dlogits (may alias logits) gets gradScale·(softmax − onehot) over the entries held.
- */
-export function crossEntropyRows(
-  logits: FloatArray, targets: Int32Array, rows: number, V: number, dlogits: FloatArray | null, gradScale: number,
-  row: { lse: (r: number, o: number) => number; targetLogit: (r: number, t: number, o: number) => number; v0: number; vocab: number },
-): number {
   let total = 0;
   for (let r = 0; r < rows; r++) {
     const o = r * V;
@@ -29,12 +12,13 @@ export function crossEntropyRows(
       if (dlogits) dlogits.fill(0, o, o + V);
       continue;
     }
-    if (t >= row.vocab) throw new RangeError(`crossEntropy: target ${t} at row ${r} is outside the vocabulary (${row.vocab})`);
-    const lse = row.lse(r, o);
-    total += lse - row.targetLogit(r, t, o);
+    if (t >= V) throw new RangeError(`crossEntropy: target ${t} at row ${r} is outside the vocabulary (${V})`);
+    const max = rowMax(logits, o, V);
+    const lse = max + Math.log(sumExp(logits, o, V, max));
+    total += lse - logits[o + t];
     if (dlogits) {
       softmaxRow(dlogits, logits, o, V, lse, gradScale);
-      if (t >= row.v0 && t < row.v0 + V) dlogits[o + t - row.v0] -= gradScale;
+      dlogits[o + t] -= gradScale;
     }
   }
   return total;
@@ -57,4 +41,15 @@ export function sumExp(logits: FloatArray, o: number, V: number, max: number): n
 /** out[o+j] = scale · softmax_j = scale · exp(logits[o+j] − lse), j < V (out may be logits). */
 export function softmaxRow(out: FloatArray, logits: FloatArray, o: number, V: number, lse: number, scale: number): void {
   for (let j = 0; j < V; j++) out[o + j] = scale * Math.exp(logits[o + j] - lse);
+}
+
+export function logSumExpRef(out: FloatArray, x: FloatArray, rows: number, V: number): void {
+  for (let r = 0; r < rows; r++) {
+    const max = rowMax(x, r * V, V);
+    out[r] = max + Math.log(sumExp(x, r * V, V, max));
+  }
+}
+
+export function softmaxScaledRef(out: FloatArray, x: FloatArray, lse: FloatArray, rows: number, V: number, scale: number): void {
+  for (let r = 0; r < rows; r++) softmaxRow(out, x, r * V, V, lse[r], scale);
 }

@@ -17,7 +17,7 @@ import { ropeRef, ropeBackwardRef } from './rope.js';
 import { attentionRef, attentionBackwardRef, attentionCachedRef } from './attention.js';
 import { swigluRef, swigluBackwardRef } from './swiglu.js';
 import { addRef, scaleRef, sumSquaresRef } from './elementwise.js';
-import { crossEntropyRef } from './crossentropy.js';
+import { crossEntropyRef, logSumExpRef, softmaxScaledRef } from './crossentropy.js';
 import { adamwRef } from './adamw.js';
 
 // ---- the types that follow from an argument list ----
@@ -141,6 +141,13 @@ export const OPS = {
    * When dlogits is given (it may alias logits) it is overwritten with gradScale·(softmax − onehot), zero for ignored rows.
    */
   crossEntropy: fn(['logits: f[rows*V]', 'targets: i32[rows]', 'rows: int', 'V: int', 'dlogits: f[rows*V] | null', 'gradScale: num'], crossEntropyRef),
+  /**
+   * out[r] = log Σ_j exp(x[r,j]), max-shifted (the log-sum-exp of each row; with softmaxScaled, the pieces of a
+   * cross-entropy whose vocabulary is split over ranks).
+   */
+  logSumExp: op(['out: f[rows]', 'x: f[rows*V]', 'rows: int', 'V: int'], logSumExpRef),
+  /** out[r,j] = scale·exp(x[r,j] − lse[r]) (scale·softmax given each row's log-sum-exp; out may alias x). */
+  softmaxScaled: op(['out: f[rows*V]', 'x: f[rows*V]', 'lse: f[rows]', 'rows: int', 'V: int', 'scale: num'], softmaxScaledRef),
 
   /** Decoupled AdamW over n elements (PyTorch semantics). */
   adamw: op(['p: f[n]', 'g: f[n]', 'm: f[n]', 'v: f[n]', 'n: int', 'h: AdamWParams'], adamwRef),
