@@ -67,19 +67,12 @@ export function trainStep(s: StepState, step: number): StepResult {
     const last = micro === s.hyper.accum - 1;
     loss += microBatch(s, scale, clock, last && !zero ? startReduce(s.dp, grads, inFlight) : undefined);
   }
-  if (zero) {
-    loss = reduceScatter(zero, grads, loss, clock);
-    const norm = clipSlice(zero, s.hyper.clip);
-    const lr = learningRate(step, s.schedule);
-    checkFinite(loss, norm, step, lr);
-    zero.update(s.model.params, lr);
-    return { loss, norm, lr, ms: clock.stop() };
-  }
-  loss = reduce(s.dp, grads, inFlight, loss, clock);
-  const norm = clipGradNorm(grads, s.model.backend, s.hyper.clip, s.model.tp);
+  loss = zero ? reduceScatter(zero, grads, loss, clock) : reduce(s.dp, grads, inFlight, loss, clock);
+  const norm = zero ? clipSlice(zero, s.hyper.clip) : clipGradNorm(grads, s.model.backend, s.hyper.clip, s.model.tp);
   const lr = learningRate(step, s.schedule);
   checkFinite(loss, norm, step, lr);
-  (s.opt as AdamW).update(s.model.params, grads, lr);
+  if (zero) zero.update(s.model.params, lr); // the slice, then all-gather the parameters
+  else (s.opt as AdamW).update(s.model.params, grads, lr);
   return { loss, norm, lr, ms: clock.stop() };
 }
 
