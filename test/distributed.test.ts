@@ -166,5 +166,7 @@ test('bench train under mpirun: aggregate tokens/s, exposed communication, and t
       else assert.ok(Math.abs(j.measured_over_predicted[k] - 1) <= 0.1, `${layout.join(' ')}: ${k} bytes ${j.bytes_sent_per_step_rank0[k]} vs predicted ${j.plan_cluster_bytes_per_step[k]}`);
     }
     assert.ok(j.memory_bytes_rank0.activations > 0);
+    for (const k of ['weights', 'gradients', 'optimizer', 'activations']) assert.ok(j.plan_cluster_memory_bytes[k] > 0, `planner's ${k}`);
+    assert.equal(j.plan_cluster_memory_bytes.gradients, j.memory_bytes_rank0.gradients, 'fp32 gradients of the same shard on both sides');
   }
 });

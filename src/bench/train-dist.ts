@@ -3,7 +3,9 @@
  * counting Comm (parallel/counting.ts), reporting from rank 0: aggregate tokens/s, the phase times with the exposed
  * communication (the time the step waited for collectives), the bytes this rank sent per step by group against what
  * `plan cluster`'s model predicts for the same layout (plan/cluster.ts commBytesPerStep, with llama-ts's 4-byte
- * elements), and this rank's memory (weights, gradients, optimizer, activations).
+ * elements), and this rank's memory (weights, gradients, optimizer, activations) beside the planner's memory model
+ * for the layout (which assumes GPU training's element sizes, printed with it: llama-ts keeps fp32 weights and
+ * 8 B/param of AdamW moments, and its saved activation set differs from Korthikanti's GPT block).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,7 +16,8 @@ import type { Comm } from '../parallel/comm.js';
 import { CountingComm, emptyTally } from '../parallel/counting.js';
 import { train, type StepRecord } from '../training/trainer.js';
 import { HYPER_DEFAULTS } from '../training/settings.js';
-import { commBytesPerStep } from '../plan/cluster.js';
+import { commBytesPerStep, memoryPerGpu, BYTES } from '../plan/cluster.js';
+import { GPUS } from '../plan/gpus.js';
 import type { Batch, BatchSource } from '../data/source.js';
 import { Rng, type RngState } from '../util/rng.js';
 
@@ -86,7 +89,11 @@ export async function benchTrainDistributed(o: DistBenchOptions): Promise<Record
   const sent = perStep.slice(1);
   const bytesBy = (k: string) => median(sent.map((b) => b[k] ?? 0));
   const measured = { tp: bytesBy('tp'), dp: bytesBy('dp'), other: bytesBy('world') + bytesBy('split') };
-  const predicted = commBytesPerStep(c, { tp: o.tp, pp: 1, dp, sp: o.sp, microBatch: o.batch, recompute: 'none', zero: o.zero, interleave: 1 }, o.seq, o.accum, { activation: 4, grad: 4 });
+  const layout = { tp: o.tp, pp: 1, dp, sp: o.sp, microBatch: o.batch, recompute: 'none' as const, zero: o.zero, interleave: 1 };
+  const predicted = commBytesPerStep(c, layout, o.seq, o.accum, { activation: 4, grad: 4 });
+  // the planner's memory model (GPU training: bf16 weights, fp32 gradients, 12 B/param optimizer, 16-bit activations);
+  // the device only sets the usable memory, which is not compared
+  const plan = memoryPerGpu({ config: c, seqLen: o.seq, globalBatch: o.batch * o.accum * dp, gpus: world.world, gpuName: 'A100-80GB', gpu: GPUS['A100-80GB'] }, layout);
   const phase = (k: keyof StepRecord['ms']) => r3(median(timed.map((t) => t.ms[k] ?? 0)));
   const stepMs = median(timed.map((t) => t.ms.total));
   const P = r.model.layout.total * 4;
@@ -104,6 +111,9 @@ export async function benchTrainDistributed(o: DistBenchOptions): Promise<Record
     },
     memory_bytes_rank0: {
       weights: P, gradients: P, optimizer: o.zero === 1 && dp > 1 ? (2 * P) / dp : 2 * P, activations: r.model.activationBytes(),
+    },
+    plan_cluster_memory_bytes: {
+      element_bytes: BYTES, weights: Math.round(plan.weights), gradients: Math.round(plan.gradients), optimizer: Math.round(plan.optimizer), activations: Math.round(plan.activations),
     },
   };
 }
