@@ -17,7 +17,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { root, bin } from './helpers/cli.js';
+import { root, bin, failsWithOneLine } from './helpers/cli.js';
 import { mpiSkip as skip, mpirun, MPIRUN_TCP } from './helpers/mpi.js';
 import { Rng } from '../src/util/rng.js';
 
@@ -169,4 +169,12 @@ test('bench train under mpirun: aggregate tokens/s, exposed communication, and t
     for (const k of ['weights', 'gradients', 'optimizer', 'activations']) assert.ok(j.plan_cluster_memory_bytes[k] > 0, `planner's ${k}`);
     assert.equal(j.plan_cluster_memory_bytes.gradients, j.memory_bytes_rank0.gradients, 'fp32 gradients of the same shard on both sides');
   }
+});
+
+test('layout flags without the ranks they need: one line each', () => {
+  const base = ['train', ...MODEL, ...RUN, '--steps', '2', '--out', join(dir, 'flags')];
+  failsWithOneLine([...base, '--tp', '2'], /--tp 2 splits the model over 2 processes: run under mpirun -np 2/);
+  failsWithOneLine([...base, '--sp'], /--sp divides rows among the tensor-parallel ranks: give --tp 2 or more/);
+  failsWithOneLine([...base, '--zero', '2'], /--zero must be 0 or 1/);
+  assert.ok(!existsSync(join(dir, 'flags', 'checkpoints')), 'nothing written');
 });

@@ -81,7 +81,7 @@ export function checkTpShard(c: LlamaConfig, tp: TpShard): void {
   }
   const parts: [string, number][] = [['attention heads', c.nHeads], ['key/value heads', c.nKvHeads], ['SwiGLU hidden units', ffnHiddenDim(c)], ['vocabulary entries', c.vocabSize]];
   for (const [what, n] of parts) {
-    if (n % tp.size !== 0) throw new UserError(`tensor parallelism over ${tp.size} ranks needs the ${n} ${what} to divide by ${tp.size}`);
+    if (n % tp.size !== 0) throw new UserError(`tensor parallelism over ${tp.size} ranks needs the ${n} ${what} to divide by ${tp.size}${what === 'vocabulary entries' ? ' (--vocab can pad the vocabulary to a multiple)' : ''}`);
   }
 }
 

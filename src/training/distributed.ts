@@ -21,7 +21,9 @@ export interface Topology {
 }
 
 export function topology(world: Comm, tp = 1): Topology {
-  if (!Number.isInteger(tp) || tp < 1 || world.world % tp !== 0) throw new UserError(`--tp ${tp} must divide the number of ranks (${world.world})`);
+  if (!Number.isInteger(tp) || tp < 1) throw new UserError(`--tp must be a positive integer, got ${tp}`);
+  if (world.world === 1 && tp > 1) throw new UserError(`--tp ${tp} splits the model over ${tp} processes: run under mpirun -np ${tp} (or a multiple of ${tp}); see docs/DISTRIBUTED.md`);
+  if (world.world % tp !== 0) throw new UserError(`--tp ${tp} must divide the number of ranks (${world.world})`);
   if (world.world === 1) return { world, tp: LOCAL_COMM, dp: world };
   // MPI_Comm_split is collective: every rank takes the same branches here
   const tpComm = tp === 1 ? LOCAL_COMM : tp === world.world ? world : world.split(Math.floor(world.rank / tp), world.rank);
