@@ -54,13 +54,13 @@ function sameCurve(got: number[], want: number[], what: string, rel = 1e-5): voi
   got.forEach((g, i) => assert.ok(Math.abs(g - want[i]) <= rel * Math.abs(want[i]), `${what}: step ${i + 1} loss ${g} vs ${want[i]}`));
 }
 
-test('tensor parallel (+ sequence parallel): the split model computes the whole model (logits, loss, every gradient, greedy decode; ref and native)', { skip, timeout: 120_000 }, () => {
+test('tensor parallel (+ sequence parallel, + recompute): the split model computes the whole model (logits, loss, every gradient, greedy decode; ref and native)', { skip, timeout: 120_000 }, () => {
   const r = mpirun(2, [process.execPath, join(root, 'dist', 'test', 'helpers', 'tp-worker.js'), 'ref', 'native']);
   ok(r, 'tp-worker');
   const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { rank: number; worstRelative: Record<string, number> });
   assert.deepEqual(lines.map((l) => l.rank).sort(), [0, 1]);
   for (const l of lines) {
-    assert.deepEqual(Object.keys(l.worstRelative).sort(), ['native', 'native+sp', 'ref', 'ref+sp']);
+    assert.deepEqual(Object.keys(l.worstRelative).sort(), ['native', 'native+sp', 'native+sp+full', 'native+sp+selective', 'ref', 'ref+sp', 'ref+sp+full', 'ref+sp+selective']);
     for (const [k, v] of Object.entries(l.worstRelative)) assert.ok(v <= 1e-5, `${k}: ${v}`);
   }
 });

@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Backend } from '../kernels/backend.js';
 import type { LlamaConfig } from '../model/config.js';
+import type { Recompute } from '../model/llama.js';
 import type { Comm } from '../parallel/comm.js';
 import { CountingComm, emptyTally } from '../parallel/counting.js';
 import { train, type StepRecord } from '../training/trainer.js';
@@ -33,6 +34,7 @@ export interface DistBenchOptions {
   tp: number;
   sp: boolean;
   zero: 0 | 1;
+  recompute?: Recompute;
 }
 
 /** Random tokens, resumable (the trainer asks for a position). */
@@ -74,7 +76,7 @@ export async function benchTrainDistributed(o: DistBenchOptions): Promise<Record
   const r = await train({
     config: c, backend: o.backend, runDir, train: new RandomTokens(c.vocabSize, 1), heldOut: null, tokenizer: { kind: 'bytes' },
     hyper: { ...HYPER_DEFAULTS, steps: o.steps + 1, batch: o.batch, seq: o.seq, accum: o.accum, lr: 3e-4, warmup: 0, evalEvery: 0, evalBatches: 0, ckptEvery: 0 },
-    quiet: true, comm, tp: o.tp, sp: o.sp, zero: o.zero, checkpoints: false,
+    quiet: true, comm, tp: o.tp, sp: o.sp, zero: o.zero, recompute: o.recompute, checkpoints: false,
     sinks: [{
       onStep: (rec) => {
         records.push(rec);
@@ -89,7 +91,7 @@ export async function benchTrainDistributed(o: DistBenchOptions): Promise<Record
   const sent = perStep.slice(1);
   const bytesBy = (k: string) => median(sent.map((b) => b[k] ?? 0));
   const measured = { tp: bytesBy('tp'), dp: bytesBy('dp'), other: bytesBy('world') + bytesBy('split') };
-  const layout = { tp: o.tp, pp: 1, dp, sp: o.sp, microBatch: o.batch, recompute: 'none' as const, zero: o.zero, interleave: 1 };
+  const layout = { tp: o.tp, pp: 1, dp, sp: o.sp, microBatch: o.batch, recompute: o.recompute ?? 'none', zero: o.zero, interleave: 1 };
   const predicted = commBytesPerStep(c, layout, o.seq, o.accum, { activation: 4, grad: 4 });
   // the planner's memory model (GPU training: bf16 weights, fp32 gradients, 12 B/param optimizer, 16-bit activations);
   // the device only sets the usable memory, which is not compared

@@ -4,7 +4,7 @@
  * model FLOPs utilisation against a peak measured on this machine (the native SGEMM on a compute-bound shape).
  */
 import type { Backend } from '../kernels/backend.js';
-import { Llama } from '../model/llama.js';
+import { Llama, type Recompute } from '../model/llama.js';
 import { paramCount, trainFlopsPerToken, type LlamaConfig } from '../model/config.js';
 import { Rng } from '../util/rng.js';
 import { loadNative } from '../kernels/native.js';
@@ -19,6 +19,8 @@ export interface TrainBenchOptions {
   /** GFLOP/s taken as 100% for the MFU; measured with measureSgemmPeak() when omitted */
   peakGflops?: number;
   seed?: number;
+  /** activation checkpointing policy (default none) */
+  recompute?: Recompute;
 }
 
 export interface TrainBenchResult {
@@ -38,6 +40,9 @@ export interface TrainBenchResult {
   peak_gflops: number;
   peak_source: string;
   mfu: number;
+  recompute: Recompute;
+  /** bytes of saved activations and backward scratch */
+  activation_bytes: number;
 }
 
 const median = (xs: number[]): number => {
@@ -72,7 +77,7 @@ export const PEAK_SOURCE = 'native sgemm x·Wᵀ 1024×1024×1024, best of 10, a
 export function benchTrain(o: TrainBenchOptions): TrainBenchResult {
   const { config, batch: B, seq: T, backend: be } = o;
   if (T > config.maxSeqLen) config.maxSeqLen = T;
-  const model = new Llama(config, be);
+  const model = new Llama(config, be, { recompute: o.recompute });
   model.init(o.seed ?? 1);
   const rng = new Rng((o.seed ?? 1) + 1);
   const N = B * T;
@@ -129,5 +134,7 @@ export function benchTrain(o: TrainBenchOptions): TrainBenchResult {
     peak_gflops: r3(peak),
     peak_source: PEAK_SOURCE,
     mfu: r3(modelGflops / peak),
+    recompute: model.recompute,
+    activation_bytes: model.activationBytes(),
   };
 }

@@ -7,6 +7,7 @@ import { benchGenerate } from './bench-generate.js';
 import { createBackend, BACKEND_NAMES, type BackendName } from '../kernels/index.js';
 import { UserError } from '../util/errors.js';
 import { createComm } from '../parallel/mpi.js';
+import { recomputeArg } from './train.js';
 import { benchTrainDistributed } from '../bench/train-dist.js';
 import { cpus } from 'node:os';
 
@@ -18,6 +19,7 @@ function cpuInfo(backend: object): { cpu: string; threads: number | null; simd: 
 
 const USAGE = `usage: llama-ts bench train (--preset NAME | --config FILE) [--batch B] [--seq T] [--backend ${BACKEND_NAMES.join('|')}]
                        [--steps N] [--threads N] [--peak GFLOPS] [--vocab V ...]
+                       [--recompute none|selective|full]
        mpirun -np N llama-ts bench train ... [--tp T] [--sp] [--zero 1] [--accum K]
 Times N training steps (after one warm-up step) on random tokens and prints one JSON line with tokens_per_s, mfu,
 step_ms and the time of each phase. The MFU peak is the native SGEMM measured now unless --peak is given.
@@ -30,7 +32,7 @@ export const command: Command = {
     if (argv[0] === 'generate') return benchGenerate(argv.slice(1));
     const { values, positionals } = parse(argv, {
       ...configOptions, batch: { type: 'string' }, backend: { type: 'string' }, steps: { type: 'string' },
-      threads: { type: 'string' }, peak: { type: 'string' }, tp: { type: 'string' }, sp: { type: 'boolean' }, zero: { type: 'string' }, accum: { type: 'string' },
+      threads: { type: 'string' }, peak: { type: 'string' }, tp: { type: 'string' }, sp: { type: 'boolean' }, zero: { type: 'string' }, accum: { type: 'string' }, recompute: { type: 'string' },
     }, true);
     if (values.help) {
       console.log(USAGE);
@@ -57,16 +59,17 @@ export const command: Command = {
     const peak = num(values.peak, 'peak');
     if (peak !== undefined && !(peak > 0)) throw new UserError(`--peak expects a positive number of GFLOP/s, got '${String(values.peak)}'`);
     const preset = str(values.preset) ?? null;
+    const recompute = recomputeArg(values.recompute);
     const world = createComm();
     if (world.world > 1) {
       const zero = int(values.zero, 'zero', 0, 0);
       if (zero > 1) throw new UserError(`--zero must be 0 or 1, got ${zero}`);
       const tp = int(values.tp, 'tp', 1, 1);
-      const r = await benchTrainDistributed({ config, batch, seq, backend, steps, world, tp, sp: Boolean(values.sp), zero: zero as 0 | 1, accum: int(values.accum, 'accum', 1, 1) });
+      const r = await benchTrainDistributed({ config, batch, seq, backend, steps, world, tp, sp: Boolean(values.sp), zero: zero as 0 | 1, accum: int(values.accum, 'accum', 1, 1), recompute });
       if (r) console.log(JSON.stringify({ bench: 'train-distributed', preset, vocab: config.vocabSize, backend: backend.name, ...cpuInfo(backend), ...r }));
       return 0;
     }
-    const r = benchTrain({ config, batch, seq, backend, steps, peakGflops: peak });
+    const r = benchTrain({ config, batch, seq, backend, steps, peakGflops: peak, recompute });
     console.log(JSON.stringify({ bench: 'train', preset, vocab: config.vocabSize, ...r }));
     return 0;
   },

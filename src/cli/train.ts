@@ -10,6 +10,7 @@ import { loadTokenizer } from '../data/tokenizer.js';
 import { describeConfig, paramCount, makeConfig, presetNames, type LlamaConfig } from '../model/config.js';
 import { UserError } from '../util/errors.js';
 import { createComm } from '../parallel/mpi.js';
+import { RECOMPUTE_POLICIES, type Recompute } from '../model/llama.js';
 import { existsSync } from 'node:fs';
 import { basename, join } from 'node:path';
 
@@ -34,6 +35,7 @@ const RUN_FLAGS: readonly RunFlag[] = [
   { flag: 'tp', type: 'string', group: 'parallel', arg: 'T', doc: 'tensor-parallel ranks per model (Megatron-LM split of heads and SwiGLU units); under mpirun -np N the other N/T are data parallel (default 1; see docs/DISTRIBUTED.md)' },
   { flag: 'sp', type: 'boolean', group: 'parallel', doc: 'sequence parallelism with --tp: the norms and residual stream divided along the rows too (Korthikanti et al. 2022)' },
   { flag: 'zero', type: 'string', group: 'parallel', arg: '0|1', doc: 'ZeRO stage 1: divide the AdamW moments across the data-parallel ranks (reduce-scatter, update a slice, all-gather; default 0)' },
+  { flag: 'recompute', type: 'string', group: 'misc', arg: 'POLICY', doc: `activation checkpointing: ${RECOMPUTE_POLICIES.join(', ')} (default none; the same gradients, less memory: selective recomputes the norms and the SwiGLU gate, full each block)` },
   { flag: 'backend', type: 'string', group: 'misc', arg: 'NAME', doc: `kernels: ${BACKEND_NAMES.join(', ')} (default: native when its addon is built, else ref with a notice; ref-f64 is the float64 oracle)` },
   { flag: 'quiet', type: 'boolean', group: 'misc', doc: 'no progress bar or summary lines on stderr' },
 ];
@@ -76,6 +78,13 @@ export function hyperFromValues(values: Values, config: LlamaConfig, base: Hyper
   return resolveHyper(given, config, base);
 }
 
+/** --recompute: one of the policies, or one line listing them. */
+export function recomputeArg(v: Values[string]): Recompute {
+  const r = str(v) ?? 'none';
+  if (!(RECOMPUTE_POLICIES as readonly string[]).includes(r)) throw new UserError(`--recompute must be one of ${RECOMPUTE_POLICIES.join(', ')}, got '${r}'`);
+  return r as Recompute;
+}
+
 /** Shared by `train` and `demo`: builds everything from parsed flags and runs the loop. */
 export async function runTraining(values: Values, defaults: { preset?: string; out?: string; hyper?: Hyper } = {}): Promise<TrainResult> {
   const tokPath = str(values.tokenizer);
@@ -98,6 +107,7 @@ export async function runTraining(values: Values, defaults: { preset?: string; o
   const tp = int(values.tp, 'tp', 1, 1);
   const zero = int(values.zero, 'zero', 0, 0);
   if (zero > 1) throw new UserError(`--zero must be 0 or 1 (stage 1: sharded optimizer state), got ${zero}`);
+  const recompute = recomputeArg(values.recompute);
   if (values.sp && tp === 1) throw new UserError('--sp divides rows among the tensor-parallel ranks: give --tp 2 or more');
   const backend = createBackend(str(values.backend));
   const data = openTrainingData(str(values.data) ?? 'brown', tok, hyper.seed, hyper.seq);
@@ -109,7 +119,7 @@ export async function runTraining(values: Values, defaults: { preset?: string; o
   return train({
     config, backend, hyper, runDir: outDir, train: data.train, heldOut: data.heldOut,
     tokenizer: tokPath ? { kind: 'sentencepiece', file: basename(tokPath) } : { kind: 'bytes' }, tokenizerFile: tokPath, resume: Boolean(values.resume), extendSteps: values.steps !== undefined ? hyper.steps : undefined,
-    stopAt: int(values['stop-at'], 'stop-at', undefined, 1), quiet: Boolean(values.quiet), comm, tp, sp: Boolean(values.sp), zero: zero as 0 | 1,
+    stopAt: int(values['stop-at'], 'stop-at', undefined, 1), quiet: Boolean(values.quiet), comm, tp, sp: Boolean(values.sp), zero: zero as 0 | 1, recompute,
   });
 }
 

@@ -28,6 +28,11 @@
  * repeated on every rank. A norm's output is all-gathered before the column-split products, and the row-split
  * products are reduce-scattered (instead of all-reduced) back onto the rows; the backward mirrors it, and the
  * norm gains' gradients, each rank holding its rows' share, are summed over the group. Decoding never splits rows.
+ *
+ * Activation checkpointing (`recompute`, Korthikanti et al. 2022 §5): 'full' keeps only each block's input and runs
+ * the block's forward again just before its backward; 'selective' keeps the matmul outputs and recomputes the cheap
+ * element-wise parts (the two RMSNorm outputs and the SwiGLU gate) when the backward needs them. The recomputation
+ * runs the same kernels on the same inputs, so the gradients are bitwise those of 'none'.
  */
 import type { AttentionShape, Backend, FloatArray, RopeTable } from '../kernels/backend.js';
 import { makeRopeTable } from '../kernels/backend.js';
@@ -78,6 +83,9 @@ interface Activations {
   dh1: FloatArray;
   dh3: FloatArray;
   logitsChunk: FloatArray;
+  /** The policy these buffers were laid out for, and (full recompute) where a recomputed block's output goes. */
+  recompute: Recompute;
+  discard: FloatArray;
 }
 
 /** Rows of logits computed at once in the head: bounded memory whatever the vocabulary. */
@@ -88,7 +96,12 @@ export interface LlamaOptions {
   tp?: Comm;
   /** Sequence parallelism in training (with tp of more than one rank): rows of the residual stream divided too. */
   sp?: boolean;
+  /** Activation checkpointing in training (see the header). Default 'none'. */
+  recompute?: Recompute;
 }
+
+export type Recompute = 'none' | 'selective' | 'full';
+export const RECOMPUTE_POLICIES: readonly Recompute[] = ['none', 'selective', 'full'];
 
 /**
  * Widths this rank works with: D = dim, hd = head dim, h/kv = query/key-value heads, qw/kw = their widths,
@@ -114,6 +127,8 @@ export class Llama {
   readonly tp: Comm;
   /** Sequence parallelism in training forward/backward (see the header). */
   readonly sp: boolean;
+  /** Activation checkpointing policy; may be changed between steps (the activations are laid out again). */
+  recompute: Recompute;
   readonly sz: Widths;
   private acts: Activations | null = null;
   private partialBuf: FloatArray | null = null;
@@ -123,6 +138,7 @@ export class Llama {
     this.tp = opts.tp ?? LOCAL_COMM;
     const t = this.tp.world;
     this.sp = Boolean(opts.sp) && t > 1;
+    this.recompute = opts.recompute ?? 'none';
     this.layout = paramLayout(config, { size: t, rank: this.tp.rank }); // checks that the group divides the model
     const hd = headDim(config);
     const h = config.nHeads / t;
@@ -162,20 +178,36 @@ export class Llama {
   }
 
   private activations(batch: number, seq: number): Activations {
-    if (this.acts && this.acts.batch === batch && this.acts.seq === seq) return this.acts;
+    if (this.acts && this.acts.batch === batch && this.acts.seq === seq && this.acts.recompute === this.recompute) return this.acts;
     this.acts = null; // let the old buffers go before allocating new ones
     const c = this.config;
     const be = this.backend;
     const N = batch * seq;
     const { qw, kw, F, h, V } = this.sz;
     const { n } = this.rowSplit(N, this.sp); // rows of the residual stream held here
+    // What each layer keeps for its backward; the rest is one set of buffers the layers share (and recompute into).
+    const r = this.recompute;
+    const keep = (kept: boolean, shared: FloatArray, size: number) => (kept ? be.alloc(size) : shared);
+    const sharedAlloc = (needed: boolean, size: number) => be.alloc(needed ? size : 0);
+    const full = r === 'full';
+    // selective recomputes each norm output right before it is used, so one buffer serves both; a full recompute
+    // leaves both from the block's forward, which needs two
+    const xn = sharedAlloc(r !== 'none', N * c.dim);
+    const shared: BlockActs = {
+      x: be.alloc(0), rstd1: sharedAlloc(full, n), xn1: xn, q: sharedAlloc(full, N * qw), k: sharedAlloc(full, N * kw), v: sharedAlloc(full, N * kw),
+      att: sharedAlloc(full, N * qw), lse: sharedAlloc(full, batch * h * seq), xMid: sharedAlloc(full, n * c.dim), rstd2: sharedAlloc(full, n), xn2: full ? be.alloc(N * c.dim) : xn,
+      h1: sharedAlloc(full, N * F), h3: sharedAlloc(full, N * F), gate: sharedAlloc(r !== 'none', N * F),
+    };
     const layers: BlockActs[] = [];
     for (let l = 0; l < c.nLayers; l++) {
+      const matmulOutputs = r !== 'full'; // selective keeps these and the residual stream
+      const elementwise = r === 'none';
       layers.push({
-        x: be.alloc(n * c.dim), rstd1: be.alloc(n), xn1: be.alloc(N * c.dim),
-        q: be.alloc(N * qw), k: be.alloc(N * kw), v: be.alloc(N * kw), att: be.alloc(N * qw), lse: be.alloc(batch * h * seq),
-        xMid: be.alloc(n * c.dim), rstd2: be.alloc(n), xn2: be.alloc(N * c.dim),
-        h1: be.alloc(N * F), h3: be.alloc(N * F), gate: be.alloc(N * F),
+        x: be.alloc(n * c.dim), rstd1: keep(matmulOutputs, shared.rstd1, n), xn1: keep(elementwise, shared.xn1, N * c.dim),
+        q: keep(matmulOutputs, shared.q, N * qw), k: keep(matmulOutputs, shared.k, N * kw), v: keep(matmulOutputs, shared.v, N * kw),
+        att: keep(matmulOutputs, shared.att, N * qw), lse: keep(matmulOutputs, shared.lse, batch * h * seq),
+        xMid: keep(matmulOutputs, shared.xMid, n * c.dim), rstd2: keep(matmulOutputs, shared.rstd2, n), xn2: keep(elementwise, shared.xn2, N * c.dim),
+        h1: keep(matmulOutputs, shared.h1, N * F), h3: keep(matmulOutputs, shared.h3, N * F), gate: keep(elementwise, shared.gate, N * F),
       });
     }
     const chunkRows = Math.max(1, Math.min(N, Math.floor(HEAD_CHUNK_FLOATS / V)));
@@ -189,6 +221,7 @@ export class Llama {
       dq: be.alloc(N * qw), dk: be.alloc(N * kw), dv: be.alloc(N * kw),
       dGate: be.alloc(N * F), dh1: be.alloc(N * F), dh3: be.alloc(N * F),
       logitsChunk: be.alloc(chunkRows * V),
+      recompute: r, discard: be.alloc(r === 'full' ? n * c.dim : 0),
     };
     return this.acts;
   }
@@ -430,6 +463,7 @@ export class Llama {
     gradsReady?.(L.norm.offset, L.total - L.norm.offset);
     const attn = new SelfAttention(a.batch, a.seq);
     for (let l = c.nLayers - 1; l >= 0; l--) {
+      if (a.recompute === 'full') this.blockForward(l, a.layers[l], a.discard, attn, split); // everything but x again
       this.blockBackward(l, a.layers[l], a, g, attn);
       const w = L.layers[l];
       gradsReady?.(w.attentionNorm.offset, w.w3.offset + w.w3.size - w.attentionNorm.offset);
@@ -447,6 +481,7 @@ export class Llama {
     const { D, qw, kw, F } = this.sz;
     const split = this.sp;
     const n = this.rowSplit(N, split).n;
+    if (a.recompute === 'selective') this.recomputeFfnInputs(l, s, N);
     // feed-forward block: out = xMid + gate·W2ᵀ
     let dx = this.allRows(a.dx, a.dxFull, N);
     be.matmulBackwardWeight(g.view(w.w2), dx, s.gate, N, F, D);
@@ -462,6 +497,7 @@ export class Llama {
     be.matmulBackwardWeight(g.view(w.wo), dx, s.att, N, qw, D);
     be.matmulBackwardInput(a.dAtt, dx, p.view(w.wo), N, qw, D);
     attn.backward(this, s, a);
+    if (a.recompute === 'selective') this.recomputeNorm(s.xn1, s.rstd1, s.x, w.attentionNorm, N);
     be.matmulBackwardWeight(g.view(w.wq), a.dq, s.xn1, N, D, qw);
     be.matmulBackwardWeight(g.view(w.wk), a.dk, s.xn1, N, D, kw);
     be.matmulBackwardWeight(g.view(w.wv), a.dv, s.xn1, N, D, kw);
@@ -469,6 +505,19 @@ export class Llama {
     be.matmulBackwardInput(a.dxn, a.dk, p.view(w.wk), N, D, kw, true);
     be.matmulBackwardInput(a.dxn, a.dv, p.view(w.wv), N, D, kw, true);
     this.normBackward(w.attentionNorm, this.sumInputGrad(a.dxn, N, split, a.dxnLocal), s.x, s.rstd1, n, a, g);
+  }
+
+  /** Selective recompute: the SwiGLU gate and the FFN norm's output of layer l, before its feed-forward backward. */
+  private recomputeFfnInputs(l: number, s: BlockActs, N: number): void {
+    this.backend.swiglu(s.gate, s.h1, s.h3, N * this.sz.F);
+    this.recomputeNorm(s.xn2, s.rstd2, s.xMid, this.layout.layers[l].ffnNorm, N);
+  }
+
+  /** Selective recompute: an RMSNorm output from its saved input, as blockForward computed it. */
+  private recomputeNorm(xn: FloatArray, rstd: FloatArray, x: FloatArray, gain: TensorSpec, N: number): void {
+    const split = this.sp;
+    this.backend.rmsnorm(this.ownRows(xn, N, split), rstd, x, this.params.view(gain), this.rowSplit(N, split).n, this.sz.D, this.config.normEps);
+    this.gatherRows(xn, N, split);
   }
 
   /** a.dx += ∂/∂x of an RMSNorm over this rank's rows; its gain's gradient, with a row split, summed over the group. */

@@ -13,7 +13,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Backend } from '../kernels/backend.js';
-import { Llama } from '../model/llama.js';
+import { Llama, type Recompute } from '../model/llama.js';
 import { trainFlopsPerToken, type LlamaConfig } from '../model/config.js';
 import { AdamW } from './optimizer.js';
 import { ZeroAdamW } from './zero.js';
@@ -58,6 +58,8 @@ export interface TrainOptions {
   tp?: number;
   /** Sequence parallelism within each tensor-parallel group (Llama's `sp`). */
   sp?: boolean;
+  /** Activation checkpointing (Llama's `recompute`); the same gradients, less memory. Default 'none'. */
+  recompute?: Recompute;
   /** 1: ZeRO stage 1, the AdamW moments divided across the data-parallel ranks (zero.ts). Default 0. */
   zero?: 0 | 1;
   /** Sinks that get the run's metrics besides the train.jsonl log and the progress bar. */
@@ -112,7 +114,7 @@ function prepare(o: TrainOptions): Prepared {
   checkHyper(o.hyper, o.config);
   const topo = topology(o.comm ?? LOCAL_COMM, o.tp ?? 1);
   if (topo.world.rank === 0) mkdirSync(o.runDir, { recursive: true });
-  const model = new Llama(o.config, o.backend, { tp: topo.tp, sp: o.sp });
+  const model = new Llama(o.config, o.backend, { tp: topo.tp, sp: o.sp, recompute: o.recompute });
   const data = topo.dp.world > 1 ? new RankSlice(o.train, topo.dp.rank, topo.dp.world) : o.train;
   const r = o.resume ? resume(o, model, topo, data) : fresh(o, model, topo, data);
   checkSameRun(topo.world, { 'model config': o.config, 'settings': r.hyper, 'data position': data.state(), 'checkpoint step': r.startStep });

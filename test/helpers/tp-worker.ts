@@ -3,7 +3,7 @@
  * split over the ranks (Llama({ tp })) against the whole model computed in the same process. Checks, per backend:
  * the initial shards are the whole model's, then logits, loss, and every gradient shard agree to 1e-5 relative,
  * and greedy KV-cache decoding gives the same tokens. Prints one JSON line per rank; throws (exit ≠ 0) on a mismatch.
- * Each backend runs with and without sequence parallelism. Outside an MPI launcher it does nothing.
+ * Each backend runs with and without sequence parallelism, and with SP under each activation-recompute policy. Outside an MPI launcher it does nothing.
  */
 import assert from 'node:assert/strict';
 import { createComm, mpiLauncherVar } from '../../src/parallel/mpi.js';
@@ -29,10 +29,11 @@ if (mpiLauncherVar()) {
   const world = createComm();
   const config = makeConfig({ dim: 32, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 64, multipleOf: 16, maxSeqLen: 24 });
   const report: Record<string, number> = {};
-  for (const [backendName, sp] of process.argv.slice(2).flatMap((b) => [[b, false], [b, true]] as const)) {
+  const variants = [[false, 'none'], [true, 'none'], [true, 'selective'], [true, 'full']] as const;
+  for (const [backendName, sp, recompute] of process.argv.slice(2).flatMap((b) => variants.map(([sp, r]) => [b, sp, r] as const))) {
     const be = createBackend(backendName);
     const whole = new Llama(config, be);
-    const split = new Llama(config, be, { tp: world, sp });
+    const split = new Llama(config, be, { tp: world, sp, recompute });
     whole.init(11);
     split.init(11);
     const rng = new Rng(3);
@@ -72,7 +73,7 @@ if (mpiLauncherVar()) {
     const g1 = await generate(new Decoder(whole), [[1, 2, 3]], o);
     const g2 = await generate(new Decoder(split), [[1, 2, 3]], o);
     assert.deepEqual(g2[0].tokens, g1[0].tokens, `${backendName} greedy decode`);
-    report[`${backendName}${sp ? '+sp' : ''}`] = worst;
+    report[`${backendName}${sp ? '+sp' : ''}${recompute !== 'none' ? `+${recompute}` : ''}`] = worst;
   }
   console.log(JSON.stringify({ rank: world.rank, world: world.world, worstRelative: report }));
 }
