@@ -1,13 +1,14 @@
 /**
  * Training-throughput measurement shared by `llama-ts bench train` and bench/train-throughput.ts: one model, random
  * tokens, a few timed steps split into phases (forward, loss incl. the head's backward, backward, optimizer), and the
- * model FLOPs utilisation against a peak measured on this machine (the native SGEMM on a compute-bound shape).
+ * model FLOPs utilisation against the peak measured on this machine (kernels/peak.ts: the native SGEMM on a
+ * compute-bound shape, measured again here; `train` and the demo use the same cached figure).
  */
 import type { Backend } from '../kernels/backend.js';
 import { Llama, type Recompute } from '../model/llama.js';
 import { paramCount, trainFlopsPerToken, type LlamaConfig } from '../model/config.js';
 import { Rng } from '../util/rng.js';
-import { loadNative } from '../kernels/native.js';
+import { peakFlops, type Peak } from '../kernels/peak.js';
 
 export interface TrainBenchOptions {
   config: LlamaConfig;
@@ -50,29 +51,7 @@ const median = (xs: number[]): number => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
-/**
- * The native SGEMM's GFLOP/s on a compute-bound shape (x·Wᵀ, 1024×1024×1024), best of `reps` timed runs, on the
- * current thread pool. Returns null when the addon is not loaded.
- */
-export function measureSgemmPeak(reps = 10): number | null {
-  const { addon } = loadNative();
-  if (!addon) return null;
-  const n = 1024;
-  const rng = new Rng(1);
-  const a = Float32Array.from({ length: n * n }, () => rng.next() - 0.5);
-  const b = Float32Array.from({ length: n * n }, () => rng.next() - 0.5);
-  const c = new Float32Array(n * n);
-  addon.matmul(c, a, b, n, n, n, false);
-  let best = Infinity;
-  for (let r = 0; r < reps; r++) {
-    const t = performance.now();
-    addon.matmul(c, a, b, n, n, n, false);
-    best = Math.min(best, performance.now() - t);
-  }
-  return (2 * n * n * n) / (best * 1e6);
-}
-
-export const PEAK_SOURCE = 'native sgemm x·Wᵀ 1024×1024×1024, best of 10, all pool threads';
+export { measureSgemmPeak, SGEMM_PEAK_SOURCE as PEAK_SOURCE } from '../kernels/peak.js';
 
 export function benchTrain(o: TrainBenchOptions): TrainBenchResult {
   const { config, batch: B, seq: T, backend: be } = o;
@@ -114,7 +93,8 @@ export function benchTrain(o: TrainBenchOptions): TrainBenchResult {
   const tps = N / (stepMs / 1000);
   const fpt = trainFlopsPerToken(config, T);
   const modelGflops = (fpt * tps) / 1e9;
-  const peak = o.peakGflops ?? measureSgemmPeak() ?? NaN;
+  const measured = o.peakGflops === undefined ? peakFlops(be, true) : null;
+  const peak = o.peakGflops ?? (measured as Peak).flops / 1e9;
   const nb = be as Backend & { threads?: () => number; simd?: () => string };
   const r3 = (x: number) => Math.round(x * 1000) / 1000;
   return {
@@ -132,7 +112,7 @@ export function benchTrain(o: TrainBenchOptions): TrainBenchResult {
     flops_per_token: fpt,
     model_gflops: r3(modelGflops),
     peak_gflops: r3(peak),
-    peak_source: PEAK_SOURCE,
+    peak_source: measured ? measured.source : '--peak',
     mfu: r3(modelGflops / peak),
     recompute: model.recompute,
     activation_bytes: model.activationBytes(),

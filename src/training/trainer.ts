@@ -27,7 +27,7 @@ import { checkHyper, hyperFromSaved, type Hyper } from './settings.js';
 import { saveCheckpoint, openCheckpoint, CHECKPOINT_FORMAT, type CheckpointState, type TokenizerRef } from '../io/checkpoint.js';
 import type { BatchSource } from '../data/source.js';
 import { UserError } from '../util/errors.js';
-import { nominalPeakFlops } from '../util/hardware.js';
+import { peakFlops } from '../kernels/peak.js';
 
 export { HYPER_DEFAULTS, type Hyper } from './settings.js';
 export type { StepRecord, EvalRecord, MetricSink, RunStart, RunEnd } from './metrics.js';
@@ -186,7 +186,7 @@ class Interrupt {
 function throughput(o: TrainOptions, h: Hyper, topo: Topology): (r: StepResult) => { tokens_per_s: number; mfu: number } {
   const tokensPerStep = h.batch * h.seq * h.accum * topo.dp.world;
   const flopsPerToken = trainFlopsPerToken(o.config, h.seq);
-  const peak = (o.peakFlops ?? nominalPeakFlops()) * topo.world.world;
+  const peak = (o.peakFlops ?? peakFlops(o.backend).flops) * topo.world.world;
   return (r) => ({ tokens_per_s: (tokensPerStep * 1000) / r.ms.total, mfu: (flopsPerToken * tokensPerStep * 1000) / r.ms.total / peak });
 }
 
