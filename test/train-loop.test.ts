@@ -49,7 +49,7 @@ test('sinks see start, steps, evaluations, checkpoints and the end in order; tra
   assert.deepEqual(events, ['start 5→6/6 world 1', 'step 6', 'ckpt 6 true', 'eval 6', 'end 6 finished']);
 });
 
-test('Ctrl-C finishes the step, checkpoints it and exits cleanly', async () => {
+test('Ctrl-C finishes the step, checkpoints it, says so and exits 130 (no evaluation of a step not reached)', async () => {
   const out = join(tmp(), 'run');
   const args = [bin, 'train', '--dim', '16', '--layers', '1', '--heads', '2', '--multiple-of', '8', '--seq', '16', '--batch', '2',
     '--data', corpus(), '--out', out, '--steps', '100000', '--eval-every', '0', '--ckpt-every', '0', '--backend', 'ref'];
@@ -60,11 +60,12 @@ test('Ctrl-C finishes the step, checkpoints it and exits cleanly', async () => {
   while (!existsSync(log) || !readFileSync(log, 'utf8').includes('"loss"')) await new Promise((res) => setTimeout(res, 20));
   child.kill('SIGINT');
   const code = await new Promise((res) => child.on('exit', res));
-  assert.equal(code, 0, stderr);
+  assert.equal(code, 130, stderr);
   assert.match(stderr, /interrupt: finishing this step and saving a checkpoint/);
   const steps = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   const last = steps[steps.length - 1];
   assert.ok('loss' in last, 'no evaluation after the interrupt');
   assert.equal(openCheckpoint(out).state.step, last.step);
-  assert.match(stderr, new RegExp(`trained ${last.step} steps`));
+  assert.match(stderr, new RegExp(`interrupted at step ${last.step}; checkpoint .*step-0*${last.step}; continue with --resume`));
+  assert.doesNotMatch(stderr, /trained \d+ steps|step [1-9]\d*: held-out loss/);
 });

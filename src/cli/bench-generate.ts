@@ -9,6 +9,7 @@ import { makeConfig } from '../model/config.js';
 import { Llama } from '../model/llama.js';
 import { measureGenerate } from '../inference/bench.js';
 import { UserError } from '../util/errors.js';
+import { checkThreadCount } from '../util/hardware.js';
 
 const HELP = `usage: llama-ts bench generate (--model PATH | --preset NAME) [--threads N] [--prompt-tokens P] [--tokens N]
 
@@ -22,7 +23,7 @@ export async function benchGenerate(argv: string[], out: (line: string) => void 
     out(HELP);
     return 0;
   }
-  const threads = int(values.threads, 'threads', 1, 1);
+  const threads = checkThreadCount(int(values.threads, 'threads', 1, 1), '--threads');
   const presetName = str(values.preset);
   if (!!presetName === !!str(values.model)) throw new UserError('give exactly one of --model PATH or --preset NAME');
   let model: Llama;

@@ -6,6 +6,7 @@ import { benchTrain } from '../bench/train.js';
 import { benchGenerate } from './bench-generate.js';
 import { createBackend, BACKEND_NAMES, type BackendName } from '../kernels/index.js';
 import { UserError } from '../util/errors.js';
+import { checkThreadCount } from '../util/hardware.js';
 import { createComm } from '../parallel/mpi.js';
 import { recomputeArg } from './train.js';
 import { benchTrainDistributed } from '../bench/train-dist.js';
@@ -50,7 +51,7 @@ export const command: Command = {
       throw new UserError(`unknown backend '${backendName}' (known: ${BACKEND_NAMES.join(', ')})`);
     }
     const backend = createBackend(backendName as BackendName | undefined);
-    const threads = int(values.threads, 'threads', undefined, 1);
+    const threads = values.threads === undefined ? undefined : checkThreadCount(int(values.threads, 'threads', 1, 1), '--threads');
     if (threads !== undefined) {
       const nb = backend as { setThreads?: (n: number) => number };
       if (!nb.setThreads) throw new UserError(`--threads needs the native backend (got ${backend.name})`);

@@ -4,7 +4,7 @@ import { modelOptions, loadModelArg, MODEL_HELP, samplingOptions, samplingArgs, 
 import { Decoder, generateStream, emptyStats, type GenerateOptions, type GenerationStats } from '../inference/generate.js';
 import type { Llama } from '../model/llama.js';
 import type { Tokenizer } from '../tokenizer/types.js';
-import { UserError } from '../util/errors.js';
+import { UserError, quote } from '../util/errors.js';
 
 const HELP = `usage: llama-ts generate --model PATH --prompt TEXT [--prompt TEXT ...] [options]
 
@@ -61,6 +61,8 @@ export async function runGenerate(values: Values, samples = false): Promise<numb
   const count = int(values.count, 'count', 1, 1);
   const o = { ...samplingArgs(values, tokenizer.eosId), tokenizer };
   const stats = emptyStats();
+  // generate needs something to continue (an explicit --prompt '' is one: the model starts from BOS); `sample` may start from nothing
+  if (!samples && texts.length === 0 && values.ids === undefined) throw new UserError("give a prompt: --prompt TEXT (--prompt '' to start from BOS) or --ids 1,2,3");
   if (samples || values.count !== undefined) {
     if (values.json || str(values.ids) !== undefined || texts.length > 1) throw new UserError('--count takes one --prompt (no --ids or --json)');
     await printSamples(model, tokenizer, texts[0] ?? '', count, o, undefined, stats);
@@ -72,8 +74,10 @@ export async function runGenerate(values: Values, samples = false): Promise<numb
   const ids = str(values.ids);
   if (ids !== undefined) {
     if (texts.length) throw new UserError('give --prompt or --ids, not both');
-    const toks = ids.split(/[\s,]+/).filter(Boolean).map(Number);
-    if (!toks.every((t) => Number.isInteger(t))) throw new UserError(`--ids expects comma-separated integers, got '${ids}'`);
+    const parts = ids.split(/[\s,]+/).filter(Boolean);
+    if (parts.length === 0) throw new UserError('--ids is empty: give comma-separated token ids, e.g. --ids 1,2,3');
+    const toks = parts.map(Number);
+    if (!toks.every((t) => Number.isInteger(t) && t >= 0)) throw new UserError(`--ids expects comma-separated non-negative integers, got ${quote(ids)}`);
     prompts = [[...bos, ...toks]];
   } else {
     prompts = (texts.length ? texts : ['']).map((t) => [...bos, ...tokenizer.encode(t)]);

@@ -1,7 +1,7 @@
 /**
  * `llama-ts plan size` and `llama-ts plan cluster`: thin wrappers over src/plan (see docs/PLANNER.md).
  */
-import { writeFileSync } from 'node:fs';
+import { writeFileAtomic } from '../util/fsutil.js';
 import type { Command } from './main.js';
 import { parse, num, int, str, type Values } from './args.js';
 import { configOptions, loadConfigArg, readJsonFile } from './common.js';
@@ -162,7 +162,7 @@ async function runSize(argv: string[]): Promise<number> {
   const svgPath = str(values.svg);
   if (svgPath) {
     try {
-      writeFileSync(svgPath, sizeChartSvg(llama, fit, budget));
+      writeFileAtomic(svgPath, [sizeChartSvg(llama, fit, budget)]);
     } catch (e) {
       throw new UserError(`cannot write SVG '${svgPath}': ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
     }

@@ -5,10 +5,12 @@
  *   llama-ts tokenizer decode --model m.model [--input f] [--input_format id|piece]
  *   llama-ts tokenizer inspect --model m.model [--pieces N] [--json]
  */
-import { closeSync, createReadStream, createWriteStream, openSync, readSync, writeFileSync } from 'node:fs';
+import { closeSync, createReadStream, createWriteStream, openSync, readSync, renameSync, rmSync } from 'node:fs';
+import { basename } from 'node:path';
+import { writeFileAtomic } from '../util/fsutil.js';
 import type { Command } from './main.js';
 import { parse, int, num, str, type Values, type Options } from './args.js';
-import { UserError } from '../util/errors.js';
+import { UserError, quote } from '../util/errors.js';
 import { SentencePieceModel, trainBpe, serializeModelProto, PieceType, ModelType } from '../tokenizer/index.js';
 
 const USAGE = `usage: llama-ts tokenizer <train|encode|decode|inspect> [options]
@@ -77,12 +79,28 @@ async function* byteLines(path: string | undefined): AsyncGenerator<Uint8Array> 
   if (rest.length) yield rest;
 }
 
+/** Lines to stdout, or to a file written as a temporary sibling and renamed over it by close() (discard() on failure). */
 class Out {
   private parts: string[] = [];
   private size = 0;
   private stream: NodeJS.WritableStream;
-  constructor(path: string | undefined) {
-    this.stream = path ? createWriteStream(path) : process.stdout;
+  private readonly tmp: string | null;
+  constructor(private readonly path: string | undefined) {
+    this.tmp = path ? `${path}.tmp-${process.pid}` : null;
+    this.stream = this.tmp ? createWriteStream(this.tmp) : process.stdout;
+  }
+  /** Runs `body` writing to this output, then closes it; on an error the temporary file is removed. */
+  async run(body: () => Promise<void>): Promise<void> {
+    try {
+      await body();
+      await this.close();
+    } catch (e) {
+      if (this.tmp) {
+        (this.stream as NodeJS.WritableStream & { destroy(): void }).destroy();
+        rmSync(this.tmp, { force: true });
+      }
+      throw e;
+    }
   }
   async line(s: string) {
     this.parts.push(s, '\n');
@@ -98,7 +116,14 @@ class Out {
   }
   async close() {
     await this.flush();
-    if (this.stream !== process.stdout) await new Promise<void>((r) => (this.stream as NodeJS.WritableStream).end(() => r()));
+    if (this.tmp && this.path) {
+      const s = this.stream as NodeJS.WritableStream;
+      await new Promise<void>((res, rej) => {
+        s.once('error', rej);
+        s.end(() => res());
+      });
+      renameSync(this.tmp, this.path);
+    }
   }
 }
 
@@ -146,8 +171,12 @@ async function train(argv: string[]): Promise<number> {
   const inputs = list(v.input);
   if (!inputs.length) throw new UserError('train needs --input=FILE[,FILE...]');
   const prefix = str(v.model_prefix);
+  if (prefix !== undefined && (prefix === '' || /[/\\]$/.test(prefix) || basename(prefix) === '.' || basename(prefix) === '..')) {
+    throw new UserError(`--model_prefix must name the files to write (P gives P.model and P.vocab), got ${quote(prefix)}: a directory needs a file name after it, e.g. ${quote(`${prefix.replace(/[/\\]+$/, '')}/m`)}`);
+  }
   const modelPath = str(v.model) ?? (prefix ? `${prefix}.model` : undefined);
   if (!modelPath) throw new UserError('train needs --model_prefix=P (or --model=OUT.model)');
+  if (/[/\\]$/.test(modelPath) || basename(modelPath) === '.model') throw new UserError(`--model must name a file, got ${quote(modelPath)}`);
   const type = (str(v.model_type) ?? 'bpe').toLowerCase();
   if (type !== 'bpe') throw new UserError(`--model_type=${type} is not supported (only bpe)`);
   if (v.vocab_size === undefined) throw new UserError('train needs --vocab_size=N');
@@ -193,9 +222,10 @@ async function train(argv: string[]): Promise<number> {
     padId: intAllowNeg(v.pad_id, 'pad_id', -1),
     log: quiet ? undefined : (m) => console.error(`tokenizer train: ${m}`),
   });
-  writeFileSync(modelPath, serializeModelProto(proto));
+  // each file is written to a temporary sibling and renamed: a full disk never truncates a previous good model
+  writeFileAtomic(modelPath, [serializeModelProto(proto)]);
   const vocabPath = modelPath.replace(/\.model$/, '') + '.vocab';
-  writeFileSync(vocabPath, proto.pieces.map((p) => `${p.piece}\t${p.score}\n`).join(''));
+  writeFileAtomic(vocabPath, [proto.pieces.map((p) => `${p.piece}\t${p.score}\n`).join('')]);
   if (!quiet) console.error(`tokenizer train: wrote ${modelPath} and ${vocabPath} (${proto.pieces.length} pieces) in ${((performance.now() - t0) / 1000).toFixed(2)} s`);
   return 0;
 }
@@ -220,16 +250,17 @@ async function encode(argv: string[]): Promise<number> {
   const bos = !!v.bos || extra.includes('bos');
   const eos = !!v.eos || extra.includes('eos');
   const out = new Out(str(v.output));
-  for await (const line of byteLines(str(v.input))) {
-    if (format === 'id') await out.line(model.encode(line, { bos, eos }).join(' '));
-    else {
-      const p = model.encodeAsPieces(line);
-      if (bos) p.unshift(model.idToPiece(model.bosId));
-      if (eos) p.push(model.idToPiece(model.eosId));
-      await out.line(p.join(' '));
+  await out.run(async () => {
+    for await (const line of byteLines(str(v.input))) {
+      if (format === 'id') await out.line(model.encode(line, { bos, eos }).join(' '));
+      else {
+        const p = model.encodeAsPieces(line);
+        if (bos) p.unshift(model.idToPiece(model.bosId));
+        if (eos) p.push(model.idToPiece(model.eosId));
+        await out.line(p.join(' '));
+      }
     }
-  }
-  await out.close();
+  });
   return 0;
 }
 
@@ -242,19 +273,20 @@ async function decode(argv: string[]): Promise<number> {
   const out = new Out(str(v.output));
   const dec = new TextDecoder('utf-8', { ignoreBOM: true });
   let n = 0;
-  for await (const raw of byteLines(str(v.input))) {
-    n++;
-    const toks = dec.decode(raw).trim().split(/\s+/).filter(Boolean);
-    let ids: number[];
-    if (format === 'id') {
-      ids = toks.map((t) => {
-        if (!/^\d+$/.test(t) || Number(t) >= model.vocabSize) throw new UserError(`line ${n}: invalid id '${t}' (vocabulary has ${model.vocabSize} pieces)`);
-        return Number(t);
-      });
-    } else ids = toks.map((t) => model.pieceToId(t));
-    await out.line(model.decode(ids));
-  }
-  await out.close();
+  await out.run(async () => {
+    for await (const raw of byteLines(str(v.input))) {
+      n++;
+      const toks = dec.decode(raw).trim().split(/\s+/).filter(Boolean);
+      let ids: number[];
+      if (format === 'id') {
+        ids = toks.map((t) => {
+          if (!/^\d+$/.test(t) || Number(t) >= model.vocabSize) throw new UserError(`line ${n}: invalid id '${t}' (vocabulary has ${model.vocabSize} pieces)`);
+          return Number(t);
+        });
+      } else ids = toks.map((t) => model.pieceToId(t));
+      await out.line(model.decode(ids));
+    }
+  });
   return 0;
 }
 

@@ -3,7 +3,8 @@ import { parse, int, str, type Options, type Values } from './args.js';
 import { configOptions, loadConfigArg } from './common.js';
 import { createBackend, BACKEND_NAMES } from '../kernels/index.js';
 import { train, type TrainResult } from '../training/trainer.js';
-import { SETTINGS, HYPER_DEFAULTS, resolveHyper, type Hyper, type SettingGroup } from '../training/settings.js';
+import { SETTINGS, TRAIN_SETTINGS, HYPER_DEFAULTS, resolveHyper, checkHyper, hyperFromSaved, type Hyper, type SettingGroup } from '../training/settings.js';
+import { checkTrainingFits } from '../training/limits.js';
 import { openCheckpoint } from '../io/checkpoint.js';
 import { openTrainingData } from '../data/loader.js';
 import { loadTokenizer } from '../data/tokenizer.js';
@@ -85,6 +86,33 @@ export function recomputeArg(v: Values[string]): Recompute {
   return r as Recompute;
 }
 
+/**
+ * The settings of a resumed run: the checkpoint's (state.json `hyper`, checked as the flags would be, with the file
+ * named), with --steps from the command line. Any other setting flag must repeat the saved value: a different one is
+ * refused, since the run would silently continue with the saved one.
+ */
+function resumedHyper(values: Values, config: LlamaConfig, savedJson: unknown, file: string): Hyper {
+  if (typeof savedJson !== 'object' || savedJson === null || Array.isArray(savedJson)) throw new UserError(`'${file}': 'hyper' must be an object`);
+  const saved = hyperFromSaved(savedJson as Record<string, unknown>);
+  try {
+    checkHyper(saved, config);
+    checkTrainingFits(config, { batch: saved.batch, seq: saved.seq });
+  } catch (e) {
+    if (e instanceof UserError) throw new UserError(`'${file}': the saved settings are not usable: ${e.message.replace(/--([a-z-]+)/, (_, f: string) => `hyper.${SETTINGS.find((s) => s.flag === f)?.key ?? f}`)}`);
+    throw e;
+  }
+  for (const s of SETTINGS) {
+    const v = values[s.flag];
+    if (s.key === 'steps' || v === undefined) continue;
+    const given = s.parse(typeof v === 'string' || typeof v === 'boolean' ? v : String(v), s.flag);
+    if (given !== saved[s.key]) {
+      throw new UserError(`--${s.flag} ${given} differs from the checkpoint's ${saved[s.key]}: a resumed run keeps its saved settings (only --steps may change); drop the flag or start a new run with another --out`);
+    }
+  }
+  const steps = values.steps !== undefined ? TRAIN_SETTINGS.steps.parse(String(values.steps), 'steps') : saved.steps;
+  return resolveHyper({ ...saved, steps }, config);
+}
+
 /** Shared by `train` and `demo`: builds everything from parsed flags and runs the loop. */
 export async function runTraining(values: Values, defaults: { preset?: string; out?: string; hyper?: Hyper } = {}): Promise<TrainResult> {
   const tokPath = str(values.tokenizer);
@@ -92,8 +120,9 @@ export async function runTraining(values: Values, defaults: { preset?: string; o
   const outDir = str(values.out) ?? defaults.out ?? join('runs', str(values.preset) ?? defaults.preset ?? 'model');
   let config: LlamaConfig;
   const modelFlags = Object.keys(configOptions).filter((k) => k !== 'seq' && values[k] !== undefined);
-  if (values.resume && modelFlags.length === 0) {
-    config = openCheckpoint(outDir).state.config;
+  const ck = values.resume ? openCheckpoint(outDir) : null;
+  if (ck && modelFlags.length === 0) {
+    config = ck.state.config;
   } else {
     config = loadConfigArg(values, defaults.preset);
     if (values.vocab === undefined && config.vocabSize !== tok.vocabSize) config = makeConfig(config, { vocabSize: tok.vocabSize });
@@ -102,7 +131,8 @@ export async function runTraining(values: Values, defaults: { preset?: string; o
   if (!values.resume && existsSync(join(outDir, 'checkpoints', 'latest'))) {
     throw new UserError(`'${outDir}' already holds a run: pass --resume to continue it or choose another --out`);
   }
-  const hyper = hyperFromValues(values, config, defaults.hyper);
+  // a resumed run keeps the checkpoint's settings (its seed and seq also choose the held-out windows): only --steps may change
+  const hyper = ck ? resumedHyper(values, config, ck.state.hyper, join(ck.dir, 'state.json')) : hyperFromValues(values, config, defaults.hyper);
   const comm = createComm(); // MpiComm under mpirun, else one process
   const tp = int(values.tp, 'tp', 1, 1);
   const zero = int(values.zero, 'zero', 0, 0);
@@ -110,6 +140,8 @@ export async function runTraining(values: Values, defaults: { preset?: string; o
   const recompute = recomputeArg(values.recompute);
   if (values.sp && tp === 1) throw new UserError('--sp divides rows among the tensor-parallel ranks: give --tp 2 or more');
   const backend = createBackend(str(values.backend));
+  // before the data is read and anything allocated: a run that cannot fit in memory stops with one line
+  checkTrainingFits(config, { batch: hyper.batch, seq: hyper.seq, tp, floatBytes: backend.dtype === 'f64' ? 8 : 4 });
   const data = openTrainingData(str(values.data) ?? 'brown', tok, hyper.seed, hyper.seq);
   if (!values.quiet && comm.rank === 0) {
     if (comm.world > 1) console.error(`ranks: ${comm.world} = ${tp} tensor-parallel × ${comm.world / tp} data-parallel`);
@@ -132,7 +164,13 @@ export const command: Command = {
       return 0;
     }
     const r = await runTraining(values);
-    if (r.rank !== 0) return 0;
+    // Ctrl-C: the finished step is checkpointed; exit 130 (128 + SIGINT) so scripts can tell it from the end of the run
+    const code = r.outcome === 'interrupted' ? 130 : 0;
+    if (r.rank !== 0) return code;
+    if (r.outcome === 'interrupted') {
+      console.error(`interrupted at step ${r.steps}; checkpoint ${r.checkpoint ?? '(none)'}; continue with --resume`);
+      return code;
+    }
     const ev = r.lastEvalLoss !== null ? `, held-out loss ${r.firstEvalLoss?.toFixed(4)} → ${r.lastEvalLoss.toFixed(4)}` : '';
     console.error(`trained ${r.steps} steps${ev}; checkpoint ${r.checkpoint ?? '(none)'}`);
     return 0;

@@ -13,7 +13,7 @@ import { readFileSync, existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker, MessageChannel, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { Rng, type RngState } from '../util/rng.js';
-import { UserError } from '../util/errors.js';
+import { UserError, quoteJson } from '../util/errors.js';
 import type { Batch, BatchSource } from './source.js';
 import { ShardReader } from './shard.js';
 import { MANIFEST, MANIFEST_FORMAT, type Manifest } from './prepare.js';
@@ -260,7 +260,58 @@ export function readManifest(dir: string): Manifest {
     throw new UserError(`'${join(dir, MANIFEST)}' is not a readable manifest: ${(e as Error).message}`);
   }
   if (m?.format !== MANIFEST_FORMAT || m.version !== 1 || !Array.isArray(m.sources)) throw new UserError(`'${dir}' is not a llama-ts prepared data directory (bad manifest)`);
+  checkManifest(m, join(dir, MANIFEST));
   return m;
+}
+
+/**
+ * The fields of a manifest that reading shards and planning the mixture rely on, checked up front: a one-line
+ * UserError naming the file and the field (`sources[0].heldOut`) instead of a TypeError deep in the loader.
+ */
+function checkManifest(m: Manifest, file: string): void {
+  const bad = (field: string, v: unknown, want: string): never => {
+    throw new UserError(`'${file}': ${field} must be ${want}, got ${quoteJson(v)}`);
+  };
+  const obj = (v: unknown, field: string) => (typeof v === 'object' && v !== null && !Array.isArray(v) ? v as Record<string, unknown> : bad(field, v, 'an object'));
+  const count = (v: unknown, field: string) => (Number.isSafeInteger(v) && (v as number) >= 0 ? v as number : bad(field, v, 'a non-negative integer'));
+  const name = (v: unknown, field: string) => (typeof v === 'string' && v !== '' && v !== '.' && v !== '..' && !/[/\\\0]/.test(v) ? v : bad(field, v, 'a file name'));
+  const tok = obj(m.tokenizer, 'tokenizer');
+  if (!Number.isSafeInteger(tok.vocabSize) || (tok.vocabSize as number) < 1) bad('tokenizer.vocabSize', tok.vocabSize, 'a positive integer');
+  count(tok.bosId, 'tokenizer.bosId');
+  count(tok.eosId, 'tokenizer.eosId');
+  const recipe = obj(m.recipe, 'recipe');
+  if (typeof recipe.totalTokens !== 'number' || !(recipe.totalTokens >= 0)) bad('recipe.totalTokens', recipe.totalTokens, 'a non-negative number');
+  m.sources.forEach((s0, i) => {
+    const s = obj(s0, `sources[${i}]`);
+    name(s.name, `sources[${i}].name`);
+    for (const k of ['weight', 'epochs'] as const) {
+      if (s[k] !== undefined && (typeof s[k] !== 'number' || !Number.isFinite(s[k]) || (s[k] as number) < 0)) bad(`sources[${i}].${k}`, s[k], 'a non-negative number');
+    }
+    const ingest = obj(s.ingest, `sources[${i}].ingest`);
+    count(ingest.bytes, `sources[${i}].ingest.bytes`);
+    obj(ingest.badRecords, `sources[${i}].ingest.badRecords`);
+    const clean = obj(s.clean, `sources[${i}].clean`);
+    for (const k of ['input', 'output', 'exactDuplicates', 'tooShort', 'lowAlpha', 'repeatedLines'] as const) {
+      const st = obj(clean[k], `sources[${i}].clean.${k}`);
+      count(st.docs, `sources[${i}].clean.${k}.docs`);
+      count(st.chars, `sources[${i}].clean.${k}.chars`);
+    }
+    obj(clean.normalize, `sources[${i}].clean.normalize`);
+    obj(clean.lineDedup, `sources[${i}].clean.lineDedup`);
+    for (const split of ['train', 'heldOut'] as const) {
+      const f = `sources[${i}].${split}`;
+      const sp = obj(s[split], f);
+      count(sp.tokens, `${f}.tokens`);
+      count(sp.docs, `${f}.docs`);
+      if (!Array.isArray(sp.shards)) bad(`${f}.shards`, sp.shards, 'an array');
+      (sp.shards as unknown[]).forEach((sh0, j) => {
+        const sh = obj(sh0, `${f}.shards[${j}]`);
+        name(sh.file, `${f}.shards[${j}].file`);
+        count(sh.tokens, `${f}.shards[${j}].tokens`);
+        count(sh.docs, `${f}.shards[${j}].docs`);
+      });
+    }
+  });
 }
 
 /** The recipe's sampling shares for the tokens actually prepared. */

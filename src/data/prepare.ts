@@ -10,6 +10,7 @@ import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 import { writeFileAtomic, fsyncDir } from '../util/fsutil.js';
 import { UserError } from '../util/errors.js';
+import { checkThreadCount } from '../util/hardware.js';
 import { Progress } from '../util/progress.js';
 import type { Tokenizer } from '../tokenizer/types.js';
 import { Cleaner, type CleanReport } from './clean.js';
@@ -269,6 +270,8 @@ export async function prepareData(o: PrepareOptions): Promise<PrepareResult> {
   for (const s of o.recipe.sources) sourceBytes(s);
   const tok = await loadTokenizer(o.tokenizerPath);
   const workers = o.workers ?? Math.min(4, availableParallelism());
+  if (!Number.isInteger(workers) || workers < 0) throw new UserError(`--workers must be a non-negative integer, got ${workers}`);
+  checkThreadCount(workers, '--workers');
   mkdirSync(dirname(out), { recursive: true });
   const stage = join(dirname(out), `.${basename(out)}.partial-${process.pid}`);
   rmSync(stage, { recursive: true, force: true });

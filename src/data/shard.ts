@@ -113,6 +113,10 @@ export class ShardReader {
     if (got !== bytes) throw corrupt(this.path, 'short read');
     if (h.bytesPerToken === 2) for (let i = 0; i < len; i++) out[at + i] = this.buf.readUInt16LE(2 * i);
     else for (let i = 0; i < len; i++) out[at + i] = this.buf.readUInt32LE(4 * i);
+    // a token outside the vocabulary would index past the embedding table: name the shard instead
+    for (let i = 0; i < len; i++) {
+      if (out[at + i] >= h.vocabSize || out[at + i] < 0) throw corrupt(this.path, `token ${out[at + i] >>> 0} at position ${start + i} is outside its vocabulary of ${h.vocabSize}`);
+    }
   }
 
   /** Document start offsets (D+1 entries). */

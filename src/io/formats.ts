@@ -14,7 +14,7 @@ import { openCheckpoint, saveModelSafetensors, CHECKPOINT_FORMAT, type Checkpoin
 import { MissingTokenizer, byteVocab, tokenizerFromVocab, validateVocab, vocabFromTokenizer, isByteVocab, type TokenizerVocab } from '../tokenizer/vocab.js';
 import type { Tokenizer } from '../tokenizer/types.js';
 import { UserError } from '../util/errors.js';
-import { writeFileAtomic, fsyncDir } from '../util/fsutil.js';
+import { writeFileAtomic, writeDirAtomic } from '../util/fsutil.js';
 import { GGUF_MAGIC } from './gguf.js';
 import { readLlamaGguf, writeLlamaGguf, type GgufExportType } from './gguf-llama.js';
 import { isHfDir, readHf, writeHf } from './hf.js';
@@ -139,7 +139,7 @@ export function saveModelAs(format: ModelFormat, path: string, model: Llama, voc
       writeLlamaGguf(path, model, v, o.ggufType ?? 'f32', o.name);
       return [path];
     case 'hf':
-      writeHf(path, model, v, { dtype: o.hfDtype, maxShardBytes: o.hfMaxShardBytes });
+      writeDirAtomic(path, (dir) => writeHf(dir, model, v, { dtype: o.hfDtype, maxShardBytes: o.hfMaxShardBytes }), ['config.json']);
       return [path];
     case 'llama2c': {
       mkdirSync(dirname(path), { recursive: true });
@@ -148,23 +148,25 @@ export function saveModelAs(format: ModelFormat, path: string, model: Llama, voc
       writeLlama2cTokenizer(tok, v);
       return [path, tok];
     }
-    case 'ckpt': {
-      mkdirSync(path, { recursive: true });
-      saveModelSafetensors(join(path, 'model.safetensors'), model.params, { step: '0' });
-      let tokenizer: TokenizerRef = { kind: 'bytes' };
-      if (!isByteVocab(v)) {
-        tokenizer = { kind: 'vocab', file: 'tokenizer.vocab.json' };
-        writeFileAtomic(join(path, tokenizer.file), [JSON.stringify(v)]);
-      }
-      const state: CheckpointState = {
-        format: CHECKPOINT_FORMAT, version: 1, step: 0, config: model.config, hyper: {}, data: null, tokenizer,
-        lastLoss: null, savedAt: new Date().toISOString(),
-      };
-      writeFileAtomic(join(path, 'state.json'), [JSON.stringify(state, null, 1)]);
-      fsyncDir(path);
+    case 'ckpt':
+      writeDirAtomic(path, (dir) => writeCkptDir(dir, model, v), ['state.json']);
       return [path];
-    }
   }
+}
+
+/** A llama-ts checkpoint directory of a model (weights, its vocabulary when not the byte tokenizer, state.json). */
+function writeCkptDir(path: string, model: Llama, v: TokenizerVocab): void {
+  saveModelSafetensors(join(path, 'model.safetensors'), model.params, { step: '0' });
+  let tokenizer: TokenizerRef = { kind: 'bytes' };
+  if (!isByteVocab(v)) {
+    tokenizer = { kind: 'vocab', file: 'tokenizer.vocab.json' };
+    writeFileAtomic(join(path, tokenizer.file), [JSON.stringify(v)]);
+  }
+  const state: CheckpointState = {
+    format: CHECKPOINT_FORMAT, version: 1, step: 0, config: model.config, hyper: {}, data: null, tokenizer,
+    lastLoss: null, savedAt: new Date().toISOString(),
+  };
+  writeFileAtomic(join(path, 'state.json'), [JSON.stringify(state, null, 1)]);
 }
 
 export { vocabFromTokenizer };

@@ -10,6 +10,7 @@ import { requireAddon } from '../util/addon.js';
 import type { Backend, BackendOps, FloatArray } from './backend.js';
 import { NATIVE_OPS, OP_NAMES, SIGNATURES, type NativeOps } from './ops/table.js';
 import { encodeSignature } from './ops/signature.js';
+import { threadsFromEnv } from '../util/hardware.js';
 
 /** The module the addon exports (native/addon.cc). */
 interface RawAddon {
@@ -78,9 +79,23 @@ export function nativeLoadError(): string | null {
   return loadNative().error;
 }
 
+let threadsChecked = false;
+
+/**
+ * Checks LLAMA_TS_THREADS once, before the pool starts: not a positive integer → a one-line UserError; more than
+ * the machine can use → clamped (the addon's pool reads the variable when it starts), with a one-line notice.
+ */
+function checkThreadsEnv(): void {
+  if (threadsChecked) return;
+  const n = threadsFromEnv((line) => process.stderr.write(`llama-ts: notice: ${line}\n`));
+  threadsChecked = true;
+  if (n !== undefined && String(n) !== process.env.LLAMA_TS_THREADS) process.env.LLAMA_TS_THREADS = String(n);
+}
+
 export function createNativeBackend(): NativeBackend {
   const { addon, error } = loadNative();
   if (!addon) throw new Error(`native backend unavailable: ${error}`);
+  checkThreadsEnv();
   const ops = Object.fromEntries(OP_NAMES.map((name) => [name, addon[name]])) as BackendOps;
   return {
     ...ops,

@@ -93,7 +93,11 @@ export function validateConfig(c: LlamaConfig): void {
   if (c.ffnDimMultiplier !== null && !(c.ffnDimMultiplier > 0)) {
     throw new UserError(`invalid config: ffnDimMultiplier must be > 0 or null, got ${c.ffnDimMultiplier}`);
   }
+  if (c.maxSeqLen > MAX_SEQ_LEN) throw new UserError(`invalid config: maxSeqLen ${c.maxSeqLen} exceeds the supported ${MAX_SEQ_LEN} positions (the RoPE table holds every position)`);
 }
+
+/** The longest context a model may declare: the RoPE table holds cos and sin for every position (1M here: 1 GiB at head dim 128). */
+export const MAX_SEQ_LEN = 2 ** 20;
 
 export function headDim(c: LlamaConfig): number {
   return c.dim / c.nHeads;

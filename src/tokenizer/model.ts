@@ -8,7 +8,8 @@
  * character whenever no piece can span such a cut (checked at load), and words are cached.
  */
 import { siftUp, popTop } from './heap.js';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { writeFileAtomic } from '../util/fsutil.js';
 import { UserError } from '../util/errors.js';
 import { parseModelProto, serializeModelProto, PieceType, ModelType, TRAINER_DEFAULTS, type ModelProto } from './model-proto.js';
 import { Normalizer, WS } from './normalizer.js';
@@ -144,7 +145,7 @@ export class SentencePieceModel {
   }
 
   save(path: string): void {
-    writeFileSync(path, this.toBytes());
+    writeFileAtomic(path, [this.toBytes()]);
   }
 
   get vocabSize(): number {

@@ -3,7 +3,8 @@
  * train.jsonl log (`JsonlSink`) and the progress bar (`ProgressSink`) are two sinks, and callers add their own
  * (TrainOptions.sinks). Every callback is optional.
  */
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, readFileSync } from 'node:fs';
+import { writeFileAtomic } from '../util/fsutil.js';
 import type { StepTimes } from './step.js';
 import { Progress } from '../util/progress.js';
 
@@ -56,15 +57,50 @@ export interface MetricSink {
   onEnd?(end: RunEnd): void;
 }
 
-/** The run's train.jsonl: one JSON object per step and per evaluation, appended as they happen. */
+/**
+ * The run's train.jsonl: one JSON object per step and per evaluation, appended as they happen. At the start the log
+ * is cut back to what the run had written up to its starting step (atomically: a temporary sibling renamed over
+ * it): a fresh run starts an empty log (a dead run's lines go), a resumed run keeps the records up to its
+ * checkpoint's step and drops later ones (they are written again) and torn lines (a full disk). So the log always
+ * equals what one uninterrupted run would have written.
+ */
 export class JsonlSink implements MetricSink {
   constructor(readonly path: string) {}
+  onStart(run: RunStart): void {
+    cutLog(this.path, run.startStep);
+  }
   onStep(r: StepRecord): void {
     appendFileSync(this.path, JSON.stringify(r) + '\n');
   }
   onEval(r: EvalRecord): void {
     appendFileSync(this.path, JSON.stringify(r) + '\n');
   }
+}
+
+/** Keeps the complete records of `path` whose step is at most `step` (none for step 0), rewriting it atomically. */
+export function cutLog(path: string, step: number): void {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return writeFileAtomic(path, []);
+    throw e;
+  }
+  const kept: string[] = [];
+  if (step > 0) {
+    for (const line of text.split('\n')) {
+      let rec: unknown;
+      try {
+        rec = JSON.parse(line);
+      } catch {
+        continue; // torn or empty
+      }
+      const s = (rec as { step?: unknown } | null)?.step;
+      if (typeof s === 'number' && s <= step) kept.push(line + '\n');
+    }
+  }
+  const next = kept.join('');
+  if (next !== text) writeFileAtomic(path, [next]);
 }
 
 /** The progress bar on stderr (plain periodic lines when not a terminal), with evaluations and notices above it. */

@@ -24,6 +24,7 @@ import { LOCAL_COMM, type Comm } from '../parallel/comm.js';
 import { topology, gatherFull, checkSameRun, anyRank, type Topology } from './distributed.js';
 import { RankSlice } from '../data/source.js';
 import { checkHyper, hyperFromSaved, type Hyper } from './settings.js';
+import { checkTrainingFits } from './limits.js';
 import { saveCheckpoint, openCheckpoint, CHECKPOINT_FORMAT, type CheckpointState, type TokenizerRef } from '../io/checkpoint.js';
 import type { BatchSource } from '../data/source.js';
 import { UserError } from '../util/errors.js';
@@ -77,6 +78,8 @@ export interface TrainResult {
   model: Llama;
   /** This process's rank in the run (0 with one process): only rank 0 logs and saves. */
   rank: number;
+  /** finished: the schedule's last step; stopped: at stopAt; interrupted: Ctrl-C (checkpointed at `steps`). */
+  outcome: 'finished' | 'stopped' | 'interrupted';
 }
 
 /** Mean held-out loss per token over the source's first `batches` batches. */
@@ -113,6 +116,7 @@ interface Prepared {
 function prepare(o: TrainOptions): Prepared {
   checkHyper(o.hyper, o.config);
   const topo = topology(o.comm ?? LOCAL_COMM, o.tp ?? 1);
+  checkTrainingFits(o.config, { batch: o.hyper.batch, seq: o.hyper.seq, tp: topo.tp.world, floatBytes: o.backend.dtype === 'f64' ? 8 : 4 });
   if (topo.world.rank === 0) mkdirSync(o.runDir, { recursive: true });
   const model = new Llama(o.config, o.backend, { tp: topo.tp, sp: o.sp, recompute: o.recompute });
   const data = topo.dp.world > 1 ? new RankSlice(o.train, topo.dp.rank, topo.dp.world) : o.train;
@@ -141,6 +145,7 @@ function resume(o: TrainOptions, model: Llama, topo: Topology, data: BatchSource
   const saved = hyperFromSaved(ck.state.hyper);
   const hyper = { ...saved, steps: o.extendSteps ?? saved.steps, accum: perRankAccum(saved.accum * (ck.state.layout?.dp ?? 1), topo.dp.world) };
   checkHyper(hyper, o.config);
+  checkTrainingFits(o.config, { batch: hyper.batch, seq: hyper.seq, tp: topo.tp.world, floatBytes: o.backend.dtype === 'f64' ? 8 : 4 });
   const opt = optimizer(model, hyper, topo, o.zero ?? 0);
   if (opt instanceof AdamW) {
     ck.loadInto(model.params, { m: opt.m, v: opt.v });
@@ -221,6 +226,7 @@ class TrainingRun {
     const { h, p } = this;
     const interrupt = new Interrupt((line) => this.sink.onNotice(line));
     let outcome: RunEnd['outcome'] = 'failed';
+    let ended: TrainResult['outcome'] = 'stopped';
     this.sink.onStart({ runDir: this.o.runDir, startStep: p.startStep, stopAt: this.stopAt, steps: h.steps, world: p.topo.world.world });
     try {
       if (p.startStep === 0) this.evaluate(0);
@@ -232,12 +238,12 @@ class TrainingRun {
       }
       if (interrupt.requested && this.savedStep !== this.done) this.checkpoint();
       if (this.done === h.steps && p.startStep < h.steps) this.evaluate(h.steps);
-      outcome = this.done === h.steps ? 'finished' : interrupt.requested ? 'interrupted' : 'stopped';
+      outcome = ended = this.done === h.steps ? 'finished' : interrupt.requested ? 'interrupted' : 'stopped';
     } finally {
       interrupt.dispose();
       this.sink.onEnd({ step: this.done, outcome, checkpoint: this.lastCkpt });
     }
-    return { steps: this.done, losses: this.losses, firstEvalLoss: this.firstEval, lastEvalLoss: this.lastEval, checkpoint: this.lastCkpt, model: p.model, rank: p.topo.world.rank };
+    return { steps: this.done, losses: this.losses, firstEvalLoss: this.firstEval, lastEvalLoss: this.lastEval, checkpoint: this.lastCkpt, model: p.model, rank: p.topo.world.rank, outcome: ended };
   }
 
   private record(r: StepResult): void {
