@@ -106,6 +106,28 @@ export interface Widths {
   v0: number;
 }
 
+/**
+ * Floats that `Llama.activations()` allocates for one batch shape (what `activationBytes()` reports after a forward,
+ * divided by the float size): the saved activations of every layer, the backward's scratch and the loss head's
+ * chunk. Written beside the allocation so that the memory estimate (model/memory.ts) follows it.
+ */
+export function activationFloats(c: LlamaConfig, batch: number, seq: number, o: { tp?: number; sp?: boolean } = {}): number {
+  const t = o.tp ?? 1;
+  const sp = Boolean(o.sp) && t > 1;
+  const N = batch * seq;
+  const n = sp ? N / t : N;
+  const D = c.dim;
+  const hd = headDim(c);
+  const qw = (c.nHeads / t) * hd;
+  const kw = (c.nKvHeads / t) * hd;
+  const F = ffnHiddenDim(c) / t;
+  const V = c.vocabSize / t;
+  const perLayer = 2 * n * D + 2 * n + 2 * N * D + 2 * N * qw + 2 * N * kw + batch * (c.nHeads / t) * seq + 3 * N * F;
+  const chunkRows = Math.max(1, Math.min(N, Math.floor(HEAD_CHUNK_FLOATS / V)));
+  const rest = 2 * n * D + n + 2 * N * D + N * qw + (sp ? N * D + n * D + D : 0) + N * qw + 2 * N * kw + 3 * N * F + chunkRows * V;
+  return c.nLayers * perLayer + rest;
+}
+
 export class Llama {
   readonly layout: ParamLayout;
   readonly params: FlatTensors;
