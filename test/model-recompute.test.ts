@@ -1,7 +1,7 @@
 /** Activation checkpointing: every recompute policy gives bitwise the gradients of 'none', and keeps less. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Llama, RECOMPUTE_POLICIES, type Recompute } from '../src/model/llama.js';
+import { Llama, RECOMPUTE_POLICIES, activationFloats, type Recompute } from '../src/model/llama.js';
 import { makeConfig } from '../src/model/config.js';
 import { createRefBackend } from '../src/kernels/ref.js';
 import type { Backend } from '../src/kernels/backend.js';
@@ -72,4 +72,13 @@ test('train --recompute selective|full: the same losses as none, bit for bit; an
   assert.deepEqual(losses('selective'), none);
   assert.deepEqual(losses('full'), none);
   failsWithOneLine(['train', '--preset', 'mini-260k', '--recompute', 'some', '--out', join(dir, 'bad')], /--recompute must be one of none, selective, full, got 'some'/);
+});
+
+test('the memory estimate lays out the same activations the model allocates, under each policy', () => {
+  for (const recompute of RECOMPUTE_POLICIES) {
+    const m = new Llama(config, createRefBackend('f32'), { recompute });
+    m.init(1);
+    m.forward(new Int32Array(2 * 12), 2, 12);
+    assert.equal(m.activationBytes(), activationFloats(config, 2, 12, { recompute }) * 4, recompute);
+  }
 });

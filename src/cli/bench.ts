@@ -1,7 +1,9 @@
 /** `llama-ts bench train|generate`: training or generation throughput as one JSON line. */
 import type { Command } from './main.js';
 import { parse, int, num, str } from './args.js';
-import { loadConfigArg, configOptions } from './common.js';
+import { loadConfigArg, configOptions, forceOption, memoryRefusal, ranksOnThisHost } from './common.js';
+import { trainingMemory } from '../model/memory.js';
+import { anyRank } from '../training/distributed.js';
 import { benchTrain } from '../bench/train.js';
 import { benchGenerate } from './bench-generate.js';
 import { createBackend, BACKEND_NAMES, type BackendName } from '../kernels/index.js';
@@ -22,6 +24,7 @@ const USAGE = `usage: llama-ts bench train (--preset NAME | --config FILE) [--ba
                        [--steps N] [--threads N] [--peak GFLOPS] [--vocab V ...]
                        [--recompute none|selective|full]
        mpirun -np N llama-ts bench train ... [--tp T] [--sp] [--zero 1] [--accum K]
+       --force: start even when the memory estimate exceeds the available memory (LLAMA_TS_MEMORY_LIMIT, else MemAvailable)
 Times N training steps (after one warm-up step) on random tokens and prints one JSON line with tokens_per_s, mfu,
 step_ms and the time of each phase. The MFU peak is the native SGEMM measured now unless --peak is given.
 Under mpirun it runs the training loop over the ranks and rank 0 prints the aggregate tokens/s, the exposed
@@ -33,7 +36,7 @@ export const command: Command = {
     if (argv[0] === 'generate') return benchGenerate(argv.slice(1));
     const { values, positionals } = parse(argv, {
       ...configOptions, batch: { type: 'string' }, backend: { type: 'string' }, steps: { type: 'string' },
-      threads: { type: 'string' }, peak: { type: 'string' }, tp: { type: 'string' }, sp: { type: 'boolean' }, zero: { type: 'string' }, accum: { type: 'string' }, recompute: { type: 'string' },
+      threads: { type: 'string' }, peak: { type: 'string' }, tp: { type: 'string' }, sp: { type: 'boolean' }, zero: { type: 'string' }, accum: { type: 'string' }, recompute: { type: 'string' }, ...forceOption,
     }, true);
     if (values.help) {
       console.log(USAGE);
@@ -62,10 +65,14 @@ export const command: Command = {
     const preset = str(values.preset) ?? null;
     const recompute = recomputeArg(values.recompute);
     const world = createComm();
+    const tp = int(values.tp, 'tp', 1, 1);
+    const zero = int(values.zero, 'zero', 0, 0);
+    const dp = world.world % tp === 0 ? world.world / tp : 1;
+    const need = trainingMemory(config, { batch, seq, tp: world.world > 1 ? tp : 1, sp: world.world > 1 && Boolean(values.sp), dp, zero: world.world > 1 && zero === 1 ? 1 : 0, recompute, bytesPerFloat: backend.alloc(0).BYTES_PER_ELEMENT });
+    const refusal = memoryRefusal(`benchmarking this model (batch ${batch} × seq ${seq})`, need, `use a smaller --batch or --seq, --tp T over more ranks under mpirun, or see 'llama-ts plan cluster'`, values, ranksOnThisHost(world.world));
+    if (anyRank(world, refusal !== null)) throw new UserError(refusal ?? 'another rank of this run has not enough memory for it');
     if (world.world > 1) {
-      const zero = int(values.zero, 'zero', 0, 0);
       if (zero > 1) throw new UserError(`--zero must be 0 or 1, got ${zero}`);
-      const tp = int(values.tp, 'tp', 1, 1);
       const r = await benchTrainDistributed({ config, batch, seq, backend, steps, world, tp, sp: Boolean(values.sp), zero: zero as 0 | 1, accum: int(values.accum, 'accum', 1, 1), recompute });
       if (r) console.log(JSON.stringify({ bench: 'train-distributed', preset, vocab: config.vocabSize, backend: backend.name, ...cpuInfo(backend), ...r }));
       return 0;

@@ -4,6 +4,8 @@ import type { Options, Values } from './args.js';
 import { int, num, str } from './args.js';
 import { configFromJson, makeConfig, type LlamaConfig } from '../model/config.js';
 import { UserError } from '../util/errors.js';
+import { availableMemory } from '../util/memory.js';
+import { describeNeed, gib, type MemoryNeed } from '../model/memory.js';
 
 export const configOptions: Options = {
   preset: { type: 'string' },
@@ -57,3 +59,31 @@ export function loadConfigArg(values: Values, fallbackPreset?: string): LlamaCon
 }
 
 export { num, int, str };
+
+/** `--force`: run even when the memory estimate says the machine cannot hold it. */
+export const forceOption: Options = { force: { type: 'boolean' } };
+
+/**
+ * The one-line refusal of a run the machine cannot hold (null when it fits, or with --force): how much `what` needs
+ * (by part; times the ranks sharing this host under mpirun), how much there is, and `hint`: what would make it fit.
+ */
+export function memoryRefusal(what: string, need: MemoryNeed, hint: string, values: Values, ranksHere = 1): string | null {
+  if (values.force) return null;
+  const avail = availableMemory();
+  const total = need.total * ranksHere;
+  if (total <= avail.bytes) return null;
+  const each = ranksHere > 1 ? ` per rank × ${ranksHere} ranks on this host` : '';
+  return `${what} needs ~${gib(total)} (${describeNeed(need)}${each}) but ${gib(avail.bytes)} is available (${avail.source}): ${hint}, or pass --force to try anyway`;
+}
+
+/** Throws the refusal when there is one. */
+export function checkMemory(what: string, need: MemoryNeed, hint: string, values: Values): void {
+  const r = memoryRefusal(what, need, hint, values);
+  if (r) throw new UserError(r);
+}
+
+/** Ranks of this run on this host (mpirun sets OMPI_COMM_WORLD_LOCAL_SIZE), 1 in one process. */
+export function ranksOnThisHost(world: number): number {
+  const n = Number(process.env.OMPI_COMM_WORLD_LOCAL_SIZE ?? process.env.MPI_LOCALNRANKS ?? 1);
+  return Number.isInteger(n) && n >= 1 ? Math.min(n, world) : 1;
+}

@@ -6,6 +6,7 @@ import { createBackend } from '../kernels/index.js';
 import { loadAnyModel, saveModelAs, parseFormat, formatFromOutputPath, FORMATS, type ModelFormat } from '../io/formats.js';
 import { describeConfig } from '../model/config.js';
 import { UserError } from '../util/errors.js';
+import { modelMemoryCheck } from './infer-common.js';
 
 const HELP = `usage: llama-ts convert --from PATH --to PATH [--from-format F] [--to-format F] [--type T] [--shard-mb N]
 
@@ -14,7 +15,8 @@ formats:  ${FORMATS.join(', ')}  (ckpt: llama-ts checkpoint dir; hf: Hugging Fac
           --from-format is inferred from the input; --to-format from the output's extension (.gguf, .bin) or an
           existing output directory, otherwise required.
 --type    gguf: f32 (default), f16, q8_0;  hf: f32 (default), f16, bf16
---shard-mb  hf: split the safetensors into shards of at most N MiB (with model.safetensors.index.json)`;
+--shard-mb  hf: split the safetensors into shards of at most N MiB (with model.safetensors.index.json)
+--force     convert even when the memory estimate exceeds the available memory (LLAMA_TS_MEMORY_LIMIT, else MemAvailable)`;
 
 function outputFormat(path: string, flag: string | undefined): ModelFormat {
   if (flag) return parseFormat(flag, 'to-format');
@@ -32,7 +34,7 @@ export const command: Command = {
   async run(argv) {
     const { values } = parse(argv, {
       from: { type: 'string' }, to: { type: 'string' }, 'from-format': { type: 'string' }, 'to-format': { type: 'string' },
-      type: { type: 'string' }, 'shard-mb': { type: 'string' }, name: { type: 'string' },
+      type: { type: 'string' }, 'shard-mb': { type: 'string' }, name: { type: 'string' }, force: { type: 'boolean' },
     });
     if (values.help) {
       console.log(HELP);
@@ -50,7 +52,7 @@ export const command: Command = {
     }
     const shardMb = num(values['shard-mb'], 'shard-mb');
     if (shardMb !== undefined && !(shardMb > 0)) throw new UserError('--shard-mb must be > 0');
-    const loaded = loadAnyModel(from, createBackend('ref'), ff ? parseFormat(ff, 'from-format') : undefined);
+    const loaded = loadAnyModel(from, createBackend('ref'), ff ? parseFormat(ff, 'from-format') : undefined, modelMemoryCheck(values, 4, 0));
     if (!loaded.vocab) process.stderr.write(`llama-ts: warning: ${loaded.description} has no tokenizer llama-ts can read; writing the byte tokenizer's vocabulary\n`);
     const written = saveModelAs(tf, to, loaded.model, loaded.vocab, {
       ggufType: tf === 'gguf' ? (type as 'f32' | 'f16' | 'q8_0' | undefined) : undefined,

@@ -6,21 +6,33 @@ import { loadAnyModel, parseFormat, type LoadedModel } from '../io/formats.js';
 import { SAMPLING_DEFAULTS } from '../inference/sampler.js';
 import type { GenerateOptions } from '../inference/generate.js';
 import { UserError } from '../util/errors.js';
+import { checkMemory } from './common.js';
+import { inferenceMemory } from '../model/memory.js';
+import type { LlamaConfig } from '../model/config.js';
 
 export const modelOptions: Options = {
   model: { type: 'string', short: 'm' },
   format: { type: 'string' },
   backend: { type: 'string' },
+  force: { type: 'boolean' },
 };
 
 export const MODEL_HELP = `model:    --model PATH   checkpoint or run directory, Hugging Face directory, .gguf, or llama2.c .bin
-          --format ckpt|hf|gguf|llama2c (default: inferred)  --backend ref|ref-f64`;
+          --format ckpt|hf|gguf|llama2c (default: inferred)  --backend ref|ref-f64
+          --force        load even when the memory estimate exceeds the available memory (LLAMA_TS_MEMORY_LIMIT, else MemAvailable)`;
 
 export function loadModelArg(values: Values): LoadedModel {
   const path = str(values.model);
   if (!path) throw new UserError('--model PATH is required (a checkpoint, Hugging Face directory, .gguf or llama2.c .bin)');
   const f = str(values.format);
-  return loadAnyModel(path, createBackend(str(values.backend)), f ? parseFormat(f, 'format') : undefined);
+  const backend = createBackend(str(values.backend));
+  return loadAnyModel(path, backend, f ? parseFormat(f, 'format') : undefined, modelMemoryCheck(values, backend.alloc(0).BYTES_PER_ELEMENT, 1));
+}
+
+/** The check `loadAnyModel` runs before allocating: a whole model (+ `caches` KV caches) against the available memory. */
+export function modelMemoryCheck(values: Values, bytesPerFloat: number, caches: number): (config: LlamaConfig, description: string) => void {
+  return (config, description) =>
+    checkMemory(`loading ${description}`, inferenceMemory(config, { caches, bytesPerFloat }), 'run it on a machine with more memory, or convert it to a smaller model first', values);
 }
 
 export const samplingOptions: Options = {

@@ -4,16 +4,13 @@ import { loadConfigArg, configOptions } from './common.js';
 import { openCheckpoint } from '../io/checkpoint.js';
 import { str } from './args.js';
 import { paramCount, trainFlopsPerToken, ffnHiddenDim, headDim, type LlamaConfig } from '../model/config.js';
+import { activationFloats } from '../model/llama.js';
+import { describeRecipe, getRecipe } from '../model/recipe.js';
 
 export function memoryEstimate(c: LlamaConfig, batch: number, seq: number, bytesPerFloat = 4) {
   const n = paramCount(c);
-  const hidden = ffnHiddenDim(c);
-  const kv = c.nKvHeads * headDim(c);
-  const tokens = batch * seq;
-  // Saved activations per layer for the hand-written backward (see src/model/llama.ts):
-  // x, xn1, q, k, v, attnOut, x2, xn2, h1, h3, gate + 2 rstd + lse per head.
-  const perLayer = tokens * (6 * c.dim + 2 * kv + 3 * hidden + 2 + c.nHeads);
-  const activations = (c.nLayers * perLayer + tokens * 2 * c.dim) * bytesPerFloat;
+  // what Llama allocates for the backward at this shape (saved activations, backward scratch, loss chunk)
+  const activations = activationFloats(c, batch, seq) * bytesPerFloat;
   return {
     weights: n * bytesPerFloat,
     gradients: n * bytesPerFloat,
@@ -33,6 +30,7 @@ export const command: Command = {
     const { values } = parse(argv, { ...configOptions, checkpoint: { type: 'string' }, batch: { type: 'string' }, json: { type: 'boolean' } });
     if (values.help) {
       console.log('usage: llama-ts info (--preset NAME | --config FILE | --checkpoint DIR) [--seq T] [--batch B] [--json]');
+      console.log("A preset's line 'recipe' is its training recipe: what 'llama-ts train --preset NAME' uses unless a flag says otherwise.");
       return 0;
     }
     const ckpt = str(values.checkpoint);
@@ -40,6 +38,7 @@ export const command: Command = {
     const seq = int(values.seq, 'seq', config.maxSeqLen, 1);
     const batch = int(values.batch, 'batch', 1, 1);
     const mem = memoryEstimate(config, batch, seq);
+    const recipe = ckpt ? undefined : getRecipe(str(values.preset) ?? '');
     const info = {
       config,
       ffnHiddenDim: ffnHiddenDim(config),
@@ -49,6 +48,7 @@ export const command: Command = {
       seq,
       batch,
       memoryBytesFp32: mem,
+      ...(recipe ? { recipe } : {}),
     };
     if (values.json) {
       console.log(JSON.stringify(info));
@@ -57,6 +57,7 @@ export const command: Command = {
     console.log(`config      ${JSON.stringify(config)}`);
     console.log(`ffn hidden  ${info.ffnHiddenDim}   head dim ${info.headDim}`);
     console.log(`parameters  ${info.params.toLocaleString('en-US')}`);
+    if (recipe) console.log(`recipe      ${describeRecipe(recipe)}  (${recipe.source})`);
     console.log(`train FLOPs/token (seq ${seq})  ${info.trainFlopsPerToken.toExponential(3)}`);
     console.log(
       `memory (fp32, batch ${batch}, seq ${seq}): weights ${gib(mem.weights)}, grads ${gib(mem.gradients)}, ` +

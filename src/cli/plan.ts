@@ -31,6 +31,7 @@ import {
   type Recompute,
   type Simulation,
 } from '../plan/cluster.js';
+import { getRecipe } from '../model/recipe.js';
 import { sizeChartSvg } from '../plan/svg.js';
 
 const SIZE_USAGE = `usage: llama-ts plan size (--flops C | --gpu-hours H [--gpu NAME] [--mfu U]) [options]
@@ -49,7 +50,7 @@ Quantities accept suffixes k, M, B/G, T (powers of 1000) and Ki, Mi, Gi, Ti (pow
 const CLUSTER_USAGE = `usage: llama-ts plan cluster (--preset NAME | --config FILE) --gpus N [layout] [options]
 
   --seq T                sequence length (default: the model's maxSeqLen)
-  --batch-tokens X       global batch in tokens (default 4Mi = 4194304, LLaMA's), or
+  --batch-tokens X       global batch in tokens (default: the preset's recipe, else 4Mi = 4194304, LLaMA's), or
   --global-batch S       global batch in sequences
   --gpu NAME             GPU type (default A100-80GB; built in: ${Object.keys(GPUS).join(', ')})
   --gpu-table FILE       JSON {name: {peakTflops, memoryGiB, intraNodeGBps, interNodeGBps, gpusPerNode, matmulEfficiency}}
@@ -61,7 +62,7 @@ const CLUSTER_USAGE = `usage: llama-ts plan cluster (--preset NAME | --config FI
   --micro-batch B        sequences per micro-batch (default 1)
   --recompute R          none | selective | full (default selective)
   --zero Z               optimizer-state sharding: 0 none, 1 optimizer, 2 + gradients, 3 + weights (default 1)
-  --train-tokens X       token budget for the days estimate (default 1T)
+  --train-tokens X       token budget for the days estimate (default: the preset's recipe, else 1T)
   --search [--top K]     search tp/pp/micro-batch/recompute/zero layouts and print the best K (default 5)
   --json                 print JSON instead of tables`;
 
@@ -309,6 +310,7 @@ async function runCluster(argv: string[]): Promise<number> {
     return 0;
   }
   const config = loadConfigArg(values);
+  const recipe = getRecipe(str(values.preset) ?? ''); // the preset's batch and token budget (model/recipe.ts)
   const seqLen = int(values.seq, 'seq', config.maxSeqLen, 1);
   const gpuName = str(values.gpu) ?? 'A100-80GB';
   const gpu = getGpu(gpuName, loadGpuTable(values));
@@ -323,11 +325,11 @@ async function runCluster(argv: string[]): Promise<number> {
   let globalBatch: number;
   if (values['global-batch'] !== undefined) globalBatch = int(values['global-batch'], 'global-batch', undefined, 1)!;
   else {
-    const tokens = values['batch-tokens'] === undefined ? 2 ** 22 : quantity(values['batch-tokens'], 'batch-tokens')!;
+    const tokens = values['batch-tokens'] === undefined ? recipe?.batchTokens ?? 2 ** 22 : quantity(values['batch-tokens'], 'batch-tokens')!;
     if (!Number.isInteger(tokens / seqLen)) throw new UserError(`a batch of ${tokens} tokens is not a whole number of ${seqLen}-token sequences`);
     globalBatch = tokens / seqLen;
   }
-  const trainTokens = values['train-tokens'] === undefined ? 1e12 : quantity(values['train-tokens'], 'train-tokens')!;
+  const trainTokens = values['train-tokens'] === undefined ? recipe?.tokens ?? 1e12 : quantity(values['train-tokens'], 'train-tokens')!;
   const job: Job = { config, seqLen, globalBatch, gpus, gpuName, gpu, trainTokens };
 
   if (values.search) {

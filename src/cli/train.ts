@@ -1,10 +1,14 @@
 import type { Command } from './main.js';
 import { parse, int, str, type Options, type Values } from './args.js';
-import { configOptions, loadConfigArg } from './common.js';
+import { configOptions, loadConfigArg, forceOption, memoryRefusal, ranksOnThisHost } from './common.js';
+import { trainingMemory, gib, RUNTIME_BYTES } from '../model/memory.js';
+import { availableMemory } from '../util/memory.js';
+import { anyRank } from '../training/distributed.js';
 import { createBackend, BACKEND_NAMES } from '../kernels/index.js';
 import { train, type TrainResult } from '../training/trainer.js';
-import { SETTINGS, TRAIN_SETTINGS, HYPER_DEFAULTS, resolveHyper, checkHyper, hyperFromSaved, type Hyper, type SettingGroup } from '../training/settings.js';
+import { SETTINGS, TRAIN_SETTINGS, HYPER_DEFAULTS, resolveHyper, recipeHyper, checkHyper, hyperFromSaved, type Hyper, type SettingGroup } from '../training/settings.js';
 import { checkTrainingFits } from '../training/limits.js';
+import { getRecipe } from '../model/recipe.js';
 import { openCheckpoint } from '../io/checkpoint.js';
 import { openTrainingData } from '../data/loader.js';
 import { loadTokenizer } from '../data/tokenizer.js';
@@ -39,6 +43,7 @@ const RUN_FLAGS: readonly RunFlag[] = [
   { flag: 'recompute', type: 'string', group: 'misc', arg: 'POLICY', doc: `activation checkpointing: ${RECOMPUTE_POLICIES.join(', ')} (default none; the same gradients, less memory: selective recomputes the norms and the SwiGLU gate, full each block)` },
   { flag: 'backend', type: 'string', group: 'misc', arg: 'NAME', doc: `kernels: ${BACKEND_NAMES.join(', ')} (default: native when its addon is built, else ref with a notice; ref-f64 is the float64 oracle)` },
   { flag: 'quiet', type: 'boolean', group: 'misc', doc: 'no progress bar or summary lines on stderr' },
+  { flag: 'force', type: 'boolean', group: 'misc', doc: "start even when the memory estimate (weights, gradients, AdamW, activations) exceeds the available memory ($LLAMA_TS_MEMORY_LIMIT, else MemAvailable)" },
 ];
 
 /** Every flag of `llama-ts train`: the model flags, the run flags and one per training setting. */
@@ -69,14 +74,21 @@ function helpText(): string {
   return lines.join('\n');
 }
 
-/** The training settings from parsed flags; the ones not given come from `base`, fitted to the model. */
-export function hyperFromValues(values: Values, config: LlamaConfig, base: Hyper = HYPER_DEFAULTS): Hyper {
+/** The training settings from parsed flags; the ones not given come from `base`, fitted to the model and to `dp` data-parallel ranks. */
+export function hyperFromValues(values: Values, config: LlamaConfig, base: Hyper = HYPER_DEFAULTS, dp = 1): Hyper {
   const given: Partial<Hyper> = {};
   for (const s of SETTINGS) {
     const v = values[s.flag];
     if (v !== undefined) given[s.key] = s.parse(typeof v === 'string' || typeof v === 'boolean' ? v : String(v), s.flag);
   }
-  return resolveHyper(given, config, base);
+  return resolveHyper(given, config, base, dp);
+}
+
+/** The defaults of a run: the caller's, else the --preset's recipe (model/recipe.ts), else the table's. */
+export function baseHyper(values: Values, defaults: { preset?: string; hyper?: Hyper } = {}): Hyper {
+  if (defaults.hyper) return defaults.hyper;
+  const recipe = getRecipe(str(values.preset) ?? defaults.preset ?? '');
+  return recipe ? recipeHyper(recipe) : HYPER_DEFAULTS;
 }
 
 /** --recompute: one of the policies, or one line listing them. */
@@ -131,17 +143,19 @@ export async function runTraining(values: Values, defaults: { preset?: string; o
   if (!values.resume && existsSync(join(outDir, 'checkpoints', 'latest'))) {
     throw new UserError(`'${outDir}' already holds a run: pass --resume to continue it or choose another --out`);
   }
-  // a resumed run keeps the checkpoint's settings (its seed and seq also choose the held-out windows): only --steps may change
-  const hyper = ck ? resumedHyper(values, config, ck.state.hyper, join(ck.dir, 'state.json')) : hyperFromValues(values, config, defaults.hyper);
   const comm = createComm(); // MpiComm under mpirun, else one process
   const tp = int(values.tp, 'tp', 1, 1);
+  const dp = comm.world % tp === 0 ? comm.world / tp : 1; // a --tp that does not divide the world is refused by the trainer
+  // a resumed run keeps the checkpoint's settings (its seed and seq also choose the held-out windows): only --steps may change
+  const hyper = ck ? resumedHyper(values, config, ck.state.hyper, join(ck.dir, 'state.json')) : hyperFromValues(values, config, baseHyper(values, defaults), dp);
   const zero = int(values.zero, 'zero', 0, 0);
   if (zero > 1) throw new UserError(`--zero must be 0 or 1 (stage 1: sharded optimizer state), got ${zero}`);
   const recompute = recomputeArg(values.recompute);
   if (values.sp && tp === 1) throw new UserError('--sp divides rows among the tensor-parallel ranks: give --tp 2 or more');
   const backend = createBackend(str(values.backend));
-  // before the data is read and anything allocated: a run that cannot fit in memory stops with one line
-  checkTrainingFits(config, { batch: hyper.batch, seq: hyper.seq, tp, floatBytes: backend.dtype === 'f64' ? 8 : 4 });
+  // before the data is read and anything allocated: a run that cannot fit in memory stops with one line (--force: try)
+  checkTrainingMemory(values, config, hyper, { tp, dp, zero, recompute, world: comm.world, bytesPerFloat: backend.alloc(0).BYTES_PER_ELEMENT, preset: str(values.preset) ?? defaults.preset }, comm);
+  checkTrainingFits(config, { batch: hyper.batch, seq: hyper.seq, tp, floatBytes: backend.dtype === 'f64' ? 8 : 4 }, Infinity); // buffers V8 cannot make, --force or not
   const data = openTrainingData(str(values.data) ?? 'brown', tok, hyper.seed, hyper.seq);
   if (!values.quiet && comm.rank === 0) {
     if (comm.world > 1) console.error(`ranks: ${comm.world} = ${tp} tensor-parallel × ${comm.world / tp} data-parallel`);
@@ -153,6 +167,21 @@ export async function runTraining(values: Values, defaults: { preset?: string; o
     tokenizer: tokPath ? { kind: 'sentencepiece', file: basename(tokPath) } : { kind: 'bytes' }, tokenizerFile: tokPath, resume: Boolean(values.resume), extendSteps: values.steps !== undefined ? hyper.steps : undefined,
     stopAt: int(values['stop-at'], 'stop-at', undefined, 1), quiet: Boolean(values.quiet), comm, tp, sp: Boolean(values.sp), zero: zero as 0 | 1, recompute,
   });
+}
+
+/** Stops (every rank, with one line) before anything is allocated when this host cannot hold the run; --force skips it. */
+function checkTrainingMemory(
+  values: Values, config: LlamaConfig, h: Hyper, o: { tp: number; dp: number; zero: number; recompute: Recompute; world: number; bytesPerFloat: number; preset?: string }, comm: ReturnType<typeof createComm>,
+): void {
+  const need = trainingMemory(config, { batch: h.batch, seq: h.seq, tp: o.tp, sp: Boolean(values.sp), dp: o.dp, zero: o.zero as 0 | 1, recompute: o.recompute, bytesPerFloat: o.bytesPerFloat });
+  const model = o.preset ? `--preset ${o.preset}` : '--config FILE';
+  const state = need.parts.filter((p) => p.name !== 'activations' && p.name !== 'runtime').reduce((a, p) => a + p.bytes, 0);
+  const smaller = h.batch > 1 || h.seq > 128 ? `a smaller --batch (now ${h.batch}; --accum keeps the global batch) or --seq (now ${h.seq}), ` : '';
+  const hint =
+    `${state + RUNTIME_BYTES > availableMemory().bytes ? `the weights, gradients and AdamW alone need ${gib(state)}: ` : `use ${smaller}`}` +
+    `--recompute full, split the model with --tp T over more ranks under mpirun (--zero 1 shares AdamW), or size a layout with 'llama-ts plan cluster ${model} --gpus N --search'`;
+  const refusal = memoryRefusal(`training this model (${paramCount(config).toLocaleString('en-US')} parameters, batch ${h.batch} × seq ${h.seq}${o.tp > 1 ? `, tp ${o.tp}` : ''})`, need, hint, values, ranksOnThisHost(o.world));
+  if (anyRank(comm, refusal !== null)) throw new UserError(refusal ?? 'another rank of this run has not enough memory for it (see its message)');
 }
 
 export const command: Command = {

@@ -5,6 +5,7 @@
  *   gguf     llama.cpp GGUF v3 file
  *   llama2c  llama.c v0 .bin (+ tokenizer.bin beside it)
  */
+import type { LlamaConfig } from '../model/config.js';
 import { existsSync, mkdirSync, readFileSync, statSync, closeSync, openSync, readSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Backend } from '../kernels/backend.js';
@@ -115,8 +116,10 @@ export interface LoadedModel {
   description: string;
 }
 
-export function loadAnyModel(path: string, backend: Backend, format?: ModelFormat): LoadedModel {
+/** `beforeAlloc` sees the model's config once the files are read and before the weights are allocated (a memory check). */
+export function loadAnyModel(path: string, backend: Backend, format?: ModelFormat, beforeAlloc?: (config: LlamaConfig, description: string) => void): LoadedModel {
   const { source, format: f } = openModelSource(path, format);
+  beforeAlloc?.(source.config, source.description);
   const model = new Llama(source.config, backend);
   fillModel(model, source);
   const tokenizer = source.tokenizer ?? (source.vocab ? tokenizerFromVocab(source.vocab) : new MissingTokenizer(source.config.vocabSize, `${source.description} has no tokenizer llama-ts can read`));

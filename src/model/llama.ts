@@ -119,6 +119,83 @@ export interface Widths {
   v0: number;
 }
 
+/**
+ * Floats that `Llama.activations()` allocates for one batch shape (what `activationBytes()` reports after a forward,
+ * divided by the float size): the saved activations of every layer, the backward's scratch and the loss head's
+ * chunk. Written beside the allocation so that the memory estimate (model/memory.ts) follows it.
+ */
+export function activationFloats(c: LlamaConfig, batch: number, seq: number, o: { tp?: number; sp?: boolean; recompute?: Recompute } = {}): number {
+  const t = o.tp ?? 1;
+  const sp = Boolean(o.sp) && t > 1;
+  let floats = 0;
+  // the same layout as a model allocates, with an allocator that only counts
+  layOutActivations(c, batch, seq, { sz: widths(c, t, 0), n: sp ? (batch * seq) / t : batch * seq, sp, recompute: o.recompute ?? 'none' }, (k) => {
+    floats += k;
+    return new Float32Array(0);
+  }, () => new Int32Array(0));
+  return floats;
+}
+
+/** The widths rank `rank` of a tensor-parallel group of `t` works with. */
+function widths(c: LlamaConfig, t: number, rank: number): Widths {
+  const hd = headDim(c);
+  const h = c.nHeads / t;
+  const kv = c.nKvHeads / t;
+  const V = c.vocabSize / t;
+  return { D: c.dim, hd, h, kv, qw: h * hd, kw: kv * hd, F: ffnHiddenDim(c) / t, V, v0: rank * V };
+}
+
+/**
+ * The activations and backward scratch of one batch shape, each buffer from `alloc` (the model's backend, or a
+ * counter for activationFloats). n is the rows of the residual stream held here (N/tp with sequence parallelism).
+ * What each layer keeps for its backward depends on the recompute policy; the rest is one set of buffers the layers
+ * share (and recompute into).
+ */
+function layOutActivations(
+  c: LlamaConfig, batch: number, seq: number, o: { sz: Widths; n: number; sp: boolean; recompute: Recompute }, alloc: (floats: number) => FloatArray,
+  tokens = (n: number) => new Int32Array(n),
+): Activations {
+  const N = batch * seq;
+  const { qw, kw, F, h, V } = o.sz;
+  const { n, sp, recompute: r } = o;
+  const keep = (kept: boolean, shared: FloatArray, size: number) => (kept ? alloc(size) : shared);
+  const sharedAlloc = (needed: boolean, size: number) => alloc(needed ? size : 0);
+  const full = r === 'full';
+  // selective recomputes each norm output right before it is used, so one buffer serves both; a full recompute
+  // leaves both from the block's forward, which needs two
+  const xn = sharedAlloc(r !== 'none', N * c.dim);
+  const shared: BlockActs = {
+    x: alloc(0), rstd1: sharedAlloc(full, n), xn1: xn, q: sharedAlloc(full, N * qw), k: sharedAlloc(full, N * kw), v: sharedAlloc(full, N * kw),
+    att: sharedAlloc(full, N * qw), lse: sharedAlloc(full, batch * h * seq), xMid: sharedAlloc(full, n * c.dim), rstd2: sharedAlloc(full, n), xn2: full ? alloc(N * c.dim) : xn,
+    h1: sharedAlloc(full, N * F), h3: sharedAlloc(full, N * F), gate: sharedAlloc(r !== 'none', N * F),
+  };
+  const layers: BlockActs[] = [];
+  for (let l = 0; l < c.nLayers; l++) {
+    const matmulOutputs = !full; // selective keeps these and the residual stream
+    const elementwise = r === 'none';
+    layers.push({
+      x: alloc(n * c.dim), rstd1: keep(matmulOutputs, shared.rstd1, n), xn1: keep(elementwise, shared.xn1, N * c.dim),
+      q: keep(matmulOutputs, shared.q, N * qw), k: keep(matmulOutputs, shared.k, N * kw), v: keep(matmulOutputs, shared.v, N * kw),
+      att: keep(matmulOutputs, shared.att, N * qw), lse: keep(matmulOutputs, shared.lse, batch * h * seq),
+      xMid: keep(matmulOutputs, shared.xMid, n * c.dim), rstd2: keep(matmulOutputs, shared.rstd2, n), xn2: keep(elementwise, shared.xn2, N * c.dim),
+      h1: keep(matmulOutputs, shared.h1, N * F), h3: keep(matmulOutputs, shared.h3, N * F), gate: keep(elementwise, shared.gate, N * F),
+    });
+  }
+  const chunkRows = Math.max(1, Math.min(N, Math.floor(HEAD_CHUNK_FLOATS / V)));
+  const dx = alloc(n * c.dim);
+  const dxn = alloc(N * c.dim);
+  return {
+    batch, seq, tokens: tokens(N), layers,
+    xFinal: alloc(n * c.dim), rstdF: alloc(n), xnF: alloc(N * c.dim),
+    dx, dxn, dAtt: alloc(N * qw),
+    dxFull: sp ? alloc(N * c.dim) : dx, dxnLocal: sp ? alloc(n * c.dim) : dxn, dwNorm: alloc(sp ? c.dim : 0),
+    dq: alloc(N * qw), dk: alloc(N * kw), dv: alloc(N * kw),
+    dGate: alloc(N * F), dh1: alloc(N * F), dh3: alloc(N * F),
+    logitsChunk: alloc(chunkRows * V),
+    recompute: r, discard: alloc(full ? n * c.dim : 0),
+  };
+}
+
 export class Llama {
   readonly layout: ParamLayout;
   readonly params: FlatTensors;
@@ -140,13 +217,9 @@ export class Llama {
     this.sp = Boolean(opts.sp) && t > 1;
     this.recompute = opts.recompute ?? 'none';
     this.layout = paramLayout(config, { size: t, rank: this.tp.rank }); // checks that the group divides the model
-    const hd = headDim(config);
-    const h = config.nHeads / t;
-    const kv = config.nKvHeads / t;
-    const V = config.vocabSize / t;
-    this.sz = { D: config.dim, hd, h, kv, qw: h * hd, kw: kv * hd, F: ffnHiddenDim(config) / t, V, v0: this.tp.rank * V };
+    this.sz = widths(config, t, this.tp.rank);
     this.params = new FlatTensors(this.layout, backend);
-    this.rope = makeRopeTable(hd, config.maxSeqLen, config.ropeTheta);
+    this.rope = makeRopeTable(this.sz.hd, config.maxSeqLen, config.ropeTheta);
   }
 
   /** Seeded initialisation; a tensor-parallel rank gets its shard of what one process would draw. */
@@ -180,49 +253,7 @@ export class Llama {
   private activations(batch: number, seq: number): Activations {
     if (this.acts && this.acts.batch === batch && this.acts.seq === seq && this.acts.recompute === this.recompute) return this.acts;
     this.acts = null; // let the old buffers go before allocating new ones
-    const c = this.config;
-    const be = this.backend;
-    const N = batch * seq;
-    const { qw, kw, F, h, V } = this.sz;
-    const { n } = this.rowSplit(N, this.sp); // rows of the residual stream held here
-    // What each layer keeps for its backward; the rest is one set of buffers the layers share (and recompute into).
-    const r = this.recompute;
-    const keep = (kept: boolean, shared: FloatArray, size: number) => (kept ? be.alloc(size) : shared);
-    const sharedAlloc = (needed: boolean, size: number) => be.alloc(needed ? size : 0);
-    const full = r === 'full';
-    // selective recomputes each norm output right before it is used, so one buffer serves both; a full recompute
-    // leaves both from the block's forward, which needs two
-    const xn = sharedAlloc(r !== 'none', N * c.dim);
-    const shared: BlockActs = {
-      x: be.alloc(0), rstd1: sharedAlloc(full, n), xn1: xn, q: sharedAlloc(full, N * qw), k: sharedAlloc(full, N * kw), v: sharedAlloc(full, N * kw),
-      att: sharedAlloc(full, N * qw), lse: sharedAlloc(full, batch * h * seq), xMid: sharedAlloc(full, n * c.dim), rstd2: sharedAlloc(full, n), xn2: full ? be.alloc(N * c.dim) : xn,
-      h1: sharedAlloc(full, N * F), h3: sharedAlloc(full, N * F), gate: sharedAlloc(r !== 'none', N * F),
-    };
-    const layers: BlockActs[] = [];
-    for (let l = 0; l < c.nLayers; l++) {
-      const matmulOutputs = r !== 'full'; // selective keeps these and the residual stream
-      const elementwise = r === 'none';
-      layers.push({
-        x: be.alloc(n * c.dim), rstd1: keep(matmulOutputs, shared.rstd1, n), xn1: keep(elementwise, shared.xn1, N * c.dim),
-        q: keep(matmulOutputs, shared.q, N * qw), k: keep(matmulOutputs, shared.k, N * kw), v: keep(matmulOutputs, shared.v, N * kw),
-        att: keep(matmulOutputs, shared.att, N * qw), lse: keep(matmulOutputs, shared.lse, batch * h * seq),
-        xMid: keep(matmulOutputs, shared.xMid, n * c.dim), rstd2: keep(matmulOutputs, shared.rstd2, n), xn2: keep(elementwise, shared.xn2, N * c.dim),
-        h1: keep(matmulOutputs, shared.h1, N * F), h3: keep(matmulOutputs, shared.h3, N * F), gate: keep(elementwise, shared.gate, N * F),
-      });
-    }
-    const chunkRows = Math.max(1, Math.min(N, Math.floor(HEAD_CHUNK_FLOATS / V)));
-    const dx = be.alloc(n * c.dim);
-    const dxn = be.alloc(N * c.dim);
-    this.acts = {
-      batch, seq, tokens: new Int32Array(N), layers,
-      xFinal: be.alloc(n * c.dim), rstdF: be.alloc(n), xnF: be.alloc(N * c.dim),
-      dx, dxn, dAtt: be.alloc(N * qw),
-      dxFull: this.sp ? be.alloc(N * c.dim) : dx, dxnLocal: this.sp ? be.alloc(n * c.dim) : dxn, dwNorm: be.alloc(this.sp ? c.dim : 0),
-      dq: be.alloc(N * qw), dk: be.alloc(N * kw), dv: be.alloc(N * kw),
-      dGate: be.alloc(N * F), dh1: be.alloc(N * F), dh3: be.alloc(N * F),
-      logitsChunk: be.alloc(chunkRows * V),
-      recompute: r, discard: be.alloc(r === 'full' ? n * c.dim : 0),
-    };
+    this.acts = layOutActivations(this.config, batch, seq, { sz: this.sz, n: this.rowSplit(batch * seq, this.sp).n, sp: this.sp, recompute: this.recompute }, (k) => this.backend.alloc(k));
     return this.acts;
   }
 

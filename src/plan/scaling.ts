@@ -17,6 +17,7 @@
  * numerically over N (it is unimodal in log N between the smallest model that can reach ℓ and N*(ℓ)).
  */
 import { UserError } from '../util/errors.js';
+import { RECIPES } from '../model/recipe.js';
 
 export interface ChinchillaFit {
   E: number;
@@ -212,9 +213,6 @@ export function comparePoint(name: string, params: number, tokens: number, f: Ch
 }
 
 /** LLaMA's choices (Touvron et al. 2023, Table 2 / section 2): model preset and training tokens. */
-export const LLAMA_RUNS: readonly { preset: string; tokens: number }[] = [
-  { preset: 'llama-7b', tokens: 1.0e12 },
-  { preset: 'llama-13b', tokens: 1.0e12 },
-  { preset: 'llama-33b', tokens: 1.4e12 },
-  { preset: 'llama-65b', tokens: 1.4e12 },
-];
+export const LLAMA_RUNS: readonly { preset: string; tokens: number }[] = ['llama-7b', 'llama-13b', 'llama-33b', 'llama-65b'].map((preset) => ({
+  preset, tokens: RECIPES[preset].tokens, // the presets' recipes (model/recipe.ts): 1.0T, 1.0T, 1.4T, 1.4T
+}));

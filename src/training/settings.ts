@@ -12,16 +12,23 @@
  */
 import type { LlamaConfig } from '../model/config.js';
 import { ADAMW_DEFAULTS } from './optimizer.js';
-import { parseInteger, parseNumber } from '../util/parse.js';
+import type { Recipe } from '../model/recipe.js';
+import { parseInteger, parseNumber, parseQuantity } from '../util/parse.js';
 import { UserError } from '../util/errors.js';
 
 /** The section of `--help` a setting is listed under. */
 export type SettingGroup = 'schedule' | 'optim' | 'eval' | 'ckpt' | 'misc';
 
-/** What a setting's default may depend on: the model, and the settings before it in the table. */
+/**
+ * What a setting's default may depend on: the model, the settings before it in the table, the ones given on the
+ * command line, and the number of data-parallel ranks (a global batch in tokens is shared among them).
+ */
 export interface FitContext {
   config: LlamaConfig;
   settings: Readonly<Record<string, number>>;
+  given: Readonly<Partial<Record<string, number>>>;
+  /** Data-parallel ranks (world / tp under mpirun; 1 in one process). */
+  dp: number;
 }
 
 export interface Setting {
@@ -50,18 +57,53 @@ const real = { parse: (text: string | boolean, flag: string) => parseNumber(text
 const positive = (v: number) => (v > 0 ? undefined : `must be > 0, got ${v}`);
 const unitOpen = (v: number) => (v >= 0 && v < 1 ? undefined : `must be in [0, 1), got ${v}`);
 
+const quantity = { min: 0, parse: (text: string | boolean, flag: string) => parseQuantity(text, flag) };
+
+/** Sequences per step on each data-parallel rank (batch × accum) for a global batch of `batchTokens`. */
+function perRankSequences({ settings, dp }: FitContext): number {
+  return Math.max(1, Math.round(settings.batchTokens / (settings.seq * dp)));
+}
+
+/** The largest divisor of n that is at most cap (so that batch × accum is exactly n). */
+function divisorAtMost(n: number, cap: number): number {
+  for (let d = Math.min(n, Math.max(1, cap)); d > 1; d--) if (n % d === 0) return d;
+  return 1;
+}
+
+// Order matters: a default is fitted from the rows above it (seq before the batch, the batch before the steps).
 export const TRAIN_SETTINGS = {
-  steps: { flag: 'steps', group: 'schedule', arg: 'N', default: 1000, ...integer(1), doc: 'total optimizer steps; the cosine schedule ends at the last' },
-  batch: { flag: 'batch', group: 'schedule', arg: 'B', default: 8, ...integer(1), doc: 'sequences per micro-batch' },
   seq: {
     flag: 'seq', group: 'schedule', arg: 'T', default: 256, ...integer(1), doc: "tokens per sequence; given, it also sets the model's maxSeqLen",
-    defaultDoc: 'the model max, at most 256', fit: (d, { config }) => Math.min(config.maxSeqLen, d),
+    defaultDoc: "the preset's context, else 256, at most the model max", fit: (d, { config }) => Math.min(config.maxSeqLen, d),
     check: (v, { config }) => (v > config.maxSeqLen ? `${v} exceeds the model's maxSeqLen ${config.maxSeqLen}` : undefined),
   },
-  accum: { flag: 'accum', group: 'schedule', arg: 'K', default: 1, ...integer(1), doc: 'micro-batches per optimizer step: gradient accumulation' },
-  lr: { flag: 'lr', group: 'schedule', arg: 'PEAK', default: 1e-3, ...real, doc: 'peak learning rate, reached at the end of warmup', check: positive },
+  batchTokens: {
+    flag: 'batch-tokens', group: 'schedule', arg: 'X', default: 0, ...quantity,
+    doc: 'global batch in tokens (4Mi, 4194304): batch × seq × accum × data-parallel ranks, setting whichever of --batch/--accum is not given; 0: --batch × --accum',
+    defaultDoc: "the preset's recipe, else 0",
+  },
+  batch: {
+    flag: 'batch', group: 'schedule', arg: 'B', default: 8, ...integer(1), doc: 'sequences per micro-batch',
+    defaultDoc: "8, or the recipe's micro-batch fitted to --batch-tokens",
+    // with a batch in tokens: the recipe's micro-batch, or what --accum leaves, dividing the rank's sequences
+    fit: (d, ctx) => (ctx.settings.batchTokens > 0 ? (ctx.given.accum !== undefined ? Math.max(1, Math.round(perRankSequences(ctx) / ctx.given.accum)) : divisorAtMost(perRankSequences(ctx), d)) : d),
+  },
+  accum: {
+    flag: 'accum', group: 'schedule', arg: 'K', default: 1, ...integer(1), doc: 'micro-batches per optimizer step: gradient accumulation',
+    defaultDoc: '1, or what --batch-tokens needs', fit: (d, ctx) => (ctx.settings.batchTokens > 0 ? Math.max(1, Math.round(perRankSequences(ctx) / ctx.settings.batch)) : d),
+  },
+  tokens: {
+    flag: 'tokens', group: 'schedule', arg: 'X', default: 0, ...quantity, doc: 'training tokens in all (1.4T, 2e6): sets --steps when it is not given; 0: --steps',
+    defaultDoc: "the preset's recipe, else 0",
+  },
+  steps: {
+    flag: 'steps', group: 'schedule', arg: 'N', default: 1000, ...integer(1), doc: 'total optimizer steps; the cosine schedule ends at the last',
+    defaultDoc: '1000, or --tokens / the global batch',
+    fit: (d, { settings: h, dp }) => (h.tokens > 0 ? Math.max(1, Math.ceil(h.tokens / (h.batch * h.seq * h.accum * dp))) : d),
+  },
+  lr: { flag: 'lr', group: 'schedule', arg: 'PEAK', default: 1e-3, ...real, doc: 'peak learning rate, reached at the end of warmup', defaultDoc: "the preset's recipe, else 0.001", check: positive },
   warmup: {
-    flag: 'warmup', group: 'schedule', arg: 'N', default: 100, ...integer(0), doc: 'steps of linear warmup, at most --steps',
+    flag: 'warmup', group: 'schedule', arg: 'N', default: 100, ...integer(0), doc: 'steps of linear warmup, at most --steps', defaultDoc: "the preset's recipe, else 100, at most --steps",
     fit: (d, { settings }) => Math.min(d, settings.steps),
     check: (v, { settings }) => (v >= 0 && v <= settings.steps ? undefined : `must be between 0 and --steps (${settings.steps}), got ${v}`),
   },
@@ -92,15 +134,24 @@ export const HYPER_DEFAULTS: Hyper = Object.fromEntries(SETTINGS.map((s) => [s.k
 
 /**
  * The given settings, the rest from `base` (default: HYPER_DEFAULTS) fitted to the model and to the given ones
- * (the sequence length defaults to at most the model's maxSeqLen, warmup to at most the step count).
+ * (the sequence length defaults to at most the model's maxSeqLen, warmup to at most the step count; with a batch in
+ * tokens, the batch and accumulation that make it up over `dp` data-parallel ranks; with a token budget, the steps).
  */
-export function resolveHyper(given: Partial<Hyper>, config: LlamaConfig, base: Hyper = HYPER_DEFAULTS): Hyper {
+export function resolveHyper(given: Partial<Hyper>, config: LlamaConfig, base: Hyper = HYPER_DEFAULTS, dp = 1): Hyper {
   const h: Record<string, number> = {};
   for (const s of SETTINGS) {
     const v = given[s.key];
-    h[s.key] = v !== undefined ? v : s.fit ? s.fit(base[s.key], { config, settings: h }) : base[s.key];
+    h[s.key] = v !== undefined ? v : s.fit ? s.fit(base[s.key], { config, settings: h, given, dp }) : base[s.key];
   }
   return h as Hyper;
+}
+
+/** A preset's recipe (model/recipe.ts) as the defaults of a run: its schedule, batch in tokens, budget and AdamW. */
+export function recipeHyper(r: Recipe, base: Hyper = HYPER_DEFAULTS): Hyper {
+  return {
+    ...base, seq: r.seq, batchTokens: r.batchTokens, batch: r.microBatch, tokens: r.tokens, lr: r.lr, warmup: r.warmup, minLrRatio: r.minLrRatio,
+    clip: r.clip, beta1: r.beta1, beta2: r.beta2, eps: r.eps, weightDecay: r.weightDecay,
+  };
 }
 
 /**
@@ -113,7 +164,7 @@ export function hyperFromSaved(saved: Readonly<Record<string, unknown>>): Hyper 
 
 /** Throws a one-line UserError naming the first setting (in table order) whose value is not allowed for this model. */
 export function checkHyper(h: Hyper, config: LlamaConfig): void {
-  const ctx: FitContext = { config, settings: h };
+  const ctx: FitContext = { config, settings: h, given: h, dp: 1 };
   for (const s of SETTINGS) {
     const v = h[s.key];
     if (typeof v !== 'number' || Number.isNaN(v)) throw new UserError(`--${s.flag} must be a number, got ${String(v)}`);
