@@ -260,7 +260,44 @@ export function readManifest(dir: string): Manifest {
     throw new UserError(`'${join(dir, MANIFEST)}' is not a readable manifest: ${(e as Error).message}`);
   }
   if (m?.format !== MANIFEST_FORMAT || m.version !== 1 || !Array.isArray(m.sources)) throw new UserError(`'${dir}' is not a llama-ts prepared data directory (bad manifest)`);
+  checkManifest(m, join(dir, MANIFEST));
   return m;
+}
+
+/** The manifest's structure, field by field, so a damaged one fails with one line naming the field. */
+function checkManifest(m: Manifest, path: string): void {
+  const bad = (field: string, want: string) => new UserError(`'${path}' is corrupt: ${field} is not ${want}`);
+  const count = (v: unknown, field: string) => {
+    if (!(typeof v === 'number' && Number.isSafeInteger(v) && v >= 0)) throw bad(field, 'a count');
+  };
+  const obj = (v: unknown, field: string) => {
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) throw bad(field, 'an object');
+  };
+  obj(m.recipe, 'recipe');
+  if (!(typeof m.recipe.totalTokens === 'number' && m.recipe.totalTokens > 0)) throw bad('recipe.totalTokens', 'a positive number');
+  obj(m.tokenizer, 'tokenizer');
+  for (const k of ['vocabSize', 'bosId', 'eosId'] as const) count(m.tokenizer[k], `tokenizer.${k}`);
+  const names = new Set<string>();
+  m.sources.forEach((s, i) => {
+    const at = `sources[${i}]`;
+    obj(s, at);
+    if (typeof s.name !== 'string' || !/^[A-Za-z0-9._-]+$/.test(s.name) || s.name.startsWith('.') || names.has(s.name)) throw bad(`${at}.name`, 'a unique plain name');
+    names.add(s.name);
+    for (const k of ['weight', 'epochs'] as const) if (s[k] !== undefined && s[k] !== null && !(typeof s[k] === 'number' && (s[k] as number) >= 0)) throw bad(`${at}.${k}`, 'a non-negative number');
+    for (const split of ['train', 'heldOut'] as const) {
+      const e = s[split];
+      obj(e, `${at}.${split}`);
+      count(e.tokens, `${at}.${split}.tokens`);
+      count(e.docs, `${at}.${split}.docs`);
+      if (!Array.isArray(e.shards)) throw bad(`${at}.${split}.shards`, 'a list');
+      e.shards.forEach((sh, j) => {
+        obj(sh, `${at}.${split}.shards[${j}]`);
+        if (typeof sh.file !== 'string' || !/^[A-Za-z0-9._-]+$/.test(sh.file) || sh.file.startsWith('.')) throw bad(`${at}.${split}.shards[${j}].file`, 'a plain file name');
+        count(sh.tokens, `${at}.${split}.shards[${j}].tokens`);
+        count(sh.docs, `${at}.${split}.shards[${j}].docs`);
+      });
+    }
+  });
 }
 
 /** The recipe's sampling shares for the tokens actually prepared. */

@@ -75,6 +75,9 @@ export function makeConfig(base: string | Partial<LlamaConfig> | undefined, over
   return merged;
 }
 
+/** Longest context a config may declare: the RoPE table holds maxSeqLen × headDim values. */
+export const MAX_SEQ_LEN = 1 << 20;
+
 export function validateConfig(c: LlamaConfig): void {
   const posInt: (keyof LlamaConfig)[] = ['dim', 'nLayers', 'nHeads', 'nKvHeads', 'vocabSize', 'multipleOf', 'maxSeqLen'];
   for (const k of posInt) {
@@ -83,6 +86,7 @@ export function validateConfig(c: LlamaConfig): void {
       throw new UserError(`invalid config: ${k} must be a positive integer, got ${String(v)}`);
     }
   }
+  if (c.maxSeqLen > MAX_SEQ_LEN) throw new UserError(`invalid config: maxSeqLen ${c.maxSeqLen} is larger than ${MAX_SEQ_LEN} (the RoPE table is built for every position)`);
   if (c.dim % c.nHeads !== 0) throw new UserError(`invalid config: dim ${c.dim} is not divisible by nHeads ${c.nHeads}`);
   if (c.nHeads % c.nKvHeads !== 0) {
     throw new UserError(`invalid config: nHeads ${c.nHeads} is not divisible by nKvHeads ${c.nKvHeads}`);
