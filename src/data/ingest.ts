@@ -4,15 +4,16 @@
  *
  * Formats: `text` (one document per file, or documents separated by a separator line), `jsonl` (one JSON object
  * per line, the document in a configurable field), `parquet` (a string column, read one row group at a time with
- * hyparquet), `brown` (the bundled Brown corpus). Any text or JSONL file may be compressed: `.gz` (node:zlib) or
+ * hyparquet on a worker thread, under a time and heap limit), `brown` (the bundled Brown corpus). Any text or JSONL file may be compressed: `.gz` (node:zlib) or
  * `.zst` (fzstd, pure JS). Bad records (malformed JSON, missing text field, invalid UTF-8) fail with file:line,
  * or are skipped and counted with `onBadRecord: 'skip'`. Truncated or corrupt compressed files always fail.
  */
 import { createReadStream, existsSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { createGunzip, gunzipSync } from 'node:zlib';
+import { createGunzip } from 'node:zlib';
+import { Worker } from 'node:worker_threads';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
-import { Decompress as ZstdDecompress, decompress as zstdDecompress } from 'fzstd';
+import { Decompress as ZstdDecompress } from 'fzstd';
 import { UserError } from '../util/errors.js';
 import { brownDocuments, brownDir } from './brown.js';
 
@@ -143,7 +144,10 @@ function describeStreamError(file: string, e: unknown): Error {
   return e as Error;
 }
 
-const MAX_LINE_BYTES = 256 << 20;
+/** Longest document, in UTF-16 code units (≈ characters), any format: longer ones are bad records (fail, or skip and count). */
+export const MAX_DOC_CHARS = 16 << 20;
+/** Longest line read (a JSONL line holds one document, escapes included). */
+const MAX_LINE_BYTES = 4 * MAX_DOC_CHARS;
 
 /**
  * The lines of a (possibly compressed) file as Buffers without the trailing newline (and without '\r'),
@@ -207,14 +211,23 @@ function bad(spec: IngestSpec, counters: IngestCounters, reason: string, where: 
   counters.badRecords[reason] = (counters.badRecords[reason] ?? 0) + 1;
 }
 
+function tooLong(chars: number): string {
+  return `document of ${chars} characters is longer than ${MAX_DOC_CHARS} (split it into smaller documents)`;
+}
+
 async function* textDocs(spec: IngestSpec, file: string, counters: IngestCounters): AsyncGenerator<Doc> {
   const sep = spec.separator ?? null;
   let lines: string[] = [];
   let first = 0;
+  let chars = 0;
   const flush = function* (): Generator<Doc> {
-    const text = lines.join('\n');
-    if (text.trim().length > 0) yield { text, where: `${file}:${first}` };
+    if (chars > MAX_DOC_CHARS) bad(spec, counters, 'document too long', `${file}:${first}`, tooLong(chars));
+    else {
+      const text = lines.join('\n');
+      if (text.trim().length > 0) yield { text, where: `${file}:${first}` };
+    }
     lines = [];
+    chars = 0;
   };
   for await (const { line, no } of readLines(file, counters)) {
     const s = decodeUtf8(line);
@@ -226,8 +239,11 @@ async function* textDocs(spec: IngestSpec, file: string, counters: IngestCounter
       yield* flush();
       continue;
     }
-    if (lines.length === 0) first = no;
-    lines.push(s);
+    if (lines.length === 0 && chars === 0) first = no;
+    chars += s.length + 1;
+    // past the cap the document's lines are counted, not kept: memory stays bounded
+    if (chars <= MAX_DOC_CHARS) lines.push(s);
+    else lines = [];
   }
   yield* flush();
 }
@@ -254,49 +270,91 @@ async function* jsonlDocs(spec: IngestSpec, file: string, counters: IngestCounte
       bad(spec, counters, 'missing text field', where, text === undefined ? `no "${field}" field` : `"${field}" is not a string`);
       continue;
     }
+    if (text.length > MAX_DOC_CHARS) {
+      bad(spec, counters, 'document too long', where, tooLong(text.length));
+      continue;
+    }
     yield { text, where };
   }
 }
 
+/**
+ * Time limit for decoding one row group: PARQUET_BASE_MS plus PARQUET_MS_PER_MIB per MiB of its compressed column
+ * chunks (decoding runs at tens of MB/s, so this is generous); `LLAMA_TS_PARQUET_TIMEOUT_MS` replaces the base
+ * (tests). Heap limit of the decoding thread: PARQUET_HEAP_MB.
+ */
+const PARQUET_BASE_MS = 30_000;
+const PARQUET_MS_PER_MIB = 2_000;
+const PARQUET_HEAP_MB = 2048;
+
+type ParquetMsg = { meta?: { columns: string[]; groups: { rows: number; bytes: number }[]; bytes: number }; rows?: unknown[]; error?: string; user?: boolean };
+
+/**
+ * A Parquet file's documents. hyparquet runs on a worker thread (parquet-worker.ts: structure checked first,
+ * bounded decompression); a row group that takes longer than its time limit, a decoder that runs out of heap or
+ * dies, ends in one line naming the file, and the thread is stopped.
+ */
 async function* parquetDocs(spec: IngestSpec, file: string, counters: IngestCounters): AsyncGenerator<Doc> {
-  const { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects, parquetSchema } = await import('hyparquet');
   const field = spec.textField ?? 'text';
-  const compressors = {
-    ZSTD: (input: Uint8Array) => zstdDecompress(input),
-    GZIP: (input: Uint8Array) => new Uint8Array(gunzipSync(input)),
-    // hyparquet's own decoder handles SNAPPY and UNCOMPRESSED
+  const base = Number(process.env.LLAMA_TS_PARQUET_TIMEOUT_MS) > 0 ? Number(process.env.LLAMA_TS_PARQUET_TIMEOUT_MS) : PARQUET_BASE_MS;
+  const worker = new Worker(new URL('./parquet-worker.js', import.meta.url), {
+    workerData: { file, field }, resourceLimits: { maxOldGenerationSizeMb: PARQUET_HEAP_MB }, stdout: true, stderr: true,
+  });
+  let pending: { resolve: (m: ParquetMsg) => void; reject: (e: Error) => void } | null = null;
+  let failure: Error | null = null;
+  const fail = (e: Error) => {
+    failure ??= e;
+    pending?.reject(failure);
+    pending = null;
   };
-  let metadata;
-  let buf;
+  worker.on('message', (m: ParquetMsg) => {
+    const p = pending;
+    pending = null;
+    p?.resolve(m);
+  });
+  worker.on('error', (e: Error & { code?: string }) => {
+    fail(new UserError(e.code === 'ERR_WORKER_OUT_OF_MEMORY' ? `'${file}': decoding ran out of memory (over ${PARQUET_HEAP_MB} MB; corrupt, or row groups too large)` : `'${file}': cannot decode (${e.message})`));
+  });
+  worker.on('exit', (code) => fail(new UserError(`'${file}': the Parquet decoder stopped (exit ${code})`)));
+  const next = (ms: number, what: string): Promise<ParquetMsg> => new Promise((resolve, reject) => {
+    if (failure) return reject(failure);
+    const timer = setTimeout(() => fail(new UserError(`'${file}': decoding ${what} took longer than ${(ms / 1000).toFixed(1)} s (corrupt file?); stopped`)), ms);
+    pending = {
+      resolve: (m) => { clearTimeout(timer); resolve(m); },
+      reject: (e) => { clearTimeout(timer); reject(e); },
+    };
+  });
   try {
-    buf = await asyncBufferFromFile(file);
-    metadata = await parquetMetadataAsync(buf);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).syscall) throw describeStreamError(file, e);
-    throw new UserError(`'${file}' is not a readable Parquet file (${(e as Error).message})`);
-  }
-  counters.bytes += buf.byteLength;
-  const columns = parquetSchema(metadata).children.map((c) => c.element.name);
-  if (!columns.includes(field)) throw new UserError(`'${file}' has no column "${field}" (columns: ${columns.join(', ')}); set text_field in the recipe`);
-  let rowStart = 0;
-  for (const rg of metadata.row_groups) {
-    const rowEnd = rowStart + Number(rg.num_rows);
-    let rows: Record<string, unknown>[];
-    try {
-      rows = await parquetReadObjects({ file: buf, metadata, columns: [field], rowStart, rowEnd, compressors });
-    } catch (e) {
-      throw new UserError(`'${file}' rows ${rowStart}..${rowEnd}: cannot decode (${(e as Error).message})`);
-    }
-    for (let i = 0; i < rows.length; i++) {
-      const where = `${file}#row${rowStart + i}`;
-      const text = rows[i][field];
-      if (typeof text !== 'string') {
-        bad(spec, counters, 'missing text field', where, text == null ? `"${field}" is null` : `"${field}" is not a string`);
-        continue;
+    const first = await next(base, 'the footer');
+    if (first.error) throw new UserError(first.error);
+    const meta = first.meta!;
+    counters.bytes += meta.bytes;
+    let rowStart = 0;
+    for (let g = 0; g < meta.groups.length; g++) {
+      const rowEnd = rowStart + meta.groups[g].rows;
+      const wait = next(base + PARQUET_MS_PER_MIB * (meta.groups[g].bytes / 2 ** 20), `rows ${rowStart}..${rowEnd}`);
+      worker.postMessage({ rg: g });
+      const m = await wait;
+      if (m.error) throw new UserError(m.error);
+      const rows = m.rows!;
+      for (let i = 0; i < rows.length; i++) {
+        const where = `${file}#row${rowStart + i}`;
+        const text = rows[i];
+        if (typeof text !== 'string') {
+          bad(spec, counters, 'missing text field', where, text == null ? `"${field}" is null` : `"${field}" is not a string`);
+          continue;
+        }
+        if (text.length > MAX_DOC_CHARS) {
+          bad(spec, counters, 'document too long', where, tooLong(text.length));
+          continue;
+        }
+        yield { text, where };
       }
-      yield { text, where };
+      rowStart = rowEnd;
     }
-    rowStart = rowEnd;
+  } finally {
+    failure ??= new Error('closed');
+    await worker.terminate();
   }
 }
 

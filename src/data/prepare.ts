@@ -258,6 +258,37 @@ async function prepareSource(
   return { name: src.name, format: src.format, weight: src.weight, epochs: src.epochs, train: train.entry, heldOut: held.entry, ingest: counters, clean: cleaner.report };
 }
 
+/** True when a process with this id exists (EPERM: it exists but belongs to someone else). */
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes the staging (`.<out>.partial-<pid>`) and replaced (`.<out>.old-<pid>`) directories that a prepare killed
+ * before its cleanup (kill -9, power loss) left beside `out`, when their process is gone. Returns their names.
+ */
+export function removeStaleStaging(out: string): string[] {
+  const parent = dirname(out);
+  if (!existsSync(parent)) return [];
+  const base = basename(out);
+  const removed: string[] = [];
+  for (const d of readdirSync(parent)) {
+    if (!d.startsWith(`.${base}.`)) continue;
+    const m = /^\.(partial|old)-(\d+)$/.exec(d.slice(base.length + 1));
+    if (!m) continue;
+    const pid = Number(m[2]);
+    if (pid !== process.pid && processAlive(pid)) continue;
+    rmSync(join(parent, d), { recursive: true, force: true });
+    removed.push(d);
+  }
+  return removed;
+}
+
 export async function prepareData(o: PrepareOptions): Promise<PrepareResult> {
   const out = resolve(o.out);
   if (existsSync(out)) {
@@ -273,6 +304,7 @@ export async function prepareData(o: PrepareOptions): Promise<PrepareResult> {
   if (!Number.isInteger(workers) || workers < 0) throw new UserError(`--workers must be a non-negative integer, got ${workers}`);
   checkThreadCount(workers, '--workers');
   mkdirSync(dirname(out), { recursive: true });
+  removeStaleStaging(out);
   const stage = join(dirname(out), `.${basename(out)}.partial-${process.pid}`);
   rmSync(stage, { recursive: true, force: true });
   mkdirSync(stage);

@@ -9,10 +9,11 @@
  * good checkpoint intact and pointed to.
  */
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import { writeSafetensors, readSafetensorsHeader } from './safetensors.js';
 import { fsyncDir, writeFileAtomic } from '../util/fsutil.js';
-import { UserError } from '../util/errors.js';
+import { UserError, quoted } from '../util/errors.js';
+import { checkConfigFits } from './model-common.js';
 import { configFromJson, type LlamaConfig } from '../model/config.js';
 import type { FlatTensors, ParamLayout, TensorSpec } from '../model/params.js';
 import { paramLayout, shardOf } from '../model/params.js';
@@ -112,7 +113,8 @@ export function resolveCheckpointDir(path: string): string {
     const latest = join(root, 'latest');
     if (existsSync(latest)) {
       const name = readFileSync(latest, 'utf8').trim();
-      const dir = join(root, basename(name));
+      if (!/^step-\d{8,}$/.test(name)) throw new UserError(`checkpoint pointer '${latest}' is corrupt: it holds ${quoted(name)}, not a checkpoint name like step-00000100`);
+      const dir = join(root, name);
       if (!existsSync(join(dir, 'state.json'))) throw new UserError(`checkpoint pointer '${latest}' names '${name}', which is missing`);
       return dir;
     }
@@ -139,10 +141,11 @@ export function openCheckpoint(path: string): LoadedCheckpoint {
   if (state?.format !== CHECKPOINT_FORMAT || state.version !== 1) throw new UserError(`checkpoint '${dir}': not a llama-ts checkpoint (format/version)`);
   const config = configFromJson(state.config, `checkpoint '${dir}' config`);
   state.config = config;
-  const layout = paramLayout(config);
   const modelPath = join(dir, 'model.safetensors');
   if (!existsSync(modelPath)) throw new UserError(`checkpoint '${dir}' has no model.safetensors`);
   const st = readSafetensorsHeader(modelPath);
+  checkConfigFits(`checkpoint '${dir}'`, config, st.tensors.size);
+  const layout = paramLayout(config);
   for (const t of layout.tensors) {
     const info = st.tensors.get(t.name);
     if (!info) throw new UserError(`checkpoint '${dir}': model.safetensors lacks tensor '${t.name}' required by its config`);

@@ -12,7 +12,7 @@ import { paramLayout } from '../model/params.js';
 import { TokenType, validateVocab, type TokenizerVocab } from '../tokenizer/vocab.js';
 import { UserError } from '../util/errors.js';
 import { GgufValueType as T, readGguf, writeGguf, type GgmlTypeName, type GgufKv, type GgufFile, type GgufValue } from './gguf.js';
-import { checkShapes, configWithHidden, f32view, ggufName, type ModelSource } from './model-common.js';
+import { checkConfigFits, checkShapes, configWithHidden, f32view, ggufName, type ModelSource } from './model-common.js';
 
 export type GgufExportType = 'f32' | 'f16' | 'q8_0';
 
@@ -127,6 +127,7 @@ export function readLlamaGguf(path: string): ModelSource {
   const rd = num(f, 'llama.rope.dimension_count', dim / nHeads);
   if (rd !== headDim(config)) throw new UserError(`${what}: partial rotary embeddings (rope.dimension_count ${rd} of head size ${headDim(config)}) are not supported`);
   const tied = !f.tensors.has('output.weight');
+  checkConfigFits(what, config, f.tensors.size);
   checkShapes(what, config, (n) => {
     const t = f.tensors.get(tied && n === 'output.weight' ? 'token_embd.weight' : ggufName(n));
     return t ? t.shape : null;

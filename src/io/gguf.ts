@@ -11,11 +11,14 @@
  * PyTorch weight [out, in] is stored with ne = [in, out].
  *
  * The reader is defensive: every count and length is checked against the bytes that remain before anything is
- * allocated, tensor extents must lie inside the file and not overlap, and only the types listed in GGML_TYPES are
- * understood (others are named in the error).
+ * allocated, counts are capped (MAX_TENSORS tensors, MAX_KV metadata entries, MAX_ARRAY values per metadata array,
+ * MAX_NAME bytes per key or tensor name), every check is linear in the header, tensor extents must lie inside the
+ * file, not overlap and leave no gaps but alignment padding, the file must end within one alignment of the last
+ * tensor (so inserted or trailing bytes are errors, not shifted weights), and only the types listed in GGML_TYPES
+ * are understood (others are named in the error).
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { UserError } from '../util/errors.js';
+import { UserError, quoted } from '../util/errors.js';
 import { writeFileAtomic } from '../util/fsutil.js';
 import { f16ToF32 } from './safetensors.js';
 import { f32ToF16, f32ToBf16 } from './half.js';
@@ -83,6 +86,17 @@ export interface GgufFile {
   readF32(name: string): Float32Array;
 }
 
+/** Most tensors a file may describe (llama 405B has 1,138; mixture-of-experts files tens of thousands). */
+export const MAX_TENSORS = 1 << 17;
+/** Most metadata entries. */
+export const MAX_KV = 1 << 16;
+/** Most values in one metadata array (vocabularies and merge lists are ~10^5). */
+export const MAX_ARRAY = 1 << 22;
+/** Longest key or tensor name, in bytes (ggml's own limit for tensor names is 64). */
+export const MAX_NAME = 1 << 16;
+/** Longest metadata string value, in bytes (chat templates and configs are kilobytes). */
+export const MAX_STRING = 1 << 24;
+
 class NeedMore extends Error {}
 
 class Cursor {
@@ -111,9 +125,10 @@ class Cursor {
     if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new UserError(`${this.what} is corrupt: a 64-bit size (${v}) is out of range`);
     return Number(v);
   }
-  str(): string {
+  str(max = MAX_STRING): string {
     const n = this.u64();
     if (n > this.left()) throw new UserError(`${this.what} is corrupt: a string of ${n} bytes exceeds the file`);
+    if (n > max) throw new UserError(`${this.what}: a ${max === MAX_NAME ? 'name' : 'string'} of ${n} bytes (at most ${max} are read)`);
     this.need(n);
     const s = this.buf.toString('utf8', this.pos, this.pos + n);
     this.pos += n;
@@ -150,6 +165,7 @@ class Cursor {
     const min = et === GgufValueType.STRING ? 8 : SCALAR_BYTES[et];
     if (min === undefined) throw new UserError(`${this.what} is corrupt: unknown metadata array type ${et}`);
     if (count * min > this.left()) throw new UserError(`${this.what} is corrupt: an array of ${count} values exceeds the file`);
+    if (count > MAX_ARRAY) throw new UserError(`${this.what}: a metadata array of ${count} values (at most ${MAX_ARRAY} are read)`);
     const out: GgufScalar[] = new Array(count);
     for (let i = 0; i < count; i++) out[i] = this.scalar(et);
     return out;
@@ -194,11 +210,14 @@ function parse(buf: Buffer, size: number, path: string, what: string): GgufFile 
   const nKv = c.u64();
   // each kv needs >= 8+4+1 bytes, each tensor info >= 8+4+8+4+8
   if (nKv * 13 > c.left() || nTensors * 32 > c.left()) throw new UserError(`${what} is corrupt: ${nKv} metadata entries and ${nTensors} tensors cannot fit in ${size} bytes`);
+  if (nTensors > MAX_TENSORS) throw new UserError(`${what}: ${nTensors} tensors (at most ${MAX_TENSORS} are read)`);
+  if (nKv > MAX_KV) throw new UserError(`${what}: ${nKv} metadata entries (at most ${MAX_KV} are read)`);
   const metadata = new Map<string, GgufValue>();
   for (let i = 0; i < nKv; i++) {
-    const key = c.str();
+    const key = c.str(MAX_NAME);
     const t = c.u32() as GgufValueType;
-    if (t > GgufValueType.FLOAT64) throw new UserError(`${what} is corrupt: metadata '${key}' has unknown type ${t}`);
+    if (t > GgufValueType.FLOAT64) throw new UserError(`${what} is corrupt: metadata ${quoted(key)} has unknown type ${t}`);
+    if (metadata.has(key)) throw new UserError(`${what} is corrupt: metadata ${quoted(key)} appears twice`);
     metadata.set(key, c.value(t));
   }
   let alignment = GGUF_DEFAULT_ALIGNMENT;
@@ -208,42 +227,55 @@ function parse(buf: Buffer, size: number, path: string, what: string): GgufFile 
     alignment = al;
   }
   const infos: GgufTensorInfo[] = [];
+  const names = new Set<string>();
   for (let i = 0; i < nTensors; i++) {
-    const name = c.str();
+    const name = c.str(MAX_NAME);
+    const tn = quoted(name);
     const nd = c.u32();
-    if (nd < 1 || nd > 4) throw new UserError(`${what}: tensor '${name}' has ${nd} dimensions (1 to 4 allowed)`);
+    if (nd < 1 || nd > 4) throw new UserError(`${what}: tensor ${tn} has ${nd} dimensions (1 to 4 allowed)`);
     const ne: number[] = [];
     for (let d = 0; d < nd; d++) ne.push(c.u64());
     const typeId = c.u32();
     const offset = c.u64();
     const tt = typeById(typeId);
-    if (!tt) throw new UserError(`${what}: tensor '${name}' has type ${ggmlTypeName(typeId)}, which llama-ts does not read (supported: ${Object.keys(GGML_TYPES).join(', ')})`);
+    if (!tt) throw new UserError(`${what}: tensor ${tn} has type ${ggmlTypeName(typeId)}, which llama-ts does not read (supported: ${Object.keys(GGML_TYPES).join(', ')})`);
     let n = 1;
     for (const d of ne) {
       n *= d;
-      if (n > size * 8) throw new UserError(`${what}: tensor '${name}' shape [${ne.join(', ')}] is larger than the file`);
+      if (n > size * 8) throw new UserError(`${what}: tensor ${tn} shape [${ne.join(', ')}] is larger than the file`);
     }
-    if (ne[0] % tt[1].blockSize !== 0) throw new UserError(`${what}: tensor '${name}' (${tt[0]}) row length ${ne[0]} is not a multiple of ${tt[1].blockSize}`);
+    if (ne[0] % tt[1].blockSize !== 0) throw new UserError(`${what}: tensor ${tn} (${tt[0]}) row length ${ne[0]} is not a multiple of ${tt[1].blockSize}`);
     const nbytes = (n / tt[1].blockSize) * tt[1].blockBytes;
-    if (offset % alignment !== 0) throw new UserError(`${what}: tensor '${name}' offset ${offset} is not aligned to ${alignment}`);
-    if (infos.some((x) => x.name === name)) throw new UserError(`${what}: tensor '${name}' appears twice`);
+    if (offset % alignment !== 0) throw new UserError(`${what}: tensor ${tn} offset ${offset} is not aligned to ${alignment}`);
+    if (names.has(name)) throw new UserError(`${what}: tensor ${tn} appears twice`);
+    names.add(name);
     infos.push({ name, ne, shape: ne.slice().reverse(), type: tt[0], offset, nbytes });
   }
   const dataStart = Math.ceil(c.pos / alignment) * alignment;
   const dataLen = size - dataStart;
   for (const t of infos) {
-    if (t.offset + t.nbytes > dataLen) throw new UserError(`${what} is truncated: tensor '${t.name}' ends at byte ${t.offset + t.nbytes} of a ${Math.max(0, dataLen)}-byte data section`);
+    if (t.offset + t.nbytes > dataLen) throw new UserError(`${what} is truncated: tensor ${quoted(t.name)} ends at byte ${t.offset + t.nbytes} of a ${Math.max(0, dataLen)}-byte data section`);
   }
-  const sorted = infos.slice().sort((a, b) => a.offset - b.offset);
-  for (let i = 1; i < sorted.length; i++) {
-    if (sorted[i].offset < sorted[i - 1].offset + sorted[i - 1].nbytes) throw new UserError(`${what} is corrupt: tensors '${sorted[i - 1].name}' and '${sorted[i].name}' overlap`);
+  // tensors lie back to back, each starting at the next aligned offset; the file ends at most one alignment after
+  // the last tensor (writers pad the last tensor too, or not)
+  const sorted = infos.slice().sort((a, b) => a.offset - b.offset || a.nbytes - b.nbytes);
+  const up = (x: number) => Math.ceil(x / alignment) * alignment;
+  let end = 0;
+  for (let i = 0; i < sorted.length; i++) {
+    const t = sorted[i];
+    if (i > 0 && t.offset < end) throw new UserError(`${what} is corrupt: tensors ${quoted(sorted[i - 1].name)} and ${quoted(t.name)} overlap`);
+    if (t.offset !== up(end)) throw new UserError(`${what} is corrupt: ${t.offset - end} data bytes before tensor ${quoted(t.name)} belong to no tensor`);
+    end = t.offset + t.nbytes;
+  }
+  if (sorted.length > 0 && (dataLen < end || dataLen > up(end))) {
+    throw new UserError(`${what} is corrupt: its tensors end at byte ${end} of the data section but the file has ${dataLen} data bytes (trailing or inserted bytes)`);
   }
   const tensors = new Map(infos.map((t) => [t.name, t]));
   return {
     path, version, metadata, tensors, alignment, dataStart,
     readF32(name: string): Float32Array {
       const t = tensors.get(name);
-      if (!t) throw new UserError(`${what} has no tensor '${name}'`);
+      if (!t) throw new UserError(`${what} has no tensor ${quoted(name)}`);
       const raw = Buffer.alloc(t.nbytes);
       const fd = openSync(path, 'r');
       try {

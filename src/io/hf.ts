@@ -15,7 +15,7 @@ import { validateVocab, type TokenizerVocab } from '../tokenizer/vocab.js';
 import { UserError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/fsutil.js';
 import { readSafetensorsHeader, writeSafetensors, type SafeTensorsFile, type TensorToWrite } from './safetensors.js';
-import { checkShapes, configWithHidden, f32view, hfName, permuteRowsForHf, type ModelSource } from './model-common.js';
+import { checkConfigFits, checkShapes, configWithHidden, f32view, hfName, permuteRowsForHf, type ModelSource } from './model-common.js';
 
 export const HF_VOCAB_FILE = 'llama-ts-vocab.json';
 
@@ -98,6 +98,7 @@ export function readHf(dir: string): ModelSource {
     for (const name of f.tensors.keys()) where.set(name, f);
   }
   const tied = !where.has('lm_head.weight') && (cfg.tie_word_embeddings === true || cfg.tie_word_embeddings === undefined);
+  checkConfigFits(what, config, where.size);
   const fileName = (meta: string) => (tied && meta === 'output.weight' ? 'model.embed_tokens.weight' : hfName(meta));
   checkShapes(what, config, (meta) => where.get(fileName(meta))?.tensors.get(fileName(meta))?.shape ?? null, fileName);
   const hd = headDim(config);

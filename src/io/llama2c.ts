@@ -55,6 +55,11 @@ export function readLlama2cHeader(buf: Buffer, fileSize: number, what: string): 
   }
   if (dim % nHeads !== 0 || nHeads % nKvHeads !== 0) throw new UserError(`${what}: header has dim ${dim}, ${nHeads} heads, ${nKvHeads} kv heads, which do not divide`);
   const config = configWithHidden({ dim, nLayers, nHeads, nKvHeads, vocabSize, maxSeqLen: seqLen, normEps: 1e-5, ropeTheta: 10000 }, hidden, what);
+  // the size the header implies, by arithmetic alone: checked before anything is built per layer
+  const perLayer = sections().filter((s) => s.perLayer).reduce((a, s) => a + s.rows(config) * s.cols(config) * 4, 0);
+  const global = sections().filter((s) => !s.perLayer).reduce((a, s) => a + s.rows(config) * s.cols(config) * 4, 0);
+  const expected = HEADER_BYTES + global + perLayer * nLayers + 2 * seqLen * (headDim(config) / 2) * 4 + (shared ? 0 : vocabSize * dim * 4);
+  if (expected !== fileSize) throw new UserError(`${what}: header implies ${expected} bytes but the file has ${fileSize} (${expected > fileSize ? 'truncated' : 'extra bytes'}, or not a llama2.c v0 model)`);
   const offsets = new Map<string, number>();
   let off = HEADER_BYTES;
   for (const s of sections()) {
@@ -69,8 +74,6 @@ export function readLlama2cHeader(buf: Buffer, fileSize: number, what: string): 
   }
   off += 2 * seqLen * (headDim(config) / 2) * 4; // freq_cis_real, freq_cis_imag
   offsets.set('output.weight', shared ? offsets.get('tok_embeddings.weight')! : off);
-  if (!shared) off += vocabSize * dim * 4;
-  if (off !== fileSize) throw new UserError(`${what}: header implies ${off} bytes but the file has ${fileSize} (truncated, or not a llama2.c v0 model)`);
   return { config, shared, offsets };
 }
 

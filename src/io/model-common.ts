@@ -22,8 +22,36 @@ export function fillModel(model: Llama, src: ModelSource): void {
   for (const t of model.layout.tensors) {
     const data = src.tensor(t.name);
     if (data.length !== t.size) throw new UserError(`${src.description}: tensor '${t.name}' has ${data.length} values, the config needs ${t.size} ([${t.shape}])`);
+    const bad = firstNonFinite(data);
+    if (bad >= 0) throw new UserError(`${src.description}: tensor '${t.name}' holds a non-finite value (${data[bad]} at index ${bad}): the file is corrupt`);
     model.params.view(t).set(data);
   }
+}
+
+/**
+ * Checks a config's layer count against the number of tensors a file lists — arithmetic only, no loop over layers
+ * and no allocation — so a header claiming 10^8 layers fails at once with one line instead of building 10^8
+ * layers' worth of tensor descriptions. Every layer needs 9 tensors; a config with more layers than the file has
+ * tensors is certainly wrong. Below that bound the work of checkShapes (which names the first missing or
+ * mis-shaped tensor) is bounded by the file's own tensor list, and the shapes it accepts are bounded by the
+ * file's bytes (each reader checks shapes against data extents). Call it before paramLayout(config).
+ */
+export function checkConfigFits(description: string, config: LlamaConfig, fileTensors: number): void {
+  if (!(config.nLayers <= fileTensors)) {
+    throw new UserError(`${description}: the config's ${config.nLayers} layers need at least ${9 * config.nLayers + 2} tensors but the file lists ${fileTensors}`);
+  }
+}
+
+/**
+ * Non-finite values in a tensor: the index of the first, or -1. One pass, no allocation (a NaN or ±Infinity
+ * weight makes every logit NaN: scores and generations would be silently empty).
+ */
+export function firstNonFinite(a: Float32Array): number {
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i];
+    if (x - x !== 0) return i;
+  }
+  return -1;
 }
 
 /** Checks a reader's shapes against the config before any data is read. */

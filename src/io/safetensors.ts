@@ -2,16 +2,29 @@
  * safetensors (Hugging Face): 8-byte little-endian header length, a JSON header
  * {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {str: str}}, then the raw little-endian data.
  * The reader validates everything before touching the data: header bounds, dtypes, shapes against offsets,
- * offsets inside the file and not overlapping.
+ * offsets inside the file and not overlapping, and (as the format requires) the tensors cover the data section
+ * exactly: no holes, no bytes before the first or after the last tensor, so an insertion, a deletion or trailing
+ * junk is an error rather than shifted weights. The header's entries are counted before it is parsed (at most
+ * MAX_TENSORS), so a huge header costs a scan, not gigabytes of parsed JSON.
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { UserError } from '../util/errors.js';
+import { UserError, quoted } from '../util/errors.js';
 import { bytesOf, writeFileAtomic } from '../util/fsutil.js';
 import { f32ToBf16, f32ToF16 } from './half.js';
 
 export type SafeDType = 'F32' | 'F16' | 'BF16' | 'F64' | 'I32' | 'I64' | 'U8';
 const DTYPE_BYTES: Record<SafeDType, number> = { F32: 4, F16: 2, BF16: 2, F64: 8, I32: 4, I64: 8, U8: 1 };
 const MAX_HEADER = 100 * 1024 * 1024;
+/** Most tensors one file may describe (real checkpoints have thousands; the largest shards a few thousand). */
+export const MAX_TENSORS = 1 << 16;
+
+/** Occurrences of `"data_offsets"` in the header bytes: an upper bound on the tensor entries, found without parsing. */
+function countEntries(h: Buffer): number {
+  const key = Buffer.from('"data_offsets"');
+  let n = 0;
+  for (let i = h.indexOf(key); i >= 0; i = h.indexOf(key, i + key.length)) n++;
+  return n;
+}
 
 export interface SafeTensorInfo {
   name: string;
@@ -42,6 +55,8 @@ export function readSafetensorsHeader(path: string): SafeTensorsFile {
     if (hlen > MAX_HEADER || 8 + hlen > size) throw new UserError(`${what} is corrupt: header length ${hlen} exceeds the file (${size} bytes)`);
     const hbuf = Buffer.alloc(hlen);
     readSync(fd, hbuf, 0, hlen, 8);
+    const entries = countEntries(hbuf);
+    if (entries > MAX_TENSORS) throw new UserError(`${what} is corrupt: its header describes ${entries} tensors (at most ${MAX_TENSORS} are read)`);
     let header: Record<string, unknown>;
     try {
       header = JSON.parse(hbuf.toString('utf8')) as Record<string, unknown>;
@@ -55,36 +70,44 @@ export function readSafetensorsHeader(path: string): SafeTensorsFile {
     let metadata: Record<string, string> = {};
     for (const [name, v] of Object.entries(header)) {
       if (name === '__metadata__') {
+        if (v !== null && (typeof v !== 'object' || Array.isArray(v))) throw new UserError(`${what} is corrupt: __metadata__ is not an object`);
         metadata = (v ?? {}) as Record<string, string>;
         continue;
       }
+      const tn = quoted(name);
       const e = v as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-      if (typeof e !== 'object' || e === null) throw new UserError(`${what}: tensor '${name}' has no description`);
+      if (typeof e !== 'object' || e === null) throw new UserError(`${what}: tensor ${tn} has no description`);
       const dtype = e.dtype as SafeDType;
-      if (typeof dtype !== 'string' || !(dtype in DTYPE_BYTES)) throw new UserError(`${what}: tensor '${name}' has unsupported dtype '${String(e.dtype)}'`);
+      if (typeof dtype !== 'string' || !(dtype in DTYPE_BYTES)) throw new UserError(`${what}: tensor ${tn} has unsupported dtype ${quoted(e.dtype)}`);
       const shape = e.shape;
-      if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) throw new UserError(`${what}: tensor '${name}' has a bad shape`);
+      if (!Array.isArray(shape) || shape.length > 8 || !shape.every((d) => Number.isInteger(d) && d >= 0)) throw new UserError(`${what}: tensor ${tn} has a bad shape`);
       const off = e.data_offsets;
       if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => Number.isInteger(d) && d >= 0)) {
-        throw new UserError(`${what}: tensor '${name}' has bad data_offsets`);
+        throw new UserError(`${what}: tensor ${tn} has bad data_offsets`);
       }
       const [begin, end] = off as [number, number];
       const n = (shape as number[]).reduce((a, b) => a * b, 1);
       if (end < begin || end - begin !== n * DTYPE_BYTES[dtype]) {
-        throw new UserError(`${what}: tensor '${name}' shape [${shape.join(', ')}] ${dtype} does not match its ${end - begin} data bytes`);
+        throw new UserError(`${what}: tensor ${tn} shape [${shape.join(', ')}] ${dtype} does not match its ${end - begin} data bytes`);
       }
-      if (end > dataLen) throw new UserError(`${what} is truncated: tensor '${name}' ends at byte ${end} of a ${dataLen}-byte data section`);
+      if (end > dataLen) throw new UserError(`${what} is truncated: tensor ${tn} ends at byte ${end} of a ${dataLen}-byte data section`);
       tensors.set(name, { name, dtype, shape: shape as number[], begin, end });
     }
-    const sorted = [...tensors.values()].sort((a, b) => a.begin - b.begin);
-    for (let i = 1; i < sorted.length; i++) {
-      if (sorted[i].begin < sorted[i - 1].end) throw new UserError(`${what} is corrupt: tensors '${sorted[i - 1].name}' and '${sorted[i].name}' overlap`);
+    const sorted = [...tensors.values()].sort((a, b) => a.begin - b.begin || a.end - b.end);
+    let covered = 0;
+    for (const t of sorted) {
+      if (t.begin < covered) throw new UserError(`${what} is corrupt: tensor ${quoted(t.name)} overlaps the tensor before it`);
+      if (t.begin > covered) throw new UserError(`${what} is corrupt: ${t.begin - covered} data bytes before tensor ${quoted(t.name)} belong to no tensor`);
+      covered = t.end;
+    }
+    if (covered !== dataLen) {
+      throw new UserError(`${what} is corrupt: its tensors cover ${covered} data bytes but the file has ${dataLen} after the header (${dataLen > covered ? 'trailing or inserted bytes' : 'truncated'})`);
     }
     return {
       path, tensors, metadata, dataStart,
       readF32(name: string): Float32Array {
         const t = tensors.get(name);
-        if (!t) throw new UserError(`${what} has no tensor '${name}'`);
+        if (!t) throw new UserError(`${what} has no tensor ${quoted(name)}`);
         const raw = Buffer.alloc(t.end - t.begin);
         const fd2 = openSync(path, 'r');
         try {
@@ -119,7 +142,7 @@ function toF32(raw: Buffer, dtype: SafeDType, name: string): Float32Array {
       return out;
     }
     default:
-      throw new UserError(`tensor '${name}' has dtype ${dtype}, not a floating-point type`);
+      throw new UserError(`tensor ${quoted(name)} has dtype ${dtype}, not a floating-point type`);
   }
 }
 

@@ -6,6 +6,13 @@
  *
  * Speed: the normalized text is cut into "words" before every U+2581 that follows another
  * character whenever no piece can span such a cut (checked at load), and words are cached.
+ *
+ * Long inputs: BPE runs on at most MAX_SPAN characters at a time, so time is linear in the input and the working
+ * memory (symbols, merge heap) is bounded whatever the length. A word longer than MAX_SPAN (no whitespace for 8K
+ * characters: base64, minified code, a DNA string) is encoded as consecutive MAX_SPAN slices; for a model whose
+ * pieces may span whitespace, the text is cut at the last whitespace before MAX_SPAN (or at MAX_SPAN). This is the
+ * one place where the ids can differ from SentencePiece's, and only within a piece's length of a cut: SentencePiece
+ * itself never trains on such spans (max_sentence_length, 4192 bytes by default) and so has no merges to span them.
  */
 import { siftUp, popTop } from './heap.js';
 import { readFileSync } from 'node:fs';
@@ -25,6 +32,18 @@ export interface EncodeOptions {
 const enc = new TextEncoder();
 const CACHE_MAX = 1 << 17;
 const CACHE_WORD_MAX = 64;
+/** Longest span BPE runs on at once (see the file comment). */
+export const MAX_SPAN = 1 << 13;
+
+/** End of the slice of at most MAX_SPAN characters starting at s, never between the halves of a surrogate pair. */
+function sliceEnd(t: string, s: number): number {
+  let e = Math.min(t.length, s + MAX_SPAN);
+  if (e < t.length) {
+    const c = t.charCodeAt(e);
+    if (c >= 0xdc00 && c <= 0xdfff) e--;
+  }
+  return e;
+}
 
 function byteOfPiece(p: string): number {
   const m = /^<0x([0-9A-F]{2})>$/.exec(p);
@@ -224,8 +243,17 @@ export class SentencePieceModel {
 
   private encodeNormalized(norm: string, out: number[]): void {
     const start = out.length;
-    if (!this.chunkable) this.emit(norm, out);
-    else {
+    if (!this.chunkable) {
+      for (let s = 0; s < norm.length; ) {
+        let e = sliceEnd(norm, s);
+        if (e < norm.length) {
+          const ws = norm.lastIndexOf('\u2581', e - 1);
+          if (ws > s) e = ws;
+        }
+        this.emit(s === 0 && e === norm.length ? norm : norm.slice(s, e), out);
+        s = e;
+      }
+    } else {
       let s = 0;
       for (let i = 1; i < norm.length; i++) {
         if (norm.charCodeAt(i) === 0x2581 && norm.charCodeAt(i - 1) !== 0x2581) {
@@ -247,6 +275,14 @@ export class SentencePieceModel {
   }
 
   private encodeWord(word: string, out: number[]): void {
+    if (word.length > MAX_SPAN) {
+      for (let s = 0; s < word.length; ) {
+        const e = sliceEnd(word, s);
+        this.emit(word.slice(s, e), out);
+        s = e;
+      }
+      return;
+    }
     if (word.length > CACHE_WORD_MAX) return this.emit(word, out);
     let ids = this.cache.get(word);
     if (!ids) {
