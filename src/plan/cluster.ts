@@ -49,11 +49,13 @@
  *  - the optimizer update and the embedding lookup are not timed (bandwidth-bound and small).
  */
 import { ffnHiddenDim, layerParamCount, trainFlopsPerToken, type LlamaConfig } from '../model/config.js';
+import { RECOMPUTE_POLICIES, type Recompute } from '../model/llama.js';
 import { UserError } from '../util/errors.js';
 import type { GpuSpec } from './gpus.js';
 
-export type Recompute = 'none' | 'selective' | 'full';
-export const RECOMPUTE: readonly Recompute[] = ['none', 'selective', 'full'];
+/** The activation-recompute policies are the model's own (Llama's `recompute`). */
+export type { Recompute };
+export const RECOMPUTE: readonly Recompute[] = RECOMPUTE_POLICIES;
 
 export interface Layout {
   tp: number;
