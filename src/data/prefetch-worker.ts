@@ -16,7 +16,9 @@ try {
   sampler = new MixtureSampler(d.spec, { rng: d.rng, drawn: d.drawn });
   for (;;) {
     const base = slot * d.slotInts;
-    while (Atomics.load(view, base) !== 0) Atomics.wait(view, base, Atomics.load(view, base));
+    // wait for the consumer to empty this slot; wait on the value just read (reading it again for the wait would
+    // miss an empty-and-notify that lands between the two reads, and then sleep forever)
+    for (let v = Atomics.load(view, base); v !== 0; v = Atomics.load(view, base)) Atomics.wait(view, base, v);
     sampler.fill(d.batch, d.seq, view.subarray(base + HEAD, base + d.slotInts));
     const st = sampler.rng.state();
     view[base + 1] = sampler.drawn;
