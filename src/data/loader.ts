@@ -140,6 +140,9 @@ export interface MixtureOptions {
   prefetch?: number;
 }
 
+/** How long next() waits for the prefetch worker before giving up (it normally answers in milliseconds). */
+const PREFETCH_TIMEOUT_MS = 300_000;
+
 export class MixtureSource implements BatchSource {
   private sampler: MixtureSampler | null = null;
   private rngState: RngState;
@@ -171,6 +174,7 @@ export class MixtureSource implements BatchSource {
     if (!this.worker || this.shape.batch !== batch || this.shape.seq !== seq) this.startWorker(batch, seq, depth);
     const view = this.view!;
     const base = this.consume * this.shape.slotInts;
+    const started = performance.now();
     for (;;) {
       const st = Atomics.load(view, base);
       if (st === FULL) break;
@@ -182,6 +186,11 @@ export class MixtureSource implements BatchSource {
         throw msg.user ? new UserError(text) : new Error(text);
       }
       Atomics.wait(view, base, EMPTY, 1000);
+      // a batch takes milliseconds; a worker that died without reporting must not hang the run
+      if (performance.now() - started > PREFETCH_TIMEOUT_MS) {
+        this.stopWorker();
+        throw new Error(`the data prefetch worker produced no batch in ${PREFETCH_TIMEOUT_MS / 1000} s`);
+      }
     }
     const len = batch * (seq + 1);
     const b = splitWindows(view.subarray(base + SLOT_HEAD, base + SLOT_HEAD + len), batch, seq);
