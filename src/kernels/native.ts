@@ -6,7 +6,7 @@
  * does the op's C++ entry (native/ops/*.cc) run, with the typed arrays passed by pointer, without copies. Those
  * functions are the backend's methods as they are: no JavaScript wrapper per op.
  */
-import { requireAddon } from '../util/addon.js';
+import { loadAddon, type LoadedAddon } from '../util/addon.js';
 import type { Backend, BackendOps, FloatArray } from './backend.js';
 import { NATIVE_OPS, OP_NAMES, SIGNATURES, type NativeOps } from './ops/table.js';
 import { encodeSignature } from './ops/signature.js';
@@ -38,25 +38,13 @@ export interface NativeBackend extends Backend {
 
 const ADDON_FILE = 'llama_ts_native.node';
 
-let loaded: { addon: NativeAddon | null; error: string | null } | null = null;
-
 /** Loads build/Release/llama_ts_native.node once. Never throws: returns why it could not. */
-export function loadNative(): { addon: NativeAddon | null; error: string | null } {
-  if (loaded) return loaded;
-  if (process.env.LLAMA_TS_NO_NATIVE === '1') {
-    loaded = { addon: null, error: 'disabled by LLAMA_TS_NO_NATIVE=1' };
-    return loaded;
-  }
-  const r = requireAddon(ADDON_FILE);
-  try {
-    if (r.module === null) throw new Error(r.error);
-    loaded = { addon: bind(r.module as RawAddon), error: null }; // bind throws when the build lacks an op
-  } catch (e) {
-    const why = r.missing ? `native addon not built (no build/Release/${ADDON_FILE}; run 'npm install' with a C++ compiler, or 'npm run build:native')`
-      : `native addon failed to load: ${String((e as Error).message).split('\n')[0]}`;
-    loaded = { addon: null, error: why };
-  }
-  return loaded;
+export function loadNative(): LoadedAddon<NativeAddon> {
+  return loadAddon(ADDON_FILE, 'LLAMA_TS_NO_NATIVE', {
+    disabled: 'disabled by LLAMA_TS_NO_NATIVE=1',
+    missing: `native addon not built (no build/Release/${ADDON_FILE}; run 'npm install' with a C++ compiler, or 'npm run build:native')`,
+    failed: 'native addon failed to load',
+  }, (m) => bind(m as RawAddon)); // bind throws when the build lacks an op
 }
 
 /** The addon's functions, each op bound to its signature from the table. Throws when the addon lacks an op. */

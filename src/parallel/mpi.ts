@@ -12,7 +12,7 @@
  * on split communicators), and buffers passed to an i* call must not be touched until `wait()` returns or `test()`
  * is true (the addon keeps them alive until then).
  */
-import { requireAddon } from '../util/addon.js';
+import { loadAddon, type LoadedAddon } from '../util/addon.js';
 import type { FloatArray } from '../kernels/backend.js';
 import { UserError } from '../util/errors.js';
 import { LOCAL_COMM, type Comm, type CommRequest } from './comm.js';
@@ -66,22 +66,13 @@ export function mpiLauncherVar(env: NodeJS.ProcessEnv = process.env): string | n
   return null;
 }
 
-let addonCache: { addon: MpiAddon | null; error: string | null } | null = null;
-
 /** Loads build/Release/llama_ts_mpi.node once. Never throws: returns why it could not. */
-export function loadMpiAddon(): { addon: MpiAddon | null; error: string | null } {
-  if (addonCache) return addonCache;
-  if (process.env.LLAMA_TS_NO_MPI === '1') {
-    addonCache = { addon: null, error: 'the MPI addon is disabled by LLAMA_TS_NO_MPI=1' };
-    return addonCache;
-  }
-  const r = requireAddon(ADDON_FILE);
-  if (r.module === null) {
-    addonCache = { addon: null, error: r.missing ? `the MPI addon is not built (no build/Release/${ADDON_FILE})` : `the MPI addon failed to load: ${r.error}` };
-  } else {
-    addonCache = { addon: r.module as MpiAddon, error: null };
-  }
-  return addonCache;
+export function loadMpiAddon(): LoadedAddon<MpiAddon> {
+  return loadAddon(ADDON_FILE, 'LLAMA_TS_NO_MPI', {
+    disabled: 'the MPI addon is disabled by LLAMA_TS_NO_MPI=1',
+    missing: `the MPI addon is not built (no build/Release/${ADDON_FILE})`,
+    failed: 'the MPI addon failed to load',
+  }, (m) => m as MpiAddon);
 }
 
 function elemBytes(a: FloatArray): number {

@@ -14,17 +14,41 @@ function packageRoot(): string {
   return join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 }
 
+/** What a loader says when its addon is switched off, was not built, or did not load (its first line follows). */
+export interface AddonMessages {
+  disabled: string;
+  missing: string;
+  failed: string;
+}
+
+export interface LoadedAddon<T> {
+  addon: T | null;
+  error: string | null;
+}
+
+const loaded = new Map<string, LoadedAddon<unknown>>();
+
 /**
- * Loads build/Release/<file> (or build/Debug). Never throws: `missing` when it was not built, `error` (the first
- * line of the loader's message) when it exists but does not load.
+ * Loads build/Release/<file> (or build/Debug) once per process and hands it to `bind` (which may throw, e.g. when
+ * the build lacks a function). Never throws: `error` says why there is no addon. `disableVar=1` switches it off.
  */
-export function requireAddon(file: string): { module: unknown; missing?: undefined; error?: undefined } | { module: null; missing: boolean; error?: string } {
-  const root = packageRoot();
-  const path = [join(root, 'build', 'Release', file), join(root, 'build', 'Debug', file)].find((f) => existsSync(f));
-  if (!path) return { module: null, missing: true };
-  try {
-    return { module: createRequire(import.meta.url)(path) };
-  } catch (e) {
-    return { module: null, missing: false, error: String((e as Error).message).split('\n')[0] };
+export function loadAddon<T>(file: string, disableVar: string, say: AddonMessages, bind: (module: unknown) => T): LoadedAddon<T> {
+  const cached = loaded.get(file) as LoadedAddon<T> | undefined;
+  if (cached) return cached;
+  let r: LoadedAddon<T>;
+  if (process.env[disableVar] === '1') r = { addon: null, error: say.disabled };
+  else {
+    const root = packageRoot();
+    const path = [join(root, 'build', 'Release', file), join(root, 'build', 'Debug', file)].find((f) => existsSync(f));
+    if (!path) r = { addon: null, error: say.missing };
+    else {
+      try {
+        r = { addon: bind(createRequire(import.meta.url)(path)), error: null };
+      } catch (e) {
+        r = { addon: null, error: `${say.failed}: ${String((e as Error).message).split('\n')[0]}` };
+      }
+    }
   }
+  loaded.set(file, r);
+  return r;
 }
