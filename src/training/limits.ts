@@ -1,12 +1,13 @@
 /**
- * A quick check, before anything is allocated, that a training run can fit: a lower bound of the memory it needs
- * (weights, gradients, AdamW moments, the activations every layer keeps for the backward) against this machine's,
+ * A quick check, before anything is allocated, that a training run can fit: the memory it certainly needs
+ * (weights, gradients, AdamW moments, the activations it keeps: model/memory.ts) against this machine's total,
  * and every large buffer against the longest typed array V8 can make. A run that cannot fit stops here with one
  * line instead of a RangeError or an out-of-memory abort minutes later. (A full estimate is the planner's job;
  * this bound only refuses what certainly does not fit.)
  */
 import { totalmem } from 'node:os';
 import { ffnHiddenDim, paramCount, type LlamaConfig } from '../model/config.js';
+import { trainingMemory } from '../model/memory.js';
 import { UserError } from '../util/errors.js';
 
 /** The most elements one typed array may hold (V8 on 64-bit hosts). */
@@ -33,14 +34,15 @@ export interface RunShape {
 /** Throws a one-line UserError when the run certainly cannot fit in memory or in V8's typed arrays. */
 export function checkTrainingFits(config: LlamaConfig, shape: RunShape, memory = memoryLimit()): void {
   const tp = shape.tp ?? 1;
-  const fb = shape.floatBytes ?? 4;
   const { batch, seq } = shape;
   const params = paramCount(config) / tp;
   const hidden = ffnHiddenDim(config);
   const rows = batch * seq;
-  // weights + gradients + two AdamW moments; per layer at least its input, the attention output and both SwiGLU inputs
-  const activations = (config.nLayers * rows * (2 * config.dim + 2 * hidden)) / tp;
-  const need = fb * (4 * params + activations) + 8 * rows;
+  // what the model will certainly allocate: weights, gradients, the two AdamW moments and the activations, as
+  // model/memory.ts lays them out (its allowances for the runtime and checkpoint gathers are left out)
+  const need = trainingMemory(config, { batch, seq, tp, bytesPerFloat: shape.floatBytes ?? 4 }).parts
+    .filter((p) => p.name === 'weights' || p.name === 'gradients' || p.name === 'AdamW' || p.name === 'activations')
+    .reduce((a, p) => a + p.bytes, 0);
   const what = `--batch ${batch} × --seq ${seq} on a model of ${Math.round(paramCount(config)).toLocaleString('en-US')} parameters`;
   if (need > memory) {
     throw new UserError(`${what} needs at least ${gb(need)} of memory (weights, gradients, AdamW moments, activations); this machine has ${gb(memory)}`);
