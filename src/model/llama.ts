@@ -88,6 +88,22 @@ interface Activations {
   discard: FloatArray;
 }
 
+/** The block's linear projections, by their Meta names (wq … w3). */
+export type Projection = 'wq' | 'wk' | 'wv' | 'wo' | 'w1' | 'w2' | 'w3';
+export const PROJECTIONS: readonly Projection[] = ['wq', 'wk', 'wv', 'wo', 'w1', 'w2', 'w3'];
+
+/**
+ * A change to the block's projections applied from outside the weights (a LoRA adapter, model/lora.ts): blockForward
+ * calls `forward` right after each projection y = x·Wᵀ of layer l, blockBackward calls `backward` right after the
+ * projection's own input gradient. Both see the projection's input x [N, in] and its output (gradient) [N, out].
+ */
+export interface ProjectionAdapter {
+  /** y[N, out] += ΔW·x for an adapted projection (nothing for the others). */
+  forward(l: number, p: Projection, y: FloatArray, x: FloatArray, N: number): void;
+  /** The adapter's own gradients from dy, and dx[N, in] += its contribution to the input gradient. */
+  backward(l: number, p: Projection, dy: FloatArray, x: FloatArray, dx: FloatArray, N: number): void;
+}
+
 /** Rows of logits computed at once in the head: bounded memory whatever the vocabulary. */
 const HEAD_CHUNK_FLOATS = 1 << 23;
 
@@ -207,6 +223,13 @@ export class Llama {
   /** Activation checkpointing policy; may be changed between steps (the activations are laid out again). */
   recompute: Recompute;
   readonly sz: Widths;
+  /** Consulted at each projection of every block, in training and decoding (LoRA); null: the weights alone. */
+  adapter: ProjectionAdapter | null = null;
+  /**
+   * false: the base weights are frozen; the backward still propagates through them (to an adapter's gradients) but
+   * computes no gradient of the matrices, the embeddings or the head (the norm gains' still land in `grads`).
+   */
+  trainBase = true;
   private acts: Activations | null = null;
   private partialBuf: FloatArray | null = null;
   private scatterBuf: FloatArray | null = null;
@@ -381,17 +404,23 @@ export class Llama {
     be.matmul(s.q, s.xn1, p.view(w.wq), N, D, qw);
     be.matmul(s.k, s.xn1, p.view(w.wk), N, D, kw);
     be.matmul(s.v, s.xn1, p.view(w.wv), N, D, kw);
+    const ad = this.adapter;
+    if (ad) for (const [pr, y] of [['wq', s.q], ['wk', s.k], ['wv', s.v]] as const) ad.forward(l, pr, y, s.xn1, N);
     attn.forward(this, l, s);
     if (s.xMid !== s.x) s.xMid.set(s.x.subarray(0, n * D));
     this.rowParallel(s.xMid, s.att, p.view(w.wo), N, qw, split);
+    ad?.forward(l, 'wo', s.xMid, s.att, N);
     // feed-forward block
     be.rmsnorm(this.ownRows(s.xn2, N, split), s.rstd2, s.xMid, p.view(w.ffnNorm), n, D, c.normEps);
     this.gatherRows(s.xn2, N, split);
     be.matmul(s.h1, s.xn2, p.view(w.w1), N, D, F);
     be.matmul(s.h3, s.xn2, p.view(w.w3), N, D, F);
+    ad?.forward(l, 'w1', s.h1, s.xn2, N);
+    ad?.forward(l, 'w3', s.h3, s.xn2, N);
     be.swiglu(s.gate, s.h1, s.h3, N * F);
     if (out !== s.xMid) out.set(s.xMid.subarray(0, n * D));
     this.rowParallel(out, s.gate, p.view(w.w2), N, F, split);
+    ad?.forward(l, 'w2', out, s.gate, N);
   }
 
   /** The final RMSNorm over `rows` rows of the residual stream. */
@@ -441,7 +470,7 @@ export class Llama {
       const t = targets.subarray(r0, r0 + rows);
       if (dWout) {
         total += this.crossEntropy(logits, t, rows, logits, gradScale as number);
-        be.matmulBackwardWeight(dWout, logits, xn, rows, D, V);
+        if (this.trainBase) be.matmulBackwardWeight(dWout, logits, xn, rows, D, V);
         be.matmulBackwardInput(a.dxn.subarray(r0 * D, (r0 + rows) * D), logits, wOut, rows, D, V);
       } else {
         total += this.crossEntropy(logits, t, rows, null, 0);
@@ -499,7 +528,7 @@ export class Llama {
       const w = L.layers[l];
       gradsReady?.(w.attentionNorm.offset, w.w3.offset + w.w3.size - w.attentionNorm.offset);
     }
-    this.embedBackward(g.view(L.tokEmbeddings), this.allRows(a.dx, a.dxFull, N), a.tokens);
+    if (this.trainBase) this.embedBackward(g.view(L.tokEmbeddings), this.allRows(a.dx, a.dxFull, N), a.tokens);
     gradsReady?.(L.tokEmbeddings.offset, L.tokEmbeddings.size);
   }
 
@@ -514,27 +543,36 @@ export class Llama {
     const n = this.rowSplit(N, split).n;
     if (a.recompute === 'selective') this.recomputeFfnInputs(l, s, N);
     // feed-forward block: out = xMid + gate·W2ᵀ
+    const ad = this.adapter;
+    const dW = (spec: TensorSpec, dy: FloatArray, x: FloatArray, K: number, M: number) => {
+      if (this.trainBase) be.matmulBackwardWeight(g.view(spec), dy, x, N, K, M);
+    };
     let dx = this.allRows(a.dx, a.dxFull, N);
-    be.matmulBackwardWeight(g.view(w.w2), dx, s.gate, N, F, D);
+    dW(w.w2, dx, s.gate, F, D);
     be.matmulBackwardInput(a.dGate, dx, p.view(w.w2), N, F, D);
+    ad?.backward(l, 'w2', dx, s.gate, a.dGate, N);
     be.swigluBackward(a.dh1, a.dh3, a.dGate, s.h1, s.h3, N * F);
-    be.matmulBackwardWeight(g.view(w.w1), a.dh1, s.xn2, N, D, F);
-    be.matmulBackwardWeight(g.view(w.w3), a.dh3, s.xn2, N, D, F);
+    dW(w.w1, a.dh1, s.xn2, D, F);
+    dW(w.w3, a.dh3, s.xn2, D, F);
     be.matmulBackwardInput(a.dxn, a.dh1, p.view(w.w1), N, D, F);
     be.matmulBackwardInput(a.dxn, a.dh3, p.view(w.w3), N, D, F, true);
+    ad?.backward(l, 'w1', a.dh1, s.xn2, a.dxn, N);
+    ad?.backward(l, 'w3', a.dh3, s.xn2, a.dxn, N);
     this.normBackward(w.ffnNorm, this.sumInputGrad(a.dxn, N, split, a.dxnLocal), s.xMid, s.rstd2, n, a, g);
     // attention block: xMid = x + att·Woᵀ
     dx = this.allRows(a.dx, a.dxFull, N);
-    be.matmulBackwardWeight(g.view(w.wo), dx, s.att, N, qw, D);
+    dW(w.wo, dx, s.att, qw, D);
     be.matmulBackwardInput(a.dAtt, dx, p.view(w.wo), N, qw, D);
+    ad?.backward(l, 'wo', dx, s.att, a.dAtt, N);
     attn.backward(this, s, a);
     if (a.recompute === 'selective') this.recomputeNorm(s.xn1, s.rstd1, s.x, w.attentionNorm, N);
-    be.matmulBackwardWeight(g.view(w.wq), a.dq, s.xn1, N, D, qw);
-    be.matmulBackwardWeight(g.view(w.wk), a.dk, s.xn1, N, D, kw);
-    be.matmulBackwardWeight(g.view(w.wv), a.dv, s.xn1, N, D, kw);
+    dW(w.wq, a.dq, s.xn1, D, qw);
+    dW(w.wk, a.dk, s.xn1, D, kw);
+    dW(w.wv, a.dv, s.xn1, D, kw);
     be.matmulBackwardInput(a.dxn, a.dq, p.view(w.wq), N, D, qw);
     be.matmulBackwardInput(a.dxn, a.dk, p.view(w.wk), N, D, kw, true);
     be.matmulBackwardInput(a.dxn, a.dv, p.view(w.wv), N, D, kw, true);
+    if (ad) for (const [pr, dy] of [['wq', a.dq], ['wk', a.dk], ['wv', a.dv]] as const) ad.backward(l, pr, dy, s.xn1, a.dxn, N);
     this.normBackward(w.attentionNorm, this.sumInputGrad(a.dxn, N, split, a.dxnLocal), s.x, s.rstd1, n, a, g);
   }
 

@@ -58,15 +58,19 @@ export interface LayerSpecs {
   w3: TensorSpec;
 }
 
-export interface ParamLayout {
+/** Named tensors in one flat buffer: what FlatTensors and AdamW need (the model's layout, or a LoRA adapter's). */
+export interface TensorLayout {
   tp: TpShard;
   tensors: TensorSpec[];
   byName: Map<string, TensorSpec>;
+  total: number;
+}
+
+export interface ParamLayout extends TensorLayout {
   tokEmbeddings: TensorSpec;
   layers: LayerSpecs[];
   norm: TensorSpec;
   output: TensorSpec;
-  total: number;
 }
 
 /** The dimension a split divides: rows (0) for column and vocabulary splits, columns (1) for row splits. */
@@ -153,9 +157,9 @@ export function placeShard(t: TensorSpec, shard: ArrayLike<number>, full: FloatA
 }
 
 /** A flat buffer plus the layout, with a typed view per tensor. */
-export class FlatTensors {
+export class FlatTensors<L extends TensorLayout = ParamLayout> {
   readonly data: FloatArray;
-  constructor(readonly layout: ParamLayout, backend: Backend) {
+  constructor(readonly layout: L, backend: Backend) {
     this.data = backend.alloc(layout.total);
   }
   view(t: TensorSpec): FloatArray {
