@@ -9,15 +9,21 @@ import { train, type TrainResult } from '../training/trainer.js';
 import { SETTINGS, TRAIN_SETTINGS, HYPER_DEFAULTS, resolveHyper, recipeHyper, checkHyper, hyperFromSaved, type Hyper, type SettingGroup } from '../training/settings.js';
 import { checkTrainingFits } from '../training/limits.js';
 import { getRecipe } from '../model/recipe.js';
-import { openCheckpoint } from '../io/checkpoint.js';
 import { openTrainingData } from '../data/loader.js';
 import { loadTokenizer } from '../data/tokenizer.js';
 import { describeConfig, paramCount, makeConfig, presetNames, type LlamaConfig } from '../model/config.js';
 import { UserError } from '../util/errors.js';
 import { createComm } from '../parallel/mpi.js';
 import { RECOMPUTE_POLICIES, type Recompute } from '../model/llama.js';
-import { existsSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { copyFileSync, existsSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
+import { readCheckpointState, type FinetuneRecord, type TokenizerRef } from '../io/checkpoint.js';
+import { loadAnyModel, tokenizerForRun } from '../io/formats.js';
+import { openSftData, resolveSftTemplate, SFT_TEMPLATES, DEFAULT_SFT_TEMPLATE } from '../data/sft.js';
+import { parseLoraTargets, DEFAULT_LORA_TARGETS } from '../model/lora.js';
+import { PROJECTIONS, type Llama } from '../model/llama.js';
+import { tokenizerFromRef } from '../tokenizer/ref.js';
+import type { Tokenizer } from '../tokenizer/types.js';
 
 /** A command-line flag that is not a training setting (where the data is, where the run goes, how it runs). */
 interface RunFlag {
@@ -29,11 +35,15 @@ interface RunFlag {
 }
 
 type HelpGroup = 'data' | 'output' | 'parallel' | SettingGroup;
-const HELP_GROUPS: readonly HelpGroup[] = ['data', 'output', 'schedule', 'optim', 'eval', 'ckpt', 'parallel', 'misc'];
+const HELP_GROUPS: readonly HelpGroup[] = ['data', 'output', 'schedule', 'optim', 'finetune', 'eval', 'ckpt', 'parallel', 'misc'];
 
 const RUN_FLAGS: readonly RunFlag[] = [
   { flag: 'data', type: 'string', group: 'data', arg: 'PATH', doc: "prepared dir ('llama-ts data prepare'), text file (blank-line separated documents), directory of .txt, or 'brown' (default)" },
   { flag: 'tokenizer', type: 'string', group: 'data', arg: 'T.model', doc: 'SentencePiece model (default: bytes); must match the one a prepared dir was made with' },
+  { flag: 'init-from', type: 'string', group: 'finetune', arg: 'MODEL', doc: 'fine-tune: start from this model (checkpoint or run dir, Hugging Face dir, .gguf, llama2.c .bin) with its config and tokenizer; the schedule starts fresh' },
+  { flag: 'sft', type: 'string', group: 'finetune', arg: 'FILE.jsonl', doc: 'instruction data instead of --data: one {"prompt": …, "response": …} per line; the loss covers the response only' },
+  { flag: 'sft-template', type: 'string', group: 'finetune', arg: 'T', doc: `how --sft examples are laid out: ${Object.keys(SFT_TEMPLATES).join(', ')} (default ${DEFAULT_SFT_TEMPLATE}: 'Question: {prompt}\nAnswer: {response}'), or a text with {prompt} and {response}` },
+  { flag: 'lora-targets', type: 'string', group: 'finetune', arg: 'LIST', doc: `projections --lora adapts: ${PROJECTIONS.join(',')} or all (default ${DEFAULT_LORA_TARGETS.join(',')})` },
   { flag: 'out', type: 'string', group: 'output', arg: 'DIR', doc: 'run directory: train.jsonl log and checkpoints/ (default runs/<preset>)' },
   { flag: 'stop-at', type: 'string', group: 'ckpt', arg: 'N', doc: 'stop early (with a checkpoint) after N steps, keeping the schedule of --steps' },
   { flag: 'resume', type: 'boolean', group: 'ckpt', doc: 'continue the run in --out with its saved settings (only --steps may change)' },
@@ -127,22 +137,53 @@ function resumedHyper(values: Values, config: LlamaConfig, savedJson: unknown, f
 
 /** Shared by `train` and `demo`: builds everything from parsed flags and runs the loop. */
 export async function runTraining(values: Values, defaults: { preset?: string; out?: string; hyper?: Hyper } = {}): Promise<TrainResult> {
-  const tokPath = str(values.tokenizer);
-  const tok = await loadTokenizer(tokPath);
   const outDir = str(values.out) ?? defaults.out ?? join('runs', str(values.preset) ?? defaults.preset ?? 'model');
   let config: LlamaConfig;
   const modelFlags = Object.keys(configOptions).filter((k) => k !== 'seq' && values[k] !== undefined);
-  const ck = values.resume ? openCheckpoint(outDir) : null;
-  if (ck && modelFlags.length === 0) {
+  if (!values.resume && existsSync(join(outDir, 'checkpoints', 'latest'))) {
+    throw new UserError(`'${outDir}' already holds a run: pass --resume to continue it or choose another --out`);
+  }
+  const ck = values.resume ? readCheckpointState(outDir) : null;
+  const ft = finetuneArgs(values, ck?.state.finetune, Boolean(ck?.state.lora));
+  let tokPath = str(values.tokenizer);
+  let tok: Tokenizer;
+  let tokRef: TokenizerRef | undefined;
+  let initFrom: Llama | undefined;
+  if (ft.initFromPath && (!ck || ck.state.lora)) {
+    // a fresh fine-tuning run, or a LoRA run's frozen base: the model, its config and (fresh) its tokenizer
+    if (modelFlags.length && !ck) throw new UserError(`--init-from takes the model's own config: drop --${modelFlags[0]}`);
+    const loaded = loadAnyModel(ft.initFromPath, createBackend('ref'));
+    initFrom = loaded.model;
+    config = loaded.model.config;
+    if (ck) {
+      tok = tokPath ? await loadTokenizer(tokPath) : tokenizerFromRef(ck.state.tokenizer, ck.dir);
+      tokRef = ck.state.tokenizer;
+      if (!tokPath && tokRef.kind !== 'bytes') tokPath = keepTokenizerFile(ck.dir, tokRef.file, outDir);
+    } else if (tokPath) {
+      tok = await loadTokenizer(tokPath);
+      if (tok.vocabSize > config.vocabSize) throw new UserError(`--tokenizer '${tokPath}' has ${tok.vocabSize} ids, more than the model's ${config.vocabSize}`);
+    } else {
+      const t = tokenizerForRun(ft.initFromPath, loaded, outDir);
+      tok = t.tokenizer;
+      tokRef = t.ref;
+      tokPath = t.file;
+    }
+  } else if (ck && modelFlags.length === 0) {
     config = ck.state.config;
+    // a fine-tuning run resumes with the tokenizer it saved (a plain run: the --tokenizer given again)
+    if (ck.state.finetune && !tokPath && ck.state.tokenizer.kind !== 'bytes') {
+      tokRef = ck.state.tokenizer;
+      tokPath = keepTokenizerFile(ck.dir, ck.state.tokenizer.file, outDir);
+      tok = tokenizerFromRef(ck.state.tokenizer, ck.dir);
+    } else {
+      tok = await loadTokenizer(tokPath);
+    }
   } else {
+    tok = await loadTokenizer(tokPath);
     config = loadConfigArg(values, defaults.preset);
     if (values.vocab === undefined && config.vocabSize !== tok.vocabSize) config = makeConfig(config, { vocabSize: tok.vocabSize });
   }
   if (config.vocabSize < tok.vocabSize) throw new UserError(`--vocab ${config.vocabSize} is smaller than the tokenizer's ${tok.vocabSize} ids`);
-  if (!values.resume && existsSync(join(outDir, 'checkpoints', 'latest'))) {
-    throw new UserError(`'${outDir}' already holds a run: pass --resume to continue it or choose another --out`);
-  }
   const comm = createComm(); // MpiComm under mpirun, else one process
   const tp = int(values.tp, 'tp', 1, 1);
   const dp = comm.world % tp === 0 ? comm.world / tp : 1; // a --tp that does not divide the world is refused by the trainer
@@ -156,17 +197,50 @@ export async function runTraining(values: Values, defaults: { preset?: string; o
   // before the data is read and anything allocated: a run that cannot fit in memory stops with one line (--force: try)
   checkTrainingMemory(values, config, hyper, { tp, dp, zero, recompute, world: comm.world, bytesPerFloat: backend.alloc(0).BYTES_PER_ELEMENT, preset: str(values.preset) ?? defaults.preset }, comm);
   checkTrainingFits(config, { batch: hyper.batch, seq: hyper.seq, tp, floatBytes: backend.dtype === 'f64' ? 8 : 4 }, Infinity); // buffers V8 cannot make, --force or not
-  const data = openTrainingData(str(values.data) ?? 'brown', tok, hyper.seed, hyper.seq);
+  if (hyper.loraRank === 0 && values['lora-targets'] !== undefined) throw new UserError('--lora-targets needs --lora R');
+  if (hyper.loraRank > 0 && !initFrom) throw new UserError('--lora trains an adapter over a model: give the model with --init-from MODEL');
+  if (hyper.loraRank > 0 && (comm.world > 1 || tp > 1 || zero > 0)) throw new UserError('LoRA training runs in one process for now (no mpirun, --tp or --zero)');
+  const sft = ft.sft ? openSftData(ft.sft.file, tok, hyper.seed, hyper.seq, ft.sft.template) : null;
+  const data = sft ?? openTrainingData(str(values.data) ?? 'brown', tok, hyper.seed, hyper.seq);
   if (!values.quiet && comm.rank === 0) {
     if (comm.world > 1) console.error(`ranks: ${comm.world} = ${tp} tensor-parallel × ${comm.world / tp} data-parallel`);
     console.error(`model: ${describeConfig(config)} (${paramCount(config).toLocaleString('en-US')} parameters), backend ${backend.name}`);
     console.error(`data: ${data.trainTokens.toLocaleString('en-US')} training / ${data.heldOutTokens.toLocaleString('en-US')} held-out tokens; run dir ${outDir}`);
+    if (sft) console.error(`sft: ${sft.trainExamples} training / ${sft.heldOutExamples} held-out examples${sft.truncated ? `, ${sft.truncated} cut at --seq ${hyper.seq}` : ''}`);
+    if (initFrom) console.error(`init from: ${ft.initFromPath}${hyper.loraRank > 0 ? ` (frozen; LoRA rank ${hyper.loraRank}, alpha ${hyper.loraAlpha}, targets ${ft.loraTargets.join(',')})` : ''}`);
   }
+  const record: FinetuneRecord | undefined = ft.initFromPath || ft.sft ? { ...(ft.initFromPath ? { initFrom: ft.initFromPath } : {}), ...(ft.sft ? { sft: ft.sft } : {}) } : undefined;
   return train({
     config, backend, hyper, runDir: outDir, train: data.train, heldOut: data.heldOut,
-    tokenizer: tokPath ? { kind: 'sentencepiece', file: basename(tokPath) } : { kind: 'bytes' }, tokenizerFile: tokPath, resume: Boolean(values.resume), extendSteps: values.steps !== undefined ? hyper.steps : undefined,
+    tokenizer: tokRef ?? (tokPath ? { kind: 'sentencepiece', file: basename(tokPath) } : { kind: 'bytes' }), tokenizerFile: tokPath,
+    initFrom, loraTargets: ft.loraTargets, finetune: record, resume: Boolean(values.resume), extendSteps: values.steps !== undefined ? hyper.steps : undefined,
     stopAt: int(values['stop-at'], 'stop-at', undefined, 1), quiet: Boolean(values.quiet), comm, tp, sp: Boolean(values.sp), zero: zero as 0 | 1, recompute,
   });
+}
+
+/** A copy of a checkpoint's tokenizer file in the run directory (the checkpoint itself may be pruned), for the next saves. */
+function keepTokenizerFile(ckDir: string, file: string, runDir: string): string {
+  const to = join(runDir, file);
+  copyFileSync(join(ckDir, file), to);
+  return to;
+}
+
+/**
+ * The fine-tuning flags: --init-from (absolute), --sft with its template, --lora-targets. A resumed run takes the
+ * ones its checkpoint recorded unless they are given again.
+ */
+function finetuneArgs(values: Values, saved: FinetuneRecord | undefined, loraRun: boolean) {
+  const init = str(values['init-from']);
+  const sftFile = str(values.sft);
+  if (sftFile !== undefined && values.data !== undefined) throw new UserError('give --sft FILE.jsonl or --data PATH, not both');
+  const template = str(values['sft-template']);
+  if (template !== undefined && sftFile === undefined && !saved?.sft) throw new UserError('--sft-template needs --sft FILE.jsonl');
+  if (template !== undefined) resolveSftTemplate(template);
+  const sft = sftFile !== undefined ? { file: resolve(sftFile), template: template ?? DEFAULT_SFT_TEMPLATE } : saved?.sft;
+  const initFromPath = init !== undefined ? resolve(init) : loraRun ? saved?.initFrom : undefined;
+  if (init !== undefined && !existsSync(init)) throw new UserError(`--init-from '${init}' does not exist`);
+  const targets = str(values['lora-targets']);
+  return { initFromPath, sft, loraTargets: targets !== undefined ? parseLoraTargets(targets) : [...DEFAULT_LORA_TARGETS] };
 }
 
 /** Stops (every rank, with one line) before anything is allocated when this host cannot hold the run; --force skips it. */

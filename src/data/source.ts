@@ -13,6 +13,11 @@ export interface Batch {
 
 export interface BatchSource {
   next(batch: number, seq: number): Batch;
+  /**
+   * True when some targets are -1 (not trained on: an SFT prompt, padding). A step then averages the loss over the
+   * targets that count instead of over every position.
+   */
+  readonly masked?: boolean;
   /** JSON-serialisable position. */
   state(): unknown;
   restore(state: unknown): void;
@@ -65,7 +70,9 @@ export class TokenStreamSource implements BatchSource {
  * k·world + r). Every rank draws every batch, so the state (and a checkpoint's data position) is the same on all.
  */
 export class RankSlice implements BatchSource {
+  readonly masked: boolean;
   constructor(readonly inner: BatchSource, readonly rank: number, readonly world: number) {
+    this.masked = Boolean(inner.masked);
     if (!(Number.isInteger(world) && world >= 1 && Number.isInteger(rank) && rank >= 0 && rank < world)) throw new RangeError(`rank ${rank} of ${world}`);
   }
   next(batch: number, seq: number): Batch {

@@ -15,7 +15,7 @@ import { fsyncDir, writeFileAtomic } from '../util/fsutil.js';
 import { UserError, quoted } from '../util/errors.js';
 import { checkConfigFits } from './model-common.js';
 import { configFromJson, type LlamaConfig } from '../model/config.js';
-import type { FlatTensors, ParamLayout, TensorSpec } from '../model/params.js';
+import type { FlatTensors, ParamLayout, TensorLayout, TensorSpec } from '../model/params.js';
 import { paramLayout, shardOf } from '../model/params.js';
 
 export const CHECKPOINT_FORMAT = 'llama-ts-checkpoint';
@@ -40,6 +40,21 @@ export interface CheckpointState {
    * is per data-parallel rank, so a resume with another data-parallel width keeps the global batch by rescaling it.
    */
   layout?: { tp: number; dp: number };
+  /**
+   * A LoRA run (io/lora.ts): the directory holds the adapter (adapter_model.safetensors + adapter_config.json, PEFT's
+   * layout) instead of model.safetensors, the moments are the adapter's, and the frozen base is `finetune.initFrom`.
+   */
+  lora?: { rank: number; alpha: number; targets: string[] };
+  /** A fine-tuning run: the model it started from and the SFT data (resume reopens them). */
+  finetune?: FinetuneRecord;
+}
+
+export interface FinetuneRecord {
+  /** The model path given to --init-from, absolute. */
+  initFrom?: string;
+  /** sha256 of the base weights (float32) a LoRA run trained over; a resume checks the base is still the same. */
+  baseSha256?: string;
+  sft?: { file: string; template: string };
 }
 
 function f32(a: Float32Array | Float64Array): Float32Array {
@@ -57,8 +72,11 @@ export function saveModelSafetensors(path: string, params: FlatTensors, metadata
 export interface SaveArgs {
   runDir: string;
   state: CheckpointState;
-  params: FlatTensors;
-  moments?: { m: FlatTensors; v: FlatTensors };
+  /** The model's weights (model.safetensors); absent for a LoRA run, whose `writeWeights` writes the adapter. */
+  params?: FlatTensors;
+  writeWeights?: (dir: string) => void;
+  /** AdamW moments in the trained tensors' flat layout (the model's, or the adapter's). */
+  moments?: { m: FlatTensors<TensorLayout>; v: FlatTensors<TensorLayout> };
   tokenizerFile?: string;
   keep?: number;
 }
@@ -70,14 +88,15 @@ export function saveCheckpoint(a: SaveArgs): string {
   const tmp = join(root, `${name}.tmp-${process.pid}`);
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp);
-  saveModelSafetensors(join(tmp, 'model.safetensors'), a.params, { step: String(a.state.step) });
+  if (a.params) saveModelSafetensors(join(tmp, 'model.safetensors'), a.params, { step: String(a.state.step) });
+  a.writeWeights?.(tmp);
   if (a.moments) {
     writeSafetensors(join(tmp, 'optimizer.safetensors'), [
       { name: 'adamw.m', shape: [a.moments.m.data.length], data: f32(a.moments.m.data) },
       { name: 'adamw.v', shape: [a.moments.v.data.length], data: f32(a.moments.v.data) },
     ]);
   }
-  if (a.tokenizerFile && a.state.tokenizer.kind === 'sentencepiece') copyFileSync(a.tokenizerFile, join(tmp, a.state.tokenizer.file));
+  if (a.tokenizerFile && a.state.tokenizer.kind !== 'bytes') copyFileSync(a.tokenizerFile, join(tmp, a.state.tokenizer.file));
   writeFileAtomic(join(tmp, 'state.json'), [JSON.stringify(a.state, null, 1)]);
   fsyncDir(tmp);
   const final = join(root, name);
@@ -130,7 +149,8 @@ export interface LoadedCheckpoint {
   loadInto(params: FlatTensors, moments?: { m: FlatTensors; v: FlatTensors }): void;
 }
 
-export function openCheckpoint(path: string): LoadedCheckpoint {
+/** A checkpoint's directory and state.json (config checked), whatever it holds: a model or a LoRA adapter. */
+export function readCheckpointState(path: string): { dir: string; state: CheckpointState } {
   const dir = resolveCheckpointDir(path);
   let state: CheckpointState;
   try {
@@ -139,8 +159,14 @@ export function openCheckpoint(path: string): LoadedCheckpoint {
     throw new UserError(`checkpoint '${dir}': state.json is unreadable (${(e as Error).message})`);
   }
   if (state?.format !== CHECKPOINT_FORMAT || state.version !== 1) throw new UserError(`checkpoint '${dir}': not a llama-ts checkpoint (format/version)`);
-  const config = configFromJson(state.config, `checkpoint '${dir}' config`);
-  state.config = config;
+  state.config = configFromJson(state.config, `checkpoint '${dir}' config`);
+  return { dir, state };
+}
+
+export function openCheckpoint(path: string): LoadedCheckpoint {
+  const { dir, state } = readCheckpointState(path);
+  const config = state.config;
+  if (state.lora) throw new UserError(`checkpoint '${dir}' is a LoRA adapter (rank ${state.lora.rank}) over '${state.finetune?.initFrom ?? '?'}': load the base with --model and the adapter with --lora ${dir}, or merge them with 'llama-ts convert --merge-lora'`);
   const modelPath = join(dir, 'model.safetensors');
   if (!existsSync(modelPath)) throw new UserError(`checkpoint '${dir}' has no model.safetensors`);
   const st = readSafetensorsHeader(modelPath);

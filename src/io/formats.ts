@@ -173,3 +173,22 @@ function writeCkptDir(path: string, model: Llama, v: TokenizerVocab): void {
 }
 
 export { vocabFromTokenizer };
+
+/**
+ * The tokenizer a fine-tuning run takes over from the model it starts from, and how its checkpoints name it: the
+ * byte tokenizer; a llama-ts checkpoint's own file (SentencePiece .model or vocabulary JSON); otherwise the model's
+ * vocabulary written once as `<runDir>/tokenizer.vocab.json`. A model without a readable tokenizer is refused.
+ */
+export function tokenizerForRun(path: string, loaded: LoadedModel, runDir: string): { tokenizer: Tokenizer; ref: TokenizerRef; file?: string } {
+  if (loaded.format === 'ckpt') {
+    const ck = openCheckpoint(path);
+    const ref = ck.state.tokenizer as TokenizerRef;
+    return { tokenizer: loaded.tokenizer, ref, file: ref.kind === 'bytes' ? undefined : join(ck.dir, ref.file) };
+  }
+  if (!loaded.vocab) throw new UserError(`${loaded.description} has no tokenizer llama-ts can read (a llama2.c .bin needs its tokenizer.bin beside it): give --tokenizer T.model`);
+  if (isByteVocab(loaded.vocab)) return { tokenizer: loaded.tokenizer, ref: { kind: 'bytes' } };
+  mkdirSync(runDir, { recursive: true });
+  const file = join(runDir, 'tokenizer.vocab.json');
+  writeFileAtomic(file, [JSON.stringify(loaded.vocab)]);
+  return { tokenizer: loaded.tokenizer, ref: { kind: 'vocab', file: 'tokenizer.vocab.json' }, file };
+}

@@ -17,7 +17,7 @@ import { parseInteger, parseNumber, parseQuantity } from '../util/parse.js';
 import { UserError } from '../util/errors.js';
 
 /** The section of `--help` a setting is listed under. */
-export type SettingGroup = 'schedule' | 'optim' | 'eval' | 'ckpt' | 'misc';
+export type SettingGroup = 'schedule' | 'optim' | 'finetune' | 'eval' | 'ckpt' | 'misc';
 
 /**
  * What a setting's default may depend on: the model, the settings before it in the table, the ones given on the
@@ -116,6 +116,14 @@ export const TRAIN_SETTINGS = {
   beta2: { flag: 'beta2', group: 'optim', arg: 'B2', default: ADAMW_DEFAULTS.beta2, ...real, doc: 'AdamW second-moment decay', check: unitOpen },
   eps: { flag: 'eps', group: 'optim', arg: 'E', default: ADAMW_DEFAULTS.eps, ...real, doc: 'AdamW epsilon', check: positive },
   weightDecay: { flag: 'weight-decay', group: 'optim', arg: 'WD', default: ADAMW_DEFAULTS.weightDecay, ...real, doc: 'AdamW decoupled weight decay, on matrices only' },
+  loraRank: {
+    flag: 'lora', group: 'finetune', arg: 'R', default: 0, min: 0, parse: (text: string | boolean, flag: string) => parseInteger(text, flag, 1),
+    doc: 'train LoRA adapters of rank R over the --init-from model, its weights frozen (docs/FINETUNE.md)', defaultDoc: 'none: train all weights',
+  },
+  loraAlpha: {
+    flag: 'lora-alpha', group: 'finetune', arg: 'A', default: 0, ...real, doc: 'LoRA scale numerator: ΔW = (A/R)·B·A', defaultDoc: 'R, a scale of 1',
+    fit: (d, { settings }) => (d > 0 ? d : settings.loraRank), check: (v, { settings }) => (settings.loraRank === 0 || v > 0 ? undefined : `must be > 0, got ${v}`),
+  },
   seed: { flag: 'seed', group: 'misc', arg: 'S', default: 1337, ...integer(0), doc: 'seed of the initial weights and of the data order' },
   evalEvery: { flag: 'eval-every', group: 'eval', arg: 'N', default: 100, ...integer(0), doc: 'held-out loss every N steps, besides at the start and the end; 0: only those' },
   evalBatches: { flag: 'eval-batches', group: 'eval', arg: 'N', default: 8, ...integer(0), doc: 'held-out batches per evaluation; 0: no evaluation' },

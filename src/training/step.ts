@@ -12,7 +12,8 @@
  * With LocalComm (one process) the reduce does nothing and the arithmetic is the single-process one, bit for bit.
  */
 import type { Llama } from '../model/llama.js';
-import type { FlatTensors } from '../model/params.js';
+import type { FlatTensors, TensorLayout } from '../model/params.js';
+import type { Batch } from '../data/source.js';
 import type { BatchSource } from '../data/source.js';
 import type { Comm, CommRequest } from '../parallel/comm.js';
 import { AdamW, clipGradNorm, clipCoefficient } from './optimizer.js';
@@ -24,8 +25,13 @@ import { UserError } from '../util/errors.js';
 /** What one step works on. */
 export interface StepState {
   model: Llama;
-  /** AdamW on the whole model, or ZeRO-1: each data-parallel rank updates a slice with its slice of the moments. */
-  opt: AdamW | ZeroAdamW;
+  /** AdamW on the trained tensors, or ZeRO-1: each data-parallel rank updates a slice with its slice of the moments. */
+  opt: AdamW<TensorLayout> | ZeroAdamW;
+  /**
+   * The tensors the step trains, when not the model's own (a LoRA adapter: the model's base weights are frozen and
+   * their gradient buffer only scratch). One process only: their gradients are reduced as one buffer.
+   */
+  trainable?: { params: FlatTensors<TensorLayout>; grads: FlatTensors<TensorLayout> };
   data: BatchSource;
   hyper: Hyper;
   schedule: ScheduleOptions;
@@ -58,28 +64,44 @@ export interface StepResult {
 /** Applies the optimizer step with 0-based index `step` (the schedule's position). */
 export function trainStep(s: StepState, step: number): StepResult {
   const clock = new PhaseClock();
-  const grads = zeroGrads(s.model);
-  const scale = gradScale(s.hyper, s.dp.world);
+  const grads = zeroGrads(s);
+  const batches = Array.from({ length: s.hyper.accum }, () => s.data.next(s.hyper.batch, s.hyper.seq));
+  const scale = s.data.masked ? maskedScale(batches, s.dp) : gradScale(s.hyper, s.dp.world);
   const inFlight: CommRequest[] = [];
   const zero = s.opt instanceof ZeroAdamW ? s.opt : null;
+  const bucketed = !zero && !s.trainable; // an adapter's gradients are not spans of the model's buffer
   let loss = 0;
   for (let micro = 0; micro < s.hyper.accum; micro++) {
     const last = micro === s.hyper.accum - 1;
-    loss += microBatch(s, scale, clock, last && !zero ? startReduce(s.dp, grads, inFlight) : undefined);
+    loss += microBatch(s, batches[micro], scale, clock, last && bucketed ? startReduce(s.dp, grads, inFlight) : undefined);
   }
-  loss = zero ? reduceScatter(zero, grads, loss, clock) : reduce(s.dp, grads, inFlight, loss, clock);
+  loss = zero ? reduceScatter(zero, grads as FlatTensors, loss, clock) : reduce(s.dp, grads, inFlight, loss, clock);
   const norm = zero ? clipSlice(zero, s.hyper.clip) : clipGradNorm(grads, s.model.backend, s.hyper.clip, s.model.tp);
   const lr = learningRate(step, s.schedule);
   checkFinite(loss, norm, step, lr);
   if (zero) zero.update(s.model.params, lr); // the slice, then all-gather the parameters
-  else (s.opt as AdamW).update(s.model.params, grads, lr);
+  else (s.opt as AdamW<TensorLayout>).update(s.trainable?.params ?? s.model.params, grads, lr);
   return { loss, norm, lr, ms: clock.stop() };
 }
 
-function zeroGrads(model: Llama): FlatTensors {
-  const grads = model.ensureGrads();
+/** Zeroes the gradients; returns the buffer of the trained tensors (the model's, or the adapter's). */
+function zeroGrads(s: StepState): FlatTensors<TensorLayout> {
+  const grads = s.model.ensureGrads();
   grads.data.fill(0);
-  return grads;
+  if (!s.trainable) return grads;
+  s.trainable.grads.data.fill(0);
+  return s.trainable.grads;
+}
+
+/**
+ * d(loss)/d(token loss) when some targets are masked: one over the targets that count in the whole step (every
+ * micro-batch, every data-parallel rank), so the loss is the mean over trained tokens (0 when there are none).
+ */
+export function maskedScale(batches: Batch[], dp: Comm): number {
+  const n = new Float64Array(1);
+  for (const b of batches) for (const t of b.targets) if (t >= 0) n[0]++;
+  dp.allReduce(n);
+  return n[0] > 0 ? 1 / n[0] : 0;
 }
 
 /** d(loss)/d(token loss): one over the tokens of the whole step, on every rank and in every micro-batch. */
@@ -91,9 +113,8 @@ export function gradScale(h: Hyper, world: number): number {
  * Forward, loss and backward of one micro-batch; gradients accumulate into the flat buffer. Returns its scaled loss.
  * `gradsReady` is told each gradient span as soon as the backward has finished it.
  */
-function microBatch(s: StepState, scale: number, clock: PhaseClock, gradsReady?: (offset: number, size: number) => void): number {
+function microBatch(s: StepState, b: Batch, scale: number, clock: PhaseClock, gradsReady?: (offset: number, size: number) => void): number {
   const { batch, seq } = s.hyper;
-  const b = s.data.next(batch, seq);
   clock.start();
   s.model.forward(b.tokens, batch, seq);
   clock.lap('forward');
@@ -105,7 +126,7 @@ function microBatch(s: StepState, scale: number, clock: PhaseClock, gradsReady?:
 }
 
 /** With more than one data-parallel rank: a hook that starts the all-reduce of each gradient span as it is ready. */
-function startReduce(dp: Comm, grads: FlatTensors, inFlight: CommRequest[]): ((offset: number, size: number) => void) | undefined {
+function startReduce(dp: Comm, grads: FlatTensors<TensorLayout>, inFlight: CommRequest[]): ((offset: number, size: number) => void) | undefined {
   if (dp.world === 1) return undefined;
   return (offset, size) => inFlight.push(dp.iallReduce(grads.data.subarray(offset, offset + size)));
 }
@@ -114,9 +135,9 @@ function startReduce(dp: Comm, grads: FlatTensors, inFlight: CommRequest[]): ((o
  * Finishes summing the gradients over the data-parallel ranks (the bucket all-reduces started during the
  * backward, or one all-reduce of the whole buffer) and sums the loss; returns the global loss.
  */
-function reduce(dp: Comm, grads: FlatTensors, inFlight: CommRequest[], loss: number, clock: PhaseClock): number {
+function reduce(dp: Comm, grads: FlatTensors<TensorLayout>, inFlight: CommRequest[], loss: number, clock: PhaseClock): number {
   clock.start();
-  if (dp.world === 1) dp.allReduce(grads.data); // nothing was started: one rank (a no-op for LocalComm)
+  if (inFlight.length === 0) dp.allReduce(grads.data); // nothing was started: one rank (a no-op for LocalComm), or an adapter
   for (const r of inFlight) r.wait();
   const sum = new Float64Array([loss]);
   dp.allReduce(sum);

@@ -25,7 +25,12 @@ import { topology, gatherFull, checkSameRun, anyRank, type Topology } from './di
 import { RankSlice } from '../data/source.js';
 import { checkHyper, hyperFromSaved, type Hyper } from './settings.js';
 import { checkTrainingFits } from './limits.js';
-import { saveCheckpoint, openCheckpoint, CHECKPOINT_FORMAT, type CheckpointState, type TokenizerRef } from '../io/checkpoint.js';
+import { saveCheckpoint, openCheckpoint, readCheckpointState, CHECKPOINT_FORMAT, type CheckpointState, type FinetuneRecord, type TokenizerRef } from '../io/checkpoint.js';
+import { LoraAdapter } from '../model/lora.js';
+import { readPeftAdapter, readLoraMoments, writePeftAdapter } from '../io/lora.js';
+import { shardOf, type TensorLayout } from '../model/params.js';
+import type { Projection } from '../model/llama.js';
+import { createHash } from 'node:crypto';
 import type { BatchSource } from '../data/source.js';
 import { UserError } from '../util/errors.js';
 import { peakFlops } from '../kernels/peak.js';
@@ -67,6 +72,15 @@ export interface TrainOptions {
   sinks?: MetricSink[];
   /** false: write no checkpoint at all, not even at the stop (benchmarks). Default true. */
   checkpoints?: boolean;
+  /**
+   * Fine-tuning: the weights a fresh run starts from (a loaded model of `config`, whole tensors) instead of the seed's
+   * initialisation; with LoRA (hyper.loraRank > 0) the frozen base, on resume too.
+   */
+  initFrom?: Llama;
+  /** LoRA: the projections adapted (default wq, wv). */
+  loraTargets?: Projection[];
+  /** What state.json records of a fine-tuning run (the --init-from path, the SFT file and template). */
+  finetune?: FinetuneRecord;
 }
 
 export interface TrainResult {
@@ -104,7 +118,10 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
 interface Prepared {
   hyper: Hyper;
   model: Llama;
-  opt: AdamW | ZeroAdamW;
+  /** LoRA: the adapter the run trains (the model's weights frozen); null: the model's weights are trained. */
+  adapter: LoraAdapter | null;
+  opt: AdamW<TensorLayout> | ZeroAdamW;
+  finetune?: FinetuneRecord;
   /** Steps already done. */
   startStep: number;
   topo: Topology;
@@ -128,8 +145,36 @@ function prepare(o: TrainOptions): Prepared {
 
 function fresh(o: TrainOptions, model: Llama, topo: Topology, data: BatchSource): Prepared {
   const hyper = { ...o.hyper };
-  model.init(hyper.seed);
-  return { hyper, model, opt: optimizer(model, hyper, topo, o.zero ?? 0), startStep: 0, topo, data };
+  if (o.initFrom) copyWeights(o.initFrom, model, topo);
+  else model.init(hyper.seed);
+  const adapter = hyper.loraRank > 0 ? loraAdapter(o, model, hyper, topo) : null;
+  adapter?.init(hyper.seed);
+  const finetune = adapter ? { ...o.finetune, baseSha256: weightsSha256(model) } : o.finetune;
+  return { hyper, model, adapter, opt: optimizer(model, adapter, hyper, topo, o.zero ?? 0), startStep: 0, topo, data, finetune };
+}
+
+/** The starting weights of a fine-tuning run: this rank's shard of each of the loaded model's tensors. */
+function copyWeights(from: Llama, model: Llama, topo: Topology): void {
+  if (JSON.stringify(from.config) !== JSON.stringify(model.config)) throw new Error('initFrom: the loaded model has another config than the run');
+  if (topo.tp.world === 1) return model.params.data.set(from.params.data);
+  for (const t of model.layout.tensors) shardOf(t, from.params.get(t.name), model.params.view(t), model.layout.tp);
+}
+
+/** A LoRA run's adapter (not yet initialised) attached to the model, whose weights it freezes. */
+function loraAdapter(o: TrainOptions, model: Llama, h: Hyper, topo: Topology): LoraAdapter {
+  if (topo.world.world > 1) throw new UserError('LoRA training runs in one process for now (no mpirun, --tp or data parallelism)');
+  if (!o.initFrom) throw new UserError('--lora trains an adapter over a model: give the model with --init-from MODEL');
+  const adapter = new LoraAdapter(o.config, { rank: h.loraRank, alpha: h.loraAlpha, targets: o.loraTargets ?? ['wq', 'wv'] }, o.backend);
+  adapter.attach(model);
+  adapter.ensureGrads();
+  return adapter;
+}
+
+/** sha256 of the model's weights as float32: a LoRA checkpoint records its base's, a resume checks it. */
+export function weightsSha256(model: Llama): string {
+  const d = model.params.data;
+  const f = d instanceof Float32Array ? d : Float32Array.from(d);
+  return createHash('sha256').update(new Uint8Array(f.buffer, f.byteOffset, f.byteLength)).digest('hex');
 }
 
 /**
@@ -138,6 +183,7 @@ function fresh(o: TrainOptions, model: Llama, topo: Topology, data: BatchSource)
  * change (to extend a run).
  */
 function resume(o: TrainOptions, model: Llama, topo: Topology, data: BatchSource): Prepared {
+  if (readCheckpointState(o.runDir).state.lora) return resumeLora(o, model, topo, data);
   const ck = openCheckpoint(o.runDir);
   if (JSON.stringify(ck.state.config) !== JSON.stringify(o.config)) {
     throw new UserError(`checkpoint in '${o.runDir}' was trained with a different model config: ${JSON.stringify(ck.state.config)}`);
@@ -146,9 +192,9 @@ function resume(o: TrainOptions, model: Llama, topo: Topology, data: BatchSource
   const hyper = { ...saved, steps: o.extendSteps ?? saved.steps, accum: perRankAccum(saved.accum * (ck.state.layout?.dp ?? 1), topo.dp.world) };
   checkHyper(hyper, o.config);
   checkTrainingFits(o.config, { batch: hyper.batch, seq: hyper.seq, tp: topo.tp.world, floatBytes: o.backend.dtype === 'f64' ? 8 : 4 });
-  const opt = optimizer(model, hyper, topo, o.zero ?? 0);
+  const opt = optimizer(model, null, hyper, topo, o.zero ?? 0);
   if (opt instanceof AdamW) {
-    ck.loadInto(model.params, { m: opt.m, v: opt.v });
+    ck.loadInto(model.params, { m: opt.m as typeof model.params, v: opt.v as typeof model.params });
   } else {
     const whole = { m: new FlatTensors(model.layout, model.backend), v: new FlatTensors(model.layout, model.backend) };
     ck.loadInto(model.params, whole);
@@ -156,7 +202,30 @@ function resume(o: TrainOptions, model: Llama, topo: Topology, data: BatchSource
   }
   opt.step = ck.state.step;
   data.restore(ck.state.data);
-  return { hyper, model, opt, startStep: ck.state.step, topo, data };
+  return { hyper, model, adapter: null, opt, startStep: ck.state.step, topo, data, finetune: ck.state.finetune };
+}
+
+/** A LoRA run's latest checkpoint: the base from o.initFrom (checked against the recorded one), adapter, moments, step, data position. */
+function resumeLora(o: TrainOptions, model: Llama, topo: Topology, data: BatchSource): Prepared {
+  const { dir, state } = readCheckpointState(o.runDir);
+  if (JSON.stringify(state.config) !== JSON.stringify(o.config)) throw new UserError(`checkpoint in '${o.runDir}' was trained with a different model config: ${JSON.stringify(state.config)}`);
+  if (!o.initFrom) throw new UserError(`checkpoint '${dir}' is a LoRA adapter: resuming needs its base model (--init-from ${state.finetune?.initFrom ?? 'MODEL'})`);
+  copyWeights(o.initFrom, model, topo);
+  const sha = weightsSha256(model);
+  if (state.finetune?.baseSha256 && state.finetune.baseSha256 !== sha) {
+    throw new UserError(`the base model '${state.finetune.initFrom ?? '?'}' has changed since checkpoint '${dir}' was saved (weights sha256 ${sha.slice(0, 12)}…, recorded ${state.finetune.baseSha256.slice(0, 12)}…): an exact resume needs the same base`);
+  }
+  const saved = hyperFromSaved(state.hyper);
+  const hyper = { ...saved, steps: o.extendSteps ?? saved.steps };
+  checkHyper(hyper, o.config);
+  const loaded = readPeftAdapter(dir, o.config, o.backend).adapter;
+  const adapter = loraAdapter({ ...o, loraTargets: loaded.lora.targets }, model, hyper, topo);
+  adapter.params.data.set(loaded.params.data);
+  const opt = optimizer(model, adapter, hyper, topo, 0) as AdamW<TensorLayout>;
+  readLoraMoments(dir, opt.m, opt.v);
+  opt.step = state.step;
+  data.restore(state.data);
+  return { hyper, model, adapter, opt, startStep: state.step, topo, data, finetune: state.finetune };
 }
 
 /** The micro-batches each data-parallel rank accumulates so that the global batch stays what the run was saved with. */
@@ -165,8 +234,9 @@ function perRankAccum(global: number, dp: number): number {
   return global / dp;
 }
 
-function optimizer(model: Llama, h: Hyper, topo: Topology, zero: 0 | 1): AdamW | ZeroAdamW {
+function optimizer(model: Llama, adapter: LoraAdapter | null, h: Hyper, topo: Topology, zero: 0 | 1): AdamW<TensorLayout> | ZeroAdamW {
   const options = { beta1: h.beta1, beta2: h.beta2, eps: h.eps, weightDecay: h.weightDecay };
+  if (adapter) return new AdamW<TensorLayout>(adapter.layout, model.backend, options);
   if (zero === 1 && topo.dp.world > 1) return new ZeroAdamW(model.layout, model.backend, options, topo.dp, topo.tp);
   return new AdamW(model.layout, model.backend, options);
 }
@@ -214,7 +284,8 @@ class TrainingRun {
   constructor(private readonly o: TrainOptions, private readonly p: Prepared) {
     const h = (this.h = p.hyper);
     const schedule = { peakLr: h.lr, warmupSteps: h.warmup, totalSteps: h.steps, minRatio: h.minLrRatio };
-    this.step = { model: p.model, opt: p.opt, data: p.data, hyper: h, schedule, dp: p.topo.dp };
+    const trainable = p.adapter ? { params: p.adapter.params, grads: p.adapter.ensureGrads() } : undefined;
+    this.step = { model: p.model, opt: p.opt, data: p.data, hyper: h, schedule, dp: p.topo.dp, trainable };
     const lead = p.topo.world.rank === 0; // one rank logs for the run
     this.sink = fanOut(lead ? [new JsonlSink(join(o.runDir, 'train.jsonl')), ...(o.quiet ? [] : [new ProgressSink()]), ...(o.sinks ?? [])] : []);
     this.stopAt = Math.min(o.stopAt ?? h.steps, h.steps);
@@ -275,17 +346,28 @@ class TrainingRun {
     const { o, p } = this;
     if (o.checkpoints === false) return;
     const { tp, world } = p.topo;
-    const whole = (f: typeof p.model.params) => gatherFull(f, o.config, tp, o.backend);
-    const params = whole(p.model.params);
-    const mine = p.opt instanceof AdamW ? { m: p.opt.m, v: p.opt.v } : p.opt.moments(); // ZeRO: gathered over DP
-    const moments = { m: whole(mine.m), v: whole(mine.v) };
-    this.savedStep = this.done;
-    if (world.rank !== 0) return;
     const state: CheckpointState = {
       format: CHECKPOINT_FORMAT, version: 1, step: this.done, config: o.config, hyper: { ...this.h }, data: p.data.state(),
       tokenizer: o.tokenizer, lastLoss: this.lastLoss, savedAt: new Date().toISOString(),
       ...(world.world > 1 ? { layout: { tp: tp.world, dp: p.topo.dp.world } } : {}),
+      ...(p.finetune ? { finetune: p.finetune } : {}),
     };
+    this.savedStep = this.done;
+    const ad = p.adapter;
+    if (ad) {
+      // one process: the adapter and its moments as they are; the frozen base is not saved again
+      const opt = p.opt as AdamW<TensorLayout>;
+      state.lora = { rank: ad.lora.rank, alpha: ad.lora.alpha, targets: ad.lora.targets };
+      const writeWeights = (dir: string) => writePeftAdapter(dir, ad, p.finetune?.initFrom ?? null);
+      this.lastCkpt = saveCheckpoint({ runDir: o.runDir, state, writeWeights, moments: { m: opt.m, v: opt.v }, tokenizerFile: o.tokenizerFile });
+      this.sink.onCheckpoint(this.lastCkpt, this.done);
+      return;
+    }
+    const whole = (f: typeof p.model.params) => gatherFull(f, o.config, tp, o.backend);
+    const params = whole(p.model.params);
+    const mine = p.opt instanceof AdamW ? { m: p.opt.m as typeof p.model.params, v: p.opt.v as typeof p.model.params } : p.opt.moments(); // ZeRO: gathered over DP
+    const moments = { m: whole(mine.m), v: whole(mine.v) };
+    if (world.rank !== 0) return;
     this.lastCkpt = saveCheckpoint({ runDir: o.runDir, state, params, moments, tokenizerFile: o.tokenizerFile });
     this.sink.onCheckpoint(this.lastCkpt, this.done);
   }
