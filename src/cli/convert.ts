@@ -7,8 +7,10 @@ import { loadAnyModel, saveModelAs, parseFormat, formatFromOutputPath, FORMATS, 
 import { describeConfig } from '../model/config.js';
 import { UserError } from '../util/errors.js';
 import { modelMemoryCheck } from './infer-common.js';
+import { exportPeft, readPeftAdapter, PEFT_CONFIG, PEFT_WEIGHTS } from '../io/lora.js';
 
-const HELP = `usage: llama-ts convert --from PATH --to PATH [--from-format F] [--to-format F] [--type T] [--shard-mb N]
+const HELP = `usage: llama-ts convert --from PATH --to PATH [--from-format F] [--to-format F] [--type T] [--shard-mb N] [--merge-lora DIR]
+       llama-ts convert --from LORA_RUN --to DIR --to-format peft
 
 formats:  ${FORMATS.join(', ')}  (ckpt: llama-ts checkpoint dir; hf: Hugging Face LlamaForCausalLM dir;
           gguf: llama.cpp file; llama2c: llama2.c v0 .bin, tokenizer.bin written beside it)
@@ -16,6 +18,8 @@ formats:  ${FORMATS.join(', ')}  (ckpt: llama-ts checkpoint dir; hf: Hugging Fac
           existing output directory, otherwise required.
 --type    gguf: f32 (default), f16, q8_0;  hf: f32 (default), f16, bf16
 --shard-mb  hf: split the safetensors into shards of at most N MiB (with model.safetensors.index.json)
+--merge-lora DIR  fold a LoRA adapter (PEFT directory or 'train --lora' run) into the weights: W + (α/r)·B·A
+--to-format peft  write a 'train --lora' run's adapter alone as adapter_model.safetensors + adapter_config.json
 --force     convert even when the memory estimate exceeds the available memory (LLAMA_TS_MEMORY_LIMIT, else MemAvailable)`;
 
 function outputFormat(path: string, flag: string | undefined): ModelFormat {
@@ -34,7 +38,7 @@ export const command: Command = {
   async run(argv) {
     const { values } = parse(argv, {
       from: { type: 'string' }, to: { type: 'string' }, 'from-format': { type: 'string' }, 'to-format': { type: 'string' },
-      type: { type: 'string' }, 'shard-mb': { type: 'string' }, name: { type: 'string' }, force: { type: 'boolean' },
+      type: { type: 'string' }, 'shard-mb': { type: 'string' }, name: { type: 'string' }, force: { type: 'boolean' }, 'merge-lora': { type: 'string' },
     });
     if (values.help) {
       console.log(HELP);
@@ -43,6 +47,12 @@ export const command: Command = {
     const from = str(values.from);
     const to = str(values.to);
     if (!from || !to) throw new UserError('--from PATH and --to PATH are required');
+    if (str(values['to-format']) === 'peft') {
+      if (values['merge-lora'] !== undefined) throw new UserError('--to-format peft writes an adapter; --merge-lora writes a model: choose one');
+      const dir = exportPeft(from, to);
+      console.log(`LoRA adapter '${dir}' → peft '${to}' (${PEFT_WEIGHTS} + ${PEFT_CONFIG})`);
+      return 0;
+    }
     const ff = str(values['from-format']);
     const tf = outputFormat(to, str(values['to-format']));
     const type = str(values.type)?.toLowerCase();
@@ -53,6 +63,8 @@ export const command: Command = {
     const shardMb = num(values['shard-mb'], 'shard-mb');
     if (shardMb !== undefined && !(shardMb > 0)) throw new UserError('--shard-mb must be > 0');
     const loaded = loadAnyModel(from, createBackend('ref'), ff ? parseFormat(ff, 'from-format') : undefined, modelMemoryCheck(values, 4, 0));
+    const merge = str(values['merge-lora']);
+    if (merge !== undefined) readPeftAdapter(merge, loaded.model.config, loaded.model.backend).adapter.mergeInto(loaded.model);
     if (!loaded.vocab) process.stderr.write(`llama-ts: warning: ${loaded.description} has no tokenizer llama-ts can read; writing the byte tokenizer's vocabulary\n`);
     const written = saveModelAs(tf, to, loaded.model, loaded.vocab, {
       ggufType: tf === 'gguf' ? (type as 'f32' | 'f16' | 'q8_0' | undefined) : undefined,
@@ -60,7 +72,7 @@ export const command: Command = {
       hfMaxShardBytes: shardMb ? Math.floor(shardMb * 2 ** 20) : undefined,
       name: str(values.name),
     });
-    console.log(`${loaded.format} '${from}' → ${tf} ${written.map((w) => `'${w}'`).join(' + ')} (${describeConfig(loaded.model.config)})`);
+    console.log(`${loaded.format} '${from}'${merge !== undefined ? ` + LoRA '${merge}'` : ''} → ${tf} ${written.map((w) => `'${w}'`).join(' + ')} (${describeConfig(loaded.model.config)})`);
     return 0;
   },
 };

@@ -3,6 +3,7 @@ import type { Options, Values } from './args.js';
 import { int, num, str } from './args.js';
 import { createBackend } from '../kernels/index.js';
 import { loadAnyModel, parseFormat, type LoadedModel } from '../io/formats.js';
+import { readPeftAdapter } from '../io/lora.js';
 import { SAMPLING_DEFAULTS } from '../inference/sampler.js';
 import type { GenerateOptions } from '../inference/generate.js';
 import { UserError } from '../util/errors.js';
@@ -15,10 +16,12 @@ export const modelOptions: Options = {
   format: { type: 'string' },
   backend: { type: 'string' },
   force: { type: 'boolean' },
+  lora: { type: 'string' },
 };
 
 export const MODEL_HELP = `model:    --model PATH   checkpoint or run directory, Hugging Face directory, .gguf, or llama2.c .bin
           --format ckpt|hf|gguf|llama2c (default: inferred)  --backend ref|ref-f64
+          --lora DIR     apply a LoRA adapter: a PEFT directory (adapter_config.json) or a 'train --lora' run
           --force        load even when the memory estimate exceeds the available memory (LLAMA_TS_MEMORY_LIMIT, else MemAvailable)`;
 
 export function loadModelArg(values: Values): LoadedModel {
@@ -26,7 +29,10 @@ export function loadModelArg(values: Values): LoadedModel {
   if (!path) throw new UserError('--model PATH is required (a checkpoint, Hugging Face directory, .gguf or llama2.c .bin)');
   const f = str(values.format);
   const backend = createBackend(str(values.backend));
-  return loadAnyModel(path, backend, f ? parseFormat(f, 'format') : undefined, modelMemoryCheck(values, backend.alloc(0).BYTES_PER_ELEMENT, 1));
+  const loaded = loadAnyModel(path, backend, f ? parseFormat(f, 'format') : undefined, modelMemoryCheck(values, backend.alloc(0).BYTES_PER_ELEMENT, 1));
+  const lora = str(values.lora);
+  if (lora !== undefined) readPeftAdapter(lora, loaded.model.config, backend).adapter.attach(loaded.model);
+  return loaded;
 }
 
 /** The check `loadAnyModel` runs before allocating: a whole model (+ `caches` KV caches) against the available memory. */

@@ -152,7 +152,7 @@ export async function runTraining(values: Values, defaults: { preset?: string; o
   if (ft.initFromPath && (!ck || ck.state.lora)) {
     // a fresh fine-tuning run, or a LoRA run's frozen base: the model, its config and (fresh) its tokenizer
     if (modelFlags.length && !ck) throw new UserError(`--init-from takes the model's own config: drop --${modelFlags[0]}`);
-    const loaded = loadAnyModel(ft.initFromPath, createBackend('ref'));
+    const loaded = initFromModel(str(values['init-from']) ?? ft.initFromPath);
     initFrom = loaded.model;
     config = loaded.model.config;
     if (ck) {
@@ -200,7 +200,7 @@ export async function runTraining(values: Values, defaults: { preset?: string; o
   if (hyper.loraRank === 0 && values['lora-targets'] !== undefined) throw new UserError('--lora-targets needs --lora R');
   if (hyper.loraRank > 0 && !initFrom) throw new UserError('--lora trains an adapter over a model: give the model with --init-from MODEL');
   if (hyper.loraRank > 0 && (comm.world > 1 || tp > 1 || zero > 0)) throw new UserError('LoRA training runs in one process for now (no mpirun, --tp or --zero)');
-  const sft = ft.sft ? openSftData(ft.sft.file, tok, hyper.seed, hyper.seq, ft.sft.template) : null;
+  const sft = ft.sft ? openSftData(ft.sftPath ?? ft.sft.file, tok, hyper.seed, hyper.seq, ft.sft.template) : null;
   const data = sft ?? openTrainingData(str(values.data) ?? 'brown', tok, hyper.seed, hyper.seq);
   if (!values.quiet && comm.rank === 0) {
     if (comm.world > 1) console.error(`ranks: ${comm.world} = ${tp} tensor-parallel × ${comm.world / tp} data-parallel`);
@@ -216,6 +216,16 @@ export async function runTraining(values: Values, defaults: { preset?: string; o
     initFrom, loraTargets: ft.loraTargets, finetune: record, resume: Boolean(values.resume), extendSteps: values.steps !== undefined ? hyper.steps : undefined,
     stopAt: int(values['stop-at'], 'stop-at', undefined, 1), quiet: Boolean(values.quiet), comm, tp, sp: Boolean(values.sp), zero: zero as 0 | 1, recompute,
   });
+}
+
+/** The --init-from model; what is wrong with the path, in one line naming the flag. */
+function initFromModel(path: string) {
+  try {
+    return loadAnyModel(path, createBackend('ref'));
+  } catch (e) {
+    if (e instanceof UserError) throw new UserError(`--init-from: ${e.message}`);
+    throw e;
+  }
 }
 
 /** A copy of a checkpoint's tokenizer file in the run directory (the checkpoint itself may be pruned), for the next saves. */
@@ -240,7 +250,7 @@ function finetuneArgs(values: Values, saved: FinetuneRecord | undefined, loraRun
   const initFromPath = init !== undefined ? resolve(init) : loraRun ? saved?.initFrom : undefined;
   if (init !== undefined && !existsSync(init)) throw new UserError(`--init-from '${init}' does not exist`);
   const targets = str(values['lora-targets']);
-  return { initFromPath, sft, loraTargets: targets !== undefined ? parseLoraTargets(targets) : [...DEFAULT_LORA_TARGETS] };
+  return { initFromPath, sft, sftPath: sftFile, loraTargets: targets !== undefined ? parseLoraTargets(targets) : [...DEFAULT_LORA_TARGETS] };
 }
 
 /** Stops (every rank, with one line) before anything is allocated when this host cannot hold the run; --force skips it. */

@@ -19,9 +19,9 @@ import { LoraAdapter, HF_PROJECTION, checkLoraConfig, parseLoraTargets, type Lor
 import { PROJECTIONS, type Projection } from '../model/llama.js';
 import { readSafetensorsHeader, writeSafetensors } from './safetensors.js';
 import { permuteRowsForHf, f32view } from './model-common.js';
-import { writeFileAtomic } from '../util/fsutil.js';
+import { writeDirAtomic, writeFileAtomic } from '../util/fsutil.js';
 import { UserError } from '../util/errors.js';
-import { resolveCheckpointDir } from './checkpoint.js';
+import { resolveCheckpointDir, readCheckpointState } from './checkpoint.js';
 import type { FlatTensors, TensorLayout } from '../model/params.js';
 
 export const PEFT_WEIGHTS = 'adapter_model.safetensors';
@@ -146,4 +146,16 @@ export function readLoraMoments(dir: string, m: FlatTensors<TensorLayout>, v: Fl
     if (!info || info.shape[0] !== buf.data.length) throw new UserError(`checkpoint '${dir}': optimizer state '${key}' is missing or has the wrong size for this adapter (${buf.data.length})`);
     buf.data.set(st.readF32(key));
   }
+}
+
+/**
+ * Writes a LoRA run's adapter (its latest checkpoint, or a given checkpoint) as a clean PEFT directory: only
+ * adapter_model.safetensors and adapter_config.json, without the optimizer state. Returns the checkpoint read.
+ */
+export function exportPeft(from: string, to: string): string {
+  const { dir, state } = readCheckpointState(from);
+  if (!state.lora) throw new UserError(`checkpoint '${dir}' is not a LoRA run (train with --lora R to get an adapter)`);
+  const { adapter, baseModel } = readPeftAdapter(dir, state.config, { alloc: (n: number) => new Float32Array(n) } as unknown as Backend);
+  writeDirAtomic(to, (d) => writePeftAdapter(d, adapter, baseModel), [PEFT_CONFIG]);
+  return dir;
 }
