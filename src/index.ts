@@ -25,3 +25,4 @@ export { UserError } from './util/errors.js';
 export { Rng } from './util/rng.js';
 export { LocalComm, LOCAL_COMM, type Comm, type CommRequest } from './parallel/comm.js';
 export { createComm, MpiComm } from './parallel/mpi.js';
+export { loadTask, resolveTaskPaths, runTask, scoreLoglik, exactMatch, type Task, type TaskResult, type EvalOptions } from './eval/index.js';

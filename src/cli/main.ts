@@ -17,6 +17,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   chat: async () => (await import('./chat.js')).command,
   convert: async () => (await import('./convert.js')).command,
   score: async () => (await import('./score.js')).command,
+  eval: async () => (await import('./eval.js')).command,
   data: async () => (await import('./data.js')).command,
   bench: async () => (await import('./bench.js')).command,
 };
