@@ -12,12 +12,22 @@ import { ByteTokenizer } from '../src/tokenizer/bytes.js';
 import { loadTask, runTask, scoreLoglik, continuationRequest, rollingWindows, drawFewshot, buildContext, bundledTaskNames, resolveTaskPaths } from '../src/eval/index.js';
 import { exactMatch, normalizeAnswer, cutAnswer } from '../src/eval/normalize.js';
 import { peakedModel } from './helpers/models.js';
+import { skip as nativeSkip, native } from './helpers/native.js';
+import { Llama } from '../src/model/llama.js';
 import { runCli, failsWithOneLine } from './helpers/cli.js';
 import { saveModelAs } from '../src/io/formats.js';
 
 const config = makeConfig({ dim: 32, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 259, multipleOf: 16, maxSeqLen: 96 });
 const tok = new ByteTokenizer();
 const dir = mkdtempSync(join(tmpdir(), 'llama-ts-eval-'));
+
+/** The same weights on the native backend (the ref model itself for 'ref'). */
+function onBackend(m: Llama, backend: 'ref' | 'native'): Llama {
+  if (backend === 'ref') return m;
+  const n = new Llama(m.config, native());
+  n.params.data.set(m.params.data);
+  return n;
+}
 
 function taskFile(name: string, header: object, docs: object[]): string {
   const f = join(dir, name);
@@ -34,8 +44,8 @@ const MC_DOCS = [
 ];
 const MC = { task: 'mc', output_type: 'multiple_choice', doc_to_text: '{{ctx}}', doc_to_choice: '{{endings}}', doc_to_target: '{{label}}', metric_list: ['acc', 'acc_norm', 'acc_answer'] };
 
-test('choice log-likelihoods equal the sum of the per-token log-probabilities score gives for the same text, batched or not', async () => {
-  const model = peakedModel(config);
+for (const backend of ['ref', 'native'] as const) test(`choice log-likelihoods equal the sum of the per-token log-probabilities score gives for the same text, batched or not (${backend})`, { skip: backend === 'native' && nativeSkip }, async () => {
+  const model = onBackend(peakedModel(config), backend);
   const task = loadTask(taskFile('mc.jsonl', MC, MC_DOCS));
   const dec = new Decoder(model);
   for (const shots of [0, 2]) {
@@ -278,3 +288,23 @@ test('llama-ts eval: table, --json, --out per-document lines, a directory of tas
   assert.match(table.stdout, /^task\s+type\s+n\s+shots\s+metric\s+value\s+stderr\nmc\s+multiple_choice\s+2\s+0\s+acc\s+\d\.\d{4}/);
 });
 
+
+test('train --eval-task runs the task at each evaluation and logs its metrics to train.jsonl', () => {
+  const text = join(dir, 'train.txt');
+  writeFileSync(text, Array.from({ length: 40 }, (_, i) => `Document ${i}: the quick brown fox jumps over the lazy dog.`).join('\n\n'));
+  const task = taskFile('train-mc.jsonl', MC, MC_DOCS);
+  const out = join(dir, 'train-run');
+  const r = runCli(['train', '--dim', '32', '--layers', '2', '--heads', '4', '--kv-heads', '2', '--multiple-of', '16', '--data', text, '--steps', '4',
+    '--batch', '2', '--seq', '32', '--eval-every', '2', '--eval-batches', '1', '--quiet', '--out', out, '--eval-task', task, '--eval-limit', '2']);
+  assert.equal(r.code, 0, r.stderr);
+  const recs = readFileSync(join(out, 'train.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  const taskRecs = recs.filter((x) => x.task === 'mc');
+  assert.deepEqual(taskRecs.map((x) => x.step), [0, 2, 4]);
+  for (const x of taskRecs) {
+    assert.equal(x.n, 2);
+    for (const m of ['acc', 'acc_norm', 'acc_answer']) assert.ok(typeof x[m] === 'number' && x[m] >= 0 && x[m] <= 1, `${m}: ${x[m]}`);
+  }
+  assert.equal(recs.filter((x) => 'eval_loss' in x).length, 3, 'the held-out loss is still logged');
+  // a bad task file stops the run before it starts, with one line naming the file and line
+  failsWithOneLine(['train', '--data', text, '--steps', '2', '--out', join(dir, 'train-run2'), '--eval-task', errorCases()[1][1]], /e2\.jsonl:4: gold index 2 is out of range/);
+});

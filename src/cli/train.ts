@@ -5,7 +5,9 @@ import { trainingMemory, gib, RUNTIME_BYTES } from '../model/memory.js';
 import { availableMemory } from '../util/memory.js';
 import { anyRank } from '../training/distributed.js';
 import { createBackend, BACKEND_NAMES } from '../kernels/index.js';
-import { train, type TrainResult } from '../training/trainer.js';
+import { train, type TrainResult, type TaskEvaluator } from '../training/trainer.js';
+import { loadTask, resolveTaskPaths, runTask } from '../eval/index.js';
+import type { Tokenizer } from '../tokenizer/types.js';
 import { SETTINGS, TRAIN_SETTINGS, HYPER_DEFAULTS, resolveHyper, recipeHyper, checkHyper, hyperFromSaved, type Hyper, type SettingGroup } from '../training/settings.js';
 import { checkTrainingFits } from '../training/limits.js';
 import { getRecipe } from '../model/recipe.js';
@@ -34,6 +36,8 @@ const HELP_GROUPS: readonly HelpGroup[] = ['data', 'output', 'schedule', 'optim'
 const RUN_FLAGS: readonly RunFlag[] = [
   { flag: 'data', type: 'string', group: 'data', arg: 'PATH', doc: "prepared dir ('llama-ts data prepare'), text file (blank-line separated documents), directory of .txt, or 'brown' (default)" },
   { flag: 'tokenizer', type: 'string', group: 'data', arg: 'T.model', doc: 'SentencePiece model (default: bytes); must match the one a prepared dir was made with' },
+  { flag: 'eval-task', type: 'string', group: 'eval', arg: 'FILE', doc: "also run this evaluation task (a task file, a directory of them or a bundled task's name: docs/EVAL.md) at each evaluation and log its metrics to train.jsonl" },
+  { flag: 'eval-limit', type: 'string', group: 'eval', arg: 'N', doc: "with --eval-task: only each task's first N documents (default all)" },
   { flag: 'out', type: 'string', group: 'output', arg: 'DIR', doc: 'run directory: train.jsonl log and checkpoints/ (default runs/<preset>)' },
   { flag: 'stop-at', type: 'string', group: 'ckpt', arg: 'N', doc: 'stop early (with a checkpoint) after N steps, keeping the schedule of --steps' },
   { flag: 'resume', type: 'boolean', group: 'ckpt', doc: 'continue the run in --out with its saved settings (only --steps may change)' },
@@ -129,6 +133,7 @@ function resumedHyper(values: Values, config: LlamaConfig, savedJson: unknown, f
 export async function runTraining(values: Values, defaults: { preset?: string; out?: string; hyper?: Hyper } = {}): Promise<TrainResult> {
   const tokPath = str(values.tokenizer);
   const tok = await loadTokenizer(tokPath);
+  const evalTasks = evalTaskArg(values, tok);
   const outDir = str(values.out) ?? defaults.out ?? join('runs', str(values.preset) ?? defaults.preset ?? 'model');
   let config: LlamaConfig;
   const modelFlags = Object.keys(configOptions).filter((k) => k !== 'seq' && values[k] !== undefined);
@@ -163,9 +168,23 @@ export async function runTraining(values: Values, defaults: { preset?: string; o
     console.error(`data: ${data.trainTokens.toLocaleString('en-US')} training / ${data.heldOutTokens.toLocaleString('en-US')} held-out tokens; run dir ${outDir}`);
   }
   return train({
-    config, backend, hyper, runDir: outDir, train: data.train, heldOut: data.heldOut,
+    config, backend, hyper, runDir: outDir, train: data.train, heldOut: data.heldOut, evalTasks,
     tokenizer: tokPath ? { kind: 'sentencepiece', file: basename(tokPath) } : { kind: 'bytes' }, tokenizerFile: tokPath, resume: Boolean(values.resume), extendSteps: values.steps !== undefined ? hyper.steps : undefined,
     stopAt: int(values['stop-at'], 'stop-at', undefined, 1), quiet: Boolean(values.quiet), comm, tp, sp: Boolean(values.sp), zero: zero as 0 | 1, recompute,
+  });
+}
+
+/** --eval-task: every task file read and checked up front (one line naming file and line when one is wrong). */
+function evalTaskArg(values: Values, tok: Tokenizer): TaskEvaluator[] {
+  const arg = str(values['eval-task']);
+  const limit = int(values['eval-limit'], 'eval-limit', undefined, 1);
+  if (arg === undefined) {
+    if (limit !== undefined) throw new UserError('--eval-limit applies to --eval-task: give the task too');
+    return [];
+  }
+  return resolveTaskPaths(arg).map((f) => {
+    const task = loadTask(f);
+    return { name: task.spec.name, run: async (model) => runTask(model, tok, task, { limit }) };
   });
 }
 
