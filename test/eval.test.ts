@@ -308,3 +308,40 @@ test('train --eval-task runs the task at each evaluation and logs its metrics to
   // a bad task file stops the run before it starts, with one line naming the file and line
   failsWithOneLine(['train', '--data', text, '--steps', '2', '--out', join(dir, 'train-run2'), '--eval-task', errorCases()[1][1]], /e2\.jsonl:4: gold index 2 is out of range/);
 });
+
+test('the docs/EVAL.md mappings of HellaSwag, ARC, MMLU and BoolQ JSONL records load as documented', () => {
+  const data = (name: string, recs: object[]) => {
+    const f = join(dir, name);
+    writeFileSync(f, recs.map((r) => JSON.stringify(r)).join('\n') + '\n');
+    return f;
+  };
+  const decl = (name: string, d: object) => {
+    const f = join(dir, name);
+    writeFileSync(f, JSON.stringify(d, null, 2));
+    return loadTask(f);
+  };
+  data('hellaswag_val.jsonl', [{ ind: 24, activity_label: 'Roof shingle removal', ctx: 'A man is sitting on a roof. he', endings: ['is using wrap to wrap a pair of skis.', 'is ripping level tiles off.', "is holding a rubik's cube.", 'starts pulling up roofing on a roof.'], label: '3', split: 'val' }]);
+  const hs = decl('hellaswag.json', { task: 'hellaswag', output_type: 'multiple_choice', doc_to_text: '{{activity_label}}: {{ctx}}', doc_to_choice: '{{endings}}', doc_to_target: '{{label}}', metric_list: ['acc', 'acc_norm'], data_files: { test: 'hellaswag_val.jsonl' } });
+  assert.equal(hs.docs[0].gold, 3);
+  assert.equal(hs.docs[0].text, 'Roof shingle removal: A man is sitting on a roof. he');
+  data('arc_challenge_test.jsonl', [{ id: 'x', question: 'Which gas do plants absorb?', choices: { text: ['oxygen', 'carbon dioxide', 'helium', 'neon'], label: ['A', 'B', 'C', 'D'] }, answerKey: 'B' }]);
+  const arc = decl('arc.json', { task: 'arc_challenge', output_type: 'multiple_choice', doc_to_text: 'Question: {{question}}\nAnswer:', doc_to_choice: '{{choices.text}}', doc_to_target: '{{choices.label.index(answerKey)}}', metric_list: ['acc', 'acc_norm'], data_files: { test: 'arc_challenge_test.jsonl' } });
+  assert.equal(arc.docs[0].gold, 1);
+  assert.deepEqual(arc.docs[0].choices, ['oxygen', 'carbon dioxide', 'helium', 'neon']);
+  data('mmlu_astronomy_test.jsonl', [{ question: 'What is the Sun?', subject: 'astronomy', choices: ['a planet', 'a star', 'a moon', 'a comet'], answer: 1 }]);
+  data('mmlu_astronomy_dev.jsonl', [{ question: 'What orbits the Earth?', subject: 'astronomy', choices: ['the Moon', 'Mars', 'the Sun', 'Venus'], answer: 0 }]);
+  const mmlu = decl('mmlu.json', {
+    task: 'mmlu_astronomy', output_type: 'multiple_choice', description: 'The following are multiple choice questions (with answers) about astronomy.\n\n',
+    doc_to_text: '{{question}}\nA. {{choices[0]}}\nB. {{choices[1]}}\nC. {{choices[2]}}\nD. {{choices[3]}}\nAnswer:', doc_to_choice: ['A', 'B', 'C', 'D'], doc_to_target: '{{answer}}',
+    num_fewshot: 5, data_files: { test: 'mmlu_astronomy_test.jsonl', train: 'mmlu_astronomy_dev.jsonl' },
+  });
+  assert.equal(mmlu.docs[0].gold, 1);
+  assert.equal(mmlu.fewshot!.length, 1);
+  assert.equal(buildContext(mmlu.spec, mmlu.fewshot!, mmlu.docs[0]), 'The following are multiple choice questions (with answers) about astronomy.\n\nWhat orbits the Earth?\nA. the Moon\nB. Mars\nC. the Sun\nD. Venus\nAnswer: A\n\nWhat is the Sun?\nA. a planet\nB. a star\nC. a moon\nD. a comet\nAnswer:');
+  data('boolq_dev.jsonl', [{ question: 'is the sun a star', answer: true, passage: 'The Sun is the star at the center of the Solar System.' }]);
+  const bq = decl('boolq.json', { task: 'boolq', output_type: 'multiple_choice', doc_to_text: '{{passage}}\nQuestion: {{question}}?\nAnswer:', doc_to_choice: ['no', 'yes'], doc_to_target: '{{answer}}', metric_list: ['acc', 'acc_answer'], data_files: { test: 'boolq_dev.jsonl' } });
+  assert.equal(bq.docs[0].gold, 1);
+  data('triviaqa_dev.jsonl', [{ question: 'Who wrote Moby-Dick?', answer: { value: 'Herman Melville', aliases: ['Herman Melville', 'Melville'] } }]);
+  const tqa = decl('triviaqa.json', { task: 'triviaqa', output_type: 'generate_until', description: 'Answer these questions:\n', doc_to_text: 'Q: {{question}}\nA:', doc_to_target: '{{answer.aliases}}', generation_kwargs: { until: ['\n'], max_gen_toks: 32 }, data_files: { test: 'triviaqa_dev.jsonl' } });
+  assert.deepEqual(tqa.docs[0].targets, ['Herman Melville', 'Melville']);
+});
