@@ -12,12 +12,22 @@ import { ByteTokenizer } from '../src/tokenizer/bytes.js';
 import { loadTask, runTask, scoreLoglik, continuationRequest, rollingWindows, drawFewshot, buildContext, bundledTaskNames, resolveTaskPaths } from '../src/eval/index.js';
 import { exactMatch, normalizeAnswer, cutAnswer } from '../src/eval/normalize.js';
 import { peakedModel } from './helpers/models.js';
+import { skip as nativeSkip, native } from './helpers/native.js';
+import { Llama } from '../src/model/llama.js';
 import { runCli, failsWithOneLine } from './helpers/cli.js';
 import { saveModelAs } from '../src/io/formats.js';
 
 const config = makeConfig({ dim: 32, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 259, multipleOf: 16, maxSeqLen: 96 });
 const tok = new ByteTokenizer();
 const dir = mkdtempSync(join(tmpdir(), 'llama-ts-eval-'));
+
+/** The same weights on the native backend (the ref model itself for 'ref'). */
+function onBackend(m: Llama, backend: 'ref' | 'native'): Llama {
+  if (backend === 'ref') return m;
+  const n = new Llama(m.config, native());
+  n.params.data.set(m.params.data);
+  return n;
+}
 
 function taskFile(name: string, header: object, docs: object[]): string {
   const f = join(dir, name);
@@ -34,8 +44,8 @@ const MC_DOCS = [
 ];
 const MC = { task: 'mc', output_type: 'multiple_choice', doc_to_text: '{{ctx}}', doc_to_choice: '{{endings}}', doc_to_target: '{{label}}', metric_list: ['acc', 'acc_norm', 'acc_answer'] };
 
-test('choice log-likelihoods equal the sum of the per-token log-probabilities score gives for the same text, batched or not', async () => {
-  const model = peakedModel(config);
+for (const backend of ['ref', 'native'] as const) test(`choice log-likelihoods equal the sum of the per-token log-probabilities score gives for the same text, batched or not (${backend})`, { skip: backend === 'native' && nativeSkip }, async () => {
+  const model = onBackend(peakedModel(config), backend);
   const task = loadTask(taskFile('mc.jsonl', MC, MC_DOCS));
   const dec = new Decoder(model);
   for (const shots of [0, 2]) {
@@ -278,3 +288,60 @@ test('llama-ts eval: table, --json, --out per-document lines, a directory of tas
   assert.match(table.stdout, /^task\s+type\s+n\s+shots\s+metric\s+value\s+stderr\nmc\s+multiple_choice\s+2\s+0\s+acc\s+\d\.\d{4}/);
 });
 
+
+test('train --eval-task runs the task at each evaluation and logs its metrics to train.jsonl', () => {
+  const text = join(dir, 'train.txt');
+  writeFileSync(text, Array.from({ length: 40 }, (_, i) => `Document ${i}: the quick brown fox jumps over the lazy dog.`).join('\n\n'));
+  const task = taskFile('train-mc.jsonl', MC, MC_DOCS);
+  const out = join(dir, 'train-run');
+  const r = runCli(['train', '--dim', '32', '--layers', '2', '--heads', '4', '--kv-heads', '2', '--multiple-of', '16', '--data', text, '--steps', '4',
+    '--batch', '2', '--seq', '32', '--eval-every', '2', '--eval-batches', '1', '--quiet', '--out', out, '--eval-task', task, '--eval-limit', '2']);
+  assert.equal(r.code, 0, r.stderr);
+  const recs = readFileSync(join(out, 'train.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  const taskRecs = recs.filter((x) => x.task === 'mc');
+  assert.deepEqual(taskRecs.map((x) => x.step), [0, 2, 4]);
+  for (const x of taskRecs) {
+    assert.equal(x.n, 2);
+    for (const m of ['acc', 'acc_norm', 'acc_answer']) assert.ok(typeof x[m] === 'number' && x[m] >= 0 && x[m] <= 1, `${m}: ${x[m]}`);
+  }
+  assert.equal(recs.filter((x) => 'eval_loss' in x).length, 3, 'the held-out loss is still logged');
+  // a bad task file stops the run before it starts, with one line naming the file and line
+  failsWithOneLine(['train', '--data', text, '--steps', '2', '--out', join(dir, 'train-run2'), '--eval-task', errorCases()[1][1]], /e2\.jsonl:4: gold index 2 is out of range/);
+});
+
+test('the docs/EVAL.md mappings of HellaSwag, ARC, MMLU and BoolQ JSONL records load as documented', () => {
+  const data = (name: string, recs: object[]) => {
+    const f = join(dir, name);
+    writeFileSync(f, recs.map((r) => JSON.stringify(r)).join('\n') + '\n');
+    return f;
+  };
+  const decl = (name: string, d: object) => {
+    const f = join(dir, name);
+    writeFileSync(f, JSON.stringify(d, null, 2));
+    return loadTask(f);
+  };
+  data('hellaswag_val.jsonl', [{ ind: 24, activity_label: 'Roof shingle removal', ctx: 'A man is sitting on a roof. he', endings: ['is using wrap to wrap a pair of skis.', 'is ripping level tiles off.', "is holding a rubik's cube.", 'starts pulling up roofing on a roof.'], label: '3', split: 'val' }]);
+  const hs = decl('hellaswag.json', { task: 'hellaswag', output_type: 'multiple_choice', doc_to_text: '{{activity_label}}: {{ctx}}', doc_to_choice: '{{endings}}', doc_to_target: '{{label}}', metric_list: ['acc', 'acc_norm'], data_files: { test: 'hellaswag_val.jsonl' } });
+  assert.equal(hs.docs[0].gold, 3);
+  assert.equal(hs.docs[0].text, 'Roof shingle removal: A man is sitting on a roof. he');
+  data('arc_challenge_test.jsonl', [{ id: 'x', question: 'Which gas do plants absorb?', choices: { text: ['oxygen', 'carbon dioxide', 'helium', 'neon'], label: ['A', 'B', 'C', 'D'] }, answerKey: 'B' }]);
+  const arc = decl('arc.json', { task: 'arc_challenge', output_type: 'multiple_choice', doc_to_text: 'Question: {{question}}\nAnswer:', doc_to_choice: '{{choices.text}}', doc_to_target: '{{choices.label.index(answerKey)}}', metric_list: ['acc', 'acc_norm'], data_files: { test: 'arc_challenge_test.jsonl' } });
+  assert.equal(arc.docs[0].gold, 1);
+  assert.deepEqual(arc.docs[0].choices, ['oxygen', 'carbon dioxide', 'helium', 'neon']);
+  data('mmlu_astronomy_test.jsonl', [{ question: 'What is the Sun?', subject: 'astronomy', choices: ['a planet', 'a star', 'a moon', 'a comet'], answer: 1 }]);
+  data('mmlu_astronomy_dev.jsonl', [{ question: 'What orbits the Earth?', subject: 'astronomy', choices: ['the Moon', 'Mars', 'the Sun', 'Venus'], answer: 0 }]);
+  const mmlu = decl('mmlu.json', {
+    task: 'mmlu_astronomy', output_type: 'multiple_choice', description: 'The following are multiple choice questions (with answers) about astronomy.\n\n',
+    doc_to_text: '{{question}}\nA. {{choices[0]}}\nB. {{choices[1]}}\nC. {{choices[2]}}\nD. {{choices[3]}}\nAnswer:', doc_to_choice: ['A', 'B', 'C', 'D'], doc_to_target: '{{answer}}',
+    num_fewshot: 5, data_files: { test: 'mmlu_astronomy_test.jsonl', train: 'mmlu_astronomy_dev.jsonl' },
+  });
+  assert.equal(mmlu.docs[0].gold, 1);
+  assert.equal(mmlu.fewshot!.length, 1);
+  assert.equal(buildContext(mmlu.spec, mmlu.fewshot!, mmlu.docs[0]), 'The following are multiple choice questions (with answers) about astronomy.\n\nWhat orbits the Earth?\nA. the Moon\nB. Mars\nC. the Sun\nD. Venus\nAnswer: A\n\nWhat is the Sun?\nA. a planet\nB. a star\nC. a moon\nD. a comet\nAnswer:');
+  data('boolq_dev.jsonl', [{ question: 'is the sun a star', answer: true, passage: 'The Sun is the star at the center of the Solar System.' }]);
+  const bq = decl('boolq.json', { task: 'boolq', output_type: 'multiple_choice', doc_to_text: '{{passage}}\nQuestion: {{question}}?\nAnswer:', doc_to_choice: ['no', 'yes'], doc_to_target: '{{answer}}', metric_list: ['acc', 'acc_answer'], data_files: { test: 'boolq_dev.jsonl' } });
+  assert.equal(bq.docs[0].gold, 1);
+  data('triviaqa_dev.jsonl', [{ question: 'Who wrote Moby-Dick?', answer: { value: 'Herman Melville', aliases: ['Herman Melville', 'Melville'] } }]);
+  const tqa = decl('triviaqa.json', { task: 'triviaqa', output_type: 'generate_until', description: 'Answer these questions:\n', doc_to_text: 'Q: {{question}}\nA:', doc_to_target: '{{answer.aliases}}', generation_kwargs: { until: ['\n'], max_gen_toks: 32 }, data_files: { test: 'triviaqa_dev.jsonl' } });
+  assert.deepEqual(tqa.docs[0].targets, ['Herman Melville', 'Melville']);
+});

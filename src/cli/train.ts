@@ -5,7 +5,9 @@ import { trainingMemory, gib, RUNTIME_BYTES } from '../model/memory.js';
 import { availableMemory } from '../util/memory.js';
 import { anyRank } from '../training/distributed.js';
 import { createBackend, BACKEND_NAMES } from '../kernels/index.js';
-import { train, type TrainResult } from '../training/trainer.js';
+import { train, type TrainResult, type TaskEvaluator } from '../training/trainer.js';
+import { loadTask, resolveTaskPaths, runTask } from '../eval/index.js';
+import type { Tokenizer } from '../tokenizer/types.js';
 import { SETTINGS, TRAIN_SETTINGS, HYPER_DEFAULTS, resolveHyper, recipeHyper, checkHyper, hyperFromSaved, type Hyper, type SettingGroup } from '../training/settings.js';
 import { checkTrainingFits } from '../training/limits.js';
 import { getRecipe } from '../model/recipe.js';
@@ -23,7 +25,6 @@ import { openSftData, resolveSftTemplate, SFT_TEMPLATES, DEFAULT_SFT_TEMPLATE } 
 import { parseLoraTargets, DEFAULT_LORA_TARGETS } from '../model/lora.js';
 import { PROJECTIONS, type Llama } from '../model/llama.js';
 import { tokenizerFromRef } from '../tokenizer/ref.js';
-import type { Tokenizer } from '../tokenizer/types.js';
 
 /** A command-line flag that is not a training setting (where the data is, where the run goes, how it runs). */
 interface RunFlag {
@@ -44,6 +45,8 @@ const RUN_FLAGS: readonly RunFlag[] = [
   { flag: 'sft', type: 'string', group: 'finetune', arg: 'FILE.jsonl', doc: 'instruction data instead of --data: one {"prompt": …, "response": …} per line; the loss covers the response only' },
   { flag: 'sft-template', type: 'string', group: 'finetune', arg: 'T', doc: `how --sft examples are laid out: ${Object.keys(SFT_TEMPLATES).join(', ')} (default ${DEFAULT_SFT_TEMPLATE}: 'Question: {prompt}\nAnswer: {response}'), or a text with {prompt} and {response}` },
   { flag: 'lora-targets', type: 'string', group: 'finetune', arg: 'LIST', doc: `projections --lora adapts: ${PROJECTIONS.join(',')} or all (default ${DEFAULT_LORA_TARGETS.join(',')})` },
+  { flag: 'eval-task', type: 'string', group: 'eval', arg: 'FILE', doc: "also run this evaluation task (a task file, a directory of them or a bundled task's name: docs/EVAL.md) at each evaluation and log its metrics to train.jsonl" },
+  { flag: 'eval-limit', type: 'string', group: 'eval', arg: 'N', doc: "with --eval-task: only each task's first N documents (default all)" },
   { flag: 'out', type: 'string', group: 'output', arg: 'DIR', doc: 'run directory: train.jsonl log and checkpoints/ (default runs/<preset>)' },
   { flag: 'stop-at', type: 'string', group: 'ckpt', arg: 'N', doc: 'stop early (with a checkpoint) after N steps, keeping the schedule of --steps' },
   { flag: 'resume', type: 'boolean', group: 'ckpt', doc: 'continue the run in --out with its saved settings (only --steps may change)' },
@@ -183,6 +186,7 @@ export async function runTraining(values: Values, defaults: { preset?: string; o
     config = loadConfigArg(values, defaults.preset);
     if (values.vocab === undefined && config.vocabSize !== tok.vocabSize) config = makeConfig(config, { vocabSize: tok.vocabSize });
   }
+  const evalTasks = evalTaskArg(values, tok);
   if (config.vocabSize < tok.vocabSize) throw new UserError(`--vocab ${config.vocabSize} is smaller than the tokenizer's ${tok.vocabSize} ids`);
   const comm = createComm(); // MpiComm under mpirun, else one process
   const tp = int(values.tp, 'tp', 1, 1);
@@ -211,7 +215,7 @@ export async function runTraining(values: Values, defaults: { preset?: string; o
   }
   const record: FinetuneRecord | undefined = ft.initFromPath || ft.sft ? { ...(ft.initFromPath ? { initFrom: ft.initFromPath } : {}), ...(ft.sft ? { sft: ft.sft } : {}) } : undefined;
   return train({
-    config, backend, hyper, runDir: outDir, train: data.train, heldOut: data.heldOut,
+    config, backend, hyper, runDir: outDir, train: data.train, heldOut: data.heldOut, evalTasks,
     tokenizer: tokRef ?? (tokPath ? { kind: 'sentencepiece', file: basename(tokPath) } : { kind: 'bytes' }), tokenizerFile: tokPath,
     initFrom, loraTargets: ft.loraTargets, finetune: record, resume: Boolean(values.resume), extendSteps: values.steps !== undefined ? hyper.steps : undefined,
     stopAt: int(values['stop-at'], 'stop-at', undefined, 1), quiet: Boolean(values.quiet), comm, tp, sp: Boolean(values.sp), zero: zero as 0 | 1, recompute,
@@ -251,6 +255,20 @@ function finetuneArgs(values: Values, saved: FinetuneRecord | undefined, loraRun
   if (init !== undefined && !existsSync(init)) throw new UserError(`--init-from '${init}' does not exist`);
   const targets = str(values['lora-targets']);
   return { initFromPath, sft, sftPath: sftFile, loraTargets: targets !== undefined ? parseLoraTargets(targets) : [...DEFAULT_LORA_TARGETS] };
+}
+
+/** --eval-task: every task file read and checked up front (one line naming file and line when one is wrong). */
+function evalTaskArg(values: Values, tok: Tokenizer): TaskEvaluator[] {
+  const arg = str(values['eval-task']);
+  const limit = int(values['eval-limit'], 'eval-limit', undefined, 1);
+  if (arg === undefined) {
+    if (limit !== undefined) throw new UserError('--eval-limit applies to --eval-task: give the task too');
+    return [];
+  }
+  return resolveTaskPaths(arg).map((f) => {
+    const task = loadTask(f);
+    return { name: task.spec.name, run: async (model) => runTask(model, tok, task, { limit }) };
+  });
 }
 
 /** Stops (every rank, with one line) before anything is allocated when this host cannot hold the run; --force skips it. */

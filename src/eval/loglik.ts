@@ -102,26 +102,29 @@ export function scoreLoglik(dec: Decoder, requests: LoglikRequest[], o: ScoreOpt
         if (pos + chunk >= g.p) last[k] = out[j];
       });
     }
-    // 2. the continuations: the scored tokens after the first are predicted from rows of a step over ids[p..len-1)
-    type Cont = { req: number; cache: KVCache; logprob: number; greedy: boolean };
+    // 2. the continuations: the scored tokens after the first are predicted from rows of a step over ids[p..len-1);
+    //    a member of a shared group runs on its own copy of the group's cache, made when its batch starts
+    type Cont = { req: number; group: number; cache: KVCache | null; logprob: number; greedy: boolean };
     const conts: Cont[] = [];
     gs.forEach((g, k) => {
       for (const m of g.members) {
-        const r = requests[m];
-        const [lp, gr] = tokenLogprob(last[k], r.ids[g.p]);
-        const cache = g.members.length === 1 ? caches[k] : r.ids.length - 1 > g.p ? forkCache(dec, caches[k], g.p, r.ids.length - 1) : caches[k];
-        conts.push({ req: m, cache, logprob: lp, greedy: gr });
+        const [lp, gr] = tokenLogprob(last[k], requests[m].ids[g.p]);
+        conts.push({ req: m, group: k, cache: null, logprob: lp, greedy: gr });
       }
     });
     const pending = conts.filter((c) => requests[c.req].ids.length - 1 > requests[c.req].from);
     for (let c0 = 0; c0 < pending.length; c0 += batch) {
       const cs = pending.slice(c0, c0 + batch);
+      for (const c of cs) {
+        const g = gs[c.group];
+        c.cache = g.members.length === 1 ? caches[c.group] : forkCache(dec, caches[c.group], g.p, requests[c.req].ids.length - 1);
+      }
       for (let pos = 0; ; pos += chunk) {
         const live = cs.filter((c) => requests[c.req].from + pos < requests[c.req].ids.length - 1);
         if (live.length === 0) break;
         const items = live.map((c) => {
           const r = requests[c.req];
-          return { cache: c.cache, tokens: r.ids.slice(r.from + pos, Math.min(r.ids.length - 1, r.from + pos + chunk)) };
+          return { cache: c.cache!, tokens: r.ids.slice(r.from + pos, Math.min(r.ids.length - 1, r.from + pos + chunk)) };
         });
         const out = dec.step(items, 'all');
         live.forEach((c, j) => {
@@ -134,6 +137,7 @@ export function scoreLoglik(dec: Decoder, requests: LoglikRequest[], o: ScoreOpt
           }
         });
       }
+      for (const c of cs) c.cache = null; // a copy lives only while its batch runs
     }
     for (const c of conts) {
       const r = requests[c.req];

@@ -379,7 +379,8 @@ export function loadTask(file: string): Task {
         out.choices = choices as string[];
         const t = renderValue(targetT!, doc);
         let gold: number;
-        if (typeof t === 'number' || (typeof t === 'string' && /^\d+$/.test(t) && !choices.includes(t))) {
+        if (typeof t === 'boolean' && choices.length === 2) gold = t ? 1 : 0; // BoolQ's answer: true/false → ["no", "yes"]
+        else if (typeof t === 'number' || (typeof t === 'string' && /^\d+$/.test(t) && !choices.includes(t))) {
           gold = Number(t);
           if (!Number.isInteger(gold) || gold < 0 || gold >= choices.length) throw new TemplateError(`gold index ${quoteJson(t)} is out of range (${choices.length} choices)`);
         } else if (typeof t === 'string') {

@@ -2,7 +2,7 @@
  * The prompt templates of a task: text with `{{ expression }}` slots filled from a document (the subset of Jinja that
  * lm-evaluation-harness task files use for field access). An expression is a field path: `question`,
  * `passage.title`, `choices.text`, `choices[0]`, `endings[label]` (a bracket holds an integer or another field of
- * the document). A template that is exactly one slot yields the field's value as it is (a number, a list), which is
+ * the document), `choices.label.index(answerKey)` (the position of a field's value in a list: ARC's letter → index). A template that is exactly one slot yields the field's value as it is (a number, a list), which is
  * how `doc_to_choice: "{{choices}}"` gives a list and `doc_to_target: "{{label}}"` an index.
  */
 
@@ -13,7 +13,7 @@ export interface Template {
 }
 
 /** One step of a field path: a field name, an integer index, or a bracketed field whose value is the key. */
-type Step = { kind: 'field'; name: string } | { kind: 'index'; index: number } | { kind: 'ref'; path: Path };
+type Step = { kind: 'field'; name: string } | { kind: 'index'; index: number } | { kind: 'ref'; path: Path } | { kind: 'indexOf'; path: Path };
 export interface Path {
   text: string;
   steps: Step[];
@@ -42,7 +42,13 @@ function parsePath(text: string): Path {
   while (i < s.length) {
     if (s[i] === '.') {
       i++;
-      steps.push({ kind: 'field', name: name() });
+      const n = name();
+      if (n === 'index' && s[i] === '(') {
+        const close = s.indexOf(')', i);
+        if (close < 0) fail("missing ')'");
+        steps.push({ kind: 'indexOf', path: parsePath(s.slice(i + 1, close)) });
+        i = close + 1;
+      } else steps.push({ kind: 'field', name: n });
     } else if (s[i] === '[') {
       const close = s.indexOf(']', i);
       if (close < 0) fail("missing ']'");
@@ -87,6 +93,15 @@ export function resolvePath(p: Path, doc: unknown): unknown {
   let where = '';
   for (const st of p.steps) {
     let key: string | number;
+    if (st.kind === 'indexOf') {
+      const want = resolvePath(st.path, doc);
+      if (!Array.isArray(v)) throw new TemplateError(`template variable {{${p.text}}}: ${where} is ${describe(v)}, not a list`);
+      const at = v.indexOf(want);
+      if (at < 0) throw new TemplateError(`template variable {{${p.text}}}: ${JSON.stringify(want)} is not in ${where}`);
+      v = at;
+      where += `.index(${st.path.text})`;
+      continue;
+    }
     if (st.kind === 'field') key = st.name;
     else if (st.kind === 'index') key = st.index;
     else {

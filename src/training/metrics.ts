@@ -26,6 +26,15 @@ export interface EvalRecord {
   eval_loss: number;
 }
 
+/** One line of train.jsonl per evaluation task (`train --eval-task`) at each evaluation: the task's metrics. */
+export interface TaskEvalRecord {
+  step: number;
+  task: string;
+  /** Documents evaluated. */
+  n: number;
+  metrics: Record<string, number>;
+}
+
 export interface RunStart {
   runDir: string;
   /** Steps already done (a resumed run starts past 0). */
@@ -50,6 +59,7 @@ export interface MetricSink {
   onStart?(run: RunStart): void;
   onStep?(record: StepRecord): void;
   onEval?(record: EvalRecord): void;
+  onTaskEval?(record: TaskEvalRecord): void;
   onCheckpoint?(path: string, step: number): void;
   /** A line for the person watching (the interrupt notice). */
   onNotice?(line: string): void;
@@ -74,6 +84,9 @@ export class JsonlSink implements MetricSink {
   }
   onEval(r: EvalRecord): void {
     appendFileSync(this.path, JSON.stringify(r) + '\n');
+  }
+  onTaskEval(r: TaskEvalRecord): void {
+    appendFileSync(this.path, JSON.stringify({ step: r.step, task: r.task, n: r.n, ...r.metrics }) + '\n');
   }
 }
 
@@ -116,6 +129,9 @@ export class ProgressSink implements MetricSink {
   onEval(r: EvalRecord): void {
     this.bar?.log(`step ${r.step}: held-out loss ${r.eval_loss.toFixed(4)}`);
   }
+  onTaskEval(r: TaskEvalRecord): void {
+    this.bar?.log(`step ${r.step}: ${r.task} ${Object.entries(r.metrics).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(' ')}`);
+  }
   onNotice(line: string): void {
     this.bar?.log(line);
   }
@@ -130,6 +146,7 @@ export function fanOut(sinks: readonly MetricSink[]): Required<MetricSink> {
     onStart: (run) => sinks.forEach((s) => s.onStart?.(run)),
     onStep: (r) => sinks.forEach((s) => s.onStep?.(r)),
     onEval: (r) => sinks.forEach((s) => s.onEval?.(r)),
+    onTaskEval: (r) => sinks.forEach((s) => s.onTaskEval?.(r)),
     onCheckpoint: (path, step) => sinks.forEach((s) => s.onCheckpoint?.(path, step)),
     onNotice: (line) => sinks.forEach((s) => s.onNotice?.(line)),
     onEnd: (end) => sinks.forEach((s) => s.onEnd?.(end)),

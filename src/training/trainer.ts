@@ -36,7 +36,7 @@ import { UserError } from '../util/errors.js';
 import { peakFlops } from '../kernels/peak.js';
 
 export { HYPER_DEFAULTS, type Hyper } from './settings.js';
-export type { StepRecord, EvalRecord, MetricSink, RunStart, RunEnd } from './metrics.js';
+export type { StepRecord, EvalRecord, TaskEvalRecord, MetricSink, RunStart, RunEnd } from './metrics.js';
 export type { StepTimes } from './step.js';
 
 export interface TrainOptions {
@@ -70,6 +70,11 @@ export interface TrainOptions {
   zero?: 0 | 1;
   /** Sinks that get the run's metrics besides the train.jsonl log and the progress bar. */
   sinks?: MetricSink[];
+  /**
+   * Tasks run at each evaluation besides the held-out loss (`train --eval-task`; the CLI builds them over the eval
+   * layer's runTask), their metrics reported to the sinks (train.jsonl). Rank 0 only; not with tensor parallelism.
+   */
+  evalTasks?: TaskEvaluator[];
   /** false: write no checkpoint at all, not even at the stop (benchmarks). Default true. */
   checkpoints?: boolean;
   /**
@@ -81,6 +86,12 @@ export interface TrainOptions {
   loraTargets?: Projection[];
   /** What state.json records of a fine-tuning run (the --init-from path, the SFT file and template). */
   finetune?: FinetuneRecord;
+}
+
+/** An evaluation task the loop runs on its model at each evaluation: its name and metrics. */
+export interface TaskEvaluator {
+  name: string;
+  run(model: Llama): Promise<{ n: number; metrics: Record<string, number> }>;
 }
 
 export interface TrainResult {
@@ -134,6 +145,7 @@ function prepare(o: TrainOptions): Prepared {
   checkHyper(o.hyper, o.config);
   const topo = topology(o.comm ?? LOCAL_COMM, o.tp ?? 1);
   checkTrainingFits(o.config, { batch: o.hyper.batch, seq: o.hyper.seq, tp: topo.tp.world, floatBytes: o.backend.dtype === 'f64' ? 8 : 4 });
+  if (o.evalTasks?.length && topo.tp.world > 1) throw new UserError('evaluation tasks (--eval-task) need the whole model in one process: not with --tp');
   if (topo.world.rank === 0) mkdirSync(o.runDir, { recursive: true });
   const model = new Llama(o.config, o.backend, { tp: topo.tp, sp: o.sp, recompute: o.recompute });
   const data = topo.dp.world > 1 ? new RankSlice(o.train, topo.dp.rank, topo.dp.world) : o.train;
@@ -300,15 +312,15 @@ class TrainingRun {
     let ended: TrainResult['outcome'] = 'stopped';
     this.sink.onStart({ runDir: this.o.runDir, startStep: p.startStep, stopAt: this.stopAt, steps: h.steps, world: p.topo.world.world });
     try {
-      if (p.startStep === 0) this.evaluate(0);
+      if (p.startStep === 0) await this.evaluate(0);
       while (this.done < this.stopAt) {
         this.record(trainStep(this.step, this.done));
-        this.afterStep();
+        await this.afterStep();
         await new Promise<void>((res) => setImmediate(res)); // let signals and I/O through
         if ((interrupt.requested = anyRank(p.topo.world, interrupt.requested))) break;
       }
       if (interrupt.requested && this.savedStep !== this.done) this.checkpoint();
-      if (this.done === h.steps && p.startStep < h.steps) this.evaluate(h.steps);
+      if (this.done === h.steps && p.startStep < h.steps) await this.evaluate(h.steps);
       outcome = ended = this.done === h.steps ? 'finished' : interrupt.requested ? 'interrupted' : 'stopped';
     } finally {
       interrupt.dispose();
@@ -326,19 +338,25 @@ class TrainingRun {
   }
 
   /** An evaluation every --eval-every steps (the last step has its own, after the loop); a checkpoint every --ckpt-every and at the stop. */
-  private afterStep(): void {
+  private async afterStep(): Promise<void> {
     const { h, done } = this;
-    if (h.evalEvery > 0 && done % h.evalEvery === 0 && done !== h.steps) this.evaluate(done);
+    if (h.evalEvery > 0 && done % h.evalEvery === 0 && done !== h.steps) await this.evaluate(done);
     if ((h.ckptEvery > 0 && done % h.ckptEvery === 0) || done === this.stopAt) this.checkpoint();
   }
 
-  private evaluate(step: number): void {
+  private async evaluate(step: number): Promise<void> {
     const { h, o } = this;
-    if (!o.heldOut || h.evalBatches <= 0) return;
-    const loss = evaluate(this.p.model, o.heldOut(), h.evalBatches, h.batch, h.seq);
-    this.firstEval ??= loss;
-    this.lastEval = loss;
-    this.sink.onEval({ step, eval_loss: loss });
+    if (o.heldOut && h.evalBatches > 0) {
+      const loss = evaluate(this.p.model, o.heldOut(), h.evalBatches, h.batch, h.seq);
+      this.firstEval ??= loss;
+      this.lastEval = loss;
+      this.sink.onEval({ step, eval_loss: loss });
+    }
+    if (this.p.topo.world.rank !== 0) return;
+    for (const t of o.evalTasks ?? []) {
+      const r = await t.run(this.p.model);
+      this.sink.onTaskEval({ step, task: t.name, n: r.n, metrics: r.metrics });
+    }
   }
 
   /** Rank 0 writes whole tensors (gathered from the tensor-parallel shards: every TP rank takes part). */
