@@ -146,10 +146,11 @@ export async function runTraining(values: Values, defaults: { preset?: string; o
   if (!values.resume && existsSync(join(outDir, 'checkpoints', 'latest'))) {
     throw new UserError(`'${outDir}' already holds a run: pass --resume to continue it or choose another --out`);
   }
+  let tok: Tokenizer | undefined;
+  const evalTasks = evalTaskArg(values, () => tok as Tokenizer); // task files checked before anything is loaded
   const ck = values.resume ? readCheckpointState(outDir) : null;
   const ft = finetuneArgs(values, ck?.state.finetune, Boolean(ck?.state.lora));
   let tokPath = str(values.tokenizer);
-  let tok: Tokenizer;
   let tokRef: TokenizerRef | undefined;
   let initFrom: Llama | undefined;
   if (ft.initFromPath && (!ck || ck.state.lora)) {
@@ -186,7 +187,6 @@ export async function runTraining(values: Values, defaults: { preset?: string; o
     config = loadConfigArg(values, defaults.preset);
     if (values.vocab === undefined && config.vocabSize !== tok.vocabSize) config = makeConfig(config, { vocabSize: tok.vocabSize });
   }
-  const evalTasks = evalTaskArg(values, tok);
   if (config.vocabSize < tok.vocabSize) throw new UserError(`--vocab ${config.vocabSize} is smaller than the tokenizer's ${tok.vocabSize} ids`);
   const comm = createComm(); // MpiComm under mpirun, else one process
   const tp = int(values.tp, 'tp', 1, 1);
@@ -258,7 +258,7 @@ function finetuneArgs(values: Values, saved: FinetuneRecord | undefined, loraRun
 }
 
 /** --eval-task: every task file read and checked up front (one line naming file and line when one is wrong). */
-function evalTaskArg(values: Values, tok: Tokenizer): TaskEvaluator[] {
+function evalTaskArg(values: Values, tok: () => Tokenizer): TaskEvaluator[] {
   const arg = str(values['eval-task']);
   const limit = int(values['eval-limit'], 'eval-limit', undefined, 1);
   if (arg === undefined) {
@@ -267,7 +267,7 @@ function evalTaskArg(values: Values, tok: Tokenizer): TaskEvaluator[] {
   }
   return resolveTaskPaths(arg).map((f) => {
     const task = loadTask(f);
-    return { name: task.spec.name, run: async (model) => runTask(model, tok, task, { limit }) };
+    return { name: task.spec.name, run: async (model) => runTask(model, tok(), task, { limit }) };
   });
 }
 
