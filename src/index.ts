@@ -26,3 +26,6 @@ export { Rng } from './util/rng.js';
 export { LocalComm, LOCAL_COMM, type Comm, type CommRequest } from './parallel/comm.js';
 export { createComm, MpiComm } from './parallel/mpi.js';
 export { loadTask, resolveTaskPaths, runTask, scoreLoglik, exactMatch, type Task, type TaskResult, type EvalOptions } from './eval/index.js';
+export { LoraAdapter, loraLayout, parseLoraTargets, type LoraConfig } from './model/lora.js';
+export { readPeftAdapter, writePeftAdapter, exportPeft } from './io/lora.js';
+export { openSftData, readSftFile, SftSource, SFT_TEMPLATES, type SftExample } from './data/sft.js';

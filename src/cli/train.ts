@@ -43,7 +43,7 @@ const RUN_FLAGS: readonly RunFlag[] = [
   { flag: 'tokenizer', type: 'string', group: 'data', arg: 'T.model', doc: 'SentencePiece model (default: bytes); must match the one a prepared dir was made with' },
   { flag: 'init-from', type: 'string', group: 'finetune', arg: 'MODEL', doc: 'fine-tune: start from this model (checkpoint or run dir, Hugging Face dir, .gguf, llama2.c .bin) with its config and tokenizer; the schedule starts fresh' },
   { flag: 'sft', type: 'string', group: 'finetune', arg: 'FILE.jsonl', doc: 'instruction data instead of --data: one {"prompt": …, "response": …} per line; the loss covers the response only' },
-  { flag: 'sft-template', type: 'string', group: 'finetune', arg: 'T', doc: `how --sft examples are laid out: ${Object.keys(SFT_TEMPLATES).join(', ')} (default ${DEFAULT_SFT_TEMPLATE}: 'Question: {prompt}\nAnswer: {response}'), or a text with {prompt} and {response}` },
+  { flag: 'sft-template', type: 'string', group: 'finetune', arg: 'T', doc: `how --sft examples are laid out: ${Object.keys(SFT_TEMPLATES).join(', ')} (default ${DEFAULT_SFT_TEMPLATE}: 'Question: {prompt}\\nAnswer: {response}'), or a text with {prompt} and {response}` },
   { flag: 'lora-targets', type: 'string', group: 'finetune', arg: 'LIST', doc: `projections --lora adapts: ${PROJECTIONS.join(',')} or all (default ${DEFAULT_LORA_TARGETS.join(',')})` },
   { flag: 'eval-task', type: 'string', group: 'eval', arg: 'FILE', doc: "also run this evaluation task (a task file, a directory of them or a bundled task's name: docs/EVAL.md) at each evaluation and log its metrics to train.jsonl" },
   { flag: 'eval-limit', type: 'string', group: 'eval', arg: 'N', doc: "with --eval-task: only each task's first N documents (default all)" },
@@ -73,7 +73,7 @@ function helpText(): string {
   ];
   const width = Math.max(...rows.map((r) => r.left.length)) + 2;
   const lines = [
-    'usage: llama-ts train (--preset NAME | --config FILE) [options]',
+    'usage: llama-ts train (--preset NAME | --config FILE | --init-from MODEL) [options]',
     '',
     'model:',
     `  ${'--preset NAME'.padEnd(width)}a built-in model: ${presetNames().join(', ')}`,

@@ -121,7 +121,7 @@ export const TRAIN_SETTINGS = {
     doc: 'train LoRA adapters of rank R over the --init-from model, its weights frozen (docs/FINETUNE.md)', defaultDoc: 'none: train all weights',
   },
   loraAlpha: {
-    flag: 'lora-alpha', group: 'finetune', arg: 'A', default: 0, ...real, doc: 'LoRA scale numerator: ΔW = (A/R)·B·A', defaultDoc: 'R, a scale of 1',
+    flag: 'lora-alpha', group: 'finetune', arg: 'A', default: 0, ...real, doc: 'LoRA alpha: the adapter adds (A/R)·B·A to each adapted weight', defaultDoc: 'R, a scale of 1',
     fit: (d, { settings }) => (d > 0 ? d : settings.loraRank), check: (v, { settings }) => (settings.loraRank === 0 || v > 0 ? undefined : `must be > 0, got ${v}`),
   },
   seed: { flag: 'seed', group: 'misc', arg: 'S', default: 1337, ...integer(0), doc: 'seed of the initial weights and of the data order' },
