@@ -29,6 +29,11 @@
  * products are reduce-scattered (instead of all-reduced) back onto the rows; the backward mirrors it, and the
  * norm gains' gradients, each rank holding its rows' share, are summed over the group. Decoding never splits rows.
  *
+ * Adapters (`adapter`, model/lora.ts): an optional ProjectionAdapter is called after each of the block's seven
+ * projections (y += ΔW·x) and after each projection's input gradient (its own gradients, dx += its share), in
+ * training and decoding alike. With `trainBase` false the base weights are frozen: the backward still runs through
+ * them but computes no gradient of the matrices, the embeddings or the head.
+ *
  * Activation checkpointing (`recompute`, Korthikanti et al. 2022 §5): 'full' keeps only each block's input and runs
  * the block's forward again just before its backward; 'selective' keeps the matmul outputs and recomputes the cheap
  * element-wise parts (the two RMSNorm outputs and the SwiGLU gate) when the backward needs them. The recomputation

@@ -10,6 +10,9 @@
  * same every step, so runs are reproducible bit for bit. Tensor parallelism happens inside the model (its `tp`
  * group); here it only enters the gradient norm (split tensors' squares are summed over the group).
  * With LocalComm (one process) the reduce does nothing and the arithmetic is the single-process one, bit for bit.
+ * The step's batches are drawn first: with masked targets (SFT prompts, data/sft.ts) the gradient scale is one over
+ * the targets that count in the whole step, so the loss is the mean over trained tokens. With a LoRA adapter
+ * (`trainable`) the step clips and updates the adapter's flat buffers instead of the model's.
  */
 import type { Llama } from '../model/llama.js';
 import type { FlatTensors, TensorLayout } from '../model/params.js';

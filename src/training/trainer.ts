@@ -9,6 +9,10 @@
  * data-parallel groups; each data-parallel rank reads its own share of the batches (RankSlice); only rank 0 logs
  * and writes checkpoints, which hold whole tensors (gathered from the TP shards), so a run saved under one layout
  * resumes under any other; every rank checks at start that it runs the same configuration on the same data.
+ *
+ * Fine-tuning (docs/FINETUNE.md): `initFrom` replaces the seeded initialisation with a loaded model's weights; with
+ * `hyper.loraRank` > 0 a LoRA adapter is attached, the model frozen, and the checkpoints hold the adapter (PEFT files,
+ * io/lora.ts) and its moments; a resume reloads the base from `initFrom` and checks its sha256.
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
