@@ -81,7 +81,7 @@ test('multiple_choice metrics: acc argmax, acc_norm divides by the choice length
     const choices = rec.choices as string[];
     const llu = rec.loglik_unconditional as number[];
     acc += argmax(ll) === rec.gold ? 1 : 0;
-    accNorm += argmax(ll.map((x, j) => x / choices[j].length)) === rec.gold ? 1 : 0;
+    accNorm += argmax(ll.map((x, j) => x / Array.from(choices[j]).length)) === rec.gold ? 1 : 0;
     accAnswer += argmax(ll.map((x, j) => x - llu[j])) === rec.gold ? 1 : 0;
   }
   assert.equal(r.metrics.acc, acc / 3);

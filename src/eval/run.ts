@@ -155,7 +155,7 @@ export async function runTask(model: Llama, tokenizer: Tokenizer, task: Task, o:
       const llu = withAnswer ? res.slice(r, r + k).map((x) => x.logprob) : null;
       if (withAnswer) r += k;
       const pred = argmax(ll);
-      const predNorm = argmax(ll.map((x, j) => x / d.choices![j].length));
+      const predNorm = argmax(ll.map((x, j) => x / [...d.choices![j]].length)); // characters (code points), not UTF-16 units
       const rec: Record<string, unknown> = { doc: d.id, file: d.file, line: d.line, context: contexts[i], choices: d.choices, gold: d.gold, loglik: ll };
       values.acc.push(pred === d.gold ? 1 : 0);
       values.acc_norm.push(predNorm === d.gold ? 1 : 0);
