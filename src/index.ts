@@ -8,7 +8,7 @@ export { createBackend } from './kernels/index.js';
 export { createRefBackend } from './kernels/ref.js';
 export { AdamW, clipGradNorm, ADAMW_DEFAULTS, type AdamWOptions } from './training/optimizer.js';
 export { learningRate, type ScheduleOptions } from './training/schedule.js';
-export { train, evaluate, HYPER_DEFAULTS, type Hyper, type TrainOptions, type TrainResult, type StepRecord } from './training/trainer.js';
+export { train, evaluate, HYPER_DEFAULTS, type Hyper, type TrainOptions, type TrainResult, type StepRecord, type TaskEvaluator } from './training/trainer.js';
 export { TRAIN_SETTINGS, SETTINGS, resolveHyper, checkHyper, type Setting, type SettingKey } from './training/settings.js';
 export { JsonlSink, ProgressSink, type MetricSink, type EvalRecord, type RunStart, type RunEnd } from './training/metrics.js';
 export { saveCheckpoint, openCheckpoint, type CheckpointState } from './io/checkpoint.js';

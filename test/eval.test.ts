@@ -81,7 +81,7 @@ test('multiple_choice metrics: acc argmax, acc_norm divides by the choice length
     const choices = rec.choices as string[];
     const llu = rec.loglik_unconditional as number[];
     acc += argmax(ll) === rec.gold ? 1 : 0;
-    accNorm += argmax(ll.map((x, j) => x / choices[j].length)) === rec.gold ? 1 : 0;
+    accNorm += argmax(ll.map((x, j) => x / Array.from(choices[j]).length)) === rec.gold ? 1 : 0;
     accAnswer += argmax(ll.map((x, j) => x - llu[j])) === rec.gold ? 1 : 0;
   }
   assert.equal(r.metrics.acc, acc / 3);
@@ -257,6 +257,7 @@ test('every task-file error names the file and line, in one line, with a non-zer
   const jf = join(dir, 'decl.json');
   writeFileSync(jf, JSON.stringify({ task: 'j', output_type: 'multiple_choice', doc_to_text: '{{ctx}}', doc_to_choice: '{{endings}}', doc_to_target: '{{label}}', data_files: { test: 'nope.jsonl' } }, null, 2));
   failsWithOneLine(['eval', '--model', 'x', '--task', jf], /decl\.json:7: data file "nope\.jsonl" does not exist/);
+  failsWithOneLine(['eval', '--model', 'x', '--task', 'facts-qa', '--shots', '9'], /facts-qa\.jsonl: --shots 9 needs 9 example documents but its few-shot split has 8/);
   failsWithOneLine(['eval', '--model', 'x', '--task', join(dir, 'absent.jsonl')], /--task '.*absent\.jsonl' is neither a file, a directory nor a bundled task/);
 });
 

@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import type { Command } from './main.js';
 import { parse, int, str } from './args.js';
 import { modelOptions, loadModelArg, MODEL_HELP } from './infer-common.js';
-import { loadTask, resolveTaskPaths, runTask, bundledTaskNames, type TaskResult } from '../eval/index.js';
+import { loadTask, resolveTaskPaths, runTask, checkShots, bundledTaskNames, type TaskResult } from '../eval/index.js';
 import { Progress } from '../util/progress.js';
 import { UserError } from '../util/errors.js';
 
@@ -59,6 +59,7 @@ export const command: Command = {
     const stride = int(values.stride, 'stride', undefined, 1);
     // every task file is read and checked before the model is loaded
     const tasks = resolveTaskPaths(taskArg).map((f) => loadTask(f));
+    for (const t of tasks) if (t.spec.outputType !== 'loglikelihood_rolling') checkShots(t, shots ?? t.spec.numFewshot);
     const { model, tokenizer } = loadModelArg(values);
     const results: TaskResult[] = [];
     for (const task of tasks) {

@@ -61,10 +61,8 @@ function answerText(d: TaskDoc): string {
  */
 export function drawFewshot(task: Task, doc: TaskDoc, k: number, seed: number): TaskDoc[] {
   if (k === 0) return [];
+  checkShots(task, k);
   const pool = task.fewshot ?? task.docs.filter((d) => d.id !== doc.id);
-  if (pool.length < k) {
-    throw new UserError(`${task.spec.file}: --shots ${k} needs ${k} example documents but the task's ${task.fewshot ? 'few-shot split' : 'documents'} ha${pool.length === 1 ? 's' : 've'} ${pool.length}`);
-  }
   const rng = new Rng((seed ^ Math.imul(doc.id + 1, 0x9e3779b1)) >>> 0);
   const idx = pool.map((_, i) => i);
   for (let i = 0; i < k; i++) {
@@ -72,6 +70,15 @@ export function drawFewshot(task: Task, doc: TaskDoc, k: number, seed: number): 
     [idx[i], idx[j]] = [idx[j], idx[i]];
   }
   return idx.slice(0, k).map((i) => pool[i]);
+}
+
+/** Refuses, in one line naming the task file, more shots than the task has examples for. */
+export function checkShots(task: Task, k: number): void {
+  const have = task.fewshot ? task.fewshot.length : task.docs.length - 1;
+  if (k > have) {
+    const what = task.fewshot ? `its few-shot split has ${have}` : `it has no few-shot split and ${have} other documents`;
+    throw new UserError(`${task.spec.file}: --shots ${k} needs ${k} example documents but ${what}`);
+  }
 }
 
 /** description + examples (prompt, target delimiter, answer) joined by the few-shot delimiter + the document's prompt. */
@@ -155,7 +162,7 @@ export async function runTask(model: Llama, tokenizer: Tokenizer, task: Task, o:
       const llu = withAnswer ? res.slice(r, r + k).map((x) => x.logprob) : null;
       if (withAnswer) r += k;
       const pred = argmax(ll);
-      const predNorm = argmax(ll.map((x, j) => x / d.choices![j].length));
+      const predNorm = argmax(ll.map((x, j) => x / [...d.choices![j]].length)); // characters (code points), not UTF-16 units
       const rec: Record<string, unknown> = { doc: d.id, file: d.file, line: d.line, context: contexts[i], choices: d.choices, gold: d.gold, loglik: ll };
       values.acc.push(pred === d.gold ? 1 : 0);
       values.acc_norm.push(predNorm === d.gold ? 1 : 0);
