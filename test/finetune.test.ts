@@ -25,7 +25,8 @@ import { saveModelAs } from '../src/io/formats.js';
 import { loadTask, buildContext, runTask } from '../src/eval/index.js';
 import { loadAnyModel } from '../src/io/formats.js';
 import { readSafetensorsHeader } from '../src/io/safetensors.js';
-import { failsWithOneLine, runCli, root } from './helpers/cli.js';
+import { failsWithOneLine, runCli, root, bin } from './helpers/cli.js';
+import { mpiSkip, mpirun } from './helpers/mpi.js';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'llama-ts-ft-'));
 const SFT = join(root, 'data', 'sft', 'facts-instruct.jsonl');
@@ -367,4 +368,19 @@ test('CLI: --init-from takes any model format (checkpoint, HF, GGUF F32/F16/Q8_0
   // the same weights give the same held-out loss at step 0; F16 and Q8_0 round them a little
   for (const i of [1, 2, 5]) assert.equal(first[i], first[0]);
   for (const i of [3, 4]) assert.ok(Math.abs(first[i] - first[0]) < 1e-2 && first[i] !== first[0], `${formats[i][0]}: ${first[i]} vs ${first[0]}`);
+});
+
+test('data parallel SFT from --init-from: DP2 gives the losses of one process with --accum 2 (the masked mean is over both ranks)', { skip: mpiSkip, timeout: 150_000 }, () => {
+  const dir = tmp();
+  const base = join(dir, 'base');
+  saveModelAs('ckpt', base, baseModel(), null);
+  const args = (out: string) => ['train', '--init-from', base, '--sft', SFT, '--out', out, '--steps', '3', '--batch', '2', '--seq', '64', '--eval-batches', '0', '--quiet', '--backend', 'ref'];
+  const r2 = mpirun(2, [process.execPath, bin, ...args(join(dir, 'dp2'))]);
+  assert.equal(r2.status, 0, r2.stderr);
+  const r1 = runCli([...args(join(dir, 'dp1')), '--accum', '2']);
+  assert.equal(r1.code, 0, r1.stderr);
+  const losses = (run: string) => readFileSync(join(dir, run, 'train.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((x) => 'loss' in x).map((x) => x.loss as number);
+  const [a, b] = [losses('dp2'), losses('dp1')];
+  assert.equal(a.length, 3);
+  a.forEach((x, i) => assert.ok(Math.abs(x - b[i]) < 1e-5 * Math.abs(b[i]), `step ${i + 1}: ${x} vs ${b[i]}`));
 });
