@@ -305,6 +305,7 @@ test('CLI: a LoRA run → generate --lora equals the merged model (convert --mer
   const c = runCli(['convert', '--from', base, '--merge-lora', run, '--to', merged, '--to-format', 'ckpt']);
   assert.equal(c.code, 0, c.stderr);
   assert.deepEqual(gen(['--model', base, '--lora', run]), gen(['--model', merged]));
+  assert.deepEqual(gen(['--lora', run]), gen(['--model', merged])); // the base the adapter records
   // the merged weights differ from the base's exactly in the adapted projections
   const b = loadAnyModel(base, createRefBackend('f32')).model;
   const m = loadAnyModel(merged, createRefBackend('f32')).model;

@@ -7,7 +7,7 @@ import { loadAnyModel, saveModelAs, parseFormat, formatFromOutputPath, FORMATS, 
 import { describeConfig } from '../model/config.js';
 import { UserError } from '../util/errors.js';
 import { modelMemoryCheck } from './infer-common.js';
-import { exportPeft, readPeftAdapter, PEFT_CONFIG, PEFT_WEIGHTS } from '../io/lora.js';
+import { adapterBasePath, exportPeft, readPeftAdapter, PEFT_CONFIG, PEFT_WEIGHTS } from '../io/lora.js';
 
 const HELP = `usage: llama-ts convert --from PATH --to PATH [--from-format F] [--to-format F] [--type T] [--shard-mb N] [--merge-lora DIR]
        llama-ts convert --from LORA_RUN --to DIR --to-format peft
@@ -19,6 +19,7 @@ formats:  ${FORMATS.join(', ')}  (ckpt: llama-ts checkpoint dir; hf: Hugging Fac
 --type    gguf: f32 (default), f16, q8_0;  hf: f32 (default), f16, bf16
 --shard-mb  hf: split the safetensors into shards of at most N MiB (with model.safetensors.index.json)
 --merge-lora DIR  fold a LoRA adapter (PEFT directory or 'train --lora' run) into the weights: W + (α/r)·B·A
+                  (without --from: the base the adapter records, when that path exists)
 --to-format peft  write a 'train --lora' run's adapter alone as adapter_model.safetensors + adapter_config.json
 --force     convert even when the memory estimate exceeds the available memory (LLAMA_TS_MEMORY_LIMIT, else MemAvailable)`;
 
@@ -44,7 +45,8 @@ export const command: Command = {
       console.log(HELP);
       return 0;
     }
-    const from = str(values.from);
+    const merge = str(values['merge-lora']);
+    const from = str(values.from) ?? (merge !== undefined && str(values['to-format']) !== 'peft' ? adapterBasePath(merge) ?? undefined : undefined);
     const to = str(values.to);
     if (!from || !to) throw new UserError('--from PATH and --to PATH are required');
     if (str(values['to-format']) === 'peft') {
@@ -63,7 +65,6 @@ export const command: Command = {
     const shardMb = num(values['shard-mb'], 'shard-mb');
     if (shardMb !== undefined && !(shardMb > 0)) throw new UserError('--shard-mb must be > 0');
     const loaded = loadAnyModel(from, createBackend('ref'), ff ? parseFormat(ff, 'from-format') : undefined, modelMemoryCheck(values, 4, 0));
-    const merge = str(values['merge-lora']);
     if (merge !== undefined) readPeftAdapter(merge, loaded.model.config, loaded.model.backend).adapter.mergeInto(loaded.model);
     if (!loaded.vocab) process.stderr.write(`llama-ts: warning: ${loaded.description} has no tokenizer llama-ts can read; writing the byte tokenizer's vocabulary\n`);
     const written = saveModelAs(tf, to, loaded.model, loaded.vocab, {

@@ -3,7 +3,7 @@ import type { Options, Values } from './args.js';
 import { int, num, str } from './args.js';
 import { createBackend } from '../kernels/index.js';
 import { loadAnyModel, parseFormat, type LoadedModel } from '../io/formats.js';
-import { readPeftAdapter } from '../io/lora.js';
+import { adapterBasePath, readPeftAdapter } from '../io/lora.js';
 import { SAMPLING_DEFAULTS } from '../inference/sampler.js';
 import type { GenerateOptions } from '../inference/generate.js';
 import { UserError } from '../util/errors.js';
@@ -22,15 +22,16 @@ export const modelOptions: Options = {
 export const MODEL_HELP = `model:    --model PATH   checkpoint or run directory, Hugging Face directory, .gguf, or llama2.c .bin
           --format ckpt|hf|gguf|llama2c (default: inferred)  --backend ref|ref-f64
           --lora DIR     apply a LoRA adapter: a PEFT directory (adapter_config.json) or a 'train --lora' run
+                         (without --model: the base the adapter records, when that path exists)
           --force        load even when the memory estimate exceeds the available memory (LLAMA_TS_MEMORY_LIMIT, else MemAvailable)`;
 
 export function loadModelArg(values: Values): LoadedModel {
-  const path = str(values.model);
-  if (!path) throw new UserError('--model PATH is required (a checkpoint, Hugging Face directory, .gguf or llama2.c .bin)');
+  const lora = str(values.lora);
+  const path = str(values.model) ?? (lora !== undefined ? adapterBasePath(lora) ?? undefined : undefined);
+  if (!path) throw new UserError(`--model PATH is required (a checkpoint, Hugging Face directory, .gguf or llama2.c .bin)${lora !== undefined ? "; the adapter's base_model_name_or_path is not a path here" : ''}`);
   const f = str(values.format);
   const backend = createBackend(str(values.backend));
   const loaded = loadAnyModel(path, backend, f ? parseFormat(f, 'format') : undefined, modelMemoryCheck(values, backend.alloc(0).BYTES_PER_ELEMENT, 1));
-  const lora = str(values.lora);
   if (lora !== undefined) readPeftAdapter(lora, loaded.model.config, backend).adapter.attach(loaded.model);
   return loaded;
 }

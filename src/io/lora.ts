@@ -159,3 +159,9 @@ export function exportPeft(from: string, to: string): string {
   writeDirAtomic(to, (d) => writePeftAdapter(d, adapter, baseModel), [PEFT_CONFIG]);
   return dir;
 }
+
+/** The base model an adapter records (adapter_config.json base_model_name_or_path) when it is a path that exists here. */
+export function adapterBasePath(adapterPath: string): string | null {
+  const base = readPeftConfig(resolveAdapterDir(adapterPath)).baseModel;
+  return base !== null && existsSync(base) ? base : null;
+}
