@@ -53,6 +53,7 @@ function assetTable(): Map<string, { file: string; type: string }> {
     ['dashboard.js', { file: join(WEB_JS, 'dashboard.js'), type: js }],
     ['charts.js', { file: join(WEB_JS, 'charts.js'), type: js }],
     ['format.js', { file: join(WEB_JS, 'format.js'), type: js }],
+    ['series.js', { file: join(WEB_JS, 'series.js'), type: js }],
     ['uPlot.esm.js', { file: uplotFile('uPlot.esm.js'), type: js }],
     ['uPlot.min.css', { file: uplotFile('uPlot.min.css'), type: css }],
   ]);

@@ -87,8 +87,8 @@ export function createCharts(container: HTMLElement, options: ChartOptions = {})
       title: c.def.title, width, height: o.height,
       scales: { x: { time: false }, y: log ? { distr: 3 } : {} },
       axes: [
-        { label: o.x === 'tokens' ? 'tokens' : 'step', values: (_u, splits) => splits.map(formatValue), size: 40 },
-        { values: (_u, splits) => splits.map(formatValue), size: 56 },
+        { label: o.x === 'tokens' ? 'tokens' : 'step', values: (_u, splits) => splits.map(axisValue), size: 40 },
+        { values: (_u, splits) => splits.map(axisValue), size: 56 },
       ],
       legend: { live: true },
       cursor: { drag: { x: true, y: false } },
@@ -152,4 +152,9 @@ export function createCharts(container: HTMLElement, options: ChartOptions = {})
       plots.clear();
     },
   };
+}
+
+/** A tick label; uPlot passes null for the ticks it leaves unlabelled (between decades on a log axis). */
+function axisValue(v: number | null): string {
+  return v === null || v === undefined ? '' : formatValue(v);
 }
