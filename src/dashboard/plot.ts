@@ -88,7 +88,7 @@ function panel(def: ChartDef, lines: Line[], x0: number, y0: number, axis: XAxis
   lines.forEach((l) => {
     const color = l.color;
     const opacity = l.def.faint ? ' stroke-opacity="0.35"' : '';
-    const dash = l.run > 0 && l.def.color ? ` stroke-dasharray="${4 * l.run} 3"` : '';
+    const dash = l.def.eval ? ' stroke-dasharray="5 3"' : l.run > 0 && l.def.color ? ` stroke-dasharray="${4 * l.run} 3"` : '';
     const segs: string[] = [];
     let pen = false;
     l.xs.forEach((x, k) => {

@@ -6,7 +6,8 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createReadStream, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { RunLog, type RunLogOptions, type RunSnapshot, type RunUpdate } from './runlog.js';
 import { UserError } from '../util/errors.js';
@@ -42,7 +43,6 @@ export function isLoopback(host: string): boolean {
 
 const WEB_JS = fileURLToPath(new URL('../web/', import.meta.url)); // dist/src/web: compiled from src/web/*.ts
 const PACKAGE = fileURLToPath(new URL('../../../', import.meta.url));
-const UPLOT = join(PACKAGE, 'node_modules', 'uplot', 'dist');
 
 /** Every static file the page may load: URL name → file and type. Nothing else under /static/ exists. */
 function assetTable(): Map<string, { file: string; type: string }> {
@@ -59,17 +59,9 @@ function assetTable(): Map<string, { file: string; type: string }> {
   ]);
 }
 
-/** uPlot's files from node_modules (next to the package, or hoisted above it in an install). */
+/** uPlot's files, from node_modules as Node resolves it (the package's own, or hoisted beside it in an install). */
 function uplotFile(name: string): string {
-  for (const dir of [UPLOT, join(PACKAGE, '..', 'uplot', 'dist')]) {
-    try {
-      statSync(join(dir, name));
-      return join(dir, name);
-    } catch {
-      // try the next place
-    }
-  }
-  return join(UPLOT, name);
+  return join(dirname(createRequire(import.meta.url).resolve('uplot/package.json')), 'dist', name);
 }
 
 /** The page's HTML (web/dashboard.html). */

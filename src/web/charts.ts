@@ -98,7 +98,7 @@ export function createCharts(container: HTMLElement, options: ChartOptions = {})
           label: runs.filter(Boolean).length > 1 || c.def.lines.length > 1 ? `${l.runName} ${l.def.label}` : l.runName,
           stroke: l.def.faint ? l.color + '55' : l.color,
           width: l.def.faint ? 1 : 1.6,
-          dash: l.run > 0 && l.def.color ? [4 * l.run, 3] : undefined,
+          dash: l.def.eval ? [5, 3] : l.run > 0 && l.def.color ? [4 * l.run, 3] : undefined,
           spanGaps: true,
           points: { show: l.def.eval ? true : false, size: 6 },
           value: (_u: uPlot, v: number | null) => formatValue(v),
