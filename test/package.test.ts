@@ -64,7 +64,7 @@ test('package: the tarball holds the library, CLI, native sources, resources and
   const needed = [
     'package.json', 'README.md', 'bin/llama-ts.js', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/src/cli/main.js',
     'binding.gyp', 'scripts/build-native.mjs', 'scripts/build-mpi.mjs', 'scripts/node-gyp.mjs', 'resources/tokenizer/nmt_nfkc.charsmap', 'data/recipes/demo.json',
-    ...listFiles('native'), ...listFiles('data/demo'), ...listFiles('docs'),
+    ...listFiles('native'), ...listFiles('data/demo'), ...listFiles('docs'), ...listFiles('web'),
   ];
   for (const f of needed) assert.ok(files.has(f), `${f} is missing from the package`);
   for (const f of files) {
