@@ -9,7 +9,7 @@ import { closeSync, openSync, readSync, readFileSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { RUN_INFO, type RunInfo, type EvalRecord, type SampleRecord } from '../training/metrics.js';
-import type { StepPoint } from '../web/series.js';
+import { thin, type StepPoint } from '../web/series.js';
 
 export type { StepPoint };
 
@@ -240,13 +240,4 @@ export class RunLog {
 
 function num(v: unknown): number {
   return typeof v === 'number' ? v : NaN; // JSON has no NaN: a diverged value may be null
-}
-
-/** Every second element of the older half, all of the newer half: halves the memory of old history. */
-function thin<T>(a: T[]): T[] {
-  const half = a.length >> 1;
-  const out: T[] = [];
-  for (let i = 0; i < half; i += 2) out.push(a[i]);
-  for (let i = half; i < a.length; i++) out.push(a[i]);
-  return out;
 }

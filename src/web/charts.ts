@@ -13,7 +13,7 @@
  * Needs uPlot's stylesheet (uplot/dist/uPlot.min.css) on the page and 'uplot' resolvable (an import map or a bundler).
  */
 import uPlot from 'uplot';
-import { CHARTS, alignLines, chartLines, type ChartDef, type EvalPoint, type RunData, type StepPoint, type XAxis } from './series.js';
+import { CHARTS, alignLines, chartLines, thin, type ChartDef, type EvalPoint, type RunData, type StepPoint, type XAxis } from './series.js';
 import { formatValue } from './format.js';
 
 export type { RunData, StepPoint, EvalPoint, XAxis, ChartDef };
@@ -27,6 +27,8 @@ export interface ChartOptions {
   smoothing?: number;
   /** Height of each chart in CSS pixels (default 220). */
   height?: number;
+  /** Points kept per run before the older half is thinned (default 8000): a page left open on a long run stays small. */
+  maxPoints?: number;
   charts?: readonly ChartDef[];
 }
 
@@ -35,7 +37,7 @@ export interface Charts {
   removeRun(id: number): void;
   appendPoints(id: number, steps: readonly StepPoint[]): void;
   appendEvals(id: number, evals: readonly EvalPoint[]): void;
-  setOptions(o: Omit<ChartOptions, 'charts' | 'height'>): void;
+  setOptions(o: Omit<ChartOptions, 'charts' | 'height' | 'maxPoints'>): void;
   /** The uPlot instances, by chart id (for tests and extra styling). */
   readonly plots: ReadonlyMap<string, uPlot>;
   destroy(): void;
@@ -50,7 +52,7 @@ interface Cell {
 }
 
 export function createCharts(container: HTMLElement, options: ChartOptions = {}): Charts {
-  const o = { x: 'step' as XAxis, logY: false, smoothing: 0.9, height: 220, ...options };
+  const o = { x: 'step' as XAxis, logY: false, smoothing: 0.9, height: 220, maxPoints: 8000, ...options };
   const defs = o.charts ?? CHARTS;
   const runs: (RunData | null)[] = [];
   const plots = new Map<string, uPlot>();
@@ -130,12 +132,14 @@ export function createCharts(container: HTMLElement, options: ChartOptions = {})
       const r = runs[id];
       if (!r || steps.length === 0) return;
       r.steps.push(...steps);
+      if (r.steps.length > o.maxPoints) r.steps = thin(r.steps);
       schedule();
     },
     appendEvals(id, evals) {
       const r = runs[id];
       if (!r || evals.length === 0) return;
       r.evals.push(...evals);
+      if (r.evals.length > o.maxPoints) r.evals = thin(r.evals);
       schedule();
     },
     setOptions(next) {

@@ -4,7 +4,7 @@
  * run's card (state, progress, ETA, checkpoint, config and settings), the charts (charts.ts) and the samples.
  */
 import { createCharts } from './charts.js';
-import { runColor, type EvalPoint, type StepPoint, type XAxis } from './series.js';
+import { runColor, thin, type EvalPoint, type StepPoint, type XAxis } from './series.js';
 import { formatDuration, formatValue } from './format.js';
 
 /** The part of run.json (training/metrics.ts RunInfo) the page shows. */
@@ -90,6 +90,8 @@ function onAppend(a: Append): void {
   const tokensBefore = s.info?.tokensPerStep ?? null;
   s.steps.push(...a.steps);
   s.evals.push(...a.evals);
+  if (s.steps.length > 8000) s.steps = thin(s.steps); // the charts keep their own copy, thinned alike
+  if (s.evals.length > 8000) s.evals = thin(s.evals);
   s.samples.push(...a.samples);
   if (s.samples.length > 50) s.samples.splice(0, s.samples.length - 50);
   Object.assign(s, { state: a.state, detail: a.detail, info: a.info, malformed: a.malformed });
@@ -148,6 +150,8 @@ function renderRun(s: Snapshot): void {
   if (ev) fact('held-out', `${formatValue(ev.eval_loss)} at step ${ev.step}`);
   if (last) fact('speed', `${formatValue(last.tokens_per_s)} tok/s, MFU ${formatValue(last.mfu * 100)} %`);
   if (s.state === 'running') fact('ETA', formatDuration(eta(s, last)));
+  const hp = info?.hyper;
+  if (hp) fact('settings', `lr ${formatValue(hp.lr)}, batch ${hp.batch} × ${hp.seq}${hp.accum > 1 ? ` × ${hp.accum}` : ''}${info!.world > 1 ? `, ${info!.world} ranks` : ''}, warmup ${hp.warmup}`);
   fact('checkpoint', info?.checkpoint ? `step ${info.checkpoint.step}: ${info.checkpoint.path}` : 'none yet');
   if (s.malformed) fact('skipped', `${s.malformed} malformed line${s.malformed > 1 ? 's' : ''}`);
   card.append(facts);

@@ -145,3 +145,12 @@ export function alignLines(lines: readonly Line[], positiveOnly = false): { x: n
   });
   return { x, ys };
 }
+
+/** Every second element of the older half, all of the newer half: bounds the memory of a long history, recent points whole. */
+export function thin<T>(a: readonly T[]): T[] {
+  const half = a.length >> 1;
+  const out: T[] = [];
+  for (let i = 0; i < half; i += 2) out.push(a[i]);
+  for (let i = half; i < a.length; i++) out.push(a[i]);
+  return out;
+}
