@@ -112,3 +112,14 @@ test('plot writes the charts of several runs as SVG without a browser, and PNG t
     assert.match(p.stderr, /^llama-ts: error: writing a \.png needs Chromium/);
   }
 });
+
+test('demo prints the dashboard command for its run (and logs samples for it)', async () => {
+  const { makePrepared } = await import('./helpers/data.js');
+  const data = await makePrepared([{ name: 'a', docs: 40, weight: 1 }], { totalTokens: 2e5 });
+  const out = join(tmp(), 'demo');
+  const r = runCli(['demo', '--minutes', '0.001', '--data', data, '--out', out, '--quiet', '--eval-batches', '1']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(r.stderr.includes(`watch it live: npx llama-ts dashboard ${out}`), r.stderr);
+  assert.ok(r.stdout.includes(`dashboard:  npx llama-ts dashboard ${out}`), r.stdout);
+  assert.ok(lines(out).some((l) => 'sample' in l && l.prompt === 'The '));
+});
