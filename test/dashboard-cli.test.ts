@@ -123,3 +123,18 @@ test('demo prints the dashboard command for its run (and logs samples for it)', 
   assert.ok(r.stdout.includes(`dashboard:  npx llama-ts dashboard ${out}`), r.stdout);
   assert.ok(lines(out).some((l) => 'sample' in l && l.prompt === 'The '));
 });
+
+test('dashboard on a non-loopback address says so before it prints the URL', async () => {
+  const child = spawn(process.execPath, [bin, 'dashboard', fakeRun(join(tmp(), 'r'), 2), '--host', '0.0.0.0', '--port', '0'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  await new Promise<void>((ok, fail) => {
+    child.stderr.on('data', (d) => {
+      stderr += d;
+      if (/dashboard: http/.test(stderr)) ok();
+    });
+    child.on('exit', () => fail(new Error(stderr)));
+  });
+  child.kill('SIGINT');
+  await new Promise((r) => child.on('exit', r));
+  assert.match(stderr, /^warning: the dashboard listens on 0\.0\.0\.0: anyone who can reach this machine can read these runs' logs\ndashboard: http:\/\/127\.0\.0\.1:\d+\//);
+});
