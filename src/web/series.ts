@@ -42,8 +42,8 @@ export interface LineDef {
   faint?: boolean;
   /** The line's own colour (phases); otherwise the run's. */
   color?: string;
-  /** Shown only when some step has a non-zero value (communication time in one process). */
-  ifAny?: boolean;
+  /** Shown only when this says so for the run's steps (communication: not the microseconds of one process's no-op). */
+  show?: (steps: readonly StepPoint[]) => boolean;
 }
 
 export interface ChartDef {
@@ -54,7 +54,10 @@ export interface ChartDef {
   lines: LineDef[];
 }
 
-const phase = (name: string, color: string): LineDef => ({ label: `${name} ms`, value: (p) => p.ms[name] ?? NaN, color, ifAny: name === 'comm' });
+const mean = (steps: readonly StepPoint[], f: (p: StepPoint) => number) => steps.reduce((a, p) => a + (f(p) || 0), 0) / Math.max(1, steps.length);
+/** Communication is charted when it is at least 1 % of the step (under mpirun), not for one process's no-op reduce. */
+const commMatters = (steps: readonly StepPoint[]) => mean(steps, (p) => p.ms.comm) >= 0.01 * mean(steps, (p) => p.ms.total);
+const phase = (name: string, color: string): LineDef => ({ label: `${name} ms`, value: (p) => p.ms[name] ?? NaN, color, ...(name === 'comm' ? { show: commMatters } : {}) });
 
 export const CHARTS: readonly ChartDef[] = [
   { id: 'loss', title: 'loss (training raw and smoothed, held-out)', log: true, lines: [
@@ -122,7 +125,7 @@ export function chartLines(chart: ChartDef, runs: readonly (RunData | null)[], a
         ys = run.steps.map(def.value!);
         if (def.smooth) ys = smooth(ys, smoothing);
       }
-      if (def.ifAny && !ys.some((y) => y >= 0.05)) continue; // a one-process run's no-op reduce takes microseconds
+      if (def.show && !def.show(run.steps)) continue;
       lines.push({ run: i, runName: run.name, def, color: def.color ?? runColor(i), xs, ys });
     }
   });
