@@ -5,6 +5,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { once } from 'node:events';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { hostname } from 'node:os';
@@ -50,12 +52,17 @@ test('a diverging run ends with status diverged in run.json', () => {
   assert.match(info.error, /training diverged/);
 });
 
-test('sample and dashboard flags: one-line errors', () => {
+test('sample and dashboard flags: one-line errors', async () => {
   const data = paragraphCorpus();
   failsWithOneLine(['train', ...TINY, '--data', data, '--out', join(tmp(), 'x'), '--sample-prompt', 'hi'], /--sample-prompt needs --sample-every N/);
   failsWithOneLine(['train', ...TINY, '--data', data, '--out', join(tmp(), 'x'), '--sample-every', '-1'], /--sample-every/);
   failsWithOneLine(['train', ...TINY, '--data', data, '--out', join(tmp(), 'x'), '--dashboard=70000'], /--dashboard must be a port number/);
   failsWithOneLine(['dashboard'], /give one or more run directories/);
+  const busy = createServer().listen(0, '127.0.0.1');
+  await once(busy, 'listening');
+  const port = (busy.address() as { port: number }).port;
+  failsWithOneLine(['train', ...TINY, '--data', data, '--out', join(tmp(), 'x'), '--steps', '2', `--dashboard=${port}`], new RegExp(`port ${port} on 127\\.0\\.0\\.1 is in use: choose another port`));
+  busy.close();
   failsWithOneLine(['plot', join(tmp(), 'none'), '--out', join(tmp(), 'a.svg')], /is not a run directory/);
   failsWithOneLine(['plot', fakeRun(join(tmp(), 'r'), 3), '--out', join(tmp(), 'a.pdf')], /--out must end in \.svg or \.png/);
   failsWithOneLine(['plot', fakeRun(join(tmp(), 'r'), 3)], /give --out curves\.svg/);

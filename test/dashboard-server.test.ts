@@ -173,7 +173,7 @@ test('a second server on a busy port is a one-line error; a non-loopback host is
   const dir = fakeRun(join(tmp(), 'run'), 1);
   const a = await startDashboard({ runs: [dir], port: 0 });
   try {
-    await assert.rejects(startDashboard({ runs: [dir], port: a.port }), /port \d+ on 127\.0\.0\.1 is in use: choose another with --port/);
+    await assert.rejects(startDashboard({ runs: [dir], port: a.port }), /port \d+ on 127\.0\.0\.1 is in use: choose another port/);
   } finally {
     await a.close();
   }

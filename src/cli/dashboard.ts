@@ -1,7 +1,8 @@
 import { spawn } from 'node:child_process';
 import type { Command } from './main.js';
 import { parse, int, str } from './args.js';
-import { startDashboard, isLoopback, DEFAULT_PORT, type Dashboard } from '../dashboard/server.js';
+import { startDashboard, isLoopback, DEFAULT_PORT } from '../dashboard/server.js';
+import { startDashboardThread } from '../dashboard/thread.js';
 import { UserError } from '../util/errors.js';
 
 const USAGE = `usage: llama-ts dashboard RUN_DIR... [--port P (${DEFAULT_PORT})] [--host 127.0.0.1] [--open]
@@ -9,12 +10,15 @@ Serves a live page for the runs (train.jsonl and run.json of each directory): lo
 gradient norm, tokens/s, MFU and phase times, several runs overlaid; config, progress, ETA, checkpoint, samples.
 Read-only. --host other than loopback exposes it to the network (a warning is printed). Ctrl-C stops it.`;
 
-/** Starts the dashboard and prints its URL (and a warning when it listens beyond this machine). */
-export async function serveDashboard(runs: string[], o: { port?: number; host?: string; open?: boolean; log?: (line: string) => void }): Promise<Dashboard> {
+/**
+ * Starts the dashboard and prints its URL (and a warning when it listens beyond this machine). `thread`: in a worker
+ * thread, so that it answers while this thread trains.
+ */
+export async function serveDashboard(runs: string[], o: { port?: number; host?: string; open?: boolean; thread?: boolean; log?: (line: string) => void }): Promise<{ url: string; close(): Promise<void> }> {
   const log = o.log ?? ((l: string) => console.error(l));
   const host = o.host ?? '127.0.0.1';
   if (!isLoopback(host)) log(`warning: the dashboard listens on ${host}: anyone who can reach this machine can read these runs' logs`);
-  const d = await startDashboard({ runs, port: o.port, host });
+  const d = await (o.thread ? startDashboardThread : startDashboard)({ runs, port: o.port, host });
   log(`dashboard: ${d.url}`);
   if (o.open) openBrowser(d.url, log);
   return d;

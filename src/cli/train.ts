@@ -201,7 +201,7 @@ export async function runTraining(values: Values, defaults: { preset?: string; o
   let dashboard = null;
   if (values.dashboard !== undefined && comm.rank === 0) {
     mkdirSync(outDir, { recursive: true }); // so that the page shows a run waiting for its first line, not a missing one
-    dashboard = await serveDashboard([outDir], { port: portArg(values.dashboard, 'dashboard') ?? DEFAULT_PORT, host: str(values['dashboard-host']) });
+    dashboard = await serveDashboard([outDir], { port: portArg(values.dashboard, 'dashboard') ?? DEFAULT_PORT, host: str(values['dashboard-host']), thread: true });
   }
   try {
     return await train({

@@ -147,7 +147,7 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
   server.keepAliveTimeout = 5000;
   const host = o.host ?? '127.0.0.1';
   await new Promise<void>((ok, fail) => {
-    const onError = (e: NodeJS.ErrnoException) => fail(e.code === 'EADDRINUSE' ? new UserError(`port ${o.port ?? DEFAULT_PORT} on ${host} is in use: choose another with --port`) : e);
+    const onError = (e: NodeJS.ErrnoException) => fail(e.code === 'EADDRINUSE' ? new UserError(`port ${o.port ?? DEFAULT_PORT} on ${host} is in use: choose another port (--port, or --dashboard=PORT)`) : e);
     server.once('error', onError);
     server.listen(o.port ?? DEFAULT_PORT, host, () => {
       server.off('error', onError);
