@@ -10,7 +10,7 @@ export { AdamW, clipGradNorm, ADAMW_DEFAULTS, type AdamWOptions } from './traini
 export { learningRate, type ScheduleOptions } from './training/schedule.js';
 export { train, evaluate, HYPER_DEFAULTS, type Hyper, type TrainOptions, type TrainResult, type StepRecord, type TaskEvaluator } from './training/trainer.js';
 export { TRAIN_SETTINGS, SETTINGS, resolveHyper, checkHyper, type Setting, type SettingKey } from './training/settings.js';
-export { JsonlSink, ProgressSink, type MetricSink, type EvalRecord, type RunStart, type RunEnd } from './training/metrics.js';
+export { JsonlSink, ProgressSink, RunInfoSink, RUN_INFO, type MetricSink, type EvalRecord, type SampleRecord, type RunStart, type RunEnd, type RunInfo } from './training/metrics.js';
 export { saveCheckpoint, openCheckpoint, type CheckpointState } from './io/checkpoint.js';
 export { readSafetensorsHeader, writeSafetensors } from './io/safetensors.js';
 export { ByteTokenizer } from './tokenizer/bytes.js';
@@ -26,3 +26,6 @@ export { Rng } from './util/rng.js';
 export { LocalComm, LOCAL_COMM, type Comm, type CommRequest } from './parallel/comm.js';
 export { createComm, MpiComm } from './parallel/mpi.js';
 export { loadTask, resolveTaskPaths, runTask, scoreLoglik, exactMatch, type Task, type TaskResult, type EvalOptions } from './eval/index.js';
+export { startDashboard, type Dashboard, type DashboardOptions } from './dashboard/server.js';
+export { RunLog, type RunState, type RunSnapshot } from './dashboard/runlog.js';
+export { plotSvg, writePlot, readRuns, type PlotOptions } from './dashboard/plot.js';

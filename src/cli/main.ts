@@ -20,6 +20,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   eval: async () => (await import('./eval.js')).command,
   data: async () => (await import('./data.js')).command,
   bench: async () => (await import('./bench.js')).command,
+  dashboard: async () => (await import('./dashboard.js')).command,
+  plot: async () => (await import('./plot.js')).command,
 };
 
 async function usage(): Promise<string> {
