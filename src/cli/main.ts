@@ -19,6 +19,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   score: async () => (await import('./score.js')).command,
   data: async () => (await import('./data.js')).command,
   bench: async () => (await import('./bench.js')).command,
+  serve: async () => (await import('./serve.js')).command,
 };
 
 async function usage(): Promise<string> {
