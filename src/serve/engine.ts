@@ -83,6 +83,9 @@ export interface EngineStats {
   queueLimit: number;
   steps: number;
   decodedTokens: number;
+  /** Sequences that ended by their own stop rules, and sequences cancelled (client gone, shutdown). */
+  completed: number;
+  cancelled: number;
 }
 
 export class BatchEngine {
@@ -96,6 +99,8 @@ export class BatchEngine {
   private idleWaiters: (() => void)[] = [];
   private steps = 0;
   private decodedTokens = 0;
+  private completed = 0;
+  private cancelled = 0;
 
   constructor(readonly decoder: Decoder, readonly tokenizer: Tokenizer, o: EngineOptions) {
     if (!(Number.isInteger(o.slots) && o.slots >= 1)) throw new RangeError(`slots must be a positive integer, got ${o.slots}`);
@@ -109,8 +114,8 @@ export class BatchEngine {
 
   stats(): EngineStats {
     return {
-      slots: this.slots, busy: this.active.filter((s) => s && !s.cancelled).length, waiting: this.waiting.length, queueLimit: this.queueLimit,
-      steps: this.steps, decodedTokens: this.decodedTokens,
+      slots: this.slots, busy: this.active.filter((s) => s && !s.finished).length, waiting: this.waiting.length, queueLimit: this.queueLimit,
+      steps: this.steps, decodedTokens: this.decodedTokens, completed: this.completed, cancelled: this.cancelled,
     };
   }
 
@@ -140,6 +145,7 @@ export class BatchEngine {
         if (s.finished) return;
         s.cancelled = true;
         s.finished = true;
+        this.cancelled++;
         const w = this.waiting.indexOf(s);
         if (w >= 0) this.waiting.splice(w, 1);
         this.kick(); // the loop frees the slot before its next step
@@ -160,9 +166,10 @@ export class BatchEngine {
   cancelAll(): void {
     for (const s of [...this.waiting, ...this.active]) {
       if (s && !s.finished) {
-        s.onEvent({ text: '', done: 'cancelled', completionTokens: s.generated.length });
         s.cancelled = true;
         s.finished = true;
+        this.cancelled++;
+        s.onEvent({ text: '', done: 'cancelled', completionTokens: s.generated.length });
       }
     }
     this.waiting.length = 0;
@@ -293,6 +300,7 @@ export class BatchEngine {
   private finish(s: Sequence, why: FinishReason | 'error', text: string): void {
     if (s.finished) return;
     s.finished = true;
+    this.completed++;
     s.onEvent({ text, done: why, completionTokens: s.generated.length });
   }
 }
