@@ -47,6 +47,9 @@ export class Decoder {
   readonly backend: Backend;
   private scratch: Scratch | null = null;
   private logitsBufs: FloatArray[] = [];
+  /** 'last' logits of a reusing step: one [items, V] buffer and a view per item (the same views every step). */
+  private lastLogits: FloatArray | null = null;
+  private lastViews: FloatArray[] = [];
 
   constructor(readonly model: Llama) {
     this.backend = model.backend;
@@ -122,15 +125,18 @@ export class Decoder {
         r += it.tokens.length;
         if (r - 1 !== k) s.xn.copyWithin(k * D, (r - 1) * D, r * D);
       });
-      let lg: FloatArray;
-      if (reuse) {
-        if (!this.logitsBufs[0] || this.logitsBufs[0].length < B * V) this.logitsBufs[0] = be.alloc(B * V);
-        lg = this.logitsBufs[0];
-      } else {
-        lg = be.alloc(B * V);
+      if (!reuse) {
+        const lg = be.alloc(B * V);
+        m.head(lg, s.xn.subarray(0, B * D), B);
+        return items.map((_, k) => lg.subarray(k * V, (k + 1) * V));
       }
-      m.head(lg, s.xn.subarray(0, B * D), B);
-      return items.map((_, k) => lg.subarray(k * V, (k + 1) * V));
+      if (!this.lastLogits || this.lastLogits.length < B * V) {
+        this.lastLogits = be.alloc(B * V);
+        this.lastViews = [];
+      }
+      for (let k = this.lastViews.length; k < B; k++) this.lastViews.push(this.lastLogits.subarray(k * V, (k + 1) * V));
+      m.head(this.lastLogits.subarray(0, B * V), s.xn.subarray(0, B * D), B);
+      return this.lastViews.slice(0, B);
     }
     const out: FloatArray[] = [];
     let r0 = 0;
