@@ -284,11 +284,12 @@ export class BatchEngine {
     let safe = text.length;
     if (text.endsWith('\ufffd')) safe = text.length - 1;
     safe = Math.min(safe, text.length - pendingStopOverlap(text, o.stop));
+    let out = '';
     if (safe > s.emitted) {
-      const out = text.slice(s.emitted, safe);
+      out = text.slice(s.emitted, safe);
       s.emitted = safe;
-      s.onEvent({ text: out, completionTokens: s.generated.length });
     }
+    s.onEvent({ text: out, completionTokens: s.generated.length }); // every token, even one whose text is held back
   }
 
   /** The text held back so far. */

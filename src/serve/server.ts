@@ -98,7 +98,7 @@ export class LlamaServer {
     switch (route) {
       case 'health': {
         const s = this.engine.stats();
-        return sendJson(res, 200, { status: 'ok', slots: s.slots, slots_busy: s.busy, queue: s.waiting, queue_limit: s.queueLimit });
+        return sendJson(res, 200, { status: 'ok', slots: s.slots, slots_busy: s.busy, queue: s.waiting, queue_limit: s.queueLimit, completed: s.completed, cancelled: s.cancelled });
       }
       case 'models':
         return sendJson(res, 200, { object: 'list', data: [this.modelObject()] });
