@@ -22,7 +22,7 @@ import { readGguf, writeGguf, GgufValueType as T, type GgufKv, type GgufValue } 
 import { loadAnyModel } from '../src/io/formats.js';
 import { createRefBackend } from '../src/kernels/ref.js';
 import { peakedModel } from './helpers/models.js';
-import { bin, root } from './helpers/cli.js';
+import { bin, root, failsWithOneLine } from './helpers/cli.js';
 
 const config = makeConfig({ dim: 32, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 259, multipleOf: 16, maxSeqLen: 96 });
 const longConfig = makeConfig({ ...config, maxSeqLen: 512 });
@@ -300,6 +300,31 @@ test('shutdown: running requests finish within the grace period; past it they ar
   }
 });
 
+test('a decode step that throws ends the requests in it with 500; the server goes on serving', async () => {
+  const model = peakedModel(config);
+  const decoder = new Decoder(model);
+  let fail = true;
+  const step = decoder.step.bind(decoder);
+  decoder.step = (items, logitsFor, reuse) => {
+    if (fail) {
+      fail = false;
+      throw new Error('injected failure');
+    }
+    return step(items, logitsFor, reuse);
+  };
+  const server = new LlamaServer({ decoder, slots: 2, queue: 2, model: { id: 'tiny', contextLength: config.maxSeqLen, tokenizer: tok, vocab: null, template: 'chatml' } });
+  const url = `http://127.0.0.1:${(await server.listen(0, '127.0.0.1')).port}`;
+  try {
+    const res = await post(url, '/v1/completions', { prompt: 'a', max_tokens: 3 });
+    assert.equal(res.status, 500);
+    assert.equal((await res.json() as { error: { type: string } }).error.type, 'server_error');
+    const ok = await post(url, '/v1/completions', { prompt: 'a', max_tokens: 3, ignore_eos: true });
+    assert.equal((await ok.json() as { usage: { completion_tokens: number } }).usage.completion_tokens, 3);
+  } finally {
+    await server.shutdown(1000);
+  }
+});
+
 test('Decoder.step: prompt chunks and decode rows in one batch give each item the logits it gets alone', () => {
   const model = peakedModel(config);
   const dec = new Decoder(model);
@@ -401,3 +426,10 @@ test('serve command: a GGUF with a llama-2 chat template, the openai client roun
   }
 });
 
+
+test('serve command: flag mistakes are one-line errors', () => {
+  failsWithOneLine(['serve'], /--model PATH is required/);
+  failsWithOneLine(['serve', '--model', 'x.gguf', '--chat-template', 'jinja'], /--chat-template must be one of chatml, llama3, llama2, zephyr, gemma/);
+  failsWithOneLine(['serve', '--model', 'x.gguf', '--port', '70000'], /--port must be at most 65535/);
+  failsWithOneLine(['serve', '--model', 'x.gguf', '--parallel', '0'], /--parallel expects an integer >= 1/);
+});

@@ -188,7 +188,13 @@ export class BatchEngine {
         this.release();
         this.admit();
         if (this.active.every((s) => s === null)) break;
-        this.iterate();
+        try {
+          this.iterate();
+        } catch (e) {
+          // a bug or a resource failure in one step must not take the server down: end what was running, go on
+          process.stderr.write(`llama-ts serve: decode step failed: ${(e as Error).message}\n`);
+          for (const s of this.active) if (s) this.finish(s, 'error', '');
+        }
         await new Promise<void>((r) => setImmediate(r)); // I/O: new requests, disconnects, writes
       }
     } finally {
@@ -230,15 +236,7 @@ export class BatchEngine {
       items.push({ seq: s, tokens: s.spec.prompt.slice(s.fed, s.fed + take) });
       budget -= take;
     }
-    let logits;
-    try {
-      logits = this.decoder.step(items.map((it) => ({ cache: this.caches[it.seq.slot]!, tokens: it.tokens })), 'last', true);
-    } catch (e) {
-      // validation happens before submit, so this is a bug or resource failure: end these sequences, keep serving
-      process.stderr.write(`llama-ts serve: decode step failed: ${(e as Error).message}\n`);
-      for (const it of items) this.finish(it.seq, 'error', '');
-      return;
-    }
+    const logits = this.decoder.step(items.map((it) => ({ cache: this.caches[it.seq.slot]!, tokens: it.tokens })), 'last', true);
     this.steps++;
     items.forEach((it, k) => {
       const s = it.seq;
