@@ -2,11 +2,12 @@
  * `llama-ts serve` under load, over loopback, against the real CLI process. Prints one JSON object.
  *
  *   node dist/bench/serve.js [--preset mini-15m] [--requests 200] [--clients 16] [--tokens 32] [--streams 8]
- *                            [--rounds 3] [--parallel 16] [--backend native|ref]
+ *                            [--rounds 3] [--parallel 16] [--backend native|ref] [--temperature 1]
  *
  * 1. Throughput: aggregate decode tokens/s of `--streams` concurrent streaming requests against one stream alone,
  *    interleaved (1, N, 1, N, … for --rounds) so both see the same machine load; each request decodes --tokens
- *    tokens (ignore_eos) and the rate is Σ(tokens − 1) / (last stream's last chunk − first stream's first chunk).
+ *    tokens (ignore_eos; --temperature, default 1 as OpenAI's: sampling over the whole vocabulary costs a pass per
+ *    token and row, 0 is greedy) and the rate is Σ(tokens − 1) / (last stream's last chunk − first stream's first chunk).
  * 2. Load: --requests requests from --clients concurrent clients. Every 10th (i % 10 = 3) is a stream its client
  *    drops after the first chunk; every 8th (i % 8 = 5) is malformed (bad JSON, wrong types, oversize prompt), the
  *    rest alternate completions/chat and streaming/JSON. Checked: every malformed one gets 400 with an error body,
@@ -34,7 +35,7 @@ const { values } = parseArgs({
   options: {
     preset: { type: 'string', default: 'mini-15m' }, requests: { type: 'string', default: '200' }, clients: { type: 'string', default: '16' },
     tokens: { type: 'string', default: '32' }, streams: { type: 'string', default: '8' }, rounds: { type: 'string', default: '3' },
-    parallel: { type: 'string', default: '16' }, backend: { type: 'string' },
+    parallel: { type: 'string', default: '16' }, backend: { type: 'string' }, temperature: { type: 'string', default: '1' },
   },
 });
 const REQUESTS = Number(values.requests);
@@ -42,6 +43,7 @@ const CLIENTS = Number(values.clients);
 const TOKENS = Number(values.tokens);
 const STREAMS = Number(values.streams);
 const ROUNDS = Number(values.rounds);
+const TEMPERATURE = Number(values.temperature);
 const root = fileURLToPath(new URL('../../', import.meta.url));
 
 function cpuFlags(): string[] {
@@ -141,7 +143,7 @@ async function stream(body: Record<string, unknown>, path = '/v1/completions', d
 
 // ------------------------------------------------------------------ 1. throughput, 1 vs N streams, interleaved
 async function aggregate(n: number): Promise<number> {
-  const rs = await Promise.all(Array.from({ length: n }, (_, i) => stream({ prompt, max_tokens: TOKENS, ignore_eos: true, seed: i })));
+  const rs = await Promise.all(Array.from({ length: n }, (_, i) => stream({ prompt, max_tokens: TOKENS, ignore_eos: true, seed: i, temperature: TEMPERATURE })));
   const first = Math.min(...rs.map((r) => r.firstTokenAt));
   const last = Math.max(...rs.map((r) => r.lastTokenAt));
   const tokens = rs.reduce((a, r) => a + r.tokens - 1, 0);
@@ -243,7 +245,7 @@ console.log(JSON.stringify({
   bench: 'serve', preset: values.preset, cpu: cpus()[0]?.model, cpu_flags: cpuFlags(), cpus: cpus().length, node: process.version,
   backend: values.backend ?? 'default',
   throughput: {
-    tokens_per_stream: TOKENS, streams: STREAMS, rounds: ROUNDS,
+    tokens_per_stream: TOKENS, streams: STREAMS, rounds: ROUNDS, temperature: TEMPERATURE,
     single_stream_decode_tokens_per_s: single.map((x) => Math.round(x)), concurrent_aggregate_decode_tokens_per_s: multi.map((x) => Math.round(x)),
     ratio_of_medians: Number(ratio.toFixed(2)),
   },

@@ -32,7 +32,7 @@ export class LlamaServer {
   private closing = false;
   private readonly created = Math.floor(Date.now() / 1000);
   /** Requests being answered, for shutdown. */
-  private readonly inflight = new Set<{ cancel(reason: string): void }>();
+  private readonly inflight = new Set<Reply>();
   private requests = 0;
 
   constructor(o: ServerOptions) {
@@ -71,7 +71,7 @@ export class LlamaServer {
     ]);
     clearTimeout(timer);
     if (!drained) {
-      for (const r of [...this.inflight]) r.cancel('the server is shutting down');
+      for (const r of [...this.inflight]) r.fail(new ApiError(503, 'the server is shutting down', null, 'shutting_down'));
       this.engine.cancelAll();
     }
     // responses were ended above or by their last event; let the writes go out, then drop every connection
@@ -131,82 +131,109 @@ export class LlamaServer {
       if (e instanceof ApiError) return sendError(res, e);
       throw e;
     }
-    const head = { id: `${kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${++this.requests}${randomBytes(6).toString('hex')}`, created: Math.floor(Date.now() / 1000), model: this.model.id };
-    const C = parsed.sequences.length;
-    const texts = new Array<string>(C).fill('');
-    const finishes = new Array<FinishName>(C).fill('length');
-    const tokens = new Array<number>(C).fill(0);
-    let open = C;
-    let handles: SequenceHandle[] = [];
-    let ended = false;
-    const first = new Array<boolean>(C).fill(true);
-    const write = (chunk: unknown) => res.write(`data: ${JSON.stringify(chunk)}\n\n`);
-    const entry = {
-      cancel: (reason: string) => {
-        if (ended) return;
-        end();
-        for (const h of handles) h.cancel();
-        if (parsed.stream) {
-          write(new ApiError(503, reason, null, 'shutting_down').body());
-          res.end();
-        } else {
-          sendError(res, new ApiError(503, reason, null, 'shutting_down'));
-        }
-      },
-    };
-    const end = () => {
-      ended = true;
-      this.inflight.delete(entry);
-    };
-    const onEvent = (i: number, ev: SequenceEvent) => {
-      if (ended) return;
-      if (ev.done === 'cancelled') return entry.cancel('the server is shutting down');
-      if (ev.done === 'error') {
-        end();
-        for (const h of handles) h.cancel();
-        if (parsed.stream) {
-          write(new ApiError(500, 'generation failed').body());
-          res.end();
-        } else sendError(res, new ApiError(500, 'generation failed'));
-        return;
-      }
-      texts[i] += ev.text;
-      tokens[i] = ev.completionTokens;
-      if (parsed.stream && (ev.text || first[i])) {
-        write(streamChunk(kind, head, i, ev.text, null, first[i]));
-        first[i] = false;
-      }
-      if (!ev.done) return;
-      finishes[i] = finishName(ev.done);
-      if (parsed.stream) write(streamChunk(kind, head, i, '', finishes[i], first[i]));
-      if (--open > 0) return;
-      end();
-      const u = usage(parsed.promptTokens, tokens.reduce((a, b) => a + b, 0));
-      if (parsed.stream) {
-        if (parsed.includeUsage) write(streamChunk(kind, head, -1, '', null, false, u));
-        res.end('data: [DONE]\n\n');
-      } else {
-        sendJson(res, 200, kind === 'chat' ? chatResponse(head, texts, finishes, u) : completionResponse(head, texts, finishes, u));
-      }
-    };
-    if (!this.engine.canAccept(C)) {
+    if (!this.engine.canAccept(parsed.sequences.length)) {
       res.setHeader('Retry-After', '1');
       const st = this.engine.stats();
       return sendError(res, new ApiError(429, `the queue is full (${st.waiting} waiting for ${st.slots} busy slots); retry later`, null, 'queue_full'));
     }
+    const id = `${kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${++this.requests}${randomBytes(6).toString('hex')}`;
+    const reply = new Reply(parsed, res, { id, created: Math.floor(Date.now() / 1000), model: this.model.id }, () => this.inflight.delete(reply));
+    this.inflight.add(reply);
+    res.on('close', () => reply.abandon()); // a client that goes away before its answer ends frees its slots
+    reply.attach(this.engine.submit(parsed.sequences, (i, ev) => reply.event(i, ev)));
+  }
+}
+
+/**
+ * One request's answer in progress: streams each choice's text as it comes (SSE) or collects it (JSON), and ends
+ * exactly once: complete, failed (error body or error event), or abandoned by its client (no write).
+ */
+class Reply {
+  private readonly texts: string[];
+  private readonly finishes: FinishName[];
+  private readonly tokens: number[];
+  private readonly first: boolean[];
+  private open: number;
+  private ended = false;
+  private handles: SequenceHandle[] = [];
+
+  constructor(private readonly parsed: ParsedRequest, private readonly res: ServerResponse, private readonly head: ReplyHead, private readonly onEnd: () => void) {
+    const n = parsed.sequences.length;
+    this.texts = new Array<string>(n).fill('');
+    this.finishes = new Array<FinishName>(n).fill('length');
+    this.tokens = new Array<number>(n).fill(0);
+    this.first = new Array<boolean>(n).fill(true);
+    this.open = n;
     if (parsed.stream) {
       res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache', Connection: 'keep-alive' });
       res.flushHeaders();
     }
-    // a client that goes away before its answer ends frees its slots
-    res.on('close', () => {
-      if (ended) return;
-      end();
-      for (const h of handles) h.cancel();
-    });
-    this.inflight.add(entry);
-    handles = this.engine.submit(parsed.sequences, onEvent);
   }
+
+  attach(handles: SequenceHandle[]): void {
+    this.handles = handles;
+    if (this.ended) for (const h of handles) h.cancel();
+  }
+
+  /** An engine event of choice i. */
+  event(i: number, ev: SequenceEvent): void {
+    if (this.ended) return;
+    if (ev.done === 'cancelled') return this.fail(new ApiError(503, 'the server is shutting down', null, 'shutting_down'));
+    if (ev.done === 'error') return this.fail(new ApiError(500, 'generation failed'));
+    const { parsed, head } = this;
+    this.texts[i] += ev.text;
+    this.tokens[i] = ev.completionTokens;
+    // a choice's first chunk goes out with its first token, even when that token's text is held back
+    if (parsed.stream && (ev.text || this.first[i])) {
+      this.write(streamChunk(parsed.kind, head, i, ev.text, null, this.first[i]));
+      this.first[i] = false;
+    }
+    if (!ev.done) return;
+    this.finishes[i] = finishName(ev.done);
+    if (parsed.stream) this.write(streamChunk(parsed.kind, head, i, '', this.finishes[i], false));
+    if (--this.open > 0) return;
+    this.end();
+    const u = usage(parsed.promptTokens, this.tokens.reduce((a, b) => a + b, 0));
+    if (parsed.stream) {
+      if (parsed.includeUsage) this.write(streamChunk(parsed.kind, head, -1, '', null, false, u));
+      this.res.end('data: [DONE]\n\n');
+    } else {
+      sendJson(this.res, 200, (parsed.kind === 'chat' ? chatResponse : completionResponse)(head, this.texts, this.finishes, u));
+    }
+  }
+
+  /** Ends with an error: a JSON error response, or an error event (and no [DONE]) on a stream already begun. */
+  fail(e: ApiError): void {
+    if (this.ended) return;
+    this.end();
+    if (this.parsed.stream) {
+      this.write(e.body());
+      this.res.end();
+    } else {
+      sendError(this.res, e);
+    }
+  }
+
+  /** The client closed the connection first: nothing more is written, the sequences leave the engine. */
+  abandon(): void {
+    if (!this.ended) this.end();
+  }
+
+  private end(): void {
+    this.ended = true;
+    for (const h of this.handles) h.cancel();
+    this.onEnd();
+  }
+
+  private write(chunk: unknown): void {
+    this.res.write(`data: ${JSON.stringify(chunk)}\n\n`);
+  }
+}
+
+interface ReplyHead {
+  id: string;
+  created: number;
+  model: string;
 }
 
 type Route = 'health' | 'models' | 'model' | 'completion' | 'chat';
