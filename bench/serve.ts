@@ -142,19 +142,37 @@ async function stream(body: Record<string, unknown>, path = '/v1/completions', d
 }
 
 // ------------------------------------------------------------------ 1. throughput, 1 vs N streams, interleaved
-async function aggregate(n: number): Promise<number> {
+/** The server process's CPU seconds so far (user + system, all its threads; Linux /proc), or NaN elsewhere. */
+function serverCpuSeconds(): number {
+  try {
+    const f = readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100 on Linux)
+  } catch {
+    return NaN;
+  }
+}
+/** Decode tokens/s over wall time, and over the server's CPU time (less sensitive to other load on the machine). */
+async function aggregate(n: number): Promise<{ wall: number; cpu: number }> {
+  const cpu0 = serverCpuSeconds();
   const rs = await Promise.all(Array.from({ length: n }, (_, i) => stream({ prompt, max_tokens: TOKENS, ignore_eos: true, seed: i, temperature: TEMPERATURE })));
+  const cpu = serverCpuSeconds() - cpu0;
   const first = Math.min(...rs.map((r) => r.firstTokenAt));
   const last = Math.max(...rs.map((r) => r.lastTokenAt));
   const tokens = rs.reduce((a, r) => a + r.tokens - 1, 0);
-  return tokens / ((last - first) / 1000);
+  return { wall: tokens / ((last - first) / 1000), cpu: rs.reduce((a, r) => a + r.tokens, 0) / cpu };
 }
 await aggregate(1); // warm-up
 const single: number[] = [];
 const multi: number[] = [];
+const singleCpu: number[] = [];
+const multiCpu: number[] = [];
 for (let k = 0; k < ROUNDS; k++) {
-  single.push(await aggregate(1));
-  multi.push(await aggregate(STREAMS));
+  const a = await aggregate(1);
+  const b = await aggregate(STREAMS);
+  single.push(a.wall);
+  multi.push(b.wall);
+  singleCpu.push(a.cpu);
+  multiCpu.push(b.cpu);
 }
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const quantile = (xs: number[], q: number) => {
@@ -248,6 +266,8 @@ console.log(JSON.stringify({
     tokens_per_stream: TOKENS, streams: STREAMS, rounds: ROUNDS, temperature: TEMPERATURE,
     single_stream_decode_tokens_per_s: single.map((x) => Math.round(x)), concurrent_aggregate_decode_tokens_per_s: multi.map((x) => Math.round(x)),
     ratio_of_medians: Number(ratio.toFixed(2)),
+    // every token (prefill included) per CPU second of the server process: what batching saves in work, whatever the load
+    single_stream_tokens_per_server_cpu_s: singleCpu.map((x) => Math.round(x)), concurrent_tokens_per_server_cpu_s: multiCpu.map((x) => Math.round(x)),
   },
   load: {
     requests: REQUESTS, clients: CLIENTS, wall_s: Number(wall.toFixed(2)), answered: outcome.ok, malformed: malformedTotal, malformed_400: outcome.malformed400,
