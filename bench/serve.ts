@@ -1,11 +1,12 @@
 /**
  * `llama-ts serve` under load, over loopback, against the real CLI process. Prints one JSON object.
  *
- *   node dist/bench/serve.js [--preset mini-15m] [--requests 200] [--clients 16] [--tokens 32] [--streams 8]
+ *   node dist/bench/serve.js [--preset mini-15m] [--requests 200] [--clients 16] [--tokens 128] [--streams 8]
  *                            [--rounds 3] [--parallel 16] [--backend native|ref] [--temperature 1]
  *
  * 1. Throughput: aggregate decode tokens/s of `--streams` concurrent streaming requests against one stream alone,
- *    interleaved (1, N, 1, N, … for --rounds) so both see the same machine load; each request decodes --tokens
+ *    interleaved (1, N, 1, N, … for --rounds) so both see the same machine load; each request (a 17-token prompt, so
+ *    that prefill is a small part of the window) decodes --tokens
  *    tokens (ignore_eos; --temperature, default 1 as OpenAI's: sampling over the whole vocabulary costs a pass per
  *    token and row, 0 is greedy) and the rate is Σ(tokens − 1) / (last stream's last chunk − first stream's first chunk).
  * 2. Load: --requests requests from --clients concurrent clients. Every 10th (i % 10 = 3) is a stream its client
@@ -34,7 +35,7 @@ import { byteVocab } from '../src/tokenizer/vocab.js';
 const { values } = parseArgs({
   options: {
     preset: { type: 'string', default: 'mini-15m' }, requests: { type: 'string', default: '200' }, clients: { type: 'string', default: '16' },
-    tokens: { type: 'string', default: '32' }, streams: { type: 'string', default: '8' }, rounds: { type: 'string', default: '3' },
+    tokens: { type: 'string', default: '128' }, streams: { type: 'string', default: '8' }, rounds: { type: 'string', default: '3' },
     parallel: { type: 'string', default: '16' }, backend: { type: 'string' }, temperature: { type: 'string', default: '1' },
   },
 });
@@ -154,7 +155,7 @@ function serverCpuSeconds(): number {
 /** Decode tokens/s over wall time, and over the server's CPU time (less sensitive to other load on the machine). */
 async function aggregate(n: number): Promise<{ wall: number; cpu: number }> {
   const cpu0 = serverCpuSeconds();
-  const rs = await Promise.all(Array.from({ length: n }, (_, i) => stream({ prompt, max_tokens: TOKENS, ignore_eos: true, seed: i, temperature: TEMPERATURE })));
+  const rs = await Promise.all(Array.from({ length: n }, (_, i) => stream({ prompt: 'Once upon a time', max_tokens: TOKENS, ignore_eos: true, seed: i, temperature: TEMPERATURE })));
   const cpu = serverCpuSeconds() - cpu0;
   const first = Math.min(...rs.map((r) => r.firstTokenAt));
   const last = Math.max(...rs.map((r) => r.lastTokenAt));
