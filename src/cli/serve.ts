@@ -60,7 +60,7 @@ export const command: Command = {
         templateFrom = `default: the model's tokenizer.chat_template is not one llama-ts recognises`;
       }
     }
-    const id = str(values['model-name']) ?? basename(str(values.model) as string).replace(/\/+$/, '');
+    const id = str(values['model-name']) ?? basename(str(values.model) as string);
     const server = new LlamaServer({
       decoder: new Decoder(loaded.model), slots, queue, prefillChunk,
       model: { id, contextLength: loaded.model.config.maxSeqLen, tokenizer: loaded.tokenizer, vocab: loaded.vocab, template },

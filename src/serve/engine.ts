@@ -62,8 +62,8 @@ interface Sequence {
   emitted: number;
   /** The accepted token to feed next (decoding), or -1 (prefilling). */
   next: number;
+  /** Ended (by its stop rules, an error or cancel()): its slot is freed before the next step. */
   finished: boolean;
-  cancelled: boolean;
   slot: number;
 }
 
@@ -133,7 +133,7 @@ export class BatchEngine {
     if (!this.canAccept(specs.length)) throw new QueueFullError(`the queue is full (${this.waiting.length} waiting for ${this.slots} slots)`);
     const seqs = specs.map((spec, i): Sequence => ({
       spec, onEvent: (ev) => onEvent(i, ev), rng: new Rng(spec.seed), context: spec.prompt.slice(), generated: [], fed: 0, emitted: 0, next: -1,
-      finished: false, cancelled: false, slot: -1,
+      finished: false, slot: -1,
     }));
     for (const s of seqs) {
       if (s.spec.maxTokens === 0) this.finish(s, 'max_tokens', '');
@@ -143,7 +143,6 @@ export class BatchEngine {
     return seqs.map((s) => ({
       cancel: () => {
         if (s.finished) return;
-        s.cancelled = true;
         s.finished = true;
         this.cancelled++;
         const w = this.waiting.indexOf(s);
@@ -166,7 +165,6 @@ export class BatchEngine {
   cancelAll(): void {
     for (const s of [...this.waiting, ...this.active]) {
       if (s && !s.finished) {
-        s.cancelled = true;
         s.finished = true;
         this.cancelled++;
         s.onEvent({ text: '', done: 'cancelled', completionTokens: s.generated.length });
