@@ -21,12 +21,13 @@ export const MODEL_HELP = `model:    --model PATH   checkpoint or run directory,
           --format ckpt|hf|gguf|llama2c (default: inferred)  --backend ref|ref-f64
           --force        load even when the memory estimate exceeds the available memory (LLAMA_TS_MEMORY_LIMIT, else MemAvailable)`;
 
-export function loadModelArg(values: Values): LoadedModel {
+/** The model of --model (and --format, --backend); the memory check counts `caches` full-context KV caches. */
+export function loadModelArg(values: Values, caches = 1): LoadedModel {
   const path = str(values.model);
   if (!path) throw new UserError('--model PATH is required (a checkpoint, Hugging Face directory, .gguf or llama2.c .bin)');
   const f = str(values.format);
   const backend = createBackend(str(values.backend));
-  return loadAnyModel(path, backend, f ? parseFormat(f, 'format') : undefined, modelMemoryCheck(values, backend.alloc(0).BYTES_PER_ELEMENT, 1));
+  return loadAnyModel(path, backend, f ? parseFormat(f, 'format') : undefined, modelMemoryCheck(values, backend.alloc(0).BYTES_PER_ELEMENT, caches));
 }
 
 /** The check `loadAnyModel` runs before allocating: a whole model (+ `caches` KV caches) against the available memory. */

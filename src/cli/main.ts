@@ -22,6 +22,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   bench: async () => (await import('./bench.js')).command,
   dashboard: async () => (await import('./dashboard.js')).command,
   plot: async () => (await import('./plot.js')).command,
+  serve: async () => (await import('./serve.js')).command,
 };
 
 async function usage(): Promise<string> {

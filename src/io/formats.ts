@@ -114,6 +114,8 @@ export interface LoadedModel {
   tokenizer: Tokenizer;
   format: ModelFormat;
   description: string;
+  /** The chat template the file carries (GGUF `tokenizer.chat_template`), when it has one. */
+  chatTemplate?: string;
 }
 
 /** `beforeAlloc` sees the model's config once the files are read and before the weights are allocated (a memory check). */
@@ -123,7 +125,7 @@ export function loadAnyModel(path: string, backend: Backend, format?: ModelForma
   const model = new Llama(source.config, backend);
   fillModel(model, source);
   const tokenizer = source.tokenizer ?? (source.vocab ? tokenizerFromVocab(source.vocab) : new MissingTokenizer(source.config.vocabSize, `${source.description} has no tokenizer llama-ts can read`));
-  return { model, vocab: source.vocab, tokenizer, format: f, description: source.description };
+  return { model, vocab: source.vocab, tokenizer, format: f, description: source.description, chatTemplate: source.chatTemplate };
 }
 
 export interface SaveOptions {

@@ -140,6 +140,7 @@ export function readLlamaGguf(path: string): ModelSource {
     config,
     vocab: ggufVocab(f, config.vocabSize),
     description: what,
+    chatTemplate: typeof f.metadata.get('tokenizer.chat_template') === 'string' ? (f.metadata.get('tokenizer.chat_template') as string) : undefined,
     tensor: (n) => f.readF32(tied && n === 'output.weight' ? 'token_embd.weight' : ggufName(n)),
   };
 }

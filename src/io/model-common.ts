@@ -15,6 +15,8 @@ export interface ModelSource {
   tokenizer?: Tokenizer;
   /** What was read, for messages. */
   description: string;
+  /** The chat template the file carries (GGUF `tokenizer.chat_template`, a Jinja source), when it has one. */
+  chatTemplate?: string;
 }
 
 /** Copies every tensor of a source into a model, checking sizes. */
