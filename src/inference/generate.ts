@@ -131,6 +131,7 @@ export class Decoder {
       out.push(lg);
       r0 += n;
     }
+    m.params.check(); // mapped weights: the file was not truncated under this step (else a one-line error, not its logits)
     return out;
   }
 

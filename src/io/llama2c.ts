@@ -18,7 +18,8 @@ import { TokenType, SPACE, type TokenizerVocab } from '../tokenizer/vocab.js';
 import { UserError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/fsutil.js';
 import { makeRopeTable } from '../kernels/backend.js';
-import { configWithHidden, f32view, type ModelSource } from './model-common.js';
+import { configWithHidden, f32view, type ModelSource, type ReadOptions } from './model-common.js';
+import { openModelFile } from '../util/mmap.js';
 
 const HEADER_BYTES = 28;
 
@@ -77,7 +78,12 @@ export function readLlama2cHeader(buf: Buffer, fileSize: number, what: string): 
   return { config, shared, offsets };
 }
 
-export function readLlama2c(path: string, vocab: TokenizerVocab | null = null): ModelSource {
+/**
+ * Reads a llama2.c model's header and returns its tensors: with `map` (and the addon), views of the mapped file
+ * (every weight array starts at a multiple of 4 bytes after the 28-byte header, so none is copied); else copies
+ * read from the file. The file's size is checked against the header before anything is mapped.
+ */
+export function readLlama2c(path: string, vocab: TokenizerVocab | null = null, o: ReadOptions = {}): ModelSource {
   const what = `llama2.c model '${path}'`;
   const fd = openSync(path, 'r');
   let size: number;
@@ -93,21 +99,19 @@ export function readLlama2c(path: string, vocab: TokenizerVocab | null = null): 
   const sizes = new Map<string, number>();
   for (const s of sections()) for (let l = 0; l < (s.perLayer ? config.nLayers : 1); l++) sizes.set(s.meta(l), s.rows(config) * s.cols(config));
   sizes.set('output.weight', config.vocabSize * config.dim);
+  const file = openModelFile(path, { map: Boolean(o.map), expectSize: size, populate: o.map });
+  const copied = new Set<string>();
   return {
-    config, vocab, description: what,
+    config, vocab, description: what, mapped: file.mapped, check: () => file.check(),
     tensor(name: string): Float32Array {
       const off = offsets.get(name);
       const n = sizes.get(name);
       if (off === undefined || n === undefined) throw new UserError(`${what}: no tensor '${name}'`);
-      const out = new Float32Array(n);
-      const fd2 = openSync(path, 'r');
-      try {
-        readSync(fd2, new Uint8Array(out.buffer), 0, n * 4, off);
-      } finally {
-        closeSync(fd2);
-      }
-      return out;
+      const r = file.f32(off, n);
+      if (r.copied) copied.add(name);
+      return r.data;
     },
+    converted: (name) => (copied.has(name) ? 'read' : null),
   };
 }
 
