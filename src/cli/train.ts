@@ -185,7 +185,6 @@ function checkTrainingMemory(
 }
 
 export const command: Command = {
-  summary: 'train a model (preset or config file) on text data, with checkpoints and --resume',
   async run(argv) {
     const { values } = parse(argv, trainOptions);
     if (values.help) {

@@ -176,30 +176,38 @@ export function readLlama2cTokenizer(path: string, vocabSize: number): Tokenizer
   if (buf.length < 4) throw new UserError(`${what} is truncated`);
   const maxLen = buf.readInt32LE(0);
   if (maxLen <= 0 || maxLen > 1 << 20) throw new UserError(`${what}: bad max_token_length ${maxLen}`);
-  const pieces: string[] = [];
-  const scores: number[] = [];
-  const types: number[] = [];
+  const pieces: string[] = new Array(vocabSize);
+  const scores: number[] = new Array(vocabSize);
+  const types: number[] = new Array(vocabSize);
+  // one pass with few calls per piece (it runs before the first token, mostly not yet optimised): the file decoded
+  // once as latin1, an ASCII piece taken as a substring of it, only the others decoded as UTF-8
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const latin1 = buf.toString('latin1');
+  const high = /[\x80-\xff]/;
   let off = 4;
   for (let i = 0; i < vocabSize; i++) {
     if (off + 8 > buf.length) throw new UserError(`${what} is truncated: ${i} of ${vocabSize} tokens`);
-    const score = buf.readFloatLE(off);
-    const len = buf.readInt32LE(off + 4);
+    const score = dv.getFloat32(off, true);
+    const len = dv.getInt32(off + 4, true);
     off += 8;
     if (len < 0 || len > maxLen || off + len > buf.length) throw new UserError(`${what} is corrupt at token ${i} (length ${len})`);
-    let piece = buf.toString('utf8', off, off + len);
+    let piece = latin1.substring(off, off + len);
+    const ascii = !high.test(piece);
+    if (!ascii) piece = buf.toString('utf8', off, off + len);
+    const first = buf[off];
     off += len;
     let type: number = TokenType.NORMAL;
-    if (piece === '\n<s>\n' || piece === '\n</s>\n') {
+    if (first === 0x0a && (piece === '\n<s>\n' || piece === '\n</s>\n')) {
       piece = piece.trim();
       type = TokenType.CONTROL;
-    } else if (piece === '<unk>') type = TokenType.UNKNOWN;
-    else if (/^<0x[0-9A-F]{2}>$/.test(piece)) type = TokenType.BYTE;
-    else if (/^<unused\d+>$/.test(piece)) type = TokenType.UNUSED;
-    else if (piece === '<s>' || piece === '</s>') type = TokenType.CONTROL;
-    else piece = piece.replace(/ /g, SPACE);
-    pieces.push(piece);
-    scores.push(score);
-    types.push(type);
+    } else if (first === 0x3c && piece === '<unk>') type = TokenType.UNKNOWN;
+    else if (first === 0x3c && /^<0x[0-9A-F]{2}>$/.test(piece)) type = TokenType.BYTE;
+    else if (first === 0x3c && /^<unused\d+>$/.test(piece)) type = TokenType.UNUSED;
+    else if (first === 0x3c && (piece === '<s>' || piece === '</s>')) type = TokenType.CONTROL;
+    else if (piece.includes(' ')) piece = piece.replaceAll(' ', SPACE);
+    pieces[i] = piece;
+    scores[i] = score;
+    types[i] = type;
   }
   const bos = pieces.indexOf('<s>');
   const eos = pieces.indexOf('</s>');
