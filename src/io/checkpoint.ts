@@ -168,7 +168,12 @@ export function openCheckpoint(path: string, o: { map?: boolean } = {}): LoadedC
         throw new UserError(`checkpoint '${dir}' does not match the model (${layout.total} parameters)`);
       }
       const place = (t: TensorSpec, full: Float32Array, out: FlatTensors) => (tp.size === 1 ? out.view(t).set(full) : shardOf(t, full, out.view(t), tp));
-      for (const t of params.layout.tensors) place(t, st.readF32(t.name), params);
+      // one process, float32: each tensor is read from the file straight into its view of the flat buffer
+      const direct = (out: FlatTensors) => tp.size === 1 && out.data instanceof Float32Array;
+      for (const t of params.layout.tensors) {
+        if (direct(params)) st.readF32Into(t.name, params.view(t) as Float32Array);
+        else place(t, st.readF32(t.name), params);
+      }
       if (moments) {
         const optPath = join(dir, 'optimizer.safetensors');
         if (!existsSync(optPath)) throw new UserError(`checkpoint '${dir}' has no optimizer.safetensors: cannot resume training from it`);
@@ -176,6 +181,10 @@ export function openCheckpoint(path: string, o: { map?: boolean } = {}): LoadedC
         for (const [key, buf] of [['adamw.m', moments.m], ['adamw.v', moments.v]] as const) {
           const info = ot.tensors.get(key);
           if (!info || info.shape[0] !== layout.total) throw new UserError(`checkpoint '${dir}': optimizer state '${key}' is missing or has the wrong size`);
+          if (direct(buf)) {
+            ot.readF32Into(key, buf.data as Float32Array);
+            continue;
+          }
           const flat = ot.readF32(key);
           if (tp.size === 1) buf.data.set(flat);
           else for (const t of buf.layout.tensors) {

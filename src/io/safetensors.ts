@@ -44,6 +44,8 @@ export interface SafeTensorsFile {
   bytes: FileBytes;
   /** Reads a tensor as float32: F32 data of a mapped file at a 4-byte-aligned offset is a view; else a new array (F16/BF16/F64 converted). */
   readF32(name: string): Float32Array;
+  /** Reads a tensor into `out` (its length must match): F32 straight from the file into out's bytes, others converted. */
+  readF32Into(name: string, out: Float32Array): void;
   /** Why readF32(name) is a copy ('F16 → F32', 'read', 'unaligned'), or null for a view of the mapping. */
   converted(name: string): string | null;
 }
@@ -121,6 +123,13 @@ export function readSafetensorsHeader(path: string, o: { map?: boolean } = {}): 
         const t = info(name);
         if (t.dtype === 'F32') return bytes.f32(dataStart + t.begin, (t.end - t.begin) / 4).data;
         return toF32(bytes.bytes(dataStart + t.begin, t.end - t.begin), t.dtype, name);
+      },
+      readF32Into(name: string, out: Float32Array): void {
+        const t = info(name);
+        const n = (t.end - t.begin) / DTYPE_BYTES[t.dtype];
+        if (out.length !== n) throw new UserError(`${what}: tensor ${quoted(name)} has ${n} values, ${out.length} expected`);
+        if (t.dtype === 'F32') bytes.readInto(dataStart + t.begin, new Uint8Array(out.buffer, out.byteOffset, out.byteLength));
+        else out.set(toF32(bytes.bytes(dataStart + t.begin, t.end - t.begin), t.dtype, name));
       },
       converted(name: string): string | null {
         const t = info(name);

@@ -74,6 +74,8 @@ export interface FileBytes {
   bytes(offset: number, n: number): Uint8Array;
   /** n float32 values from `offset`: a view of the mapping when it is 4-byte aligned, else a copy. */
   f32(offset: number, n: number): { data: Float32Array; copied: boolean };
+  /** Fills `out` with the bytes from `offset`: read straight into it (one copy from the disk or page cache). */
+  readInto(offset: number, out: Uint8Array): void;
   /** Throws a UserError when the file was truncated or faulted since it was mapped (no-op on the read path). */
   check(): void;
 }
@@ -98,8 +100,13 @@ class ReadFile implements FileBytes {
   readonly whole = null;
   constructor(readonly path: string, readonly size: number) {}
   bytes(offset: number, n: number): Uint8Array {
-    checkRange(this.path, this.size, offset, n);
     const out = new Uint8Array(n);
+    this.readInto(offset, out);
+    return out;
+  }
+  readInto(offset: number, out: Uint8Array): void {
+    const n = out.length;
+    checkRange(this.path, this.size, offset, n);
     const fd = openSync(this.path, 'r');
     try {
       let got = 0;
@@ -111,7 +118,6 @@ class ReadFile implements FileBytes {
     } finally {
       closeSync(fd);
     }
-    return out;
   }
   f32(offset: number, n: number): { data: Float32Array; copied: boolean } {
     const b = this.bytes(offset, n * 4);
@@ -136,6 +142,9 @@ class MappedFile implements FileBytes {
   bytes(offset: number, n: number): Uint8Array {
     const { buf, at } = this.buffer(offset, n);
     return new Uint8Array(buf, at, n);
+  }
+  readInto(offset: number, out: Uint8Array): void {
+    out.set(this.bytes(offset, out.length));
   }
   f32(offset: number, n: number): { data: Float32Array; copied: boolean } {
     if (offset % 4 !== 0) return { data: new Float32Array(this.bytes(offset, n * 4).slice().buffer), copied: true };
