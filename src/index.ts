@@ -20,7 +20,7 @@ export { prepareTextData, readDocuments } from './data/text.js';
 export { brownDocuments } from './data/brown.js';
 export { sampleToken, argmax, type SamplingOptions } from './inference/sampler.js';
 export { Decoder, KVCache, generate, generateStream, tokens, type GenerateOptions, type GenerationResult, type TokenEvent } from './inference/generate.js';
-export { loadAnyModel, detectFormat, type LoadedModel, type ModelFormat } from './io/formats.js';
+export { loadAnyModel, detectFormat, type LoadedModel, type LoadOptions, type ModelFormat } from './io/formats.js';
 export { UserError } from './util/errors.js';
 export { Rng } from './util/rng.js';
 export { LocalComm, LOCAL_COMM, type Comm, type CommRequest } from './parallel/comm.js';
