@@ -23,6 +23,7 @@ import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { constants as bufferConstants } from 'node:buffer';
 import { loadAddon, type LoadedAddon } from './addon.js';
 import { UserError } from './errors.js';
+import { availableMemory } from './memory.js';
 
 /** The mapping functions of the native addon (native/mmap.cc), bound beside its op table. */
 interface MmapAddon {
@@ -85,7 +86,11 @@ export interface OpenOptions {
   map: boolean;
   /** The size a header check accepted: the file must still have exactly this many bytes when it is mapped. */
   expectSize?: number;
-  /** MAP_POPULATE: fill the page tables at once (faster first use when every byte is needed, as for inference). */
+  /**
+   * MAP_POPULATE: fill the page tables at once (faster first use when every byte is needed, as for inference). Only
+   * for a file known (`expectSize`) to take at most half the available memory: a larger one would be read whole
+   * only to be evicted again; its pages are faulted in as they are used.
+   */
   populate?: boolean;
 }
 
@@ -179,7 +184,8 @@ export function openModelFile(path: string, o: OpenOptions): FileBytes {
   }
   let handle: unknown;
   try {
-    handle = addon.mapOpen(path, Boolean(o.populate));
+    const populate = Boolean(o.populate) && o.expectSize !== undefined && o.expectSize <= availableMemory().bytes / 2;
+    handle = addon.mapOpen(path, populate);
   } catch (e) {
     throw new UserError((e as Error).message);
   }
