@@ -20,6 +20,7 @@ import { UserError } from '../src/util/errors.js';
 import { createRefBackend } from '../src/kernels/ref.js';
 import { skip, native } from './helpers/native.js';
 import { peakedModel } from './helpers/models.js';
+import { runCli } from './helpers/cli.js';
 
 const config = makeConfig({ dim: 64, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 259, multipleOf: 32, maxSeqLen: 32 });
 const dir = mkdtempSync(join(tmpdir(), 'llama-ts-mmap-'));
@@ -131,4 +132,18 @@ test('a file truncated while mapped does not crash the process: the next decode 
   assert.equal(r.status, 0, `exit ${r.status} signal ${r.signal}\n${r.stderr}`);
   assert.match(r.stdout, /after truncation the last weight reads 0\n/);
   assert.match(r.stdout, /error: UserError model file '.*shrink\.bin' changed while in use \(4124 bytes now, \d+ when it was mapped; \d+ reads? past its end returned zeros\): stopping/);
+});
+
+test('cli: generate maps by default and says so with --verbose; --no-mmap and LLAMA_TS_NO_NATIVE=1 read; same text', { skip }, () => {
+  const path = join(dir, 'cli.gguf');
+  saveModelAs('gguf', path, model, null);
+  const args = ['generate', '--model', path, '--ids', '1,40,77', '-n', '8', '--temperature', '0', '--ignore-eos', '--verbose'];
+  const mapped = runCli(args);
+  const read = runCli([...args, '--no-mmap']);
+  const noAddon = runCli(args, undefined, { LLAMA_TS_NO_NATIVE: '1' });
+  for (const r of [mapped, read, noAddon]) assert.equal(r.code, 0, r.stderr);
+  assert.match(mapped.stderr, /^llama-ts: weights: mapped GGUF file '.*cli\.gguf' read-only; [\d.]+ MiB used in place \(no copy\)$/m);
+  assert.match(read.stderr, /^llama-ts: weights: read GGUF file .* into the model's own float32 buffer/m);
+  assert.match(noAddon.stderr, /^llama-ts: weights: read .*not mapped: the ref backend reads/m);
+  assert.equal(mapped.stdout, read.stdout);
 });
