@@ -22,7 +22,7 @@ import { isHfDir, readHf, writeHf } from './hf.js';
 import { looksLikeLlama2c, readLlama2c, readLlama2cTokenizer, writeLlama2c, writeLlama2cTokenizer } from './llama2c.js';
 import { checkTensor, fillModel, type ModelSource, type ReadOptions } from './model-common.js';
 import { FlatTensors, paramLayout } from '../model/params.js';
-import { canMap } from '../util/mmap.js';
+import { canMap, mapUnavailable } from '../util/mmap.js';
 
 export type ModelFormat = 'ckpt' | 'hf' | 'gguf' | 'llama2c';
 export const FORMATS: ModelFormat[] = ['ckpt', 'hf', 'gguf', 'llama2c'];
@@ -160,7 +160,7 @@ export function loadAnyModel(path: string, backend: Backend, format?: ModelForma
   } else {
     model = new Llama(source.config, backend);
     fillModel(model, source);
-    o.verbose?.(`weights: read ${source.description} into the model's own float32 buffer (${mib(model.layout.total * 4)}${o.weights === 'map' ? `; not mapped: ${backend.name !== 'native' ? `the ${backend.name} backend reads` : 'no native addon'}` : ''})`);
+    o.verbose?.(`weights: read ${source.description} into the model's own float32 buffer (${mib(model.layout.total * 4)}${o.weights === 'map' ? `; not mapped: ${backend.name !== 'native' ? `the ${backend.name} backend reads` : mapUnavailable()}` : ''})`);
   }
   const tokenizer = source.tokenizer ?? (source.vocab ? tokenizerFromVocab(source.vocab) : new MissingTokenizer(source.config.vocabSize, `${source.description} has no tokenizer llama-ts can read`));
   return { model, vocab: source.vocab, tokenizer, format: f, description: source.description, mapped: !model.params.writable };

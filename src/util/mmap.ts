@@ -53,6 +53,11 @@ export function canMap(): boolean {
   return loadMmap().addon !== null;
 }
 
+/** Why files cannot be mapped, or null when they can. */
+export function mapUnavailable(): string | null {
+  return loadMmap().error;
+}
+
 /** Index of the first NaN or ±Infinity in `a`, or -1: native when the addon is there (one vectorised pass). */
 export function firstNonFinite(a: Float32Array): number {
   const addon = loadMmap().addon;
