@@ -20,7 +20,7 @@ export { prepareTextData, readDocuments } from './data/text.js';
 export { brownDocuments } from './data/brown.js';
 export { sampleToken, argmax, type SamplingOptions } from './inference/sampler.js';
 export { Decoder, KVCache, generate, generateStream, tokens, type GenerateOptions, type GenerationResult, type TokenEvent } from './inference/generate.js';
-export { loadAnyModel, detectFormat, type LoadedModel, type ModelFormat } from './io/formats.js';
+export { loadAnyModel, detectFormat, type LoadedModel, type LoadOptions, type ModelFormat } from './io/formats.js';
 export { LlamaServer, type ServerOptions } from './serve/server.js';
 export { BatchEngine, type SequenceSpec, type SequenceEvent, type EngineOptions } from './serve/engine.js';
 export { detectTemplate, renderChat, encodeChat, TEMPLATE_NAMES, type TemplateName, type ChatMessage } from './serve/chat-template.js';

@@ -40,7 +40,6 @@ export function portArg(v: string | boolean | undefined | (string | boolean)[], 
 }
 
 export const command: Command = {
-  summary: 'serve a live web page of one or more training runs (charts, progress, samples)',
   async run(argv) {
     const { values, positionals } = parse(argv, { port: { type: 'string' }, host: { type: 'string' }, open: { type: 'boolean' } }, true);
     if (values.help) {

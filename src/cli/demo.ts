@@ -45,7 +45,6 @@ function timeOneStep(backendName: string | undefined, batch: number, seq: number
 }
 
 export const command: Command = {
-  summary: 'train a small model on the bundled English mixture for a few minutes, then print samples',
   async run(argv) {
     const { values } = parse(dashboardFlag(argv), { ...trainOptions, minutes: { type: 'string' } });
     if (values.help) {

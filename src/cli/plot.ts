@@ -7,7 +7,6 @@ const USAGE = `usage: llama-ts plot RUN_DIR... --out curves.svg|curves.png [--x 
 The dashboard's charts of the runs (overlaid) as a file: .svg is written directly, .png through the system Chromium.`;
 
 export const command: Command = {
-  summary: "write a run's charts (loss, lr, gradient norm, speed, phase times) to an SVG or PNG file",
   async run(argv) {
     const { values, positionals } = parse(argv, { out: { type: 'string', short: 'o' }, x: { type: 'string' }, 'log-y': { type: 'boolean' }, smoothing: { type: 'string' } }, true);
     if (values.help) {

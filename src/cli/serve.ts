@@ -23,7 +23,6 @@ server:   --host ADDR (127.0.0.1)  --port P (8080; 0 = any free port, printed at
 See docs/INFERENCE.md, "Server".`;
 
 export const command: Command = {
-  summary: 'OpenAI-compatible HTTP server (completions, chat, streaming) with continuous batching',
   async run(argv) {
     const { values } = parse(argv, {
       ...modelOptions, host: { type: 'string' }, port: { type: 'string' }, 'model-name': { type: 'string' }, parallel: { type: 'string' },

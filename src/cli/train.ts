@@ -251,7 +251,6 @@ function checkTrainingMemory(
 }
 
 export const command: Command = {
-  summary: 'train a model (preset or config file) on text data, with checkpoints and --resume',
   async run(argv) {
     const { values } = parse(dashboardFlag(argv), trainOptions);
     if (values.help) {

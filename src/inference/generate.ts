@@ -128,6 +128,7 @@ export class Decoder {
       if (!reuse) {
         const lg = be.alloc(B * V);
         m.head(lg, s.xn.subarray(0, B * D), B);
+        m.params.check();
         return items.map((_, k) => lg.subarray(k * V, (k + 1) * V));
       }
       if (!this.lastLogits || this.lastLogits.length < B * V) {
@@ -136,6 +137,7 @@ export class Decoder {
       }
       for (let k = this.lastViews.length; k < B; k++) this.lastViews.push(this.lastLogits.subarray(k * V, (k + 1) * V));
       m.head(this.lastLogits.subarray(0, B * V), s.xn.subarray(0, B * D), B);
+      m.params.check();
       return this.lastViews.slice(0, B);
     }
     const out: FloatArray[] = [];
@@ -154,6 +156,7 @@ export class Decoder {
       out.push(lg);
       r0 += n;
     }
+    m.params.check(); // mapped weights: the file was not truncated under this step (else a one-line error, not its logits)
     return out;
   }
 
