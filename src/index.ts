@@ -10,7 +10,7 @@ export { AdamW, clipGradNorm, ADAMW_DEFAULTS, type AdamWOptions } from './traini
 export { learningRate, type ScheduleOptions } from './training/schedule.js';
 export { train, evaluate, HYPER_DEFAULTS, type Hyper, type TrainOptions, type TrainResult, type StepRecord, type TaskEvaluator } from './training/trainer.js';
 export { TRAIN_SETTINGS, SETTINGS, resolveHyper, checkHyper, type Setting, type SettingKey } from './training/settings.js';
-export { JsonlSink, ProgressSink, type MetricSink, type EvalRecord, type RunStart, type RunEnd } from './training/metrics.js';
+export { JsonlSink, ProgressSink, RunInfoSink, RUN_INFO, type MetricSink, type EvalRecord, type SampleRecord, type RunStart, type RunEnd, type RunInfo } from './training/metrics.js';
 export { saveCheckpoint, openCheckpoint, type CheckpointState } from './io/checkpoint.js';
 export { readSafetensorsHeader, writeSafetensors } from './io/safetensors.js';
 export { ByteTokenizer } from './tokenizer/bytes.js';
@@ -20,7 +20,10 @@ export { prepareTextData, readDocuments } from './data/text.js';
 export { brownDocuments } from './data/brown.js';
 export { sampleToken, argmax, type SamplingOptions } from './inference/sampler.js';
 export { Decoder, KVCache, generate, generateStream, tokens, type GenerateOptions, type GenerationResult, type TokenEvent } from './inference/generate.js';
-export { loadAnyModel, detectFormat, type LoadedModel, type ModelFormat } from './io/formats.js';
+export { loadAnyModel, detectFormat, type LoadedModel, type LoadOptions, type ModelFormat } from './io/formats.js';
+export { LlamaServer, type ServerOptions } from './serve/server.js';
+export { BatchEngine, type SequenceSpec, type SequenceEvent, type EngineOptions } from './serve/engine.js';
+export { detectTemplate, renderChat, encodeChat, TEMPLATE_NAMES, type TemplateName, type ChatMessage } from './serve/chat-template.js';
 export { UserError } from './util/errors.js';
 export { Rng } from './util/rng.js';
 export { LocalComm, LOCAL_COMM, type Comm, type CommRequest } from './parallel/comm.js';
@@ -29,3 +32,6 @@ export { loadTask, resolveTaskPaths, runTask, scoreLoglik, exactMatch, type Task
 export { LoraAdapter, loraLayout, parseLoraTargets, type LoraConfig } from './model/lora.js';
 export { readPeftAdapter, writePeftAdapter, exportPeft } from './io/lora.js';
 export { openSftData, readSftFile, SftSource, SFT_TEMPLATES, type SftExample } from './data/sft.js';
+export { startDashboard, type Dashboard, type DashboardOptions } from './dashboard/server.js';
+export { RunLog, type RunState, type RunSnapshot } from './dashboard/runlog.js';
+export { plotSvg, writePlot, readRuns, type PlotOptions } from './dashboard/plot.js';

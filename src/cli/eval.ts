@@ -40,7 +40,6 @@ export function resultTable(results: TaskResult[]): string {
 }
 
 export const command: Command = {
-  summary: 'evaluate a model on tasks: multiple choice, closed-book QA (exact match), perplexity',
   async run(argv) {
     const { values } = parse(argv, {
       ...modelOptions, task: { type: 'string', short: 't' }, shots: { type: 'string' }, limit: { type: 'string' }, batch: { type: 'string' },
