@@ -19,6 +19,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   score: async () => (await import('./score.js')).command,
   data: async () => (await import('./data.js')).command,
   bench: async () => (await import('./bench.js')).command,
+  dashboard: async () => (await import('./dashboard.js')).command,
+  plot: async () => (await import('./plot.js')).command,
 };
 
 async function usage(): Promise<string> {

@@ -18,8 +18,8 @@ import { trainFlopsPerToken, type LlamaConfig } from '../model/config.js';
 import { AdamW } from './optimizer.js';
 import { ZeroAdamW } from './zero.js';
 import { FlatTensors } from '../model/params.js';
-import { trainStep, type StepResult, type StepState } from './step.js';
-import { fanOut, JsonlSink, ProgressSink, type MetricSink, type RunEnd, type StepRecord } from './metrics.js';
+import { trainStep, TrainingDiverged, type StepResult, type StepState } from './step.js';
+import { fanOut, JsonlSink, ProgressSink, RunInfoSink, type MetricSink, type RunEnd, type StepRecord } from './metrics.js';
 import { LOCAL_COMM, type Comm } from '../parallel/comm.js';
 import { topology, gatherFull, checkSameRun, anyRank, type Topology } from './distributed.js';
 import { RankSlice } from '../data/source.js';
@@ -31,7 +31,7 @@ import { UserError } from '../util/errors.js';
 import { peakFlops } from '../kernels/peak.js';
 
 export { HYPER_DEFAULTS, type Hyper } from './settings.js';
-export type { StepRecord, EvalRecord, MetricSink, RunStart, RunEnd } from './metrics.js';
+export type { StepRecord, EvalRecord, SampleRecord, MetricSink, RunStart, RunEnd, RunInfo } from './metrics.js';
 export type { StepTimes } from './step.js';
 
 export interface TrainOptions {
@@ -67,6 +67,11 @@ export interface TrainOptions {
   sinks?: MetricSink[];
   /** false: write no checkpoint at all, not even at the stop (benchmarks). Default true. */
   checkpoints?: boolean;
+  /**
+   * Text samples every `every` steps and at the last step (train --sample-every), logged to train.jsonl by rank 0.
+   * `generate` is given the model between steps (the CLI decodes with inference/generate.ts); it must not change it.
+   */
+  samples?: { every: number; generate(model: Llama): Promise<{ prompt: string; sample: string }> };
 }
 
 export interface TrainResult {
@@ -216,7 +221,8 @@ class TrainingRun {
     const schedule = { peakLr: h.lr, warmupSteps: h.warmup, totalSteps: h.steps, minRatio: h.minLrRatio };
     this.step = { model: p.model, opt: p.opt, data: p.data, hyper: h, schedule, dp: p.topo.dp };
     const lead = p.topo.world.rank === 0; // one rank logs for the run
-    this.sink = fanOut(lead ? [new JsonlSink(join(o.runDir, 'train.jsonl')), ...(o.quiet ? [] : [new ProgressSink()]), ...(o.sinks ?? [])] : []);
+    const logs = [new JsonlSink(join(o.runDir, 'train.jsonl')), RunInfoSink.in(o.runDir, p.topo.dp.world)];
+    this.sink = fanOut(lead ? [...logs, ...(o.quiet ? [] : [new ProgressSink()]), ...(o.sinks ?? [])] : []);
     this.stopAt = Math.min(o.stopAt ?? h.steps, h.steps);
     this.rate = throughput(o, h, p.topo);
     this.done = this.savedStep = p.startStep;
@@ -227,21 +233,27 @@ class TrainingRun {
     const interrupt = new Interrupt((line) => this.sink.onNotice(line));
     let outcome: RunEnd['outcome'] = 'failed';
     let ended: TrainResult['outcome'] = 'stopped';
-    this.sink.onStart({ runDir: this.o.runDir, startStep: p.startStep, stopAt: this.stopAt, steps: h.steps, world: p.topo.world.world });
+    let error: unknown = null;
+    this.sink.onStart({ runDir: this.o.runDir, config: this.o.config, hyper: { ...h }, startStep: p.startStep, stopAt: this.stopAt, steps: h.steps, world: p.topo.world.world });
     try {
       if (p.startStep === 0) this.evaluate(0);
       while (this.done < this.stopAt) {
         this.record(trainStep(this.step, this.done));
         this.afterStep();
+        await this.sample();
         await new Promise<void>((res) => setImmediate(res)); // let signals and I/O through
         if ((interrupt.requested = anyRank(p.topo.world, interrupt.requested))) break;
       }
       if (interrupt.requested && this.savedStep !== this.done) this.checkpoint();
       if (this.done === h.steps && p.startStep < h.steps) this.evaluate(h.steps);
       outcome = ended = this.done === h.steps ? 'finished' : interrupt.requested ? 'interrupted' : 'stopped';
+    } catch (e) {
+      error = e;
+      throw e;
     } finally {
       interrupt.dispose();
-      this.sink.onEnd({ step: this.done, outcome, checkpoint: this.lastCkpt });
+      const failure = error === null ? {} : { error: error instanceof Error ? error.message : String(error), diverged: error instanceof TrainingDiverged };
+      this.sink.onEnd({ step: this.done, outcome, checkpoint: this.lastCkpt, ...failure });
     }
     return { steps: this.done, losses: this.losses, firstEvalLoss: this.firstEval, lastEvalLoss: this.lastEval, checkpoint: this.lastCkpt, model: p.model, rank: p.topo.world.rank, outcome: ended };
   }
@@ -259,6 +271,15 @@ class TrainingRun {
     const { h, done } = this;
     if (h.evalEvery > 0 && done % h.evalEvery === 0 && done !== h.steps) this.evaluate(done);
     if ((h.ckptEvery > 0 && done % h.ckptEvery === 0) || done === this.stopAt) this.checkpoint();
+  }
+
+  /** A text sample every --sample-every steps and at the schedule's last step (rank 0 only: it alone logs). */
+  private async sample(): Promise<void> {
+    const s = this.o.samples;
+    if (!s || s.every <= 0 || this.p.topo.world.rank !== 0) return;
+    if (this.done % s.every !== 0 && this.done !== this.h.steps) return;
+    const r = await s.generate(this.p.model);
+    this.sink.onSample({ step: this.done, prompt: r.prompt, sample: r.sample });
   }
 
   private evaluate(step: number): void {
