@@ -11,7 +11,8 @@ import { fileURLToPath } from 'node:url';
 import { createRefBackend } from '../src/kernels/ref.js';
 import { makeRopeTable, type AttentionShape, type FloatArray } from '../src/kernels/backend.js';
 import { createWasmBackend, type WasmBackend } from '../src/kernels/wasm.js';
-import { loadWasm, nodeWasmHost } from '../src/kernels/wasm-node.js';
+import { loadWasm, nodeWasmHost, wasmModulePaths } from '../src/kernels/wasm-node.js';
+import { readFileSync } from 'node:fs';
 import { Rng } from '../src/util/rng.js';
 import { randn, assertClose } from './helpers/native.js';
 
@@ -111,6 +112,27 @@ test('results do not depend on the thread count (1 vs 3 threads, bit for bit)', 
   assert.equal(three.threads(), 3);
   const a = run(one), b = run(three);
   for (let i = 0; i < a.length; i++) assert.deepEqual(Array.from(a[i]), Array.from(b[i]), `result ${i}`);
+});
+
+test('the single-threaded module over an unshared memory (pages that are not cross-origin isolated) matches ref', { skip: skip || RELAXED }, () => {
+  const module = new WebAssembly.Module(readFileSync(wasmModulePaths().single));
+  const be = createWasmBackend({ module, simd: 'simd128', threads: 4, shared: false });
+  assert.equal(be.threads(), 1);
+  const rng = new Rng(13);
+  const M = 70, K = 300, N = 90;
+  const x = randn(rng, M * K), w = randn(rng, N * K);
+  const big = be.alloc(10_000_000) as Float32Array; // grows the memory: earlier arrays must survive (alloc gives ordinary arrays here)
+  const a = be.alloc(M * N) as Float32Array, b = new Float32Array(M * N);
+  be.matmul(a, x, w, M, K, N);
+  ref.matmul(b, x, w, M, K, N);
+  assertClose(a, b, 2e-6 * Math.sqrt(K), 'matmul on the single-threaded module');
+  const s: AttentionShape = { batch: 2, seq: 40, nHeads: 4, nKvHeads: 2, headDim: 8 };
+  const q = randn(rng, 2 * 40 * 32), k = randn(rng, 2 * 40 * 16), v = randn(rng, 2 * 40 * 16);
+  const o1 = new Float32Array(q.length), o2 = new Float32Array(q.length), l1 = new Float32Array(320), l2 = new Float32Array(320);
+  be.attention(o1, l1, q, k, v, s);
+  ref.attention(o2, l2, q, k, v, s);
+  assertClose(o1, o2, 2e-5, 'attention on the single-threaded module');
+  assert.equal(big.length, 10_000_000);
 });
 
 test('embedding and its backward (repeated tokens)', { skip }, () => {

@@ -3,6 +3,7 @@
  * Builds the wasm backend's kernels (wasm/src/*.c) into two modules with clang and wasm-ld (Debian: clang-16, lld-16):
  *   wasm/llama_ts.wasm          128-bit SIMD, threads (shared memory, atomics): every engine since 2021, Node 20 included
  *   wasm/llama_ts_relaxed.wasm  the same with relaxed-SIMD fused multiply-add (Chromium 114+, Node behind a flag)
+ *   wasm/llama_ts_single.wasm   128-bit SIMD, one thread, unshared memory (pages that are not cross-origin isolated)
  * and wasm/manifest.json: the hash of the sources and of this script, and the compiler that built them
  * (test/wasm-build.test.ts checks the committed modules against it). The modules are committed and shipped in the
  * npm package, so users need no toolchain. Usage: node wasm/build.mjs [--out DIR] [--cc clang-16] [--ld wasm-ld-16]
@@ -33,22 +34,24 @@ export function sourceHash() {
   return h.digest('hex');
 }
 
-const CFLAGS = ['--target=wasm32', '-O3', '-msimd128', '-matomics', '-mbulk-memory', '-mmutable-globals', '-mnontrapping-fptoint',
+const CFLAGS = ['--target=wasm32', '-O3', '-msimd128', '-mbulk-memory', '-mmutable-globals', '-mnontrapping-fptoint',
   '-msign-ext', '-nostdlib', '-ffreestanding', '-fno-math-errno', '-Wall', '-Wextra', '-Werror'];
-const LDFLAGS = ['--no-entry', '--shared-memory', '--import-memory', `--initial-memory=${INITIAL_PAGES * 65536}`,
+const LDFLAGS = ['--no-entry', '--import-memory', `--initial-memory=${INITIAL_PAGES * 65536}`,
   '--max-memory=4294967296', '-z', 'stack-size=1048576', '--stack-first', '--export=__stack_pointer', '--export=__heap_base',
   '--strip-all'];
 
-function build(name, extra) {
+const THREADS = { cflags: ['-matomics'], ldflags: ['--shared-memory'] };
+
+function build(name, extra, threads = THREADS) {
   const tmp = join(out, `.obj-${name}`);
   mkdirSync(tmp, { recursive: true });
   const objs = sources.filter((f) => f.endsWith('.c')).map((f) => {
     const o = join(tmp, f.replace(/\.c$/, '.o'));
-    execFileSync(cc, [...CFLAGS, ...extra, '-c', join(here, 'src', f), '-o', o], { stdio: 'inherit' });
+    execFileSync(cc, [...CFLAGS, ...threads.cflags, ...extra, '-c', join(here, 'src', f), '-o', o], { stdio: 'inherit' });
     return o;
   });
   const file = join(out, `${name}.wasm`);
-  execFileSync(ld, [...LDFLAGS, ...objs, '-o', file], { stdio: 'inherit' });
+  execFileSync(ld, [...LDFLAGS, ...threads.ldflags, ...objs, '-o', file], { stdio: 'inherit' });
   execFileSync('rm', ['-rf', tmp]);
   return file;
 }
@@ -57,8 +60,9 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   mkdirSync(out, { recursive: true });
   build('llama_ts', []);
   build('llama_ts_relaxed', ['-mrelaxed-simd', '-DLT_RELAXED']);
+  build('llama_ts_single', ['-DLT_SINGLE'], { cflags: [], ldflags: [] });
   const compiler = execFileSync(cc, ['--version'], { encoding: 'utf8' }).split('\n')[0];
-  const manifest = { sources: sourceHash(), compiler, initialPages: INITIAL_PAGES, files: ['llama_ts.wasm', 'llama_ts_relaxed.wasm'] };
+  const manifest = { sources: sourceHash(), compiler, initialPages: INITIAL_PAGES, files: ['llama_ts.wasm', 'llama_ts_relaxed.wasm', 'llama_ts_single.wasm'] };
   writeFileSync(join(out, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
   console.log(`wasm: built ${manifest.files.join(', ')} in ${out} (${compiler})`);
 }

@@ -17,8 +17,10 @@ import { checkConfigFits } from './model-common.js';
 import { configFromJson, type LlamaConfig } from '../model/config.js';
 import type { FlatTensors, ParamLayout, TensorSpec } from '../model/params.js';
 import { paramLayout, shardOf } from '../model/params.js';
+import { decodeSafetensors, openBundle } from './bundle.js';
 
-export const CHECKPOINT_FORMAT = 'llama-ts-checkpoint';
+export { CHECKPOINT_FORMAT } from './bundle.js';
+import { CHECKPOINT_FORMAT } from './bundle.js';
 
 /** 'vocab': a TokenizerVocab JSON file (pieces/scores/types/specials) written when a model is converted from another format. */
 import type { TokenizerRef } from '../tokenizer/ref.js';
@@ -130,7 +132,12 @@ export interface LoadedCheckpoint {
   loadInto(params: FlatTensors, moments?: { m: FlatTensors; v: FlatTensors }): void;
 }
 
+/**
+ * A checkpoint directory, a run directory (its latest checkpoint), or a single-file checkpoint (io/bundle.ts: the
+ * browser page's download; byte tokenizer only).
+ */
 export function openCheckpoint(path: string): LoadedCheckpoint {
+  if (existsSync(path) && statSync(path).isFile()) return openBundleFile(path);
   const dir = resolveCheckpointDir(path);
   let state: CheckpointState;
   try {
@@ -180,6 +187,20 @@ export function openCheckpoint(path: string): LoadedCheckpoint {
           }
         }
       }
+    },
+  };
+}
+
+function openBundleFile(path: string): LoadedCheckpoint {
+  const what = `checkpoint '${path}'`;
+  const b = openBundle(decodeSafetensors(new Uint8Array(readFileSync(path)), what), what);
+  if (b.state.tokenizer?.kind !== 'bytes') throw new UserError(`${what}: a single-file checkpoint carries the byte tokenizer only, not '${b.state.tokenizer?.kind}'`);
+  checkConfigFits(what, b.state.config, b.layout.tensors.length);
+  return {
+    dir: path, state: b.state, layout: b.layout,
+    loadInto(params, moments) {
+      if (params.layout.tp.size !== 1) throw new UserError(`${what}: a single-file checkpoint loads into one process (no tensor parallelism)`);
+      b.loadInto(params, moments);
     },
   };
 }

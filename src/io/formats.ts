@@ -44,10 +44,11 @@ export function detectFormat(path: string): ModelFormat {
     throw new UserError(`'${path}' is neither a llama-ts checkpoint (state.json) nor a Hugging Face model (config.json)`);
   }
   if (fileMagic(path) === GGUF_MAGIC) return 'gguf';
+  if (/\.safetensors$/i.test(path)) return 'ckpt'; // a single-file checkpoint (io/bundle.ts); the reader says when it is not one
   if (looksLikeLlama2c(path)) return 'llama2c';
   if (/\.gguf$/i.test(path)) return 'gguf'; // the reader will say what is wrong with it
   if (/\.bin$/i.test(path)) return 'llama2c';
-  throw new UserError(`cannot tell the format of '${path}' (expected a GGUF file, a llama2.c .bin, a checkpoint or a Hugging Face directory)`);
+  throw new UserError(`cannot tell the format of '${path}' (expected a GGUF file, a llama2.c .bin, a checkpoint (directory or .safetensors file) or a Hugging Face directory)`);
 }
 
 /** Format of an output path: from its extension, or a directory → ckpt unless told. */

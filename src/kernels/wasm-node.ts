@@ -13,10 +13,10 @@ import { createWasmBackend, wasmSupported, WASM_MAX_THREADS, type WasmBackend, t
 
 let cached: { backend: WasmBackend | null; error: string | null } | null = null;
 
-/** The module files: wasm/llama_ts.wasm and wasm/llama_ts_relaxed.wasm under the package root. */
-export function wasmModulePaths(): { plain: string; relaxed: string } {
+/** The module files under the package root: threaded plain SIMD, threaded relaxed SIMD, single-threaded (wasm/build.mjs). */
+export function wasmModulePaths(): { plain: string; relaxed: string; single: string } {
   const dir = join(packageRoot(), 'wasm');
-  return { plain: join(dir, 'llama_ts.wasm'), relaxed: join(dir, 'llama_ts_relaxed.wasm') };
+  return { plain: join(dir, 'llama_ts.wasm'), relaxed: join(dir, 'llama_ts_relaxed.wasm'), single: join(dir, 'llama_ts_single.wasm') };
 }
 
 /**

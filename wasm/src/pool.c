@@ -7,6 +7,19 @@
 
 #define SEQ __ATOMIC_SEQ_CST
 
+#ifdef LT_SINGLE
+// The single-threaded module (no shared memory: a page that is not cross-origin isolated): tasks run in order.
+int LT_EXPORT(lt_set_threads)(int n) {
+  (void)n;
+  return 1;
+}
+int lt_threads(void) { return 1; }
+void lt_parallel(lt_task fn, void* ctx, int n) {
+  for (int t = 0; t < n; t++) fn(ctx, t, 0);
+}
+void LT_EXPORT(lt_worker)(int tid) { (void)tid; }
+#else
+
 struct job {
   lt_task fn;
   void* ctx;
@@ -88,3 +101,4 @@ void LT_EXPORT(lt_worker)(int tid) {
     }
   }
 }
+#endif
