@@ -11,7 +11,7 @@ import { Llama } from '../model/llama.js';
 import { makeConfig, validateConfig, type LlamaConfig } from '../model/config.js';
 import { ByteTokenizer } from '../tokenizer/bytes.js';
 import { documentsFromText, textDataFromDocuments, type TextData } from '../data/documents.js';
-import { trainStep, type StepState } from '../training/step.js';
+import { trainStep, type StepState, type StepTimes } from '../training/step.js';
 import { AdamW } from '../training/optimizer.js';
 import { checkHyper, hyperFromSaved, resolveHyper, type Hyper } from '../training/settings.js';
 import { LOCAL_COMM } from '../parallel/comm.js';
@@ -24,13 +24,15 @@ import { UserError } from '../util/errors.js';
 /** The page's default model: the demo's shape (llama-ts demo), small enough to learn spelling in minutes. */
 export const PAGE_MODEL: Partial<LlamaConfig> = { dim: 128, nLayers: 4, nHeads: 4, nKvHeads: 2, multipleOf: 32, maxSeqLen: 128 };
 
+/** One step, as train.jsonl records it (training/metrics.ts StepRecord; no MFU in a page: 0). */
 export interface StepReport {
   step: number;
   loss: number;
   lr: number;
   grad_norm: number;
   tokens_per_s: number;
-  ms: number;
+  mfu: number;
+  ms: StepTimes;
 }
 
 /** Text as training data: a readable UserError for a binary file or one without enough text. */
@@ -130,12 +132,10 @@ export class TrainingSession {
 
   /** One optimizer step (training/step.ts, as `llama-ts train` runs it). */
   trainOne(): StepReport {
-    const t0 = performance.now();
     const r = trainStep(this.state, this.opt.step);
-    const ms = performance.now() - t0;
     this.lastLoss = r.loss;
     const tokens = this.hyper.batch * this.hyper.seq * this.hyper.accum;
-    return { step: this.opt.step, loss: r.loss, lr: r.lr, grad_norm: r.norm, tokens_per_s: (tokens * 1000) / ms, ms };
+    return { step: this.opt.step, loss: r.loss, lr: r.lr, grad_norm: r.norm, tokens_per_s: (tokens * 1000) / r.ms.total, mfu: 0, ms: r.ms };
   }
 
   /** A sample continuing `prompt` (BOS first), as `--sample-every` draws them. */
