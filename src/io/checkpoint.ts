@@ -117,7 +117,10 @@ export function resolveCheckpointDir(path: string): string {
       const name = readFileSync(latest, 'utf8').trim();
       if (!/^step-\d{8,}$/.test(name)) throw new UserError(`checkpoint pointer '${latest}' is corrupt: it holds ${quoted(name)}, not a checkpoint name like step-00000100`);
       const dir = join(root, name);
-      if (!existsSync(join(dir, 'state.json'))) throw new UserError(`checkpoint pointer '${latest}' names '${name}', which is missing`);
+      if (!existsSync(join(dir, 'state.json'))) {
+        if (existsSync(`${dir}.safetensors`)) return `${dir}.safetensors`; // a single-file checkpoint (io/bundle.ts) placed in the run
+        throw new UserError(`checkpoint pointer '${latest}' names '${name}', which is missing`);
+      }
       return dir;
     }
   }
@@ -139,6 +142,7 @@ export interface LoadedCheckpoint {
 export function openCheckpoint(path: string): LoadedCheckpoint {
   if (existsSync(path) && statSync(path).isFile()) return openBundleFile(path);
   const dir = resolveCheckpointDir(path);
+  if (statSync(dir).isFile()) return openBundleFile(dir);
   let state: CheckpointState;
   try {
     state = JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')) as CheckpointState;
