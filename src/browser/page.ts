@@ -135,8 +135,10 @@ drop.addEventListener('drop', (e) => {
   void sendFiles([...(e.dataTransfer?.files ?? [])]);
 });
 
-// start: the engine, then the bundled text
-send({ type: 'init' });
+// start: the engine (URL options ?preset=NAME&batch=B&seq=T&steps=N&threads=N, for benchmarks), then the bundled text
+const q = new URLSearchParams(location.search);
+const given = Object.fromEntries(['batch', 'seq', 'steps', 'warmup'].filter((k) => q.has(k)).map((k) => [k, Number(q.get(k))]));
+send({ type: 'init', preset: q.get('preset') ?? undefined, hyper: given, threads: q.has('threads') ? Number(q.get('threads')) : undefined });
 void fetch(new URL('./sample.txt', import.meta.url)).then(async (r) => {
   if (!r.ok) return setError('the bundled text is missing: drop a text file');
   const bytes = await r.arrayBuffer();

@@ -2,7 +2,8 @@
 import type { StepReport } from './session.js';
 
 export type ToWorker =
-  | { type: 'init'; threads?: number }
+  /** `preset`/`hyper`: the model and settings of new runs (default: the demo's model, train's settings). */
+  | { type: 'init'; threads?: number; preset?: string; hyper?: Record<string, number> }
   /** Training text: the bundled slice or a dropped file's bytes (decoded and checked in the worker). */
   | { type: 'data'; name: string; bytes: ArrayBuffer }
   | { type: 'train' }

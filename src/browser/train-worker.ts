@@ -4,10 +4,11 @@
  * only draws. Errors go back as one readable line; the worker stays usable after one.
  */
 import { createPageWasmBackend } from './wasm-host.js';
-import { TrainingSession, textData } from './session.js';
+import { PAGE_MODEL, TrainingSession, textData } from './session.js';
 import type { FromWorker, ToWorker } from './protocol.js';
 import type { WasmBackend } from '../kernels/wasm.js';
-import { paramCount, describeConfig } from '../model/config.js';
+import { paramCount, describeConfig, getPreset, type LlamaConfig } from '../model/config.js';
+import type { Hyper } from '../training/settings.js';
 import { UserError } from '../util/errors.js';
 
 const post = (m: FromWorker, transfer: Transferable[] = []): void => (self as unknown as Worker).postMessage(m, transfer);
@@ -16,6 +17,8 @@ let backend: WasmBackend | null = null;
 let session: TrainingSession | null = null;
 let text: { name: string; text: string } | null = null;
 let running = false;
+let model: Partial<LlamaConfig> = PAGE_MODEL;
+let hyper: Partial<Hyper> = {};
 const SAMPLE_EVERY = 20;
 const SAMPLE_PROMPT = 'The ';
 
@@ -40,6 +43,8 @@ async function loop(): Promise<void> {
 async function handle(m: ToWorker): Promise<void> {
   switch (m.type) {
     case 'init':
+      if (m.preset) model = getPreset(m.preset);
+      hyper = (m.hyper ?? {}) as Partial<Hyper>;
       backend = await createPageWasmBackend(new URL('./', import.meta.url), m.threads);
       post({ type: 'ready', simd: backend.simd(), threads: backend.threads(), isolated: (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated === true });
       return;
@@ -48,7 +53,7 @@ async function handle(m: ToWorker): Promise<void> {
       if (bytes.length === 0) throw new UserError(`'${m.name}' is empty: drop a text file with at least a few hundred characters`);
       const t = new TextDecoder('utf-8').decode(bytes);
       // check it now (binary, too small) so that a bad file is refused before it replaces the current text
-      textData(t, m.name, 1, 128);
+      textData(t, m.name, 1, hyper.seq ?? Math.min(256, model.maxSeqLen ?? 256));
       running = false;
       text = { name: m.name, text: t };
       session = null;
@@ -57,7 +62,7 @@ async function handle(m: ToWorker): Promise<void> {
     }
     case 'train':
       if (!text) throw new UserError('no training text yet');
-      session ??= TrainingSession.fresh(backend!, text.text, text.name);
+      session ??= TrainingSession.fresh(backend!, text.text, text.name, model, hyper);
       if (session.step === 0 && !running) announce(session, false);
       if (!running) {
         running = true;
