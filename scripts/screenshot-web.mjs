@@ -2,7 +2,7 @@
 /**
  * Makes docs/web-page.png, the README's picture of the training page: builds the page (web/build.mjs; run `npx tsc`
  * first), serves it with the isolation headers, trains in headless Chromium (Debian /usr/bin/chromium, no download)
- * until the first samples, pauses and takes the screenshot. Usage: node scripts/screenshot-web.mjs [--steps N (60)]
+ * until the first samples, pauses and takes the screenshot. Usage: node scripts/screenshot-web.mjs [--steps N (150)]
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -12,7 +12,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { chromium } from 'playwright-core';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const steps = Number(process.argv.includes('--steps') ? process.argv[process.argv.indexOf('--steps') + 1] : 60);
+const steps = Number(process.argv.includes('--steps') ? process.argv[process.argv.indexOf('--steps') + 1] : 150);
 const site = mkdtempSync(join(tmpdir(), 'lt-shot-'));
 execFileSync(process.execPath, [join(root, 'web/build.mjs'), '--out', site], { stdio: 'inherit' });
 const { serveWeb } = await import(pathToFileURL(join(root, 'web/serve.mjs')).href);
