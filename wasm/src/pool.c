@@ -65,8 +65,11 @@ static void group_task(void* ctx, int t, int tid) {
 
 void lt_parallel(lt_task fn, void* ctx, int n) {
   if (n <= 0) return;
-  if (n > 0xffff) {  // task indices fit 16 bits of `state`: run consecutive tasks as one
-    struct group g = {fn, ctx, n, (n + 0xfffe) / 0xffff};
+  // many small tasks (a row each) cost more in claiming than in work: run consecutive tasks as one, 8 groups per
+  // thread (the grouping depends on the pool size, but every task still writes only its own part of the output)
+  int most = 8 * n_threads;
+  if (n > most) {
+    struct group g = {fn, ctx, n, (n + most - 1) / most};
     lt_parallel(group_task, &g, (n + g.per - 1) / g.per);
     return;
   }
@@ -97,7 +100,7 @@ void LT_EXPORT(lt_worker)(int tid) {
     int w = __atomic_load_n(&wake, SEQ);
     work(__atomic_load_n(&state, SEQ) >> 16, tid);
     for (int spin = 0; __atomic_load_n(&wake, SEQ) == w; spin++) {
-      if (spin > 20000) __builtin_wasm_memory_atomic_wait32(&wake, w, -1);
+      if (spin > 2000) __builtin_wasm_memory_atomic_wait32(&wake, w, -1);  // spin briefly: cores may be shared
     }
   }
 }
