@@ -201,7 +201,8 @@ export function createWasmBackend(host: WasmHost): WasmBackend {
   }
   ex.lt_set_threads(threads);
 
-  // blocks handed out by alloc go back to the heap when their array is collected
+  // blocks handed out by alloc go back to the heap when their array is collected: a caller keeps the array alloc
+  // returned (not only a subarray of it) while it uses the block, as the model, optimizer and decoder do
   const blocks = new FinalizationRegistry<[number, number]>(([ptr, bytes]) => heap.release(ptr, bytes));
   const alloc = (n: number): FloatArray => {
     if (!shared) return new Float32Array(n);
