@@ -6,6 +6,9 @@ export type { Backend, FloatArray, DType, AttentionShape, AdamWParams, RopeTable
 export { makeRopeTable } from './kernels/backend.js';
 export { createBackend } from './kernels/index.js';
 export { createRefBackend } from './kernels/ref.js';
+export { createWasmBackend, type WasmBackend, type WasmHost } from './kernels/wasm.js';
+export { createNodeWasmBackend } from './kernels/wasm-node.js';
+export { TrainingSession } from './browser/session.js';
 export { AdamW, clipGradNorm, ADAMW_DEFAULTS, type AdamWOptions } from './training/optimizer.js';
 export { learningRate, type ScheduleOptions } from './training/schedule.js';
 export { train, evaluate, HYPER_DEFAULTS, type Hyper, type TrainOptions, type TrainResult, type StepRecord, type TaskEvaluator } from './training/trainer.js';

@@ -134,7 +134,7 @@ test('a file truncated while mapped does not crash the process: the next decode 
   assert.match(r.stdout, /error: UserError model file '.*shrink\.bin' changed while in use \(4124 bytes now, \d+ when it was mapped; \d+ reads? past its end returned zeros\): stopping/);
 });
 
-test('cli: generate maps by default and says so with --verbose; --no-mmap and LLAMA_TS_NO_NATIVE=1 read; same text', { skip }, () => {
+test('cli: generate maps by default and says so with --verbose; --no-mmap and LLAMA_TS_NO_NATIVE=1 (the wasm fallback) read; same text', { skip }, () => {
   const path = join(dir, 'cli.gguf');
   saveModelAs('gguf', path, model, null);
   const args = ['generate', '--model', path, '--ids', '1,40,77', '-n', '8', '--temperature', '0', '--ignore-eos', '--verbose'];
@@ -144,6 +144,6 @@ test('cli: generate maps by default and says so with --verbose; --no-mmap and LL
   for (const r of [mapped, read, noAddon]) assert.equal(r.code, 0, r.stderr);
   assert.match(mapped.stderr, /^llama-ts: weights: mapped GGUF file '.*cli\.gguf' read-only; [\d.]+ MiB used in place \(no copy\)$/m);
   assert.match(read.stderr, /^llama-ts: weights: read GGUF file .* into the model's own float32 buffer/m);
-  assert.match(noAddon.stderr, /^llama-ts: weights: read .*not mapped: the ref backend reads/m);
+  assert.match(noAddon.stderr, /^llama-ts: weights: read .*not mapped: the (wasm|ref) backend reads/m);
   assert.equal(mapped.stdout, read.stdout);
 });

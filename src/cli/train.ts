@@ -53,7 +53,7 @@ const RUN_FLAGS: readonly RunFlag[] = [
   { flag: 'sp', type: 'boolean', group: 'parallel', doc: 'sequence parallelism with --tp: the norms and residual stream divided along the rows too (Korthikanti et al. 2022)' },
   { flag: 'zero', type: 'string', group: 'parallel', arg: '0|1', doc: 'ZeRO stage 1: divide the AdamW moments across the data-parallel ranks (reduce-scatter, update a slice, all-gather; default 0)' },
   { flag: 'recompute', type: 'string', group: 'misc', arg: 'POLICY', doc: `activation checkpointing: ${RECOMPUTE_POLICIES.join(', ')} (default none; the same gradients, less memory: selective recomputes the norms and the SwiGLU gate, full each block)` },
-  { flag: 'backend', type: 'string', group: 'misc', arg: 'NAME', doc: `kernels: ${BACKEND_NAMES.join(', ')} (default: native when its addon is built, else ref with a notice; ref-f64 is the float64 oracle)` },
+  { flag: 'backend', type: 'string', group: 'misc', arg: 'NAME', doc: `kernels: ${BACKEND_NAMES.join(', ')} (default: native when its addon is built, else wasm with a notice; ref-f64 is the float64 oracle)` },
   { flag: 'quiet', type: 'boolean', group: 'misc', doc: 'no progress bar or summary lines on stderr' },
   { flag: 'force', type: 'boolean', group: 'misc', doc: "start even when the memory estimate (weights, gradients, AdamW, activations) exceeds the available memory ($LLAMA_TS_MEMORY_LIMIT, else MemAvailable)" },
 ];

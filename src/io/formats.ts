@@ -46,10 +46,11 @@ export function detectFormat(path: string): ModelFormat {
     throw new UserError(`'${path}' is neither a llama-ts checkpoint (state.json) nor a Hugging Face model (config.json)`);
   }
   if (fileMagic(path) === GGUF_MAGIC) return 'gguf';
+  if (/\.safetensors$/i.test(path)) return 'ckpt'; // a single-file checkpoint (io/bundle.ts); the reader says when it is not one
   if (looksLikeLlama2c(path)) return 'llama2c';
   if (/\.gguf$/i.test(path)) return 'gguf'; // the reader will say what is wrong with it
   if (/\.bin$/i.test(path)) return 'llama2c';
-  throw new UserError(`cannot tell the format of '${path}' (expected a GGUF file, a llama2.c .bin, a checkpoint or a Hugging Face directory)`);
+  throw new UserError(`cannot tell the format of '${path}' (expected a GGUF file, a llama2.c .bin, a checkpoint (directory or .safetensors file) or a Hugging Face directory)`);
 }
 
 /** Format of an output path: from its extension, or a directory → ckpt unless told. */
@@ -70,12 +71,25 @@ function ckptSource(path: string, o: ReadOptions): ModelSource {
   const tokenizer = tokenizerFromRef(ck.state.tokenizer as TokenizerRef, ck.dir);
   const vocab = vocabFromTokenizer(tokenizer, c.vocabSize);
   if (vocab) validateVocab(vocab, `checkpoint '${ck.dir}' tokenizer`);
+  const description = `checkpoint '${ck.dir}'`;
+  const st = ck.model;
+  if (!st) {
+    // a single-file checkpoint (io/bundle.ts): read whole into one flat buffer, tensors handed out as its views
+    let flat: FlatTensors | null = null;
+    return {
+      config: c, vocab, tokenizer, description,
+      tensor(name) {
+        if (!flat) ck.loadInto((flat = new FlatTensors(ck.layout, { alloc: (n: number) => new Float32Array(n) } as unknown as Backend)));
+        return flat.get(name) as Float32Array;
+      },
+    };
+  }
   return {
-    config: c, vocab, tokenizer, description: `checkpoint '${ck.dir}'`,
-    tensor: (name) => ck.model.readF32(name),
-    mapped: ck.model.bytes.mapped,
-    check: () => ck.model.bytes.check(),
-    converted: (name) => ck.model.converted(name),
+    config: c, vocab, tokenizer, description,
+    tensor: (name) => st.readF32(name),
+    mapped: st.bytes.mapped,
+    check: () => st.bytes.check(),
+    converted: (name) => st.converted(name),
   };
 }
 
