@@ -9,6 +9,16 @@ import { createRefBackend } from '../src/kernels/ref.js';
 import { QUANT_TYPES, dequantize, quantize, rowBytes, type QuantType } from '../src/kernels/ops/quant.js';
 import { Rng } from '../src/util/rng.js';
 import { skip, native, randn, assertClose, forEachSimd } from './helpers/native.js';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { makeConfig } from '../src/model/config.js';
+import { writeLlamaGguf } from '../src/io/gguf-llama.js';
+import { loadAnyModel } from '../src/io/formats.js';
+import { Decoder } from '../src/inference/generate.js';
+import { byteVocab } from '../src/tokenizer/vocab.js';
+import { peakedModel } from './helpers/models.js';
+import { logSoftmax } from '../src/inference/sampler.js';
 
 const ref = createRefBackend('f32');
 
@@ -190,5 +200,46 @@ test('quantized products check their arguments (block multiple, weight bytes) on
     assert.throws(() => b.matmulQ8_0(new Float32Array(4), new Float32Array(2 * 48), new Uint8Array(2 * 60), 2, 48, 2), /multiple of the block size 32/);
     assert.throws(() => b.matmulQ4K(new Float32Array(1), new Float32Array(256), new Uint8Array(143), 1, 256, 1), /w has 143 elements, shape needs 144/);
     assert.throws(() => b.matmulQ4_0(new Float32Array(1), new Float32Array(32), new Float32Array(18) as unknown as Uint8Array, 1, 32, 1), /Uint8Array/);
+  }
+});
+
+test('a quantized GGUF loads with its weights kept in blocks; decoding agrees with the same weights dequantized', () => {
+  const config = makeConfig({ dim: 256, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 300, multipleOf: 32, maxSeqLen: 32 });
+  const model = peakedModel(config, 11);
+  const dir = mkdtempSync(join(tmpdir(), 'llama-ts-quant-'));
+  const be = skip ? ref : native();
+  const toks = [1, 5, 77, 200, 3, 299, 42, 42, 7];
+  for (const type of ['q8_0', 'q4_0', 'q4_k'] as const) {
+    const path = join(dir, `m-${type}.gguf`);
+    writeLlamaGguf(path, model, byteVocab(config.vocabSize), type);
+    const q = loadAnyModel(path, be).model;
+    const f = loadAnyModel(path, ref, undefined, undefined, { dequantize: true }).model;
+    const L = q.layout;
+    const want = type === 'q4_k' ? 'Q4_K' : type === 'q4_0' ? 'Q4_0' : 'Q8_0';
+    assert.equal(q.quantized(L.layers[0].wq)?.type, want, type);
+    assert.equal(q.quantized(L.layers[1].w1)?.type, want, type);
+    assert.equal(q.quantized(L.layers[1].w2)?.type, type === 'q8_0' ? 'Q8_0' : 'Q4_0', type); // 704 columns: not a multiple of 256
+    assert.equal(q.quantized(L.output)?.type, type === 'q8_0' ? 'Q8_0' : 'Q6_K', type);
+    assert.equal(q.quantized(L.tokEmbeddings), undefined);
+    assert.equal(f.quantized(L.layers[0].wq), undefined);
+    // the float32 view of a weight held in blocks is never written
+    assert.ok(q.params.view(L.layers[0].wq).every((v) => v === 0));
+    const a = new Decoder(q).logitsAll(toks), b = new Decoder(f).logitsAll(toks);
+    // the same model on the ref backend (its quantized products are the reference): equal to float32 rounding
+    assertClose(a, new Decoder(loadAnyModel(path, ref).model).logitsAll(toks), 1e-5, `${type} logits, ${be.name} vs ref`, a.length, 1);
+    // against the dequantized weights in float32 only the int8 activations differ: same top-1, close probabilities
+    const V = config.vocabSize;
+    for (let i = 0; i < toks.length; i++) {
+      const pa = logSoftmax(a.subarray(i * V, (i + 1) * V)), pb = logSoftmax(b.subarray(i * V, (i + 1) * V));
+      let am = 0, dp = 0;
+      for (let v = 0; v < V; v++) {
+        if (pa[v] > pa[am]) am = v;
+        dp = Math.max(dp, Math.abs(Math.exp(pa[v]) - Math.exp(pb[v])));
+      }
+      assert.ok(dp < 0.02, `${type}: |Δp| ${dp} at position ${i}`);
+      // top-1 agrees unless the reference's top two are closer than the probabilities can move
+      const sorted = Array.from(pb).sort((x, y) => y - x);
+      if (Math.exp(sorted[0]) - Math.exp(sorted[1]) > 2 * dp) assert.equal(pb[am], sorted[0], `${type}: top-1 at position ${i}`);
+    }
   }
 });

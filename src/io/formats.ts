@@ -20,7 +20,7 @@ import { GGUF_MAGIC } from './gguf.js';
 import { readLlamaGguf, writeLlamaGguf, type GgufExportType } from './gguf-llama.js';
 import { isHfDir, readHf, writeHf } from './hf.js';
 import { looksLikeLlama2c, readLlama2c, readLlama2cTokenizer, writeLlama2c, writeLlama2cTokenizer } from './llama2c.js';
-import { fillModel, type ModelSource } from './model-common.js';
+import { fillModel, type FillOptions, type ModelSource } from './model-common.js';
 
 export type ModelFormat = 'ckpt' | 'hf' | 'gguf' | 'llama2c';
 export const FORMATS: ModelFormat[] = ['ckpt', 'hf', 'gguf', 'llama2c'];
@@ -116,12 +116,15 @@ export interface LoadedModel {
   description: string;
 }
 
-/** `beforeAlloc` sees the model's config once the files are read and before the weights are allocated (a memory check). */
-export function loadAnyModel(path: string, backend: Backend, format?: ModelFormat, beforeAlloc?: (config: LlamaConfig, description: string) => void): LoadedModel {
+/**
+ * `beforeAlloc` sees the model's config once the files are read and before the weights are allocated (a memory check).
+ * Quantized weights (GGUF Q8_0, Q4_0, Q4_K, Q6_K) stay in their blocks for inference unless opts.dequantize.
+ */
+export function loadAnyModel(path: string, backend: Backend, format?: ModelFormat, beforeAlloc?: (config: LlamaConfig, description: string) => void, opts: FillOptions = {}): LoadedModel {
   const { source, format: f } = openModelSource(path, format);
   beforeAlloc?.(source.config, source.description);
   const model = new Llama(source.config, backend);
-  fillModel(model, source);
+  fillModel(model, source, opts);
   const tokenizer = source.tokenizer ?? (source.vocab ? tokenizerFromVocab(source.vocab) : new MissingTokenizer(source.config.vocabSize, `${source.description} has no tokenizer llama-ts can read`));
   return { model, vocab: source.vocab, tokenizer, format: f, description: source.description };
 }

@@ -22,6 +22,7 @@ import { UserError, quoted } from '../util/errors.js';
 import { writeFileAtomic } from '../util/fsutil.js';
 import { f16ToF32 } from './safetensors.js';
 import { f32ToF16, f32ToBf16 } from './half.js';
+import { QUANT_TYPES, dequantize as dequantizeBlocks, isQuantType, quantTensor, quantize, type QuantTensor } from '../kernels/ops/quant.js';
 
 export const GGUF_MAGIC = 0x46554747; // "GGUF" little-endian
 export const GGUF_DEFAULT_ALIGNMENT = 32;
@@ -37,18 +38,18 @@ const SCALAR_BYTES: Partial<Record<GgufValueType, number>> = {
   [GgufValueType.UINT64]: 8, [GgufValueType.INT64]: 8, [GgufValueType.FLOAT64]: 8,
 };
 
-/** ggml tensor types this module reads (all of them) and writes (F32, F16, Q8_0, BF16). */
+/** ggml tensor types this module reads and writes (the quantized ones in their block layout: kernels/ops/quant.ts). */
 export const GGML_TYPES = {
   F32: { id: 0, blockSize: 1, blockBytes: 4 },
   F16: { id: 1, blockSize: 1, blockBytes: 2 },
-  Q8_0: { id: 8, blockSize: 32, blockBytes: 34 },
+  ...QUANT_TYPES,
   BF16: { id: 30, blockSize: 1, blockBytes: 2 },
 } as const;
 export type GgmlTypeName = keyof typeof GGML_TYPES;
 
 /** Names of the ggml types we do not read, for error messages. */
 const GGML_TYPE_NAMES: Record<number, string> = {
-  2: 'Q4_0', 3: 'Q4_1', 6: 'Q5_0', 7: 'Q5_1', 9: 'Q8_1', 10: 'Q2_K', 11: 'Q3_K', 12: 'Q4_K', 13: 'Q5_K', 14: 'Q6_K',
+  3: 'Q4_1', 6: 'Q5_0', 7: 'Q5_1', 9: 'Q8_1', 10: 'Q2_K', 11: 'Q3_K', 13: 'Q5_K',
   15: 'Q8_K', 16: 'IQ2_XXS', 17: 'IQ2_XS', 18: 'IQ3_XXS', 19: 'IQ1_S', 20: 'IQ4_NL', 21: 'IQ3_S', 22: 'IQ2_S', 23: 'IQ4_XS',
   24: 'I8', 25: 'I16', 26: 'I32', 27: 'I64', 28: 'F64', 29: 'IQ1_M', 34: 'TQ1_0', 35: 'TQ2_0', 39: 'MXFP4',
 };
@@ -84,6 +85,10 @@ export interface GgufFile {
   alignment: number;
   dataStart: number;
   readF32(name: string): Float32Array;
+  /** A tensor's bytes as the file stores them (one read; no conversion). */
+  readBytes(name: string): Uint8Array;
+  /** A 2-D tensor of a quantized type in its block layout over its bytes, or null for other types. */
+  readQuant(name: string): QuantTensor | null;
 }
 
 /** Most tensors a file may describe (llama 405B has 1,138; mixture-of-experts files tens of thousands). */
@@ -274,18 +279,31 @@ function parse(buf: Buffer, size: number, path: string, what: string): GgufFile 
   return {
     path, version, metadata, tensors, alignment, dataStart,
     readF32(name: string): Float32Array {
-      const t = tensors.get(name);
-      if (!t) throw new UserError(`${what} has no tensor ${quoted(name)}`);
-      const raw = Buffer.alloc(t.nbytes);
-      const fd = openSync(path, 'r');
-      try {
-        readSync(fd, raw, 0, t.nbytes, dataStart + t.offset);
-      } finally {
-        closeSync(fd);
-      }
-      return dequantize(raw, t.type, t.nbytes);
+      const t = info(name);
+      return dequantize(Buffer.from(readBytes(t).buffer), t.type, t.nbytes);
+    },
+    readBytes: (name: string) => readBytes(info(name)),
+    readQuant(name: string): QuantTensor | null {
+      const t = info(name);
+      if (!isQuantType(t.type) || t.shape.length !== 2) return null;
+      return quantTensor(t.type, t.shape[0], t.shape[1], readBytes(t));
     },
   };
+  function info(name: string): GgufTensorInfo {
+    const t = tensors.get(name);
+    if (!t) throw new UserError(`${what} has no tensor ${quoted(name)}`);
+    return t;
+  }
+  function readBytes(t: GgufTensorInfo): Uint8Array {
+    const raw = new Uint8Array(t.nbytes);
+    const fd = openSync(path, 'r');
+    try {
+      readSync(fd, raw, 0, t.nbytes, dataStart + t.offset);
+    } finally {
+      closeSync(fd);
+    }
+    return raw;
+  }
 }
 
 function dequantize(raw: Buffer, type: GgmlTypeName, nbytes: number): Float32Array {
@@ -306,14 +324,9 @@ function dequantize(raw: Buffer, type: GgmlTypeName, nbytes: number): Float32Arr
       for (let i = 0; i < out.length; i++) u[i] = raw.readUInt16LE(i * 2) << 16;
       return out;
     }
-    case 'Q8_0': {
-      const blocks = nbytes / 34;
-      const out = new Float32Array(blocks * 32);
-      for (let b = 0; b < blocks; b++) {
-        const d = f16ToF32(raw.readUInt16LE(b * 34));
-        for (let j = 0; j < 32; j++) out[b * 32 + j] = d * raw.readInt8(b * 34 + 2 + j);
-      }
-      return out;
+    default: {
+      const q = QUANT_TYPES[type];
+      return dequantizeBlocks(type, new Uint8Array(raw.buffer, raw.byteOffset, nbytes), (nbytes / q.blockBytes) * q.blockSize);
     }
   }
 }
@@ -322,7 +335,7 @@ function dequantize(raw: Buffer, type: GgmlTypeName, nbytes: number): Float32Arr
 
 export { f32ToF16, f32ToBf16 } from './half.js';
 
-/** Encodes float32 values as a ggml type (Q8_0 as ggml's quantize_row_q8_0_ref). */
+/** Encodes float32 values as a ggml type (the quantized ones by kernels/ops/quant.ts). */
 export function encodeTensor(data: Float32Array, type: GgmlTypeName): Buffer {
   switch (type) {
     case 'F32':
@@ -337,22 +350,9 @@ export function encodeTensor(data: Float32Array, type: GgmlTypeName): Buffer {
       for (let i = 0; i < data.length; i++) out.writeUInt16LE(f32ToBf16(data[i]), i * 2);
       return out;
     }
-    case 'Q8_0': {
-      if (data.length % 32 !== 0) throw new Error('Q8_0 needs a multiple of 32 values');
-      const blocks = data.length / 32;
-      const out = Buffer.alloc(blocks * 34);
-      for (let b = 0; b < blocks; b++) {
-        let amax = 0;
-        for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(data[b * 32 + j]));
-        const d = Math.fround(amax / 127);
-        const id = d ? Math.fround(1 / d) : 0;
-        out.writeUInt16LE(f32ToF16(d), b * 34);
-        for (let j = 0; j < 32; j++) {
-          const x = Math.fround(data[b * 32 + j] * id);
-          out.writeInt8(Math.sign(x) * Math.round(Math.abs(x)), b * 34 + 2 + j); // roundf: half away from zero
-        }
-      }
-      return out;
+    default: {
+      const q = quantize(type, data);
+      return Buffer.from(q.buffer, q.byteOffset, q.byteLength);
     }
   }
 }

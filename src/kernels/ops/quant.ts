@@ -354,3 +354,13 @@ export const matmulQ4KRef = (out: FloatArray, x: FloatArray, w: Uint8Array, M: n
   matmulQuantRef('Q4_K', out, x, w, M, K, N, accumulate);
 export const matmulQ6KRef = (out: FloatArray, x: FloatArray, w: Uint8Array, M: number, K: number, N: number, accumulate?: boolean): void =>
   matmulQuantRef('Q6_K', out, x, w, M, K, N, accumulate);
+
+const QUANT_OPS = { Q8_0: 'matmulQ8_0', Q4_0: 'matmulQ4_0', Q4_K: 'matmulQ4K', Q6_K: 'matmulQ6K' } as const;
+
+/** out[M, w.rows] (+)= x[M, w.cols]·wᵀ through the backend's product for w's type. */
+export function matmulQuant(
+  be: { [K in (typeof QUANT_OPS)[QuantType]]: (out: FloatArray, x: FloatArray, w: Uint8Array, M: number, K: number, N: number, accumulate?: boolean) => void },
+  w: QuantTensor, out: FloatArray, x: FloatArray, M: number, accumulate = false,
+): void {
+  be[QUANT_OPS[w.type]](out, x, w.data, M, w.cols, w.rows, accumulate);
+}
