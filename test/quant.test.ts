@@ -243,3 +243,12 @@ test('a quantized GGUF loads with its weights kept in blocks; decoding agrees wi
     }
   }
 });
+
+test('copy (the bandwidth probe) copies exactly n values over the pool and nothing beyond', { skip }, () => {
+  const be = native();
+  const src = randn(new Rng(9), 100_003), dst = new Float32Array(100_010).fill(7);
+  be.addon.copy(dst, src, 100_003);
+  assert.deepEqual(dst.subarray(0, 100_003), src);
+  assert.ok(dst.subarray(100_003).every((v) => v === 7));
+  assert.throws(() => be.addon.copy(new Float32Array(3), new Float32Array(2), 3), /src has 2 elements, shape needs 3/);
+});

@@ -181,6 +181,8 @@ export const NATIVE_OPS = {
     returns: 'void',
     where: [],
   },
+  /** dst = src over the pool's threads (the copy-bandwidth probe of inference/bench.ts). */
+  copy: { args: ['dst: f[n]', 'src: f[n]', 'n: int'], returns: 'void', where: [] },
 } as const satisfies Record<string, OpSpec>;
 
 export type OpName = keyof typeof OPS;
