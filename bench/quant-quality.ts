@@ -3,8 +3,9 @@
  * a trained model (default: the demo's, `npm run demo` → runs/demo) is exported to GGUF at each type, each file is
  * loaded as a user would load it (quantized weights kept in their blocks, native kernels) and scored against the F32
  * weights on held-out tokens of its training data (default: runs/demo-data, the first source's held-out shard),
- * in windows of the model's context. Prints one JSON object: per type the perplexities, mean / p99 / max KL and the
- * top-1 agreement (compareModels in src/inference/score.ts; `llama-ts score --model Q --reference F` prints the same).
+ * in windows of the model's context, once as prefilled (float products on the dequantized weights) and once as decoded
+ * token by token (int8 activations as well). Prints one JSON object: per type and mode the perplexities, mean / p99 /
+ * max KL and the top-1 agreement (compareModels in src/inference/score.ts; `llama-ts score --model Q --reference F` prints the same).
  *
  *   node dist/bench/quant-quality.js [--checkpoint runs/demo] [--data runs/demo-data] [--tokens 8192]
  *                                    [--types q8_0,q4_0,q4_k]
@@ -55,10 +56,14 @@ try {
     writeLlamaGguf(path, ref.model, vocab, type);
     const q = loadAnyModel(path, backend).model;
     const types = [...new Set(q.layout.tensors.map((t) => q.quantized(t)?.type).filter(Boolean))];
-    const t0 = performance.now();
-    const r = compareModels(new Decoder(q), new Decoder(ref.model), ids);
-    results.push({ type, quantized_as: types, ...r, seconds: (performance.now() - t0) / 1000 });
-    process.stderr.write(`${type}: mean KL ${r.mean_kl.toFixed(5)}, ppl ${r.model.perplexity.toFixed(4)} vs ${r.reference.perplexity.toFixed(4)}\n`);
+    // as a prompt is prefilled (128 rows per step: float products on the dequantized weights) and as tokens are
+    // decoded (one row per step: int8 activations too)
+    for (const [mode, chunk] of [['prefill', 128], ['decode', 1]] as const) {
+      const t0 = performance.now();
+      const r = compareModels(new Decoder(q), new Decoder(ref.model), ids, undefined, chunk);
+      results.push({ type, mode, quantized_as: types, ...r, seconds: (performance.now() - t0) / 1000 });
+      process.stderr.write(`${type} ${mode}: mean KL ${r.mean_kl.toFixed(5)}, ppl ${r.model.perplexity.toFixed(4)} vs ${r.reference.perplexity.toFixed(4)}\n`);
+    }
     rmSync(path, { force: true });
   }
 } finally {

@@ -4,12 +4,15 @@
 // max|x|/127, in float32), each block's dot product is an integer sum (u8×s8 or s8×s8 multiply-adds; vpdpbusd
 // with AVX-512 VNNI), scaled by the weight's and the activation's block scales. Batch-1 decode reads every weight
 // byte once per token, so its speed is the bytes per weight; rows of w are spread over the pool, and with several
-// rows of x (prefill) each group of 8 weight rows is reused across all of them while it sits in L1.
+// rows of x each group of 8 weight rows is reused across all of them while it sits in L1. From QUANT_GEMM_ROWS rows
+// of x on (prefill, which is bound by arithmetic rather than by weight bytes) the weights are dequantized a chunk of
+// rows at a time and multiplied in float32 by the packed SGEMM, as the reference does.
 #include "quant.h"
 
 #include <cmath>
 #include <vector>
 
+#include "gemm.h"
 #include "pool.h"
 #include "simd.h"
 
@@ -150,6 +153,53 @@ void quantize_row(const float* x, long K, int8_t* q, float* d, int32_t* s) {
   }
 }
 
+// one weight row of K values → float32, as dequantize in src/kernels/ops/quant.ts (loops the compiler vectorises)
+LT_CLONES void dequant_row(int kind, const uint8_t* w, float* y, long K) {
+  switch (kind) {
+    case QK_Q8_0:
+      for (long b = 0; b < K / 32; b++, w += 34, y += 32) {
+        float d = half_to_float(w);
+        const int8_t* q = (const int8_t*)(w + 2);
+        for (int j = 0; j < 32; j++) y[j] = d * (float)q[j];
+      }
+      break;
+    case QK_Q4_0:
+      for (long b = 0; b < K / 32; b++, w += 18, y += 32) {
+        float d = half_to_float(w);
+        for (int j = 0; j < 16; j++) y[j] = d * (float)((w[2 + j] & 15) - 8), y[16 + j] = d * (float)((w[2 + j] >> 4) - 8);
+      }
+      break;
+    case QK_Q4_K:
+      for (long B = 0; B < K / 256; B++, w += 144) {
+        float dd = half_to_float(w), dm = half_to_float(w + 2);
+        uint8_t sc[8], mn[8];
+        q4k_scales(w + 4, sc, mn);
+        for (int c = 0; c < 4; c++, y += 64) {
+          const uint8_t* q = w + 16 + 32 * c;
+          float d1 = dd * sc[2 * c], m1 = dm * mn[2 * c], d2 = dd * sc[2 * c + 1], m2 = dm * mn[2 * c + 1];
+          for (int l = 0; l < 32; l++) y[l] = d1 * (float)(q[l] & 15) - m1, y[32 + l] = d2 * (float)(q[l] >> 4) - m2;
+        }
+      }
+      break;
+    default:  // Q6_K
+      for (long B = 0; B < K / 256; B++, w += 210) {
+        const int8_t* sc = (const int8_t*)(w + 192);
+        float dd = half_to_float(w + 208);
+        for (int h = 0; h < 2; h++, y += 128) {
+          const uint8_t *ql = w + 64 * h, *qh = w + 128 + 32 * h;
+          const int8_t* s = sc + 8 * h;
+          for (int l = 0; l < 32; l++) {
+            int is = l / 16;
+            y[l] = dd * s[is] * (float)(((ql[l] & 15) | ((qh[l] & 3) << 4)) - 32);
+            y[32 + l] = dd * s[is + 2] * (float)(((ql[32 + l] & 15) | (((qh[l] >> 2) & 3) << 4)) - 32);
+            y[64 + l] = dd * s[is + 4] * (float)(((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32);
+            y[96 + l] = dd * s[is + 6] * (float)(((ql[32 + l] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32);
+          }
+        }
+      }
+  }
+}
+
 const long QK_BYTES[] = {34, 18, 144, 210};
 const long QK_SIZE[] = {32, 32, 256, 256};
 
@@ -158,6 +208,21 @@ const long QK_SIZE[] = {32, 32, 256, 256};
 void matmul_quant(QuantKind kind, long M, long K, long N, const float* x, const uint8_t* w, float* out, bool accumulate) {
   if (M <= 0 || N <= 0) return;
   const long nb = K / 32, rb = K / QK_SIZE[kind] * QK_BYTES[kind];
+  if (M >= QUANT_GEMM_ROWS) {
+    // prefill is bound by arithmetic, not by weight bytes: dequantize CH weight rows at a time to float32 and run the
+    // packed SGEMM on them (the rows' dequantization costs 1/M of the product)
+    const long CH = 256;
+    thread_local std::vector<float> wf;
+    long ch = N < CH ? N : CH;
+    if ((long)wf.size() < ch * K) wf.resize(ch * K);
+    float* f = wf.data();
+    for (long n0 = 0; n0 < N; n0 += CH) {
+      long nc = N - n0 < CH ? N - n0 : CH;
+      parallel_for(nc, [&](long r) { dequant_row(kind, w + (n0 + r) * rb, f + r * K, K); });
+      sgemm(M, nc, K, x, K, 1, f, 1, K, out + n0, N, accumulate);
+    }
+    return;
+  }
   thread_local std::vector<int8_t> qv;
   thread_local std::vector<float> dv;
   thread_local std::vector<int32_t> sv;

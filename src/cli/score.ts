@@ -16,7 +16,8 @@ log-probability of each next token (logprobs[i] = log p(token[i+1] | tokens[0..i
 --reference PATH   compare against a reference model (e.g. the F32 file a quantized one was made from): prints both
              perplexities, the mean KL divergence KL(p_reference ‖ p_model) per predicted token (also max, p99) and
              how often the two agree on the most likely token; text longer than the context is scored in windows
-             of the context length (--window N to choose), each from an empty cache
+             of the context length (--window N to choose), each from an empty cache, --chunk positions per
+             decoder step (default 128, as a prompt is prefilled; 1 = as tokens are decoded)
 ${MODEL_HELP}`;
 
 export function parseIds(text: string, what: string): number[] {
@@ -47,7 +48,7 @@ export const command: Command = {
   async run(argv) {
     const { values } = parse(argv, {
       ...modelOptions, text: { type: 'string' }, 'text-file': { type: 'string' }, ids: { type: 'string' }, 'no-bos': { type: 'boolean' },
-      reference: { type: 'string' }, window: { type: 'string' },
+      reference: { type: 'string' }, window: { type: 'string' }, chunk: { type: 'string' },
     });
     if (values.help) {
       console.log(HELP);
@@ -60,6 +61,9 @@ export const command: Command = {
     const window = num(values.window, 'window');
     if (window !== undefined && (!Number.isInteger(window) || window < 2)) throw new UserError('--window must be an integer >= 2');
     if (window !== undefined && values.reference === undefined) throw new UserError('--window applies to --reference scoring');
+    const chunk = num(values.chunk, 'chunk');
+    if (chunk !== undefined && (!Number.isInteger(chunk) || chunk < 1)) throw new UserError('--chunk must be an integer >= 1');
+    if (chunk !== undefined && values.reference === undefined) throw new UserError('--chunk applies to --reference scoring');
     let fileIds: number[] | null = null;
     if (idsFile !== undefined) {
       let raw: string;
@@ -78,7 +82,7 @@ export const command: Command = {
       if (reference.model.config.vocabSize !== model.config.vocabSize) throw new UserError(`--reference has a vocabulary of ${reference.model.config.vocabSize} tokens, --model ${model.config.vocabSize}`);
       const maxWin = Math.min(model.config.maxSeqLen, reference.model.config.maxSeqLen);
       if (window !== undefined && window > maxWin) throw new UserError(`--window ${window} exceeds the models' context (${maxWin})`);
-      console.log(JSON.stringify(compareModels(new Decoder(model), new Decoder(reference.model), ids, window ?? maxWin)));
+      console.log(JSON.stringify(compareModels(new Decoder(model), new Decoder(reference.model), ids, window ?? maxWin, chunk)));
       return 0;
     }
     const r = scoreTokens(new Decoder(model), ids);

@@ -49,9 +49,13 @@ export interface CompareResult {
 /**
  * Teacher-forced scoring of `model` and `reference` over ids, in consecutive windows of `window` tokens (at most the
  * context): the perplexity of each and the mean KL divergence of the model's next-token distribution from the
- * reference's, Σ_v p_ref(v)·(log p_ref(v) − log p_model(v)), over every predicted position.
+ * reference's, Σ_v p_ref(v)·(log p_ref(v) − log p_model(v)), over every predicted position. Each window runs
+ * through the decoder `chunk` positions per step: 1 scores the model as it decodes (a quantized one with int8
+ * activations), more as it prefills (from QUANT_GEMM_ROWS rows on, float products on its dequantized weights).
  */
-export function compareModels(model: Decoder, reference: Decoder, ids: number[], window = Math.min(model.config.maxSeqLen, reference.config.maxSeqLen)): CompareResult {
+export function compareModels(
+  model: Decoder, reference: Decoder, ids: number[], window = Math.min(model.config.maxSeqLen, reference.config.maxSeqLen), chunk = 128,
+): CompareResult {
   const V = model.config.vocabSize;
   if (reference.config.vocabSize !== V) throw new UserError(`the models' vocabularies differ (${V} and ${reference.config.vocabSize} tokens)`);
   if (ids.length < 2) throw new UserError(`scoring needs at least 2 tokens, got ${ids.length}`);
@@ -62,7 +66,7 @@ export function compareModels(model: Decoder, reference: Decoder, ids: number[],
     const part = ids.slice(s, s + window);
     if (part.length < 2) break;
     windows++;
-    const lm = model.logitsAll(part), lr = reference.logitsAll(part);
+    const lm = model.logitsAll(part, chunk), lr = reference.logitsAll(part, chunk);
     for (let i = 0; i + 1 < part.length; i++) {
       const pm = logSoftmax(lm.subarray(i * V, (i + 1) * V)), pr = logSoftmax(lr.subarray(i * V, (i + 1) * V));
       let kl = 0, am = 0, ar = 0;

@@ -15,13 +15,15 @@
  *   Q6_K  256 values in 210 bytes: u8 ql[128], u8 qh[64], int8 scales[16], f16 d; x = d·scales[i/16]·(q − 32), q six
  *         bits: four from ql, two from qh (see q6At)
  *
- * The products quantize the activations as llama.cpp does for these types: each row of x in blocks of 32 to int8
- * with a float scale (d = max|x|/127, q = round(x/d)), then each block's dot product is an integer sum scaled by the
- * two scales (Q4_0 and Q4_K subtract their offsets through the block's Σq). The native kernels compute the same
- * integer sums, so they differ from this reference only by float32 summation order.
+ * The products (decode: fewer than QUANT_GEMM_ROWS rows of x) quantize the activations as llama.cpp does for these
+ * types: each row of x in blocks of 32 to int8 with a float scale (d = max|x|/127, q = round(x/d)), then each block's
+ * dot product is an integer sum scaled by the two scales (Q4_0 and Q4_K subtract their offsets through the block's
+ * Σq). The native kernels compute the same integer sums, so they differ from this reference only by float32
+ * summation order. With more rows (prefill) the product is the float one on the dequantized weights.
  */
 import type { FloatArray } from '../backend.js';
 import { f16ToF32, f32ToF16 } from '../../util/half.js';
+import { matmulRef } from './matmul.js';
 
 /** The quantized ggml types held in block layout (ggml type ids). */
 export const QUANT_TYPES = {
@@ -334,8 +336,20 @@ function dotRow(type: QuantType, w: Uint8Array, o: number, a: Q8Row, K: number):
   }
 }
 
-/** out[M,N] (+)= x[M,K]·Wᵀ for W [N,K] in `type`'s blocks, activations quantized per block of 32. */
+/**
+ * From this many rows of activations on (prefill), a quantized product is computed in float on the dequantized
+ * weights: it is then bound by arithmetic, not by the bytes of the weights, and the native kernel runs its SGEMM on
+ * weight rows dequantized a chunk at a time (native/quant.h, QUANT_GEMM_ROWS). Below it (decode) the activations are
+ * quantized to int8.
+ */
+export const QUANT_GEMM_ROWS = 16;
+
+/**
+ * out[M,N] (+)= x[M,K]·Wᵀ for W [N,K] in `type`'s blocks: with M < QUANT_GEMM_ROWS the activations quantized per
+ * block of 32 and integer block sums, else the float product on the dequantized weights.
+ */
 export function matmulQuantRef(type: QuantType, out: FloatArray, x: FloatArray, w: Uint8Array, M: number, K: number, N: number, accumulate = false): void {
+  if (M >= QUANT_GEMM_ROWS) return matmulRef(out, x, dequantize(type, w, N * K), M, K, N, accumulate);
   const rb = rowBytes(type, K);
   for (let m = 0; m < M; m++) {
     const a = quantizeActivations(x, m * K, K);

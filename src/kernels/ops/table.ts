@@ -92,7 +92,8 @@ export const OPS = {
 
   /**
    * out[M,N] (+)= x[M,K]·wᵀ for a weight [N,K] in Q8_0 blocks (34 bytes per 32 values, ops/quant.ts); x is quantized
-   * to int8 per block of 32 (llama.cpp's scheme). Inference only. Likewise matmulQ4_0, matmulQ4K, matmulQ6K.
+   * to int8 per block of 32 (llama.cpp's scheme) below QUANT_GEMM_ROWS (16) rows; from there on (prefill) the product
+   * is the float one on the dequantized weights. Inference only. Likewise matmulQ4_0, matmulQ4K, matmulQ6K.
    */
   matmulQ8_0: op(['out: f[M*N]', 'x: f[M*K]', 'w: u8[N*(K/32)*34]', 'M: int', 'K: int', 'N: int', 'accumulate?: bool'], matmulQ8_0Ref, [QK32]),
   /** out (+)= x·wᵀ, w [N,K] in Q4_0 blocks (18 bytes per 32 values). */
