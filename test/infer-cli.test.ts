@@ -110,7 +110,8 @@ test('bad input: one-line errors', () => {
   writeFileSync(join(dir, 'oov.txt'), '1 2 900');
   failsWithOneLine(['score', '--model', ckpt, '--ids', join(dir, 'oov.txt')], /token id 900 is outside the vocabulary/);
   failsWithOneLine(['convert', '--from', ckpt, '--to', join(dir, 'noext')], /cannot infer the output format/);
-  failsWithOneLine(['convert', '--from', ckpt, '--to', join(dir, 'x.gguf'), '--type', 'q4_0'], /--type q4_0 is not available for gguf/);
+  failsWithOneLine(['convert', '--from', ckpt, '--to', join(dir, 'x.gguf'), '--type', 'q5_1'], /--type q5_1 is not available for gguf \(choose f32, f16, bf16, q8_0, q4_0, q4_k\)/);
+  failsWithOneLine(['convert', '--from', ckpt, '--to', join(dir, 'x.bin'), '--type', 'q4_0'], /--type q4_0 is not available for llama2c/);
   writeFileSync(join(dir, 'junk.gguf'), 'GGUF\x03\x00\x00\x00');
   failsWithOneLine(['generate', '--model', join(dir, 'junk.gguf')], /truncated/);
   writeFileSync(join(dir, 'junk.bin'), Buffer.alloc(100));
