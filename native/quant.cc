@@ -1,4 +1,4 @@
-// Products against quantized weights: out[M,N] (+)= x[M,K]·wᵀ with w [N,K] in Q8_0, Q4_0, Q4_K or Q6_K blocks (the
+// Products against quantized weights: out[M,N] (+)= x[M,K]·wᵀ with w [N,K] in Q8_0, Q4_0, Q4_K or Q6_K blocks or BF16 (the
 // layouts: src/kernels/ops/quant.ts, which holds the reference these kernels are tested against in
 // test/quant.test.ts on every SIMD path). As llama.cpp: each row of x is quantized to int8 per block of 32 (scale
 // max|x|/127, in float32), each block's dot product is an integer sum (u8×s8 or s8×s8 multiply-adds; vpdpbusd
@@ -35,6 +35,13 @@ float half_to_float(const uint8_t* p) {
   }
   if (e == 31) bits = sign | 0x7f800000u | (m << 13);
   else bits = sign | ((e + 112) << 23) | (m << 13);
+  float f;
+  __builtin_memcpy(&f, &bits, 4);
+  return f;
+}
+
+inline float bf16_to_float(const uint8_t* p) {
+  uint32_t bits = (uint32_t)(p[0] | p[1] << 8) << 16;
   float f;
   __builtin_memcpy(&f, &bits, 4);
   return f;
@@ -105,6 +112,17 @@ float dot_q6_k_generic(const uint8_t* w, const int8_t* q, const float* d, const 
   return acc;
 }
 
+float dot_bf16_generic(const uint8_t* w, const float* x, long K) {
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  long i = 0;
+  for (; i + 8 <= K; i += 8)
+    for (int l = 0; l < 8; l++) acc[l] += bf16_to_float(w + 2 * (i + l)) * x[i + l];
+  float s = 0;
+  for (; i < K; i++) s += bf16_to_float(w + 2 * i) * x[i];
+  for (int l = 0; l < 8; l++) s += acc[l];
+  return s;
+}
+
 #if LT_X86
 namespace avx2 {
 #define QT __attribute__((target("avx2,fma,f16c")))
@@ -133,6 +151,15 @@ DotFn dot_for(QuantKind kind) {
   if (level >= SIMD_AVX2 && __builtin_cpu_supports("f16c")) return a2[kind];
 #endif
   return generic[kind];
+}
+
+using DotF32Fn = float (*)(const uint8_t* w, const float* x, long K);
+
+DotF32Fn dot_bf16_for() {
+#if LT_X86
+  if (simd_level() >= SIMD_AVX2) return avx2::dot_bf16;
+#endif
+  return dot_bf16_generic;
 }
 
 // one row of activations → int8 per block of 32, as quantizeActivations in src/kernels/ops/quant.ts (bit for bit)
@@ -181,6 +208,9 @@ LT_CLONES void dequant_row(int kind, const uint8_t* w, float* y, long K) {
         }
       }
       break;
+    case QK_BF16:
+      for (long i = 0; i < K; i++) y[i] = bf16_to_float(w + 2 * i);
+      break;
     default:  // Q6_K
       for (long B = 0; B < K / 256; B++, w += 210) {
         const int8_t* sc = (const int8_t*)(w + 192);
@@ -200,8 +230,8 @@ LT_CLONES void dequant_row(int kind, const uint8_t* w, float* y, long K) {
   }
 }
 
-const long QK_BYTES[] = {34, 18, 144, 210};
-const long QK_SIZE[] = {32, 32, 256, 256};
+const long QK_BYTES[] = {34, 18, 144, 210, 2};
+const long QK_SIZE[] = {32, 32, 256, 256, 1};
 
 }  // namespace
 
@@ -223,6 +253,26 @@ void matmul_quant(QuantKind kind, long M, long K, long N, const float* x, const 
     }
     return;
   }
+  // tasks: groups of weight rows, about 4 per thread (and at least 8 rows each unless N is small)
+  const long G = 8;
+  long groups = (N + G - 1) / G, per = groups / (4L * pool_threads());
+  if (per < 1) per = 1;
+  long tasks = (groups + per - 1) / per;
+  if (kind == QK_BF16) {
+    const DotF32Fn dot = dot_bf16_for();
+    parallel_for(tasks, [&](long t) {
+      long n0 = t * per * G, n1 = n0 + per * G < N ? n0 + per * G : N;
+      for (long g0 = n0; g0 < n1; g0 += G) {
+        long g1 = g0 + G < n1 ? g0 + G : n1;
+        for (long m = 0; m < M; m++)
+          for (long n = g0; n < g1; n++) {
+            float v = dot(w + n * rb, x + m * K, K);
+            out[m * N + n] = accumulate ? out[m * N + n] + v : v;
+          }
+      }
+    });
+    return;
+  }
   thread_local std::vector<int8_t> qv;
   thread_local std::vector<float> dv;
   thread_local std::vector<int32_t> sv;
@@ -234,11 +284,6 @@ void matmul_quant(QuantKind kind, long M, long K, long N, const float* x, const 
   if (M * K >= (1L << 15)) parallel_for(M, [&](long m) { quantize_row(x + m * K, K, q + m * K, d + m * nb, s + m * nb); });
   else for (long m = 0; m < M; m++) quantize_row(x + m * K, K, q + m * K, d + m * nb, s + m * nb);
   const DotFn dot = dot_for(kind);
-  // tasks: groups of weight rows, about 4 per thread (and at least 8 rows each unless N is small)
-  const long G = 8;
-  long groups = (N + G - 1) / G, per = groups / (4L * pool_threads());
-  if (per < 1) per = 1;
-  long tasks = (groups + per - 1) / per;
   parallel_for(tasks, [&](long t) {
     long n0 = t * per * G, n1 = n0 + per * G < N ? n0 + per * G : N;
     for (long g0 = n0; g0 < n1; g0 += G) {

@@ -115,13 +115,22 @@ test('Q6_K: a block packed here (ql, qh, int8 scales, d last) dequantizes to d·
   for (let j = 0; j < 256; j++) assert.equal(y[j], Math.fround(d * sc[j >> 4] * (q[j] - 32)), `value ${j}`);
 });
 
+test('BF16: the top 16 bits of the float32, rounded to nearest even; dequantize widens exactly', () => {
+  const x = new Float32Array([1, -2.5, 1 + 2 ** -8, 1 + 3 * 2 ** -8, 3.4e38, 0]);
+  const b = quantize('BF16', x);
+  const words = Array.from({ length: x.length }, (_, i) => b[2 * i] | (b[2 * i + 1] << 8));
+  // 1 = 0x3f80, -2.5 = 0xc020; 1 + 2^-8 is a tie (rounds to even 0x3f80), 1 + 3·2^-8 rounds up to 0x3f82
+  assert.deepEqual(words.slice(0, 4), [0x3f80, 0xc020, 0x3f80, 0x3f82]);
+  assert.deepEqual([...dequantize('BF16', b, x.length)].slice(0, 4), [1, -2.5, 1, 1 + 2 ** -6]);
+});
+
 test('quantize → dequantize: every value within its block\'s step, rms error as the bits allow', () => {
   const rng = new Rng(5);
   const x = randn(rng, 256 * 16);
   for (let i = 0; i < x.length; i += 97) x[i] *= 6; // outliers
   // worst error per value as a fraction of the block's max |x| (half a step, plus the scale's own rounding; Q4_0 a
   // whole step: its grid −8..7 clips the side opposite the largest value), and the rms error relative to the rms of x
-  const bounds: Record<QuantType, [number, number]> = { Q8_0: [0.5 / 127 + 1e-3, 0.01], Q4_0: [1 / 8 + 1e-3, 0.15], Q4_K: [0.5 / 15 * 2 + 0.02, 0.11], Q6_K: [0.5 / 32 + 0.01, 0.03] };
+  const bounds: Record<QuantType, [number, number]> = { Q8_0: [0.5 / 127 + 1e-3, 0.01], Q4_0: [1 / 8 + 1e-3, 0.15], Q4_K: [0.5 / 15 * 2 + 0.02, 0.11], Q6_K: [0.5 / 32 + 0.01, 0.03], BF16: [2 ** -8, 0.003] };
   for (const t of Object.keys(QUANT_TYPES) as QuantType[]) {
     const y = dequantize(t, quantize(t, x), x.length);
     const bs = QUANT_TYPES[t].blockSize;
@@ -150,10 +159,13 @@ test('zero blocks quantize to zeros; rowBytes follows the block sizes', () => {
   assert.equal(rowBytes('Q4_0', 288), 9 * 18);
   assert.equal(rowBytes('Q4_K', 768), 3 * 144);
   assert.equal(rowBytes('Q6_K', 512), 2 * 210);
+  assert.equal(rowBytes('BF16', 7), 14);
   assert.throws(() => rowBytes('Q4_K', 288), /multiple of 256/);
 });
 
-const OP: Record<QuantType, 'matmulQ8_0' | 'matmulQ4_0' | 'matmulQ4K' | 'matmulQ6K'> = { Q8_0: 'matmulQ8_0', Q4_0: 'matmulQ4_0', Q4_K: 'matmulQ4K', Q6_K: 'matmulQ6K' };
+const OP: Record<QuantType, 'matmulQ8_0' | 'matmulQ4_0' | 'matmulQ4K' | 'matmulQ6K' | 'matmulBF16'> = {
+  Q8_0: 'matmulQ8_0', Q4_0: 'matmulQ4_0', Q4_K: 'matmulQ4K', Q6_K: 'matmulQ6K', BF16: 'matmulBF16',
+};
 
 test('ref quantized products agree with the float product on the dequantized weights (activation rounding only)', () => {
   const rng = new Rng(6);
@@ -175,7 +187,9 @@ test('native quantized products match the reference on every SIMD path (int8 dec
   forEachSimd(be, (level) => {
     for (const t of Object.keys(QUANT_TYPES) as QuantType[]) {
       const bs = QUANT_TYPES[t].blockSize;
-      const shapes: [number, number, number][] = bs === 32
+      const shapes: [number, number, number][] = bs === 1
+        ? [[1, 1, 3], [1, 33, 7], [2, 288, 770], [3, 100, 300], [17, 288, 65]]
+        : bs === 32
         ? [[1, 32, 1], [1, 288, 770], [3, 64, 9], [15, 96, 40], [16, 96, 40], [17, 288, 65], [1, 768, 300], [70, 96, 300]]
         : [[1, 256, 1], [1, 512, 300], [3, 256, 9], [15, 256, 20], [17, 768, 65], [70, 256, 300]];
       for (const [M, K, N] of shapes) {
@@ -209,17 +223,17 @@ test('a quantized GGUF loads with its weights kept in blocks; decoding agrees wi
   const dir = mkdtempSync(join(tmpdir(), 'llama-ts-quant-'));
   const be = skip ? ref : native();
   const toks = [1, 5, 77, 200, 3, 299, 42, 42, 7];
-  for (const type of ['q8_0', 'q4_0', 'q4_k'] as const) {
+  for (const type of ['q8_0', 'q4_0', 'q4_k', 'bf16'] as const) {
     const path = join(dir, `m-${type}.gguf`);
     writeLlamaGguf(path, model, byteVocab(config.vocabSize), type);
     const q = loadAnyModel(path, be).model;
     const f = loadAnyModel(path, ref, undefined, undefined, { dequantize: true }).model;
     const L = q.layout;
-    const want = type === 'q4_k' ? 'Q4_K' : type === 'q4_0' ? 'Q4_0' : 'Q8_0';
+    const want = { q4_k: 'Q4_K', q4_0: 'Q4_0', q8_0: 'Q8_0', bf16: 'BF16' }[type];
     assert.equal(q.quantized(L.layers[0].wq)?.type, want, type);
     assert.equal(q.quantized(L.layers[1].w1)?.type, want, type);
-    assert.equal(q.quantized(L.layers[1].w2)?.type, type === 'q8_0' ? 'Q8_0' : 'Q4_0', type); // 704 columns: not a multiple of 256
-    assert.equal(q.quantized(L.output)?.type, type === 'q8_0' ? 'Q8_0' : 'Q6_K', type);
+    assert.equal(q.quantized(L.layers[1].w2)?.type, type === 'q4_k' ? 'Q4_0' : want, type); // 704 columns: not a multiple of 256
+    assert.equal(q.quantized(L.output)?.type, type === 'q8_0' || type === 'bf16' ? want : 'Q6_K', type);
     assert.equal(q.quantized(L.tokEmbeddings), undefined);
     assert.equal(f.quantized(L.layers[0].wq), undefined);
     // the float32 view of a weight held in blocks is never written

@@ -42,8 +42,7 @@ const SCALAR_BYTES: Partial<Record<GgufValueType, number>> = {
 export const GGML_TYPES = {
   F32: { id: 0, blockSize: 1, blockBytes: 4 },
   F16: { id: 1, blockSize: 1, blockBytes: 2 },
-  ...QUANT_TYPES,
-  BF16: { id: 30, blockSize: 1, blockBytes: 2 },
+  ...QUANT_TYPES, // Q4_0, Q8_0, Q4_K, Q6_K, BF16
 } as const;
 export type GgmlTypeName = keyof typeof GGML_TYPES;
 

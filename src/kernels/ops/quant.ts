@@ -14,6 +14,7 @@
  *         of qs[32c..32c+31], 2c+1 the high ones
  *   Q6_K  256 values in 210 bytes: u8 ql[128], u8 qh[64], int8 scales[16], f16 d; x = d·scales[i/16]·(q − 32), q six
  *         bits: four from ql, two from qh (see q6At)
+ *   BF16  one value in 2 bytes: the top half of its float32 (kept so for decode: half the bytes of F32)
  *
  * The products (decode: fewer than QUANT_GEMM_ROWS rows of x) quantize the activations as llama.cpp does for these
  * types: each row of x in blocks of 32 to int8 with a float scale (d = max|x|/127, q = round(x/d)), then each block's
@@ -22,15 +23,16 @@
  * summation order. With more rows (prefill) the product is the float one on the dequantized weights.
  */
 import type { FloatArray } from '../backend.js';
-import { f16ToF32, f32ToF16 } from '../../util/half.js';
+import { f16ToF32, f32ToF16, f32ToBf16 } from '../../util/half.js';
 import { matmulRef } from './matmul.js';
 
-/** The quantized ggml types held in block layout (ggml type ids). */
+/** The ggml types held in their own layout in memory (ggml type ids): quantized blocks, and BF16. */
 export const QUANT_TYPES = {
   Q4_0: { id: 2, blockSize: 32, blockBytes: 18 },
   Q8_0: { id: 8, blockSize: 32, blockBytes: 34 },
   Q4_K: { id: 12, blockSize: 256, blockBytes: 144 },
   Q6_K: { id: 14, blockSize: 256, blockBytes: 210 },
+  BF16: { id: 30, blockSize: 1, blockBytes: 2 },
 } as const;
 export type QuantType = keyof typeof QUANT_TYPES;
 
@@ -94,6 +96,9 @@ function q6At(b: Uint8Array, o: number, j: number): number {
 
 // ---------------------------------------------------------------- dequantize
 
+const f32 = new Float32Array(1);
+const bits = new Uint32Array(f32.buffer);
+
 /** The float values of n quantized values (n a multiple of the block size). */
 export function dequantize(type: QuantType, b: Uint8Array, n: number): Float32Array {
   const { blockSize, blockBytes } = QUANT_TYPES[type];
@@ -128,6 +133,10 @@ export function dequantize(type: QuantType, b: Uint8Array, n: number): Float32Ar
         for (let j = 0; j < 256; j++) out[y + j] = Math.fround(d * ((b[o + 192 + (j >> 4)] << 24) >> 24)) * (q6At(b, o, j) - 32);
         break;
       }
+      case 'BF16':
+        bits[0] = (b[o] | (b[o + 1] << 8)) << 16;
+        out[y] = f32[0];
+        break;
     }
   }
   return out;
@@ -145,7 +154,12 @@ export function quantize(type: QuantType, x: ArrayLike<number>): Uint8Array {
     if (type === 'Q8_0') quantizeQ8_0(x, s, out, o);
     else if (type === 'Q4_0') quantizeQ4_0(x, s, out, o);
     else if (type === 'Q4_K') quantizeQ4K(x, s, out, o);
-    else quantizeQ6K(x, s, out, o);
+    else if (type === 'Q6_K') quantizeQ6K(x, s, out, o);
+    else {
+      const h = f32ToBf16(x[s]);
+      out[o] = h & 0xff;
+      out[o + 1] = h >> 8;
+    }
   }
   return out;
 }
@@ -322,6 +336,8 @@ function dotRow(type: QuantType, w: Uint8Array, o: number, a: Q8Row, K: number):
         }
       }
       return acc;
+    case 'BF16':
+      throw new Error('BF16 products are float products (matmulQuantRef)');
     case 'Q6_K':
       for (let B = 0; B < K / 256; B++) {
         const wo = o + 210 * B;
@@ -346,10 +362,10 @@ export const QUANT_GEMM_ROWS = 16;
 
 /**
  * out[M,N] (+)= x[M,K]·Wᵀ for W [N,K] in `type`'s blocks: with M < QUANT_GEMM_ROWS the activations quantized per
- * block of 32 and integer block sums, else the float product on the dequantized weights.
+ * block of 32 and integer block sums, else (and always for BF16) the float product on the dequantized weights.
  */
 export function matmulQuantRef(type: QuantType, out: FloatArray, x: FloatArray, w: Uint8Array, M: number, K: number, N: number, accumulate = false): void {
-  if (M >= QUANT_GEMM_ROWS) return matmulRef(out, x, dequantize(type, w, N * K), M, K, N, accumulate);
+  if (M >= QUANT_GEMM_ROWS || type === 'BF16') return matmulRef(out, x, dequantize(type, w, N * K), M, K, N, accumulate);
   const rb = rowBytes(type, K);
   for (let m = 0; m < M; m++) {
     const a = quantizeActivations(x, m * K, K);
@@ -368,8 +384,10 @@ export const matmulQ4KRef = (out: FloatArray, x: FloatArray, w: Uint8Array, M: n
   matmulQuantRef('Q4_K', out, x, w, M, K, N, accumulate);
 export const matmulQ6KRef = (out: FloatArray, x: FloatArray, w: Uint8Array, M: number, K: number, N: number, accumulate?: boolean): void =>
   matmulQuantRef('Q6_K', out, x, w, M, K, N, accumulate);
+export const matmulBF16Ref = (out: FloatArray, x: FloatArray, w: Uint8Array, M: number, K: number, N: number, accumulate?: boolean): void =>
+  matmulQuantRef('BF16', out, x, w, M, K, N, accumulate);
 
-const QUANT_OPS = { Q8_0: 'matmulQ8_0', Q4_0: 'matmulQ4_0', Q4_K: 'matmulQ4K', Q6_K: 'matmulQ6K' } as const;
+const QUANT_OPS = { Q8_0: 'matmulQ8_0', Q4_0: 'matmulQ4_0', Q4_K: 'matmulQ4K', Q6_K: 'matmulQ6K', BF16: 'matmulBF16' } as const;
 
 /** out[M, w.rows] (+)= x[M, w.cols]·wᵀ through the backend's product for w's type. */
 export function matmulQuant(

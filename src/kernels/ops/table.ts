@@ -19,7 +19,7 @@ import { swigluRef, swigluBackwardRef } from './swiglu.js';
 import { addRef, scaleRef, sumSquaresRef } from './elementwise.js';
 import { crossEntropyRef, logSumExpRef, softmaxScaledRef } from './crossentropy.js';
 import { adamwRef } from './adamw.js';
-import { matmulQ8_0Ref, matmulQ4_0Ref, matmulQ4KRef, matmulQ6KRef } from './quant.js';
+import { matmulQ8_0Ref, matmulQ4_0Ref, matmulQ4KRef, matmulQ6KRef, matmulBF16Ref } from './quant.js';
 
 // ---- the types that follow from an argument list ----
 
@@ -102,6 +102,8 @@ export const OPS = {
   matmulQ4K: op(['out: f[M*N]', 'x: f[M*K]', 'w: u8[N*(K/256)*144]', 'M: int', 'K: int', 'N: int', 'accumulate?: bool'], matmulQ4KRef, [QK256]),
   /** out (+)= x·wᵀ, w [N,K] in Q6_K blocks (210 bytes per 256 values). */
   matmulQ6K: op(['out: f[M*N]', 'x: f[M*K]', 'w: u8[N*(K/256)*210]', 'M: int', 'K: int', 'N: int', 'accumulate?: bool'], matmulQ6KRef, [QK256]),
+  /** out (+)= x·wᵀ, w [N,K] in bfloat16 (2 bytes per value): a float product, the weights widened as they are read. */
+  matmulBF16: op(['out: f[M*N]', 'x: f[M*K]', 'w: u8[N*K*2]', 'M: int', 'K: int', 'N: int', 'accumulate?: bool'], matmulBF16Ref),
 
   /** out[n,:] = table[tokens[n],:]. */
   embedding: op(['out: f[n*dim]', 'table: f', 'tokens: i32[n]', 'dim: int'], embeddingRef),
