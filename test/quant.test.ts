@@ -239,8 +239,10 @@ test('a quantized GGUF loads with its weights kept in blocks; decoding agrees wi
     // the float32 view of a weight held in blocks is never written
     assert.ok(q.params.view(L.layers[0].wq).every((v) => v === 0));
     const a = new Decoder(q).logitsAll(toks), b = new Decoder(f).logitsAll(toks);
-    // the same model on the ref backend (its quantized products are the reference): equal to float32 rounding
-    assertClose(a, new Decoder(loadAnyModel(path, ref).model).logitsAll(toks), 1e-5, `${type} logits, ${be.name} vs ref`, a.length, 1);
+    // the same model on the ref backend (its quantized products are the reference). Not equal to float32 rounding:
+    // a 1-ulp difference in an activation (other kernels sum in another order) can move its int8 rounding by one
+    // step, which moves a logit by ~d·|w| (the products themselves agree to rounding: tests above)
+    assertClose(a, new Decoder(loadAnyModel(path, ref).model).logitsAll(toks), 0.01, `${type} logits, ${be.name} vs ref`, a.length, 1);
     // against the dequantized weights in float32 only the int8 activations differ: same top-1, close probabilities
     const V = config.vocabSize;
     for (let i = 0; i < toks.length; i++) {
