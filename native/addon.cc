@@ -4,7 +4,8 @@
 // of the declared type and at least the declared length, sizes that are integers 0 ≤ n ≤ 2^40, the table's `where`
 // conditions — and only then runs the op's entry (native/ops/*.cc, `LT_OP`) with the arrays passed by pointer, no
 // copy. A mismatch throws a descriptive RangeError/TypeError; no memory outside a buffer is touched.
-// Also here: threads, setThreads, simd, simdDetected, setSimd (the pool and the SIMD path).
+// Also here: threads, setThreads, simd, simdDetected, setSimd (the pool and the SIMD path); beside them, not in the
+// op table, the file-mapping functions of mmap.cc (mapOpen, mapRange, ...: src/util/mmap.ts).
 #include <node_api.h>
 
 #include <algorithm>
@@ -484,6 +485,8 @@ napi_value SetSimd(napi_env env, napi_callback_info info) {
 }
 
 }  // namespace
+
+void register_mmap(napi_env env, napi_value exports);  // mmap.cc: file mapping, beside the op table
 }  // namespace lt
 
 NAPI_MODULE_INIT() {
@@ -499,5 +502,6 @@ NAPI_MODULE_INIT() {
     napi_create_function(env, f.name, NAPI_AUTO_LENGTH, f.cb, nullptr, &fn);
     napi_set_named_property(env, exports, f.name, fn);
   }
+  lt::register_mmap(env, exports);
   return exports;
 }

@@ -44,7 +44,6 @@ function readText(path: string): string {
 }
 
 export const command: Command = {
-  summary: 'teacher-forced loss, perplexity and per-token log-probabilities of a sequence',
   async run(argv) {
     const { values } = parse(argv, {
       ...modelOptions, text: { type: 'string' }, 'text-file': { type: 'string' }, ids: { type: 'string' }, 'no-bos': { type: 'boolean' },
