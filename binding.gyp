@@ -10,6 +10,7 @@
         "native/gemm.cc",
         "native/kernels.cc",
         "native/attention.cc",
+        "native/quant.cc",
         "native/ops/matmul.cc",
         "native/ops/embedding.cc",
         "native/ops/rmsnorm.cc",
@@ -18,7 +19,8 @@
         "native/ops/swiglu.cc",
         "native/ops/elementwise.cc",
         "native/ops/crossentropy.cc",
-        "native/ops/adamw.cc"
+        "native/ops/adamw.cc",
+        "native/ops/quant.cc"
       ],
       "cflags_cc": ["-O3", "-std=gnu++17", "-fno-math-errno", "-fno-trapping-math", "-Wno-unused-function"],
       "ldflags": ["-pthread"],

@@ -29,8 +29,9 @@ const int64_t MAX_ELEMS = int64_t(1) << 40;
 const int MAX_ARGS = 16;
 const int64_t INVALID = -1;  // an expression that divides by zero or overflows
 
-enum Kind : uint8_t { K_F, K_I32, K_F64, K_INT, K_NUM, K_BOOL };
-const char* const KIND_NAMES[] = {"f", "i32", "f64", "int", "num", "bool"};
+enum Kind : uint8_t { K_F, K_I32, K_F64, K_U8, K_INT, K_NUM, K_BOOL };
+const int N_KINDS = 7;
+const char* const KIND_NAMES[] = {"f", "i32", "f64", "u8", "int", "num", "bool"};
 
 // postfix integer expression: a token >= 0 is a variable, OP_LIT is followed by a literal, the rest are operators
 enum : int64_t { OP_LIT = -1, OP_ADD = -2, OP_SUB = -3, OP_MUL = -4, OP_DIV = -5, OP_MOD = -6 };
@@ -158,8 +159,12 @@ const double* Call::f64(const char* name) {
   int s = slot(name, 1u << K_F64);
   return s < 0 ? nullptr : static_cast<const double*>(ptr[s]);
 }
+const uint8_t* Call::u8(const char* name) {
+  int s = slot(name, 1u << K_U8);
+  return s < 0 ? nullptr : static_cast<const uint8_t*>(ptr[s]);
+}
 long Call::len(const char* name) {
-  int s = slot(name, 1u << K_F | 1u << K_I32 | 1u << K_F64);
+  int s = slot(name, 1u << K_F | 1u << K_I32 | 1u << K_F64 | 1u << K_U8);
   return s < 0 ? 0 : (long)length[s];
 }
 long Call::i(const char* name) {
@@ -222,7 +227,7 @@ std::unique_ptr<Signature> compile(const std::string& name, const std::string& t
     } else if (f[0] == "s" && f.size() == 10 && f[5].size() == 2) {
       Slot s;
       int k = 0;
-      while (k < 6 && f[1] != KIND_NAMES[k]) k++;
+      while (k < N_KINDS && f[1] != KIND_NAMES[k]) k++;
       s.kind = (Kind)k;
       s.arg = std::atoi(f[2].c_str());
       s.field = f[3] == "-" ? "" : f[3];
@@ -233,7 +238,7 @@ std::unique_ptr<Signature> compile(const std::string& name, const std::string& t
       s.bind = std::atoi(f[7].c_str());
       s.name = f[8];
       s.len = parse_expr(f[9], nv, err);
-      if (k == 6 || s.arg < 0 || s.arg >= MAX_ARGS || s.v >= (int)nv || s.bind >= (int)nv) *err = "cannot read '" + line + "'";
+      if (k == N_KINDS || s.arg < 0 || s.arg >= MAX_ARGS || s.v >= (int)nv || s.bind >= (int)nv) *err = "cannot read '" + line + "'";
       sig->nargs = std::max(sig->nargs, s.arg + 1);
       sig->slots.push_back(s);
     } else if (f[0] == "w" && f.size() == 5) {
@@ -265,8 +270,8 @@ std::unique_ptr<Signature> compile(const std::string& name, const std::string& t
 
 // ---- checking a call ----
 
-const napi_typedarray_type TA_TYPES[] = {napi_float32_array, napi_int32_array, napi_float64_array};
-const char* const TA_NAMES[] = {"Float32Array", "Int32Array", "Float64Array"};
+const napi_typedarray_type TA_TYPES[] = {napi_float32_array, napi_int32_array, napi_float64_array, napi_uint8_array};
+const char* const TA_NAMES[] = {"Float32Array", "Int32Array", "Float64Array", "Uint8Array"};
 
 // the value of a slot: the argument itself or a property of the object argument
 bool slot_value(napi_env env, Call& c, const Slot& s, napi_value* argv, size_t argc, napi_value* out) {

@@ -22,6 +22,7 @@ class Call {
   float* f(const char* name);
   const int32_t* i32(const char* name);
   const double* f64(const char* name);
+  const uint8_t* u8(const char* name);
   // a buffer's length in elements
   long len(const char* name);
   // an int argument or field, or a length bound by `name: kind[n]`

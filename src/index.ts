@@ -9,6 +9,7 @@ export { createRefBackend } from './kernels/ref.js';
 export { createWasmBackend, type WasmBackend, type WasmHost } from './kernels/wasm.js';
 export { createNodeWasmBackend } from './kernels/wasm-node.js';
 export { TrainingSession } from './browser/session.js';
+export { quantize, dequantize, quantTensor, QUANT_TYPES, type QuantTensor, type QuantType } from './kernels/ops/quant.js';
 export { AdamW, clipGradNorm, ADAMW_DEFAULTS, type AdamWOptions } from './training/optimizer.js';
 export { learningRate, type ScheduleOptions } from './training/schedule.js';
 export { train, evaluate, HYPER_DEFAULTS, type Hyper, type TrainOptions, type TrainResult, type StepRecord, type TaskEvaluator } from './training/trainer.js';
@@ -22,6 +23,7 @@ export { TokenStreamSource, tokenizeDocuments, splitDocuments, type BatchSource,
 export { prepareTextData, readDocuments } from './data/text.js';
 export { brownDocuments } from './data/brown.js';
 export { sampleToken, argmax, type SamplingOptions } from './inference/sampler.js';
+export { scoreTokens, compareModels, type ScoreResult, type CompareResult } from './inference/score.js';
 export { Decoder, KVCache, generate, generateStream, tokens, type GenerateOptions, type GenerationResult, type TokenEvent } from './inference/generate.js';
 export { loadAnyModel, detectFormat, type LoadedModel, type LoadOptions, type ModelFormat } from './io/formats.js';
 export { LlamaServer, type ServerOptions } from './serve/server.js';

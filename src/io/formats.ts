@@ -21,7 +21,8 @@ import { readLlamaGguf, writeLlamaGguf, type GgufExportType } from './gguf-llama
 import { isHfDir, readHf, writeHf } from './hf.js';
 import { looksLikeLlama2c, readLlama2c, readLlama2cTokenizer, writeLlama2c, writeLlama2cTokenizer } from './llama2c.js';
 import { checkTensor, fillModel, type ModelSource, type ReadOptions } from './model-common.js';
-import { FlatTensors, paramLayout } from '../model/params.js';
+import { FlatTensors, paramLayout, type TensorSpec } from '../model/params.js';
+import type { QuantTensor } from '../kernels/ops/quant.js';
 import { canMap, mapUnavailable } from '../util/mmap.js';
 
 export type ModelFormat = 'ckpt' | 'hf' | 'gguf' | 'llama2c';
@@ -141,6 +142,12 @@ export interface LoadOptions {
    * default): every tensor is read into the model's own flat float32 buffer, as training needs.
    */
   weights?: 'map' | 'copy';
+  /**
+   * Dequantize the weights a file stores quantized (GGUF Q8_0, Q4_0, Q4_K, Q6_K, BF16) into float32 (to convert or
+   * train). Default false: they stay in their blocks (Llama.setQuantized; over the mapping when mapped) and inference
+   * multiplies them with the quantized kernels.
+   */
+  dequantize?: boolean;
   /** Receives a few lines on how the weights were loaded: mapped or read, which tensors were copied and why. */
   verbose?: (line: string) => void;
 }
@@ -159,8 +166,17 @@ export function loadAnyModel(path: string, backend: Backend, format?: ModelForma
     const layout = paramLayout(source.config);
     const views = new Map<string, Float32Array>();
     const copies = new Map<string, number>();
+    const quant = new Map<TensorSpec, QuantTensor>();
     let viewBytes = 0;
     for (const t of layout.tensors) {
+      const q = !o.dequantize && t !== layout.tokEmbeddings ? source.quant?.(t.name) : null;
+      if (q) {
+        // kept in its blocks over the mapping; its float32 view is never read (zero pages, never touched)
+        quant.set(t, q);
+        views.set(t.name, new Float32Array(t.size));
+        viewBytes += q.data.byteLength;
+        continue;
+      }
       const data = source.tensor(t.name);
       checkTensor(source, t, data);
       views.set(t.name, data);
@@ -169,13 +185,14 @@ export function loadAnyModel(path: string, backend: Backend, format?: ModelForma
       else copies.set(why, (copies.get(why) ?? 0) + data.byteLength);
     }
     model = new Llama(source.config, backend, { weights: FlatTensors.external(layout, views, () => source.check?.()) });
+    for (const [spec, q] of quant) model.setQuantized(model.layout.byName.get(spec.name) as TensorSpec, q);
     if (o.verbose) {
       o.verbose(`weights: mapped ${source.description} read-only; ${mib(viewBytes)} used in place (no copy)`);
       for (const [why, bytes] of copies) o.verbose(`weights: copied ${mib(bytes)} (${why})`);
     }
   } else {
     model = new Llama(source.config, backend);
-    fillModel(model, source);
+    fillModel(model, source, { dequantize: o.dequantize });
     o.verbose?.(`weights: read ${source.description} into the model's own float32 buffer (${mib(model.layout.total * 4)}${o.weights === 'map' ? `; not mapped: ${backend.name !== 'native' ? `the ${backend.name} backend reads` : mapUnavailable()}` : ''})`);
   }
   const tokenizer = source.tokenizer ?? (source.vocab ? tokenizerFromVocab(source.vocab) : new MissingTokenizer(source.config.vocabSize, `${source.description} has no tokenizer llama-ts can read`));

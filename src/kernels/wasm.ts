@@ -18,7 +18,7 @@
  * do not depend on the number of threads.
  */
 import type { Backend, BackendOps, FloatArray } from './backend.js';
-import { NATIVE_OPS, OP_NAMES, SIGNATURES, type NativeOps, type OpName } from './ops/table.js';
+import { NATIVE_OPS, OPS, OP_NAMES, SIGNATURES, type NativeOps, type OpName } from './ops/table.js';
 import { checkCall, type Slot } from './ops/signature.js';
 
 /** Pages of 64 KiB the modules' memory starts with (wasm/build.mjs INITIAL_PAGES). */
@@ -70,7 +70,14 @@ const WRITES: Record<OpName | keyof typeof NATIVE_OPS, readonly string[]> = {
   swiglu: ['out'], swigluBackward: ['da', 'db'], add: ['out'],
   crossEntropy: ['dlogits'], logSumExp: ['out'], softmaxScaled: ['out'],
   adamw: ['p', 'm', 'v'], sumSquares: [], scale: ['x'],
+  matmulQ8_0: ['out'], matmulQ4_0: ['out'], matmulQ4K: ['out'], matmulQ6K: ['out'], matmulBF16: ['out'], copy: ['dst'],
 };
+
+/**
+ * Ops the module has no kernel for: bound to their plain-TypeScript reference (same checks, same results as the ref
+ * backend). Quantized-weight products run here correctly but at reference speed; the native backend has kernels.
+ */
+const REFERENCE_ONLY: ReadonlySet<string> = new Set<OpName>(['matmulQ8_0', 'matmulQ4_0', 'matmulQ4K', 'matmulQ6K', 'matmulBF16']);
 
 /** Checks the kernels make beyond the table's (the references throw the same messages). */
 const EXTRA_CHECKS: Partial<Record<OpName, (args: unknown[]) => void>> = {
@@ -219,6 +226,13 @@ export function createWasmBackend(host: WasmHost): WasmBackend {
 
   const bindOp = (name: OpName | keyof typeof NATIVE_OPS): ((...args: unknown[]) => unknown) => {
     const sig = SIGNATURES[name];
+    if (REFERENCE_ONLY.has(name)) {
+      const ref = OPS[name as OpName].ref as (...a: unknown[]) => unknown;
+      return (...args: unknown[]): unknown => {
+        checkCall(sig, args);
+        return ref(...args);
+      };
+    }
     const entry = ex[`lt_op_${name}`] as (...a: number[]) => number;
     if (typeof entry !== 'function') throw new Error(`wasm backend: the module has no entry for op ${name} (rebuild: node wasm/build.mjs)`);
     const writes = new Set(WRITES[name]);

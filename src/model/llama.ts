@@ -37,6 +37,7 @@
 import type { AttentionShape, Backend, FloatArray, RopeTable } from '../kernels/backend.js';
 import { makeRopeTable } from '../kernels/backend.js';
 import { ffnHiddenDim, headDim, type LlamaConfig } from './config.js';
+import { matmulQuant, type QuantTensor } from '../kernels/ops/quant.js';
 import { FlatTensors, paramLayout, initParams, initTensor, shardOf, type ParamLayout, type TensorSpec } from './params.js';
 import { Rng } from '../util/rng.js';
 import { UserError } from '../util/errors.js';
@@ -213,6 +214,8 @@ export class Llama {
   recompute: Recompute;
   readonly sz: Widths;
   private acts: Activations | null = null;
+  /** Weights held in a quantized block layout (inference): their products run the quantized kernels, params unread. */
+  private readonly quant = new Map<TensorSpec, QuantTensor>();
   private partialBuf: FloatArray | null = null;
   private scatterBuf: FloatArray | null = null;
 
@@ -238,6 +241,29 @@ export class Llama {
       initTensor(t, full, this.config, rng);
       shardOf(t, full, this.params.view(t), this.layout.tp);
     }
+  }
+
+  /**
+   * Holds the 2-D weight `spec` as quantized blocks (inference only: training reads and updates params). Its float32
+   * view in params is left as it is and no longer read by forward passes.
+   */
+  setQuantized(spec: TensorSpec, w: QuantTensor): void {
+    if (this.tp.world !== 1) throw new Error('quantized weights need a single tensor-parallel rank');
+    if (spec.shape.length !== 2 || w.rows !== spec.shape[0] || w.cols !== spec.shape[1]) throw new RangeError(`${spec.name}: quantized [${w.rows}, ${w.cols}] for shape [${spec.shape}]`);
+    if (spec === this.layout.tokEmbeddings) throw new RangeError(`${spec.name}: the embedding table is looked up, not multiplied: keep it float32`);
+    this.quant.set(spec, w);
+  }
+
+  /** The quantized form of a weight, if the model holds one. */
+  quantized(spec: TensorSpec): QuantTensor | undefined {
+    return this.quant.get(spec);
+  }
+
+  /** out[M,N] (+)= x[M,K]·Wᵀ for the weight `spec`: from its quantized blocks when held so, else from params. */
+  private linear(out: FloatArray, x: FloatArray, spec: TensorSpec, M: number, K: number, N: number, accumulate = false): void {
+    const q = this.quant.get(spec);
+    if (q) matmulQuant(this.backend, q, out, x, M, accumulate);
+    else this.backend.matmul(out, x, this.params.view(spec), M, K, N, accumulate);
   }
 
   /** Bytes of the activations and backward scratch held for the last forward's batch shape (0 before one). */
@@ -350,12 +376,12 @@ export class Llama {
    * out += inp[N,K]·Wᵀ for a row-split W: each rank's product is partial over K, and the group sums them (onto
    * this rank's rows of out with a row split).
    */
-  private rowParallel(out: FloatArray, inp: FloatArray, w: FloatArray, N: number, K: number, split = false): void {
+  private rowParallel(out: FloatArray, inp: FloatArray, w: TensorSpec, N: number, K: number, split = false): void {
     const be = this.backend;
     const D = this.sz.D;
-    if (this.tp.world === 1) return be.matmul(out, inp, w, N, K, D, true);
+    if (this.tp.world === 1) return this.linear(out, inp, w, N, K, D, true);
     const part = this.partial(N * D);
-    be.matmul(part, inp, w, N, K, D);
+    be.matmul(part, inp, this.params.view(w), N, K, D);
     const n = this.rowSplit(N, split).n;
     if (split && (!this.scatterBuf || this.scatterBuf.length < n * D)) this.scatterBuf = be.alloc(n * D);
     const sum = this.sumRows(part, split ? (this.scatterBuf as FloatArray) : part, N, split);
@@ -386,20 +412,20 @@ export class Llama {
     // attention block
     be.rmsnorm(this.ownRows(s.xn1, N, split), s.rstd1, s.x, p.view(w.attentionNorm), n, D, c.normEps);
     this.gatherRows(s.xn1, N, split);
-    be.matmul(s.q, s.xn1, p.view(w.wq), N, D, qw);
-    be.matmul(s.k, s.xn1, p.view(w.wk), N, D, kw);
-    be.matmul(s.v, s.xn1, p.view(w.wv), N, D, kw);
+    this.linear(s.q, s.xn1, w.wq, N, D, qw);
+    this.linear(s.k, s.xn1, w.wk, N, D, kw);
+    this.linear(s.v, s.xn1, w.wv, N, D, kw);
     attn.forward(this, l, s);
     if (s.xMid !== s.x) s.xMid.set(s.x.subarray(0, n * D));
-    this.rowParallel(s.xMid, s.att, p.view(w.wo), N, qw, split);
+    this.rowParallel(s.xMid, s.att, w.wo, N, qw, split);
     // feed-forward block
     be.rmsnorm(this.ownRows(s.xn2, N, split), s.rstd2, s.xMid, p.view(w.ffnNorm), n, D, c.normEps);
     this.gatherRows(s.xn2, N, split);
-    be.matmul(s.h1, s.xn2, p.view(w.w1), N, D, F);
-    be.matmul(s.h3, s.xn2, p.view(w.w3), N, D, F);
+    this.linear(s.h1, s.xn2, w.w1, N, D, F);
+    this.linear(s.h3, s.xn2, w.w3, N, D, F);
     be.swiglu(s.gate, s.h1, s.h3, N * F);
     if (out !== s.xMid) out.set(s.xMid.subarray(0, n * D));
-    this.rowParallel(out, s.gate, p.view(w.w2), N, F, split);
+    this.rowParallel(out, s.gate, w.w2, N, F, split);
   }
 
   /** The final RMSNorm over `rows` rows of the residual stream. */
@@ -421,7 +447,7 @@ export class Llama {
 
   /** This rank's vocabulary slice of the head: logits[rows, V/tp]. */
   private headShard(logits: FloatArray, xn: FloatArray, rows: number): void {
-    this.backend.matmul(logits, xn, this.params.view(this.layout.output), rows, this.sz.D, this.sz.V);
+    this.linear(logits, xn, this.layout.output, rows, this.sz.D, this.sz.V);
   }
 
   // ---------------------------------------------------------------- head + loss
