@@ -7,6 +7,7 @@
         "native/pool.cc",
         "native/simd.cc",
         "native/gemm.cc",
+        "native/bgemm.cc",
         "native/kernels.cc",
         "native/attention.cc",
         "native/ops/matmul.cc",
@@ -17,7 +18,8 @@
         "native/ops/swiglu.cc",
         "native/ops/elementwise.cc",
         "native/ops/crossentropy.cc",
-        "native/ops/adamw.cc"
+        "native/ops/adamw.cc",
+        "native/ops/bf16.cc"
       ],
       "cflags_cc": ["-O3", "-std=gnu++17", "-fno-math-errno", "-fno-trapping-math", "-Wno-unused-function"],
       "ldflags": ["-pthread"],

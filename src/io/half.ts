@@ -28,11 +28,5 @@ export function f32ToF16(v: number): number {
   return sign | h;
 }
 
-/** float32 → bfloat16, round to nearest even. */
-export function f32ToBf16(v: number): number {
-  f32buf[0] = v;
-  const x = u32buf[0];
-  if ((x & 0x7f800000) === 0x7f800000 && x & 0x7fffff) return (x >>> 16) | 0x40;
-  return ((x + 0x7fff + ((x >>> 16) & 1)) >>> 16) & 0xffff;
-}
-
+/** float32 → bfloat16, round to nearest even: the one conversion the bf16 kernels' reference uses too. */
+export { f32ToBf16, bf16ToF32 } from '../kernels/ops/bf16.js';

@@ -1,0 +1,56 @@
+/**
+ * bfloat16 (the upper 16 bits of a float32) for `--dtype bf16`: conversions, round to nearest even as PyTorch's
+ * `tensor.to(torch.bfloat16)`, and the three matmul products with bf16 inputs and float32 results. Reference versions:
+ * each bf16 input is widened exactly, then the float reference product runs (every product of two bf16 values is
+ * exact in float32). Native: native/ops/bf16.cc, native/bgemm.cc. A bf16 buffer is a Uint16Array of the bits.
+ */
+import type { FloatArray } from '../backend.js';
+import { matmulRef, matmulBackwardInputRef, matmulBackwardWeightRef } from './matmul.js';
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+/** float → bfloat16 bits, round to nearest even (NaN stays a quiet NaN; the value is first rounded to float32). */
+export function f32ToBf16(v: number): number {
+  f32[0] = v;
+  const x = u32[0];
+  if ((x & 0x7f800000) === 0x7f800000 && x & 0x7fffff) return (x >>> 16) | 0x40;
+  return ((x + 0x7fff + ((x >>> 16) & 1)) >>> 16) & 0xffff;
+}
+
+/** bfloat16 bits → the float they encode (exact). */
+export function bf16ToF32(bits: number): number {
+  u32[0] = (bits & 0xffff) << 16;
+  return f32[0];
+}
+
+/** out[i] = bf16(x[i]). */
+export function toBf16Ref(out: Uint16Array, x: FloatArray, n: number): void {
+  for (let i = 0; i < n; i++) out[i] = f32ToBf16(x[i]);
+}
+
+/** out[i] = float(x[i]). */
+export function fromBf16Ref(out: FloatArray, x: Uint16Array, n: number): void {
+  for (let i = 0; i < n; i++) out[i] = bf16ToF32(x[i]);
+}
+
+function widen(x: Uint16Array, n: number): Float64Array {
+  const out = new Float64Array(n);
+  fromBf16Ref(out, x, n);
+  return out;
+}
+
+/** out[M,N] (+)= x[M,K]·w[N,K]ᵀ with bf16 x and w. */
+export function matmulBf16Ref(out: FloatArray, x: Uint16Array, w: Uint16Array, M: number, K: number, N: number, accumulate = false): void {
+  matmulRef(out, widen(x, M * K), widen(w, N * K), M, K, N, accumulate);
+}
+
+/** dx[M,K] (+)= dy[M,N]·w[N,K] with bf16 dy and w. */
+export function matmulBackwardInputBf16Ref(dx: FloatArray, dy: Uint16Array, w: Uint16Array, M: number, K: number, N: number, accumulate = false): void {
+  matmulBackwardInputRef(dx, widen(dy, M * N), widen(w, N * K), M, K, N, accumulate);
+}
+
+/** dw[N,K] += dy[M,N]ᵀ·x[M,K] with bf16 dy and x. */
+export function matmulBackwardWeightBf16Ref(dw: FloatArray, dy: Uint16Array, x: Uint16Array, M: number, K: number, N: number): void {
+  matmulBackwardWeightRef(dw, widen(dy, M * N), widen(x, M * K), M, K, N);
+}
