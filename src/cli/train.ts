@@ -6,7 +6,7 @@ import { availableMemory } from '../util/memory.js';
 import { anyRank } from '../training/distributed.js';
 import { createBackend, BACKEND_NAMES } from '../kernels/index.js';
 import { train, type TrainResult } from '../training/trainer.js';
-import { SETTINGS, TRAIN_SETTINGS, HYPER_DEFAULTS, resolveHyper, recipeHyper, checkHyper, hyperFromSaved, type Hyper, type SettingGroup } from '../training/settings.js';
+import { SETTINGS, TRAIN_SETTINGS, HYPER_DEFAULTS, resolveHyper, recipeHyper, checkHyper, hyperFromSaved, dtypeOf, type Hyper, type SettingGroup } from '../training/settings.js';
 import { checkTrainingFits } from '../training/limits.js';
 import { getRecipe } from '../model/recipe.js';
 import { openCheckpoint } from '../io/checkpoint.js';
@@ -15,7 +15,7 @@ import { loadTokenizer } from '../data/tokenizer.js';
 import { describeConfig, paramCount, makeConfig, presetNames, type LlamaConfig } from '../model/config.js';
 import { UserError } from '../util/errors.js';
 import { createComm } from '../parallel/mpi.js';
-import { RECOMPUTE_POLICIES, type Recompute } from '../model/llama.js';
+import { RECOMPUTE_POLICIES, type DTypeName, type Recompute } from '../model/llama.js';
 import { existsSync } from 'node:fs';
 import { basename, join } from 'node:path';
 
@@ -89,6 +89,11 @@ export function baseHyper(values: Values, defaults: { preset?: string; hyper?: H
   if (defaults.hyper) return defaults.hyper;
   const recipe = getRecipe(str(values.preset) ?? defaults.preset ?? '');
   return recipe ? recipeHyper(recipe) : HYPER_DEFAULTS;
+}
+
+/** --dtype (outside `train`, whose settings table parses it): f32 (default) or bf16, or one line listing them. */
+export function dtypeArg(v: Values[string]): DTypeName {
+  return v === undefined ? 'f32' : dtypeOf({ dtype: TRAIN_SETTINGS.dtype.parse(String(v), 'dtype') });
 }
 
 /** --recompute: one of the policies, or one line listing them. */

@@ -113,6 +113,8 @@ interface Activations {
   /** Mixed precision: the final norm's output and a gradient (the largest matmul dy) in bfloat16. */
   xnFLow: Uint16Array;
   dyLow: Uint16Array;
+  /** The buffers the layers share (recomputed into, or float32 working copies with bf16): workspace, not saved. */
+  shared: BlockActs;
 }
 
 /** Rows of logits computed at once in the head: bounded memory whatever the vocabulary. */
@@ -260,6 +262,7 @@ function layOutActivations(
     dGate: alloc(N * F), dh1: alloc(N * F), dh3: alloc(N * F),
     logitsChunk: alloc(chunkRows * V),
     recompute: r, discard: alloc(full ? n * c.dim : 0),
+    shared: { ...shared, lo: sharedLo },
     dtype: o.dtype, xnFLow: allocLow(low ? N * c.dim : 0), dyLow: allocLow(low ? Math.max(N * Math.max(c.dim, qw, F), chunkRows * V) : 0),
   };
 }
@@ -308,6 +311,27 @@ export class Llama {
     }
   }
 
+  /**
+   * The activation bytes held for the last forward's batch shape (0 before one), split as plan/activations.ts splits
+   * them: saved for the backward (each layer's own buffers, the final norm's input and output) and workspace (the
+   * buffers the layers share, the backward's scratch, the head's logits block).
+   */
+  activationBytesByKind(): { saved: number; workspace: number } {
+    const a = this.acts;
+    if (!a) return { saved: 0, workspace: 0 };
+    const sharedBufs = new Set<ArrayBufferView>();
+    for (const [k, b] of Object.entries(a.shared)) if (k !== 'lo') sharedBufs.add(b as FloatArray);
+    if (a.shared.lo) for (const b of Object.values(a.shared.lo)) sharedBufs.add(b);
+    const saved = new Set<ArrayBufferView>([a.xFinal, a.rstdF, a.xnF, a.xnFLow]);
+    for (const l of a.layers) {
+      for (const [k, b] of Object.entries(l)) if (k !== 'lo' && !sharedBufs.has(b as FloatArray)) saved.add(b as FloatArray);
+      if (l.lo) for (const b of Object.values(l.lo)) if (!sharedBufs.has(b)) saved.add(b);
+    }
+    let s = 0;
+    for (const b of saved) s += b.byteLength;
+    return { saved: s, workspace: this.activationBytes() - s };
+  }
+
   /** Bytes of the activations and backward scratch held for the last forward's batch shape (0 before one). */
   activationBytes(): number {
     const a = this.acts;
@@ -319,7 +343,7 @@ export class Llama {
       if (l.lo) for (const b of Object.values(l.lo)) bufs16.add(b);
     }
     for (const [k, b] of Object.entries(a)) {
-      if (k === 'layers' || k === 'tokens' || typeof b !== 'object' || !('BYTES_PER_ELEMENT' in b)) continue;
+      if (k === 'layers' || k === 'tokens' || k === 'shared' || typeof b !== 'object' || !('BYTES_PER_ELEMENT' in b)) continue;
       if (b instanceof Uint16Array) bufs16.add(b);
       else bufs.add(b as FloatArray);
     }

@@ -80,3 +80,28 @@ export function activationBytes(c: LlamaConfig, o: ActivationShape): ActivationB
   const workspace = (sharedLowable + sharedF + scratch) * f + (sharedLow + dyLow) * 2;
   return { perLayer, saved, workspace, total: saved + workspace };
 }
+
+export interface MemoryCategories {
+  /** float32 master weights, and with bf16 their bfloat16 copy */
+  weights: number;
+  gradients: number;
+  /** the two AdamW moments */
+  optimizer: number;
+  activations_saved: number;
+  workspace: number;
+  total: number;
+}
+
+/**
+ * One process's training memory by category, predicted from the config (what `bench train` and `info --memory`
+ * print beside the measured figures): float32 weights, gradients and AdamW moments (whatever the dtype), the bf16
+ * weight copy with --dtype bf16, and the activations of activationBytes.
+ */
+export function trainingMemoryCategories(c: LlamaConfig, o: ActivationShape & { params: number }): MemoryCategories {
+  const f = o.bytesPerFloat ?? 4;
+  const act = activationBytes(c, o);
+  const weights = o.params * f + (o.dtype === 'bf16' ? o.params * 2 : 0);
+  const gradients = o.params * f;
+  const optimizer = 2 * o.params * f;
+  return { weights, gradients, optimizer, activations_saved: act.saved, workspace: act.workspace, total: weights + gradients + optimizer + act.total };
+}
