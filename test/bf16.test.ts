@@ -116,3 +116,27 @@ test('LLAMA_TS_BF16=convert and a lower SIMD level select the convert path', { s
   be.addon.setBf16Path('default');
   assert.equal(be.addon.bf16Path(), be.addon.bf16Detected());
 });
+
+test('convert --type bf16: GGUF and HF safetensors hold the weights rounded to bfloat16 (norm gains in float32 in GGUF)', async () => {
+  const { mkdtempSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { makeConfig } = await import('../src/model/config.js');
+  const { peakedModel } = await import('./helpers/models.js');
+  const { saveModelAs, loadAnyModel } = await import('../src/io/formats.js');
+  const { runCli } = await import('./helpers/cli.js');
+  const config = makeConfig({ dim: 32, nLayers: 1, nHeads: 4, nKvHeads: 2, vocabSize: 259, multipleOf: 32, maxSeqLen: 16 });
+  const model = peakedModel(config);
+  const dir = mkdtempSync(join(tmpdir(), 'llama-ts-bf16-convert-'));
+  saveModelAs('ckpt', join(dir, 'ck'), model, null);
+  for (const [to, fmt] of [[join(dir, 'm.gguf'), 'gguf'], [join(dir, 'hf'), 'hf']] as const) {
+    const r = runCli(['convert', '--from', join(dir, 'ck'), '--to', to, '--to-format', fmt, '--type', 'bf16']);
+    assert.equal(r.code, 0, r.stderr);
+    const back = loadAnyModel(to, ref).model;
+    for (const t of model.layout.tensors) {
+      const a = model.params.view(t), b = back.params.view(t);
+      const lowered = fmt === 'hf' || t.shape.length === 2;
+      for (let i = 0; i < a.length; i++) assert.equal(b[i], lowered ? bf16ToF32(f32ToBf16(a[i])) : a[i], `${fmt} ${t.name}[${i}]`);
+    }
+  }
+});

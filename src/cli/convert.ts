@@ -14,7 +14,7 @@ formats:  ${FORMATS.join(', ')}  (ckpt: llama-ts checkpoint dir; hf: Hugging Fac
           gguf: llama.cpp file; llama2c: llama2.c v0 .bin, tokenizer.bin written beside it)
           --from-format is inferred from the input; --to-format from the output's extension (.gguf, .bin) or an
           existing output directory, otherwise required.
---type    gguf: f32 (default), f16, q8_0;  hf: f32 (default), f16, bf16
+--type    gguf: f32 (default), f16, q8_0, bf16;  hf: f32 (default), f16, bf16
 --shard-mb  hf: split the safetensors into shards of at most N MiB (with model.safetensors.index.json)
 --force     convert even when the memory estimate exceeds the available memory (LLAMA_TS_MEMORY_LIMIT, else MemAvailable)`;
 
@@ -47,7 +47,7 @@ export const command: Command = {
     const tf = outputFormat(to, str(values['to-format']));
     const type = str(values.type)?.toLowerCase();
     if (type !== undefined) {
-      const ok = tf === 'gguf' ? ['f32', 'f16', 'q8_0'] : tf === 'hf' ? ['f32', 'f16', 'bf16'] : ['f32'];
+      const ok = tf === 'gguf' ? ['f32', 'f16', 'q8_0', 'bf16'] : tf === 'hf' ? ['f32', 'f16', 'bf16'] : ['f32'];
       if (!ok.includes(type)) throw new UserError(`--type ${type} is not available for ${tf} (choose ${ok.join(', ')})`);
     }
     const shardMb = num(values['shard-mb'], 'shard-mb');
@@ -55,7 +55,7 @@ export const command: Command = {
     const loaded = loadAnyModel(from, createBackend('ref'), ff ? parseFormat(ff, 'from-format') : undefined, modelMemoryCheck(values, 4, 0));
     if (!loaded.vocab) process.stderr.write(`llama-ts: warning: ${loaded.description} has no tokenizer llama-ts can read; writing the byte tokenizer's vocabulary\n`);
     const written = saveModelAs(tf, to, loaded.model, loaded.vocab, {
-      ggufType: tf === 'gguf' ? (type as 'f32' | 'f16' | 'q8_0' | undefined) : undefined,
+      ggufType: tf === 'gguf' ? (type as 'f32' | 'f16' | 'q8_0' | 'bf16' | undefined) : undefined,
       hfDtype: tf === 'hf' && type ? (type.toUpperCase() as 'F32' | 'F16' | 'BF16') : undefined,
       hfMaxShardBytes: shardMb ? Math.floor(shardMb * 2 ** 20) : undefined,
       name: str(values.name),

@@ -14,9 +14,9 @@ import { UserError } from '../util/errors.js';
 import { GgufValueType as T, readGguf, writeGguf, type GgmlTypeName, type GgufKv, type GgufFile, type GgufValue } from './gguf.js';
 import { checkConfigFits, checkShapes, configWithHidden, f32view, ggufName, type ModelSource } from './model-common.js';
 
-export type GgufExportType = 'f32' | 'f16' | 'q8_0';
+export type GgufExportType = 'f32' | 'f16' | 'q8_0' | 'bf16';
 
-const FILE_TYPE: Record<GgufExportType, number> = { f32: 0, f16: 1, q8_0: 7 };
+const FILE_TYPE: Record<GgufExportType, number> = { f32: 0, f16: 1, q8_0: 7, bf16: 32 };
 
 export function writeLlamaGguf(path: string, model: Llama, vocab: TokenizerVocab, type: GgufExportType = 'f32', name = 'llama-ts model'): void {
   const c = model.config;
@@ -54,6 +54,7 @@ export function writeLlamaGguf(path: string, model: Llama, vocab: TokenizerVocab
   const tensors = model.layout.tensors.map((t) => {
     let tt: GgmlTypeName = 'F32';
     if (t.shape.length === 2 && type === 'f16') tt = 'F16';
+    if (t.shape.length === 2 && type === 'bf16') tt = 'BF16';
     if (t.shape.length === 2 && type === 'q8_0') tt = t.shape[1] % 32 === 0 ? 'Q8_0' : 'F16';
     return { name: ggufName(t.name), shape: t.shape, data: f32view(model.params.view(t)), type: tt };
   });
