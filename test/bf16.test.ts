@@ -70,30 +70,33 @@ test('toBf16 and fromBf16: native bitwise equal to ref (ties, subnormals, NaN, i
 test('matmulBf16 and its backward products match ref on every bf16 path', { skip }, () => {
   const be = native();
   const rng = new Rng(4);
-  forEachBf16Path(be, (path) => {
-    for (const [M, K, N] of SHAPES) {
-      const x = bf16(randn(rng, M * K)), w = bf16(randn(rng, N * K)), dy = bf16(randn(rng, M * N));
+  for (const [M, K, N] of SHAPES) {
+    const x = bf16(randn(rng, M * K)), w = bf16(randn(rng, N * K)), dy = bf16(randn(rng, M * N));
+    const init = randn(rng, M * N), init2 = randn(rng, M * K), init3 = randn(rng, N * K);
+    // the references once per shape: out (acc false/true), dx (acc false/true), dw
+    const want = [false, true].map((acc) => {
+      const o = Float32Array.from(init), d = Float32Array.from(init2);
+      ref.matmulBf16(o, x, w, M, K, N, acc);
+      ref.matmulBackwardInputBf16(d, dy, w, M, K, N, acc);
+      return { o, d };
+    });
+    const dwWant = Float32Array.from(init3);
+    ref.matmulBackwardWeightBf16(dwWant, dy, x, M, K, N);
+    forEachBf16Path(be, (path) => {
       const tag = `${path} M=${M} K=${K} N=${N}`;
-      for (const acc of [false, true]) {
-        const init = randn(rng, M * N);
-        const a = Float32Array.from(init), b = Float32Array.from(init);
-        be.matmulBf16(a, x, w, M, K, N, acc);
-        ref.matmulBf16(b, x, w, M, K, N, acc);
+      [false, true].forEach((acc, i) => {
+        const o = Float32Array.from(init), d = Float32Array.from(init2);
+        be.matmulBf16(o, x, w, M, K, N, acc);
         // products of bf16 values are exact in float32: only the float32 sums differ in order
-        assertClose(a, b, 2e-6 * Math.sqrt(K), `matmulBf16 acc=${acc} ${tag}`);
-        const init2 = randn(rng, M * K);
-        const c = Float32Array.from(init2), d = Float32Array.from(init2);
-        be.matmulBackwardInputBf16(c, dy, w, M, K, N, acc);
-        ref.matmulBackwardInputBf16(d, dy, w, M, K, N, acc);
-        assertClose(c, d, 2e-6 * Math.sqrt(N), `matmulBackwardInputBf16 acc=${acc} ${tag}`);
-      }
-      const init3 = randn(rng, N * K);
-      const e = Float32Array.from(init3), f = Float32Array.from(init3);
-      be.matmulBackwardWeightBf16(e, dy, x, M, K, N);
-      ref.matmulBackwardWeightBf16(f, dy, x, M, K, N);
-      assertClose(e, f, 2e-6 * Math.sqrt(M), `matmulBackwardWeightBf16 ${tag}`);
-    }
-  });
+        assertClose(o, want[i].o, 2e-6 * Math.sqrt(K), `matmulBf16 acc=${acc} ${tag}`);
+        be.matmulBackwardInputBf16(d, dy, w, M, K, N, acc);
+        assertClose(d, want[i].d, 2e-6 * Math.sqrt(N), `matmulBackwardInputBf16 acc=${acc} ${tag}`);
+      });
+      const dw = Float32Array.from(init3);
+      be.matmulBackwardWeightBf16(dw, dy, x, M, K, N);
+      assertClose(dw, dwWant, 2e-6 * Math.sqrt(M), `matmulBackwardWeightBf16 ${tag}`);
+    });
+  }
 });
 
 test('bf16 ops check their buffers: a Float32Array where bf16 bits are declared is a TypeError', { skip }, () => {
