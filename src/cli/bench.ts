@@ -69,7 +69,7 @@ export const command: Command = {
     const tp = int(values.tp, 'tp', 1, 1);
     const zero = int(values.zero, 'zero', 0, 0);
     const dp = world.world % tp === 0 ? world.world / tp : 1;
-    const need = trainingMemory(config, { batch, seq, tp: world.world > 1 ? tp : 1, sp: world.world > 1 && Boolean(values.sp), dp, zero: world.world > 1 && zero === 1 ? 1 : 0, recompute, bytesPerFloat: backend.alloc(0).BYTES_PER_ELEMENT });
+    const need = trainingMemory(config, { batch, seq, tp: world.world > 1 ? tp : 1, sp: world.world > 1 && Boolean(values.sp), dp, zero: world.world > 1 && zero === 1 ? 1 : 0, recompute, dtype: dtypeArg(values.dtype), bytesPerFloat: backend.alloc(0).BYTES_PER_ELEMENT });
     const refusal = memoryRefusal(`benchmarking this model (batch ${batch} × seq ${seq})`, need, `use a smaller --batch or --seq, --tp T over more ranks under mpirun, or see 'llama-ts plan cluster'`, values, ranksOnThisHost(world.world));
     if (anyRank(world, refusal !== null)) throw new UserError(refusal ?? 'another rank of this run has not enough memory for it');
     if (world.world > 1) {

@@ -178,7 +178,7 @@ export async function runTraining(values: Values, defaults: { preset?: string; o
 function checkTrainingMemory(
   values: Values, config: LlamaConfig, h: Hyper, o: { tp: number; dp: number; zero: number; recompute: Recompute; world: number; bytesPerFloat: number; preset?: string }, comm: ReturnType<typeof createComm>,
 ): void {
-  const need = trainingMemory(config, { batch: h.batch, seq: h.seq, tp: o.tp, sp: Boolean(values.sp), dp: o.dp, zero: o.zero as 0 | 1, recompute: o.recompute, bytesPerFloat: o.bytesPerFloat });
+  const need = trainingMemory(config, { batch: h.batch, seq: h.seq, tp: o.tp, sp: Boolean(values.sp), dp: o.dp, zero: o.zero as 0 | 1, recompute: o.recompute, dtype: dtypeOf(h), bytesPerFloat: o.bytesPerFloat });
   const model = o.preset ? `--preset ${o.preset}` : '--config FILE';
   const state = need.parts.filter((p) => p.name !== 'activations' && p.name !== 'runtime').reduce((a, p) => a + p.bytes, 0);
   const smaller = h.batch > 1 || h.seq > 128 ? `a smaller --batch (now ${h.batch}; --accum keeps the global batch) or --seq (now ${h.seq}), ` : '';
