@@ -121,7 +121,7 @@ export function benchTrain(o: TrainBenchOptions): TrainBenchResult {
   const tps = N / (stepMs / 1000);
   const fpt = trainFlopsPerToken(config, T);
   const modelGflops = (fpt * tps) / 1e9;
-  const measured = o.peakGflops === undefined ? peakFlops(be, true) : null;
+  const measured = o.peakGflops === undefined ? peakFlops(be, true, model.dtype) : null;
   const peak = o.peakGflops ?? (measured as Peak).flops / 1e9;
   const nb = be as Backend & { threads?: () => number; simd?: () => string };
   const r3 = (x: number) => Math.round(x * 1000) / 1000;

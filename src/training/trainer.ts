@@ -191,7 +191,7 @@ class Interrupt {
 function throughput(o: TrainOptions, h: Hyper, topo: Topology): (r: StepResult) => { tokens_per_s: number; mfu: number } {
   const tokensPerStep = h.batch * h.seq * h.accum * topo.dp.world;
   const flopsPerToken = trainFlopsPerToken(o.config, h.seq);
-  const peak = (o.peakFlops ?? peakFlops(o.backend).flops) * topo.world.world;
+  const peak = (o.peakFlops ?? peakFlops(o.backend, false, dtypeOf(o.hyper)).flops) * topo.world.world;
   return (r) => ({ tokens_per_s: (tokensPerStep * 1000) / r.ms.total, mfu: (flopsPerToken * tokensPerStep * 1000) / r.ms.total / peak });
 }
 
