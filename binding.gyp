@@ -4,6 +4,7 @@
       "target_name": "llama_ts_native",
       "sources": [
         "native/addon.cc",
+        "native/mmap.cc",
         "native/pool.cc",
         "native/simd.cc",
         "native/gemm.cc",

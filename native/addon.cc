@@ -5,7 +5,8 @@
 // conditions — and only then runs the op's entry (native/ops/*.cc, `LT_OP`) with the arrays passed by pointer, no
 // copy. A mismatch throws a descriptive RangeError/TypeError; no memory outside a buffer is touched.
 // Also here: threads, setThreads, simd, simdDetected, setSimd (the pool and the SIMD path), bf16Path, bf16Detected,
-// setBf16Path, amxBf16 (the bfloat16 GEMM path, native/bgemm.h).
+// setBf16Path, amxBf16 (the bfloat16 GEMM path, native/bgemm.h); beside them, not in the op table, the file-mapping
+// functions of mmap.cc (mapOpen, mapRange, ...: src/util/mmap.ts).
 #include <node_api.h>
 
 #include <algorithm>
@@ -507,6 +508,8 @@ napi_value SetBf16Path(napi_env env, napi_callback_info info) {
 }
 
 }  // namespace
+
+void register_mmap(napi_env env, napi_value exports);  // mmap.cc: file mapping, beside the op table
 }  // namespace lt
 
 NAPI_MODULE_INIT() {
@@ -523,5 +526,6 @@ NAPI_MODULE_INIT() {
     napi_create_function(env, f.name, NAPI_AUTO_LENGTH, f.cb, nullptr, &fn);
     napi_set_named_property(env, exports, f.name, fn);
   }
+  lt::register_mmap(env, exports);
   return exports;
 }

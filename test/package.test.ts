@@ -64,7 +64,7 @@ test('package: the tarball holds the library, CLI, native sources, resources and
   const needed = [
     'package.json', 'README.md', 'bin/llama-ts.js', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/src/cli/main.js',
     'binding.gyp', 'scripts/build-native.mjs', 'scripts/build-mpi.mjs', 'scripts/node-gyp.mjs', 'resources/tokenizer/nmt_nfkc.charsmap', 'data/recipes/demo.json',
-    ...listFiles('native'), ...listFiles('data/demo'), ...listFiles('docs'),
+    ...listFiles('native'), ...listFiles('data/demo'), ...listFiles('docs'), ...listFiles('web'),
   ];
   for (const f of needed) assert.ok(files.has(f), `${f} is missing from the package`);
   for (const f of files) {
@@ -129,4 +129,31 @@ test('package: the library imports from an .mjs and type-checks from TypeScript'
   const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
   run(process.execPath, [tsc, '--noEmit', '--strict', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022',
     '--types', 'node', '--typeRoots', join(root, 'node_modules', '@types'), 'check.ts'], app);
+});
+
+test('package: the installed dashboard serves its page, scripts and uPlot (offline, from node_modules) and plot writes SVG', async () => {
+  const runDir = join(tmp, 'run');
+  mkdirSync(runDir);
+  writeFileSync(join(runDir, 'train.jsonl'), '{"step":1,"loss":5,"lr":0.0003,"grad_norm":1,"tokens_per_s":100,"mfu":0.1,"ms":{"forward":1,"loss":1,"backward":1,"optimizer":1,"total":4,"comm":0}}\n');
+  run(process.execPath, [join(installed, 'bin', 'llama-ts.js'), 'plot', runDir, '--out', join(tmp, 'c.svg')], app);
+  assert.match(readFileSync(join(tmp, 'c.svg'), 'utf8'), /^<svg /);
+  const { spawn } = await import('node:child_process');
+  const child = spawn(process.execPath, [join(installed, 'bin', 'llama-ts.js'), 'dashboard', runDir, '--port', '0'], { cwd: app, stdio: ['ignore', 'ignore', 'pipe'] });
+  try {
+    let err = '';
+    const url = await new Promise<string>((ok, fail) => {
+      child.stderr.on('data', (d) => {
+        err += d;
+        const m = /dashboard: (\S+)/.exec(err);
+        if (m) ok(m[1]);
+      });
+      child.on('exit', () => fail(new Error(err)));
+    });
+    const html = await (await fetch(url)).text();
+    const assets = [...html.matchAll(/(?:href|src)="(\/static\/[^"]+)"/g)].map((m) => m[1]);
+    assets.push('/static/uPlot.esm.js', '/static/charts.js', '/static/series.js', '/static/format.js');
+    for (const a of assets) assert.equal((await fetch(new URL(a, url))).status, 200, a);
+  } finally {
+    child.kill('SIGINT');
+  }
 });

@@ -32,7 +32,6 @@ Under mpirun it runs the training loop over the ranks and rank 0 prints the aggr
 communication time, the bytes sent per step by group beside plan cluster's prediction, and per-rank memory.`;
 
 export const command: Command = {
-  summary: 'measure training (bench train) or generation (bench generate) throughput as one JSON line',
   async run(argv) {
     if (argv[0] === 'generate') return benchGenerate(argv.slice(1));
     const { values, positionals } = parse(argv, {

@@ -13,7 +13,6 @@ ${MODEL_HELP}
 ${SAMPLING_HELP}`;
 
 export const command: Command = {
-  summary: 'interactive completion loop over standard input lines',
   async run(argv) {
     const { values } = parse(argv, { ...modelOptions, ...samplingOptions });
     if (values.help) {

@@ -30,7 +30,6 @@ function outputFormat(path: string, flag: string | undefined): ModelFormat {
 }
 
 export const command: Command = {
-  summary: 'convert a model between llama-ts checkpoints, Hugging Face, GGUF and llama2.c',
   async run(argv) {
     const { values } = parse(argv, {
       from: { type: 'string' }, to: { type: 'string' }, 'from-format': { type: 'string' }, 'to-format': { type: 'string' },

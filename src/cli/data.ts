@@ -144,7 +144,6 @@ function plan(argv: string[]): number {
 }
 
 export const command: Command = {
-  summary: 'prepare public-data mixtures: ingest, clean, dedup, tokenize to shards; stats; plan epochs',
   async run(argv) {
     const [sub, ...rest] = argv;
     if (!sub || sub === '--help' || sub === '-h') {

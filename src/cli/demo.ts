@@ -5,7 +5,7 @@ import { prepareData, MANIFEST } from '../data/prepare.js';
 import { join } from 'node:path';
 import type { Command } from './main.js';
 import { parse, num, str } from './args.js';
-import { runTraining, trainOptions } from './train.js';
+import { runTraining, trainOptions, dashboardFlag } from './train.js';
 import { printSamples } from './generate.js';
 import { createBackend } from '../kernels/index.js';
 import { Llama } from '../model/llama.js';
@@ -45,9 +45,8 @@ function timeOneStep(backendName: string | undefined, batch: number, seq: number
 }
 
 export const command: Command = {
-  summary: 'train a small model on the bundled English mixture for a few minutes, then print samples',
   async run(argv) {
-    const { values } = parse(argv, { ...trainOptions, minutes: { type: 'string' } });
+    const { values } = parse(dashboardFlag(argv), { ...trainOptions, minutes: { type: 'string' } });
     if (values.help) {
       console.log('usage: llama-ts demo [--minutes M (3)] [--out DIR (runs/demo)] [--data DIR] [--backend NAME] [any train option]');
       console.log(`Without --data, prepares the bundled mixture (${DEMO_RECIPE}) into runs/demo-data once and trains on it.`);
@@ -63,9 +62,14 @@ export const command: Command = {
       ...HYPER_DEFAULTS, steps, batch, seq, lr: 3e-3, warmup: Math.min(100, Math.ceil(steps / 10)),
       evalEvery: Math.max(10, Math.round(steps / 5)), evalBatches: 8, ckptEvery: Math.max(10, Math.round(steps / 4)), seed: 1337,
     };
+    if (values['sample-every'] === undefined) {
+      values['sample-every'] = String(hyper.evalEvery); // samples at the evaluations, for the dashboard
+      values['sample-prompt'] ??= 'The ';
+    }
     const out = str(values.out) ?? 'runs/demo';
     if (!values.resume) rmSync(out, { recursive: true, force: true });
     console.error(`demo: ~${minutes} min budget, ${stepMs.toFixed(0)} ms/step measured → ${steps} steps of ${batch}×${seq} tokens`);
+    if (values.dashboard === undefined) console.error(`watch it live: npx llama-ts dashboard ${out}   (in another terminal; or run the demo with --dashboard)`);
     const cfg = makeConfig(DEMO_MODEL);
     const r = await runTraining(
       { dim: String(cfg.dim), layers: String(cfg.nLayers), heads: String(cfg.nHeads), 'kv-heads': String(cfg.nKvHeads), 'multiple-of': String(cfg.multipleOf), seq: String(seq), ...values },
@@ -76,6 +80,7 @@ export const command: Command = {
     const tok = new ByteTokenizer();
     await printSamples(r.model, tok, 'The ', 3, { maxTokens: 240, temperature: 0.8, topK: 0, topP: 0.95, seed: 7, stopTokens: [tok.eosId], onContextFull: 'shift' });
     console.log(`\ncheckpoint: ${r.checkpoint}   (try: npx llama-ts generate --model ${out} --prompt "It was" --count 2 -n 200 --context-full shift)`);
+    console.log(`dashboard:  npx llama-ts dashboard ${out}   (charts of this run in the browser; llama-ts plot ${out} --out curves.svg for a file)`);
     return 0;
   },
 };

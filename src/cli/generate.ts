@@ -107,7 +107,6 @@ export async function runGenerate(values: Values, samples = false): Promise<numb
 }
 
 export const command: Command = {
-  summary: 'generate text with a KV cache from any model format (streaming, sampling, stop strings, batches, samples)',
   async run(argv) {
     const { values } = parse(argv, generateOptions);
     if (values.help) {

@@ -15,18 +15,26 @@ export const modelOptions: Options = {
   format: { type: 'string' },
   backend: { type: 'string' },
   force: { type: 'boolean' },
+  'no-mmap': { type: 'boolean' },
+  verbose: { type: 'boolean', short: 'v' },
 };
 
 export const MODEL_HELP = `model:    --model PATH   checkpoint or run directory, Hugging Face directory, .gguf, or llama2.c .bin
           --format ckpt|hf|gguf|llama2c (default: inferred)  --backend ref|ref-f64
-          --force        load even when the memory estimate exceeds the available memory (LLAMA_TS_MEMORY_LIMIT, else MemAvailable)`;
+          --force        load even when the memory estimate exceeds the available memory (LLAMA_TS_MEMORY_LIMIT, else MemAvailable)
+          --no-mmap      read the weights into memory instead of mapping the file (mapped: used in place, read-only)
+          --verbose      say how the weights were loaded: mapped or read, which tensors were copied and why`;
 
-export function loadModelArg(values: Values): LoadedModel {
+/** The model of --model (and --format, --backend); the memory check counts `caches` full-context KV caches. */
+export function loadModelArg(values: Values, caches = 1): LoadedModel {
   const path = str(values.model);
   if (!path) throw new UserError('--model PATH is required (a checkpoint, Hugging Face directory, .gguf or llama2.c .bin)');
   const f = str(values.format);
   const backend = createBackend(str(values.backend));
-  return loadAnyModel(path, backend, f ? parseFormat(f, 'format') : undefined, modelMemoryCheck(values, backend.alloc(0).BYTES_PER_ELEMENT, 1));
+  const verbose = values.verbose ? (line: string) => process.stderr.write(`llama-ts: ${line}\n`) : undefined;
+  return loadAnyModel(path, backend, f ? parseFormat(f, 'format') : undefined, modelMemoryCheck(values, backend.alloc(0).BYTES_PER_ELEMENT, caches), {
+    weights: values['no-mmap'] ? 'copy' : 'map', verbose,
+  });
 }
 
 /** The check `loadAnyModel` runs before allocating: a whole model (+ `caches` KV caches) against the available memory. */

@@ -30,7 +30,6 @@ function gib(b: number): string {
 }
 
 export const command: Command = {
-  summary: 'print a model configuration, parameter count, FLOPs per token and memory estimate',
   async run(argv) {
     const { values } = parse(argv, {
       ...configOptions, checkpoint: { type: 'string' }, batch: { type: 'string' }, json: { type: 'boolean' },

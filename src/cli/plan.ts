@@ -381,7 +381,6 @@ async function runCluster(argv: string[]): Promise<number> {
 }
 
 export const command: Command = {
-  summary: 'plan a run: compute-/inference-optimal model size, and a cluster simulator (memory, step time, MFU)',
   async run(argv) {
     const [sub, ...rest] = argv;
     if (sub === 'size') return runSize(rest);

@@ -17,7 +17,6 @@ export const sampleOptions = {
 } as const;
 
 export const command: Command = {
-  summary: "alias of 'generate --count N' with the older flags (--checkpoint DIR, --tokens N)",
   async run(argv) {
     const { values } = parse(argv, sampleOptions);
     if (values.help) {

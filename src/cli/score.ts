@@ -30,7 +30,6 @@ export function parseIds(text: string, what: string): number[] {
 }
 
 export const command: Command = {
-  summary: 'teacher-forced loss, perplexity and per-token log-probabilities of a sequence',
   async run(argv) {
     const { values } = parse(argv, { ...modelOptions, text: { type: 'string' }, ids: { type: 'string' }, 'no-bos': { type: 'boolean' } });
     if (values.help) {

@@ -335,7 +335,6 @@ async function inspect(argv: string[]): Promise<number> {
 }
 
 export const command: Command = {
-  summary: 'train, inspect and apply SentencePiece-compatible BPE tokenizers (.model files)',
   async run(argv) {
     const [sub, ...rest] = argv;
     switch (sub) {

@@ -5,7 +5,9 @@ import { trainingMemory, gib, RUNTIME_BYTES } from '../model/memory.js';
 import { availableMemory } from '../util/memory.js';
 import { anyRank } from '../training/distributed.js';
 import { createBackend, BACKEND_NAMES } from '../kernels/index.js';
-import { train, type TrainResult } from '../training/trainer.js';
+import { train, type TrainResult, type TaskEvaluator } from '../training/trainer.js';
+import { loadTask, resolveTaskPaths, runTask } from '../eval/index.js';
+import type { Tokenizer } from '../tokenizer/types.js';
 import { SETTINGS, TRAIN_SETTINGS, HYPER_DEFAULTS, resolveHyper, recipeHyper, checkHyper, hyperFromSaved, dtypeOf, type Hyper, type SettingGroup } from '../training/settings.js';
 import { checkTrainingFits } from '../training/limits.js';
 import { getRecipe } from '../model/recipe.js';
@@ -16,7 +18,11 @@ import { describeConfig, paramCount, makeConfig, presetNames, type LlamaConfig }
 import { UserError } from '../util/errors.js';
 import { createComm } from '../parallel/mpi.js';
 import { RECOMPUTE_POLICIES, type DTypeName, type Recompute } from '../model/llama.js';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
+import { Decoder, generate } from '../inference/generate.js';
+import type { Llama } from '../model/llama.js';
+import { serveDashboard, portArg } from './dashboard.js';
+import { DEFAULT_PORT } from '../dashboard/server.js';
 import { basename, join } from 'node:path';
 
 /** A command-line flag that is not a training setting (where the data is, where the run goes, how it runs). */
@@ -34,7 +40,13 @@ const HELP_GROUPS: readonly HelpGroup[] = ['data', 'output', 'schedule', 'optim'
 const RUN_FLAGS: readonly RunFlag[] = [
   { flag: 'data', type: 'string', group: 'data', arg: 'PATH', doc: "prepared dir ('llama-ts data prepare'), text file (blank-line separated documents), directory of .txt, or 'brown' (default)" },
   { flag: 'tokenizer', type: 'string', group: 'data', arg: 'T.model', doc: 'SentencePiece model (default: bytes); must match the one a prepared dir was made with' },
+  { flag: 'eval-task', type: 'string', group: 'eval', arg: 'FILE', doc: "also run this evaluation task (a task file, a directory of them or a bundled task's name: docs/EVAL.md) at each evaluation and log its metrics to train.jsonl" },
+  { flag: 'eval-limit', type: 'string', group: 'eval', arg: 'N', doc: "with --eval-task: only each task's first N documents (default all)" },
   { flag: 'out', type: 'string', group: 'output', arg: 'DIR', doc: 'run directory: train.jsonl log and checkpoints/ (default runs/<preset>)' },
+  { flag: 'sample-every', type: 'string', group: 'eval', arg: 'N', doc: 'generate a text sample every N steps and at the end, logged to train.jsonl (and shown by the dashboard); 0: none (default)' },
+  { flag: 'sample-prompt', type: 'string', group: 'eval', arg: 'TEXT', doc: "the samples' prompt (default: empty, a new document)" },
+  { flag: 'dashboard', type: 'string', group: 'output', arg: '[=PORT]', doc: `serve the live dashboard of this run while it trains (default port ${DEFAULT_PORT}; see 'llama-ts dashboard')` },
+  { flag: 'dashboard-host', type: 'string', group: 'output', arg: 'HOST', doc: 'address the dashboard listens on (default 127.0.0.1; another exposes the logs to the network, with a warning)' },
   { flag: 'stop-at', type: 'string', group: 'ckpt', arg: 'N', doc: 'stop early (with a checkpoint) after N steps, keeping the schedule of --steps' },
   { flag: 'resume', type: 'boolean', group: 'ckpt', doc: 'continue the run in --out with its saved settings (only --steps may change)' },
   { flag: 'tp', type: 'string', group: 'parallel', arg: 'T', doc: 'tensor-parallel ranks per model (Megatron-LM split of heads and SwiGLU units); under mpirun -np N the other N/T are data parallel (default 1; see docs/DISTRIBUTED.md)' },
@@ -56,7 +68,7 @@ export const trainOptions: Options = {
 function helpText(): string {
   const rows: { group: HelpGroup; left: string; doc: string }[] = [
     ...SETTINGS.map((s) => ({ group: s.group, left: `--${s.flag} ${s.arg}`, doc: `${s.doc} (default ${s.defaultDoc ?? s.default})` })),
-    ...RUN_FLAGS.map((f) => ({ group: f.group, left: `--${f.flag}${f.arg ? ` ${f.arg}` : ''}`, doc: f.doc })),
+    ...RUN_FLAGS.map((f) => ({ group: f.group, left: `--${f.flag}${f.arg ? `${f.arg.startsWith('[') ? '' : ' '}${f.arg}` : ''}`, doc: f.doc })),
   ];
   const width = Math.max(...rows.map((r) => r.left.length)) + 2;
   const lines = [
@@ -130,10 +142,37 @@ function resumedHyper(values: Values, config: LlamaConfig, savedJson: unknown, f
   return resolveHyper({ ...saved, steps }, config);
 }
 
+/** `--dashboard` alone (no =PORT) as parseArgs can read it: an empty value, the default port. */
+export function dashboardFlag(argv: string[]): string[] {
+  return argv.map((a) => (a === '--dashboard' ? '--dashboard=' : a));
+}
+
+/** --sample-every / --sample-prompt: the trainer's sampler (inference/generate.ts over the model being trained). */
+function samplesOption(values: Values, tok: Tokenizer, config: LlamaConfig, seed: number, tp: number) {
+  const every = int(values['sample-every'], 'sample-every', 0, 0);
+  const prompt = str(values['sample-prompt']) ?? '';
+  if (every === 0) {
+    if (values['sample-prompt'] !== undefined) throw new UserError('--sample-prompt needs --sample-every N');
+    return undefined;
+  }
+  if (tp > 1) throw new UserError('--sample-every works with whole models only: drop it or --tp');
+  const ids = [tok.bosId, ...tok.encode(prompt)];
+  if (ids.length >= config.maxSeqLen) throw new UserError(`--sample-prompt is ${ids.length} tokens, the model's context is ${config.maxSeqLen}`);
+  const maxTokens = Math.min(96, config.maxSeqLen - ids.length);
+  return {
+    every,
+    async generate(model: Llama) {
+      const [r] = await generate(new Decoder(model), [ids], { maxTokens, temperature: 0.8, topK: 0, topP: 0.95, seed, tokenizer: tok, stopTokens: [tok.eosId], onContextFull: 'stop' });
+      return { prompt, sample: r.text };
+    },
+  };
+}
+
 /** Shared by `train` and `demo`: builds everything from parsed flags and runs the loop. */
 export async function runTraining(values: Values, defaults: { preset?: string; out?: string; hyper?: Hyper } = {}): Promise<TrainResult> {
   const tokPath = str(values.tokenizer);
   const tok = await loadTokenizer(tokPath);
+  const evalTasks = evalTaskArg(values, tok);
   const outDir = str(values.out) ?? defaults.out ?? join('runs', str(values.preset) ?? defaults.preset ?? 'model');
   let config: LlamaConfig;
   const modelFlags = Object.keys(configOptions).filter((k) => k !== 'seq' && values[k] !== undefined);
@@ -167,10 +206,37 @@ export async function runTraining(values: Values, defaults: { preset?: string; o
     console.error(`model: ${describeConfig(config)} (${paramCount(config).toLocaleString('en-US')} parameters), backend ${backend.name}`);
     console.error(`data: ${data.trainTokens.toLocaleString('en-US')} training / ${data.heldOutTokens.toLocaleString('en-US')} held-out tokens; run dir ${outDir}`);
   }
-  return train({
-    config, backend, hyper, runDir: outDir, train: data.train, heldOut: data.heldOut,
-    tokenizer: tokPath ? { kind: 'sentencepiece', file: basename(tokPath) } : { kind: 'bytes' }, tokenizerFile: tokPath, resume: Boolean(values.resume), extendSteps: values.steps !== undefined ? hyper.steps : undefined,
-    stopAt: int(values['stop-at'], 'stop-at', undefined, 1), quiet: Boolean(values.quiet), comm, tp, sp: Boolean(values.sp), zero: zero as 0 | 1, recompute,
+  const samples = samplesOption(values, tok, config, hyper.seed, tp);
+  let dashboard = null;
+  if (values.dashboard !== undefined && comm.rank === 0) {
+    mkdirSync(outDir, { recursive: true }); // so that the page shows a run waiting for its first line, not a missing one
+    dashboard = await serveDashboard([outDir], { port: portArg(values.dashboard, 'dashboard') ?? DEFAULT_PORT, host: str(values['dashboard-host']), thread: true });
+  }
+  try {
+    return await train({
+      config, backend, hyper, runDir: outDir, train: data.train, heldOut: data.heldOut, evalTasks,
+      tokenizer: tokPath ? { kind: 'sentencepiece', file: basename(tokPath) } : { kind: 'bytes' }, tokenizerFile: tokPath, resume: Boolean(values.resume), extendSteps: values.steps !== undefined ? hyper.steps : undefined,
+      stopAt: int(values['stop-at'], 'stop-at', undefined, 1), quiet: Boolean(values.quiet), comm, tp, sp: Boolean(values.sp), zero: zero as 0 | 1, recompute, samples,
+    });
+  } finally {
+    if (dashboard) {
+      await dashboard.close();
+      console.error(`dashboard closed; look at the run again with: llama-ts dashboard ${outDir}`);
+    }
+  }
+}
+
+/** --eval-task: every task file read and checked up front (one line naming file and line when one is wrong). */
+function evalTaskArg(values: Values, tok: Tokenizer): TaskEvaluator[] {
+  const arg = str(values['eval-task']);
+  const limit = int(values['eval-limit'], 'eval-limit', undefined, 1);
+  if (arg === undefined) {
+    if (limit !== undefined) throw new UserError('--eval-limit applies to --eval-task: give the task too');
+    return [];
+  }
+  return resolveTaskPaths(arg).map((f) => {
+    const task = loadTask(f);
+    return { name: task.spec.name, run: async (model) => runTask(model, tok, task, { limit }) };
   });
 }
 
@@ -190,9 +256,8 @@ function checkTrainingMemory(
 }
 
 export const command: Command = {
-  summary: 'train a model (preset or config file) on text data, with checkpoints and --resume',
   async run(argv) {
-    const { values } = parse(argv, trainOptions);
+    const { values } = parse(dashboardFlag(argv), trainOptions);
     if (values.help) {
       console.log(helpText());
       return 0;

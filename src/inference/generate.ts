@@ -47,6 +47,9 @@ export class Decoder {
   readonly backend: Backend;
   private scratch: Scratch | null = null;
   private logitsBufs: FloatArray[] = [];
+  /** 'last' logits of a reusing step: one [items, V] buffer and a view per item (the same views every step). */
+  private lastLogits: FloatArray | null = null;
+  private lastViews: FloatArray[] = [];
 
   constructor(readonly model: Llama) {
     this.backend = model.backend;
@@ -113,24 +116,47 @@ export class Decoder {
     m.finalNorm(s.xn, s.rstd, s.block.x, N);
     const V = c.vocabSize;
     const D = c.dim;
+    if (logitsFor === 'last') {
+      // one head matmul over every item's last row: a batch of decodes reads the head's weights once, not per item.
+      // The last rows move to the front of xn in place (item k's last row is at or after row k).
+      const B = items.length;
+      let r = 0;
+      items.forEach((it, k) => {
+        r += it.tokens.length;
+        if (r - 1 !== k) s.xn.copyWithin(k * D, (r - 1) * D, r * D);
+      });
+      if (!reuse) {
+        const lg = be.alloc(B * V);
+        m.head(lg, s.xn.subarray(0, B * D), B);
+        m.params.check();
+        return items.map((_, k) => lg.subarray(k * V, (k + 1) * V));
+      }
+      if (!this.lastLogits || this.lastLogits.length < B * V) {
+        this.lastLogits = be.alloc(B * V);
+        this.lastViews = [];
+      }
+      for (let k = this.lastViews.length; k < B; k++) this.lastViews.push(this.lastLogits.subarray(k * V, (k + 1) * V));
+      m.head(this.lastLogits.subarray(0, B * V), s.xn.subarray(0, B * D), B);
+      m.params.check();
+      return this.lastViews.slice(0, B);
+    }
     const out: FloatArray[] = [];
     let r0 = 0;
     for (const it of items) {
       const n = it.tokens.length;
-      const first = logitsFor === 'last' ? r0 + n - 1 : r0;
-      const rows = logitsFor === 'last' ? 1 : n;
       let lg: FloatArray;
       if (reuse) {
         const k = out.length;
-        if (!this.logitsBufs[k] || this.logitsBufs[k].length !== rows * V) this.logitsBufs[k] = be.alloc(rows * V);
+        if (!this.logitsBufs[k] || this.logitsBufs[k].length !== n * V) this.logitsBufs[k] = be.alloc(n * V);
         lg = this.logitsBufs[k];
       } else {
-        lg = be.alloc(rows * V);
+        lg = be.alloc(n * V);
       }
-      m.head(lg, s.xn.subarray(first * D, (first + rows) * D), rows);
+      m.head(lg, s.xn.subarray(r0 * D, (r0 + n) * D), n);
       out.push(lg);
       r0 += n;
     }
+    m.params.check(); // mapped weights: the file was not truncated under this step (else a one-line error, not its logits)
     return out;
   }
 
@@ -221,7 +247,7 @@ interface SeqState {
 }
 
 /** Longest suffix of text that is a proper prefix of one of the stop strings. */
-function pendingStopOverlap(text: string, stops: string[]): number {
+export function pendingStopOverlap(text: string, stops: string[]): number {
   let best = 0;
   for (const s of stops) {
     for (let k = Math.min(s.length - 1, text.length); k > best; k--) {

@@ -33,12 +33,16 @@ export function applyRepetitionPenalty(logits: { [i: number]: number; length: nu
   }
 }
 
+/** The unnormalised probabilities of one sampleToken call: one buffer reused (a batch samples many rows per step). */
+let probsScratch = new Float64Array(0);
+
 export function sampleToken(logits: ArrayLike<number>, o: SamplingOptions, rng: Rng): number {
   if (o.temperature <= 0) return argmax(logits);
   const V = logits.length;
   let max = -Infinity;
   for (let i = 0; i < V; i++) if (logits[i] > max) max = logits[i];
-  const probs = new Float64Array(V);
+  if (probsScratch.length < V) probsScratch = new Float64Array(V);
+  const probs = probsScratch;
   let sum = 0;
   for (let i = 0; i < V; i++) sum += probs[i] = Math.exp((logits[i] - max) / o.temperature);
   const filtered = (o.topK > 0 && o.topK < V) || o.topP < 1;

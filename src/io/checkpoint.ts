@@ -10,7 +10,7 @@
  */
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeSafetensors, readSafetensorsHeader } from './safetensors.js';
+import { writeSafetensors, readSafetensorsHeader, type SafeTensorsFile } from './safetensors.js';
 import { fsyncDir, writeFileAtomic } from '../util/fsutil.js';
 import { UserError, quoted } from '../util/errors.js';
 import { checkConfigFits } from './model-common.js';
@@ -126,11 +126,14 @@ export interface LoadedCheckpoint {
   dir: string;
   state: CheckpointState;
   layout: ParamLayout;
+  /** model.safetensors, its names and shapes checked against the config (mapped when opened with `map`). */
+  model: SafeTensorsFile;
   /** Fills params (and moments when given) from the files, validating names and shapes. */
   loadInto(params: FlatTensors, moments?: { m: FlatTensors; v: FlatTensors }): void;
 }
 
-export function openCheckpoint(path: string): LoadedCheckpoint {
+/** `map`: model.safetensors is mapped (views for inference, util/mmap.ts); training opens it without. */
+export function openCheckpoint(path: string, o: { map?: boolean } = {}): LoadedCheckpoint {
   const dir = resolveCheckpointDir(path);
   let state: CheckpointState;
   try {
@@ -143,7 +146,7 @@ export function openCheckpoint(path: string): LoadedCheckpoint {
   state.config = config;
   const modelPath = join(dir, 'model.safetensors');
   if (!existsSync(modelPath)) throw new UserError(`checkpoint '${dir}' has no model.safetensors`);
-  const st = readSafetensorsHeader(modelPath);
+  const st = readSafetensorsHeader(modelPath, { map: o.map });
   checkConfigFits(`checkpoint '${dir}'`, config, st.tensors.size);
   const layout = paramLayout(config);
   for (const t of layout.tensors) {
@@ -157,6 +160,7 @@ export function openCheckpoint(path: string): LoadedCheckpoint {
     dir,
     state,
     layout,
+    model: st,
     loadInto(params, moments) {
       // the checkpoint holds whole tensors; a tensor-parallel rank takes its shard of each (params.ts)
       const tp = params.layout.tp;
@@ -164,7 +168,12 @@ export function openCheckpoint(path: string): LoadedCheckpoint {
         throw new UserError(`checkpoint '${dir}' does not match the model (${layout.total} parameters)`);
       }
       const place = (t: TensorSpec, full: Float32Array, out: FlatTensors) => (tp.size === 1 ? out.view(t).set(full) : shardOf(t, full, out.view(t), tp));
-      for (const t of params.layout.tensors) place(t, st.readF32(t.name), params);
+      // one process, float32: each tensor is read from the file straight into its view of the flat buffer
+      const direct = (out: FlatTensors) => tp.size === 1 && out.data instanceof Float32Array;
+      for (const t of params.layout.tensors) {
+        if (direct(params)) st.readF32Into(t.name, params.view(t) as Float32Array);
+        else place(t, st.readF32(t.name), params);
+      }
       if (moments) {
         const optPath = join(dir, 'optimizer.safetensors');
         if (!existsSync(optPath)) throw new UserError(`checkpoint '${dir}' has no optimizer.safetensors: cannot resume training from it`);
@@ -172,6 +181,10 @@ export function openCheckpoint(path: string): LoadedCheckpoint {
         for (const [key, buf] of [['adamw.m', moments.m], ['adamw.v', moments.v]] as const) {
           const info = ot.tensors.get(key);
           if (!info || info.shape[0] !== layout.total) throw new UserError(`checkpoint '${dir}': optimizer state '${key}' is missing or has the wrong size`);
+          if (direct(buf)) {
+            ot.readF32Into(key, buf.data as Float32Array);
+            continue;
+          }
           const flat = ot.readF32(key);
           if (tp.size === 1) buf.data.set(flat);
           else for (const t of buf.layout.tensors) {

@@ -20,7 +20,9 @@ import { GGUF_MAGIC } from './gguf.js';
 import { readLlamaGguf, writeLlamaGguf, type GgufExportType } from './gguf-llama.js';
 import { isHfDir, readHf, writeHf } from './hf.js';
 import { looksLikeLlama2c, readLlama2c, readLlama2cTokenizer, writeLlama2c, writeLlama2cTokenizer } from './llama2c.js';
-import { fillModel, type ModelSource } from './model-common.js';
+import { checkTensor, fillModel, type ModelSource, type ReadOptions } from './model-common.js';
+import { FlatTensors, paramLayout } from '../model/params.js';
+import { canMap, mapUnavailable } from '../util/mmap.js';
 
 export type ModelFormat = 'ckpt' | 'hf' | 'gguf' | 'llama2c';
 export const FORMATS: ModelFormat[] = ['ckpt', 'hf', 'gguf', 'llama2c'];
@@ -62,38 +64,35 @@ export function parseFormat(s: string, flag: string): ModelFormat {
   throw new UserError(`--${flag} ${s}: unknown format (known: ${FORMATS.join(', ')})`);
 }
 
-function ckptSource(path: string): ModelSource {
-  const ck = openCheckpoint(path);
+function ckptSource(path: string, o: ReadOptions): ModelSource {
+  const ck = openCheckpoint(path, o);
   const c = ck.state.config;
   const tokenizer = tokenizerFromRef(ck.state.tokenizer as TokenizerRef, ck.dir);
   const vocab = vocabFromTokenizer(tokenizer, c.vocabSize);
   if (vocab) validateVocab(vocab, `checkpoint '${ck.dir}' tokenizer`);
-  let cached: Llama | null = null;
   return {
     config: c, vocab, tokenizer, description: `checkpoint '${ck.dir}'`,
-    tensor(name) {
-      if (!cached) {
-        cached = new Llama(c, { alloc: (n: number) => new Float32Array(n) } as unknown as Backend);
-        ck.loadInto(cached.params);
-      }
-      return cached.params.get(name) as Float32Array;
-    },
+    tensor: (name) => ck.model.readF32(name),
+    mapped: ck.model.bytes.mapped,
+    check: () => ck.model.bytes.check(),
+    converted: (name) => ck.model.converted(name),
   };
 }
 
-export function openModelSource(path: string, format?: ModelFormat): { source: ModelSource; format: ModelFormat } {
+/** `o.map`: tensors are views of mapped files where the format allows (read-only: for inference). */
+export function openModelSource(path: string, format?: ModelFormat, o: ReadOptions = {}): { source: ModelSource; format: ModelFormat } {
   const f = format ?? detectFormat(path);
   switch (f) {
     case 'ckpt':
-      return { source: ckptSource(path), format: f };
+      return { source: ckptSource(path, o), format: f };
     case 'hf':
       if (!isHfDir(path)) throw new UserError(`'${path}' is not a Hugging Face model directory (no config.json)`);
-      return { source: readHf(path), format: f };
+      return { source: readHf(path, o), format: f };
     case 'gguf':
-      return { source: readLlamaGguf(path), format: f };
+      return { source: readLlamaGguf(path, o), format: f };
     case 'llama2c': {
       const tokPath = join(dirname(path), 'tokenizer.bin');
-      const src = readLlama2c(path);
+      const src = readLlama2c(path, null, o);
       if (existsSync(tokPath)) {
         try {
           src.vocab = readLlama2cTokenizer(tokPath, src.config.vocabSize);
@@ -114,16 +113,63 @@ export interface LoadedModel {
   tokenizer: Tokenizer;
   format: ModelFormat;
   description: string;
+  /** The chat template the file carries (GGUF `tokenizer.chat_template`), when it has one. */
+  chatTemplate?: string;
+  /** True when the model runs on views of the mapped file(s) (read-only weights), false when it holds copies. */
+  mapped: boolean;
 }
 
-/** `beforeAlloc` sees the model's config once the files are read and before the weights are allocated (a memory check). */
-export function loadAnyModel(path: string, backend: Backend, format?: ModelFormat, beforeAlloc?: (config: LlamaConfig, description: string) => void): LoadedModel {
-  const { source, format: f } = openModelSource(path, format);
+export interface LoadOptions {
+  /**
+   * 'map': for inference, the weights are views of the mapped file where the format and the backend allow (the
+   * native float32 backend; F32 tensors at 4-byte-aligned offsets), copies only of what must be converted (F16,
+   * BF16, Q8_0 → F32; Hugging Face q/k rows permuted); the model is read-only (it cannot be trained). 'copy' (the
+   * default): every tensor is read into the model's own flat float32 buffer, as training needs.
+   */
+  weights?: 'map' | 'copy';
+  /** Receives a few lines on how the weights were loaded: mapped or read, which tensors were copied and why. */
+  verbose?: (line: string) => void;
+}
+
+/**
+ * `beforeAlloc` sees the model's config once the files are read and before the weights are allocated (a memory
+ * check). With `o.weights = 'map'` (inference) the tensors are views of the mapped file; see LoadOptions.
+ */
+export function loadAnyModel(path: string, backend: Backend, format?: ModelFormat, beforeAlloc?: (config: LlamaConfig, description: string) => void, o: LoadOptions = {}): LoadedModel {
+  // the ref backends and builds without the addon keep the plain read path
+  const map = o.weights === 'map' && backend.name === 'native' && canMap();
+  const { source, format: f } = openModelSource(path, format, { map });
   beforeAlloc?.(source.config, source.description);
-  const model = new Llama(source.config, backend);
-  fillModel(model, source);
+  let model: Llama;
+  if (map && source.mapped) {
+    const layout = paramLayout(source.config);
+    const views = new Map<string, Float32Array>();
+    const copies = new Map<string, number>();
+    let viewBytes = 0;
+    for (const t of layout.tensors) {
+      const data = source.tensor(t.name);
+      checkTensor(source, t, data);
+      views.set(t.name, data);
+      const why = source.converted?.(t.name) ?? null;
+      if (why === null) viewBytes += data.byteLength;
+      else copies.set(why, (copies.get(why) ?? 0) + data.byteLength);
+    }
+    model = new Llama(source.config, backend, { weights: FlatTensors.external(layout, views, () => source.check?.()) });
+    if (o.verbose) {
+      o.verbose(`weights: mapped ${source.description} read-only; ${mib(viewBytes)} used in place (no copy)`);
+      for (const [why, bytes] of copies) o.verbose(`weights: copied ${mib(bytes)} (${why})`);
+    }
+  } else {
+    model = new Llama(source.config, backend);
+    fillModel(model, source);
+    o.verbose?.(`weights: read ${source.description} into the model's own float32 buffer (${mib(model.layout.total * 4)}${o.weights === 'map' ? `; not mapped: ${backend.name !== 'native' ? `the ${backend.name} backend reads` : mapUnavailable()}` : ''})`);
+  }
   const tokenizer = source.tokenizer ?? (source.vocab ? tokenizerFromVocab(source.vocab) : new MissingTokenizer(source.config.vocabSize, `${source.description} has no tokenizer llama-ts can read`));
-  return { model, vocab: source.vocab, tokenizer, format: f, description: source.description };
+  return { model, vocab: source.vocab, tokenizer, format: f, description: source.description, chatTemplate: source.chatTemplate, mapped: !model.params.writable };
+}
+
+function mib(bytes: number): string {
+  return `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 }
 
 export interface SaveOptions {

@@ -12,7 +12,7 @@ import { paramLayout } from '../model/params.js';
 import { TokenType, validateVocab, type TokenizerVocab } from '../tokenizer/vocab.js';
 import { UserError } from '../util/errors.js';
 import { GgufValueType as T, readGguf, writeGguf, type GgmlTypeName, type GgufKv, type GgufFile, type GgufValue } from './gguf.js';
-import { checkConfigFits, checkShapes, configWithHidden, f32view, ggufName, type ModelSource } from './model-common.js';
+import { checkConfigFits, checkShapes, configWithHidden, f32view, ggufName, type ModelSource, type ReadOptions } from './model-common.js';
 
 export type GgufExportType = 'f32' | 'f16' | 'q8_0' | 'bf16';
 
@@ -96,8 +96,8 @@ export function ggufVocab(f: GgufFile, vocabSize: number): TokenizerVocab | null
   return v;
 }
 
-export function readLlamaGguf(path: string): ModelSource {
-  const f = readGguf(path);
+export function readLlamaGguf(path: string, o: ReadOptions = {}): ModelSource {
+  const f = readGguf(path, { map: o.map });
   const what = `GGUF file '${path}'`;
   const arch = f.metadata.get('general.architecture');
   if (arch !== 'llama') throw new UserError(`${what}: architecture '${String(arch)}' is not supported (only 'llama')`);
@@ -128,6 +128,7 @@ export function readLlamaGguf(path: string): ModelSource {
   const rd = num(f, 'llama.rope.dimension_count', dim / nHeads);
   if (rd !== headDim(config)) throw new UserError(`${what}: partial rotary embeddings (rope.dimension_count ${rd} of head size ${headDim(config)}) are not supported`);
   const tied = !f.tensors.has('output.weight');
+  const fileName = (n: string) => (tied && n === 'output.weight' ? 'token_embd.weight' : ggufName(n));
   checkConfigFits(what, config, f.tensors.size);
   checkShapes(what, config, (n) => {
     const t = f.tensors.get(tied && n === 'output.weight' ? 'token_embd.weight' : ggufName(n));
@@ -141,6 +142,14 @@ export function readLlamaGguf(path: string): ModelSource {
     config,
     vocab: ggufVocab(f, config.vocabSize),
     description: what,
-    tensor: (n) => f.readF32(tied && n === 'output.weight' ? 'token_embd.weight' : ggufName(n)),
+    chatTemplate: typeof f.metadata.get('tokenizer.chat_template') === 'string' ? (f.metadata.get('tokenizer.chat_template') as string) : undefined,
+    tensor: (n) => f.readF32(fileName(n)),
+    mapped: f.bytes.mapped,
+    check: () => f.bytes.check(),
+    converted(n) {
+      const t = f.tensors.get(fileName(n));
+      if (t && t.type !== 'F32') return `${t.type} → F32`;
+      return f.bytes.mapped && (f.dataStart + (t?.offset ?? 0)) % 4 === 0 ? null : 'read';
+    },
   };
 }

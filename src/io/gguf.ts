@@ -22,6 +22,7 @@ import { UserError, quoted } from '../util/errors.js';
 import { writeFileAtomic } from '../util/fsutil.js';
 import { f16ToF32 } from './safetensors.js';
 import { f32ToF16, f32ToBf16 } from './half.js';
+import { openModelFile, type FileBytes } from '../util/mmap.js';
 
 export const GGUF_MAGIC = 0x46554747; // "GGUF" little-endian
 export const GGUF_DEFAULT_ALIGNMENT = 32;
@@ -83,6 +84,14 @@ export interface GgufFile {
   tensors: Map<string, GgufTensorInfo>;
   alignment: number;
   dataStart: number;
+  /**
+   * The file's bytes (util/mmap.ts): mapped when readGguf was asked to map (then `bytes.whole` is the whole file as
+   * one Uint8Array over the mapping and `tensorBytes` views into it), else the read path.
+   */
+  bytes: FileBytes;
+  /** A tensor's data as stored (its ggml type's block layout): a view of the mapping, or a copy read from the file. */
+  tensorBytes(name: string): Uint8Array;
+  /** A tensor as float32: F32 data of a mapped file is a view (no copy); other types are converted into a new array. */
   readF32(name: string): Float32Array;
 }
 
@@ -178,7 +187,7 @@ function narrow(v: bigint): number | bigint {
 
 const MAX_HEADER = 512 * 1024 * 1024;
 
-export function readGguf(path: string): GgufFile {
+export function readGguf(path: string, o: { map?: boolean } = {}): GgufFile {
   const what = `GGUF file '${path}'`;
   const fd = openSync(path, 'r');
   try {
@@ -188,7 +197,7 @@ export function readGguf(path: string): GgufFile {
       const buf = Buffer.alloc(want);
       readSync(fd, buf, 0, want, 0);
       try {
-        return parse(buf, size, path, what);
+        return parse(buf, size, path, what, Boolean(o.map));
       } catch (e) {
         if (!(e instanceof NeedMore)) throw e;
         if (want >= Math.min(size, MAX_HEADER)) throw new UserError(`${what}: header is larger than ${MAX_HEADER} bytes`);
@@ -200,7 +209,7 @@ export function readGguf(path: string): GgufFile {
   }
 }
 
-function parse(buf: Buffer, size: number, path: string, what: string): GgufFile {
+function parse(buf: Buffer, size: number, path: string, what: string, map: boolean): GgufFile {
   const c = new Cursor(buf, size, what);
   if (size < 4) throw new UserError(`${what} is truncated (${size} bytes)`);
   if (c.u32() !== GGUF_MAGIC) throw new UserError(`${what} is not a GGUF file (bad magic)`);
@@ -271,47 +280,67 @@ function parse(buf: Buffer, size: number, path: string, what: string): GgufFile 
     throw new UserError(`${what} is corrupt: its tensors end at byte ${end} of the data section but the file has ${dataLen} data bytes (trailing or inserted bytes)`);
   }
   const tensors = new Map(infos.map((t) => [t.name, t]));
+  // every extent is checked against `size` above; the file must still be that size when it is mapped
+  const bytes = openModelFile(path, { map, expectSize: size, populate: map });
+  const info = (name: string) => {
+    const t = tensors.get(name);
+    if (!t) throw new UserError(`${what} has no tensor ${quoted(name)}`);
+    return t;
+  };
   return {
-    path, version, metadata, tensors, alignment, dataStart,
+    path, version, metadata, tensors, alignment, dataStart, bytes,
+    tensorBytes(name: string): Uint8Array {
+      const t = info(name);
+      return bytes.bytes(dataStart + t.offset, t.nbytes);
+    },
     readF32(name: string): Float32Array {
-      const t = tensors.get(name);
-      if (!t) throw new UserError(`${what} has no tensor ${quoted(name)}`);
-      const raw = Buffer.alloc(t.nbytes);
-      const fd = openSync(path, 'r');
-      try {
-        readSync(fd, raw, 0, t.nbytes, dataStart + t.offset);
-      } finally {
-        closeSync(fd);
-      }
-      return dequantize(raw, t.type, t.nbytes);
+      const t = info(name);
+      if (t.type === 'F32') return bytes.f32(dataStart + t.offset, t.nbytes / 4).data;
+      return dequantize(bytes.bytes(dataStart + t.offset, t.nbytes), t.type, t.nbytes);
     },
   };
 }
 
-function dequantize(raw: Buffer, type: GgmlTypeName, nbytes: number): Float32Array {
+let f16Table: Float32Array | null = null;
+
+/** The 65536 float16 values as float32 (built once: a table lookup per value instead of arithmetic). */
+function halfTable(): Float32Array {
+  if (!f16Table) {
+    f16Table = new Float32Array(65536);
+    for (let h = 0; h < 65536; h++) f16Table[h] = f16ToF32(h);
+  }
+  return f16Table;
+}
+
+function dequantize(raw: Uint8Array, type: GgmlTypeName, nbytes: number): Float32Array {
   switch (type) {
     case 'F32': {
       const out = new Float32Array(nbytes / 4);
-      new Uint8Array(out.buffer).set(raw);
+      new Uint8Array(out.buffer).set(raw.subarray(0, nbytes));
       return out;
     }
     case 'F16': {
       const out = new Float32Array(nbytes / 2);
-      for (let i = 0; i < out.length; i++) out[i] = f16ToF32(raw.readUInt16LE(i * 2));
+      const tab = halfTable();
+      for (let i = 0; i < out.length; i++) out[i] = tab[raw[2 * i] | (raw[2 * i + 1] << 8)];
       return out;
     }
     case 'BF16': {
       const out = new Float32Array(nbytes / 2);
       const u = new Uint32Array(out.buffer);
-      for (let i = 0; i < out.length; i++) u[i] = raw.readUInt16LE(i * 2) << 16;
+      for (let i = 0; i < out.length; i++) u[i] = (raw[2 * i] | (raw[2 * i + 1] << 8)) << 16;
       return out;
     }
     case 'Q8_0': {
       const blocks = nbytes / 34;
       const out = new Float32Array(blocks * 32);
+      const q = new Int8Array(raw.buffer, raw.byteOffset, nbytes);
+      const tab = halfTable();
       for (let b = 0; b < blocks; b++) {
-        const d = f16ToF32(raw.readUInt16LE(b * 34));
-        for (let j = 0; j < 32; j++) out[b * 32 + j] = d * raw.readInt8(b * 34 + 2 + j);
+        const at = b * 34;
+        const d = tab[raw[at] | (raw[at + 1] << 8)];
+        const o = b * 32;
+        for (let j = 0; j < 32; j++) out[o + j] = d * q[at + 2 + j];
       }
       return out;
     }

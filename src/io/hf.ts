@@ -15,7 +15,7 @@ import { validateVocab, type TokenizerVocab } from '../tokenizer/vocab.js';
 import { UserError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/fsutil.js';
 import { readSafetensorsHeader, writeSafetensors, type SafeTensorsFile, type TensorToWrite } from './safetensors.js';
-import { checkConfigFits, checkShapes, configWithHidden, f32view, hfName, permuteRowsForHf, type ModelSource } from './model-common.js';
+import { checkConfigFits, checkShapes, configWithHidden, f32view, hfName, permuteRowsForHf, type ModelSource, type ReadOptions } from './model-common.js';
 
 export const HF_VOCAB_FILE = 'llama-ts-vocab.json';
 
@@ -68,7 +68,7 @@ export function hfConfig(cfg: Record<string, unknown>, what: string): LlamaConfi
   return config;
 }
 
-export function readHf(dir: string): ModelSource {
+export function readHf(dir: string, o: ReadOptions = {}): ModelSource {
   const what = `Hugging Face model '${dir}'`;
   const cfg = readJson(join(dir, 'config.json'), 'config');
   const config = hfConfig(cfg, what);
@@ -85,7 +85,7 @@ export function readHf(dir: string): ModelSource {
       if (!files.has(file)) {
         const p = join(dir, file);
         if (!existsSync(p)) throw new UserError(`${what}: shard '${file}' named in the index is missing`);
-        files.set(file, readSafetensorsHeader(p));
+        files.set(file, readSafetensorsHeader(p, { map: o.map }));
       }
       const f = files.get(file)!;
       if (!f.tensors.has(name)) throw new UserError(`${what}: index says '${name}' is in '${file}', but it is not`);
@@ -94,7 +94,8 @@ export function readHf(dir: string): ModelSource {
   } else {
     const p = join(dir, 'model.safetensors');
     if (!existsSync(p)) throw new UserError(`${what}: no model.safetensors or model.safetensors.index.json`);
-    const f = readSafetensorsHeader(p);
+    const f = readSafetensorsHeader(p, { map: o.map });
+    files.set('model.safetensors', f);
     for (const name of f.tensors.keys()) where.set(name, f);
   }
   const tied = !where.has('lm_head.weight') && (cfg.tie_word_embeddings === true || cfg.tie_word_embeddings === undefined);
@@ -120,6 +121,14 @@ export function readHf(dir: string): ModelSource {
       if (/attention\.wq\.weight$/.test(meta)) return permuteRowsForHf(data, config.nHeads, hd, config.dim, false);
       if (/attention\.wk\.weight$/.test(meta)) return permuteRowsForHf(data, config.nKvHeads, hd, config.dim, false);
       return data;
+    },
+    mapped: [...files.values()].some((f) => f.bytes.mapped),
+    check: () => { for (const f of files.values()) f.bytes.check(); },
+    converted(meta: string): string | null {
+      const name = fileName(meta);
+      const why = where.get(name)?.converted(name) ?? 'read';
+      if (/attention\.w[qk]\.weight$/.test(meta)) return why === null || why === 'read' ? 'q/k rows permuted (Hugging Face → Meta order)' : `${why}, q/k rows permuted`;
+      return why;
     },
   };
 }

@@ -18,7 +18,8 @@ import { TokenType, SPACE, type TokenizerVocab } from '../tokenizer/vocab.js';
 import { UserError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/fsutil.js';
 import { makeRopeTable } from '../kernels/backend.js';
-import { configWithHidden, f32view, type ModelSource } from './model-common.js';
+import { configWithHidden, f32view, type ModelSource, type ReadOptions } from './model-common.js';
+import { openModelFile } from '../util/mmap.js';
 
 const HEADER_BYTES = 28;
 
@@ -77,7 +78,12 @@ export function readLlama2cHeader(buf: Buffer, fileSize: number, what: string): 
   return { config, shared, offsets };
 }
 
-export function readLlama2c(path: string, vocab: TokenizerVocab | null = null): ModelSource {
+/**
+ * Reads a llama2.c model's header and returns its tensors: with `map` (and the addon), views of the mapped file
+ * (every weight array starts at a multiple of 4 bytes after the 28-byte header, so none is copied); else copies
+ * read from the file. The file's size is checked against the header before anything is mapped.
+ */
+export function readLlama2c(path: string, vocab: TokenizerVocab | null = null, o: ReadOptions = {}): ModelSource {
   const what = `llama2.c model '${path}'`;
   const fd = openSync(path, 'r');
   let size: number;
@@ -93,21 +99,19 @@ export function readLlama2c(path: string, vocab: TokenizerVocab | null = null): 
   const sizes = new Map<string, number>();
   for (const s of sections()) for (let l = 0; l < (s.perLayer ? config.nLayers : 1); l++) sizes.set(s.meta(l), s.rows(config) * s.cols(config));
   sizes.set('output.weight', config.vocabSize * config.dim);
+  const file = openModelFile(path, { map: Boolean(o.map), expectSize: size, populate: o.map });
+  const copied = new Set<string>();
   return {
-    config, vocab, description: what,
+    config, vocab, description: what, mapped: file.mapped, check: () => file.check(),
     tensor(name: string): Float32Array {
       const off = offsets.get(name);
       const n = sizes.get(name);
       if (off === undefined || n === undefined) throw new UserError(`${what}: no tensor '${name}'`);
-      const out = new Float32Array(n);
-      const fd2 = openSync(path, 'r');
-      try {
-        readSync(fd2, new Uint8Array(out.buffer), 0, n * 4, off);
-      } finally {
-        closeSync(fd2);
-      }
-      return out;
+      const r = file.f32(off, n);
+      if (r.copied) copied.add(name);
+      return r.data;
     },
+    converted: (name) => (copied.has(name) ? 'read' : null),
   };
 }
 
@@ -172,30 +176,38 @@ export function readLlama2cTokenizer(path: string, vocabSize: number): Tokenizer
   if (buf.length < 4) throw new UserError(`${what} is truncated`);
   const maxLen = buf.readInt32LE(0);
   if (maxLen <= 0 || maxLen > 1 << 20) throw new UserError(`${what}: bad max_token_length ${maxLen}`);
-  const pieces: string[] = [];
-  const scores: number[] = [];
-  const types: number[] = [];
+  const pieces: string[] = new Array(vocabSize);
+  const scores: number[] = new Array(vocabSize);
+  const types: number[] = new Array(vocabSize);
+  // one pass with few calls per piece (it runs before the first token, mostly not yet optimised): the file decoded
+  // once as latin1, an ASCII piece taken as a substring of it, only the others decoded as UTF-8
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const latin1 = buf.toString('latin1');
+  const high = /[\x80-\xff]/;
   let off = 4;
   for (let i = 0; i < vocabSize; i++) {
     if (off + 8 > buf.length) throw new UserError(`${what} is truncated: ${i} of ${vocabSize} tokens`);
-    const score = buf.readFloatLE(off);
-    const len = buf.readInt32LE(off + 4);
+    const score = dv.getFloat32(off, true);
+    const len = dv.getInt32(off + 4, true);
     off += 8;
     if (len < 0 || len > maxLen || off + len > buf.length) throw new UserError(`${what} is corrupt at token ${i} (length ${len})`);
-    let piece = buf.toString('utf8', off, off + len);
+    let piece = latin1.substring(off, off + len);
+    const ascii = !high.test(piece);
+    if (!ascii) piece = buf.toString('utf8', off, off + len);
+    const first = buf[off];
     off += len;
     let type: number = TokenType.NORMAL;
-    if (piece === '\n<s>\n' || piece === '\n</s>\n') {
+    if (first === 0x0a && (piece === '\n<s>\n' || piece === '\n</s>\n')) {
       piece = piece.trim();
       type = TokenType.CONTROL;
-    } else if (piece === '<unk>') type = TokenType.UNKNOWN;
-    else if (/^<0x[0-9A-F]{2}>$/.test(piece)) type = TokenType.BYTE;
-    else if (/^<unused\d+>$/.test(piece)) type = TokenType.UNUSED;
-    else if (piece === '<s>' || piece === '</s>') type = TokenType.CONTROL;
-    else piece = piece.replace(/ /g, SPACE);
-    pieces.push(piece);
-    scores.push(score);
-    types.push(type);
+    } else if (first === 0x3c && piece === '<unk>') type = TokenType.UNKNOWN;
+    else if (first === 0x3c && /^<0x[0-9A-F]{2}>$/.test(piece)) type = TokenType.BYTE;
+    else if (first === 0x3c && /^<unused\d+>$/.test(piece)) type = TokenType.UNUSED;
+    else if (first === 0x3c && (piece === '<s>' || piece === '</s>')) type = TokenType.CONTROL;
+    else if (piece.includes(' ')) piece = piece.replaceAll(' ', SPACE);
+    pieces[i] = piece;
+    scores[i] = score;
+    types[i] = type;
   }
   const bos = pieces.indexOf('<s>');
   const eos = pieces.indexOf('</s>');

@@ -2,7 +2,8 @@
 import type { Tokenizer } from '../tokenizer/types.js';
 import { ffnHiddenDim, makeConfig, type LlamaConfig } from '../model/config.js';
 import type { Llama } from '../model/llama.js';
-import { paramLayout } from '../model/params.js';
+import { paramLayout, type TensorSpec } from '../model/params.js';
+import { firstNonFinite } from '../util/mmap.js';
 import type { TokenizerVocab } from '../tokenizer/vocab.js';
 import { UserError } from '../util/errors.js';
 
@@ -15,15 +16,26 @@ export interface ModelSource {
   tokenizer?: Tokenizer;
   /** What was read, for messages. */
   description: string;
+  /** The chat template the file carries (GGUF `tokenizer.chat_template`, a Jinja source), when it has one. */
+  chatTemplate?: string;
+  /** True when tensor() hands out views of a mapped file (read-only: inference only), false or absent: copies. */
+  mapped?: boolean;
+  /** Why tensor(name) is a copy rather than a view of the mapping ('F16 → F32', ...), or null for a view. */
+  converted?(name: string): string | null;
+  /** Throws when a mapped file changed under the views (util/mmap.ts FileBytes.check). */
+  check?(): void;
+}
+
+/** How a reader opens its files: `map` asks for views of mapped files (util/mmap.ts) where the format allows. */
+export interface ReadOptions {
+  map?: boolean;
 }
 
 /** Copies every tensor of a source into a model, checking sizes. */
 export function fillModel(model: Llama, src: ModelSource): void {
   for (const t of model.layout.tensors) {
     const data = src.tensor(t.name);
-    if (data.length !== t.size) throw new UserError(`${src.description}: tensor '${t.name}' has ${data.length} values, the config needs ${t.size} ([${t.shape}])`);
-    const bad = firstNonFinite(data);
-    if (bad >= 0) throw new UserError(`${src.description}: tensor '${t.name}' holds a non-finite value (${data[bad]} at index ${bad}): the file is corrupt`);
+    checkTensor(src, t, data);
     model.params.view(t).set(data);
   }
 }
@@ -44,16 +56,16 @@ export function checkConfigFits(description: string, config: LlamaConfig, fileTe
 
 /**
  * Non-finite values in a tensor: the index of the first, or -1. One pass, no allocation (a NaN or ±Infinity
- * weight makes every logit NaN: scores and generations would be silently empty).
+ * weight makes every logit NaN: scores and generations would be silently empty). Native when the addon is there.
  */
-export function firstNonFinite(a: Float32Array): number {
-  for (let i = 0; i < a.length; i++) {
-    const x = a[i];
-    if (x - x !== 0) return i;
-  }
-  return -1;
-}
+export { firstNonFinite };
 
+/** Checks one tensor of a source: its size against the layout's, every value finite. */
+export function checkTensor(src: ModelSource, t: TensorSpec, data: Float32Array): void {
+  if (data.length !== t.size) throw new UserError(`${src.description}: tensor '${t.name}' has ${data.length} values, the config needs ${t.size} ([${t.shape}])`);
+  const bad = firstNonFinite(data);
+  if (bad >= 0) throw new UserError(`${src.description}: tensor '${t.name}' holds a non-finite value (${data[bad]} at index ${bad}): the file is corrupt`);
+}
 /** Checks a reader's shapes against the config before any data is read. */
 export function checkShapes(description: string, config: LlamaConfig, shapeOf: (metaName: string) => number[] | null, fileName: (metaName: string) => string): void {
   for (const t of paramLayout(config).tensors) {

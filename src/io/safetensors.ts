@@ -11,6 +11,7 @@ import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { UserError, quoted } from '../util/errors.js';
 import { bytesOf, writeFileAtomic } from '../util/fsutil.js';
 import { f32ToBf16, f32ToF16 } from './half.js';
+import { openModelFile, type FileBytes } from '../util/mmap.js';
 
 export type SafeDType = 'F32' | 'F16' | 'BF16' | 'F64' | 'I32' | 'I64' | 'U8';
 const DTYPE_BYTES: Record<SafeDType, number> = { F32: 4, F16: 2, BF16: 2, F64: 8, I32: 4, I64: 8, U8: 1 };
@@ -39,11 +40,17 @@ export interface SafeTensorsFile {
   tensors: Map<string, SafeTensorInfo>;
   metadata: Record<string, string>;
   dataStart: number;
-  /** Reads a tensor as float32 (converting F16/BF16/F64). */
+  /** The file's bytes (util/mmap.ts): mapped when the header was read with `map`, else the read path. */
+  bytes: FileBytes;
+  /** Reads a tensor as float32: F32 data of a mapped file at a 4-byte-aligned offset is a view; else a new array (F16/BF16/F64 converted). */
   readF32(name: string): Float32Array;
+  /** Reads a tensor into `out` (its length must match): F32 straight from the file into out's bytes, others converted. */
+  readF32Into(name: string, out: Float32Array): void;
+  /** Why readF32(name) is a copy ('F16 → F32', 'read', 'unaligned'), or null for a view of the mapping. */
+  converted(name: string): string | null;
 }
 
-export function readSafetensorsHeader(path: string): SafeTensorsFile {
+export function readSafetensorsHeader(path: string, o: { map?: boolean } = {}): SafeTensorsFile {
   const fd = openSync(path, 'r');
   try {
     const size = fstatSync(fd).size;
@@ -103,19 +110,32 @@ export function readSafetensorsHeader(path: string): SafeTensorsFile {
     if (covered !== dataLen) {
       throw new UserError(`${what} is corrupt: its tensors cover ${covered} data bytes but the file has ${dataLen} after the header (${dataLen > covered ? 'trailing or inserted bytes' : 'truncated'})`);
     }
+    // every extent was checked against `size`: the file must still be that size when it is mapped
+    const bytes = openModelFile(path, { map: Boolean(o.map), expectSize: size, populate: o.map });
+    const info = (name: string) => {
+      const t = tensors.get(name);
+      if (!t) throw new UserError(`${what} has no tensor ${quoted(name)}`);
+      return t;
+    };
     return {
-      path, tensors, metadata, dataStart,
+      path, tensors, metadata, dataStart, bytes,
       readF32(name: string): Float32Array {
-        const t = tensors.get(name);
-        if (!t) throw new UserError(`${what} has no tensor ${quoted(name)}`);
-        const raw = Buffer.alloc(t.end - t.begin);
-        const fd2 = openSync(path, 'r');
-        try {
-          readSync(fd2, raw, 0, raw.length, dataStart + t.begin);
-        } finally {
-          closeSync(fd2);
-        }
-        return toF32(raw, t.dtype, name);
+        const t = info(name);
+        if (t.dtype === 'F32') return bytes.f32(dataStart + t.begin, (t.end - t.begin) / 4).data;
+        return toF32(bytes.bytes(dataStart + t.begin, t.end - t.begin), t.dtype, name);
+      },
+      readF32Into(name: string, out: Float32Array): void {
+        const t = info(name);
+        const n = (t.end - t.begin) / DTYPE_BYTES[t.dtype];
+        if (out.length !== n) throw new UserError(`${what}: tensor ${quoted(name)} has ${n} values, ${out.length} expected`);
+        if (t.dtype === 'F32') bytes.readInto(dataStart + t.begin, new Uint8Array(out.buffer, out.byteOffset, out.byteLength));
+        else out.set(toF32(bytes.bytes(dataStart + t.begin, t.end - t.begin), t.dtype, name));
+      },
+      converted(name: string): string | null {
+        const t = info(name);
+        if (t.dtype !== 'F32') return `${t.dtype} → F32`;
+        if (!bytes.mapped) return 'read';
+        return (dataStart + t.begin) % 4 === 0 ? null : 'unaligned in the file';
       },
     };
   } finally {
@@ -123,22 +143,23 @@ export function readSafetensorsHeader(path: string): SafeTensorsFile {
   }
 }
 
-function toF32(raw: Buffer, dtype: SafeDType, name: string): Float32Array {
+function toF32(raw: Uint8Array, dtype: SafeDType, name: string): Float32Array {
   const n = raw.length / DTYPE_BYTES[dtype];
   const out = new Float32Array(n);
+  const dv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
   switch (dtype) {
     case 'F32':
       new Uint8Array(out.buffer).set(raw);
       return out;
     case 'F64':
-      for (let i = 0; i < n; i++) out[i] = raw.readDoubleLE(i * 8);
+      for (let i = 0; i < n; i++) out[i] = dv.getFloat64(i * 8, true);
       return out;
     case 'F16':
-      for (let i = 0; i < n; i++) out[i] = f16ToF32(raw.readUInt16LE(i * 2));
+      for (let i = 0; i < n; i++) out[i] = f16ToF32(dv.getUint16(i * 2, true));
       return out;
     case 'BF16': {
       const u = new Uint32Array(out.buffer);
-      for (let i = 0; i < n; i++) u[i] = raw.readUInt16LE(i * 2) << 16;
+      for (let i = 0; i < n; i++) u[i] = dv.getUint16(i * 2, true) << 16;
       return out;
     }
     default:

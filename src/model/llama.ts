@@ -127,6 +127,11 @@ export interface LlamaOptions {
   sp?: boolean;
   /** Activation checkpointing in training (see the header). Default 'none'. */
   recompute?: Recompute;
+  /**
+   * Inference on weights held elsewhere (`FlatTensors.external`: views of a mapped model file, io/formats.ts) instead
+   * of a flat buffer of its own; such a model cannot be initialised or trained (init and ensureGrads throw).
+   */
+  weights?: FlatTensors;
   /** 'bf16': mixed precision (see the header). Default 'f32'. */
   dtype?: DTypeName;
 }
@@ -296,12 +301,14 @@ export class Llama {
     if (this.dtype === 'bf16' && !backend.bf16) throw new UserError(`--dtype bf16: the ${backend.name} backend cannot compute in bfloat16 (use the native or ref backend)`);
     this.layout = paramLayout(config, { size: t, rank: this.tp.rank }); // checks that the group divides the model
     this.sz = widths(config, t, this.tp.rank);
-    this.params = new FlatTensors(this.layout, backend);
+    this.params = opts.weights ?? new FlatTensors(this.layout, backend);
+    if (opts.weights && (t !== 1 || opts.weights.layout.total !== this.layout.total)) throw new Error('external weights: one process, the layout of this config');
     this.rope = makeRopeTable(this.sz.hd, config.maxSeqLen, config.ropeTheta);
   }
 
   /** Seeded initialisation; a tensor-parallel rank gets its shard of what one process would draw. */
   init(seed: number): void {
+    if (!this.params.writable) throw new Error('init: this model runs on external (mapped, read-only) weights');
     if (this.tp.world === 1) return initParams(this.params, this.config, new Rng(seed));
     const rng = new Rng(seed);
     for (const t of this.layout.tensors) {
@@ -354,6 +361,7 @@ export class Llama {
   }
 
   ensureGrads(): FlatTensors {
+    if (!this.params.writable) throw new Error('training needs writable weights: this model runs on a mapped file (load it with weights: "copy")');
     if (!this.grads) this.grads = new FlatTensors(this.layout, this.backend);
     return this.grads;
   }

@@ -152,14 +152,41 @@ export function placeShard(t: TensorSpec, shard: ArrayLike<number>, full: FloatA
   });
 }
 
-/** A flat buffer plus the layout, with a typed view per tensor. */
+/**
+ * A flat buffer plus the layout, with a typed view per tensor. `FlatTensors.external` is the other form: a view per
+ * tensor from elsewhere (weights mapped from a model file, util/mmap.ts) and no flat buffer, for inference only —
+ * `data` throws, so the whole-buffer operations of training (zeroing, clipping, AdamW, all-reduce, saving the flat
+ * optimizer state) cannot run on it by mistake; `writable` is false.
+ */
 export class FlatTensors {
-  readonly data: FloatArray;
-  constructor(readonly layout: ParamLayout, backend: Backend) {
-    this.data = backend.alloc(layout.total);
+  private readonly flat: FloatArray | null;
+  private readonly views: Map<string, FloatArray> | null;
+  /** Called by the decoder between steps: throws when the external views went bad (the mapped file changed). */
+  readonly check: () => void;
+  constructor(readonly layout: ParamLayout, backend: Backend | null, views?: Map<string, FloatArray>, check?: () => void) {
+    this.flat = backend ? backend.alloc(layout.total) : null;
+    this.views = views ?? null;
+    this.check = check ?? (() => {});
+  }
+  /** Per-tensor views (every tensor of the layout, each exactly its size), read-only: see the class comment. */
+  static external(layout: ParamLayout, views: Map<string, FloatArray>, check?: () => void): FlatTensors {
+    for (const t of layout.tensors) {
+      const v = views.get(t.name);
+      if (!v || v.length !== t.size) throw new Error(`external weights: tensor '${t.name}' has ${v ? v.length : 'no'} values, the layout needs ${t.size}`);
+    }
+    return new FlatTensors(layout, null, views, check);
+  }
+  /** False for external (mapped, read-only) weights. */
+  get writable(): boolean {
+    return this.flat !== null;
+  }
+  get data(): FloatArray {
+    if (!this.flat) throw new Error('these weights are views of a mapped model file (inference only): there is no flat buffer to train or update; load the model with weights: "copy"');
+    return this.flat;
   }
   view(t: TensorSpec): FloatArray {
-    return this.data.subarray(t.offset, t.offset + t.size);
+    if (this.views) return this.views.get(t.name) as FloatArray;
+    return (this.flat as FloatArray).subarray(t.offset, t.offset + t.size);
   }
   get(name: string): FloatArray {
     const t = this.layout.byName.get(name);

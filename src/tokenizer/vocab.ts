@@ -158,21 +158,38 @@ export class VocabTokenizer implements Tokenizer {
     return toks;
   }
 
-  decode(ids: ArrayLike<number>): string {
-    const bytes: number[] = [];
-    for (let i = 0; i < ids.length; i++) {
-      const id = ids[i];
-      if (id < 0 || id >= this.vocabSize) continue;
-      const t = this.vocab.types[id];
-      const p = this.vocab.pieces[id];
-      if (t === TokenType.BYTE) {
-        const m = /^<0x([0-9A-Fa-f]{2})>$/.exec(p);
-        if (m) bytes.push(parseInt(m[1], 16));
-      } else if (t === TokenType.NORMAL || t === TokenType.USER_DEFINED) {
-        for (const b of this.enc.encode(p.replace(/\u2581/g, ' '))) bytes.push(b);
-      }
+  /** Each piece's bytes, built on first use (the generation loop decodes the growing output after every token). */
+  private pieceBytes: (Uint8Array | undefined)[] = [];
+  private utf8 = new TextDecoder('utf-8', { fatal: false });
+
+  private bytesOf(id: number): Uint8Array {
+    let b = this.pieceBytes[id];
+    if (b) return b;
+    const t = this.vocab.types[id];
+    const p = this.vocab.pieces[id];
+    b = new Uint8Array(0);
+    if (t === TokenType.BYTE) {
+      const m = /^<0x([0-9A-Fa-f]{2})>$/.exec(p);
+      if (m) b = Uint8Array.of(parseInt(m[1], 16));
+    } else if (t === TokenType.NORMAL || t === TokenType.USER_DEFINED) {
+      b = this.enc.encode(p.replace(/\u2581/g, ' '));
     }
-    return new TextDecoder('utf-8', { fatal: false }).decode(Uint8Array.from(bytes));
+    this.pieceBytes[id] = b;
+    return b;
+  }
+
+  decode(ids: ArrayLike<number>): string {
+    let n = 0;
+    for (let i = 0; i < ids.length; i++) if (ids[i] >= 0 && ids[i] < this.vocabSize) n += this.bytesOf(ids[i]).length;
+    const bytes = new Uint8Array(n);
+    n = 0;
+    for (let i = 0; i < ids.length; i++) {
+      if (!(ids[i] >= 0 && ids[i] < this.vocabSize)) continue;
+      const b = this.bytesOf(ids[i]);
+      bytes.set(b, n);
+      n += b.length;
+    }
+    return this.utf8.decode(bytes);
   }
 }
 

@@ -4,6 +4,8 @@
  * (TrainOptions.sinks). Every callback is optional.
  */
 import { appendFileSync, readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
 import { writeFileAtomic } from '../util/fsutil.js';
 import type { StepTimes } from './step.js';
 import { Progress } from '../util/progress.js';
@@ -26,8 +28,27 @@ export interface EvalRecord {
   eval_loss: number;
 }
 
+/** One line of train.jsonl per evaluation task (`train --eval-task`) at each evaluation: the task's metrics. */
+export interface TaskEvalRecord {
+  step: number;
+  task: string;
+  /** Documents evaluated. */
+  n: number;
+  metrics: Record<string, number>;
+}
+
+/** One line of train.jsonl per generated sample (--sample-every): the prompt and the model's continuation. */
+export interface SampleRecord {
+  step: number;
+  prompt: string;
+  sample: string;
+}
+
 export interface RunStart {
   runDir: string;
+  /** The model's shapes and the run's settings (run.json shows them to the dashboard). */
+  config?: unknown;
+  hyper?: Readonly<Record<string, number>>;
   /** Steps already done (a resumed run starts past 0). */
   startStep: number;
   /** The step this invocation stops at (--stop-at, or the total). */
@@ -44,12 +65,17 @@ export interface RunEnd {
   /** finished: the schedule's last step; stopped: at --stop-at; interrupted: Ctrl-C; failed: an error (divergence). */
   outcome: 'finished' | 'stopped' | 'interrupted' | 'failed';
   checkpoint: string | null;
+  /** outcome failed: the error's message; diverged: it was the non-finite loss or gradient-norm stop. */
+  error?: string;
+  diverged?: boolean;
 }
 
 export interface MetricSink {
   onStart?(run: RunStart): void;
   onStep?(record: StepRecord): void;
   onEval?(record: EvalRecord): void;
+  onTaskEval?(record: TaskEvalRecord): void;
+  onSample?(record: SampleRecord): void;
   onCheckpoint?(path: string, step: number): void;
   /** A line for the person watching (the interrupt notice). */
   onNotice?(line: string): void;
@@ -74,6 +100,71 @@ export class JsonlSink implements MetricSink {
   }
   onEval(r: EvalRecord): void {
     appendFileSync(this.path, JSON.stringify(r) + '\n');
+  }
+  onTaskEval(r: TaskEvalRecord): void {
+    appendFileSync(this.path, JSON.stringify({ step: r.step, task: r.task, n: r.n, ...r.metrics }) + '\n');
+  }
+  onSample(r: SampleRecord): void {
+    appendFileSync(this.path, JSON.stringify(r) + '\n');
+  }
+}
+
+/** The name of the run-state file in a run directory (RunInfoSink). */
+export const RUN_INFO = 'run.json';
+
+/**
+ * run.json in the run directory: who writes the run (pid and host: the dashboard tells a crashed run, whose process
+ * is gone, from a live one), its model and settings, progress (start, stop and total steps), the latest checkpoint
+ * and how it ended. Rewritten atomically at the start, at each checkpoint and at the end; train.jsonl keeps the
+ * numbers. `status` is running, then finished | stopped | interrupted | failed | diverged.
+ */
+export interface RunInfo {
+  pid: number;
+  host: string;
+  started: string;
+  updated: string;
+  status: 'running' | RunEnd['outcome'] | 'diverged';
+  startStep: number;
+  stopAt: number;
+  steps: number;
+  world: number;
+  /** Tokens per optimizer step over all ranks (the dashboard's tokens axis), when the settings are known. */
+  tokensPerStep: number | null;
+  config: unknown;
+  hyper: Readonly<Record<string, number>> | null;
+  checkpoint: { path: string; step: number } | null;
+  error: string | null;
+}
+
+export class RunInfoSink implements MetricSink {
+  private info: RunInfo | null = null;
+  constructor(readonly path: string, private readonly dp = 1) {}
+  static in(runDir: string, dp = 1): RunInfoSink {
+    return new RunInfoSink(join(runDir, RUN_INFO), dp);
+  }
+  onStart(run: RunStart): void {
+    const now = new Date().toISOString();
+    const h = run.hyper;
+    this.info = {
+      pid: process.pid, host: hostname(), started: now, updated: now, status: 'running', startStep: run.startStep, stopAt: run.stopAt, steps: run.steps, world: run.world,
+      tokensPerStep: h ? h.batch * h.seq * h.accum * this.dp : null, config: run.config ?? null, hyper: h ?? null, checkpoint: null, error: null,
+    };
+    this.write();
+  }
+  onCheckpoint(path: string, step: number): void {
+    if (!this.info) return;
+    this.info.checkpoint = { path, step };
+    this.write();
+  }
+  onEnd(end: RunEnd): void {
+    if (!this.info) return;
+    this.info.status = end.diverged ? 'diverged' : end.outcome;
+    this.info.error = end.error ?? null;
+    this.write();
+  }
+  private write(): void {
+    this.info!.updated = new Date().toISOString();
+    writeFileAtomic(this.path, [JSON.stringify(this.info, null, 1) + '\n']);
   }
 }
 
@@ -116,6 +207,12 @@ export class ProgressSink implements MetricSink {
   onEval(r: EvalRecord): void {
     this.bar?.log(`step ${r.step}: held-out loss ${r.eval_loss.toFixed(4)}`);
   }
+  onTaskEval(r: TaskEvalRecord): void {
+    this.bar?.log(`step ${r.step}: ${r.task} ${Object.entries(r.metrics).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(' ')}`);
+  }
+  onSample(r: SampleRecord): void {
+    this.bar?.log(`step ${r.step} sample: ${JSON.stringify(r.prompt + r.sample)}`);
+  }
   onNotice(line: string): void {
     this.bar?.log(line);
   }
@@ -130,6 +227,8 @@ export function fanOut(sinks: readonly MetricSink[]): Required<MetricSink> {
     onStart: (run) => sinks.forEach((s) => s.onStart?.(run)),
     onStep: (r) => sinks.forEach((s) => s.onStep?.(r)),
     onEval: (r) => sinks.forEach((s) => s.onEval?.(r)),
+    onTaskEval: (r) => sinks.forEach((s) => s.onTaskEval?.(r)),
+    onSample: (r) => sinks.forEach((s) => s.onSample?.(r)),
     onCheckpoint: (path, step) => sinks.forEach((s) => s.onCheckpoint?.(path, step)),
     onNotice: (line) => sinks.forEach((s) => s.onNotice?.(line)),
     onEnd: (end) => sinks.forEach((s) => s.onEnd?.(end)),

@@ -142,10 +142,13 @@ function clipSlice(zero: ZeroAdamW, maxNorm: number): number {
   return norm;
 }
 
+/** The run stopped on a non-finite loss or gradient norm (before the update; the last checkpoint is kept). */
+export class TrainingDiverged extends UserError {}
+
 /** A non-finite loss or norm stops the run before the update (and before any checkpoint of the bad state). */
 function checkFinite(loss: number, norm: number, step: number, lr: number): void {
   if (!Number.isFinite(loss) || !Number.isFinite(norm)) {
-    throw new UserError(`training diverged: loss ${loss}, gradient norm ${norm} at step ${step + 1} (lr ${lr.toExponential(2)}); try a lower --lr. The last good checkpoint is kept.`);
+    throw new TrainingDiverged(`training diverged: loss ${loss}, gradient norm ${norm} at step ${step + 1} (lr ${lr.toExponential(2)}); try a lower --lr. The last good checkpoint is kept.`);
   }
 }
 

@@ -18,8 +18,8 @@ import { trainFlopsPerToken, type LlamaConfig } from '../model/config.js';
 import { AdamW } from './optimizer.js';
 import { ZeroAdamW } from './zero.js';
 import { FlatTensors } from '../model/params.js';
-import { trainStep, type StepResult, type StepState } from './step.js';
-import { fanOut, JsonlSink, ProgressSink, type MetricSink, type RunEnd, type StepRecord } from './metrics.js';
+import { trainStep, TrainingDiverged, type StepResult, type StepState } from './step.js';
+import { fanOut, JsonlSink, ProgressSink, RunInfoSink, type MetricSink, type RunEnd, type StepRecord } from './metrics.js';
 import { LOCAL_COMM, type Comm } from '../parallel/comm.js';
 import { topology, gatherFull, checkSameRun, anyRank, type Topology } from './distributed.js';
 import { RankSlice } from '../data/source.js';
@@ -31,7 +31,7 @@ import { UserError } from '../util/errors.js';
 import { peakFlops } from '../kernels/peak.js';
 
 export { HYPER_DEFAULTS, type Hyper } from './settings.js';
-export type { StepRecord, EvalRecord, MetricSink, RunStart, RunEnd } from './metrics.js';
+export type { StepRecord, EvalRecord, TaskEvalRecord, SampleRecord, MetricSink, RunStart, RunEnd, RunInfo } from './metrics.js';
 export type { StepTimes } from './step.js';
 
 export interface TrainOptions {
@@ -65,8 +65,24 @@ export interface TrainOptions {
   zero?: 0 | 1;
   /** Sinks that get the run's metrics besides the train.jsonl log and the progress bar. */
   sinks?: MetricSink[];
+  /**
+   * Tasks run at each evaluation besides the held-out loss (`train --eval-task`; the CLI builds them over the eval
+   * layer's runTask), their metrics reported to the sinks (train.jsonl). Rank 0 only; not with tensor parallelism.
+   */
+  evalTasks?: TaskEvaluator[];
   /** false: write no checkpoint at all, not even at the stop (benchmarks). Default true. */
   checkpoints?: boolean;
+  /**
+   * Text samples every `every` steps and at the last step (train --sample-every), logged to train.jsonl by rank 0.
+   * `generate` is given the model between steps (the CLI decodes with inference/generate.ts); it must not change it.
+   */
+  samples?: { every: number; generate(model: Llama): Promise<{ prompt: string; sample: string }> };
+}
+
+/** An evaluation task the loop runs on its model at each evaluation: its name and metrics. */
+export interface TaskEvaluator {
+  name: string;
+  run(model: Llama): Promise<{ n: number; metrics: Record<string, number> }>;
 }
 
 export interface TrainResult {
@@ -117,6 +133,7 @@ function prepare(o: TrainOptions): Prepared {
   checkHyper(o.hyper, o.config);
   const topo = topology(o.comm ?? LOCAL_COMM, o.tp ?? 1);
   checkTrainingFits(o.config, { batch: o.hyper.batch, seq: o.hyper.seq, tp: topo.tp.world, floatBytes: o.backend.dtype === 'f64' ? 8 : 4 });
+  if (o.evalTasks?.length && topo.tp.world > 1) throw new UserError('evaluation tasks (--eval-task) need the whole model in one process: not with --tp');
   if (topo.world.rank === 0) mkdirSync(o.runDir, { recursive: true });
   const model = new Llama(o.config, o.backend, { tp: topo.tp, sp: o.sp, recompute: o.recompute, dtype: dtypeOf(o.hyper) });
   const data = topo.dp.world > 1 ? new RankSlice(o.train, topo.dp.rank, topo.dp.world) : o.train;
@@ -216,7 +233,8 @@ class TrainingRun {
     const schedule = { peakLr: h.lr, warmupSteps: h.warmup, totalSteps: h.steps, minRatio: h.minLrRatio };
     this.step = { model: p.model, opt: p.opt, data: p.data, hyper: h, schedule, dp: p.topo.dp };
     const lead = p.topo.world.rank === 0; // one rank logs for the run
-    this.sink = fanOut(lead ? [new JsonlSink(join(o.runDir, 'train.jsonl')), ...(o.quiet ? [] : [new ProgressSink()]), ...(o.sinks ?? [])] : []);
+    const logs = [new JsonlSink(join(o.runDir, 'train.jsonl')), RunInfoSink.in(o.runDir, p.topo.dp.world)];
+    this.sink = fanOut(lead ? [...logs, ...(o.quiet ? [] : [new ProgressSink()]), ...(o.sinks ?? [])] : []);
     this.stopAt = Math.min(o.stopAt ?? h.steps, h.steps);
     this.rate = throughput(o, h, p.topo);
     this.done = this.savedStep = p.startStep;
@@ -227,21 +245,27 @@ class TrainingRun {
     const interrupt = new Interrupt((line) => this.sink.onNotice(line));
     let outcome: RunEnd['outcome'] = 'failed';
     let ended: TrainResult['outcome'] = 'stopped';
-    this.sink.onStart({ runDir: this.o.runDir, startStep: p.startStep, stopAt: this.stopAt, steps: h.steps, world: p.topo.world.world });
+    let error: unknown = null;
+    this.sink.onStart({ runDir: this.o.runDir, config: this.o.config, hyper: { ...h }, startStep: p.startStep, stopAt: this.stopAt, steps: h.steps, world: p.topo.world.world });
     try {
-      if (p.startStep === 0) this.evaluate(0);
+      if (p.startStep === 0) await this.evaluate(0);
       while (this.done < this.stopAt) {
         this.record(trainStep(this.step, this.done));
-        this.afterStep();
+        await this.afterStep();
+        await this.sample();
         await new Promise<void>((res) => setImmediate(res)); // let signals and I/O through
         if ((interrupt.requested = anyRank(p.topo.world, interrupt.requested))) break;
       }
       if (interrupt.requested && this.savedStep !== this.done) this.checkpoint();
-      if (this.done === h.steps && p.startStep < h.steps) this.evaluate(h.steps);
+      if (this.done === h.steps && p.startStep < h.steps) await this.evaluate(h.steps);
       outcome = ended = this.done === h.steps ? 'finished' : interrupt.requested ? 'interrupted' : 'stopped';
+    } catch (e) {
+      error = e;
+      throw e;
     } finally {
       interrupt.dispose();
-      this.sink.onEnd({ step: this.done, outcome, checkpoint: this.lastCkpt });
+      const failure = error === null ? {} : { error: error instanceof Error ? error.message : String(error), diverged: error instanceof TrainingDiverged };
+      this.sink.onEnd({ step: this.done, outcome, checkpoint: this.lastCkpt, ...failure });
     }
     return { steps: this.done, losses: this.losses, firstEvalLoss: this.firstEval, lastEvalLoss: this.lastEval, checkpoint: this.lastCkpt, model: p.model, rank: p.topo.world.rank, outcome: ended };
   }
@@ -255,19 +279,34 @@ class TrainingRun {
   }
 
   /** An evaluation every --eval-every steps (the last step has its own, after the loop); a checkpoint every --ckpt-every and at the stop. */
-  private afterStep(): void {
+  private async afterStep(): Promise<void> {
     const { h, done } = this;
-    if (h.evalEvery > 0 && done % h.evalEvery === 0 && done !== h.steps) this.evaluate(done);
+    if (h.evalEvery > 0 && done % h.evalEvery === 0 && done !== h.steps) await this.evaluate(done);
     if ((h.ckptEvery > 0 && done % h.ckptEvery === 0) || done === this.stopAt) this.checkpoint();
   }
 
-  private evaluate(step: number): void {
+  /** A text sample every --sample-every steps and at the schedule's last step (rank 0 only: it alone logs). */
+  private async sample(): Promise<void> {
+    const s = this.o.samples;
+    if (!s || s.every <= 0 || this.p.topo.world.rank !== 0) return;
+    if (this.done % s.every !== 0 && this.done !== this.h.steps) return;
+    const r = await s.generate(this.p.model);
+    this.sink.onSample({ step: this.done, prompt: r.prompt, sample: r.sample });
+  }
+
+  private async evaluate(step: number): Promise<void> {
     const { h, o } = this;
-    if (!o.heldOut || h.evalBatches <= 0) return;
-    const loss = evaluate(this.p.model, o.heldOut(), h.evalBatches, h.batch, h.seq);
-    this.firstEval ??= loss;
-    this.lastEval = loss;
-    this.sink.onEval({ step, eval_loss: loss });
+    if (o.heldOut && h.evalBatches > 0) {
+      const loss = evaluate(this.p.model, o.heldOut(), h.evalBatches, h.batch, h.seq);
+      this.firstEval ??= loss;
+      this.lastEval = loss;
+      this.sink.onEval({ step, eval_loss: loss });
+    }
+    if (this.p.topo.world.rank !== 0) return;
+    for (const t of o.evalTasks ?? []) {
+      const r = await t.run(this.p.model);
+      this.sink.onTaskEval({ step, task: t.name, n: r.n, metrics: r.metrics });
+    }
   }
 
   /** Rank 0 writes whole tensors (gathered from the tensor-parallel shards: every TP rank takes part). */

@@ -31,9 +31,12 @@ const loaded = new Map<string, LoadedAddon<unknown>>();
 /**
  * Loads build/Release/<file> (or build/Debug) once per process and hands it to `bind` (which may throw, e.g. when
  * the build lacks a function). Never throws: `error` says why there is no addon. `disableVar=1` switches it off.
+ * The result is kept per file and `part`: two modules binding different functions of one addon (the kernel ops in
+ * kernels/native.ts, the file mapping in util/mmap.ts) name different parts.
  */
-export function loadAddon<T>(file: string, disableVar: string, say: AddonMessages, bind: (module: unknown) => T): LoadedAddon<T> {
-  const cached = loaded.get(file) as LoadedAddon<T> | undefined;
+export function loadAddon<T>(file: string, disableVar: string, say: AddonMessages, bind: (module: unknown) => T, part = ''): LoadedAddon<T> {
+  const key = `${file}#${part}`;
+  const cached = loaded.get(key) as LoadedAddon<T> | undefined;
   if (cached) return cached;
   let r: LoadedAddon<T>;
   if (process.env[disableVar] === '1') r = { addon: null, error: say.disabled };
@@ -49,6 +52,6 @@ export function loadAddon<T>(file: string, disableVar: string, say: AddonMessage
       }
     }
   }
-  loaded.set(file, r);
+  loaded.set(key, r);
   return r;
 }

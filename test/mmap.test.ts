@@ -1,0 +1,149 @@
+/**
+ * Memory-mapped model loading (util/mmap.ts, native/mmap.cc, io/formats.ts loadAnyModel weights: 'map'):
+ * the mapped and read paths give identical logits in every format; F32 weights are used in place (no copy) and only
+ * converted tensors are copied; a truncated file is refused before it is mapped; a file truncated while mapped does
+ * not crash the process (the bus error becomes zeros, the next decode step stops with one line); a mapped model
+ * cannot be trained; without the addon the read path is used.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { makeConfig } from '../src/model/config.js';
+import { loadAnyModel, saveModelAs, type ModelFormat } from '../src/io/formats.js';
+import { Decoder } from '../src/inference/generate.js';
+import { openModelFile } from '../src/util/mmap.js';
+import { UserError } from '../src/util/errors.js';
+import { createRefBackend } from '../src/kernels/ref.js';
+import { skip, native } from './helpers/native.js';
+import { peakedModel } from './helpers/models.js';
+import { runCli } from './helpers/cli.js';
+
+const config = makeConfig({ dim: 64, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 259, multipleOf: 32, maxSeqLen: 32 });
+const dir = mkdtempSync(join(tmpdir(), 'llama-ts-mmap-'));
+const model = peakedModel(config, 5);
+
+function logits(m: ReturnType<typeof loadAnyModel>['model'], tokens: number[]): Float32Array[] {
+  const dec = new Decoder(m);
+  const cache = dec.newCache();
+  return tokens.map((t) => Float32Array.from(dec.step([{ cache, tokens: [t] }])[0]));
+}
+
+const CASES: [ModelFormat, string, { ggufType?: 'f32' | 'f16' | 'q8_0'; hfDtype?: 'F32' | 'F16' }, RegExp | null][] = [
+  ['llama2c', 'model.bin', {}, null],
+  ['gguf', 'f32.gguf', { ggufType: 'f32' }, null],
+  ['gguf', 'q8.gguf', { ggufType: 'q8_0' }, /copied .* \(Q8_0 → F32\)/],
+  ['ckpt', 'ckpt', {}, null],
+  ['hf', 'hf32', { hfDtype: 'F32' }, /copied .* \(q\/k rows permuted/],
+  ['hf', 'hf16', { hfDtype: 'F16' }, /copied .* \(F16 → F32\)/],
+];
+
+for (const [format, name, o, copied] of CASES) {
+  test(`mapped and read paths give identical logits: ${name}`, { skip }, () => {
+    const path = join(dir, name);
+    saveModelAs(format, path, model, null, o);
+    const lines: string[] = [];
+    const mapped = loadAnyModel(path, native(), format, undefined, { weights: 'map', verbose: (l) => lines.push(l) });
+    const read = loadAnyModel(path, native(), format, undefined, { weights: 'copy' });
+    assert.equal(mapped.mapped, true);
+    assert.equal(read.mapped, false);
+    assert.match(lines[0], /^weights: mapped .* read-only; [\d.]+ MiB used in place/);
+    if (copied) assert.ok(lines.some((l) => copied.test(l)), lines.join('\n'));
+    else assert.equal(lines.length, 1, lines.join('\n')); // F32 in a 4-byte-aligned layout: nothing copied
+    const a = logits(mapped.model, [1, 40, 77, 3, 200]);
+    const b = logits(read.model, [1, 40, 77, 3, 200]);
+    for (let i = 0; i < a.length; i++) assert.deepEqual(a[i], b[i], `position ${i}`);
+  });
+}
+
+test('mapped F32 weights are views of the file, not copies', { skip }, () => {
+  const path = join(dir, 'view.bin');
+  saveModelAs('llama2c', path, model, null);
+  const m = loadAnyModel(path, native(), 'llama2c', undefined, { weights: 'map' }).model;
+  const w = m.params.get('layers.0.attention.wq.weight') as Float32Array;
+  assert.equal(w.byteOffset % 4, 0);
+  assert.ok(w.buffer.byteLength >= statSync(path).size, 'the view is over the whole mapped file');
+  const bytes = readFileSync(path);
+  const at = w.byteOffset;
+  assert.deepEqual(new Uint8Array(w.buffer, at, 64), new Uint8Array(bytes.buffer, bytes.byteOffset + at, 64));
+});
+
+test('a mapped model is read-only: it cannot be trained or initialised', { skip }, () => {
+  const path = join(dir, 'ro.gguf');
+  saveModelAs('gguf', path, model, null);
+  const m = loadAnyModel(path, native(), 'gguf', undefined, { weights: 'map' }).model;
+  assert.throws(() => m.ensureGrads(), /training needs writable weights/);
+  assert.throws(() => m.init(1), /mapped, read-only/);
+  assert.throws(() => m.params.data, /no flat buffer/);
+});
+
+test('the ref backend keeps the plain read path', () => {
+  const path = join(dir, 'ref.bin');
+  saveModelAs('llama2c', path, model, null);
+  const lines: string[] = [];
+  const m = loadAnyModel(path, createRefBackend('f32'), 'llama2c', undefined, { weights: 'map', verbose: (l) => lines.push(l) });
+  assert.equal(m.mapped, false);
+  assert.match(lines[0], /read .* into the model's own float32 buffer .*not mapped: the ref backend reads/);
+});
+
+test('a truncated file is refused before it is mapped', { skip }, () => {
+  for (const [format, name] of [['llama2c', 'cut.bin'], ['gguf', 'cut.gguf'], ['hf', 'cuthf']] as const) {
+    const path = join(dir, name);
+    saveModelAs(format, path, model, null);
+    const file = format === 'hf' ? join(path, 'model.safetensors') : path;
+    truncateSync(file, statSync(file).size - 4);
+    assert.throws(() => loadAnyModel(path, native(), format, undefined, { weights: 'map' }), (e: Error) => e instanceof UserError && /truncated|implies|cover/.test(e.message), name);
+  }
+  // openModelFile itself refuses a size other than the one the header check accepted, before mapping
+  const path = join(dir, 'size.bin');
+  writeFileSync(path, Buffer.alloc(100));
+  assert.throws(() => openModelFile(path, { map: true, expectSize: 104 }), /changed while it was being opened \(100 bytes.*104-byte/);
+});
+
+const CHILD = `
+import { truncateSync } from 'node:fs';
+const { loadAnyModel } = await import(process.argv[1] + '/src/io/formats.js');
+const { createBackend } = await import(process.argv[1] + '/src/kernels/index.js');
+const { Decoder } = await import(process.argv[1] + '/src/inference/generate.js');
+const path = process.argv[2];
+const { model } = loadAnyModel(path, createBackend('native'), 'llama2c', undefined, { weights: 'map' });
+const dec = new Decoder(model);
+const cache = dec.newCache();
+dec.step([{ cache, tokens: [1] }]);
+truncateSync(path, 28 + 4096);
+const w = model.params.get('output.weight');
+console.log('after truncation the last weight reads', w[w.length - 1]);
+try {
+  dec.step([{ cache, tokens: [2] }]);
+  console.log('no error');
+} catch (e) {
+  console.log('error:', e.constructor.name, e.message);
+}
+`;
+
+test('a file truncated while mapped does not crash the process: the next decode step stops with one line', { skip }, () => {
+  const path = join(dir, 'shrink.bin');
+  saveModelAs('llama2c', path, model, null);
+  const distRoot = join(fileURLToPath(new URL('.', import.meta.url)), '..');
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', CHILD, distRoot, path], { encoding: 'utf8' });
+  assert.equal(r.status, 0, `exit ${r.status} signal ${r.signal}\n${r.stderr}`);
+  assert.match(r.stdout, /after truncation the last weight reads 0\n/);
+  assert.match(r.stdout, /error: UserError model file '.*shrink\.bin' changed while in use \(4124 bytes now, \d+ when it was mapped; \d+ reads? past its end returned zeros\): stopping/);
+});
+
+test('cli: generate maps by default and says so with --verbose; --no-mmap and LLAMA_TS_NO_NATIVE=1 read; same text', { skip }, () => {
+  const path = join(dir, 'cli.gguf');
+  saveModelAs('gguf', path, model, null);
+  const args = ['generate', '--model', path, '--ids', '1,40,77', '-n', '8', '--temperature', '0', '--ignore-eos', '--verbose'];
+  const mapped = runCli(args);
+  const read = runCli([...args, '--no-mmap']);
+  const noAddon = runCli(args, undefined, { LLAMA_TS_NO_NATIVE: '1' });
+  for (const r of [mapped, read, noAddon]) assert.equal(r.code, 0, r.stderr);
+  assert.match(mapped.stderr, /^llama-ts: weights: mapped GGUF file '.*cli\.gguf' read-only; [\d.]+ MiB used in place \(no copy\)$/m);
+  assert.match(read.stderr, /^llama-ts: weights: read GGUF file .* into the model's own float32 buffer/m);
+  assert.match(noAddon.stderr, /^llama-ts: weights: read .*not mapped: the ref backend reads/m);
+  assert.equal(mapped.stdout, read.stdout);
+});
