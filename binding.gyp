@@ -8,6 +8,7 @@
         "native/pool.cc",
         "native/simd.cc",
         "native/gemm.cc",
+        "native/bgemm.cc",
         "native/kernels.cc",
         "native/attention.cc",
         "native/quant.cc",
@@ -20,7 +21,8 @@
         "native/ops/elementwise.cc",
         "native/ops/crossentropy.cc",
         "native/ops/adamw.cc",
-        "native/ops/quant.cc"
+        "native/ops/quant.cc",
+        "native/ops/bf16.cc"
       ],
       "cflags_cc": ["-O3", "-std=gnu++17", "-fno-math-errno", "-fno-trapping-math", "-Wno-unused-function"],
       "ldflags": ["-pthread"],

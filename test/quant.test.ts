@@ -163,8 +163,8 @@ test('zero blocks quantize to zeros; rowBytes follows the block sizes', () => {
   assert.throws(() => rowBytes('Q4_K', 288), /multiple of 256/);
 });
 
-const OP: Record<QuantType, 'matmulQ8_0' | 'matmulQ4_0' | 'matmulQ4K' | 'matmulQ6K' | 'matmulBF16'> = {
-  Q8_0: 'matmulQ8_0', Q4_0: 'matmulQ4_0', Q4_K: 'matmulQ4K', Q6_K: 'matmulQ6K', BF16: 'matmulBF16',
+const OP: Record<QuantType, 'matmulQ8_0' | 'matmulQ4_0' | 'matmulQ4K' | 'matmulQ6K' | 'matmulWeightBf16'> = {
+  Q8_0: 'matmulQ8_0', Q4_0: 'matmulQ4_0', Q4_K: 'matmulQ4K', Q6_K: 'matmulQ6K', BF16: 'matmulWeightBf16',
 };
 
 test('ref quantized products agree with the float product on the dequantized weights (activation rounding only)', () => {

@@ -1,4 +1,4 @@
-// Native ops matmulQ8_0, matmulQ4_0, matmulQ4K, matmulQ6K, matmulBF16. Declared in src/kernels/ops/table.ts; reference
+// Native ops matmulQ8_0, matmulQ4_0, matmulQ4K, matmulQ6K, matmulWeightBf16. Declared in src/kernels/ops/table.ts; reference
 // src/kernels/ops/quant.ts; kernel native/quant.cc. Tests: test/quant.test.ts.
 #include "../op.h"
 #include "../quant.h"
@@ -17,4 +17,4 @@ LT_OP(matmulQ8_0) { run(c, QK_Q8_0); }
 LT_OP(matmulQ4_0) { run(c, QK_Q4_0); }
 LT_OP(matmulQ4K) { run(c, QK_Q4_K); }
 LT_OP(matmulQ6K) { run(c, QK_Q6_K); }
-LT_OP(matmulBF16) { run(c, QK_BF16); }
+LT_OP(matmulWeightBf16) { run(c, QK_BF16); }

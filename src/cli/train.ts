@@ -8,7 +8,7 @@ import { createBackend, BACKEND_NAMES } from '../kernels/index.js';
 import { train, type TrainResult, type TaskEvaluator } from '../training/trainer.js';
 import { loadTask, resolveTaskPaths, runTask } from '../eval/index.js';
 import type { Tokenizer } from '../tokenizer/types.js';
-import { SETTINGS, TRAIN_SETTINGS, HYPER_DEFAULTS, resolveHyper, recipeHyper, checkHyper, hyperFromSaved, type Hyper, type SettingGroup } from '../training/settings.js';
+import { SETTINGS, TRAIN_SETTINGS, HYPER_DEFAULTS, resolveHyper, recipeHyper, checkHyper, hyperFromSaved, dtypeOf, type Hyper, type SettingGroup } from '../training/settings.js';
 import { checkTrainingFits } from '../training/limits.js';
 import { getRecipe } from '../model/recipe.js';
 import { openCheckpoint } from '../io/checkpoint.js';
@@ -17,7 +17,7 @@ import { loadTokenizer } from '../data/tokenizer.js';
 import { describeConfig, paramCount, makeConfig, presetNames, type LlamaConfig } from '../model/config.js';
 import { UserError } from '../util/errors.js';
 import { createComm } from '../parallel/mpi.js';
-import { RECOMPUTE_POLICIES, type Recompute } from '../model/llama.js';
+import { RECOMPUTE_POLICIES, type DTypeName, type Recompute } from '../model/llama.js';
 import { existsSync, mkdirSync } from 'node:fs';
 import { Decoder, generate } from '../inference/generate.js';
 import type { Llama } from '../model/llama.js';
@@ -101,6 +101,11 @@ export function baseHyper(values: Values, defaults: { preset?: string; hyper?: H
   if (defaults.hyper) return defaults.hyper;
   const recipe = getRecipe(str(values.preset) ?? defaults.preset ?? '');
   return recipe ? recipeHyper(recipe) : HYPER_DEFAULTS;
+}
+
+/** --dtype (outside `train`, whose settings table parses it): f32 (default) or bf16, or one line listing them. */
+export function dtypeArg(v: Values[string]): DTypeName {
+  return v === undefined ? 'f32' : dtypeOf({ dtype: TRAIN_SETTINGS.dtype.parse(String(v), 'dtype') });
 }
 
 /** --recompute: one of the policies, or one line listing them. */
@@ -239,7 +244,7 @@ function evalTaskArg(values: Values, tok: Tokenizer): TaskEvaluator[] {
 function checkTrainingMemory(
   values: Values, config: LlamaConfig, h: Hyper, o: { tp: number; dp: number; zero: number; recompute: Recompute; world: number; bytesPerFloat: number; preset?: string }, comm: ReturnType<typeof createComm>,
 ): void {
-  const need = trainingMemory(config, { batch: h.batch, seq: h.seq, tp: o.tp, sp: Boolean(values.sp), dp: o.dp, zero: o.zero as 0 | 1, recompute: o.recompute, bytesPerFloat: o.bytesPerFloat });
+  const need = trainingMemory(config, { batch: h.batch, seq: h.seq, tp: o.tp, sp: Boolean(values.sp), dp: o.dp, zero: o.zero as 0 | 1, recompute: o.recompute, dtype: dtypeOf(h), bytesPerFloat: o.bytesPerFloat });
   const model = o.preset ? `--preset ${o.preset}` : '--config FILE';
   const state = need.parts.filter((p) => p.name !== 'activations' && p.name !== 'runtime').reduce((a, p) => a + p.bytes, 0);
   const smaller = h.batch > 1 || h.seq > 128 ? `a smaller --batch (now ${h.batch}; --accum keeps the global batch) or --seq (now ${h.seq}), ` : '';

@@ -70,14 +70,19 @@ const WRITES: Record<OpName | keyof typeof NATIVE_OPS, readonly string[]> = {
   swiglu: ['out'], swigluBackward: ['da', 'db'], add: ['out'],
   crossEntropy: ['dlogits'], logSumExp: ['out'], softmaxScaled: ['out'],
   adamw: ['p', 'm', 'v'], sumSquares: [], scale: ['x'],
-  matmulQ8_0: ['out'], matmulQ4_0: ['out'], matmulQ4K: ['out'], matmulQ6K: ['out'], matmulBF16: ['out'], copy: ['dst'],
+  matmulQ8_0: ['out'], matmulQ4_0: ['out'], matmulQ4K: ['out'], matmulQ6K: ['out'], matmulWeightBf16: ['out'], copy: ['dst'],
+  toBf16: ['out'], fromBf16: ['out'], matmulBf16: ['out'], matmulBackwardInputBf16: ['dx'], matmulBackwardWeightBf16: ['dw'],
 };
 
 /**
  * Ops the module has no kernel for: bound to their plain-TypeScript reference (same checks, same results as the ref
  * backend). Quantized-weight products run here correctly but at reference speed; the native backend has kernels.
  */
-const REFERENCE_ONLY: ReadonlySet<string> = new Set<OpName>(['matmulQ8_0', 'matmulQ4_0', 'matmulQ4K', 'matmulQ6K', 'matmulBF16']);
+const REFERENCE_ONLY: ReadonlySet<string> = new Set<OpName>([
+  'matmulQ8_0', 'matmulQ4_0', 'matmulQ4K', 'matmulQ6K', 'matmulWeightBf16',
+  // bfloat16 mixed precision is not offered on wasm (bf16: false: --dtype bf16 is refused naming the backend)
+  'toBf16', 'fromBf16', 'matmulBf16', 'matmulBackwardInputBf16', 'matmulBackwardWeightBf16',
+]);
 
 /** Checks the kernels make beyond the table's (the references throw the same messages). */
 const EXTRA_CHECKS: Partial<Record<OpName, (args: unknown[]) => void>> = {
@@ -307,6 +312,7 @@ export function createWasmBackend(host: WasmHost): WasmBackend {
     ...ops,
     name: 'wasm',
     dtype: 'f32',
+    bf16: false,
     alloc,
     sgemm: bindOp('sgemm') as unknown as NativeOps['sgemm'],
     threads: () => threads,

@@ -384,10 +384,10 @@ export const matmulQ4KRef = (out: FloatArray, x: FloatArray, w: Uint8Array, M: n
   matmulQuantRef('Q4_K', out, x, w, M, K, N, accumulate);
 export const matmulQ6KRef = (out: FloatArray, x: FloatArray, w: Uint8Array, M: number, K: number, N: number, accumulate?: boolean): void =>
   matmulQuantRef('Q6_K', out, x, w, M, K, N, accumulate);
-export const matmulBF16Ref = (out: FloatArray, x: FloatArray, w: Uint8Array, M: number, K: number, N: number, accumulate?: boolean): void =>
+export const matmulWeightBf16Ref = (out: FloatArray, x: FloatArray, w: Uint8Array, M: number, K: number, N: number, accumulate?: boolean): void =>
   matmulQuantRef('BF16', out, x, w, M, K, N, accumulate);
 
-const QUANT_OPS = { Q8_0: 'matmulQ8_0', Q4_0: 'matmulQ4_0', Q4_K: 'matmulQ4K', Q6_K: 'matmulQ6K', BF16: 'matmulBF16' } as const;
+const QUANT_OPS = { Q8_0: 'matmulQ8_0', Q4_0: 'matmulQ4_0', Q4_K: 'matmulQ4K', Q6_K: 'matmulQ6K', BF16: 'matmulWeightBf16' } as const;
 
 /** out[M, w.rows] (+)= x[M, w.cols]·wᵀ through the backend's product for w's type. */
 export function matmulQuant(

@@ -19,7 +19,8 @@ import { swigluRef, swigluBackwardRef } from './swiglu.js';
 import { addRef, scaleRef, sumSquaresRef } from './elementwise.js';
 import { crossEntropyRef, logSumExpRef, softmaxScaledRef } from './crossentropy.js';
 import { adamwRef } from './adamw.js';
-import { matmulQ8_0Ref, matmulQ4_0Ref, matmulQ4KRef, matmulQ6KRef, matmulBF16Ref } from './quant.js';
+import { matmulQ8_0Ref, matmulQ4_0Ref, matmulQ4KRef, matmulQ6KRef, matmulWeightBf16Ref } from './quant.js';
+import { toBf16Ref, fromBf16Ref, matmulBf16Ref, matmulBackwardInputBf16Ref, matmulBackwardWeightBf16Ref } from './bf16.js';
 
 // ---- the types that follow from an argument list ----
 
@@ -28,6 +29,7 @@ interface KindTypes {
   i32: Int32Array;
   f64: Float64Array;
   u8: Uint8Array;
+  bf16: Uint16Array;
   int: number;
   num: number;
   bool: boolean;
@@ -103,7 +105,18 @@ export const OPS = {
   /** out (+)= x·wᵀ, w [N,K] in Q6_K blocks (210 bytes per 256 values). */
   matmulQ6K: op(['out: f[M*N]', 'x: f[M*K]', 'w: u8[N*(K/256)*210]', 'M: int', 'K: int', 'N: int', 'accumulate?: bool'], matmulQ6KRef, [QK256]),
   /** out (+)= x·wᵀ, w [N,K] in bfloat16 (2 bytes per value): a float product, the weights widened as they are read. */
-  matmulBF16: op(['out: f[M*N]', 'x: f[M*K]', 'w: u8[N*K*2]', 'M: int', 'K: int', 'N: int', 'accumulate?: bool'], matmulBF16Ref),
+  matmulWeightBf16: op(['out: f[M*N]', 'x: f[M*K]', 'w: u8[N*K*2]', 'M: int', 'K: int', 'N: int', 'accumulate?: bool'], matmulWeightBf16Ref),
+  // bfloat16 (--dtype bf16): buffers of kind bf16 are Uint16Arrays of bf16 bits; products accumulate in float32
+  /** out = bf16(x), round to nearest even. */
+  toBf16: op(['out: bf16[n]', 'x: f[n]', 'n: int'], toBf16Ref),
+  /** out = float(x) (exact). */
+  fromBf16: op(['out: f[n]', 'x: bf16[n]', 'n: int'], fromBf16Ref),
+  /** matmul with bf16 inputs: out[M,N] (+)= x[M,K]·w[N,K]ᵀ. */
+  matmulBf16: op(['out: f[M*N]', 'x: bf16[M*K]', 'w: bf16[N*K]', 'M: int', 'K: int', 'N: int', 'accumulate?: bool'], matmulBf16Ref),
+  /** matmulBackwardInput with bf16 inputs: dx[M,K] (+)= dy[M,N]·w[N,K]. */
+  matmulBackwardInputBf16: op(['dx: f[M*K]', 'dy: bf16[M*N]', 'w: bf16[N*K]', 'M: int', 'K: int', 'N: int', 'accumulate?: bool'], matmulBackwardInputBf16Ref),
+  /** matmulBackwardWeight with bf16 inputs: dw[N,K] += dy[M,N]ᵀ·x[M,K] (float32 gradients). */
+  matmulBackwardWeightBf16: op(['dw: f[N*K]', 'dy: bf16[M*N]', 'x: bf16[M*K]', 'M: int', 'K: int', 'N: int'], matmulBackwardWeightBf16Ref),
 
   /** out[n,:] = table[tokens[n],:]. */
   embedding: op(['out: f[n*dim]', 'table: f', 'tokens: i32[n]', 'dim: int'], embeddingRef),
