@@ -8,8 +8,10 @@
         "native/pool.cc",
         "native/simd.cc",
         "native/gemm.cc",
+        "native/bgemm.cc",
         "native/kernels.cc",
         "native/attention.cc",
+        "native/quant.cc",
         "native/ops/matmul.cc",
         "native/ops/embedding.cc",
         "native/ops/rmsnorm.cc",
@@ -18,7 +20,9 @@
         "native/ops/swiglu.cc",
         "native/ops/elementwise.cc",
         "native/ops/crossentropy.cc",
-        "native/ops/adamw.cc"
+        "native/ops/adamw.cc",
+        "native/ops/quant.cc",
+        "native/ops/bf16.cc"
       ],
       "cflags_cc": ["-O3", "-std=gnu++17", "-fno-math-errno", "-fno-trapping-math", "-Wno-unused-function"],
       "ldflags": ["-pthread"],

@@ -4,8 +4,9 @@
 // of the declared type and at least the declared length, sizes that are integers 0 ≤ n ≤ 2^40, the table's `where`
 // conditions — and only then runs the op's entry (native/ops/*.cc, `LT_OP`) with the arrays passed by pointer, no
 // copy. A mismatch throws a descriptive RangeError/TypeError; no memory outside a buffer is touched.
-// Also here: threads, setThreads, simd, simdDetected, setSimd (the pool and the SIMD path); beside them, not in the
-// op table, the file-mapping functions of mmap.cc (mapOpen, mapRange, ...: src/util/mmap.ts).
+// Also here: threads, setThreads, simd, simdDetected, setSimd (the pool and the SIMD path), bf16Path, bf16Detected,
+// setBf16Path, amxBf16 (the bfloat16 GEMM path, native/bgemm.h); beside them, not in the op table, the file-mapping
+// functions of mmap.cc (mapOpen, mapRange, ...: src/util/mmap.ts).
 #include <node_api.h>
 
 #include <algorithm>
@@ -21,6 +22,7 @@
 #include "op.h"
 #include "pool.h"
 #include "simd.h"
+#include "bgemm.h"
 
 namespace lt {
 
@@ -29,8 +31,9 @@ const int64_t MAX_ELEMS = int64_t(1) << 40;
 const int MAX_ARGS = 16;
 const int64_t INVALID = -1;  // an expression that divides by zero or overflows
 
-enum Kind : uint8_t { K_F, K_I32, K_F64, K_INT, K_NUM, K_BOOL };
-const char* const KIND_NAMES[] = {"f", "i32", "f64", "int", "num", "bool"};
+enum Kind : uint8_t { K_F, K_I32, K_F64, K_U8, K_BF16, K_INT, K_NUM, K_BOOL };
+const int N_KINDS = 8;
+const char* const KIND_NAMES[] = {"f", "i32", "f64", "u8", "bf16", "int", "num", "bool"};
 
 // postfix integer expression: a token >= 0 is a variable, OP_LIT is followed by a literal, the rest are operators
 enum : int64_t { OP_LIT = -1, OP_ADD = -2, OP_SUB = -3, OP_MUL = -4, OP_DIV = -5, OP_MOD = -6 };
@@ -158,8 +161,16 @@ const double* Call::f64(const char* name) {
   int s = slot(name, 1u << K_F64);
   return s < 0 ? nullptr : static_cast<const double*>(ptr[s]);
 }
+const uint8_t* Call::u8(const char* name) {
+  int s = slot(name, 1u << K_U8);
+  return s < 0 ? nullptr : static_cast<const uint8_t*>(ptr[s]);
+}
+uint16_t* Call::bf16(const char* name) {
+  int s = slot(name, 1u << K_BF16);
+  return s < 0 ? nullptr : static_cast<uint16_t*>(ptr[s]);
+}
 long Call::len(const char* name) {
-  int s = slot(name, 1u << K_F | 1u << K_I32 | 1u << K_F64);
+  int s = slot(name, 1u << K_F | 1u << K_I32 | 1u << K_F64 | 1u << K_U8 | 1u << K_BF16);
   return s < 0 ? 0 : (long)length[s];
 }
 long Call::i(const char* name) {
@@ -222,7 +233,7 @@ std::unique_ptr<Signature> compile(const std::string& name, const std::string& t
     } else if (f[0] == "s" && f.size() == 10 && f[5].size() == 2) {
       Slot s;
       int k = 0;
-      while (k < 6 && f[1] != KIND_NAMES[k]) k++;
+      while (k < N_KINDS && f[1] != KIND_NAMES[k]) k++;
       s.kind = (Kind)k;
       s.arg = std::atoi(f[2].c_str());
       s.field = f[3] == "-" ? "" : f[3];
@@ -233,7 +244,7 @@ std::unique_ptr<Signature> compile(const std::string& name, const std::string& t
       s.bind = std::atoi(f[7].c_str());
       s.name = f[8];
       s.len = parse_expr(f[9], nv, err);
-      if (k == 6 || s.arg < 0 || s.arg >= MAX_ARGS || s.v >= (int)nv || s.bind >= (int)nv) *err = "cannot read '" + line + "'";
+      if (k == N_KINDS || s.arg < 0 || s.arg >= MAX_ARGS || s.v >= (int)nv || s.bind >= (int)nv) *err = "cannot read '" + line + "'";
       sig->nargs = std::max(sig->nargs, s.arg + 1);
       sig->slots.push_back(s);
     } else if (f[0] == "w" && f.size() == 5) {
@@ -265,8 +276,8 @@ std::unique_ptr<Signature> compile(const std::string& name, const std::string& t
 
 // ---- checking a call ----
 
-const napi_typedarray_type TA_TYPES[] = {napi_float32_array, napi_int32_array, napi_float64_array};
-const char* const TA_NAMES[] = {"Float32Array", "Int32Array", "Float64Array"};
+const napi_typedarray_type TA_TYPES[] = {napi_float32_array, napi_int32_array, napi_float64_array, napi_uint8_array, napi_uint16_array};
+const char* const TA_NAMES[] = {"Float32Array", "Int32Array", "Float64Array", "Uint8Array", "Uint16Array (bfloat16 bits)"};
 
 // the value of a slot: the argument itself or a property of the object argument
 bool slot_value(napi_env env, Call& c, const Slot& s, napi_value* argv, size_t argc, napi_value* out) {
@@ -479,6 +490,28 @@ napi_value SetSimd(napi_env env, napi_callback_info info) {
   return str(env, simd_name(simd_set(lvl)));
 }
 
+napi_value GetBf16Path(napi_env env, napi_callback_info) { return str(env, bf16_name(bf16_path())); }
+napi_value Bf16Detected(napi_env env, napi_callback_info) { return str(env, bf16_name(bf16_detect())); }
+napi_value AmxBf16(napi_env env, napi_callback_info) {
+  napi_value r;
+  napi_get_boolean(env, amx_bf16_detected(), &r);
+  return r;
+}
+
+// setBf16Path('avx512bf16' | 'convert' | 'default') -> path now in use (clamped to the CPU)
+napi_value SetBf16Path(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  size_t argc = 1;
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  bool ok = false;
+  std::string s = argc > 0 ? string_arg(env, argv[0], &ok) : "";
+  if (!ok) return throw_error(env, "setBf16Path: expects a string");
+  int p = s == "convert" ? BF16_CONVERT : s == "avx512bf16" ? BF16_AVX512 : s == "default" ? -1 : -2;
+  if (p == -2) return throw_error(env, "setBf16Path: unknown path '" + s + "' (avx512bf16, convert, default)", true);
+  bf16_set(p);
+  return str(env, bf16_name(bf16_path()));
+}
+
 }  // namespace
 
 void register_mmap(napi_env env, napi_value exports);  // mmap.cc: file mapping, beside the op table
@@ -491,6 +524,7 @@ NAPI_MODULE_INIT() {
   } fns[] = {
       {"op", lt::BindOp}, {"threads", lt::Threads}, {"setThreads", lt::SetThreads},
       {"simd", lt::Simd}, {"simdDetected", lt::SimdDetected}, {"setSimd", lt::SetSimd},
+      {"bf16Path", lt::GetBf16Path}, {"bf16Detected", lt::Bf16Detected}, {"setBf16Path", lt::SetBf16Path}, {"amxBf16", lt::AmxBf16},
   };
   for (const Fn& f : fns) {
     napi_value fn;

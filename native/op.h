@@ -22,6 +22,8 @@ class Call {
   float* f(const char* name);
   const int32_t* i32(const char* name);
   const double* f64(const char* name);
+  const uint8_t* u8(const char* name);
+  uint16_t* bf16(const char* name);  // bfloat16 bits (a Uint16Array)
   // a buffer's length in elements
   long len(const char* name);
   // an int argument or field, or a length bound by `name: kind[n]`

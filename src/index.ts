@@ -1,15 +1,20 @@
 /** llama-ts library API: the same core the CLI uses. */
 export * from './model/config.js';
-export { Llama } from './model/llama.js';
+export { Llama, DTYPES, RECOMPUTE_POLICIES, type LlamaOptions, type DTypeName, type Recompute } from './model/llama.js';
 export { paramLayout, FlatTensors, initParams, type ParamLayout, type TensorSpec } from './model/params.js';
 export type { Backend, FloatArray, DType, AttentionShape, AdamWParams, RopeTable } from './kernels/backend.js';
 export { makeRopeTable } from './kernels/backend.js';
 export { createBackend } from './kernels/index.js';
 export { createRefBackend } from './kernels/ref.js';
+export { createWasmBackend, type WasmBackend, type WasmHost } from './kernels/wasm.js';
+export { createNodeWasmBackend } from './kernels/wasm-node.js';
+export { TrainingSession } from './browser/session.js';
+export { quantize, dequantize, quantTensor, QUANT_TYPES, type QuantTensor, type QuantType } from './kernels/ops/quant.js';
 export { AdamW, clipGradNorm, ADAMW_DEFAULTS, type AdamWOptions } from './training/optimizer.js';
 export { learningRate, type ScheduleOptions } from './training/schedule.js';
 export { train, evaluate, HYPER_DEFAULTS, type Hyper, type TrainOptions, type TrainResult, type StepRecord, type TaskEvaluator } from './training/trainer.js';
-export { TRAIN_SETTINGS, SETTINGS, resolveHyper, checkHyper, type Setting, type SettingKey } from './training/settings.js';
+export { TRAIN_SETTINGS, SETTINGS, resolveHyper, checkHyper, dtypeOf, type Setting, type SettingKey } from './training/settings.js';
+export { activationBytes, trainingMemoryCategories, type ActivationBytes, type MemoryCategories } from './plan/activations.js';
 export { JsonlSink, ProgressSink, RunInfoSink, RUN_INFO, type MetricSink, type EvalRecord, type SampleRecord, type RunStart, type RunEnd, type RunInfo } from './training/metrics.js';
 export { saveCheckpoint, openCheckpoint, type CheckpointState } from './io/checkpoint.js';
 export { readSafetensorsHeader, writeSafetensors } from './io/safetensors.js';
@@ -19,6 +24,7 @@ export { TokenStreamSource, tokenizeDocuments, splitDocuments, type BatchSource,
 export { prepareTextData, readDocuments } from './data/text.js';
 export { brownDocuments } from './data/brown.js';
 export { sampleToken, argmax, type SamplingOptions } from './inference/sampler.js';
+export { scoreTokens, compareModels, type ScoreResult, type CompareResult } from './inference/score.js';
 export { Decoder, KVCache, generate, generateStream, tokens, type GenerateOptions, type GenerationResult, type TokenEvent } from './inference/generate.js';
 export { loadAnyModel, detectFormat, type LoadedModel, type LoadOptions, type ModelFormat } from './io/formats.js';
 export { LlamaServer, type ServerOptions } from './serve/server.js';

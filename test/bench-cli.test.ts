@@ -48,13 +48,16 @@ test('bench user mistakes: one-line error, exit 2', () => {
   }
 });
 
-test('without the addon the default backend is ref, with a one-line notice', () => {
-  const r = spawnSync(process.execPath, [bin, 'bench', 'train', '--preset', 'mini-260k', '--batch', '1', '--seq', '8', '--steps', '1', '--peak', '10'], {
-    encoding: 'utf8', env: { ...process.env, LLAMA_TS_NO_NATIVE: '1' },
-  });
+test('without the addon the default backend is wasm (without wasm too: ref), with a one-line notice', () => {
+  const args = [bin, 'bench', 'train', '--preset', 'mini-260k', '--batch', '1', '--seq', '8', '--steps', '1', '--peak', '10'];
+  const r = spawnSync(process.execPath, args, { encoding: 'utf8', env: { ...process.env, LLAMA_TS_NO_NATIVE: '1' } });
   assert.equal(r.status, 0, r.stderr);
-  assert.equal(JSON.parse(r.stdout).backend, 'ref');
-  assert.match(r.stderr, /^llama-ts: notice: using the ref backend \(slow\): disabled by LLAMA_TS_NO_NATIVE=1\n$/);
+  assert.equal(JSON.parse(r.stdout).backend, 'wasm');
+  assert.match(r.stderr, /^llama-ts: notice: using the wasm backend: disabled by LLAMA_TS_NO_NATIVE=1\n$/);
+  const w = spawnSync(process.execPath, args, { encoding: 'utf8', env: { ...process.env, LLAMA_TS_NO_NATIVE: '1', LLAMA_TS_NO_WASM: '1' } });
+  assert.equal(w.status, 0, w.stderr);
+  assert.equal(JSON.parse(w.stdout).backend, 'ref');
+  assert.match(w.stderr, /^llama-ts: notice: using the ref backend \(slow\): disabled by LLAMA_TS_NO_NATIVE=1; wasm: disabled by LLAMA_TS_NO_WASM=1\n$/);
   const n = spawnSync(process.execPath, [bin, 'bench', 'train', '--preset', 'mini-260k', '--backend', 'native'], {
     encoding: 'utf8', env: { ...process.env, LLAMA_TS_NO_NATIVE: '1' },
   });

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { makeConfig } from '../src/model/config.js';
+import { makeConfig, type LlamaConfig } from '../src/model/config.js';
 import { Llama } from '../src/model/llama.js';
 import { createRefBackend } from '../src/kernels/ref.js';
 import { Decoder, generate } from '../src/inference/generate.js';
@@ -29,11 +29,11 @@ const skip = peer ? false : PEER_MISSING;
 const config = makeConfig({ dim: 64, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 259, multipleOf: 16, maxSeqLen: 64 });
 const PROMPT = [1, 72, 101, 108, 108, 111, 35, 119, 111, 114, 108, 100, 36, 3, 258, 120];
 
-async function llamaCppRun(llama: NodeLlamaCpp, path: string, toks: number[], greedyTokens: number) {
+async function llamaCppRun(llama: NodeLlamaCpp, path: string, toks: number[], greedyTokens: number, cfg: LlamaConfig = config) {
   const lm = await llama.loadModel({ modelPath: path });
   try {
     const ctx = await lm.createContext({
-      contextSize: config.maxSeqLen, threads: 1, flashAttention: false,
+      contextSize: cfg.maxSeqLen, threads: 1, flashAttention: false,
       experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32',
     });
     try {
@@ -55,14 +55,22 @@ async function llamaCppRun(llama: NodeLlamaCpp, path: string, toks: number[], gr
   }
 }
 
-function compare(model: Llama, probs: Map<number, number>[], toks: number[]): number {
+/** Max |Δp| over the vocabulary and the positions; asserts the same top-1 where llama.cpp's top two are apart by more. */
+function compare(model: Llama, probs: Map<number, number>[], toks: number[], cfg: LlamaConfig = config): number {
   const ours = new Decoder(model).logitsAll(toks);
-  const V = config.vocabSize;
+  const V = cfg.vocabSize;
   let worst = 0;
   for (let i = 0; i < toks.length; i++) {
     const lp = logSoftmax(ours.subarray(i * V, (i + 1) * V));
     assert.equal(probs[i].size, V, `llama.cpp returned ${probs[i].size} probabilities at position ${i}`);
-    for (let v = 0; v < V; v++) worst = Math.max(worst, Math.abs(Math.exp(lp[v]) - (probs[i].get(v) ?? NaN)));
+    let here = 0, top = 0;
+    for (let v = 0; v < V; v++) {
+      here = Math.max(here, Math.abs(Math.exp(lp[v]) - (probs[i].get(v) ?? NaN)));
+      if (lp[v] > lp[top]) top = v;
+    }
+    const theirs = [...probs[i].entries()].sort((a, b) => b[1] - a[1]);
+    if (theirs[0][1] - theirs[1][1] > 2 * here) assert.equal(top, theirs[0][0], `top-1 at position ${i}`);
+    worst = Math.max(worst, here);
   }
   return worst;
 }
@@ -84,17 +92,27 @@ test('llama.cpp loads our F32 GGUF: whole-vocabulary probabilities within 1e-4 a
   }
 });
 
-for (const [type, tol] of [['f16', 5e-3], ['q8_0', 2e-2]] as [GgufExportType, number][]) {
-  test(`llama.cpp loads our ${type} GGUF and agrees with our reading of the same file (|Δp| <= ${tol})`, { skip, timeout: 120_000 }, async () => {
-    const model = peakedModel(config, 8);
+// Quantized files are read as blocks and multiplied with int8 activations on both sides (llama.cpp quantizes its
+// activations to Q8_0 / Q8_K, we to int8 per 32 with a float scale), so the bound is the activation rounding's.
+// q4_k needs rows of a multiple of 256 values to hold Q4_K blocks (and Q6_K for the head): a dim-256 model.
+const config256 = makeConfig({ dim: 256, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 259, multipleOf: 256, maxSeqLen: 64 });
+for (const [type, tol, cfg] of [['f16', 5e-3, config], ['bf16', 2e-2, config], ['q8_0', 2e-2, config], ['q4_0', 2e-2, config], ['q4_k', 2e-2, config256]] as [GgufExportType, number, LlamaConfig][]) {
+  test(`llama.cpp loads our ${type} GGUF and agrees with our reading of the same file (|Δp| <= ${tol}, same top-1)`, { skip, timeout: 120_000 }, async () => {
+    const model = peakedModel(cfg, 8);
     const path = join(mkdtempSync(join(tmpdir(), 'llama-ts-gguf-')), `model-${type}.gguf`);
-    writeLlamaGguf(path, model, byteVocab(config.vocabSize), type);
-    const back = new Llama(config, createRefBackend('f32'));
+    writeLlamaGguf(path, model, byteVocab(cfg.vocabSize), type);
+    const back = new Llama(cfg, createRefBackend('f32'));
     fillModel(back, readLlamaGguf(path));
+    if (type === 'q4_k') {
+      assert.equal(back.quantized(back.layout.layers[0].wq)?.type, 'Q4_K');
+      assert.equal(back.quantized(back.layout.layers[0].w2)?.type, 'Q4_K');
+      assert.equal(back.quantized(back.layout.output)?.type, 'Q6_K');
+    }
+    if (type === 'q4_0') assert.equal(back.quantized(back.layout.layers[0].wq)?.type, 'Q4_0');
     const llama = await cpuLlama(peer);
     try {
-      const { probs } = await llamaCppRun(llama, path, PROMPT, 1);
-      const worst = compare(back, probs, PROMPT);
+      const { probs } = await llamaCppRun(llama, path, PROMPT, 1, cfg);
+      const worst = compare(back, probs, PROMPT, cfg);
       assert.ok(worst <= tol, `max |Δp| ${worst}`);
     } finally {
       await llama.dispose();

@@ -22,7 +22,7 @@ const config = makeConfig({ dim: 32, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSi
 function load(path: string): Llama {
   const src = readLlamaGguf(path);
   const m = new Llama(src.config, createRefBackend('f32'));
-  fillModel(m, src);
+  fillModel(m, src, { dequantize: true });
   return m;
 }
 
@@ -47,7 +47,7 @@ test('F32 export → import is exact, config and tokenizer survive; metadata lay
 
 test('F16 and Q8_0 exports dequantise within their precision', () => {
   const model = peakedModel(config);
-  for (const [type, tol] of [['f16', 1e-3], ['q8_0', 1.5e-2]] as const) {
+  for (const [type, tol] of [['f16', 1e-3], ['bf16', 8e-3], ['q8_0', 1.5e-2]] as const) {
     const path = join(tmp(), `m-${type}.gguf`);
     writeLlamaGguf(path, model, byteVocab(259), type);
     const back = load(path);
@@ -121,7 +121,7 @@ test('bad GGUF files: clear messages naming the problem', () => {
   const v = Buffer.from(bytes); v.writeUInt32LE(9, 4); expectErr(v, /unsupported GGUF version 9/);
   const huge = Buffer.from(bytes); huge.writeBigUInt64LE(1n << 40n, 16); expectErr(huge, /cannot fit/);
   // unknown / unsupported quantisation type
-  const q = Buffer.from(bytes); q.writeUInt32LE(12, typeFieldOffset(q, 'blk.0.attn_q.weight', 2)); expectErr(q, /type Q4_K/);
+  const q = Buffer.from(bytes); q.writeUInt32LE(3, typeFieldOffset(q, 'blk.0.attn_q.weight', 2)); expectErr(q, /type Q4_1/);
   const u = Buffer.from(bytes); u.writeUInt32LE(999, typeFieldOffset(u, 'blk.0.attn_q.weight', 2)); expectErr(u, /unknown type 999/);
   // overlapping tensors: point a tensor's offset at the first tensor's data
   const o = Buffer.from(bytes); o.writeBigUInt64LE(0n, typeFieldOffset(o, 'blk.0.attn_k.weight', 2) + 4); expectErr(o, /overlap/);

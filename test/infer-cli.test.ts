@@ -88,6 +88,13 @@ test('bench generate prints one JSON line with prefill and decode tokens/s', asy
   assert.ok(j.prefill_tokens_per_s > 0 && j.decode_tokens_per_s > 0);
   assert.equal(j.prefill_tokens, 8);
   assert.equal(j.threads_requested, 2);
+  // weights a decoded token reads, counted here from the shapes: 2 layers of wq, wk, wv, wo, w1, w2, w3 and two norm
+  // gains, the final norm, the head, one embedding row (float32)
+  const kv = (32 / 4) * 2, F = 96; // headDim 8 × 2 KV heads; hidden: 2/3·4·32 = 85 → multiple of 16
+  const perLayer = 32 * 32 * 2 + 2 * kv * 32 + 3 * F * 32 + 2 * 32;
+  assert.equal(j.weight_bytes_per_token, 4 * (2 * perLayer + 32 + 259 * 32 + 32));
+  assert.ok(Math.abs(j.decode_weight_gb_per_s - (j.weight_bytes_per_token * j.decode_tokens_per_s) / 1e9) < 1e-9);
+  assert.ok(j.copy_gb_per_s > 0 && j.copy_buffer_bytes === 128 * 2 ** 20 && j.copy_threads >= 1);
 });
 
 test('bad input: one-line errors', () => {
@@ -103,7 +110,8 @@ test('bad input: one-line errors', () => {
   writeFileSync(join(dir, 'oov.txt'), '1 2 900');
   failsWithOneLine(['score', '--model', ckpt, '--ids', join(dir, 'oov.txt')], /token id 900 is outside the vocabulary/);
   failsWithOneLine(['convert', '--from', ckpt, '--to', join(dir, 'noext')], /cannot infer the output format/);
-  failsWithOneLine(['convert', '--from', ckpt, '--to', join(dir, 'x.gguf'), '--type', 'q4_0'], /--type q4_0 is not available for gguf/);
+  failsWithOneLine(['convert', '--from', ckpt, '--to', join(dir, 'x.gguf'), '--type', 'q5_1'], /--type q5_1 is not available for gguf \(choose f32, f16, bf16, q8_0, q4_0, q4_k\)/);
+  failsWithOneLine(['convert', '--from', ckpt, '--to', join(dir, 'x.bin'), '--type', 'q4_0'], /--type q4_0 is not available for llama2c/);
   writeFileSync(join(dir, 'junk.gguf'), 'GGUF\x03\x00\x00\x00');
   failsWithOneLine(['generate', '--model', join(dir, 'junk.gguf')], /truncated/);
   writeFileSync(join(dir, 'junk.bin'), Buffer.alloc(100));

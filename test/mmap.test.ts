@@ -32,10 +32,12 @@ function logits(m: ReturnType<typeof loadAnyModel>['model'], tokens: number[]): 
   return tokens.map((t) => Float32Array.from(dec.step([{ cache, tokens: [t] }])[0]));
 }
 
-const CASES: [ModelFormat, string, { ggufType?: 'f32' | 'f16' | 'q8_0'; hfDtype?: 'F32' | 'F16' }, RegExp | null][] = [
+const CASES: [ModelFormat, string, { ggufType?: 'f32' | 'f16' | 'q8_0' | 'q4_0'; hfDtype?: 'F32' | 'F16' }, RegExp | null][] = [
   ['llama2c', 'model.bin', {}, null],
   ['gguf', 'f32.gguf', { ggufType: 'f32' }, null],
+  // quantized matrices stay in their blocks over the mapping; only the embedding table (looked up by row) is converted
   ['gguf', 'q8.gguf', { ggufType: 'q8_0' }, /copied .* \(Q8_0 → F32\)/],
+  ['gguf', 'q4.gguf', { ggufType: 'q4_0' }, /copied .* \(Q4_0 → F32\)/],
   ['ckpt', 'ckpt', {}, null],
   ['hf', 'hf32', { hfDtype: 'F32' }, /copied .* \(q\/k rows permuted/],
   ['hf', 'hf16', { hfDtype: 'F16' }, /copied .* \(F16 → F32\)/],
@@ -69,6 +71,18 @@ test('mapped F32 weights are views of the file, not copies', { skip }, () => {
   const bytes = readFileSync(path);
   const at = w.byteOffset;
   assert.deepEqual(new Uint8Array(w.buffer, at, 64), new Uint8Array(bytes.buffer, bytes.byteOffset + at, 64));
+});
+
+test('quantized weights of a mapped GGUF are views of the file, not copies', { skip }, () => {
+  const path = join(dir, 'qview.gguf');
+  saveModelAs('gguf', path, model, null, { ggufType: 'q4_0' });
+  const m = loadAnyModel(path, native(), 'gguf', undefined, { weights: 'map' }).model;
+  const q = m.quantized(m.layout.layers[1].wq);
+  assert.equal(q?.type, 'Q4_0');
+  assert.ok((q as { data: Uint8Array }).data.buffer.byteLength >= statSync(path).size, 'the blocks are a view over the whole mapped file');
+  const bytes = readFileSync(path);
+  const d = (q as { data: Uint8Array }).data;
+  assert.deepEqual(d.subarray(0, 64), new Uint8Array(bytes.buffer, bytes.byteOffset + d.byteOffset, 64));
 });
 
 test('a mapped model is read-only: it cannot be trained or initialised', { skip }, () => {
@@ -134,7 +148,7 @@ test('a file truncated while mapped does not crash the process: the next decode 
   assert.match(r.stdout, /error: UserError model file '.*shrink\.bin' changed while in use \(4124 bytes now, \d+ when it was mapped; \d+ reads? past its end returned zeros\): stopping/);
 });
 
-test('cli: generate maps by default and says so with --verbose; --no-mmap and LLAMA_TS_NO_NATIVE=1 read; same text', { skip }, () => {
+test('cli: generate maps by default and says so with --verbose; --no-mmap and LLAMA_TS_NO_NATIVE=1 (the wasm fallback) read; same text', { skip }, () => {
   const path = join(dir, 'cli.gguf');
   saveModelAs('gguf', path, model, null);
   const args = ['generate', '--model', path, '--ids', '1,40,77', '-n', '8', '--temperature', '0', '--ignore-eos', '--verbose'];
@@ -144,6 +158,6 @@ test('cli: generate maps by default and says so with --verbose; --no-mmap and LL
   for (const r of [mapped, read, noAddon]) assert.equal(r.code, 0, r.stderr);
   assert.match(mapped.stderr, /^llama-ts: weights: mapped GGUF file '.*cli\.gguf' read-only; [\d.]+ MiB used in place \(no copy\)$/m);
   assert.match(read.stderr, /^llama-ts: weights: read GGUF file .* into the model's own float32 buffer/m);
-  assert.match(noAddon.stderr, /^llama-ts: weights: read .*not mapped: the ref backend reads/m);
+  assert.match(noAddon.stderr, /^llama-ts: weights: read .*not mapped: the (wasm|ref) backend reads/m);
   assert.equal(mapped.stdout, read.stdout);
 });

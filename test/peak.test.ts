@@ -43,3 +43,20 @@ test('native: measured once per machine and cached; a re-measurement keeps the b
     assert.match(a.source, /native sgemm/);
   });
 });
+
+test('bf16 runs count against the bf16 peak: its own measurement and cache key (native), twice the nominal with AVX512_BF16 (ref)', { skip }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'llama-ts-peak-bf16-'));
+  withEnv({ LLAMA_TS_PEAK_GFLOPS: undefined, LLAMA_TS_CACHE_DIR: dir }, () => {
+    const be = native();
+    const f32 = peakFlops(be);
+    const bf16 = peakFlops(be, false, 'bf16');
+    assert.match(bf16.source, /matmulBf16/);
+    assert.ok(bf16.flops > 0 && f32.flops > 0);
+    const cache = JSON.parse(readFileSync(join(dir, 'peak.json'), 'utf8')) as Record<string, number>;
+    assert.equal(Object.keys(cache).length, 2);
+    assert.ok(Object.keys(cache).some((k) => k.endsWith(`| bf16 ${be.addon.bf16Path()}`)));
+    const ref = peakFlops(createRefBackend(), false, 'bf16');
+    const twice = /\bavx512_bf16\b/.test(readFileSync('/proc/cpuinfo', 'utf8'));
+    assert.equal(ref.flops, nominalPeakFlops() * (twice ? 2 : 1));
+  });
+});

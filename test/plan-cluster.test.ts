@@ -3,8 +3,10 @@ import assert from 'node:assert/strict';
 import { getPreset, makeConfig, paramCount, trainFlopsPerToken, type LlamaConfig } from '../src/model/config.js';
 import { UserError } from '../src/util/errors.js';
 import { GPUS, getGpu, mergeGpuTable } from '../src/plan/gpus.js';
+import { activationBytes } from '../src/plan/activations.js';
+import { activationLayoutBytes } from '../src/model/llama.js';
 import {
-  layerActivationBytes,
+  RECOMPUTE,
   memoryPerGpu,
   ring,
   searchLayouts,
@@ -36,36 +38,50 @@ const job65 = (): Job => ({
 });
 const llamaLayout = layout({ tp: 8, dp: 256, sp: true, recompute: 'selective', zero: 1 });
 
-test('activation memory per layer is exactly Korthikanti et al. Table 2', () => {
-  const [s, b, h, a, t] = [2048, 1, 20480, 128, 8];
-  const sbh = s * b * h;
-  const cases: [boolean, Layout['recompute'], number][] = [
-    [false, 'none', sbh * (10 + 24 / t + (5 * a * s) / (h * t))],
-    [true, 'none', sbh * (34 / t + (5 * a * s) / (h * t))],
-    [false, 'selective', sbh * (10 + 24 / t)],
-    [true, 'selective', (sbh * 34) / t],
-    [false, 'full', sbh * 2],
+test("activation memory: the closed form is what llama-ts allocates, for each policy, precision and parallel layout", () => {
+  const configs = [
+    getPreset('mini-42m'),
+    makeConfig({ dim: 32, nLayers: 3, nHeads: 4, nKvHeads: 2, vocabSize: 64, multipleOf: 16, maxSeqLen: 24 }),
+    makeConfig({ dim: 48, nLayers: 2, nHeads: 6, nKvHeads: 3, vocabSize: 300000, multipleOf: 32, maxSeqLen: 64 }), // head in blocks
   ];
-  for (const [sp, rc, expected] of cases) assert.equal(layerActivationBytes(s, b, h, a, t, sp, rc), expected, `sp=${sp} ${rc}`);
-  // No parallelism: s·b·h·(34 + 5·a·s/h).
-  assert.equal(layerActivationBytes(s, 4, h, a, 1, false, 'none'), s * 4 * h * (34 + (5 * a * s) / h));
+  for (const c of configs) {
+    for (const [batch, seq] of [[2, 12], [1, 24], [3, 64]]) {
+      for (const tp of [1, 2]) {
+        for (const sp of [false, true]) {
+          for (const recompute of RECOMPUTE) {
+            for (const dtype of ['f32', 'bf16'] as const) {
+              const o = { tp, sp, recompute, dtype };
+              assert.equal(activationBytes(c, { batch, seq, ...o }).total, activationLayoutBytes(c, batch, seq, o), JSON.stringify({ dim: c.dim, batch, seq, ...o }));
+            }
+          }
+        }
+      }
+    }
+  }
+  // below Korthikanti et al.'s GPT block (Table 2, 16-bit): no s×s scores, no dropout masks
+  const [s, b, h, a, t] = [2048, 1, 20480, 128, 8];
+  const ours = activationBytes(GPT530B, { batch: b, seq: s, tp: t, sp: true, recompute: 'none', dtype: 'bf16' }).perLayer;
+  assert.ok(ours < s * b * h * (34 / t + (5 * a * s) / (h * t)));
 });
 
-test('530B layout: first-stage activations are L layers worth (Korthikanti §4.2.3), other memory from the parameters', () => {
+test('530B layout: first-stage activations are L layers worth (Korthikanti §4.2.3) plus one workspace, other memory from the parameters', () => {
   const job = job530();
   const [s, b, h, L, t, p] = [2048, 1, 20480, 105, 8, 35];
   const sel = memoryPerGpu(job, layout({ tp: t, pp: p, dp: 8, sp: true, recompute: 'selective' }));
   assert.equal(sel.stage, 'first');
-  assert.ok(within(sel.activations, (s * b * h * L * 34) / t, 1e-12), `${sel.activations}`);
+  const act = activationBytes(GPT530B, { batch: b, seq: s, tp: t, sp: true, recompute: 'selective', dtype: 'bf16' });
+  assert.ok(within(sel.activations, act.perLayer * L + act.workspace, 1e-12), `${sel.activations}`);
   const full = memoryPerGpu(job, layout({ tp: t, pp: p, dp: 8, recompute: 'full' }));
-  assert.ok(within(full.activations, 2 * s * b * h * L, 1e-12));
+  const actFull = activationBytes(GPT530B, { batch: b, seq: s, tp: t, recompute: 'full', dtype: 'bf16' });
+  assert.equal(actFull.perLayer, 4 * s * b * h, 'full recompute keeps each layer input, float32');
+  assert.ok(within(full.activations, actFull.perLayer * L + actFull.workspace, 1e-12));
   // Weights on the first stage: 3 layers' matrices split 8 ways, replicated norms, the vocab-parallel embedding.
   const layerMatrices = 4 * h * h + 3 * h * 54784;
   const params = 3 * (layerMatrices / t + 2 * h) + (51200 * h) / t;
   assert.ok(within(sel.weights, 2 * params, 1e-12));
   assert.ok(within(sel.gradients, 4 * params, 1e-12));
   assert.ok(within(sel.optimizer, 12 * params, 1e-12), 'ZeRO 0: full optimizer state');
-  assert.ok(sel.total < sel.usable && full.total < sel.total);
+  assert.ok(sel.total < sel.usable && full.total < full.usable);
 });
 
 test('530B: MFU with selective recomputation vs full recomputation (54.2% vs 42.1%) within ±15% and in direction', () => {

@@ -14,6 +14,7 @@ test('the keys a checkpoint saves (state.json hyper) and their defaults stay as 
     steps: 1000, batch: 8, seq: 256, accum: 1, lr: 1e-3, warmup: 100, minLrRatio: 0.1, clip: 1.0,
     beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, loraRank: 0, loraAlpha: 0, seed: 1337, evalEvery: 100, evalBatches: 8, ckptEvery: 200,
     batchTokens: 0, tokens: 0, // issue 18: 0 = off, which is also what a state.json from before them means
+    dtype: 32, // issue 12: float32 (16: bf16 mixed precision), what a state.json from before it means
     // issue 15: loraRank 0 = no LoRA, loraAlpha 0 = the rank (scale 1): also what an older state.json means
   });
   assert.deepEqual(Object.keys(HYPER_DEFAULTS), SETTINGS.map((s) => s.key));

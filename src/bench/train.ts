@@ -3,9 +3,15 @@
  * tokens, a few timed steps split into phases (forward, loss incl. the head's backward, backward, optimizer), and the
  * model FLOPs utilisation against the peak measured on this machine (kernels/peak.ts: the native SGEMM on a
  * compute-bound shape, measured again here; `train` and the demo use the same cached figure).
+ *
+ * Memory by category (weights, gradients, optimizer, activations saved, workspace): predicted from the config by the
+ * formulas `plan cluster` uses (plan/activations.ts) and measured: each category's buffers as allocated, the growth
+ * of the process's ArrayBuffer memory across the first forward (when the activations are allocated), and the
+ * process's peak RSS, heap and external memory at the end.
  */
 import type { Backend } from '../kernels/backend.js';
-import { Llama, type Recompute } from '../model/llama.js';
+import { Llama, type DTypeName, type Recompute } from '../model/llama.js';
+import { trainingMemoryCategories, type MemoryCategories } from '../plan/activations.js';
 import { paramCount, trainFlopsPerToken, type LlamaConfig } from '../model/config.js';
 import { Rng } from '../util/rng.js';
 import { peakFlops, type Peak } from '../kernels/peak.js';
@@ -22,6 +28,23 @@ export interface TrainBenchOptions {
   seed?: number;
   /** activation checkpointing policy (default none) */
   recompute?: Recompute;
+  /** precision of the matmuls and saved activations (default f32) */
+  dtype?: DTypeName;
+}
+
+export interface MemoryReport {
+  predicted: MemoryCategories;
+  /** the buffers each category holds, as allocated */
+  measured: MemoryCategories & {
+    /** growth of the process's ArrayBuffer bytes across the first forward, less the bf16 weight copy made there */
+    activations_process: number;
+    peak_rss: number;
+    heap_used: number;
+    external: number;
+    array_buffers: number;
+  };
+  /** measured / predicted activations saved (the planner's formula against this run) */
+  activations_saved_ratio: number;
 }
 
 export interface TrainBenchResult {
@@ -44,6 +67,8 @@ export interface TrainBenchResult {
   recompute: Recompute;
   /** bytes of saved activations and backward scratch */
   activation_bytes: number;
+  dtype: DTypeName;
+  memory: MemoryReport;
 }
 
 const median = (xs: number[]): number => {
@@ -56,7 +81,7 @@ export { measureSgemmPeak, SGEMM_PEAK_SOURCE as PEAK_SOURCE } from '../kernels/p
 export function benchTrain(o: TrainBenchOptions): TrainBenchResult {
   const { config, batch: B, seq: T, backend: be } = o;
   if (T > config.maxSeqLen) config.maxSeqLen = T;
-  const model = new Llama(config, be, { recompute: o.recompute });
+  const model = new Llama(config, be, { recompute: o.recompute, dtype: o.dtype });
   model.init(o.seed ?? 1);
   const rng = new Rng((o.seed ?? 1) + 1);
   const N = B * T;
@@ -68,9 +93,12 @@ export function benchTrain(o: TrainBenchOptions): TrainBenchResult {
   const v = be.alloc(P);
   const times = { forward: [] as number[], loss: [] as number[], backward: [] as number[], optimizer: [] as number[], step: [] as number[] };
   let lastLoss = NaN;
+  let actProcess = 0;
   for (let s = 0; s <= o.steps; s++) {
     const t0 = performance.now();
+    const before = s === 0 ? process.memoryUsage().arrayBuffers : 0;
     model.forward(tokens, B, T);
+    if (s === 0) actProcess = process.memoryUsage().arrayBuffers - before - model.lowWeightBytes();
     const t1 = performance.now();
     lastLoss = model.loss(targets, 1 / N) / N;
     const t2 = performance.now();
@@ -93,7 +121,7 @@ export function benchTrain(o: TrainBenchOptions): TrainBenchResult {
   const tps = N / (stepMs / 1000);
   const fpt = trainFlopsPerToken(config, T);
   const modelGflops = (fpt * tps) / 1e9;
-  const measured = o.peakGflops === undefined ? peakFlops(be, true) : null;
+  const measured = o.peakGflops === undefined ? peakFlops(be, true, model.dtype) : null;
   const peak = o.peakGflops ?? (measured as Peak).flops / 1e9;
   const nb = be as Backend & { threads?: () => number; simd?: () => string };
   const r3 = (x: number) => Math.round(x * 1000) / 1000;
@@ -116,5 +144,29 @@ export function benchTrain(o: TrainBenchOptions): TrainBenchResult {
     mfu: r3(modelGflops / peak),
     recompute: model.recompute,
     activation_bytes: model.activationBytes(),
+    dtype: model.dtype,
+    memory: memoryReport(model, B, T, [m, v], actProcess),
+  };
+}
+
+function memoryReport(model: Llama, batch: number, seq: number, moments: { byteLength: number }[], actProcess: number): MemoryReport {
+  const P = model.layout.total;
+  const f = model.params.data.BYTES_PER_ELEMENT;
+  const predicted = trainingMemoryCategories(model.config, { params: P, batch, seq, recompute: model.recompute, dtype: model.dtype, bytesPerFloat: f });
+  const act = model.activationBytesByKind();
+  const weights = model.params.data.byteLength + model.lowWeightBytes();
+  const gradients = model.grads?.data.byteLength ?? 0;
+  const optimizer = moments.reduce((a, b) => a + b.byteLength, 0);
+  const mu = process.memoryUsage();
+  return {
+    predicted,
+    measured: {
+      weights, gradients, optimizer, activations_saved: act.saved, workspace: act.workspace,
+      total: weights + gradients + optimizer + act.saved + act.workspace,
+      activations_process: actProcess,
+      peak_rss: process.resourceUsage().maxRSS * 1024,
+      heap_used: mu.heapUsed, external: mu.external, array_buffers: mu.arrayBuffers,
+    },
+    activations_saved_ratio: Math.round((act.saved / predicted.activations_saved) * 1000) / 1000,
   };
 }

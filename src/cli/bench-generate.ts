@@ -7,7 +7,7 @@ import { modelOptions, loadModelArg } from './infer-common.js';
 import { createBackend } from '../kernels/index.js';
 import { makeConfig } from '../model/config.js';
 import { Llama } from '../model/llama.js';
-import { measureGenerate } from '../inference/bench.js';
+import { measureGenerate, decodeWeightBytes, measureCopyBandwidth } from '../inference/bench.js';
 import { UserError } from '../util/errors.js';
 import { checkThreadCount } from '../util/hardware.js';
 
@@ -15,10 +15,13 @@ const HELP = `usage: llama-ts bench generate (--model PATH | --preset NAME) [--t
 
 Prints one JSON line: prefill_tokens_per_s (prompt of P random tokens, default 32) and decode_tokens_per_s
 (N greedy tokens, batch 1, default 64). --preset uses random weights (speed does not depend on their values).
---threads N sets the native backend's pool size; the reference backend runs on one thread.`;
+--threads N sets the native backend's pool size; the reference backend runs on one thread.
+Also: weight_bytes_per_token (the weights one decoded token reads: quantized ones as stored),
+decode_weight_gb_per_s (that × decode tokens/s) and copy_gb_per_s (the machine's measured copy bandwidth, bytes
+read + written, same threads), so decode's distance from the memory-bandwidth limit shows. --no-copy skips that probe.`;
 
 export async function benchGenerate(argv: string[], out: (line: string) => void = (l) => console.log(l)): Promise<number> {
-  const { values } = parse(argv, { ...modelOptions, preset: { type: 'string' }, threads: { type: 'string' }, 'prompt-tokens': { type: 'string' }, tokens: { type: 'string' }, seed: { type: 'string' } });
+  const { values } = parse(argv, { ...modelOptions, preset: { type: 'string' }, threads: { type: 'string' }, 'prompt-tokens': { type: 'string' }, tokens: { type: 'string' }, seed: { type: 'string' }, 'no-copy': { type: 'boolean' } });
   if (values.help) {
     out(HELP);
     return 0;
@@ -42,9 +45,13 @@ export async function benchGenerate(argv: string[], out: (line: string) => void 
   const promptTokens = int(values['prompt-tokens'], 'prompt-tokens', Math.min(32, model.config.maxSeqLen - 1), 1);
   const tokens = int(values.tokens, 'tokens', Math.min(64, model.config.maxSeqLen - promptTokens), 1);
   const speed = measureGenerate(model, promptTokens, tokens);
+  const bytes = decodeWeightBytes(model);
+  const copy = values['no-copy'] ? null : measureCopyBandwidth(model.backend);
   out(JSON.stringify({
     bench: 'generate', model: name, backend: model.backend.name, dtype: model.backend.dtype, threads_requested: threads,
     threads_used: threadsUsed, batch: 1, ...speed,
+    weight_bytes_per_token: bytes, decode_weight_gb_per_s: (bytes * speed.decode_tokens_per_s) / 1e9,
+    ...(copy ?? {}),
   }));
   return 0;
 }

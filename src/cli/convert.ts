@@ -8,6 +8,7 @@ import { describeConfig } from '../model/config.js';
 import { UserError } from '../util/errors.js';
 import { modelMemoryCheck } from './infer-common.js';
 import { adapterBasePath, exportPeft, readPeftAdapter, PEFT_CONFIG, PEFT_WEIGHTS } from '../io/lora.js';
+import { GGUF_EXPORT_TYPES, type GgufExportType } from '../io/gguf-llama.js';
 
 const HELP = `usage: llama-ts convert --from PATH --to PATH [--from-format F] [--to-format F] [--type T] [--shard-mb N] [--merge-lora DIR]
        llama-ts convert --from LORA_RUN --to DIR --to-format peft
@@ -16,7 +17,8 @@ formats:  ${FORMATS.join(', ')}  (ckpt: llama-ts checkpoint dir; hf: Hugging Fac
           gguf: llama.cpp file; llama2c: llama2.c v0 .bin, tokenizer.bin written beside it)
           --from-format is inferred from the input; --to-format from the output's extension (.gguf, .bin) or an
           existing output directory, otherwise required.
---type    gguf: f32 (default), f16, q8_0;  hf: f32 (default), f16, bf16
+--type    gguf: f32 (default), f16, bf16, q8_0, q4_0, q4_k (4-bit: output head Q6_K or Q8_0, see docs/INFERENCE.md);
+          hf: f32 (default), f16, bf16
 --shard-mb  hf: split the safetensors into shards of at most N MiB (with model.safetensors.index.json)
 --merge-lora DIR  fold a LoRA adapter (PEFT directory or 'train --lora' run) into the weights: W + (α/r)·B·A
                   (without --from: the base the adapter records, when that path exists)
@@ -58,16 +60,16 @@ export const command: Command = {
     const tf = outputFormat(to, str(values['to-format']));
     const type = str(values.type)?.toLowerCase();
     if (type !== undefined) {
-      const ok = tf === 'gguf' ? ['f32', 'f16', 'q8_0'] : tf === 'hf' ? ['f32', 'f16', 'bf16'] : ['f32'];
+      const ok: string[] = tf === 'gguf' ? GGUF_EXPORT_TYPES : tf === 'hf' ? ['f32', 'f16', 'bf16'] : ['f32'];
       if (!ok.includes(type)) throw new UserError(`--type ${type} is not available for ${tf} (choose ${ok.join(', ')})`);
     }
     const shardMb = num(values['shard-mb'], 'shard-mb');
     if (shardMb !== undefined && !(shardMb > 0)) throw new UserError('--shard-mb must be > 0');
-    const loaded = loadAnyModel(from, createBackend('ref'), ff ? parseFormat(ff, 'from-format') : undefined, modelMemoryCheck(values, 4, 0));
+    const loaded = loadAnyModel(from, createBackend('ref'), ff ? parseFormat(ff, 'from-format') : undefined, modelMemoryCheck(values, 4, 0), { dequantize: true });
     if (merge !== undefined) readPeftAdapter(merge, loaded.model.config, loaded.model.backend).adapter.mergeInto(loaded.model);
     if (!loaded.vocab) process.stderr.write(`llama-ts: warning: ${loaded.description} has no tokenizer llama-ts can read; writing the byte tokenizer's vocabulary\n`);
     const written = saveModelAs(tf, to, loaded.model, loaded.vocab, {
-      ggufType: tf === 'gguf' ? (type as 'f32' | 'f16' | 'q8_0' | undefined) : undefined,
+      ggufType: tf === 'gguf' ? (type as GgufExportType | undefined) : undefined,
       hfDtype: tf === 'hf' && type ? (type.toUpperCase() as 'F32' | 'F16' | 'BF16') : undefined,
       hfMaxShardBytes: shardMb ? Math.floor(shardMb * 2 ** 20) : undefined,
       name: str(values.name),

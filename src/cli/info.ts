@@ -2,10 +2,15 @@ import type { Command } from './main.js';
 import { parse, int } from './args.js';
 import { loadConfigArg, configOptions } from './common.js';
 import { openCheckpoint } from '../io/checkpoint.js';
-import { str } from './args.js';
+import { str, type Values } from './args.js';
+import { UserError } from '../util/errors.js';
 import { paramCount, trainFlopsPerToken, ffnHiddenDim, headDim, type LlamaConfig } from '../model/config.js';
 import { activationFloats } from '../model/llama.js';
 import { describeRecipe, getRecipe } from '../model/recipe.js';
+import { trainingMemoryCategories } from '../plan/activations.js';
+import { benchTrain, type MemoryReport } from '../bench/train.js';
+import { createBackend } from '../kernels/index.js';
+import { dtypeArg, recomputeArg } from './train.js';
 
 export function memoryEstimate(c: LlamaConfig, batch: number, seq: number, bytesPerFloat = 4) {
   const n = paramCount(c);
@@ -26,9 +31,16 @@ function gib(b: number): string {
 
 export const command: Command = {
   async run(argv) {
-    const { values } = parse(argv, { ...configOptions, checkpoint: { type: 'string' }, batch: { type: 'string' }, json: { type: 'boolean' } });
+    const { values } = parse(argv, {
+      ...configOptions, checkpoint: { type: 'string' }, batch: { type: 'string' }, json: { type: 'boolean' },
+      memory: { type: 'boolean' }, recompute: { type: 'string' }, dtype: { type: 'string' }, measure: { type: 'boolean' },
+    });
     if (values.help) {
       console.log('usage: llama-ts info (--preset NAME | --config FILE | --checkpoint DIR) [--seq T] [--batch B] [--json]');
+      console.log('       llama-ts info ... --memory [--recompute none|selective|full] [--dtype f32|bf16] [--measure]');
+      console.log('--memory: training memory of one process by category (weights, gradients, optimizer, activations saved,');
+      console.log("workspace), predicted by plan cluster's formulas; --measure also runs one training step on random tokens");
+      console.log('(default backend) and prints what it allocated, its peak RSS, heap and external memory.');
       console.log("A preset's line 'recipe' is its training recipe: what 'llama-ts train --preset NAME' uses unless a flag says otherwise.");
       return 0;
     }
@@ -37,6 +49,8 @@ export const command: Command = {
     const seq = int(values.seq, 'seq', config.maxSeqLen, 1);
     const batch = int(values.batch, 'batch', 1, 1);
     const mem = memoryEstimate(config, batch, seq);
+    if (values.memory) return printMemory(config, batch, seq, values);
+    for (const f of ['recompute', 'dtype', 'measure'] as const) if (values[f] !== undefined) throw new UserError(`--${f} goes with --memory`);
     const recipe = ckpt ? undefined : getRecipe(str(values.preset) ?? '');
     const info = {
       config,
@@ -65,3 +79,28 @@ export const command: Command = {
     return 0;
   },
 };
+
+/** `info --memory`: the categories predicted, and with --measure measured by one training step. */
+function printMemory(config: LlamaConfig, batch: number, seq: number, values: Values): number {
+  const recompute = recomputeArg(values.recompute);
+  const dtype = dtypeArg(values.dtype);
+  const predicted = trainingMemoryCategories(config, { params: paramCount(config), batch, seq, recompute, dtype });
+  let measured: MemoryReport['measured'] | null = null;
+  if (values.measure) {
+    const r = benchTrain({ config: { ...config }, batch, seq, backend: createBackend(), steps: 1, peakGflops: 1, recompute, dtype });
+    measured = r.memory.measured;
+  }
+  const out = { batch, seq, recompute, dtype, predicted, ...(measured ? { measured } : {}) };
+  if (values.json) {
+    console.log(JSON.stringify(out));
+    return 0;
+  }
+  console.log(`training memory, one process (batch ${batch}, seq ${seq}, --recompute ${recompute}, --dtype ${dtype})`);
+  const keys = ['weights', 'gradients', 'optimizer', 'activations_saved', 'workspace', 'total'] as const;
+  console.log(`${'category'.padEnd(18)} ${'predicted'.padStart(12)}${measured ? ' ' + 'measured'.padStart(12) : ''}`);
+  for (const k of keys) console.log(`${k.replace('_', ' ').padEnd(18)} ${gib(predicted[k]).padStart(12)}${measured ? ' ' + gib(measured[k]).padStart(12) : ''}`);
+  if (measured) {
+    console.log(`process: peak RSS ${gib(measured.peak_rss)}, heap ${gib(measured.heap_used)}, external ${gib(measured.external)} (ArrayBuffers ${gib(measured.array_buffers)})`);
+  }
+  return 0;
+}

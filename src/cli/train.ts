@@ -8,7 +8,7 @@ import { createBackend, BACKEND_NAMES } from '../kernels/index.js';
 import { train, type TrainResult, type TaskEvaluator } from '../training/trainer.js';
 import { loadTask, resolveTaskPaths, runTask } from '../eval/index.js';
 import type { Tokenizer } from '../tokenizer/types.js';
-import { SETTINGS, TRAIN_SETTINGS, HYPER_DEFAULTS, resolveHyper, recipeHyper, checkHyper, hyperFromSaved, type Hyper, type SettingGroup } from '../training/settings.js';
+import { SETTINGS, TRAIN_SETTINGS, HYPER_DEFAULTS, resolveHyper, recipeHyper, checkHyper, hyperFromSaved, dtypeOf, type Hyper, type SettingGroup } from '../training/settings.js';
 import { checkTrainingFits } from '../training/limits.js';
 import { getRecipe } from '../model/recipe.js';
 import { openTrainingData } from '../data/loader.js';
@@ -16,7 +16,7 @@ import { loadTokenizer } from '../data/tokenizer.js';
 import { describeConfig, paramCount, makeConfig, presetNames, type LlamaConfig } from '../model/config.js';
 import { UserError } from '../util/errors.js';
 import { createComm } from '../parallel/mpi.js';
-import { RECOMPUTE_POLICIES, type Recompute } from '../model/llama.js';
+import { RECOMPUTE_POLICIES, type DTypeName, type Recompute } from '../model/llama.js';
 import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { readCheckpointState, type FinetuneRecord, type TokenizerRef } from '../io/checkpoint.js';
@@ -61,7 +61,7 @@ const RUN_FLAGS: readonly RunFlag[] = [
   { flag: 'sp', type: 'boolean', group: 'parallel', doc: 'sequence parallelism with --tp: the norms and residual stream divided along the rows too (Korthikanti et al. 2022)' },
   { flag: 'zero', type: 'string', group: 'parallel', arg: '0|1', doc: 'ZeRO stage 1: divide the AdamW moments across the data-parallel ranks (reduce-scatter, update a slice, all-gather; default 0)' },
   { flag: 'recompute', type: 'string', group: 'misc', arg: 'POLICY', doc: `activation checkpointing: ${RECOMPUTE_POLICIES.join(', ')} (default none; the same gradients, less memory: selective recomputes the norms and the SwiGLU gate, full each block)` },
-  { flag: 'backend', type: 'string', group: 'misc', arg: 'NAME', doc: `kernels: ${BACKEND_NAMES.join(', ')} (default: native when its addon is built, else ref with a notice; ref-f64 is the float64 oracle)` },
+  { flag: 'backend', type: 'string', group: 'misc', arg: 'NAME', doc: `kernels: ${BACKEND_NAMES.join(', ')} (default: native when its addon is built, else wasm with a notice; ref-f64 is the float64 oracle)` },
   { flag: 'quiet', type: 'boolean', group: 'misc', doc: 'no progress bar or summary lines on stderr' },
   { flag: 'force', type: 'boolean', group: 'misc', doc: "start even when the memory estimate (weights, gradients, AdamW, activations) exceeds the available memory ($LLAMA_TS_MEMORY_LIMIT, else MemAvailable)" },
 ];
@@ -109,6 +109,11 @@ export function baseHyper(values: Values, defaults: { preset?: string; hyper?: H
   if (defaults.hyper) return defaults.hyper;
   const recipe = getRecipe(str(values.preset) ?? defaults.preset ?? '');
   return recipe ? recipeHyper(recipe) : HYPER_DEFAULTS;
+}
+
+/** --dtype (outside `train`, whose settings table parses it): f32 (default) or bf16, or one line listing them. */
+export function dtypeArg(v: Values[string]): DTypeName {
+  return v === undefined ? 'f32' : dtypeOf({ dtype: TRAIN_SETTINGS.dtype.parse(String(v), 'dtype') });
 }
 
 /** --recompute: one of the policies, or one line listing them. */
@@ -271,7 +276,7 @@ export async function runTraining(values: Values, defaults: { preset?: string; o
 /** The --init-from model; what is wrong with the path, in one line naming the flag. */
 function initFromModel(path: string) {
   try {
-    return loadAnyModel(path, createBackend('ref'));
+    return loadAnyModel(path, createBackend('ref'), undefined, undefined, { dequantize: true }); // float32 weights to train from
   } catch (e) {
     if (e instanceof UserError) throw new UserError(`--init-from: ${e.message}`);
     throw e;
@@ -321,7 +326,7 @@ function evalTaskArg(values: Values, tok: () => Tokenizer): TaskEvaluator[] {
 function checkTrainingMemory(
   values: Values, config: LlamaConfig, h: Hyper, o: { tp: number; dp: number; zero: number; recompute: Recompute; world: number; bytesPerFloat: number; preset?: string }, comm: ReturnType<typeof createComm>,
 ): void {
-  const need = trainingMemory(config, { batch: h.batch, seq: h.seq, tp: o.tp, sp: Boolean(values.sp), dp: o.dp, zero: o.zero as 0 | 1, recompute: o.recompute, bytesPerFloat: o.bytesPerFloat });
+  const need = trainingMemory(config, { batch: h.batch, seq: h.seq, tp: o.tp, sp: Boolean(values.sp), dp: o.dp, zero: o.zero as 0 | 1, recompute: o.recompute, dtype: dtypeOf(h), bytesPerFloat: o.bytesPerFloat });
   const model = o.preset ? `--preset ${o.preset}` : '--config FILE';
   const state = need.parts.filter((p) => p.name !== 'activations' && p.name !== 'runtime').reduce((a, p) => a + p.bytes, 0);
   const smaller = h.batch > 1 || h.seq > 128 ? `a smaller --batch (now ${h.batch}; --accum keeps the global batch) or --seq (now ${h.seq}), ` : '';

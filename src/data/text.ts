@@ -7,8 +7,10 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../util/errors.js';
 import { brownDocuments } from './brown.js';
-import { splitDocuments, tokenizeDocuments, TokenStreamSource, type BatchSource } from './source.js';
+import { documentsFromText, textDataFromDocuments, type TextData } from './documents.js';
 import type { Tokenizer } from '../tokenizer/types.js';
+
+export type { TextData };
 
 export function readDocuments(path: string): string[] {
   if (path === 'brown') return brownDocuments();
@@ -20,31 +22,13 @@ export function readDocuments(path: string): string[] {
     if (files.length === 0) throw new UserError(`data directory '${path}' has no .txt files`);
     docs = files.map((f) => readFileSync(join(path, f), 'utf8'));
   } else {
-    docs = readFileSync(path, 'utf8').split(/\n\s*\n/);
+    return documentsFromText(readFileSync(path, 'utf8'), `'${path}'`);
   }
   docs = docs.map((d) => d.trim()).filter((d) => d.length > 0);
   if (docs.length === 0) throw new UserError(`data '${path}' is empty`);
   return docs;
 }
 
-export interface TextData {
-  train: BatchSource;
-  heldOut: () => BatchSource;
-  trainTokens: number;
-  heldOutTokens: number;
-}
-
 export function prepareTextData(path: string, tok: Tokenizer, seed: number, seq: number, heldOutFraction = 0.1): TextData {
-  const { train, heldOut } = splitDocuments(readDocuments(path), heldOutFraction);
-  const trainStream = tokenizeDocuments(train, tok);
-  const heldStream = tokenizeDocuments(heldOut, tok);
-  for (const [name, s] of [['training', trainStream], ['held-out', heldStream]] as const) {
-    if (s.length < seq + 1) throw new UserError(`data '${path}' is too small: its ${name} split has ${s.length} tokens, fewer than seq ${seq} + 1`);
-  }
-  return {
-    train: new TokenStreamSource(trainStream, seed),
-    heldOut: () => new TokenStreamSource(heldStream, seed ^ 0x5eed),
-    trainTokens: trainStream.length,
-    heldOutTokens: heldStream.length,
-  };
+  return textDataFromDocuments(readDocuments(path), `'${path}'`, tok, seed, seq, heldOutFraction);
 }

@@ -1,5 +1,7 @@
 /** Prefill and decode throughput of the KV-cache decoder (batch 1), shared by `bench generate` and bench/generate.ts. */
 import type { Llama } from '../model/llama.js';
+import type { Backend } from '../kernels/backend.js';
+import type { NativeBackend } from '../kernels/native.js';
 import { Decoder } from './generate.js';
 import { argmax } from './sampler.js';
 import { Rng } from '../util/rng.js';
@@ -33,4 +35,47 @@ export function measureGenerate(model: Llama, promptTokens: number, decodeTokens
     prefill_tokens: promptTokens, prefill_tokens_per_s: promptTokens / ((t1 - t0) / 1000),
     decode_tokens: decodeTokens, decode_tokens_per_s: decodeTokens / Math.max((t2 - t1) / 1000, 1e-9),
   };
+}
+
+/**
+ * Bytes of weights one decoded token reads (batch 1): every matrix of the blocks and the head — a quantized one as
+ * stored (its blocks), a float one at the backend's element size — the norm gains, and one row of the embedding table.
+ */
+export function decodeWeightBytes(model: Llama): number {
+  const el = model.backend.alloc(0).BYTES_PER_ELEMENT;
+  let n = 0;
+  for (const t of model.layout.tensors) {
+    if (t === model.layout.tokEmbeddings) n += t.shape[1] * el;
+    else n += model.quantized(t)?.data.length ?? t.size * el;
+  }
+  return n;
+}
+
+export interface CopyBandwidth {
+  /** GB/s (1e9 bytes) counting bytes read plus bytes written, as STREAM's Copy does; the best of the copies. */
+  copy_gb_per_s: number;
+  /** Bytes of each of the two buffers. */
+  copy_buffer_bytes: number;
+  /** Threads that copied (the native pool; a JavaScript copy runs on one). */
+  copy_threads: number;
+}
+
+/**
+ * The machine's memory copy bandwidth: the best of `reps` copies between two buffers of `mib` MiB (larger than the
+ * caches), over the native pool's threads when the backend is native. Weight traffic per decoded token (reads only)
+ * over this figure is how far decode is from the memory-bandwidth limit.
+ */
+export function measureCopyBandwidth(backend: Backend, mib = 128, reps = 5): CopyBandwidth {
+  const n = (mib * 2 ** 20) / 4;
+  const src = new Float32Array(n).fill(1), dst = new Float32Array(n);
+  const addon = (backend as Partial<NativeBackend>).addon;
+  const copy = addon ? () => addon.copy(dst, src, n) : () => dst.set(src);
+  copy(); // fault the pages in
+  let best = Infinity;
+  for (let r = 0; r < reps; r++) {
+    const t0 = performance.now();
+    copy();
+    best = Math.min(best, performance.now() - t0);
+  }
+  return { copy_gb_per_s: (2 * n * 4) / (best / 1000) / 1e9, copy_buffer_bytes: n * 4, copy_threads: addon ? addon.threads() : 1 };
 }

@@ -390,7 +390,7 @@ export async function* generateStream(
       stats.decodeSeconds += (performance.now() - t2) / 1000;
       stats.decodeTokens += still.length;
     }
-    await new Promise<void>((r) => setImmediate(r)); // let I/O (streaming output, signals) through
+    await new Promise<void>((r) => nextTurn(r)); // let I/O (streaming output, signals) through
   }
   return results;
 }
@@ -413,3 +413,6 @@ export async function* tokens(decoder: Decoder, prompt: number[], o: GenerateOpt
 export function emptyStats(): GenerationStats {
   return { prefillTokens: 0, prefillSeconds: 0, decodeTokens: 0, decodeSeconds: 0 };
 }
+
+/** The next turn of the event loop: setImmediate in Node, a zero timeout in a browser (the page's worker). */
+const nextTurn: (f: () => void) => void = typeof setImmediate === 'function' ? (f) => setImmediate(f) : (f) => setTimeout(f, 0);

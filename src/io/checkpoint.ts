@@ -17,8 +17,10 @@ import { checkConfigFits } from './model-common.js';
 import { configFromJson, type LlamaConfig } from '../model/config.js';
 import type { FlatTensors, ParamLayout, TensorLayout, TensorSpec } from '../model/params.js';
 import { paramLayout, shardOf } from '../model/params.js';
+import { decodeSafetensors, openBundle } from './bundle.js';
 
-export const CHECKPOINT_FORMAT = 'llama-ts-checkpoint';
+export { CHECKPOINT_FORMAT } from './bundle.js';
+import { CHECKPOINT_FORMAT } from './bundle.js';
 
 /** 'vocab': a TokenizerVocab JSON file (pieces/scores/types/specials) written when a model is converted from another format. */
 import type { TokenizerRef } from '../tokenizer/ref.js';
@@ -134,7 +136,10 @@ export function resolveCheckpointDir(path: string): string {
       const name = readFileSync(latest, 'utf8').trim();
       if (!/^step-\d{8,}$/.test(name)) throw new UserError(`checkpoint pointer '${latest}' is corrupt: it holds ${quoted(name)}, not a checkpoint name like step-00000100`);
       const dir = join(root, name);
-      if (!existsSync(join(dir, 'state.json'))) throw new UserError(`checkpoint pointer '${latest}' names '${name}', which is missing`);
+      if (!existsSync(join(dir, 'state.json'))) {
+        if (existsSync(`${dir}.safetensors`)) return `${dir}.safetensors`; // a single-file checkpoint (io/bundle.ts) placed in the run
+        throw new UserError(`checkpoint pointer '${latest}' names '${name}', which is missing`);
+      }
       return dir;
     }
   }
@@ -145,8 +150,11 @@ export interface LoadedCheckpoint {
   dir: string;
   state: CheckpointState;
   layout: ParamLayout;
-  /** model.safetensors, its names and shapes checked against the config (mapped when opened with `map`). */
-  model: SafeTensorsFile;
+  /**
+   * model.safetensors, its names and shapes checked against the config (mapped when opened with `map`); absent for a
+   * single-file checkpoint (io/bundle.ts), which loadInto reads.
+   */
+  model?: SafeTensorsFile;
   /** Fills params (and moments when given) from the files, validating names and shapes. */
   loadInto(params: FlatTensors, moments?: { m: FlatTensors; v: FlatTensors }): void;
 }
@@ -154,6 +162,10 @@ export interface LoadedCheckpoint {
 /** A checkpoint's directory and state.json (config checked), whatever it holds: a model or a LoRA adapter. */
 export function readCheckpointState(path: string): { dir: string; state: CheckpointState } {
   const dir = resolveCheckpointDir(path);
+  if (statSync(dir).isFile()) {
+    const b = openBundleFile(dir);
+    return { dir: b.dir, state: b.state };
+  }
   let state: CheckpointState;
   try {
     state = JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')) as CheckpointState;
@@ -165,8 +177,15 @@ export function readCheckpointState(path: string): { dir: string; state: Checkpo
   return { dir, state };
 }
 
-/** `map`: model.safetensors is mapped (views for inference, util/mmap.ts); training opens it without. */
+/**
+ * A checkpoint directory, a run directory (its latest checkpoint), or a single-file checkpoint (io/bundle.ts: the
+ * browser page's download; byte tokenizer only). `map`: model.safetensors is mapped (views for inference,
+ * util/mmap.ts); training opens it without.
+ */
 export function openCheckpoint(path: string, o: { map?: boolean } = {}): LoadedCheckpoint {
+  if (existsSync(path) && statSync(path).isFile()) return openBundleFile(path);
+  const resolved = resolveCheckpointDir(path);
+  if (statSync(resolved).isFile()) return openBundleFile(resolved);
   const { dir, state } = readCheckpointState(path);
   const config = state.config;
   if (state.lora) throw new UserError(`checkpoint '${dir}' is a LoRA adapter (rank ${state.lora.rank}) over '${state.finetune?.initFrom ?? '?'}': load the base with --model and the adapter with --lora ${dir}, or merge them with 'llama-ts convert --merge-lora'`);
@@ -219,6 +238,20 @@ export function openCheckpoint(path: string, o: { map?: boolean } = {}): LoadedC
           }
         }
       }
+    },
+  };
+}
+
+function openBundleFile(path: string): LoadedCheckpoint {
+  const what = `checkpoint '${path}'`;
+  const b = openBundle(decodeSafetensors(new Uint8Array(readFileSync(path)), what), what);
+  if (b.state.tokenizer?.kind !== 'bytes') throw new UserError(`${what}: a single-file checkpoint carries the byte tokenizer only, not '${b.state.tokenizer?.kind}'`);
+  checkConfigFits(what, b.state.config, b.layout.tensors.length);
+  return {
+    dir: path, state: b.state, layout: b.layout,
+    loadInto(params, moments) {
+      if (params.layout.tp.size !== 1) throw new UserError(`${what}: a single-file checkpoint loads into one process (no tensor parallelism)`);
+      b.loadInto(params, moments);
     },
   };
 }

@@ -21,7 +21,8 @@ import { readLlamaGguf, writeLlamaGguf, type GgufExportType } from './gguf-llama
 import { isHfDir, readHf, writeHf } from './hf.js';
 import { looksLikeLlama2c, readLlama2c, readLlama2cTokenizer, writeLlama2c, writeLlama2cTokenizer } from './llama2c.js';
 import { checkTensor, fillModel, type ModelSource, type ReadOptions } from './model-common.js';
-import { FlatTensors, paramLayout } from '../model/params.js';
+import { FlatTensors, paramLayout, type TensorSpec } from '../model/params.js';
+import type { QuantTensor } from '../kernels/ops/quant.js';
 import { canMap, mapUnavailable } from '../util/mmap.js';
 
 export type ModelFormat = 'ckpt' | 'hf' | 'gguf' | 'llama2c';
@@ -46,10 +47,11 @@ export function detectFormat(path: string): ModelFormat {
     throw new UserError(`'${path}' is neither a llama-ts checkpoint (state.json) nor a Hugging Face model (config.json)`);
   }
   if (fileMagic(path) === GGUF_MAGIC) return 'gguf';
+  if (/\.safetensors$/i.test(path)) return 'ckpt'; // a single-file checkpoint (io/bundle.ts); the reader says when it is not one
   if (looksLikeLlama2c(path)) return 'llama2c';
   if (/\.gguf$/i.test(path)) return 'gguf'; // the reader will say what is wrong with it
   if (/\.bin$/i.test(path)) return 'llama2c';
-  throw new UserError(`cannot tell the format of '${path}' (expected a GGUF file, a llama2.c .bin, a checkpoint or a Hugging Face directory)`);
+  throw new UserError(`cannot tell the format of '${path}' (expected a GGUF file, a llama2.c .bin, a checkpoint (directory or .safetensors file) or a Hugging Face directory)`);
 }
 
 /** Format of an output path: from its extension, or a directory → ckpt unless told. */
@@ -70,12 +72,25 @@ function ckptSource(path: string, o: ReadOptions): ModelSource {
   const tokenizer = tokenizerFromRef(ck.state.tokenizer as TokenizerRef, ck.dir);
   const vocab = vocabFromTokenizer(tokenizer, c.vocabSize);
   if (vocab) validateVocab(vocab, `checkpoint '${ck.dir}' tokenizer`);
+  const description = `checkpoint '${ck.dir}'`;
+  const st = ck.model;
+  if (!st) {
+    // a single-file checkpoint (io/bundle.ts): read whole into one flat buffer, tensors handed out as its views
+    let flat: FlatTensors | null = null;
+    return {
+      config: c, vocab, tokenizer, description,
+      tensor(name) {
+        if (!flat) ck.loadInto((flat = new FlatTensors(ck.layout, { alloc: (n: number) => new Float32Array(n) } as unknown as Backend)));
+        return flat.get(name) as Float32Array;
+      },
+    };
+  }
   return {
-    config: c, vocab, tokenizer, description: `checkpoint '${ck.dir}'`,
-    tensor: (name) => ck.model.readF32(name),
-    mapped: ck.model.bytes.mapped,
-    check: () => ck.model.bytes.check(),
-    converted: (name) => ck.model.converted(name),
+    config: c, vocab, tokenizer, description,
+    tensor: (name) => st.readF32(name),
+    mapped: st.bytes.mapped,
+    check: () => st.bytes.check(),
+    converted: (name) => st.converted(name),
   };
 }
 
@@ -127,6 +142,12 @@ export interface LoadOptions {
    * default): every tensor is read into the model's own flat float32 buffer, as training needs.
    */
   weights?: 'map' | 'copy';
+  /**
+   * Dequantize the weights a file stores quantized (GGUF Q8_0, Q4_0, Q4_K, Q6_K, BF16) into float32 (to convert or
+   * train). Default false: they stay in their blocks (Llama.setQuantized; over the mapping when mapped) and inference
+   * multiplies them with the quantized kernels.
+   */
+  dequantize?: boolean;
   /** Receives a few lines on how the weights were loaded: mapped or read, which tensors were copied and why. */
   verbose?: (line: string) => void;
 }
@@ -145,8 +166,17 @@ export function loadAnyModel(path: string, backend: Backend, format?: ModelForma
     const layout = paramLayout(source.config);
     const views = new Map<string, Float32Array>();
     const copies = new Map<string, number>();
+    const quant = new Map<TensorSpec, QuantTensor>();
     let viewBytes = 0;
     for (const t of layout.tensors) {
+      const q = !o.dequantize && t !== layout.tokEmbeddings ? source.quant?.(t.name) : null;
+      if (q) {
+        // kept in its blocks over the mapping; its float32 view is never read (zero pages, never touched)
+        quant.set(t, q);
+        views.set(t.name, new Float32Array(t.size));
+        viewBytes += q.data.byteLength;
+        continue;
+      }
       const data = source.tensor(t.name);
       checkTensor(source, t, data);
       views.set(t.name, data);
@@ -155,13 +185,14 @@ export function loadAnyModel(path: string, backend: Backend, format?: ModelForma
       else copies.set(why, (copies.get(why) ?? 0) + data.byteLength);
     }
     model = new Llama(source.config, backend, { weights: FlatTensors.external(layout, views, () => source.check?.()) });
+    for (const [spec, q] of quant) model.setQuantized(model.layout.byName.get(spec.name) as TensorSpec, q);
     if (o.verbose) {
       o.verbose(`weights: mapped ${source.description} read-only; ${mib(viewBytes)} used in place (no copy)`);
       for (const [why, bytes] of copies) o.verbose(`weights: copied ${mib(bytes)} (${why})`);
     }
   } else {
     model = new Llama(source.config, backend);
-    fillModel(model, source);
+    fillModel(model, source, { dequantize: o.dequantize });
     o.verbose?.(`weights: read ${source.description} into the model's own float32 buffer (${mib(model.layout.total * 4)}${o.weights === 'map' ? `; not mapped: ${backend.name !== 'native' ? `the ${backend.name} backend reads` : mapUnavailable()}` : ''})`);
   }
   const tokenizer = source.tokenizer ?? (source.vocab ? tokenizerFromVocab(source.vocab) : new MissingTokenizer(source.config.vocabSize, `${source.description} has no tokenizer llama-ts can read`));

@@ -14,9 +14,33 @@ import { UserError } from '../util/errors.js';
 import { GgufValueType as T, readGguf, writeGguf, type GgmlTypeName, type GgufKv, type GgufFile, type GgufValue } from './gguf.js';
 import { checkConfigFits, checkShapes, configWithHidden, f32view, ggufName, type ModelSource, type ReadOptions } from './model-common.js';
 
-export type GgufExportType = 'f32' | 'f16' | 'q8_0';
+export type GgufExportType = 'f32' | 'f16' | 'bf16' | 'q8_0' | 'q4_0' | 'q4_k';
+export const GGUF_EXPORT_TYPES: GgufExportType[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_k'];
 
-const FILE_TYPE: Record<GgufExportType, number> = { f32: 0, f16: 1, q8_0: 7 };
+/** llama.cpp's llama_ftype of each export (general.file_type): q4_k is its Q4_K_S mix. */
+const FILE_TYPE: Record<GgufExportType, number> = { f32: 0, f16: 1, q8_0: 7, q4_0: 2, q4_k: 14, bf16: 32 };
+
+/**
+ * The ggml type a tensor of shape [rows, cols] is written as. Norm gains stay F32. As llama.cpp's quantizer does,
+ * the output head of the 4-bit exports is kept at higher precision (Q6_K, or Q8_0 when its rows are not a multiple
+ * of 256), and a row length the block size does not divide falls back (Q4_K → Q4_0 → F16, Q8_0 → F16).
+ */
+export function exportTensorType(type: GgufExportType, name: string, shape: number[]): GgmlTypeName {
+  if (shape.length !== 2) return 'F32';
+  const cols = shape[1];
+  const by32 = cols % 32 === 0, by256 = cols % 256 === 0;
+  switch (type) {
+    case 'f32': return 'F32';
+    case 'f16': return 'F16';
+    case 'bf16': return 'BF16';
+    case 'q8_0': return by32 ? 'Q8_0' : 'F16';
+    case 'q4_0':
+    case 'q4_k':
+      if (name === 'output.weight') return by256 ? 'Q6_K' : by32 ? 'Q8_0' : 'F16';
+      if (type === 'q4_k' && by256) return 'Q4_K';
+      return by32 ? 'Q4_0' : 'F16';
+  }
+}
 
 export function writeLlamaGguf(path: string, model: Llama, vocab: TokenizerVocab, type: GgufExportType = 'f32', name = 'llama-ts model'): void {
   const c = model.config;
@@ -52,10 +76,8 @@ export function writeLlamaGguf(path: string, model: Llama, vocab: TokenizerVocab
     { key: 'tokenizer.ggml.add_eos_token', type: T.BOOL, value: false },
   ];
   const tensors = model.layout.tensors.map((t) => {
-    let tt: GgmlTypeName = 'F32';
-    if (t.shape.length === 2 && type === 'f16') tt = 'F16';
-    if (t.shape.length === 2 && type === 'q8_0') tt = t.shape[1] % 32 === 0 ? 'Q8_0' : 'F16';
-    return { name: ggufName(t.name), shape: t.shape, data: f32view(model.params.view(t)), type: tt };
+    if (model.quantized(t)) throw new Error(`writeLlamaGguf: '${t.name}' is held quantized; load the model with dequantize to write it`);
+    return { name: ggufName(t.name), shape: t.shape, data: f32view(model.params.view(t)), type: exportTensorType(type, t.name, t.shape) };
   });
   writeGguf(path, kvs, tensors);
 }
@@ -143,6 +165,7 @@ export function readLlamaGguf(path: string, o: ReadOptions = {}): ModelSource {
     description: what,
     chatTemplate: typeof f.metadata.get('tokenizer.chat_template') === 'string' ? (f.metadata.get('tokenizer.chat_template') as string) : undefined,
     tensor: (n) => f.readF32(fileName(n)),
+    quant: (n) => f.readQuant(fileName(n)),
     mapped: f.bytes.mapped,
     check: () => f.bytes.check(),
     converted(n) {

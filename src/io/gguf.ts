@@ -22,6 +22,7 @@ import { UserError, quoted } from '../util/errors.js';
 import { writeFileAtomic } from '../util/fsutil.js';
 import { f16ToF32 } from './safetensors.js';
 import { f32ToF16, f32ToBf16 } from './half.js';
+import { QUANT_TYPES, dequantize as dequantizeBlocks, isQuantType, quantTensor, quantize, type QuantTensor } from '../kernels/ops/quant.js';
 import { openModelFile, type FileBytes } from '../util/mmap.js';
 
 export const GGUF_MAGIC = 0x46554747; // "GGUF" little-endian
@@ -38,18 +39,17 @@ const SCALAR_BYTES: Partial<Record<GgufValueType, number>> = {
   [GgufValueType.UINT64]: 8, [GgufValueType.INT64]: 8, [GgufValueType.FLOAT64]: 8,
 };
 
-/** ggml tensor types this module reads (all of them) and writes (F32, F16, Q8_0, BF16). */
+/** ggml tensor types this module reads and writes (the quantized ones in their block layout: kernels/ops/quant.ts). */
 export const GGML_TYPES = {
   F32: { id: 0, blockSize: 1, blockBytes: 4 },
   F16: { id: 1, blockSize: 1, blockBytes: 2 },
-  Q8_0: { id: 8, blockSize: 32, blockBytes: 34 },
-  BF16: { id: 30, blockSize: 1, blockBytes: 2 },
+  ...QUANT_TYPES, // Q4_0, Q8_0, Q4_K, Q6_K, BF16
 } as const;
 export type GgmlTypeName = keyof typeof GGML_TYPES;
 
 /** Names of the ggml types we do not read, for error messages. */
 const GGML_TYPE_NAMES: Record<number, string> = {
-  2: 'Q4_0', 3: 'Q4_1', 6: 'Q5_0', 7: 'Q5_1', 9: 'Q8_1', 10: 'Q2_K', 11: 'Q3_K', 12: 'Q4_K', 13: 'Q5_K', 14: 'Q6_K',
+  3: 'Q4_1', 6: 'Q5_0', 7: 'Q5_1', 9: 'Q8_1', 10: 'Q2_K', 11: 'Q3_K', 13: 'Q5_K',
   15: 'Q8_K', 16: 'IQ2_XXS', 17: 'IQ2_XS', 18: 'IQ3_XXS', 19: 'IQ1_S', 20: 'IQ4_NL', 21: 'IQ3_S', 22: 'IQ2_S', 23: 'IQ4_XS',
   24: 'I8', 25: 'I16', 26: 'I32', 27: 'I64', 28: 'F64', 29: 'IQ1_M', 34: 'TQ1_0', 35: 'TQ2_0', 39: 'MXFP4',
 };
@@ -93,6 +93,11 @@ export interface GgufFile {
   tensorBytes(name: string): Uint8Array;
   /** A tensor as float32: F32 data of a mapped file is a view (no copy); other types are converted into a new array. */
   readF32(name: string): Float32Array;
+  /**
+   * A 2-D tensor of a type held as stored (kernels/ops/quant.ts: Q8_0, Q4_0, Q4_K, Q6_K, BF16) in its block layout
+   * over tensorBytes (a view of the mapping when mapped: no copy), or null for other types.
+   */
+  readQuant(name: string): QuantTensor | null;
 }
 
 /** Most tensors a file may describe (llama 405B has 1,138; mixture-of-experts files tens of thousands). */
@@ -298,6 +303,11 @@ function parse(buf: Buffer, size: number, path: string, what: string, map: boole
       if (t.type === 'F32') return bytes.f32(dataStart + t.offset, t.nbytes / 4).data;
       return dequantize(bytes.bytes(dataStart + t.offset, t.nbytes), t.type, t.nbytes);
     },
+    readQuant(name: string): QuantTensor | null {
+      const t = info(name);
+      if (!isQuantType(t.type) || t.shape.length !== 2) return null;
+      return quantTensor(t.type, t.shape[0], t.shape[1], bytes.bytes(dataStart + t.offset, t.nbytes));
+    },
   };
 }
 
@@ -344,6 +354,10 @@ function dequantize(raw: Uint8Array, type: GgmlTypeName, nbytes: number): Float3
       }
       return out;
     }
+    default: {
+      const q = QUANT_TYPES[type];
+      return dequantizeBlocks(type, new Uint8Array(raw.buffer, raw.byteOffset, nbytes), (nbytes / q.blockBytes) * q.blockSize);
+    }
   }
 }
 
@@ -351,7 +365,7 @@ function dequantize(raw: Uint8Array, type: GgmlTypeName, nbytes: number): Float3
 
 export { f32ToF16, f32ToBf16 } from './half.js';
 
-/** Encodes float32 values as a ggml type (Q8_0 as ggml's quantize_row_q8_0_ref). */
+/** Encodes float32 values as a ggml type (the quantized ones by kernels/ops/quant.ts). */
 export function encodeTensor(data: Float32Array, type: GgmlTypeName): Buffer {
   switch (type) {
     case 'F32':
@@ -366,22 +380,9 @@ export function encodeTensor(data: Float32Array, type: GgmlTypeName): Buffer {
       for (let i = 0; i < data.length; i++) out.writeUInt16LE(f32ToBf16(data[i]), i * 2);
       return out;
     }
-    case 'Q8_0': {
-      if (data.length % 32 !== 0) throw new Error('Q8_0 needs a multiple of 32 values');
-      const blocks = data.length / 32;
-      const out = Buffer.alloc(blocks * 34);
-      for (let b = 0; b < blocks; b++) {
-        let amax = 0;
-        for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(data[b * 32 + j]));
-        const d = Math.fround(amax / 127);
-        const id = d ? Math.fround(1 / d) : 0;
-        out.writeUInt16LE(f32ToF16(d), b * 34);
-        for (let j = 0; j < 32; j++) {
-          const x = Math.fround(data[b * 32 + j] * id);
-          out.writeInt8(Math.sign(x) * Math.round(Math.abs(x)), b * 34 + 2 + j); // roundf: half away from zero
-        }
-      }
-      return out;
+    default: {
+      const q = quantize(type, data);
+      return Buffer.from(q.buffer, q.byteOffset, q.byteLength);
     }
   }
 }

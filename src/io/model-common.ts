@@ -6,6 +6,7 @@ import { paramLayout, type TensorSpec } from '../model/params.js';
 import { firstNonFinite } from '../util/mmap.js';
 import type { TokenizerVocab } from '../tokenizer/vocab.js';
 import { UserError } from '../util/errors.js';
+import type { QuantTensor } from '../kernels/ops/quant.js';
 
 export interface ModelSource {
   config: LlamaConfig;
@@ -16,6 +17,11 @@ export interface ModelSource {
   tokenizer?: Tokenizer;
   /** What was read, for messages. */
   description: string;
+  /**
+   * A 2-D weight in the quantized block layout the file stores it in (over the file's bytes, not dequantized), or
+   * null when it is stored otherwise. Only formats holding quantized tensors (GGUF) have it.
+   */
+  quant?(name: string): QuantTensor | null;
   /** The chat template the file carries (GGUF `tokenizer.chat_template`, a Jinja source), when it has one. */
   chatTemplate?: string;
   /** True when tensor() hands out views of a mapped file (read-only: inference only), false or absent: copies. */
@@ -31,9 +37,23 @@ export interface ReadOptions {
   map?: boolean;
 }
 
-/** Copies every tensor of a source into a model, checking sizes. */
-export function fillModel(model: Llama, src: ModelSource): void {
+export interface FillOptions {
+  /** Dequantize quantized weights into params (to convert or train) instead of keeping their blocks (default false). */
+  dequantize?: boolean;
+}
+
+/**
+ * Copies every tensor of a source into a model, checking sizes. A weight the source holds quantized stays in its
+ * blocks (model.setQuantized; its float32 params view is not written) unless opts.dequantize; the embedding table is
+ * always float32 (it is looked up by row).
+ */
+export function fillModel(model: Llama, src: ModelSource, opts: FillOptions = {}): void {
   for (const t of model.layout.tensors) {
+    const q = !opts.dequantize && t !== model.layout.tokEmbeddings && src.quant ? src.quant(t.name) : null;
+    if (q) {
+      model.setQuantized(t, q);
+      continue;
+    }
     const data = src.tensor(t.name);
     checkTensor(src, t, data);
     model.params.view(t).set(data);

@@ -48,6 +48,8 @@ export interface AdamWParams {
 export interface Backend extends BackendOps {
   readonly name: string;
   readonly dtype: DType;
+  /** Whether the backend computes the bfloat16 ops for mixed precision (--dtype bf16): not the float64 oracle. */
+  readonly bf16: boolean;
   alloc(n: number): FloatArray;
 }
 

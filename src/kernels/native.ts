@@ -21,6 +21,13 @@ interface RawAddon {
   simd(): string;
   simdDetected(): string;
   setSimd(level: 'generic' | 'avx2' | 'avx512' | 'default'): string;
+  /** bf16 GEMM path in use / the best this CPU has: 'avx512bf16' (vdpbf16ps) | 'convert' (to float32, then SGEMM). */
+  bf16Path(): string;
+  bf16Detected(): string;
+  /** Forces a bf16 path (clamped to the CPU; LLAMA_TS_BF16=convert does the same at start). Returns the path in use. */
+  setBf16Path(path: 'avx512bf16' | 'convert' | 'default'): string;
+  /** Whether the CPU reports AMX-BF16 (no AMX kernel yet: such a CPU runs the avx512bf16 path). */
+  amxBf16(): boolean;
 }
 
 /** The addon's functions: every op of the table, the native-only ops (sgemm), the pool and the SIMD path. */
@@ -51,6 +58,7 @@ export function loadNative(): LoadedAddon<NativeAddon> {
 function bind(raw: RawAddon): NativeAddon {
   const addon: Record<string, unknown> = {
     threads: raw.threads, setThreads: raw.setThreads, simd: raw.simd, simdDetected: raw.simdDetected, setSimd: raw.setSimd,
+    bf16Path: raw.bf16Path, bf16Detected: raw.bf16Detected, setBf16Path: raw.setBf16Path, amxBf16: raw.amxBf16,
   };
   for (const name of [...OP_NAMES, ...(Object.keys(NATIVE_OPS) as (keyof typeof NATIVE_OPS)[])]) {
     addon[name] = raw.op(name, encodeSignature(SIGNATURES[name]));
@@ -89,6 +97,7 @@ export function createNativeBackend(): NativeBackend {
     ...ops,
     name: 'native',
     dtype: 'f32',
+    bf16: true,
     addon,
     alloc: (size: number): FloatArray => new Float32Array(size),
     threads: () => addon.threads(),

@@ -8,6 +8,9 @@
  *   go on this machine, so a model's MFU stays below 100%;
  * - otherwise (ref backend) the nominal figure: cores × clock × 2 FMA pipes × 2 FLOP × the SIMD lanes the CPU
  *   reports (16 with AVX-512, 8 with AVX2, 4 else), an upper bound.
+ * Runs with --dtype bf16 count against the bf16 peak: the native matmulBf16 on the same shape (on the bf16 path in
+ * use: AVX512_BF16 or converted to float32), cached under its own key; nominally twice the float32 figure on a CPU
+ * with AVX512_BF16.
  * The old nominal count assumed AVX2 everywhere (cores × clock × 32), which put MFU above 100% on AVX-512 machines.
  */
 import { availableParallelism, cpus, homedir } from 'node:os';
@@ -24,9 +27,13 @@ export interface Peak {
 }
 
 export const SGEMM_PEAK_SOURCE = 'native sgemm x·Wᵀ 1024×1024×1024, best of 10, all pool threads';
+export const BF16_PEAK_SOURCE = 'native matmulBf16 x·Wᵀ 1024×1024×1024, best of 10, all pool threads';
+
+/** Precision of the peak: float32 (SGEMM) or bfloat16 inputs (matmulBf16). */
+export type PeakDType = 'f32' | 'bf16';
 
 /** GFLOP/s of the native SGEMM on x·Wᵀ 1024³, best of `reps`, on the current pool; null without the addon. */
-export function measureSgemmPeak(reps = 10): number | null {
+export function measureSgemmPeak(reps = 10, dtype: PeakDType = 'f32'): number | null {
   const { addon } = loadNative();
   if (!addon) return null;
   const n = 1024;
@@ -34,11 +41,17 @@ export function measureSgemmPeak(reps = 10): number | null {
   const a = Float32Array.from({ length: n * n }, () => rng.next() - 0.5);
   const b = Float32Array.from({ length: n * n }, () => rng.next() - 0.5);
   const c = new Float32Array(n * n);
-  addon.matmul(c, a, b, n, n, n, false);
+  const a16 = new Uint16Array(dtype === 'bf16' ? n * n : 0), b16 = new Uint16Array(a16.length);
+  if (dtype === 'bf16') {
+    addon.toBf16(a16, a, n * n);
+    addon.toBf16(b16, b, n * n);
+  }
+  const run = () => (dtype === 'bf16' ? addon.matmulBf16(c, a16, b16, n, n, n, false) : addon.matmul(c, a, b, n, n, n, false));
+  run();
   let best = Infinity;
   for (let r = 0; r < reps; r++) {
     const t = performance.now();
-    addon.matmul(c, a, b, n, n, n, false);
+    run();
     best = Math.min(best, performance.now() - t);
   }
   return (2 * n * n * n) / (best * 1e6);
@@ -68,12 +81,15 @@ function cacheFile(): string {
  * The MFU denominator for `backend` (see the header). Measures on the first call on a machine, and whenever
  * `remeasure` is set (benchmarks); the cache keeps the best figure.
  */
-export function peakFlops(backend: Backend, remeasure = false): Peak {
+export function peakFlops(backend: Backend, remeasure = false, dtype: PeakDType = 'f32'): Peak {
   const env = Number(process.env.LLAMA_TS_PEAK_GFLOPS);
   if (env > 0) return { flops: env * 1e9, source: 'LLAMA_TS_PEAK_GFLOPS' };
-  const nb = backend as Backend & { threads?: () => number; simd?: () => string };
-  if (backend.name !== 'native' || !nb.threads || !nb.simd) return { flops: nominalPeakFlops(), source: 'nominal: cores × clock × 2 FMA pipes × SIMD lanes' };
-  const key = `${cpus()[0]?.model ?? 'cpu'} | ${nb.simd()} | ${nb.threads()} threads`;
+  const nb = backend as Backend & { threads?: () => number; simd?: () => string; addon?: { bf16Path(): string } };
+  if (backend.name !== 'native' || !nb.threads || !nb.simd) {
+    const twice = dtype === 'bf16' && cpuFlags().includes('avx512_bf16');
+    return { flops: nominalPeakFlops() * (twice ? 2 : 1), source: `nominal: cores × clock × 2 FMA pipes × SIMD lanes${twice ? ' × 2 (AVX512_BF16 pairs)' : ''}` };
+  }
+  const key = `${cpus()[0]?.model ?? 'cpu'} | ${nb.simd()} | ${nb.threads()} threads${dtype === 'bf16' ? ` | bf16 ${nb.addon?.bf16Path() ?? ''}` : ''}`;
   const file = cacheFile();
   let cache: Record<string, number> = {};
   try {
@@ -84,7 +100,7 @@ export function peakFlops(backend: Backend, remeasure = false): Peak {
   const cached = typeof cache[key] === 'number' && cache[key] > 0 ? cache[key] : null;
   let gflops = cached;
   if (gflops === null || remeasure) {
-    gflops = Math.max(cached ?? 0, measureSgemmPeak() ?? nominalPeakFlops() / 1e9);
+    gflops = Math.max(cached ?? 0, measureSgemmPeak(10, dtype) ?? nominalPeakFlops() / 1e9);
     try {
       mkdirSync(join(file, '..'), { recursive: true });
       writeFileAtomic(file, [JSON.stringify({ ...cache, [key]: gflops }, null, 1)]);
@@ -92,5 +108,5 @@ export function peakFlops(backend: Backend, remeasure = false): Peak {
       // an unwritable cache only means measuring again next time
     }
   }
-  return { flops: gflops * 1e9, source: `${SGEMM_PEAK_SOURCE} (${key}; cached in ${file})` };
+  return { flops: gflops * 1e9, source: `${dtype === 'bf16' ? BF16_PEAK_SOURCE : SGEMM_PEAK_SOURCE} (${key}; cached in ${file})` };
 }

@@ -10,6 +10,7 @@ export function createRefBackend(dtype: DType = 'f32'): Backend {
   const be: Record<string, unknown> = {
     name: dtype === 'f64' ? 'ref-f64' : 'ref',
     dtype,
+    bf16: dtype === 'f32',
     alloc: (n: number): FloatArray => (dtype === 'f64' ? new Float64Array(n) : new Float32Array(n)),
   };
   for (const name of OP_NAMES) {

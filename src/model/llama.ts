@@ -38,10 +38,19 @@
  * the block's forward again just before its backward; 'selective' keeps the matmul outputs and recomputes the cheap
  * element-wise parts (the two RMSNorm outputs and the SwiGLU gate) when the backward needs them. The recomputation
  * runs the same kernels on the same inputs, so the gradients are bitwise those of 'none'.
+ *
+ * Mixed precision (`dtype: 'bf16'`, as PyTorch's autocast to bfloat16): every matmul takes bfloat16 inputs — a bf16
+ * copy of the weights (`lowWeights`, converted from the float32 master weights at each forward) and bf16 activations
+ * — and accumulates in float32 into float32 outputs; gradients, the AdamW moments, the norms, softmax, attention's
+ * statistics and the loss stay float32. Each saved activation except the residual stream (x, xMid) and the per-row
+ * statistics (rstd, lse) is kept in bfloat16 (`BlockActs.lo`): the forward rounds each matmul output and continues
+ * with the rounded value, so the backward, widening the saved copy into a float32 buffer that all layers share, sees
+ * exactly what the forward used. q and k are saved before RoPE and rotated again in the backward.
  */
 import type { AttentionShape, Backend, FloatArray, RopeTable } from '../kernels/backend.js';
 import { makeRopeTable } from '../kernels/backend.js';
 import { ffnHiddenDim, headDim, type LlamaConfig } from './config.js';
+import { matmulQuant, type QuantTensor } from '../kernels/ops/quant.js';
 import { FlatTensors, paramLayout, initParams, initTensor, shardOf, type ParamLayout, type TensorSpec } from './params.js';
 import { Rng } from '../util/rng.js';
 import { UserError } from '../util/errors.js';
@@ -63,6 +72,21 @@ export interface BlockActs {
   h1: FloatArray; // x·W1ᵀ [N, F]
   h3: FloatArray; // x·W3ᵀ [N, F]
   gate: FloatArray; // silu(h1)·h3 [N, F]
+  /** Mixed precision: the bfloat16 copies the backward reads (the float32 fields above are then shared scratch). */
+  lo?: LowActs;
+}
+
+/** bfloat16 bits of a block's saved activations (q and k before RoPE). */
+export interface LowActs {
+  xn1: Uint16Array;
+  q: Uint16Array;
+  k: Uint16Array;
+  v: Uint16Array;
+  att: Uint16Array;
+  xn2: Uint16Array;
+  h1: Uint16Array;
+  h3: Uint16Array;
+  gate: Uint16Array;
 }
 
 interface Activations {
@@ -91,6 +115,12 @@ interface Activations {
   /** The policy these buffers were laid out for, and (full recompute) where a recomputed block's output goes. */
   recompute: Recompute;
   discard: FloatArray;
+  dtype: DTypeName;
+  /** Mixed precision: the final norm's output and a gradient (the largest matmul dy) in bfloat16. */
+  xnFLow: Uint16Array;
+  dyLow: Uint16Array;
+  /** The buffers the layers share (recomputed into, or float32 working copies with bf16): workspace, not saved. */
+  shared: BlockActs;
 }
 
 /** The block's linear projections, by their Meta names (wq … w3). */
@@ -124,7 +154,13 @@ export interface LlamaOptions {
    * of a flat buffer of its own; such a model cannot be initialised or trained (init and ensureGrads throw).
    */
   weights?: FlatTensors;
+  /** 'bf16': mixed precision (see the header). Default 'f32'. */
+  dtype?: DTypeName;
 }
+
+/** Precision of the matmuls and saved activations in training: 'f32', or bfloat16 with float32 master weights. */
+export type DTypeName = 'f32' | 'bf16';
+export const DTYPES: readonly DTypeName[] = ['f32', 'bf16'];
 
 export type Recompute = 'none' | 'selective' | 'full';
 export const RECOMPUTE_POLICIES: readonly Recompute[] = ['none', 'selective', 'full'];
@@ -151,15 +187,31 @@ export interface Widths {
  * chunk. Written beside the allocation so that the memory estimate (model/memory.ts) follows it.
  */
 export function activationFloats(c: LlamaConfig, batch: number, seq: number, o: { tp?: number; sp?: boolean; recompute?: Recompute } = {}): number {
+  return activationElements(c, batch, seq, o).floats;
+}
+
+/** Bytes `Llama.activations()` allocates: its float buffers at `bytesPerFloat` (default 4) and, with bf16, its bf16 ones. */
+export function activationLayoutBytes(
+  c: LlamaConfig, batch: number, seq: number, o: { tp?: number; sp?: boolean; recompute?: Recompute; dtype?: DTypeName; bytesPerFloat?: number } = {},
+): number {
+  const e = activationElements(c, batch, seq, o);
+  return e.floats * (o.bytesPerFloat ?? 4) + e.halves * 2;
+}
+
+/** The float and bfloat16 elements of the layout, counted by running it with allocators that only count. */
+function activationElements(c: LlamaConfig, batch: number, seq: number, o: { tp?: number; sp?: boolean; recompute?: Recompute; dtype?: DTypeName }) {
   const t = o.tp ?? 1;
   const sp = Boolean(o.sp) && t > 1;
   let floats = 0;
-  // the same layout as a model allocates, with an allocator that only counts
-  layOutActivations(c, batch, seq, { sz: widths(c, t, 0), n: sp ? (batch * seq) / t : batch * seq, sp, recompute: o.recompute ?? 'none' }, (k) => {
+  let halves = 0;
+  layOutActivations(c, batch, seq, { sz: widths(c, t, 0), n: sp ? (batch * seq) / t : batch * seq, sp, recompute: o.recompute ?? 'none', dtype: o.dtype ?? 'f32' }, (k) => {
     floats += k;
     return new Float32Array(0);
-  }, () => new Int32Array(0));
-  return floats;
+  }, () => new Int32Array(0), (k) => {
+    halves += k;
+    return new Uint16Array(0);
+  });
+  return { floats, halves };
 }
 
 /** The widths rank `rank` of a tensor-parallel group of `t` works with. */
@@ -178,33 +230,51 @@ function widths(c: LlamaConfig, t: number, rank: number): Widths {
  * share (and recompute into).
  */
 function layOutActivations(
-  c: LlamaConfig, batch: number, seq: number, o: { sz: Widths; n: number; sp: boolean; recompute: Recompute }, alloc: (floats: number) => FloatArray,
-  tokens = (n: number) => new Int32Array(n),
+  c: LlamaConfig, batch: number, seq: number, o: { sz: Widths; n: number; sp: boolean; recompute: Recompute; dtype: DTypeName }, alloc: (floats: number) => FloatArray,
+  tokens = (n: number) => new Int32Array(n), allocLow = (n: number) => new Uint16Array(n),
 ): Activations {
   const N = batch * seq;
   const { qw, kw, F, h, V } = o.sz;
   const { n, sp, recompute: r } = o;
-  const keep = (kept: boolean, shared: FloatArray, size: number) => (kept ? alloc(size) : shared);
-  const sharedAlloc = (needed: boolean, size: number) => alloc(needed ? size : 0);
+  const low = o.dtype === 'bf16';
+  // `keep`: saved per layer (in float32, or with bf16 in `lo` with one shared float32 set); `keepF`: always float32
+  const keepF = (kept: boolean, shared: FloatArray, size: number) => (kept ? alloc(size) : shared);
+  const keep = (kept: boolean, shared: FloatArray, size: number) => (kept && !low ? alloc(size) : shared);
+  const sharedF = (needed: boolean, size: number) => alloc(needed ? size : 0);
+  const sharedAlloc = (needed: boolean, size: number) => alloc(needed || low ? size : 0);
   const full = r === 'full';
+  // mixed precision: the bf16 copies are what a layer keeps (the float32 buffers are one shared set), by the same
+  // policy; the shared bf16 set serves the layers that keep nothing (recomputed)
+  const keepLow = (kept: boolean, sharedLow: Uint16Array, size: number) => (kept ? allocLow(size) : sharedLow);
+  const lowShared = (needed: boolean, size: number) => allocLow(low && needed ? size : 0);
+  const sharedLo: LowActs | undefined = low ? {
+    xn1: lowShared(r !== 'none', N * c.dim), q: lowShared(full, N * qw), k: lowShared(full, N * kw), v: lowShared(full, N * kw),
+    att: lowShared(full, N * qw), xn2: lowShared(r !== 'none', N * c.dim), h1: lowShared(full, N * F), h3: lowShared(full, N * F),
+    gate: lowShared(r !== 'none', N * F),
+  } : undefined;
   // selective recomputes each norm output right before it is used, so one buffer serves both; a full recompute
   // leaves both from the block's forward, which needs two
   const xn = sharedAlloc(r !== 'none', N * c.dim);
   const shared: BlockActs = {
-    x: alloc(0), rstd1: sharedAlloc(full, n), xn1: xn, q: sharedAlloc(full, N * qw), k: sharedAlloc(full, N * kw), v: sharedAlloc(full, N * kw),
-    att: sharedAlloc(full, N * qw), lse: sharedAlloc(full, batch * h * seq), xMid: sharedAlloc(full, n * c.dim), rstd2: sharedAlloc(full, n), xn2: full ? alloc(N * c.dim) : xn,
-    h1: sharedAlloc(full, N * F), h3: sharedAlloc(full, N * F), gate: sharedAlloc(r !== 'none', N * F),
+    x: alloc(0), rstd1: sharedF(full, n), xn1: xn, q: sharedAlloc(full, N * qw), k: sharedAlloc(full, N * kw), v: sharedAlloc(full, N * kw),
+    att: sharedAlloc(full, N * qw), lse: sharedF(full, batch * h * seq), xMid: sharedF(full, n * c.dim), rstd2: sharedF(full, n),
+    xn2: full || low ? alloc(N * c.dim) : xn, h1: sharedAlloc(full, N * F), h3: sharedAlloc(full, N * F), gate: sharedAlloc(r !== 'none', N * F),
   };
   const layers: BlockActs[] = [];
   for (let l = 0; l < c.nLayers; l++) {
     const matmulOutputs = !full; // selective keeps these and the residual stream
     const elementwise = r === 'none';
     layers.push({
-      x: alloc(n * c.dim), rstd1: keep(matmulOutputs, shared.rstd1, n), xn1: keep(elementwise, shared.xn1, N * c.dim),
+      x: alloc(n * c.dim), rstd1: keepF(matmulOutputs, shared.rstd1, n), xn1: keep(elementwise, shared.xn1, N * c.dim),
       q: keep(matmulOutputs, shared.q, N * qw), k: keep(matmulOutputs, shared.k, N * kw), v: keep(matmulOutputs, shared.v, N * kw),
-      att: keep(matmulOutputs, shared.att, N * qw), lse: keep(matmulOutputs, shared.lse, batch * h * seq),
-      xMid: keep(matmulOutputs, shared.xMid, n * c.dim), rstd2: keep(matmulOutputs, shared.rstd2, n), xn2: keep(elementwise, shared.xn2, N * c.dim),
+      att: keep(matmulOutputs, shared.att, N * qw), lse: keepF(matmulOutputs, shared.lse, batch * h * seq),
+      xMid: keepF(matmulOutputs, shared.xMid, n * c.dim), rstd2: keepF(matmulOutputs, shared.rstd2, n), xn2: keep(elementwise, shared.xn2, N * c.dim),
       h1: keep(matmulOutputs, shared.h1, N * F), h3: keep(matmulOutputs, shared.h3, N * F), gate: keep(elementwise, shared.gate, N * F),
+      lo: sharedLo && {
+        xn1: keepLow(elementwise, sharedLo.xn1, N * c.dim), q: keepLow(matmulOutputs, sharedLo.q, N * qw), k: keepLow(matmulOutputs, sharedLo.k, N * kw),
+        v: keepLow(matmulOutputs, sharedLo.v, N * kw), att: keepLow(matmulOutputs, sharedLo.att, N * qw), xn2: keepLow(elementwise, sharedLo.xn2, N * c.dim),
+        h1: keepLow(matmulOutputs, sharedLo.h1, N * F), h3: keepLow(matmulOutputs, sharedLo.h3, N * F), gate: keepLow(elementwise, sharedLo.gate, N * F),
+      },
     });
   }
   const chunkRows = Math.max(1, Math.min(N, Math.floor(HEAD_CHUNK_FLOATS / V)));
@@ -219,6 +289,8 @@ function layOutActivations(
     dGate: alloc(N * F), dh1: alloc(N * F), dh3: alloc(N * F),
     logitsChunk: alloc(chunkRows * V),
     recompute: r, discard: alloc(full ? n * c.dim : 0),
+    shared: { ...shared, lo: sharedLo },
+    dtype: o.dtype, xnFLow: allocLow(low ? N * c.dim : 0), dyLow: allocLow(low ? Math.max(N * Math.max(c.dim, qw, F), chunkRows * V) : 0),
   };
 }
 
@@ -232,6 +304,8 @@ export class Llama {
   readonly sp: boolean;
   /** Activation checkpointing policy; may be changed between steps (the activations are laid out again). */
   recompute: Recompute;
+  /** Precision of the matmuls and saved activations (see the header). */
+  readonly dtype: DTypeName;
   readonly sz: Widths;
   /** Consulted at each projection of every block, in training and decoding (LoRA); null: the weights alone. */
   adapter: ProjectionAdapter | null = null;
@@ -240,7 +314,12 @@ export class Llama {
    * computes no gradient of the matrices, the embeddings or the head (the norm gains' still land in `grads`).
    */
   trainBase = true;
+  /** Mixed precision: the bfloat16 copy of the weights the matmuls read, refreshed from params at each forward. */
+  private lowParams: Uint16Array | null = null;
+  private lowScratch: Uint16Array | null = null;
   private acts: Activations | null = null;
+  /** Weights held in a quantized block layout (inference): their products run the quantized kernels, params unread. */
+  private readonly quant = new Map<TensorSpec, QuantTensor>();
   private partialBuf: FloatArray | null = null;
   private scatterBuf: FloatArray | null = null;
 
@@ -249,6 +328,8 @@ export class Llama {
     const t = this.tp.world;
     this.sp = Boolean(opts.sp) && t > 1;
     this.recompute = opts.recompute ?? 'none';
+    this.dtype = opts.dtype ?? 'f32';
+    if (this.dtype === 'bf16' && !backend.bf16) throw new UserError(`--dtype bf16: the ${backend.name} backend cannot compute in bfloat16 (use the native or ref backend)`);
     this.layout = paramLayout(config, { size: t, rank: this.tp.rank }); // checks that the group divides the model
     this.sz = widths(config, t, this.tp.rank);
     this.params = opts.weights ?? new FlatTensors(this.layout, backend);
@@ -268,14 +349,60 @@ export class Llama {
     }
   }
 
+  /**
+   * Holds the 2-D weight `spec` as quantized blocks (inference only: training reads and updates params). Its float32
+   * view in params is left as it is and no longer read by forward passes.
+   */
+  setQuantized(spec: TensorSpec, w: QuantTensor): void {
+    if (this.tp.world !== 1) throw new Error('quantized weights need a single tensor-parallel rank');
+    if (spec.shape.length !== 2 || w.rows !== spec.shape[0] || w.cols !== spec.shape[1]) throw new RangeError(`${spec.name}: quantized [${w.rows}, ${w.cols}] for shape [${spec.shape}]`);
+    if (spec === this.layout.tokEmbeddings) throw new RangeError(`${spec.name}: the embedding table is looked up, not multiplied: keep it float32`);
+    this.quant.set(spec, w);
+  }
+
+  /** The quantized form of a weight, if the model holds one. */
+  quantized(spec: TensorSpec): QuantTensor | undefined {
+    return this.quant.get(spec);
+  }
+
+  /**
+   * The activation bytes held for the last forward's batch shape (0 before one), split as plan/activations.ts splits
+   * them: saved for the backward (each layer's own buffers, the final norm's input and output) and workspace (the
+   * buffers the layers share, the backward's scratch, the head's logits block).
+   */
+  activationBytesByKind(): { saved: number; workspace: number } {
+    const a = this.acts;
+    if (!a) return { saved: 0, workspace: 0 };
+    const sharedBufs = new Set<ArrayBufferView>();
+    for (const [k, b] of Object.entries(a.shared)) if (k !== 'lo') sharedBufs.add(b as FloatArray);
+    if (a.shared.lo) for (const b of Object.values(a.shared.lo)) sharedBufs.add(b);
+    const saved = new Set<ArrayBufferView>([a.xFinal, a.rstdF, a.xnF, a.xnFLow]);
+    for (const l of a.layers) {
+      for (const [k, b] of Object.entries(l)) if (k !== 'lo' && !sharedBufs.has(b as FloatArray)) saved.add(b as FloatArray);
+      if (l.lo) for (const b of Object.values(l.lo)) if (!sharedBufs.has(b)) saved.add(b);
+    }
+    let s = 0;
+    for (const b of saved) s += b.byteLength;
+    return { saved: s, workspace: this.activationBytes() - s };
+  }
+
   /** Bytes of the activations and backward scratch held for the last forward's batch shape (0 before one). */
   activationBytes(): number {
     const a = this.acts;
     if (!a) return 0;
     const bufs = new Set<FloatArray>();
-    for (const l of a.layers) for (const b of Object.values(l)) bufs.add(b);
-    for (const [k, b] of Object.entries(a)) if (k !== 'layers' && k !== 'tokens' && typeof b === 'object' && 'BYTES_PER_ELEMENT' in b) bufs.add(b as FloatArray);
+    const bufs16 = new Set<Uint16Array>();
+    for (const l of a.layers) {
+      for (const [k, b] of Object.entries(l)) if (k !== 'lo') bufs.add(b as FloatArray);
+      if (l.lo) for (const b of Object.values(l.lo)) bufs16.add(b);
+    }
+    for (const [k, b] of Object.entries(a)) {
+      if (k === 'layers' || k === 'tokens' || k === 'shared' || typeof b !== 'object' || !('BYTES_PER_ELEMENT' in b)) continue;
+      if (b instanceof Uint16Array) bufs16.add(b);
+      else bufs.add(b as FloatArray);
+    }
     let n = 0;
+    for (const b of bufs16) n += b.byteLength;
     for (const b of bufs) n += b.byteLength;
     return n;
   }
@@ -289,8 +416,74 @@ export class Llama {
   private activations(batch: number, seq: number): Activations {
     if (this.acts && this.acts.batch === batch && this.acts.seq === seq && this.acts.recompute === this.recompute) return this.acts;
     this.acts = null; // let the old buffers go before allocating new ones
-    this.acts = layOutActivations(this.config, batch, seq, { sz: this.sz, n: this.rowSplit(batch * seq, this.sp).n, sp: this.sp, recompute: this.recompute }, (k) => this.backend.alloc(k));
+    this.acts = layOutActivations(this.config, batch, seq, { sz: this.sz, n: this.rowSplit(batch * seq, this.sp).n, sp: this.sp, recompute: this.recompute, dtype: this.dtype }, (k) => this.backend.alloc(k));
     return this.acts;
+  }
+
+  /** Mixed precision: the weights' bfloat16 copy, converted from the float32 master weights (round to nearest even). */
+  refreshLowWeights(): void {
+    if (this.dtype !== 'bf16') return;
+    const n = this.layout.total;
+    if (!this.lowParams) this.lowParams = new Uint16Array(n);
+    this.backend.toBf16(this.lowParams, this.params.data, n);
+  }
+
+  /** Bytes of the bfloat16 weight copy (0 in float32). */
+  lowWeightBytes(): number {
+    return this.dtype === 'bf16' ? this.layout.total * 2 : 0;
+  }
+
+  private lowWeight(spec: TensorSpec): Uint16Array {
+    if (!this.lowParams) this.refreshLowWeights();
+    return (this.lowParams as Uint16Array).subarray(spec.offset, spec.offset + spec.size);
+  }
+
+  /** x in bfloat16: into `into` when given (a saved copy), else into a scratch buffer. */
+  private lower(x: FloatArray, n: number, into?: Uint16Array): Uint16Array {
+    let out = into;
+    if (!out) {
+      if (!this.lowScratch || this.lowScratch.length < n) this.lowScratch = new Uint16Array(n);
+      out = this.lowScratch;
+    }
+    this.backend.toBf16(out, x, n);
+    return out;
+  }
+
+  /** Mixed precision: saves x[0..n) in bfloat16 and rounds x itself to those values (what the backward will see). */
+  private round(x: FloatArray, lo: Uint16Array, n: number): void {
+    this.backend.toBf16(lo, x, n);
+    this.backend.fromBf16(x, lo, n);
+  }
+
+  /**
+   * out[N, Nout] (+)= x[N, K]·Wᵀ: in float32, or with bf16 from x's bfloat16 copy xLow (converted here when null)
+   * and the weights' bf16 copy.
+   */
+  private linear(out: FloatArray, x: FloatArray, xLow: Uint16Array | null, w: TensorSpec, N: number, K: number, Nout: number, accumulate = false): void {
+    const q = this.quant.get(w); // inference on quantized blocks (setQuantized)
+    if (q) return matmulQuant(this.backend, q, out, x, N, accumulate);
+    if (this.dtype === 'f32') return this.backend.matmul(out, x, this.params.view(w), N, K, Nout, accumulate);
+    this.backend.matmulBf16(out, xLow ?? this.lower(x, N * K), this.lowWeight(w), N, K, Nout, accumulate);
+  }
+
+  /**
+   * Backward of linear: dW += dyᵀ·x into the gradient of w, and dx (+)= dy·W (skipped when dx is null). With bf16,
+   * dy is rounded to bfloat16 once (into dyLow) for both products; x's bf16 copy is xLow.
+   */
+  private linearBackward(
+    dx: FloatArray | null, dy: FloatArray, x: FloatArray, xLow: Uint16Array | null, w: TensorSpec, N: number, K: number, Nout: number,
+    dyLow: Uint16Array, accumulate = false,
+  ): void {
+    const be = this.backend;
+    const g = this.ensureGrads();
+    if (this.dtype === 'f32') {
+      if (this.trainBase) be.matmulBackwardWeight(g.view(w), dy, x, N, K, Nout);
+      if (dx) be.matmulBackwardInput(dx, dy, this.params.view(w), N, K, Nout, accumulate);
+      return;
+    }
+    be.toBf16(dyLow, dy, N * Nout);
+    if (this.trainBase) be.matmulBackwardWeightBf16(g.view(w), dyLow, xLow ?? this.lower(x, N * K), N, K, Nout);
+    if (dx) be.matmulBackwardInputBf16(dx, dyLow, this.lowWeight(w), N, K, Nout, accumulate);
   }
 
   // ---------------------------------------------------------------- forward
@@ -301,6 +494,7 @@ export class Llama {
     if (tokens.length !== batch * seq) throw new RangeError(`forward: ${tokens.length} tokens for batch ${batch} × seq ${seq}`);
     if (seq > c.maxSeqLen) throw new RangeError(`forward: sequence length ${seq} exceeds maxSeqLen ${c.maxSeqLen}`);
     const a = this.activations(batch, seq);
+    this.refreshLowWeights();
     a.tokens.set(tokens);
     const attn = new SelfAttention(batch, seq);
     const split = this.sp;
@@ -378,12 +572,12 @@ export class Llama {
    * out += inp[N,K]·Wᵀ for a row-split W: each rank's product is partial over K, and the group sums them (onto
    * this rank's rows of out with a row split).
    */
-  private rowParallel(out: FloatArray, inp: FloatArray, w: FloatArray, N: number, K: number, split = false): void {
+  private rowParallel(out: FloatArray, inp: FloatArray, inpLow: Uint16Array | null, w: TensorSpec, N: number, K: number, split = false): void {
     const be = this.backend;
     const D = this.sz.D;
-    if (this.tp.world === 1) return be.matmul(out, inp, w, N, K, D, true);
+    if (this.tp.world === 1) return this.linear(out, inp, inpLow, w, N, K, D, true);
     const part = this.partial(N * D);
-    be.matmul(part, inp, w, N, K, D);
+    this.linear(part, inp, inpLow, w, N, K, D);
     const n = this.rowSplit(N, split).n;
     if (split && (!this.scatterBuf || this.scatterBuf.length < n * D)) this.scatterBuf = be.alloc(n * D);
     const sum = this.sumRows(part, split ? (this.scatterBuf as FloatArray) : part, N, split);
@@ -412,27 +606,42 @@ export class Llama {
     const { D, qw, kw, F } = this.sz;
     const n = this.rowSplit(N, split).n; // rows of the residual stream held here
     // attention block
+    const lo = this.dtype === 'bf16' ? s.lo : undefined; // training with bf16: save bfloat16 copies
     be.rmsnorm(this.ownRows(s.xn1, N, split), s.rstd1, s.x, p.view(w.attentionNorm), n, D, c.normEps);
     this.gatherRows(s.xn1, N, split);
-    be.matmul(s.q, s.xn1, p.view(w.wq), N, D, qw);
-    be.matmul(s.k, s.xn1, p.view(w.wk), N, D, kw);
-    be.matmul(s.v, s.xn1, p.view(w.wv), N, D, kw);
+    const xn1 = lo ? this.lower(s.xn1, N * D, lo.xn1) : null;
+    this.linear(s.q, s.xn1, xn1, w.wq, N, D, qw);
+    this.linear(s.k, s.xn1, xn1, w.wk, N, D, kw);
+    this.linear(s.v, s.xn1, xn1, w.wv, N, D, kw);
     const ad = this.adapter;
     if (ad) for (const [pr, y] of [['wq', s.q], ['wk', s.k], ['wv', s.v]] as const) ad.forward(l, pr, y, s.xn1, N);
+    if (lo) {
+      this.round(s.q, lo.q, N * qw);
+      this.round(s.k, lo.k, N * kw);
+      this.round(s.v, lo.v, N * kw);
+    }
     attn.forward(this, l, s);
+    const att = lo ? this.lower(s.att, N * qw, lo.att) : null;
+    if (lo) be.fromBf16(s.att, lo.att, N * qw);
     if (s.xMid !== s.x) s.xMid.set(s.x.subarray(0, n * D));
-    this.rowParallel(s.xMid, s.att, p.view(w.wo), N, qw, split);
+    this.rowParallel(s.xMid, s.att, att, w.wo, N, qw, split);
     ad?.forward(l, 'wo', s.xMid, s.att, N);
     // feed-forward block
     be.rmsnorm(this.ownRows(s.xn2, N, split), s.rstd2, s.xMid, p.view(w.ffnNorm), n, D, c.normEps);
     this.gatherRows(s.xn2, N, split);
-    be.matmul(s.h1, s.xn2, p.view(w.w1), N, D, F);
-    be.matmul(s.h3, s.xn2, p.view(w.w3), N, D, F);
+    const xn2 = lo ? this.lower(s.xn2, N * D, lo.xn2) : null;
+    this.linear(s.h1, s.xn2, xn2, w.w1, N, D, F);
+    this.linear(s.h3, s.xn2, xn2, w.w3, N, D, F);
     ad?.forward(l, 'w1', s.h1, s.xn2, N);
     ad?.forward(l, 'w3', s.h3, s.xn2, N);
+    if (lo) {
+      this.round(s.h1, lo.h1, N * F);
+      this.round(s.h3, lo.h3, N * F);
+    }
     be.swiglu(s.gate, s.h1, s.h3, N * F);
+    const gate = lo ? this.lower(s.gate, N * F, lo.gate) : null;
     if (out !== s.xMid) out.set(s.xMid.subarray(0, n * D));
-    this.rowParallel(out, s.gate, p.view(w.w2), N, F, split);
+    this.rowParallel(out, s.gate, gate, w.w2, N, F, split);
     ad?.forward(l, 'w2', out, s.gate, N);
   }
 
@@ -454,8 +663,8 @@ export class Llama {
   }
 
   /** This rank's vocabulary slice of the head: logits[rows, V/tp]. */
-  private headShard(logits: FloatArray, xn: FloatArray, rows: number): void {
-    this.backend.matmul(logits, xn, this.params.view(this.layout.output), rows, this.sz.D, this.sz.V);
+  private headShard(logits: FloatArray, xn: FloatArray, rows: number, xnLow: Uint16Array | null = null): void {
+    this.linear(logits, xn, xnLow, this.layout.output, rows, this.sz.D, this.sz.V);
   }
 
   // ---------------------------------------------------------------- head + loss
@@ -471,20 +680,21 @@ export class Llama {
     const N = a.batch * a.seq;
     if (targets.length !== N) throw new RangeError(`loss: ${targets.length} targets for ${N} positions`);
     const { D, V } = this.sz;
-    const wOut = this.params.view(this.layout.output);
     const chunk = a.logitsChunk.length / V;
+    const low = this.dtype === 'bf16';
+    if (low) be.toBf16(a.xnFLow, a.xnF, N * D);
     const dWout = gradScale !== null ? this.ensureGrads().view(this.layout.output) : null;
     let total = 0;
     for (let r0 = 0; r0 < N; r0 += chunk) {
       const rows = Math.min(chunk, N - r0);
       const xn = a.xnF.subarray(r0 * D, (r0 + rows) * D);
+      const xnLow = low ? a.xnFLow.subarray(r0 * D, (r0 + rows) * D) : null;
       const logits = a.logitsChunk.subarray(0, rows * V);
-      this.headShard(logits, xn, rows);
+      this.headShard(logits, xn, rows, xnLow);
       const t = targets.subarray(r0, r0 + rows);
       if (dWout) {
         total += this.crossEntropy(logits, t, rows, logits, gradScale as number);
-        if (this.trainBase) be.matmulBackwardWeight(dWout, logits, xn, rows, D, V);
-        be.matmulBackwardInput(a.dxn.subarray(r0 * D, (r0 + rows) * D), logits, wOut, rows, D, V);
+        this.linearBackward(a.dxn.subarray(r0 * D, (r0 + rows) * D), logits, xn, xnLow, this.layout.output, rows, D, V, a.dyLow);
       } else {
         total += this.crossEntropy(logits, t, rows, null, 0);
       }
@@ -554,52 +764,58 @@ export class Llama {
     const { D, qw, kw, F } = this.sz;
     const split = this.sp;
     const n = this.rowSplit(N, split).n;
+    const lo = this.dtype === 'bf16' ? (s.lo as LowActs) : null;
+    if (lo) { // the float32 working copies of what the feed-forward backward reads
+      be.fromBf16(s.h1, lo.h1, N * F);
+      be.fromBf16(s.h3, lo.h3, N * F);
+    }
     if (a.recompute === 'selective') this.recomputeFfnInputs(l, s, N);
     // feed-forward block: out = xMid + gate·W2ᵀ
-    const ad = this.adapter;
-    const dW = (spec: TensorSpec, dy: FloatArray, x: FloatArray, K: number, M: number) => {
-      if (this.trainBase) be.matmulBackwardWeight(g.view(spec), dy, x, N, K, M);
-    };
+    const ad = this.adapter; // adapters run in float32 only (LoraAdapter.attach)
     let dx = this.allRows(a.dx, a.dxFull, N);
-    dW(w.w2, dx, s.gate, F, D);
-    be.matmulBackwardInput(a.dGate, dx, p.view(w.w2), N, F, D);
+    this.linearBackward(a.dGate, dx, s.gate, lo && lo.gate, w.w2, N, F, D, a.dyLow);
     ad?.backward(l, 'w2', dx, s.gate, a.dGate, N);
     be.swigluBackward(a.dh1, a.dh3, a.dGate, s.h1, s.h3, N * F);
-    dW(w.w1, a.dh1, s.xn2, D, F);
-    dW(w.w3, a.dh3, s.xn2, D, F);
-    be.matmulBackwardInput(a.dxn, a.dh1, p.view(w.w1), N, D, F);
-    be.matmulBackwardInput(a.dxn, a.dh3, p.view(w.w3), N, D, F, true);
+    this.linearBackward(a.dxn, a.dh1, s.xn2, lo && lo.xn2, w.w1, N, D, F, a.dyLow);
+    this.linearBackward(a.dxn, a.dh3, s.xn2, lo && lo.xn2, w.w3, N, D, F, a.dyLow, true);
     ad?.backward(l, 'w1', a.dh1, s.xn2, a.dxn, N);
     ad?.backward(l, 'w3', a.dh3, s.xn2, a.dxn, N);
     this.normBackward(w.ffnNorm, this.sumInputGrad(a.dxn, N, split, a.dxnLocal), s.xMid, s.rstd2, n, a, g);
     // attention block: xMid = x + att·Woᵀ
     dx = this.allRows(a.dx, a.dxFull, N);
-    dW(w.wo, dx, s.att, qw, D);
-    be.matmulBackwardInput(a.dAtt, dx, p.view(w.wo), N, qw, D);
+    this.linearBackward(a.dAtt, dx, s.att, lo && lo.att, w.wo, N, qw, D, a.dyLow);
     ad?.backward(l, 'wo', dx, s.att, a.dAtt, N);
+    if (lo) { // q and k were saved before RoPE: rotate them again, as the forward did
+      be.fromBf16(s.q, lo.q, N * qw);
+      be.fromBf16(s.k, lo.k, N * kw);
+      be.fromBf16(s.v, lo.v, N * kw);
+      be.fromBf16(s.att, lo.att, N * qw);
+      be.rope(s.q, attn.batch, attn.seq, this.sz.h, this.rope);
+      be.rope(s.k, attn.batch, attn.seq, this.sz.kv, this.rope);
+    }
     attn.backward(this, s, a);
-    if (a.recompute === 'selective') this.recomputeNorm(s.xn1, s.rstd1, s.x, w.attentionNorm, N);
-    dW(w.wq, a.dq, s.xn1, D, qw);
-    dW(w.wk, a.dk, s.xn1, D, kw);
-    dW(w.wv, a.dv, s.xn1, D, kw);
-    be.matmulBackwardInput(a.dxn, a.dq, p.view(w.wq), N, D, qw);
-    be.matmulBackwardInput(a.dxn, a.dk, p.view(w.wk), N, D, kw, true);
-    be.matmulBackwardInput(a.dxn, a.dv, p.view(w.wv), N, D, kw, true);
+    if (a.recompute === 'selective') this.recomputeNorm(s.xn1, s.rstd1, s.x, w.attentionNorm, N, lo && lo.xn1);
+    this.linearBackward(a.dxn, a.dq, s.xn1, lo && lo.xn1, w.wq, N, D, qw, a.dyLow);
+    this.linearBackward(a.dxn, a.dk, s.xn1, lo && lo.xn1, w.wk, N, D, kw, a.dyLow, true);
+    this.linearBackward(a.dxn, a.dv, s.xn1, lo && lo.xn1, w.wv, N, D, kw, a.dyLow, true);
     if (ad) for (const [pr, dy] of [['wq', a.dq], ['wk', a.dk], ['wv', a.dv]] as const) ad.backward(l, pr, dy, s.xn1, a.dxn, N);
     this.normBackward(w.attentionNorm, this.sumInputGrad(a.dxn, N, split, a.dxnLocal), s.x, s.rstd1, n, a, g);
   }
 
   /** Selective recompute: the SwiGLU gate and the FFN norm's output of layer l, before its feed-forward backward. */
   private recomputeFfnInputs(l: number, s: BlockActs, N: number): void {
+    const lo = this.dtype === 'bf16' ? s.lo : undefined;
     this.backend.swiglu(s.gate, s.h1, s.h3, N * this.sz.F);
-    this.recomputeNorm(s.xn2, s.rstd2, s.xMid, this.layout.layers[l].ffnNorm, N);
+    if (lo) this.lower(s.gate, N * this.sz.F, lo.gate);
+    this.recomputeNorm(s.xn2, s.rstd2, s.xMid, this.layout.layers[l].ffnNorm, N, lo && lo.xn2);
   }
 
   /** Selective recompute: an RMSNorm output from its saved input, as blockForward computed it. */
-  private recomputeNorm(xn: FloatArray, rstd: FloatArray, x: FloatArray, gain: TensorSpec, N: number): void {
+  private recomputeNorm(xn: FloatArray, rstd: FloatArray, x: FloatArray, gain: TensorSpec, N: number, xnLow?: Uint16Array | null): void {
     const split = this.sp;
     this.backend.rmsnorm(this.ownRows(xn, N, split), rstd, x, this.params.view(gain), this.rowSplit(N, split).n, this.sz.D, this.config.normEps);
     this.gatherRows(xn, N, split);
+    if (xnLow) this.lower(xn, N * this.sz.D, xnLow);
   }
 
   /** a.dx += ∂/∂x of an RMSNorm over this rank's rows; its gain's gradient, with a row split, summed over the group. */

@@ -157,6 +157,7 @@ export class LoraAdapter implements ProjectionAdapter {
   attach(model: Llama): void {
     if (JSON.stringify(model.config) !== JSON.stringify(this.config)) throw new UserError(`the LoRA adapter was made for another model config than ${JSON.stringify(model.config)}`);
     if (model.tp.world > 1) throw new UserError('LoRA runs without tensor parallelism (--tp 1)');
+    if (model.dtype !== 'f32') throw new UserError('LoRA runs in float32 for now (no --dtype bf16)');
     model.adapter = this;
     model.trainBase = false;
   }

@@ -4,12 +4,12 @@
  *
  * Training, per rank: the weights and gradients of this rank's tensor-parallel shard (paramLayout), the two AdamW
  * moments (divided over the data-parallel ranks with ZeRO-1), the activations `Llama` keeps for the backward at the
- * chosen batch, sequence and recompute policy (activationFloats: the same layout function the model allocates with;
+ * chosen batch, sequence, recompute policy and dtype (activationLayoutBytes: the same layout function the model allocates with;
  * sequence parallelism divides the
  * residual stream), and, with tensor parallelism or ZeRO, the whole tensors a checkpoint gathers. Inference: the
  * weights, the source's copy while loading, and the KV caches.
  */
-import { activationFloats, type Recompute } from './llama.js';
+import { activationLayoutBytes, type DTypeName, type Recompute } from './llama.js';
 import { paramLayout } from './params.js';
 import { headDim, type LlamaConfig } from './config.js';
 
@@ -40,6 +40,8 @@ export interface TrainingShape {
   bytesPerFloat?: number;
   /** Activation checkpointing policy (default none). */
   recompute?: Recompute;
+  /** bf16: bfloat16 saved activations and a bf16 copy of the weights (default f32). */
+  dtype?: DTypeName;
 }
 
 /** One training rank's memory. */
@@ -52,10 +54,10 @@ export function trainingMemory(c: LlamaConfig, o: TrainingShape): MemoryNeed {
   const zero = o.zero === 1 && dp > 1;
   const gathered = (tp > 1 ? 3 * whole : zero ? 2 * whole : 0) * f;
   return need([
-    { name: 'weights', bytes: shard * f },
+    { name: 'weights', bytes: shard * f + (o.dtype === 'bf16' ? shard * 2 : 0) },
     { name: 'gradients', bytes: shard * f },
     { name: 'AdamW', bytes: 2 * Math.ceil(shard / (zero ? dp : 1)) * f },
-    { name: 'activations', bytes: activationFloats(c, o.batch, o.seq, { tp, sp: o.sp, recompute: o.recompute }) * f },
+    { name: 'activations', bytes: activationLayoutBytes(c, o.batch, o.seq, { tp, sp: o.sp, recompute: o.recompute, dtype: o.dtype, bytesPerFloat: f }) },
     { name: 'checkpoint gather', bytes: gathered },
     { name: 'runtime', bytes: RUNTIME_BYTES },
   ]);

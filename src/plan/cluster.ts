@@ -7,21 +7,15 @@
  *    ranks (ZeRO, Rajbhandari et al. 2020): stage 1 shards the 12 B, stage 2 also the gradients, stage 3 also the
  *    weights. Layer matrices and the (vocab-parallel) embedding and output head are split over the tensor-parallel
  *    group; norm weights are replicated.
- *  - activations per transformer layer: Korthikanti et al. 2022 ("Reducing Activation Recomputation in Large
- *    Transformer Models"), Table 2, 16-bit activations, s sequence, b micro-batch, h hidden, a heads, t TP degree:
- *        no parallelism                    s·b·h·(34 + 5·a·s/h)
- *        tensor parallel                   s·b·h·(10 + 24/t + 5·a·s/(h·t))
- *        tensor + sequence parallel        s·b·h·(34/t + 5·a·s/(h·t))
- *        tensor parallel + selective       s·b·h·(10 + 24/t)
- *        tensor + sequence + selective     s·b·h·34/t
- *        full recomputation                s·b·h·2          (only the layer input; /t with sequence parallelism,
- *                                                             where that input is itself split over the sequence)
- *    The formula is for a GPT block (4h GeLU MLP, dropout); for LLaMA (SwiGLU with 8h/3 hidden, no dropout) the
- *    three f-wide MLP tensors take 6·f/h ≈ 16 s·b·h like GeLU's two 4h-wide ones and the dropout masks (2 s·b·h)
- *    are absent, so it over-estimates by about 6% — kept as published. With 1F1B pipelining the first stage holds
- *    min(p, m) micro-batches in flight, so it stores L layers' worth (Korthikanti §4.2.3); the interleaved
- *    schedule multiplies that by 1 + (p−1)/(p·v). The last stage also holds the output layer's activations,
- *    4·s·b·h/t·(1 + V/h) (same section).
+ *  - activations: llama-ts's own implementation as a closed form (plan/activations.ts, equal to what `Llama`
+ *    allocates; a test holds them together), with bf16 mixed precision (--dtype bf16: the matmul inputs kept in
+ *    bfloat16, the residual stream and per-row statistics in float32), for the layout's recompute policy, tensor and
+ *    sequence parallelism. Attention keeps its log-sum-exp, never the s×s scores, and there is no dropout, so this is
+ *    well below Korthikanti et al. 2022's Table 2 for a GPT block (s·b·h·(34 + 5·a·s/h) bytes a layer without
+ *    parallelism). With 1F1B pipelining the first stage holds min(p, m) micro-batches in flight, so it stores L
+ *    layers' worth (Korthikanti §4.2.3); the interleaved schedule multiplies that by 1 + (p−1)/(p·v). Each stage
+ *    also holds one workspace (shared buffers, backward scratch, the head's logits block), the last stage the final
+ *    norm's saved input and output.
  *  - a fixed reserve (CUDA context, communication buffers, allocator fragmentation) is taken off device memory.
  *
  * Time (per optimizer step):
@@ -51,6 +45,7 @@
 import { ffnHiddenDim, layerParamCount, trainFlopsPerToken, type LlamaConfig } from '../model/config.js';
 import { RECOMPUTE_POLICIES, type Recompute } from '../model/llama.js';
 import { UserError } from '../util/errors.js';
+import { activationBytes } from './activations.js';
 import type { GpuSpec } from './gpus.js';
 
 /** The activation-recompute policies are the model's own (Llama's `recompute`). */
@@ -88,31 +83,12 @@ export const BYTES = { weight: 2, grad: 4, optimizer: 12, activation: 2, gradRed
 export const RESERVE_GIB = 2;
 const GIB = 2 ** 30;
 
-/** Korthikanti et al. 2022 Table 2: activation bytes of one transformer layer for one micro-batch. */
-export function layerActivationBytes(s: number, b: number, h: number, a: number, t: number, sp: boolean, recompute: Recompute): number {
-  const sbh = s * b * h;
-  const attn = (5 * a * s) / (h * t);
-  switch (recompute) {
-    case 'none':
-      return sp ? sbh * (34 / t + attn) : sbh * (10 + 24 / t + attn);
-    case 'selective':
-      return sp ? (sbh * 34) / t : sbh * (10 + 24 / t);
-    case 'full':
-      return sp ? (sbh * 2) / t : sbh * 2;
-  }
-}
-
-/** Output layer (final norm, projection, cross-entropy) activations, Korthikanti §4.2.3: 4·s·b·h/t·(1 + V/h). */
-export function outputLayerActivationBytes(s: number, b: number, h: number, v: number, t: number): number {
-  return ((4 * s * b * h) / t) * (1 + v / h);
-}
-
 export interface Memory {
   weights: number;
   gradients: number;
   optimizer: number;
   activations: number;
-  /** Per-layer activation bytes for one micro-batch (Korthikanti's formula). */
+  /** Per-layer activation bytes for one micro-batch (plan/activations.ts). */
   perLayerActivations: number;
   total: number;
   usable: number;
@@ -229,13 +205,14 @@ function stageMemory(job: Job, l: Layout, name: Memory['stage'], st: StageShape)
   const weights = (params * BYTES.weight) / (l.zero >= 3 ? d : 1);
   const gradients = (params * BYTES.grad) / (l.zero >= 2 ? d : 1);
   const optimizer = (params * BYTES.optimizer) / (l.zero >= 1 ? d : 1);
-  const perLayer = layerActivationBytes(job.seqLen, l.microBatch, c.dim, c.nHeads, l.tp, l.sp, l.recompute);
+  const act = activationBytes(c, { batch: l.microBatch, seq: job.seqLen, tp: l.tp, sp: l.sp, recompute: l.recompute, dtype: 'bf16' });
+  const perLayer = act.perLayer;
   const m = job.globalBatch / (l.dp * l.microBatch);
   // 1F1B: the first stage keeps min(p, m) micro-batches in flight, the last stage one.
   let inFlight = st.embedding ? Math.min(l.pp, m) : 1;
   if (st.embedding && l.interleave > 1) inFlight *= 1 + (l.pp - 1) / (l.pp * l.interleave);
-  let activations = perLayer * st.layers * inFlight;
-  if (st.head) activations += outputLayerActivationBytes(job.seqLen, l.microBatch, c.dim, c.vocabSize, l.tp);
+  let activations = perLayer * st.layers * inFlight + act.workspace;
+  if (st.head) activations += act.saved - perLayer * c.nLayers; // the final norm's input and output
   const total = weights + gradients + optimizer + activations;
   return { weights, gradients, optimizer, activations, perLayerActivations: perLayer, total, usable: (job.gpu.memoryGiB - RESERVE_GIB) * GIB, stage: name };
 }

@@ -11,6 +11,7 @@
  * breaks the resume of older runs. Table order is the order of `--help` within a group and of the checks.
  */
 import type { LlamaConfig } from '../model/config.js';
+import { DTYPES, type DTypeName } from '../model/llama.js';
 import { ADAMW_DEFAULTS } from './optimizer.js';
 import type { Recipe } from '../model/recipe.js';
 import { parseInteger, parseNumber, parseQuantity } from '../util/parse.js';
@@ -128,12 +129,30 @@ export const TRAIN_SETTINGS = {
   evalEvery: { flag: 'eval-every', group: 'eval', arg: 'N', default: 100, ...integer(0), doc: 'held-out loss every N steps, besides at the start and the end; 0: only those' },
   evalBatches: { flag: 'eval-batches', group: 'eval', arg: 'N', default: 8, ...integer(0), doc: 'held-out batches per evaluation; 0: no evaluation' },
   ckptEvery: { flag: 'ckpt-every', group: 'ckpt', arg: 'N', default: 200, ...integer(0), doc: 'checkpoint every N steps, besides at the end; 0: only at the end' },
+  // stored as the bits of a matmul input (32 or 16) so that a checkpoint keeps it and a resume continues in it
+  dtype: {
+    flag: 'dtype', group: 'misc', arg: 'f32|bf16', default: 32, defaultDoc: 'f32',
+    doc: 'precision of the matmuls and saved activations: bf16 = bfloat16 inputs, float32 master weights, gradients, AdamW moments, softmax and loss',
+    parse: (text: string | boolean, flag: string) => {
+      const bits = DTYPE_BITS[String(text) as DTypeName];
+      if (bits === undefined) throw new UserError(`--${flag} must be one of ${DTYPES.join(', ')}, got '${String(text)}'`);
+      return bits;
+    },
+    check: (v) => (v === 32 || v === 16 ? undefined : `must be f32 or bf16 (stored as 32 or 16), got ${v}`),
+  },
 } as const satisfies Record<string, Setting>;
 
 export type SettingKey = keyof typeof TRAIN_SETTINGS;
 
 /** A full set of training settings: one number per row of the table. */
 export type Hyper = { -readonly [K in SettingKey]: ReturnType<(typeof TRAIN_SETTINGS)[K]['parse']> };
+
+const DTYPE_BITS: Record<DTypeName, number> = { f32: 32, bf16: 16 };
+
+/** The precision a set of settings trains in (the `dtype` row: 32 or 16 bits). */
+export function dtypeOf(h: Pick<Hyper, 'dtype'>): DTypeName {
+  return h.dtype === 16 ? 'bf16' : 'f32';
+}
 
 /** The rows in table order, each with its key. */
 export const SETTINGS: readonly (Setting & { key: SettingKey })[] = Object.entries(TRAIN_SETTINGS).map(([key, s]) => ({ key: key as SettingKey, ...s }));

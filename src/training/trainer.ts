@@ -27,7 +27,7 @@ import { fanOut, JsonlSink, ProgressSink, RunInfoSink, type MetricSink, type Run
 import { LOCAL_COMM, type Comm } from '../parallel/comm.js';
 import { topology, gatherFull, checkSameRun, anyRank, type Topology } from './distributed.js';
 import { RankSlice } from '../data/source.js';
-import { checkHyper, hyperFromSaved, type Hyper } from './settings.js';
+import { checkHyper, dtypeOf, hyperFromSaved, type Hyper } from './settings.js';
 import { checkTrainingFits } from './limits.js';
 import { saveCheckpoint, openCheckpoint, readCheckpointState, CHECKPOINT_FORMAT, type CheckpointState, type FinetuneRecord, type TokenizerRef } from '../io/checkpoint.js';
 import { LoraAdapter } from '../model/lora.js';
@@ -156,7 +156,7 @@ function prepare(o: TrainOptions): Prepared {
   checkTrainingFits(o.config, { batch: o.hyper.batch, seq: o.hyper.seq, tp: topo.tp.world, floatBytes: o.backend.dtype === 'f64' ? 8 : 4 });
   if (o.evalTasks?.length && topo.tp.world > 1) throw new UserError('evaluation tasks (--eval-task) need the whole model in one process: not with --tp');
   if (topo.world.rank === 0) mkdirSync(o.runDir, { recursive: true });
-  const model = new Llama(o.config, o.backend, { tp: topo.tp, sp: o.sp, recompute: o.recompute });
+  const model = new Llama(o.config, o.backend, { tp: topo.tp, sp: o.sp, recompute: o.recompute, dtype: dtypeOf(o.hyper) });
   const data = topo.dp.world > 1 ? new RankSlice(o.train, topo.dp.rank, topo.dp.world) : o.train;
   const r = o.resume ? resume(o, model, topo, data) : fresh(o, model, topo, data);
   checkSameRun(topo.world, { 'model config': o.config, 'settings': r.hyper, 'data position': data.state(), 'checkpoint step': r.startStep });
@@ -282,7 +282,7 @@ class Interrupt {
 function throughput(o: TrainOptions, h: Hyper, topo: Topology): (r: StepResult) => { tokens_per_s: number; mfu: number } {
   const tokensPerStep = h.batch * h.seq * h.accum * topo.dp.world;
   const flopsPerToken = trainFlopsPerToken(o.config, h.seq);
-  const peak = (o.peakFlops ?? peakFlops(o.backend).flops) * topo.world.world;
+  const peak = (o.peakFlops ?? peakFlops(o.backend, false, dtypeOf(o.hyper)).flops) * topo.world.world;
   return (r) => ({ tokens_per_s: (tokensPerStep * 1000) / r.ms.total, mfu: (flopsPerToken * tokensPerStep * 1000) / r.ms.total / peak });
 }
 

@@ -6,7 +6,8 @@
  * One argument is `name: kind`, `name: kind[length]`, `name?: kind` (may be omitted: an int reads 0, a bool false)
  * or `name: kind[length] | null` (a buffer that may be null). Kinds:
  *   f     float buffer of the backend's element type (native: Float32Array)
- *   i32   Int32Array        f64   Float64Array
+ *   i32   Int32Array        f64   Float64Array        u8   Uint8Array (bytes: quantized blocks)
+ *   bf16  Uint16Array of bfloat16 bits
  *   int   a size: an integer 0 ≤ n ≤ 2^40
  *   num   any number        bool  a flag
  *   AttentionShape | RopeTable | AdamWParams   an object whose fields (STRUCTS) are read as arguments of their own
@@ -29,7 +30,7 @@ export const STRUCTS = {
 } as const;
 
 export type ScalarKind = 'int' | 'num' | 'bool';
-export type BufferKind = 'f' | 'i32' | 'f64';
+export type BufferKind = 'f' | 'i32' | 'f64' | 'u8' | 'bf16';
 
 /** Integer expression in postfix order: a variable index, a literal, or an operator. */
 export type Rpn = readonly (number | { lit: number } | '+' | '-' | '*' | '/' | '%')[];
@@ -78,7 +79,7 @@ export interface OpSpec {
 }
 
 const ARG = /^([A-Za-z_]\w*)(\?)?:\s*([A-Za-z_]\w*)(?:\[(.*)\])?(\s*\|\s*null)?$/;
-const BUFFERS = new Set(['f', 'i32', 'f64']);
+const BUFFERS = new Set(['f', 'i32', 'f64', 'u8', 'bf16']);
 const SCALARS = new Set(['int', 'num', 'bool']);
 
 export function parseSignature(op: string, spec: OpSpec): Signature {
@@ -220,8 +221,9 @@ export function checkCall(sig: Signature, args: ArrayLike<unknown>): void {
     const a = value(s);
     if (a === null && s.nullable) return null;
     if (a === null || typeof a !== 'object' || typeof (a as ArrayLike<number>).length !== 'number') {
-      throw new TypeError(`${op}: ${s.name} must be a ${s.kind === 'i32' ? 'Int32Array' : s.kind === 'f64' ? 'Float64Array' : 'float array'}`);
+      throw new TypeError(`${op}: ${s.name} must be a ${s.kind === 'i32' ? 'Int32Array' : s.kind === 'f64' ? 'Float64Array' : s.kind === 'u8' ? 'Uint8Array' : s.kind === 'bf16' ? 'Uint16Array (bfloat16 bits)' : 'float array'}`);
     }
+    if (s.kind === 'u8' && !(a instanceof Uint8Array)) throw new TypeError(`${op}: ${s.name} must be a Uint8Array`);
     return a as ArrayLike<number>;
   };
   for (const s of slots) if (s.bind >= 0) vars[s.bind] = buffer(s)?.length ?? 0;

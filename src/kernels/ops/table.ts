@@ -19,6 +19,8 @@ import { swigluRef, swigluBackwardRef } from './swiglu.js';
 import { addRef, scaleRef, sumSquaresRef } from './elementwise.js';
 import { crossEntropyRef, logSumExpRef, softmaxScaledRef } from './crossentropy.js';
 import { adamwRef } from './adamw.js';
+import { matmulQ8_0Ref, matmulQ4_0Ref, matmulQ4KRef, matmulQ6KRef, matmulWeightBf16Ref } from './quant.js';
+import { toBf16Ref, fromBf16Ref, matmulBf16Ref, matmulBackwardInputBf16Ref, matmulBackwardWeightBf16Ref } from './bf16.js';
 
 // ---- the types that follow from an argument list ----
 
@@ -26,6 +28,8 @@ interface KindTypes {
   f: FloatArray;
   i32: Int32Array;
   f64: Float64Array;
+  u8: Uint8Array;
+  bf16: Uint16Array;
   int: number;
   num: number;
   bool: boolean;
@@ -69,6 +73,8 @@ function fn<const A extends readonly string[]>(args: A, ref: NoInfer<(...a: Para
   return { args, returns: 'num', where: [], ref };
 }
 
+const QK32 = ['K % 32 == 0', 'row length K {K} is not a multiple of the block size 32'] as const;
+const QK256 = ['K % 256 == 0', 'row length K {K} is not a multiple of the block size 256'] as const;
 const GQA = ['nHeads % nKvHeads == 0', 'nHeads {nHeads} not divisible by nKvHeads {nKvHeads}'] as const;
 const ROPE = [
   ['headDim % 2 == 0', 'head dimension {headDim} must be even'],
@@ -85,6 +91,32 @@ export const OPS = {
   matmulBackwardInput: op(['dx: f[M*K]', 'dy: f[M*N]', 'w: f[N*K]', 'M: int', 'K: int', 'N: int', 'accumulate?: bool'], matmulBackwardInputRef),
   /** dw[N,K] += dy[M,N]ᵀ·x[M,K]. Always accumulates (gradient accumulation). */
   matmulBackwardWeight: op(['dw: f[N*K]', 'dy: f[M*N]', 'x: f[M*K]', 'M: int', 'K: int', 'N: int'], matmulBackwardWeightRef),
+
+  /**
+   * out[M,N] (+)= x[M,K]·wᵀ for a weight [N,K] in Q8_0 blocks (34 bytes per 32 values, ops/quant.ts); x is quantized
+   * to int8 per block of 32 (llama.cpp's scheme) below QUANT_GEMM_ROWS (16) rows; from there on (prefill) the product
+   * is the float one on the dequantized weights. Inference only. Likewise matmulQ4_0, matmulQ4K, matmulQ6K.
+   */
+  matmulQ8_0: op(['out: f[M*N]', 'x: f[M*K]', 'w: u8[N*(K/32)*34]', 'M: int', 'K: int', 'N: int', 'accumulate?: bool'], matmulQ8_0Ref, [QK32]),
+  /** out (+)= x·wᵀ, w [N,K] in Q4_0 blocks (18 bytes per 32 values). */
+  matmulQ4_0: op(['out: f[M*N]', 'x: f[M*K]', 'w: u8[N*(K/32)*18]', 'M: int', 'K: int', 'N: int', 'accumulate?: bool'], matmulQ4_0Ref, [QK32]),
+  /** out (+)= x·wᵀ, w [N,K] in Q4_K blocks (144 bytes per 256 values). */
+  matmulQ4K: op(['out: f[M*N]', 'x: f[M*K]', 'w: u8[N*(K/256)*144]', 'M: int', 'K: int', 'N: int', 'accumulate?: bool'], matmulQ4KRef, [QK256]),
+  /** out (+)= x·wᵀ, w [N,K] in Q6_K blocks (210 bytes per 256 values). */
+  matmulQ6K: op(['out: f[M*N]', 'x: f[M*K]', 'w: u8[N*(K/256)*210]', 'M: int', 'K: int', 'N: int', 'accumulate?: bool'], matmulQ6KRef, [QK256]),
+  /** out (+)= x·wᵀ, w [N,K] in bfloat16 (2 bytes per value): a float product, the weights widened as they are read. */
+  matmulWeightBf16: op(['out: f[M*N]', 'x: f[M*K]', 'w: u8[N*K*2]', 'M: int', 'K: int', 'N: int', 'accumulate?: bool'], matmulWeightBf16Ref),
+  // bfloat16 (--dtype bf16): buffers of kind bf16 are Uint16Arrays of bf16 bits; products accumulate in float32
+  /** out = bf16(x), round to nearest even. */
+  toBf16: op(['out: bf16[n]', 'x: f[n]', 'n: int'], toBf16Ref),
+  /** out = float(x) (exact). */
+  fromBf16: op(['out: f[n]', 'x: bf16[n]', 'n: int'], fromBf16Ref),
+  /** matmul with bf16 inputs: out[M,N] (+)= x[M,K]·w[N,K]ᵀ. */
+  matmulBf16: op(['out: f[M*N]', 'x: bf16[M*K]', 'w: bf16[N*K]', 'M: int', 'K: int', 'N: int', 'accumulate?: bool'], matmulBf16Ref),
+  /** matmulBackwardInput with bf16 inputs: dx[M,K] (+)= dy[M,N]·w[N,K]. */
+  matmulBackwardInputBf16: op(['dx: f[M*K]', 'dy: bf16[M*N]', 'w: bf16[N*K]', 'M: int', 'K: int', 'N: int', 'accumulate?: bool'], matmulBackwardInputBf16Ref),
+  /** matmulBackwardWeight with bf16 inputs: dw[N,K] += dy[M,N]ᵀ·x[M,K] (float32 gradients). */
+  matmulBackwardWeightBf16: op(['dw: f[N*K]', 'dy: bf16[M*N]', 'x: bf16[M*K]', 'M: int', 'K: int', 'N: int'], matmulBackwardWeightBf16Ref),
 
   /** out[n,:] = table[tokens[n],:]. */
   embedding: op(['out: f[n*dim]', 'table: f', 'tokens: i32[n]', 'dim: int'], embeddingRef),
@@ -165,6 +197,8 @@ export const NATIVE_OPS = {
     returns: 'void',
     where: [],
   },
+  /** dst = src over the pool's threads (the copy-bandwidth probe of inference/bench.ts). */
+  copy: { args: ['dst: f[n]', 'src: f[n]', 'n: int'], returns: 'void', where: [] },
 } as const satisfies Record<string, OpSpec>;
 
 export type OpName = keyof typeof OPS;

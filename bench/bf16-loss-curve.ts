@@ -1,0 +1,75 @@
+/**
+ * bf16 mixed precision against float32 on the loss curve (issue 12): the same mini-15m-shaped model (byte vocabulary)
+ * trained on the bundled demo mixture from the same seed, once in each precision, for --steps (500) optimizer steps
+ * each; held-out loss every 50 steps. Prints one JSON document: both curves (held-out every 50 steps, the training
+ * loss every 25), the final held-out losses and their relative difference (goal: within 1%).
+ *
+ *   node dist/bench/bf16-loss-curve.js [--steps 500] [--batch 4] [--seq 256] [--backend native] [--out DIR]
+ * Runs the two trainings in this one process, float32 first. Committed result: bench/results/bf16-loss-curve-*.json.
+ */
+import { parseArgs } from 'node:util';
+import { readFileSync, mkdtempSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { train, HYPER_DEFAULTS, type Hyper } from '../src/training/trainer.js';
+import { openTrainingData } from '../src/data/loader.js';
+import { ByteTokenizer } from '../src/tokenizer/bytes.js';
+import { createBackend, type BackendName } from '../src/kernels/index.js';
+import { getPreset, makeConfig } from '../src/model/config.js';
+import { prepareDemoData } from '../src/cli/demo.js';
+import type { NativeBackend } from '../src/kernels/native.js';
+
+const { values } = parseArgs({ options: { steps: { type: 'string' }, batch: { type: 'string' }, seq: { type: 'string' }, backend: { type: 'string' }, out: { type: 'string' } } });
+const steps = Number(values.steps ?? 500);
+const batch = Number(values.batch ?? 4);
+const seq = Number(values.seq ?? 256);
+const out = values.out ?? mkdtempSync(join(tmpdir(), 'llama-ts-bf16-curve-'));
+const tok = new ByteTokenizer();
+const mini = getPreset('mini-15m');
+const config = makeConfig({ ...mini, vocabSize: tok.vocabSize, maxSeqLen: seq });
+const dataDir = await prepareDemoData(join(out, 'demo-data'), true);
+const backend = createBackend(values.backend as BackendName | undefined);
+
+const runs: Record<string, unknown> = {};
+const finals: Record<string, number> = {};
+for (const dtype of ['f32', 'bf16'] as const) {
+  const hyper: Hyper = {
+    ...HYPER_DEFAULTS, steps, batch, seq, lr: 3e-3, warmup: Math.min(50, Math.ceil(steps / 10)), evalEvery: 50, evalBatches: 16, ckptEvery: 0, seed: 1337,
+    dtype: dtype === 'bf16' ? 16 : 32,
+  };
+  const data = openTrainingData(dataDir, tok, hyper.seed, seq);
+  const runDir = join(out, dtype);
+  const t0 = performance.now();
+  const r = await train({ config: { ...config }, backend, hyper, runDir, train: data.train, heldOut: data.heldOut, tokenizer: { kind: 'bytes' }, quiet: true });
+  const seconds = (performance.now() - t0) / 1000;
+  const log = readFileSync(join(runDir, 'train.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step?: number; eval_loss?: number });
+  const heldOut = log.filter((e) => typeof e.eval_loss === 'number').map((e) => [e.step, Math.round((e.eval_loss as number) * 1e5) / 1e5]);
+  finals[dtype] = r.lastEvalLoss as number;
+  runs[dtype] = {
+    seconds: Math.round(seconds),
+    final_held_out_loss: r.lastEvalLoss,
+    first_held_out_loss: r.firstEvalLoss,
+    held_out: heldOut,
+    train_loss_every_25: r.losses.filter((_, i) => (i + 1) % 25 === 0).map((l, i) => [(i + 1) * 25, Math.round(l * 1e4) / 1e4]),
+  };
+  console.error(`${dtype}: held-out ${r.firstEvalLoss?.toFixed(4)} → ${r.lastEvalLoss?.toFixed(4)} in ${seconds.toFixed(0)} s`);
+}
+const rel = Math.abs(finals.bf16 - finals.f32) / finals.f32;
+const nb = backend as Partial<NativeBackend>;
+console.log(JSON.stringify({
+  bench: 'bf16-loss-curve',
+  cpu: cpus()[0]?.model ?? 'unknown', cpu_flags: cpuFlags(), backend: backend.name, threads: nb.threads?.() ?? null, simd: nb.simd?.() ?? null,
+  bf16_path: nb.addon?.bf16Path() ?? 'ref',
+  model: { ...config, shape: 'mini-15m with the byte vocabulary' }, data: 'demo mixture (data/recipes/demo.json), byte tokenizer', steps, batch, seq, seed: 1337,
+  final_held_out: { f32: finals.f32, bf16: finals.bf16, relative_difference: Math.round(rel * 1e5) / 1e5, goal: 0.01, met: rel <= 0.01 },
+  runs,
+}, null, 1));
+
+function cpuFlags(): string[] {
+  try {
+    const flags = /^flags\s*:\s*(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1].split(' ') ?? [];
+    return flags.filter((f) => /^(avx512f|avx512_bf16|avx512_vnni|amx_bf16|amx_tile|avx2|fma)$/.test(f));
+  } catch {
+    return [];
+  }
+}

@@ -1,0 +1,66 @@
+/**
+ * F32 decode against llama2.c's run.c (issue 16's goal: ≥ 1.2× on 1 and 2 threads, mini-15m and mini-42m shapes).
+ * Both sides decode the same random-init weights (our llama2.c export), greedily, from BOS, batch 1; the runs
+ * alternate (ours, run.c, ours, …) so that drift on a shared machine hits both alike; medians are reported.
+ *
+ *   gcc -Ofast -march=native -fopenmp -o /somewhere/run run.c -lm        (karpathy/llama2.c, outside this repository)
+ *   LLAMA2C_RUN=/somewhere/run node dist/bench/llama2c.js [--presets mini-15m,mini-42m] [--threads 1,2]
+ *                                                          [--tokens 240] [--reps 3]
+ *
+ * run.c reports "achieved tok/s" over the steps after its first; ours is measureGenerate's decode rate after a
+ * one-token prompt. run.c stops early if it samples BOS; its rate is then over fewer tokens (reported as given).
+ */
+import { mkdtempSync, rmSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { tmpdir, cpus } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { makeConfig } from '../src/model/config.js';
+import { Llama } from '../src/model/llama.js';
+import { createBackend } from '../src/kernels/index.js';
+import { saveModelAs } from '../src/io/formats.js';
+import { measureGenerate, decodeWeightBytes, measureCopyBandwidth } from '../src/inference/bench.js';
+
+const { values } = parseArgs({
+  options: {
+    presets: { type: 'string', default: 'mini-15m,mini-42m' }, threads: { type: 'string', default: '1,2' },
+    tokens: { type: 'string', default: '240' }, reps: { type: 'string', default: '3' },
+  },
+});
+const RUN = process.env.LLAMA2C_RUN;
+if (!RUN) throw new Error('set LLAMA2C_RUN to a run binary built from karpathy/llama2.c run.c (gcc -Ofast -march=native -fopenmp)');
+const N = Number(values.tokens), reps = Number(values.reps);
+const median = (a: number[]): number => a.slice().sort((x, y) => x - y)[Math.floor(a.length / 2)];
+const flags = (/^flags\s*:(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? '').split(' ').filter((f) => /^(avx2|fma|avx512f|avx512_vnni|avx512bw)$/.test(f));
+
+const results: Record<string, unknown>[] = [];
+for (const name of String(values.presets).split(',')) {
+  const model = new Llama(makeConfig(name), createBackend());
+  model.init(1);
+  const pool = model.backend as { setThreads?: (n: number) => number; threads?: () => number };
+  const dir = mkdtempSync(join(tmpdir(), 'llama-ts-l2c-bench-'));
+  const [bin, tok] = saveModelAs('llama2c', join(dir, 'model.bin'), model, null);
+  for (const threads of String(values.threads).split(',').map(Number)) {
+    pool.setThreads?.(threads);
+    const ours: number[] = [], theirs: number[] = [];
+    for (let r = 0; r < reps; r++) {
+      ours.push(measureGenerate(model, 1, N).decode_tokens_per_s);
+      const out = spawnSync(RUN, [bin, '-z', tok, '-t', '0', '-n', String(N + 1)], { encoding: 'latin1', env: { ...process.env, OMP_NUM_THREADS: String(threads) } });
+      const m = /achieved tok\/s: ([\d.]+)/.exec(out.stderr);
+      if (out.status !== 0 || !m) throw new Error(`run.c failed: ${out.stderr}`);
+      theirs.push(Number(m[1]));
+    }
+    const row = {
+      model: name, threads, tokens: N, weight_bytes_per_token: decodeWeightBytes(model),
+      llama_ts_decode_tokens_per_s: median(ours), llama2c_decode_tokens_per_s: median(theirs), ratio: median(ours) / median(theirs),
+      llama_ts_runs: ours, llama2c_runs: theirs, copy_gb_per_s: measureCopyBandwidth(model.backend).copy_gb_per_s,
+    };
+    process.stderr.write(`${JSON.stringify(row)}\n`);
+    results.push(row);
+  }
+  rmSync(dir, { recursive: true, force: true });
+}
+console.log(JSON.stringify({
+  bench: 'llama2c', cpu: cpus()[0]?.model, cpus: cpus().length, cpu_flags: flags, node: process.version, run_c: RUN,
+  simd: (createBackend() as { simd?: () => string }).simd?.(), goal: 'F32 decode >= 1.2x run.c', results,
+}, null, 1));

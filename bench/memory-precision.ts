@@ -1,0 +1,102 @@
+/**
+ * Activation checkpointing and bf16 mixed precision against their goals (issue 12). Each measurement is one
+ * `llama-ts bench train` child process (so each has its own peak RSS); the two sides of a comparison alternate
+ * (A B A B ...) in this one run, and the median of the repeats is taken. Prints one JSON document naming the CPU
+ * and its flags:
+ *   recompute   mini-42m batch 1 seq 2048, --recompute full vs none: activation bytes (saved + workspace) ≤ 25%,
+ *               tokens/s ≥ 75%; the saved activations' ratio alone is printed too
+ *   memory      mini-42m batch 4 seq 1024, --dtype bf16 vs f32: peak RSS ≤ 60%
+ *   speed       mini-15m (batch 8, seq 256) and mini-42m (batch 4, seq 512), bf16 vs f32: tokens/s ≥ 1.5× with
+ *               AVX512_BF16 (≥ 0.9× without)
+ *   long        mini-42m batch 1 seq 8192 --recompute full --dtype bf16: peak RSS ≤ 8 GiB
+ *
+ *   node dist/bench/memory-precision.js [--only recompute,memory,speed,long] [--repeats 2] [--steps 2]
+ * The machine's cores may be shared: run it on a quiet machine for the ratios.
+ */
+import { parseArgs } from 'node:util';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'llama-ts.js');
+const { values } = parseArgs({ options: { only: { type: 'string' }, repeats: { type: 'string' }, steps: { type: 'string' } } });
+const only = new Set((values.only ?? 'recompute,memory,speed,long').split(','));
+const repeats = Number(values.repeats ?? 2);
+const steps = Number(values.steps ?? 2);
+
+interface Run {
+  tokens_per_s: number;
+  activation_bytes: number;
+  memory: { predicted: Record<string, number>; measured: Record<string, number>; activations_saved_ratio: number };
+}
+
+function bench(args: string[], stepsHere = steps): Run {
+  const r = spawnSync(process.execPath, [BIN, 'bench', 'train', '--steps', String(stepsHere), '--force', ...args], { encoding: 'utf8', maxBuffer: 1 << 24 });
+  if (r.status !== 0) throw new Error(`bench train ${args.join(' ')}: ${(r.stderr || '').trim().split('\n').pop()}`);
+  return JSON.parse(r.stdout.trim().split('\n').pop() as string) as Run;
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const r3 = (x: number) => Math.round(x * 1000) / 1000;
+
+/** A and B alternating `repeats` times; the medians of tokens/s and peak RSS, and the memory report of the last run. */
+function ab(a: string[], b: string[]) {
+  const runs: { a: Run[]; b: Run[] } = { a: [], b: [] };
+  for (let i = 0; i < repeats; i++) {
+    runs.a.push(bench(a));
+    runs.b.push(bench(b));
+  }
+  const side = (rs: Run[]) => ({
+    tokens_per_s: r3(median(rs.map((r) => r.tokens_per_s))),
+    peak_rss: median(rs.map((r) => r.memory.measured.peak_rss)),
+    activation_bytes: rs[0].activation_bytes,
+    memory: rs[rs.length - 1].memory,
+  });
+  return { a: side(runs.a), b: side(runs.b) };
+}
+
+const flags = (/^flags\s*:\s*(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1].split(' ') ?? []).filter((f) =>
+  /^(avx512f|avx512_bf16|avx512_vnni|amx_bf16|amx_tile|avx2|fma)$/.test(f));
+const hasBf16 = flags.includes('avx512_bf16');
+const result: Record<string, unknown> = { bench: 'memory-precision', cpu: cpus()[0]?.model ?? 'unknown', cpu_flags: flags, cores: cpus().length, repeats, steps };
+
+if (only.has('recompute')) {
+  const shape = ['--preset', 'mini-42m', '--batch', '1', '--seq', '2048'];
+  const { a: none, b: full } = ab([...shape, '--recompute', 'none'], [...shape, '--recompute', 'full']);
+  const actRatio = full.activation_bytes / none.activation_bytes;
+  const speed = full.tokens_per_s / none.tokens_per_s;
+  result.recompute = {
+    shape: 'mini-42m batch 1 seq 2048', none, full,
+    activation_ratio: r3(actRatio), tokens_per_s_ratio: r3(speed),
+    // the saved activations alone (without the workspace: shared buffers, backward scratch, the head's logits block)
+    activations_saved_ratio: r3(full.memory.measured.activations_saved / none.memory.measured.activations_saved),
+    goals: { activation_ratio_max: 0.25, tokens_per_s_ratio_min: 0.75, met: actRatio <= 0.25 && speed >= 0.75 },
+  };
+}
+if (only.has('memory')) {
+  const shape = ['--preset', 'mini-42m', '--batch', '4', '--seq', '1024'];
+  const { a: f32, b: bf16 } = ab([...shape, '--dtype', 'f32'], [...shape, '--dtype', 'bf16']);
+  const ratio = bf16.peak_rss / f32.peak_rss;
+  result.memory = { shape: 'mini-42m batch 4 seq 1024', f32, bf16, peak_rss_ratio: r3(ratio), goal: { max: 0.6, met: ratio <= 0.6 } };
+}
+if (only.has('speed')) {
+  const speed: Record<string, unknown> = {};
+  for (const [name, shape] of [['mini-15m', ['--preset', 'mini-15m', '--batch', '8', '--seq', '256']], ['mini-42m', ['--preset', 'mini-42m', '--batch', '4', '--seq', '512']]] as const) {
+    const { a: f32, b: bf16 } = ab([...shape, '--dtype', 'f32'], [...shape, '--dtype', 'bf16']);
+    const ratio = bf16.tokens_per_s / f32.tokens_per_s;
+    const min = hasBf16 ? 1.5 : 0.9;
+    speed[name] = { f32: f32.tokens_per_s, bf16: bf16.tokens_per_s, ratio: r3(ratio), goal: { min, met: ratio >= min } };
+  }
+  result.speed = speed;
+}
+if (only.has('long')) {
+  const r = bench(['--preset', 'mini-42m', '--batch', '1', '--seq', '8192', '--recompute', 'full', '--dtype', 'bf16'], 1);
+  const peak = r.memory.measured.peak_rss;
+  result.long = { shape: 'mini-42m batch 1 seq 8192 --recompute full --dtype bf16', tokens_per_s: r.tokens_per_s, peak_rss: peak, memory: r.memory, goal: { max_bytes: 8 * 2 ** 30, met: peak <= 8 * 2 ** 30 } };
+}
+console.log(JSON.stringify(result, null, 1));

@@ -1,0 +1,312 @@
+// bfloat16 GEMM with float32 accumulation. Two paths, chosen at run time (bf16_path):
+//   avx512bf16  packed panels of k-pairs and a 12x32 micro-kernel of vdpbf16ps (each instruction: 16 lanes, each
+//               lane += a[2k]·b[2k] + a[2k+1]·b[2k+1]), blocked and threaded like the SGEMM (gemm.cc);
+//   convert     both operands converted to float32, then the SGEMM (any CPU).
+// Reference: src/kernels/ops/bf16.ts; tests: test/bf16.test.ts (every path against the ref backend's bf16 ops).
+#include "bgemm.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "gemm.h"
+#include "pool.h"
+#include "simd.h"
+#if LT_X86
+#include <cpuid.h>
+#include <immintrin.h>
+#define LT_TARGET_BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx2,fma")))
+#endif
+
+namespace lt {
+
+// ---------------------------------------------------------------- dispatch
+
+static int g_bf16 = -2;
+
+bool amx_bf16_detected() {
+#if LT_X86
+  unsigned a, b, c, d;
+  if (__get_cpuid_count(7, 0, &a, &b, &c, &d)) return (d >> 22) & 1;
+#endif
+  return false;
+}
+
+int bf16_detect() {
+#if LT_X86
+  unsigned a, b, c, d;
+  if (simd_level() >= SIMD_AVX512 && __builtin_cpu_supports("avx512bw") && __get_cpuid_count(7, 1, &a, &b, &c, &d) && ((a >> 5) & 1))
+    return BF16_AVX512;
+#endif
+  return BF16_CONVERT;
+}
+
+static int bf16_from_env(int best) {
+  const char* e = std::getenv("LLAMA_TS_BF16");
+  if (e && !std::strcmp(e, "convert")) return BF16_CONVERT;
+  return best;
+}
+
+int bf16_path() {
+  if (g_bf16 == -2) g_bf16 = bf16_from_env(bf16_detect());
+  // a SIMD level lowered after the choice (setSimd) lowers the path too
+  return std::min(g_bf16, bf16_detect());
+}
+
+int bf16_set(int path) {
+  int best = bf16_detect();
+  g_bf16 = path < 0 ? bf16_from_env(best) : std::min(path, best);
+  return g_bf16;
+}
+
+const char* bf16_name(int path) { return path == BF16_AVX512 ? "avx512bf16" : "convert"; }
+
+// ---------------------------------------------------------------- conversions
+
+static inline uint16_t round_bf16(float v) {
+  uint32_t x;
+  std::memcpy(&x, &v, 4);
+  if ((x & 0x7f800000u) == 0x7f800000u && (x & 0x7fffffu)) return (uint16_t)((x >> 16) | 0x40);
+  return (uint16_t)((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
+}
+
+LT_CLONES static void to_bf16_range(const float* x, uint16_t* out, long n) {
+  for (long i = 0; i < n; i++) out[i] = round_bf16(x[i]);
+}
+LT_CLONES static void from_bf16_range(const uint16_t* x, float* out, long n) {
+  for (long i = 0; i < n; i++) {
+    uint32_t u = (uint32_t)x[i] << 16;
+    std::memcpy(out + i, &u, 4);
+  }
+}
+
+constexpr long CONV_CHUNK = 1 << 16;
+
+void f32_to_bf16(const float* x, uint16_t* out, long n) {
+  parallel_for((n + CONV_CHUNK - 1) / CONV_CHUNK, [&](long t) {
+    long i0 = t * CONV_CHUNK;
+    to_bf16_range(x + i0, out + i0, std::min(CONV_CHUNK, n - i0));
+  });
+}
+void bf16_to_f32(const uint16_t* x, float* out, long n) {
+  parallel_for((n + CONV_CHUNK - 1) / CONV_CHUNK, [&](long t) {
+    long i0 = t * CONV_CHUNK;
+    from_bf16_range(x + i0, out + i0, std::min(CONV_CHUNK, n - i0));
+  });
+}
+
+namespace {
+
+// ---------------------------------------------------------------- the convert path
+
+void bgemm_convert(long M, long N, long K, const uint16_t* A, long rsa, long csa, const uint16_t* B, long rsb, long csb,
+                   float* C, long ldc, bool accumulate) {
+  long la = (M - 1) * rsa + (K - 1) * csa + 1, lb = (K - 1) * rsb + (N - 1) * csb + 1;
+  std::vector<float> a((size_t)la), b((size_t)lb);
+  bf16_to_f32(A, a.data(), la);
+  bf16_to_f32(B, b.data(), lb);
+  sgemm(M, N, K, a.data(), rsa, csa, b.data(), rsb, csb, C, ldc, accumulate);
+}
+
+#if LT_X86
+// ---------------------------------------------------------------- the AVX512_BF16 path
+
+constexpr int MR = 12, NR = 32, MC = 96, KC = 256, NC = 512;
+
+inline uint32_t pair(uint16_t lo, uint16_t hi) { return (uint32_t)lo | (uint32_t)hi << 16; }
+
+// Ap: ceil(mc/MR) panels, each kp x MR pairs (row r at [kp*MR + r] = A[r][2kp], A[r][2kp+1]), zero-padded.
+void pack_a(const uint16_t* A, long rsa, long csa, long i0, long k0, long mc, long kc, uint32_t* Ap) {
+  long kp = (kc + 1) / 2, kfull = kc / 2;
+  for (long p = 0; p < mc; p += MR) {
+    long m = std::min<long>(MR, mc - p);
+    uint32_t* dst = Ap + p * kp;
+    const uint16_t* src = A + (i0 + p) * rsa + k0 * csa;
+    if (csa == 1) {
+      for (long r = 0; r < m; r++) {
+        const uint16_t* s = src + r * rsa;
+        for (long q = 0; q < kfull; q++) dst[q * MR + r] = pair(s[2 * q], s[2 * q + 1]);
+        if (kp > kfull) dst[kfull * MR + r] = pair(s[kc - 1], 0);
+      }
+    } else {
+      for (long q = 0; q < kp; q++) {
+        const uint16_t* s0 = src + 2 * q * csa;
+        const uint16_t* s1 = 2 * q + 1 < kc ? s0 + csa : nullptr;
+        for (long r = 0; r < m; r++) dst[q * MR + r] = pair(s0[r * rsa], s1 ? s1[r * rsa] : 0);
+      }
+    }
+    if (m < MR)
+      for (long q = 0; q < kp; q++)
+        for (long r = m; r < MR; r++) dst[q * MR + r] = 0;
+  }
+}
+
+// Bp: ceil(nc/NR) panels, each kp x NR pairs (column c at [kp*NR + c] = B[2kp][c], B[2kp+1][c]), zero-padded.
+LT_TARGET_BF16 void pack_b(const uint16_t* B, long rsb, long csb, long k0, long j0, long kc, long nc, uint32_t* Bp) {
+  long kp = (kc + 1) / 2;
+  for (long q0 = 0; q0 < nc; q0 += NR) {
+    long n = std::min<long>(NR, nc - q0);
+    uint32_t* dst = Bp + q0 * kp;
+    const uint16_t* src = B + k0 * rsb + (j0 + q0) * csb;
+    if (csb == 1) {
+      for (long q = 0; q < kp; q++) {
+        const uint16_t* s0 = src + 2 * q * rsb;
+        const uint16_t* s1 = 2 * q + 1 < kc ? s0 + rsb : nullptr;
+        uint32_t* d = dst + q * NR;
+        if (n == NR && s1) {  // interleave two rows of 32: unpack within 128-bit lanes, then put the lanes in order
+          __m512i r0 = _mm512_loadu_si512(s0), r1 = _mm512_loadu_si512(s1);
+          __m512i lo = _mm512_unpacklo_epi16(r0, r1), hi = _mm512_unpackhi_epi16(r0, r1);
+          const __m512i i0 = _mm512_set_epi64(11, 10, 3, 2, 9, 8, 1, 0), i1 = _mm512_set_epi64(15, 14, 7, 6, 13, 12, 5, 4);
+          _mm512_storeu_si512(d, _mm512_permutex2var_epi64(lo, i0, hi));
+          _mm512_storeu_si512(d + 16, _mm512_permutex2var_epi64(lo, i1, hi));
+          continue;
+        }
+        long c = 0;
+        for (; c < n; c++) d[c] = pair(s0[c], s1 ? s1[c] : 0);
+        for (; c < NR; c++) d[c] = 0;
+      }
+    } else {
+      long kfull = kc / 2;
+      for (long c = 0; c < n; c++) {
+        const uint16_t* s = src + c * csb;
+        if (rsb == 1) {
+          for (long q = 0; q < kfull; q++) dst[q * NR + c] = pair(s[2 * q], s[2 * q + 1]);
+          if (kp > kfull) dst[kfull * NR + c] = pair(s[kc - 1], 0);
+        } else {
+          for (long q = 0; q < kp; q++) dst[q * NR + c] = pair(s[2 * q * rsb], 2 * q + 1 < kc ? s[(2 * q + 1) * rsb] : 0);
+        }
+      }
+      for (long c = n; c < NR; c++)
+        for (long q = 0; q < kp; q++) dst[q * NR + c] = 0;
+    }
+  }
+}
+
+// C[MR,NR] (+)= A·B over kp pairs of k: 24 accumulators, 2 B vectors, 1 broadcast pair.
+LT_TARGET_BF16 void ukr(long kp, const uint32_t* A, const uint32_t* B, float* C, long ldc, bool acc) {
+  __m512 c[MR][2];
+#pragma GCC unroll 12
+  for (int i = 0; i < MR; i++) c[i][0] = c[i][1] = _mm512_setzero_ps();
+#pragma GCC unroll 2
+  for (long q = 0; q < kp; q++) {
+    __m512i b0 = _mm512_loadu_si512(B + q * NR), b1 = _mm512_loadu_si512(B + q * NR + 16);
+#pragma GCC unroll 12
+    for (int i = 0; i < MR; i++) {
+      __m512i a = _mm512_set1_epi32((int)A[q * MR + i]);
+      c[i][0] = _mm512_dpbf16_ps(c[i][0], (__m512bh)a, (__m512bh)b0);
+      c[i][1] = _mm512_dpbf16_ps(c[i][1], (__m512bh)a, (__m512bh)b1);
+    }
+  }
+#pragma GCC unroll 12
+  for (int i = 0; i < MR; i++) {
+    float* p = C + i * ldc;
+    if (acc) {
+      c[i][0] = _mm512_add_ps(c[i][0], _mm512_loadu_ps(p));
+      c[i][1] = _mm512_add_ps(c[i][1], _mm512_loadu_ps(p + 16));
+    }
+    _mm512_storeu_ps(p, c[i][0]);
+    _mm512_storeu_ps(p + 16, c[i][1]);
+  }
+}
+
+struct Job {
+  long M, N, K;
+  const uint16_t* A;
+  long rsa, csa;
+  const uint16_t* B;
+  long rsb, csb;
+  float* C;
+  long ldc;
+  bool accumulate;
+  long mc, nc, tiles_n;
+};
+
+struct Scratch {
+  std::vector<uint32_t> a, b;
+};
+thread_local Scratch tl;
+
+// A task owns an m-range x n-range of C; per K block it packs its B block once and walks its rows in MC blocks.
+void task(void* ctx, long t) {
+  const Job& g = *static_cast<const Job*>(ctx);
+  long i0 = (t / g.tiles_n) * g.mc, j0 = (t % g.tiles_n) * g.nc;
+  long mr = std::min(g.mc, g.M - i0), nc = std::min(g.nc, g.N - j0);
+  long ncp = (nc + NR - 1) / NR * NR;
+  if (tl.a.size() < (size_t)MC * KC / 2) tl.a.resize((size_t)MC * KC / 2);
+  if (tl.b.size() < (size_t)ncp * KC / 2) tl.b.resize((size_t)ncp * KC / 2);
+  uint32_t *Ap = tl.a.data(), *Bp = tl.b.data();
+  alignas(64) float tmp[MR * NR];
+  for (long k0 = 0; k0 < g.K; k0 += KC) {
+    long kc = std::min<long>(KC, g.K - k0), kp = (kc + 1) / 2;
+    bool acc = g.accumulate || k0 > 0;
+    pack_b(g.B, g.rsb, g.csb, k0, j0, kc, nc, Bp);
+    for (long is = 0; is < mr; is += MC) {
+      long mc = std::min<long>(MC, mr - is);
+      pack_a(g.A, g.rsa, g.csa, i0 + is, k0, mc, kc, Ap);
+      for (long jr = 0; jr < nc; jr += NR) {
+        long n = std::min<long>(NR, nc - jr);
+        for (long ir = 0; ir < mc; ir += MR) {
+          long m = std::min<long>(MR, mc - ir);
+          float* c = g.C + (i0 + is + ir) * g.ldc + j0 + jr;
+          if (m == MR && n == NR) {
+            ukr(kp, Ap + ir * kp, Bp + jr * kp, c, g.ldc, acc);
+          } else {
+            ukr(kp, Ap + ir * kp, Bp + jr * kp, tmp, NR, false);
+            for (long i = 0; i < m; i++)
+              for (long j = 0; j < n; j++) c[i * g.ldc + j] = acc ? c[i * g.ldc + j] + tmp[i * NR + j] : tmp[i * NR + j];
+          }
+        }
+      }
+    }
+  }
+}
+
+void bgemm_avx512(long M, long N, long K, const uint16_t* A, long rsa, long csa, const uint16_t* B, long rsb, long csb,
+                  float* C, long ldc, bool accumulate) {
+  Job g{M, N, K, A, rsa, csa, B, rsb, csb, C, ldc, accumulate, 0, 0, 0};
+  // the task grid as the SGEMM chooses it: enough tasks for every thread, as little packing as possible (a packed
+  // element costs about as much as 30 flops of this kernel)
+  const long nth = pool_threads();
+  const long nt0 = (N + NC - 1) / NC;
+  const long mtmax = (M + MR - 1) / MR, ntmax = (N + NR - 1) / NR;
+  double best = 1e300;
+  for (long mt = 1; mt <= std::min(mtmax, 8 * nth); mt++) {
+    long mc = ((M + mt - 1) / mt + MR - 1) / MR * MR;
+    long mta = (M + mc - 1) / mc;
+    for (long nt = nt0; nt <= std::min(ntmax, nt0 * 8); nt++) {
+      long nc = ((N + nt - 1) / nt + NR - 1) / NR * NR;
+      long nta = (N + nc - 1) / nc;
+      long tasks = mta * nta;
+      double waves = (double)((tasks + nth - 1) / nth) * nth / tasks;
+      double compute = 2.0 * (double)(mta * mc) * (double)(nta * nc) * K * waves / nth;
+      double pack = 30.0 * ((double)nta * M * K + (double)mta * N * K) / std::min(nth, tasks);
+      if (compute + pack < best * 0.999) {
+        best = compute + pack;
+        g.mc = mc;
+        g.nc = nc;
+      }
+    }
+  }
+  g.tiles_n = (N + g.nc - 1) / g.nc;
+  parallel_for(((M + g.mc - 1) / g.mc) * g.tiles_n, task, &g);
+}
+#endif
+
+}  // namespace
+
+void bgemm(long M, long N, long K, const uint16_t* A, long rsa, long csa, const uint16_t* B, long rsb, long csb, float* C,
+           long ldc, bool accumulate) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) {
+    if (!accumulate)
+      for (long i = 0; i < M; i++) std::memset(C + i * ldc, 0, sizeof(float) * N);
+    return;
+  }
+#if LT_X86
+  if (bf16_path() == BF16_AVX512) return bgemm_avx512(M, N, K, A, rsa, csa, B, rsb, csb, C, ldc, accumulate);
+#endif
+  bgemm_convert(M, N, K, A, rsa, csa, B, rsb, csb, C, ldc, accumulate);
+}
+
+}  // namespace lt

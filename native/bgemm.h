@@ -1,0 +1,27 @@
+// bfloat16 GEMM with float32 accumulation (the matmuls of --dtype bf16). Reference: src/kernels/ops/bf16.ts.
+#pragma once
+#include <cstdint>
+
+namespace lt {
+
+// bf16 paths: vdpbf16ps micro-kernel (AVX512_BF16), or each operand converted to float32 and the SGEMM.
+enum Bf16Path { BF16_CONVERT = 0, BF16_AVX512 = 1 };
+
+int bf16_detect();  // best path this CPU supports (AVX512_BF16 also needs the AVX-512 SIMD level)
+int bf16_path();    // path in use: the detected one, lowered by LLAMA_TS_BF16=convert, the API, or a lower SIMD level
+// Sets the path (clamped to what the CPU supports); -1 restores the default. Returns the path now in use.
+int bf16_set(int path);
+const char* bf16_name(int path);
+// true when the CPU reports AMX-BF16 (there is no AMX kernel: such a CPU uses the AVX512_BF16 path)
+bool amx_bf16_detected();
+
+// float32 -> bfloat16 bits, round to nearest even (NaN stays NaN, quiet), as PyTorch; and back (exact).
+void f32_to_bf16(const float* x, uint16_t* out, long n);
+void bf16_to_f32(const uint16_t* x, float* out, long n);
+
+// C[M,N] (= or +=) A·B in float32 with A[i][k] = A[i*rsa + k*csa], B[k][j] = B[k*rsb + j*csb] bfloat16, C row-major
+// with leading dimension ldc. Each product of two bfloat16 values is exact in float32; sums are float32.
+void bgemm(long M, long N, long K, const uint16_t* A, long rsa, long csa, const uint16_t* B, long rsb, long csb, float* C,
+           long ldc, bool accumulate);
+
+}  // namespace lt

@@ -1,0 +1,20 @@
+// Native ops matmulQ8_0, matmulQ4_0, matmulQ4K, matmulQ6K, matmulWeightBf16. Declared in src/kernels/ops/table.ts; reference
+// src/kernels/ops/quant.ts; kernel native/quant.cc. Tests: test/quant.test.ts.
+#include "../op.h"
+#include "../quant.h"
+
+using namespace lt;
+
+static void run(Call& c, QuantKind kind) {
+  long M = c.i("M"), K = c.i("K"), N = c.i("N");
+  float *out = c.f("out"), *x = c.f("x");
+  const uint8_t* w = c.u8("w");
+  bool acc = c.flag("accumulate");
+  if (!c.failed()) matmul_quant(kind, M, K, N, x, w, out, acc);
+}
+
+LT_OP(matmulQ8_0) { run(c, QK_Q8_0); }
+LT_OP(matmulQ4_0) { run(c, QK_Q4_0); }
+LT_OP(matmulQ4K) { run(c, QK_Q4_K); }
+LT_OP(matmulQ6K) { run(c, QK_Q6_K); }
+LT_OP(matmulWeightBf16) { run(c, QK_BF16); }

@@ -1,0 +1,302 @@
+// Products against quantized weights: out[M,N] (+)= x[M,K]·wᵀ with w [N,K] in Q8_0, Q4_0, Q4_K or Q6_K blocks or BF16 (the
+// layouts: src/kernels/ops/quant.ts, which holds the reference these kernels are tested against in
+// test/quant.test.ts on every SIMD path). As llama.cpp: each row of x is quantized to int8 per block of 32 (scale
+// max|x|/127, in float32), each block's dot product is an integer sum (u8×s8 or s8×s8 multiply-adds; vpdpbusd
+// with AVX-512 VNNI), scaled by the weight's and the activation's block scales. Batch-1 decode reads every weight
+// byte once per token, so its speed is the bytes per weight; rows of w are spread over the pool, and with several
+// rows of x each group of 8 weight rows is reused across all of them while it sits in L1. From QUANT_GEMM_ROWS rows
+// of x on (prefill, which is bound by arithmetic rather than by weight bytes) the weights are dequantized a chunk of
+// rows at a time and multiplied in float32 by the packed SGEMM, as the reference does.
+#include "quant.h"
+
+#include <cmath>
+#include <vector>
+
+#include "gemm.h"
+#include "pool.h"
+#include "simd.h"
+
+#if LT_X86
+#include <immintrin.h>
+#endif
+
+namespace lt {
+
+namespace {
+
+using DotFn = float (*)(const uint8_t* w, const int8_t* q, const float* d, const int32_t* s, long nb);
+
+float half_to_float(const uint8_t* p) {
+  uint32_t h = p[0] | p[1] << 8;
+  uint32_t sign = (h & 0x8000u) << 16, e = (h >> 10) & 31, m = h & 0x3ff, bits;
+  if (e == 0) {
+    float f = (float)m * (1.0f / 16777216.0f);  // subnormal (or zero): m · 2^-24, exact
+    return (h & 0x8000u) ? -f : f;
+  }
+  if (e == 31) bits = sign | 0x7f800000u | (m << 13);
+  else bits = sign | ((e + 112) << 23) | (m << 13);
+  float f;
+  __builtin_memcpy(&f, &bits, 4);
+  return f;
+}
+
+inline float bf16_to_float(const uint8_t* p) {
+  uint32_t bits = (uint32_t)(p[0] | p[1] << 8) << 16;
+  float f;
+  __builtin_memcpy(&f, &bits, 4);
+  return f;
+}
+
+// sub-block i's 6-bit scale and min of a Q4_K block's packed scales (ggml's get_scale_min_k4)
+inline void q4k_scales(const uint8_t* p, uint8_t* sc, uint8_t* mn) {
+  for (int i = 0; i < 4; i++) sc[i] = p[i] & 63, mn[i] = p[i + 4] & 63;
+  for (int i = 4; i < 8; i++) sc[i] = (p[i + 4] & 15) | ((p[i - 4] >> 6) << 4), mn[i] = (p[i + 4] >> 4) | ((p[i] >> 6) << 4);
+}
+
+// ---- portable ----
+
+float dot_q8_0_generic(const uint8_t* w, const int8_t* q, const float* d, const int32_t*, long nb) {
+  float acc = 0;
+  for (long b = 0; b < nb; b++, w += 34) {
+    const int8_t* wq = (const int8_t*)(w + 2);
+    int32_t sum = 0;
+    for (int j = 0; j < 32; j++) sum += wq[j] * q[32 * b + j];
+    acc += half_to_float(w) * d[b] * (float)sum;
+  }
+  return acc;
+}
+
+float dot_q4_0_generic(const uint8_t* w, const int8_t* q, const float* d, const int32_t* s, long nb) {
+  float acc = 0;
+  for (long b = 0; b < nb; b++, w += 18) {
+    int32_t sum = 0;
+    for (int j = 0; j < 16; j++) sum += (w[2 + j] & 15) * q[32 * b + j] + (w[2 + j] >> 4) * q[32 * b + 16 + j];
+    acc += half_to_float(w) * d[b] * (float)(sum - 8 * s[b]);
+  }
+  return acc;
+}
+
+float dot_q4_k_generic(const uint8_t* w, const int8_t* q, const float* d, const int32_t* s, long nb) {
+  float acc = 0;
+  for (long B = 0; B < nb / 8; B++, w += 144) {
+    float dd = half_to_float(w), dm = half_to_float(w + 2);
+    uint8_t sc[8], mn[8];
+    q4k_scales(w + 4, sc, mn);
+    for (int i = 0; i < 8; i++) {
+      long b = 8 * B + i;
+      const uint8_t* qs = w + 16 + 32 * (i >> 1);
+      int32_t sum = 0;
+      for (int j = 0; j < 32; j++) sum += (i & 1 ? qs[j] >> 4 : qs[j] & 15) * q[32 * b + j];
+      acc += d[b] * (dd * sc[i] * (float)sum - dm * mn[i] * (float)s[b]);
+    }
+  }
+  return acc;
+}
+
+float dot_q6_k_generic(const uint8_t* w, const int8_t* q, const float* d, const int32_t*, long nb) {
+  float acc = 0;
+  for (long B = 0; B < nb / 8; B++, w += 210) {
+    const int8_t* sc = (const int8_t*)(w + 192);
+    float dd = half_to_float(w + 208);
+    for (int g = 0; g < 16; g++) {
+      int32_t sum = 0;
+      for (int j = 0; j < 16; j++) {
+        int e = 16 * g + j, h = e >> 7, r = e & 127, k = r >> 5, l = r & 31;
+        int lo = w[64 * h + l + 32 * (k & 1)], hi = w[128 + 32 * h + l];
+        int v = ((k < 2 ? lo & 15 : lo >> 4) | (((hi >> (2 * k)) & 3) << 4)) - 32;
+        sum += v * q[256 * B + e];
+      }
+      acc += dd * sc[g] * d[(256 * B + 16 * g) >> 5] * (float)sum;
+    }
+  }
+  return acc;
+}
+
+float dot_bf16_generic(const uint8_t* w, const float* x, long K) {
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  long i = 0;
+  for (; i + 8 <= K; i += 8)
+    for (int l = 0; l < 8; l++) acc[l] += bf16_to_float(w + 2 * (i + l)) * x[i + l];
+  float s = 0;
+  for (; i < K; i++) s += bf16_to_float(w + 2 * i) * x[i];
+  for (int l = 0; l < 8; l++) s += acc[l];
+  return s;
+}
+
+#if LT_X86
+namespace avx2 {
+#define QT __attribute__((target("avx2,fma,f16c")))
+#define LT_Q_VNNI 0
+#include "quant-simd.inc"
+#undef LT_Q_VNNI
+#undef QT
+}  // namespace avx2
+namespace vnni {
+#define QT __attribute__((target("avx512f,avx512vl,avx512vnni,avx2,fma,f16c")))
+#define LT_Q_VNNI 1
+#include "quant-simd.inc"
+#undef LT_Q_VNNI
+#undef QT
+}  // namespace vnni
+#endif
+
+DotFn dot_for(QuantKind kind) {
+  static const DotFn generic[] = {dot_q8_0_generic, dot_q4_0_generic, dot_q4_k_generic, dot_q6_k_generic};
+#if LT_X86
+  static const DotFn a2[] = {avx2::dot_q8_0, avx2::dot_q4_0, avx2::dot_q4_k, avx2::dot_q6_k};
+  static const DotFn v[] = {vnni::dot_q8_0, vnni::dot_q4_0, vnni::dot_q4_k, vnni::dot_q6_k};
+  static const bool has_vnni = __builtin_cpu_supports("avx512vnni");
+  int level = simd_level();
+  if (level >= SIMD_AVX512 && has_vnni) return v[kind];
+  if (level >= SIMD_AVX2 && __builtin_cpu_supports("f16c")) return a2[kind];
+#endif
+  return generic[kind];
+}
+
+using DotF32Fn = float (*)(const uint8_t* w, const float* x, long K);
+
+DotF32Fn dot_bf16_for() {
+#if LT_X86
+  if (simd_level() >= SIMD_AVX2) return avx2::dot_bf16;
+#endif
+  return dot_bf16_generic;
+}
+
+// one row of activations → int8 per block of 32, as quantizeActivations in src/kernels/ops/quant.ts (bit for bit)
+void quantize_row(const float* x, long K, int8_t* q, float* d, int32_t* s) {
+  for (long b = 0; b < K / 32; b++) {
+    const float* xb = x + 32 * b;
+    float amax = 0;
+    for (int j = 0; j < 32; j++) amax = std::fmax(amax, std::fabs(xb[j]));
+    float db = amax / 127.0f, id = db != 0 ? 1.0f / db : 0.0f;
+    int32_t sum = 0;
+    for (int j = 0; j < 32; j++) {
+      int v = (int)std::roundf(xb[j] * id);
+      q[32 * b + j] = (int8_t)v;
+      sum += v;
+    }
+    d[b] = db;
+    s[b] = sum;
+  }
+}
+
+// one weight row of K values → float32, as dequantize in src/kernels/ops/quant.ts (loops the compiler vectorises)
+LT_CLONES void dequant_row(int kind, const uint8_t* w, float* y, long K) {
+  switch (kind) {
+    case QK_Q8_0:
+      for (long b = 0; b < K / 32; b++, w += 34, y += 32) {
+        float d = half_to_float(w);
+        const int8_t* q = (const int8_t*)(w + 2);
+        for (int j = 0; j < 32; j++) y[j] = d * (float)q[j];
+      }
+      break;
+    case QK_Q4_0:
+      for (long b = 0; b < K / 32; b++, w += 18, y += 32) {
+        float d = half_to_float(w);
+        for (int j = 0; j < 16; j++) y[j] = d * (float)((w[2 + j] & 15) - 8), y[16 + j] = d * (float)((w[2 + j] >> 4) - 8);
+      }
+      break;
+    case QK_Q4_K:
+      for (long B = 0; B < K / 256; B++, w += 144) {
+        float dd = half_to_float(w), dm = half_to_float(w + 2);
+        uint8_t sc[8], mn[8];
+        q4k_scales(w + 4, sc, mn);
+        for (int c = 0; c < 4; c++, y += 64) {
+          const uint8_t* q = w + 16 + 32 * c;
+          float d1 = dd * sc[2 * c], m1 = dm * mn[2 * c], d2 = dd * sc[2 * c + 1], m2 = dm * mn[2 * c + 1];
+          for (int l = 0; l < 32; l++) y[l] = d1 * (float)(q[l] & 15) - m1, y[32 + l] = d2 * (float)(q[l] >> 4) - m2;
+        }
+      }
+      break;
+    case QK_BF16:
+      for (long i = 0; i < K; i++) y[i] = bf16_to_float(w + 2 * i);
+      break;
+    default:  // Q6_K
+      for (long B = 0; B < K / 256; B++, w += 210) {
+        const int8_t* sc = (const int8_t*)(w + 192);
+        float dd = half_to_float(w + 208);
+        for (int h = 0; h < 2; h++, y += 128) {
+          const uint8_t *ql = w + 64 * h, *qh = w + 128 + 32 * h;
+          const int8_t* s = sc + 8 * h;
+          for (int l = 0; l < 32; l++) {
+            int is = l / 16;
+            y[l] = dd * s[is] * (float)(((ql[l] & 15) | ((qh[l] & 3) << 4)) - 32);
+            y[32 + l] = dd * s[is + 2] * (float)(((ql[32 + l] & 15) | (((qh[l] >> 2) & 3) << 4)) - 32);
+            y[64 + l] = dd * s[is + 4] * (float)(((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32);
+            y[96 + l] = dd * s[is + 6] * (float)(((ql[32 + l] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32);
+          }
+        }
+      }
+  }
+}
+
+const long QK_BYTES[] = {34, 18, 144, 210, 2};
+const long QK_SIZE[] = {32, 32, 256, 256, 1};
+
+}  // namespace
+
+void matmul_quant(QuantKind kind, long M, long K, long N, const float* x, const uint8_t* w, float* out, bool accumulate) {
+  if (M <= 0 || N <= 0) return;
+  const long nb = K / 32, rb = K / QK_SIZE[kind] * QK_BYTES[kind];
+  if (M >= QUANT_GEMM_ROWS) {
+    // prefill is bound by arithmetic, not by weight bytes: dequantize CH weight rows at a time to float32 and run the
+    // packed SGEMM on them (the rows' dequantization costs 1/M of the product)
+    const long CH = 256;
+    thread_local std::vector<float> wf;
+    long ch = N < CH ? N : CH;
+    if ((long)wf.size() < ch * K) wf.resize(ch * K);
+    float* f = wf.data();
+    for (long n0 = 0; n0 < N; n0 += CH) {
+      long nc = N - n0 < CH ? N - n0 : CH;
+      parallel_for(nc, [&](long r) { dequant_row(kind, w + (n0 + r) * rb, f + r * K, K); });
+      sgemm(M, nc, K, x, K, 1, f, 1, K, out + n0, N, accumulate);
+    }
+    return;
+  }
+  // tasks: groups of weight rows, about 4 per thread (and at least 8 rows each unless N is small)
+  const long G = 8;
+  long groups = (N + G - 1) / G, per = groups / (4L * pool_threads());
+  if (per < 1) per = 1;
+  long tasks = (groups + per - 1) / per;
+  if (kind == QK_BF16) {
+    const DotF32Fn dot = dot_bf16_for();
+    parallel_for(tasks, [&](long t) {
+      long n0 = t * per * G, n1 = n0 + per * G < N ? n0 + per * G : N;
+      for (long g0 = n0; g0 < n1; g0 += G) {
+        long g1 = g0 + G < n1 ? g0 + G : n1;
+        for (long m = 0; m < M; m++)
+          for (long n = g0; n < g1; n++) {
+            float v = dot(w + n * rb, x + m * K, K);
+            out[m * N + n] = accumulate ? out[m * N + n] + v : v;
+          }
+      }
+    });
+    return;
+  }
+  thread_local std::vector<int8_t> qv;
+  thread_local std::vector<float> dv;
+  thread_local std::vector<int32_t> sv;
+  if ((long)qv.size() < M * K) qv.resize(M * K);
+  if ((long)dv.size() < M * nb + 1) dv.resize(M * nb + 1), sv.resize(M * nb + 1);
+  int8_t* q = qv.data();
+  float* d = dv.data();
+  int32_t* s = sv.data();
+  if (M * K >= (1L << 15)) parallel_for(M, [&](long m) { quantize_row(x + m * K, K, q + m * K, d + m * nb, s + m * nb); });
+  else for (long m = 0; m < M; m++) quantize_row(x + m * K, K, q + m * K, d + m * nb, s + m * nb);
+  const DotFn dot = dot_for(kind);
+  parallel_for(tasks, [&](long t) {
+    long n0 = t * per * G, n1 = n0 + per * G < N ? n0 + per * G : N;
+    for (long g0 = n0; g0 < n1; g0 += G) {
+      long g1 = g0 + G < n1 ? g0 + G : n1;
+      for (long m = 0; m < M; m++) {
+        float* o = out + m * N;
+        for (long n = g0; n < g1; n++) {
+          float v = dot(w + n * rb, q + m * K, d + m * nb, s + m * nb, nb);
+          o[n] = accumulate ? o[n] + v : v;
+        }
+      }
+    }
+  });
+}
+
+}  // namespace lt

@@ -1,0 +1,20 @@
+// Products against weights in ggml's quantized block layouts (Q8_0, Q4_0, Q4_K, Q6_K), activations quantized to
+// int8 per block of 32. Reference and layouts: src/kernels/ops/quant.ts; entries: native/ops/quant.cc; tests:
+// test/quant.test.ts.
+#pragma once
+#include <cstdint>
+
+namespace lt {
+
+enum QuantKind { QK_Q8_0 = 0, QK_Q4_0 = 1, QK_Q4_K = 2, QK_Q6_K = 3, QK_BF16 = 4 };
+
+// From this many rows of x on, the product is computed in float32 on the dequantized weights (QUANT_GEMM_ROWS in
+// src/kernels/ops/quant.ts).
+const long QUANT_GEMM_ROWS = 16;
+
+// out[M,N] (+)= x[M,K]·wᵀ, w [N,K] in `kind`'s blocks (K a multiple of the block size). Runs on the pool with the
+// SIMD path in use (AVX-512 VNNI, AVX2 or portable): int8 activations below QUANT_GEMM_ROWS rows (BF16: float
+// activations, bf16 weights widened in registers), else SGEMM on dequantized weight rows.
+void matmul_quant(QuantKind kind, long M, long K, long N, const float* x, const uint8_t* w, float* out, bool accumulate);
+
+}  // namespace lt

@@ -1,0 +1,107 @@
+/**
+ * The activation memory of llama-ts's own training implementation as a closed form (what `Llama` allocates for one
+ * micro-batch, model/llama.ts `layOutActivations`), by recompute policy and precision. `plan cluster` sizes
+ * activations with it, and `bench train` / `info --memory` print it beside what a run measures; a test holds it
+ * equal to the model's layout (activationLayoutBytes) for several configurations.
+ *
+ * Per rank of a tensor-parallel group of t (heads, KV heads and SwiGLU units divided by t), for N = b·s tokens, of
+ * which n rows of the residual stream (N/t with sequence parallelism, else N); D model width, qw = (H/t)·hd,
+ * kw = (KV/t)·hd, F = SwiGLU units / t, h = H/t. Each layer keeps for its backward:
+ *   none        x, xMid [n,D] and rstd1, rstd2 [n], lse [N,h] (float32), and xn1, xn2 [N,D], q, att [N,qw],
+ *               k, v [N,kw], h1, h3, gate [N,F]                                   (no T×T: attention saves its lse)
+ *   selective   the same less xn1, xn2 and gate (recomputed from x, xMid, h1 and h3)
+ *   full        x only (the block's forward runs again before its backward)
+ * The second group is float32, or bfloat16 with --dtype bf16 (x, xMid, rstd and lse stay float32). Once per rank
+ * (the workspace): one shared set of those buffers (what the layers recompute into; with bf16 the float32 working
+ * copies), the backward's gradient scratch, the head's block of at most 2^23 logits, the final norm's input and
+ * output (saved, counted with the layers' here), and with bf16 the bf16 copy of the final norm's output and one bf16
+ * gradient buffer.
+ */
+import { ffnHiddenDim, headDim, type LlamaConfig } from '../model/config.js';
+import type { DTypeName, Recompute } from '../model/llama.js';
+
+export interface ActivationShape {
+  batch: number;
+  seq: number;
+  tp?: number;
+  sp?: boolean;
+  recompute?: Recompute;
+  dtype?: DTypeName;
+  /** Bytes of a float buffer: 4, or 8 on the ref-f64 backend. Default 4. */
+  bytesPerFloat?: number;
+}
+
+export interface ActivationBytes {
+  /** One layer's saved activations. */
+  perLayer: number;
+  /** Every layer's saved activations and the final norm's input and output. */
+  saved: number;
+  /** Shared buffers, backward scratch and the head's logits block. */
+  workspace: number;
+  total: number;
+}
+
+/** Rows of logits the head computes at once (model/llama.ts HEAD_CHUNK_FLOATS). */
+const HEAD_CHUNK_FLOATS = 2 ** 23;
+
+export function activationBytes(c: LlamaConfig, o: ActivationShape): ActivationBytes {
+  const t = o.tp ?? 1;
+  const sp = Boolean(o.sp) && t > 1;
+  const r = o.recompute ?? 'none';
+  const low = o.dtype === 'bf16';
+  const f = o.bytesPerFloat ?? 4;
+  const lb = low ? 2 : f; // bytes of an element that bf16 lowers
+  const N = o.batch * o.seq;
+  const n = sp ? N / t : N;
+  const D = c.dim;
+  const hd = headDim(c);
+  const h = c.nHeads / t;
+  const qw = h * hd;
+  const kw = (c.nKvHeads / t) * hd;
+  const F = ffnHiddenDim(c) / t;
+  const V = c.vocabSize / t;
+  const full = r === 'full';
+  const none = r === 'none';
+  // per layer: float32 part, lowerable part (elements)
+  const keptF = full ? n * D : 2 * n * D + 2 * n + N * h;
+  const keptLow = full ? 0 : 2 * N * qw + 2 * N * kw + 2 * N * F + (none ? 2 * N * D + N * F : 0);
+  const perLayer = keptF * f + keptLow * lb;
+  const finalNorm = n * D + n + N * D;
+  const saved = perLayer * c.nLayers + finalNorm * f + (low ? N * D * 2 : 0);
+  // the shared set: float32 working buffers; with bf16 also the bf16 set of what is not kept per layer
+  const sharedLowable = low
+    ? 2 * N * D + 2 * N * qw + 2 * N * kw + 3 * N * F
+    : (none ? 0 : N * D + N * F) + (full ? N * D + 2 * N * qw + 2 * N * kw + 2 * N * F : 0);
+  const sharedF = full ? 2 * n + N * h + n * D : 0;
+  const sharedLow = low ? (none ? 0 : 2 * N * D + N * F) + (full ? 2 * N * qw + 2 * N * kw + 2 * N * F : 0) : 0;
+  const chunkRows = Math.max(1, Math.min(N, Math.floor(HEAD_CHUNK_FLOATS / V)));
+  const scratch = n * D + N * D + 2 * N * qw + 2 * N * kw + 3 * N * F + chunkRows * V + (sp ? N * D + n * D + D : 0) + (full ? n * D : 0);
+  const dyLow = low ? Math.max(N * Math.max(D, qw, F), chunkRows * V) : 0;
+  const workspace = (sharedLowable + sharedF + scratch) * f + (sharedLow + dyLow) * 2;
+  return { perLayer, saved, workspace, total: saved + workspace };
+}
+
+export interface MemoryCategories {
+  /** float32 master weights, and with bf16 their bfloat16 copy */
+  weights: number;
+  gradients: number;
+  /** the two AdamW moments */
+  optimizer: number;
+  activations_saved: number;
+  workspace: number;
+  total: number;
+}
+
+/**
+ * One process's training memory by category, predicted from the config (what `bench train` and `info --memory`
+ * print beside the measured figures): float32 weights, gradients and AdamW moments (whatever the dtype), the bf16
+ * weight copy with --dtype bf16, and the activations of activationBytes.
+ */
+export function trainingMemoryCategories(c: LlamaConfig, o: ActivationShape & { params: number }): MemoryCategories {
+  const f = o.bytesPerFloat ?? 4;
+  const act = activationBytes(c, o);
+  const weights = o.params * f + (o.dtype === 'bf16' ? o.params * 2 : 0);
+  const gradients = o.params * f;
+  const optimizer = 2 * o.params * f;
+  return { weights, gradients, optimizer, activations_saved: act.saved, workspace: act.workspace, total: weights + gradients + optimizer + act.total };
+}

@@ -1,0 +1,270 @@
+/**
+ * Quantized weights (src/kernels/ops/quant.ts, native/quant.cc): block layouts against blocks packed here by hand
+ * from ggml's description, quantize/dequantize round trips, and the quantized products — native on every SIMD path
+ * against the TypeScript reference, and both against the float product on the dequantized weights.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createRefBackend } from '../src/kernels/ref.js';
+import { QUANT_TYPES, dequantize, quantize, rowBytes, type QuantType } from '../src/kernels/ops/quant.js';
+import { Rng } from '../src/util/rng.js';
+import { skip, native, randn, assertClose, forEachSimd } from './helpers/native.js';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { makeConfig } from '../src/model/config.js';
+import { writeLlamaGguf } from '../src/io/gguf-llama.js';
+import { loadAnyModel } from '../src/io/formats.js';
+import { Decoder } from '../src/inference/generate.js';
+import { byteVocab } from '../src/tokenizer/vocab.js';
+import { peakedModel } from './helpers/models.js';
+import { logSoftmax } from '../src/inference/sampler.js';
+
+const ref = createRefBackend('f32');
+
+/** IEEE half bits of a value that is exactly representable (a test input), computed from its exponent and mantissa. */
+function halfBits(v: number): number {
+  if (v === 0) return 0;
+  const s = v < 0 ? 0x8000 : 0;
+  const a = Math.abs(v);
+  const e = Math.floor(Math.log2(a));
+  const m = a / 2 ** e - 1;
+  assert.ok(e >= -14 && e <= 15 && Number.isInteger(m * 1024), `${v} is not a normal half`);
+  return s | ((e + 15) << 10) | (m * 1024);
+}
+
+const le16 = (b: Uint8Array, at: number, v: number): void => {
+  b[at] = v & 0xff;
+  b[at + 1] = v >> 8;
+};
+
+test('Q8_0: a block on the grid quantizes to d and q exactly (ggml layout) and dequantizes back', () => {
+  const d = 1 / 16;
+  const q = Array.from({ length: 32 }, (_, j) => ((j * 37) % 255) - 127);
+  q[9] = 127;
+  const x = q.map((v) => v * d);
+  const b = quantize('Q8_0', x);
+  assert.equal(b.length, 34);
+  assert.equal(b[0] | (b[1] << 8), halfBits(d));
+  for (let j = 0; j < 32; j++) assert.equal((b[2 + j] << 24) >> 24, q[j], `q[${j}]`);
+  assert.deepEqual([...dequantize('Q8_0', b, 32)], x);
+});
+
+test('Q4_0: the value of largest magnitude maps to -8, value j in the low nibble of byte j, j+16 in its high nibble', () => {
+  const d = 0.25;
+  const q = Array.from({ length: 32 }, (_, j) => (j * 7 + 3) % 16); // 0..15
+  q[20] = 0;
+  // x = −d·(q − 8): x[20] = 2 has the largest magnitude, so ggml's scale is 2 / −8 = −d and each x maps back to its q
+  const x = q.map((v) => (v - 8) * -d);
+  const b = quantize('Q4_0', x);
+  assert.equal(b.length, 18);
+  assert.equal(b[0] | (b[1] << 8), halfBits(-d));
+  for (let j = 0; j < 16; j++) {
+    assert.equal(b[2 + j] & 15, q[j], `low nibble ${j}`);
+    assert.equal(b[2 + j] >> 4, q[16 + j], `high nibble ${j}`);
+  }
+  assert.deepEqual([...dequantize('Q4_0', b, 32)], x);
+});
+
+test('Q4_K: a block packed here (6-bit scales and mins, nibbles) dequantizes to d·sc·q − dmin·m', () => {
+  const rng = new Rng(3);
+  const d = 0.125, dmin = 0.0625;
+  const sc = Array.from({ length: 8 }, () => rng.int(64));
+  const mn = Array.from({ length: 8 }, () => rng.int(64));
+  sc[7] = 63;
+  mn[5] = 63;
+  const q = Array.from({ length: 256 }, () => rng.int(16));
+  const b = new Uint8Array(144);
+  le16(b, 0, halfBits(d));
+  le16(b, 2, halfBits(dmin));
+  // ggml's packing: scales 0..3 and mins 0..3 in the low 6 bits of bytes 0..3 and 4..7; scales and mins 4..7 split
+  // into a low nibble (bytes 8..11) and two high bits (the top bits of bytes 0..3 and 4..7)
+  for (let i = 0; i < 4; i++) {
+    b[4 + i] = sc[i] | ((sc[i + 4] >> 4) << 6);
+    b[4 + 4 + i] = mn[i] | ((mn[i + 4] >> 4) << 6);
+    b[4 + 8 + i] = (sc[i + 4] & 15) | ((mn[i + 4] & 15) << 4);
+  }
+  // 4 chunks of 64 values: the first 32 in the low nibbles of 32 bytes, the next 32 in their high nibbles
+  for (let c = 0; c < 4; c++) for (let l = 0; l < 32; l++) b[16 + 32 * c + l] = q[64 * c + l] | (q[64 * c + 32 + l] << 4);
+  const y = dequantize('Q4_K', b, 256);
+  for (let j = 0; j < 256; j++) {
+    const i = j >> 5;
+    assert.equal(y[j], Math.fround(d * sc[i] * q[j] - dmin * mn[i]), `value ${j}`);
+  }
+});
+
+test('Q6_K: a block packed here (ql, qh, int8 scales, d last) dequantizes to d·scale·(q − 32)', () => {
+  const rng = new Rng(4);
+  const d = 0.0078125;
+  const sc = Array.from({ length: 16 }, () => rng.int(256) - 128);
+  const q = Array.from({ length: 256 }, () => rng.int(64));
+  const b = new Uint8Array(210);
+  // two halves of 128 values; in each, value l + 32k (k = 0..3): low 4 bits in ql[l + 32(k&1)] (low nibble for
+  // k < 2, high for k ≥ 2), high 2 bits at bit 2k of qh[l]
+  for (let h = 0; h < 2; h++) {
+    for (let l = 0; l < 32; l++) {
+      const v = (k: number) => q[128 * h + 32 * k + l];
+      b[64 * h + l] = (v(0) & 15) | ((v(2) & 15) << 4);
+      b[64 * h + 32 + l] = (v(1) & 15) | ((v(3) & 15) << 4);
+      b[128 + 32 * h + l] = (v(0) >> 4) | ((v(1) >> 4) << 2) | ((v(2) >> 4) << 4) | ((v(3) >> 4) << 6);
+    }
+  }
+  for (let g = 0; g < 16; g++) b[192 + g] = sc[g] & 0xff;
+  le16(b, 208, halfBits(d));
+  const y = dequantize('Q6_K', b, 256);
+  for (let j = 0; j < 256; j++) assert.equal(y[j], Math.fround(d * sc[j >> 4] * (q[j] - 32)), `value ${j}`);
+});
+
+test('BF16: the top 16 bits of the float32, rounded to nearest even; dequantize widens exactly', () => {
+  const x = new Float32Array([1, -2.5, 1 + 2 ** -8, 1 + 3 * 2 ** -8, 3.4e38, 0]);
+  const b = quantize('BF16', x);
+  const words = Array.from({ length: x.length }, (_, i) => b[2 * i] | (b[2 * i + 1] << 8));
+  // 1 = 0x3f80, -2.5 = 0xc020; 1 + 2^-8 is a tie (rounds to even 0x3f80), 1 + 3·2^-8 rounds up to 0x3f82
+  assert.deepEqual(words.slice(0, 4), [0x3f80, 0xc020, 0x3f80, 0x3f82]);
+  assert.deepEqual([...dequantize('BF16', b, x.length)].slice(0, 4), [1, -2.5, 1, 1 + 2 ** -6]);
+});
+
+test('quantize → dequantize: every value within its block\'s step, rms error as the bits allow', () => {
+  const rng = new Rng(5);
+  const x = randn(rng, 256 * 16);
+  for (let i = 0; i < x.length; i += 97) x[i] *= 6; // outliers
+  // worst error per value as a fraction of the block's max |x| (half a step, plus the scale's own rounding; Q4_0 a
+  // whole step: its grid −8..7 clips the side opposite the largest value), and the rms error relative to the rms of x
+  const bounds: Record<QuantType, [number, number]> = { Q8_0: [0.5 / 127 + 1e-3, 0.01], Q4_0: [1 / 8 + 1e-3, 0.15], Q4_K: [0.5 / 15 * 2 + 0.02, 0.11], Q6_K: [0.5 / 32 + 0.01, 0.03], BF16: [2 ** -8, 0.003] };
+  for (const t of Object.keys(QUANT_TYPES) as QuantType[]) {
+    const y = dequantize(t, quantize(t, x), x.length);
+    const bs = QUANT_TYPES[t].blockSize;
+    let se = 0, sx = 0;
+    for (let s = 0; s < x.length; s += bs) {
+      let amax = 0;
+      for (let j = 0; j < bs; j++) amax = Math.max(amax, Math.abs(x[s + j]));
+      for (let j = 0; j < bs; j++) {
+        const e = Math.abs(x[s + j] - y[s + j]);
+        assert.ok(e <= bounds[t][0] * amax, `${t}: value ${s + j}: |${x[s + j]} − ${y[s + j]}| > ${bounds[t][0]}·${amax}`);
+        se += e * e;
+        sx += x[s + j] * x[s + j];
+      }
+    }
+    const rel = Math.sqrt(se / sx);
+    assert.ok(rel < bounds[t][1], `${t}: rms error ${rel}`);
+  }
+});
+
+test('zero blocks quantize to zeros; rowBytes follows the block sizes', () => {
+  for (const t of Object.keys(QUANT_TYPES) as QuantType[]) {
+    const n = QUANT_TYPES[t].blockSize * 2;
+    assert.ok(dequantize(t, quantize(t, new Float32Array(n)), n).every((v) => v === 0), t);
+  }
+  assert.equal(rowBytes('Q8_0', 288), 9 * 34);
+  assert.equal(rowBytes('Q4_0', 288), 9 * 18);
+  assert.equal(rowBytes('Q4_K', 768), 3 * 144);
+  assert.equal(rowBytes('Q6_K', 512), 2 * 210);
+  assert.equal(rowBytes('BF16', 7), 14);
+  assert.throws(() => rowBytes('Q4_K', 288), /multiple of 256/);
+});
+
+const OP: Record<QuantType, 'matmulQ8_0' | 'matmulQ4_0' | 'matmulQ4K' | 'matmulQ6K' | 'matmulWeightBf16'> = {
+  Q8_0: 'matmulQ8_0', Q4_0: 'matmulQ4_0', Q4_K: 'matmulQ4K', Q6_K: 'matmulQ6K', BF16: 'matmulWeightBf16',
+};
+
+test('ref quantized products agree with the float product on the dequantized weights (activation rounding only)', () => {
+  const rng = new Rng(6);
+  for (const t of Object.keys(QUANT_TYPES) as QuantType[]) {
+    const K = 512, N = 40, M = 3;
+    const x = randn(rng, M * K), wf = randn(rng, N * K);
+    const wq = quantize(t, wf);
+    const a = new Float32Array(M * N), b = new Float32Array(M * N);
+    ref[OP[t]](a, x, wq, M, K, N);
+    ref.matmul(b, x, dequantize(t, wq, N * K), M, K, N);
+    // int8 activations: relative error ~ 1/127 per value, averaging over K
+    assertClose(a, b, 0.01, `${t} vs float`, M * N, Math.sqrt(K));
+  }
+});
+
+test('native quantized products match the reference on every SIMD path (int8 decode and dequantized-SGEMM prefill shapes, accumulate)', { skip }, () => {
+  const be = native();
+  const rng = new Rng(7);
+  forEachSimd(be, (level) => {
+    for (const t of Object.keys(QUANT_TYPES) as QuantType[]) {
+      const bs = QUANT_TYPES[t].blockSize;
+      const shapes: [number, number, number][] = bs === 1
+        ? [[1, 1, 3], [1, 33, 7], [2, 288, 770], [3, 100, 300], [17, 288, 65]]
+        : bs === 32
+        ? [[1, 32, 1], [1, 288, 770], [3, 64, 9], [15, 96, 40], [16, 96, 40], [17, 288, 65], [1, 768, 300], [70, 96, 300]]
+        : [[1, 256, 1], [1, 512, 300], [3, 256, 9], [15, 256, 20], [17, 768, 65], [70, 256, 300]];
+      for (const [M, K, N] of shapes) {
+        const x = randn(rng, M * K), wq = quantize(t, randn(rng, N * K, 0.1));
+        for (const acc of [false, true]) {
+          const init = randn(rng, M * N);
+          const a = Float32Array.from(init), b = Float32Array.from(init), c = Float32Array.from(init);
+          be[OP[t]](a, x, wq, M, K, N, acc);
+          ref[OP[t]](b, x, wq, M, K, N, acc);
+          assertClose(a, b, 1e-5 * Math.sqrt(K / 32), `${level} ${t} M=${M} K=${K} N=${N} acc=${acc}`);
+          ref.matmul(c, x, dequantize(t, wq, N * K), M, K, N, acc);
+          assertClose(a, c, 0.02, `${level} ${t} vs float M=${M} K=${K} N=${N}`, M * N, 0.1 * Math.sqrt(K)); // floor: the outputs' typical size
+        }
+      }
+    }
+  });
+});
+
+test('quantized products check their arguments (block multiple, weight bytes) on both backends', { skip }, () => {
+  const be = native();
+  for (const b of [be, ref]) {
+    assert.throws(() => b.matmulQ8_0(new Float32Array(4), new Float32Array(2 * 48), new Uint8Array(2 * 60), 2, 48, 2), /multiple of the block size 32/);
+    assert.throws(() => b.matmulQ4K(new Float32Array(1), new Float32Array(256), new Uint8Array(143), 1, 256, 1), /w has 143 elements, shape needs 144/);
+    assert.throws(() => b.matmulQ4_0(new Float32Array(1), new Float32Array(32), new Float32Array(18) as unknown as Uint8Array, 1, 32, 1), /Uint8Array/);
+  }
+});
+
+test('a quantized GGUF loads with its weights kept in blocks; decoding agrees with the same weights dequantized', () => {
+  const config = makeConfig({ dim: 256, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 300, multipleOf: 32, maxSeqLen: 32 });
+  const model = peakedModel(config, 11);
+  const dir = mkdtempSync(join(tmpdir(), 'llama-ts-quant-'));
+  const be = skip ? ref : native();
+  const toks = [1, 5, 77, 200, 3, 299, 42, 42, 7];
+  for (const type of ['q8_0', 'q4_0', 'q4_k', 'bf16'] as const) {
+    const path = join(dir, `m-${type}.gguf`);
+    writeLlamaGguf(path, model, byteVocab(config.vocabSize), type);
+    const q = loadAnyModel(path, be).model;
+    const f = loadAnyModel(path, ref, undefined, undefined, { dequantize: true }).model;
+    const L = q.layout;
+    const want = { q4_k: 'Q4_K', q4_0: 'Q4_0', q8_0: 'Q8_0', bf16: 'BF16' }[type];
+    assert.equal(q.quantized(L.layers[0].wq)?.type, want, type);
+    assert.equal(q.quantized(L.layers[1].w1)?.type, want, type);
+    assert.equal(q.quantized(L.layers[1].w2)?.type, type === 'q4_k' ? 'Q4_0' : want, type); // 704 columns: not a multiple of 256
+    assert.equal(q.quantized(L.output)?.type, type === 'q8_0' || type === 'bf16' ? want : 'Q6_K', type);
+    assert.equal(q.quantized(L.tokEmbeddings), undefined);
+    assert.equal(f.quantized(L.layers[0].wq), undefined);
+    // the float32 view of a weight held in blocks is never written
+    assert.ok(q.params.view(L.layers[0].wq).every((v) => v === 0));
+    const a = new Decoder(q).logitsAll(toks), b = new Decoder(f).logitsAll(toks);
+    // the same model on the ref backend (its quantized products are the reference). Not equal to float32 rounding:
+    // a 1-ulp difference in an activation (other kernels sum in another order) can move its int8 rounding by one
+    // step, which moves a logit by ~d·|w| (the products themselves agree to rounding: tests above)
+    assertClose(a, new Decoder(loadAnyModel(path, ref).model).logitsAll(toks), 0.01, `${type} logits, ${be.name} vs ref`, a.length, 1);
+    // against the dequantized weights in float32 only the int8 activations differ: same top-1, close probabilities
+    const V = config.vocabSize;
+    for (let i = 0; i < toks.length; i++) {
+      const pa = logSoftmax(a.subarray(i * V, (i + 1) * V)), pb = logSoftmax(b.subarray(i * V, (i + 1) * V));
+      let am = 0, dp = 0;
+      for (let v = 0; v < V; v++) {
+        if (pa[v] > pa[am]) am = v;
+        dp = Math.max(dp, Math.abs(Math.exp(pa[v]) - Math.exp(pb[v])));
+      }
+      assert.ok(dp < 0.02, `${type}: |Δp| ${dp} at position ${i}`);
+      // top-1 agrees unless the reference's top two are closer than the probabilities can move
+      const sorted = Array.from(pb).sort((x, y) => y - x);
+      if (Math.exp(sorted[0]) - Math.exp(sorted[1]) > 2 * dp) assert.equal(pb[am], sorted[0], `${type}: top-1 at position ${i}`);
+    }
+  }
+});
+
+test('copy (the bandwidth probe) copies exactly n values over the pool and nothing beyond', { skip }, () => {
+  const be = native();
+  const src = randn(new Rng(9), 100_003), dst = new Float32Array(100_010).fill(7);
+  be.addon.copy(dst, src, 100_003);
+  assert.deepEqual(dst.subarray(0, 100_003), src);
+  assert.ok(dst.subarray(100_003).every((v) => v === 7));
+  assert.throws(() => be.addon.copy(new Float32Array(3), new Float32Array(2), 3), /src has 2 elements, shape needs 3/);
+});
