@@ -23,6 +23,7 @@ import { readPeftAdapter, writePeftAdapter, peftName } from '../src/io/lora.js';
 import { permuteRowsForHf } from '../src/io/model-common.js';
 import { saveModelAs } from '../src/io/formats.js';
 import { loadTask, buildContext, runTask } from '../src/eval/index.js';
+import { checkTensorGrads } from './helpers/gradcheck.js';
 import { loadAnyModel } from '../src/io/formats.js';
 import { readSafetensorsHeader } from '../src/io/safetensors.js';
 import { failsWithOneLine, runCli, root, bin } from './helpers/cli.js';
@@ -118,21 +119,7 @@ test('masked loss: whole-model gradient of the mean over trained tokens vs finit
     return model.loss(batch.targets, null) * scale;
   };
   const p = model.params.data as Float64Array;
-  for (const t of model.layout.tensors) {
-    for (let s = 0; s < 2; s++) {
-      const i = t.offset + rng.int(t.size);
-      const h = 1e-5;
-      const orig = p[i];
-      p[i] = orig + h;
-      const lp = lossOf();
-      p[i] = orig - h;
-      const lm = lossOf();
-      p[i] = orig;
-      const num = (lp - lm) / (2 * h);
-      const err = Math.abs(num - g.data[i]) / Math.max(1e-4, Math.abs(num), Math.abs(g.data[i]));
-      assert.ok(err < 1e-5, `${t.name}[${i - t.offset}]: fd ${num} vs backward ${g.data[i]}`);
-    }
-  }
+  checkTensorGrads(model.layout.tensors, p, g.data, lossOf, rng, { samples: 2, floor: 1e-4 });
   // a masked target's logits get no gradient: the loss equals the sum over the trained rows alone
   model.forward(batch.tokens, B, T);
   const all = model.loss(batch.targets, null);

@@ -8,6 +8,7 @@ import { LoraAdapter, parseLoraTargets, loraLayout } from '../src/model/lora.js'
 import { makeConfig } from '../src/model/config.js';
 import { Rng } from '../src/util/rng.js';
 import type { Backend } from '../src/kernels/backend.js';
+import { checkTensorGrads } from './helpers/gradcheck.js';
 
 const config = makeConfig({ dim: 16, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 13, multipleOf: 8, maxSeqLen: 8 });
 
@@ -41,21 +42,7 @@ for (const recompute of ['none', 'selective', 'full'] as const) {
     model.forwardBackward(tokens, targets, B, T, scale);
     const p = lora.params.data as Float64Array;
     const rng = new Rng(11);
-    for (const t of lora.layout.tensors) {
-      for (let s = 0; s < 3; s++) {
-        const i = t.offset + rng.int(t.size);
-        const h = 1e-5;
-        const orig = p[i];
-        p[i] = orig + h;
-        const lp = lossOf();
-        p[i] = orig - h;
-        const lm = lossOf();
-        p[i] = orig;
-        const num = (lp - lm) / (2 * h);
-        const err = Math.abs(num - g.data[i]) / Math.max(1e-3, Math.abs(num), Math.abs(g.data[i]));
-        assert.ok(err < 1e-5, `${t.name}[${i - t.offset}]: fd ${num} vs backward ${g.data[i]}`);
-      }
-    }
+    checkTensorGrads(lora.layout.tensors, p, g.data, lossOf, rng);
     // frozen base: no gradient of the matrices, embeddings or head was computed
     const mg = model.grads!;
     for (const t of model.layout.tensors) if (t.decay) assert.ok(mg.view(t).every((x) => x === 0), `${t.name} got a gradient`);

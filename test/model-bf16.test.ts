@@ -8,6 +8,7 @@ import { makeConfig } from '../src/model/config.js';
 import { Rng } from '../src/util/rng.js';
 import { UserError } from '../src/util/errors.js';
 import { skip as nativeSkip, native } from './helpers/native.js';
+import { centralDiff } from './helpers/gradcheck.js';
 
 const config = makeConfig({ dim: 32, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 29, multipleOf: 16, maxSeqLen: 12 });
 const B = 2, T = 6;
@@ -54,14 +55,7 @@ test('bf16 model gradients vs float64 finite differences: each tensor within bf1
     let num2 = 0, err2 = 0;
     for (let s = 0; s < 8; s++) {
       const i = t.offset + rng.int(t.size);
-      const h = 1e-5;
-      const orig = p[i];
-      p[i] = orig + h;
-      const lp = lossOf();
-      p[i] = orig - h;
-      const lm = lossOf();
-      p[i] = orig;
-      const fd = (lp - lm) / (2 * h);
+      const fd = centralDiff(p, i, lossOf);
       num2 += fd * fd;
       err2 += (fd - g[i]) ** 2;
     }

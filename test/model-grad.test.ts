@@ -5,6 +5,7 @@ import { createRefBackend } from '../src/kernels/ref.js';
 import { Llama } from '../src/model/llama.js';
 import { makeConfig } from '../src/model/config.js';
 import { Rng } from '../src/util/rng.js';
+import { checkTensorGrads } from './helpers/gradcheck.js';
 
 function tinyModel(nKvHeads: number): { model: Llama; tokens: Int32Array; targets: Int32Array; B: number; T: number } {
   const config = makeConfig({ dim: 16, nLayers: 2, nHeads: 4, nKvHeads, vocabSize: 13, multipleOf: 8, maxSeqLen: 8 });
@@ -35,21 +36,7 @@ for (const kv of [4, 2, 1]) {
     const p = model.params.data as Float64Array;
     const rng = new Rng(kv);
     // every tensor: a few elements each
-    for (const t of model.layout.tensors) {
-      for (let s = 0; s < 3; s++) {
-        const i = t.offset + rng.int(t.size);
-        const h = 1e-5;
-        const orig = p[i];
-        p[i] = orig + h;
-        const lp = lossOf();
-        p[i] = orig - h;
-        const lm = lossOf();
-        p[i] = orig;
-        const num = (lp - lm) / (2 * h);
-        const err = Math.abs(num - g.data[i]) / Math.max(1e-3, Math.abs(num), Math.abs(g.data[i]));
-        assert.ok(err < 1e-5, `${t.name}[${i - t.offset}]: fd ${num} vs backward ${g.data[i]}`);
-      }
-    }
+    checkTensorGrads(model.layout.tensors, p, g.data, lossOf, rng);
   });
 }
 

@@ -11,29 +11,22 @@ import { Llama } from '../model/llama.js';
 import { makeConfig, validateConfig, type LlamaConfig } from '../model/config.js';
 import { ByteTokenizer } from '../tokenizer/bytes.js';
 import { documentsFromText, textDataFromDocuments, type TextData } from '../data/documents.js';
-import { trainStep, type StepState, type StepTimes } from '../training/step.js';
+import { trainStep, type StepState } from '../training/step.js';
 import { AdamW } from '../training/optimizer.js';
 import { checkHyper, hyperFromSaved, resolveHyper, type Hyper } from '../training/settings.js';
 import { LOCAL_COMM } from '../parallel/comm.js';
 import { Decoder, generate } from '../inference/generate.js';
 import { scoreTokens } from '../inference/score.js';
 import type { CheckpointState } from '../io/checkpoint.js';
+import type { StepRecord } from '../training/metrics.js';
 import { CHECKPOINT_FORMAT, decodeSafetensors, encodeCheckpointBundle, openBundle, type OpenedBundle } from '../io/bundle.js';
 import { UserError } from '../util/errors.js';
 
 /** The page's default model: the demo's shape (llama-ts demo), small enough to learn spelling in minutes. */
 export const PAGE_MODEL: Partial<LlamaConfig> = { dim: 128, nLayers: 4, nHeads: 4, nKvHeads: 2, multipleOf: 32, maxSeqLen: 128 };
 
-/** One step, as train.jsonl records it (training/metrics.ts StepRecord; no MFU in a page: 0). */
-export interface StepReport {
-  step: number;
-  loss: number;
-  lr: number;
-  grad_norm: number;
-  tokens_per_s: number;
-  mfu: number;
-  ms: StepTimes;
-}
+/** One step, as train.jsonl records it (no MFU in a page: 0). */
+export type StepReport = StepRecord;
 
 /** Text as training data: a readable UserError for a binary file or one without enough text. */
 export function textData(text: string, name: string, seed: number, seq: number): TextData {

@@ -11,6 +11,7 @@ import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { UserError, quoted } from '../util/errors.js';
 import { bytesOf, writeFileAtomic } from '../util/fsutil.js';
 import { f32ToBf16, f32ToF16 } from './half.js';
+import { f16ToF32 } from '../util/half.js';
 import { openModelFile, type FileBytes } from '../util/mmap.js';
 
 export type SafeDType = 'F32' | 'F16' | 'BF16' | 'F64' | 'I32' | 'I64' | 'U8';
@@ -167,14 +168,7 @@ function toF32(raw: Uint8Array, dtype: SafeDType, name: string): Float32Array {
   }
 }
 
-export function f16ToF32(h: number): number {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 0x1f;
-  const f = h & 0x3ff;
-  if (e === 0) return s * f * 2 ** -24;
-  if (e === 31) return f ? NaN : s * Infinity;
-  return s * (1 + f / 1024) * 2 ** (e - 15);
-}
+export { f16ToF32 } from '../util/half.js';
 
 export interface TensorToWrite {
   name: string;

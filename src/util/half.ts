@@ -37,13 +37,13 @@ export function f32ToBf16(v: number): number {
 }
 
 
-/** IEEE half → float32 (exact). */
 /** bfloat16 bits → the float they encode (exact). */
 export function bf16ToF32(bits: number): number {
   u32buf[0] = (bits & 0xffff) << 16;
   return f32buf[0];
 }
 
+/** IEEE half → float32 (exact). */
 export function f16ToF32(h: number): number {
   const s = h & 0x8000 ? -1 : 1;
   const e = (h >> 10) & 0x1f;

@@ -46,3 +46,34 @@ export function maxRelErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
   }
   return num / Math.max(den, 1e-30);
 }
+
+/** (L(p[i] + h) − L(p[i] − h)) / 2h, p[i] restored. */
+export function centralDiff(p: Float64Array, i: number, loss: () => number, h = 1e-5): number {
+  const orig = p[i];
+  p[i] = orig + h;
+  const lp = loss();
+  p[i] = orig - h;
+  const lm = loss();
+  p[i] = orig;
+  return (lp - lm) / (2 * h);
+}
+
+/**
+ * For `samples` random elements of every tensor of a flat float64 buffer `p` (a model's or an adapter's parameters),
+ * the backward's gradient `g` against central differences of `loss`: relative error below `tol`, the denominator at
+ * least `floor` (gradients near zero are compared absolutely).
+ */
+export function checkTensorGrads(
+  tensors: readonly { name: string; offset: number; size: number }[], p: Float64Array, g: ArrayLike<number>, loss: () => number, rng: Rng,
+  o: { samples?: number; floor?: number; tol?: number } = {},
+): void {
+  const { samples = 3, floor = 1e-3, tol = 1e-5 } = o;
+  for (const t of tensors) {
+    for (let s = 0; s < samples; s++) {
+      const i = t.offset + rng.int(t.size);
+      const num = centralDiff(p, i, loss);
+      const err = Math.abs(num - g[i]) / Math.max(floor, Math.abs(num), Math.abs(g[i]));
+      assert.ok(err < tol, `${t.name}[${i - t.offset}]: fd ${num} vs backward ${g[i]}`);
+    }
+  }
+}
