@@ -35,9 +35,9 @@ function logits(m: ReturnType<typeof loadAnyModel>['model'], tokens: number[]): 
 const CASES: [ModelFormat, string, { ggufType?: 'f32' | 'f16' | 'q8_0' | 'q4_0'; hfDtype?: 'F32' | 'F16' }, RegExp | null][] = [
   ['llama2c', 'model.bin', {}, null],
   ['gguf', 'f32.gguf', { ggufType: 'f32' }, null],
-  // quantized matrices stay in their blocks over the mapping; only the embedding table (looked up by row) is converted
-  ['gguf', 'q8.gguf', { ggufType: 'q8_0' }, /copied .* \(Q8_0 → F32\)/],
-  ['gguf', 'q4.gguf', { ggufType: 'q4_0' }, /copied .* \(Q4_0 → F32\)/],
+  // quantized tensors stay in their blocks over the mapping, the embedding table too (its rows dequantized on lookup)
+  ['gguf', 'q8.gguf', { ggufType: 'q8_0' }, null],
+  ['gguf', 'q4.gguf', { ggufType: 'q4_0' }, null],
   ['ckpt', 'ckpt', {}, null],
   ['hf', 'hf32', { hfDtype: 'F32' }, /copied .* \(q\/k rows permuted/],
   ['hf', 'hf16', { hfDtype: 'F16' }, /copied .* \(F16 → F32\)/],

@@ -217,7 +217,7 @@ test('quantized products check their arguments (block multiple, weight bytes) on
   }
 });
 
-test('a quantized GGUF loads with its weights kept in blocks; decoding agrees with the same weights dequantized', () => {
+test('a quantized GGUF loads with its weights (embedding included) kept in blocks; decoding agrees with the same weights dequantized', () => {
   const config = makeConfig({ dim: 256, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 300, multipleOf: 32, maxSeqLen: 32 });
   const model = peakedModel(config, 11);
   const dir = mkdtempSync(join(tmpdir(), 'llama-ts-quant-'));
@@ -234,7 +234,13 @@ test('a quantized GGUF loads with its weights kept in blocks; decoding agrees wi
     assert.equal(q.quantized(L.layers[1].w1)?.type, want, type);
     assert.equal(q.quantized(L.layers[1].w2)?.type, type === 'q4_k' ? 'Q4_0' : want, type); // 704 columns: not a multiple of 256
     assert.equal(q.quantized(L.output)?.type, type === 'q8_0' || type === 'bf16' ? want : 'Q6_K', type);
-    assert.equal(q.quantized(L.tokEmbeddings), undefined);
+    // the embedding table stays in its blocks too: each looked-up row is exactly the dequantized table's row
+    assert.ok(q.quantized(L.tokEmbeddings), `${type}: embedding held in blocks`);
+    const ids = Int32Array.from(toks), eq = new Float32Array(ids.length * config.dim), ef = new Float32Array(ids.length * config.dim);
+    q.embed(eq, ids);
+    f.embed(ef, ids);
+    assert.deepEqual(eq, ef, `${type}: embedding rows`);
+    assert.throws(() => q.embed(eq.subarray(0, config.dim), Int32Array.of(config.vocabSize)), /outside the vocabulary/);
     assert.equal(f.quantized(L.layers[0].wq), undefined);
     // the float32 view of a weight held in blocks is never written
     assert.ok(q.params.view(L.layers[0].wq).every((v) => v === 0));

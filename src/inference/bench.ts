@@ -45,8 +45,9 @@ export function decodeWeightBytes(model: Llama): number {
   const el = model.backend.alloc(0).BYTES_PER_ELEMENT;
   let n = 0;
   for (const t of model.layout.tensors) {
-    if (t === model.layout.tokEmbeddings) n += t.shape[1] * el;
-    else n += model.quantized(t)?.data.length ?? t.size * el;
+    const q = model.quantized(t);
+    if (t === model.layout.tokEmbeddings) n += q ? q.data.length / t.shape[0] : t.shape[1] * el;
+    else n += q?.data.length ?? t.size * el;
   }
   return n;
 }

@@ -169,7 +169,7 @@ export function loadAnyModel(path: string, backend: Backend, format?: ModelForma
     const quant = new Map<TensorSpec, QuantTensor>();
     let viewBytes = 0;
     for (const t of layout.tensors) {
-      const q = !o.dequantize && t !== layout.tokEmbeddings ? source.quant?.(t.name) : null;
+      const q = !o.dequantize ? source.quant?.(t.name) : null; // the embedding too: looked up row by row from its blocks
       if (q) {
         // kept in its blocks over the mapping; its float32 view is never read (zero pages, never touched)
         quant.set(t, q);

@@ -44,12 +44,12 @@ export interface FillOptions {
 
 /**
  * Copies every tensor of a source into a model, checking sizes. A weight the source holds quantized stays in its
- * blocks (model.setQuantized; its float32 params view is not written) unless opts.dequantize; the embedding table is
- * always float32 (it is looked up by row).
+ * blocks (model.setQuantized; its float32 params view is not written) unless opts.dequantize; so does the embedding
+ * table, whose rows are dequantized as tokens look them up.
  */
 export function fillModel(model: Llama, src: ModelSource, opts: FillOptions = {}): void {
   for (const t of model.layout.tensors) {
-    const q = !opts.dequantize && t !== model.layout.tokEmbeddings && src.quant ? src.quant(t.name) : null;
+    const q = !opts.dequantize && src.quant ? src.quant(t.name) : null;
     if (q) {
       model.setQuantized(t, q);
       continue;

@@ -50,7 +50,7 @@
 import type { AttentionShape, Backend, FloatArray, RopeTable } from '../kernels/backend.js';
 import { makeRopeTable } from '../kernels/backend.js';
 import { ffnHiddenDim, headDim, type LlamaConfig } from './config.js';
-import { matmulQuant, type QuantTensor } from '../kernels/ops/quant.js';
+import { matmulQuant, dequantize, rowBytes, type QuantTensor } from '../kernels/ops/quant.js';
 import { FlatTensors, paramLayout, initParams, initTensor, shardOf, type ParamLayout, type TensorSpec } from './params.js';
 import { Rng } from '../util/rng.js';
 import { UserError } from '../util/errors.js';
@@ -356,7 +356,6 @@ export class Llama {
   setQuantized(spec: TensorSpec, w: QuantTensor): void {
     if (this.tp.world !== 1) throw new Error('quantized weights need a single tensor-parallel rank');
     if (spec.shape.length !== 2 || w.rows !== spec.shape[0] || w.cols !== spec.shape[1]) throw new RangeError(`${spec.name}: quantized [${w.rows}, ${w.cols}] for shape [${spec.shape}]`);
-    if (spec === this.layout.tokEmbeddings) throw new RangeError(`${spec.name}: the embedding table is looked up, not multiplied: keep it float32`);
     this.quant.set(spec, w);
   }
 
@@ -527,6 +526,8 @@ export class Llama {
 
   /** out[n,:] = tok_embeddings[tokens[n],:]; a tensor-parallel rank looks up its vocabulary rows and the group sums. */
   embed(out: FloatArray, tokens: Int32Array, split = false): void {
+    const q = this.quant.get(this.layout.tokEmbeddings);
+    if (q) return this.embedQuantized(out, tokens, q);
     const table = this.params.view(this.layout.tokEmbeddings);
     const { D, V, v0 } = this.sz;
     if (this.tp.world === 1) return this.backend.embedding(out, table, tokens, D);
@@ -538,6 +539,17 @@ export class Llama {
       else rows.fill(0, n * D, (n + 1) * D);
     }
     this.sumRows(rows, out, N, split);
+  }
+
+  /** embed from a quantized table (inference, one rank): each token's row dequantized from its blocks. */
+  private embedQuantized(out: FloatArray, tokens: Int32Array, q: QuantTensor): void {
+    const { D, V } = this.sz;
+    const rb = rowBytes(q.type, D);
+    for (let n = 0; n < tokens.length; n++) {
+      const t = tokens[n];
+      if (!(t >= 0 && t < V)) throw new RangeError(`embedding: token id ${t} at position ${n} is outside the vocabulary (0..${V - 1})`);
+      out.set(dequantize(q.type, q.data.subarray(t * rb, (t + 1) * rb), D), n * D);
+    }
   }
 
   /** Sums the partial rows [N, D] over the group: in place, or with a row split onto this rank's rows in `own`. */
