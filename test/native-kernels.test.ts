@@ -6,7 +6,7 @@ import { createRefBackend } from '../src/kernels/ref.js';
 import { makeRopeTable, type AttentionShape } from '../src/kernels/backend.js';
 import { Rng } from '../src/util/rng.js';
 import { skip, native, randn, assertClose, forEachSimd } from './helpers/native.js';
-import { checkEmbedding, checkRmsnorm, checkRope } from './helpers/backend-checks.js';
+import { checkEmbedding, checkRmsnorm, checkRope, checkElementwise, checkCrossEntropy } from './helpers/backend-checks.js';
 
 const ref = createRefBackend('f32');
 
@@ -199,55 +199,9 @@ test('attention at T=4096 runs (no T×T buffer) and the first rows match ref', {
   assertClose(o.subarray(0, T * 32), o2, 2e-5, 'attention T=4096 first rows');
 });
 
-test('swiglu, add, scale, sumSquares', { skip }, () => {
-  const be = native();
-  const rng = new Rng(9);
-  for (const n of [1, 7, 1000, 100003]) {
-    const a = randn(rng, n, 4), b = randn(rng, n);
-    const o1 = new Float32Array(n), o2 = new Float32Array(n);
-    be.swiglu(o1, a, b, n);
-    ref.swiglu(o2, a, b, n);
-    assertClose(o1, o2, 1e-6, `swiglu n=${n}`);
-    const dout = randn(rng, n);
-    const da1 = new Float32Array(n).fill(5), db1 = new Float32Array(n).fill(5), da2 = new Float32Array(n), db2 = new Float32Array(n);
-    be.swigluBackward(da1, db1, dout, a, b, n);
-    ref.swigluBackward(da2, db2, dout, a, b, n);
-    assertClose(da1, da2, 1e-6, `swigluBackward da n=${n}`);
-    assertClose(db1, db2, 1e-6, `swigluBackward db n=${n}`);
-    const s1 = Float32Array.from(a), s2 = Float32Array.from(a);
-    be.add(s1, s1, b, n); // out aliases a
-    ref.add(s2, s2, b, n);
-    assert.deepEqual(s1, s2);
-    be.scale(s1, 0.37, n);
-    ref.scale(s2, 0.37, n);
-    assert.deepEqual(s1, s2);
-    const ss1 = be.sumSquares(a, n), ss2 = ref.sumSquares(a, n);
-    assert.ok(Math.abs(ss1 - ss2) <= 1e-12 * ss2, `sumSquares n=${n}: ${ss1} vs ${ss2}`);
-  }
-  // extreme gate inputs stay finite
-  const a = Float32Array.from([-1000, -90, -30, 0, 30, 90, 1000]), b = new Float32Array(7).fill(1);
-  const o = new Float32Array(7);
-  be.swiglu(o, a, b, 7);
-  assert.ok(o.every(Number.isFinite));
-});
+test('swiglu, add, scale, sumSquares', { skip }, () => checkElementwise(native()));
 
-test('crossEntropy: loss, gradient (aliasing logits), ignored rows, vocab not a multiple of 16', { skip }, () => {
-  const be = native();
-  const rng = new Rng(10);
-  for (const [rows, V] of [[1, 1], [5, 7], [33, 1000], [4, 32000]]) {
-    const logits = randn(rng, rows * V, 3);
-    const targets = Int32Array.from({ length: rows }, () => rng.int(V));
-    if (rows > 2) targets[1] = -1;
-    const l1 = be.crossEntropy(logits, targets, rows, V, null, 0);
-    const l2 = ref.crossEntropy(logits, targets, rows, V, null, 0);
-    assert.ok(Math.abs(l1 - l2) <= 1e-5 * Math.max(1, Math.abs(l2)), `loss ${rows}x${V}: ${l1} vs ${l2}`);
-    const a = Float32Array.from(logits), b = Float32Array.from(logits);
-    const l3 = be.crossEntropy(a, targets, rows, V, a, 0.25);
-    const l4 = ref.crossEntropy(b, targets, rows, V, b, 0.25);
-    assert.ok(Math.abs(l3 - l4) <= 1e-5 * Math.max(1, Math.abs(l4)));
-    assertClose(a, b, 1e-5, `dlogits ${rows}x${V}`);
-  }
-});
+test('crossEntropy: loss, gradient (aliasing logits), ignored rows, vocab not a multiple of 16', { skip }, () => checkCrossEntropy(native()));
 
 test('logSumExp and softmaxScaled match ref (vocab not a multiple of 16, output aliasing the input)', { skip }, () => {
   const be = native();
