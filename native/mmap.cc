@@ -141,6 +141,18 @@ Handle* handle_arg(napi_env env, napi_value v, const char* fn) {
   return h;
 }
 
+// the live mapping handle a one-argument function (mapSize, mapFileSize, mapFaults) was called with; null after throwing
+Handle* only_handle(napi_env env, napi_callback_info info, const char* fn) {
+  napi_value argv[1];
+  size_t argc = 1;
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  if (argc < 1) {
+    fail(env, std::string(fn) + ": expects a mapping handle", false);
+    return nullptr;
+  }
+  return handle_arg(env, argv[0], fn);
+}
+
 bool size_arg(napi_env env, napi_value v, double* out) {
   return napi_get_value_double(env, v, out) == napi_ok && *out >= 0 && *out == (double)(int64_t)*out && *out <= 9007199254740991.0;
 }
@@ -204,11 +216,8 @@ napi_value MapOpen(napi_env env, napi_callback_info info) {
 }
 
 napi_value MapSize(napi_env env, napi_callback_info info) {
-  napi_value argv[1];
-  size_t argc = 1;
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-  Handle* h = argc ? handle_arg(env, argv[0], "mapSize") : nullptr;
-  if (!h) return argc ? nullptr : fail(env, "mapSize: expects a mapping handle", false);
+  Handle* h = only_handle(env, info, "mapSize");
+  if (!h) return nullptr;
   return num(env, (double)h->m->size);
 }
 
@@ -238,22 +247,16 @@ napi_value MapRange(napi_env env, napi_callback_info info) {
 }
 
 napi_value MapFileSize(napi_env env, napi_callback_info info) {
-  napi_value argv[1];
-  size_t argc = 1;
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-  Handle* h = argc ? handle_arg(env, argv[0], "mapFileSize") : nullptr;
-  if (!h) return argc ? nullptr : fail(env, "mapFileSize: expects a mapping handle", false);
+  Handle* h = only_handle(env, info, "mapFileSize");
+  if (!h) return nullptr;
   struct stat st;
   if (fstat(h->m->fd, &st) != 0) return num(env, -1);
   return num(env, (double)st.st_size);
 }
 
 napi_value MapFaults(napi_env env, napi_callback_info info) {
-  napi_value argv[1];
-  size_t argc = 1;
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-  Handle* h = argc ? handle_arg(env, argv[0], "mapFaults") : nullptr;
-  if (!h) return argc ? nullptr : fail(env, "mapFaults: expects a mapping handle", false);
+  Handle* h = only_handle(env, info, "mapFaults");
+  if (!h) return nullptr;
   return num(env, (double)g_slots[h->m->slot].faults.load());
 }
 
