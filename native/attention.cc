@@ -9,6 +9,10 @@
 #include "simd.h"
 #include "vmath.h"
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 namespace lt {
 namespace {
 
@@ -223,56 +227,115 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
 
 // ---------------------------------------------------------------- attention over a KV cache (inference)
 
+// One query row of one head against its `len` cached keys (batch-1 decode, or a short prefill): the scores are dot
+// products over the key rows read in place (the GEMV kernel, dot_rows), the softmax runs over a row buffer, and the
+// output is the probability-weighted sum of the value rows, held in registers across the keys. Each (row, head) is
+// one task summed in a fixed order, so results do not depend on the thread count.
 namespace {
-typedef float v8f __attribute__((vector_size(32)));
 
-LT_CLONES float dot_f(const float* a, const float* b, long n) {
-  v8f s0 = {0, 0, 0, 0, 0, 0, 0, 0}, s1 = s0;
-  long d = 0;
-  for (; d + 16 <= n; d += 16) {
-    v8f a0, a1, b0, b1;
-    std::memcpy(&a0, a + d, 32), std::memcpy(&a1, a + d + 8, 32);
-    std::memcpy(&b0, b + d, 32), std::memcpy(&b1, b + d + 8, 32);
-    s0 += a0 * b0;
-    s1 += a1 * b1;
-  }
-  for (; d + 8 <= n; d += 8) {
-    v8f a0, b0;
-    std::memcpy(&a0, a + d, 32), std::memcpy(&b0, b + d, 32);
-    s0 += a0 * b0;
-  }
-  v8f s = s0 + s1;
-  float r = ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
-  for (; d < n; d++) r += a[d] * b[d];
-  return r;
-}
-
-// scores (scaled) → exp(s - max) in place; returns the sum.
-LT_CLONES float softmax_unnorm(float* s, long n) {
+// s[j] ← exp(scale·s[j] − max) in place; returns the sum. The max and the sum use 16 lanes (no fast-math needed).
+LT_CLONES float softmax_scaled_unnorm(float* s, long n, float scale) {
+  typedef float v16f __attribute__((vector_size(64)));
   float mx = -INFINITY;
-  for (long j = 0; j < n; j++) mx = s[j] > mx ? s[j] : mx;
-  float sum = 0.f;
-  for (long j = 0; j < n; j++) {
-    float e = vexp(s[j] - mx);
-    s[j] = e;
-    sum += e;
+  long j = 0;
+  if (n >= 16) {
+    v16f m;
+    std::memcpy(&m, s, 64);
+    for (j = 16; j + 16 <= n; j += 16) {
+      v16f x;
+      std::memcpy(&x, s + j, 64);
+      m = x > m ? x : m;
+    }
+    for (int t = 0; t < 16; t++) mx = m[t] > mx ? m[t] : mx;
   }
+  for (; j < n; j++) mx = s[j] > mx ? s[j] : mx;
+  const float off = mx * scale;
+  for (long i = 0; i < n; i++) s[i] = vexp(s[i] * scale - off);
+  v16f acc = {};
+  j = 0;
+  for (; j + 16 <= n; j += 16) {
+    v16f x;
+    std::memcpy(&x, s + j, 64);
+    acc += x;
+  }
+  float sum = 0.f;
+  for (int t = 0; t < 16; t++) sum += acc[t];
+  for (; j < n; j++) sum += s[j];
   return sum;
 }
 
-LT_CLONES void axpy_rows(float* acc, const float* p, const float* v, long kw, long n, long hd) {
-  for (long d = 0; d < hd; d++) acc[d] = 0.f;
+// o[d] = inv · Σ_j p[j]·v[j·ldv + d] for d < hd (portable).
+void weighted_rows_generic(float* o, const float* p, const float* v, long ldv, long n, long hd, float inv) {
+  for (long d = 0; d < hd; d++) o[d] = 0.f;
   for (long j = 0; j < n; j++) {
-    const float* vr = v + j * kw;
-    float pj = p[j];
-    for (long d = 0; d < hd; d++) acc[d] += pj * vr[d];
+    const float* vr = v + j * ldv;
+    const float pj = p[j];
+    for (long d = 0; d < hd; d++) o[d] += pj * vr[d];
+  }
+  for (long d = 0; d < hd; d++) o[d] *= inv;
+}
+
+#if LT_X86
+// The same with 64 output lanes at a time in four zmm accumulators (masked at the end of the row).
+LT_TARGET_AVX512 void weighted_rows_avx512(float* o, const float* p, const float* v, long ldv, long n, long hd, float inv) {
+  for (long d0 = 0; d0 < hd; d0 += 64) {
+    __mmask16 m[4];
+    for (int c = 0; c < 4; c++) {
+      long rem = hd - d0 - 16 * c;
+      m[c] = rem >= 16 ? (__mmask16)0xFFFF : rem > 0 ? (__mmask16)((1u << rem) - 1) : (__mmask16)0;
+    }
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    const float* vr = v + d0;
+    for (long j = 0; j < n; j++, vr += ldv) {
+      __m512 pj = _mm512_set1_ps(p[j]);
+      a0 = _mm512_fmadd_ps(pj, _mm512_maskz_loadu_ps(m[0], vr), a0);
+      a1 = _mm512_fmadd_ps(pj, _mm512_maskz_loadu_ps(m[1], vr + 16), a1);
+      a2 = _mm512_fmadd_ps(pj, _mm512_maskz_loadu_ps(m[2], vr + 32), a2);
+      a3 = _mm512_fmadd_ps(pj, _mm512_maskz_loadu_ps(m[3], vr + 48), a3);
+    }
+    __m512 s = _mm512_set1_ps(inv);
+    _mm512_mask_storeu_ps(o + d0, m[0], _mm512_mul_ps(a0, s));
+    _mm512_mask_storeu_ps(o + d0 + 16, m[1], _mm512_mul_ps(a1, s));
+    _mm512_mask_storeu_ps(o + d0 + 32, m[2], _mm512_mul_ps(a2, s));
+    _mm512_mask_storeu_ps(o + d0 + 48, m[3], _mm512_mul_ps(a3, s));
   }
 }
 
-struct CachedScratch {
-  std::vector<float> s;
-};
-thread_local CachedScratch tl_cached;
+// 32 output lanes at a time in four ymm accumulators (masked loads at the end of the row).
+LT_TARGET_AVX2 void weighted_rows_avx2(float* o, const float* p, const float* v, long ldv, long n, long hd, float inv) {
+  for (long d0 = 0; d0 < hd; d0 += 32) {
+    alignas(32) int mk[32];
+    for (int t = 0; t < 32; t++) mk[t] = d0 + t < hd ? -1 : 0;
+    __m256i m[4];
+    for (int c = 0; c < 4; c++) m[c] = _mm256_load_si256((const __m256i*)(mk + 8 * c));
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    const float* vr = v + d0;
+    for (long j = 0; j < n; j++, vr += ldv) {
+      __m256 pj = _mm256_set1_ps(p[j]);
+      a0 = _mm256_fmadd_ps(pj, _mm256_maskload_ps(vr, m[0]), a0);
+      a1 = _mm256_fmadd_ps(pj, _mm256_maskload_ps(vr + 8, m[1]), a1);
+      a2 = _mm256_fmadd_ps(pj, _mm256_maskload_ps(vr + 16, m[2]), a2);
+      a3 = _mm256_fmadd_ps(pj, _mm256_maskload_ps(vr + 24, m[3]), a3);
+    }
+    __m256 s = _mm256_set1_ps(inv);
+    _mm256_maskstore_ps(o + d0, m[0], _mm256_mul_ps(a0, s));
+    _mm256_maskstore_ps(o + d0 + 8, m[1], _mm256_mul_ps(a1, s));
+    _mm256_maskstore_ps(o + d0 + 16, m[2], _mm256_mul_ps(a2, s));
+    _mm256_maskstore_ps(o + d0 + 24, m[3], _mm256_mul_ps(a3, s));
+  }
+}
+#endif
+
+void weighted_rows(float* o, const float* p, const float* v, long ldv, long n, long hd, float inv) {
+#if LT_X86
+  int level = simd_level();
+  if (level >= SIMD_AVX512) return weighted_rows_avx512(o, p, v, ldv, n, hd, inv);
+  if (level >= SIMD_AVX2) return weighted_rows_avx2(o, p, v, ldv, n, hd, inv);
+#endif
+  weighted_rows_generic(o, p, v, ldv, n, hd, inv);
+}
+
+thread_local std::vector<float> tl_scores;
 }  // namespace
 
 void attention_cached(float* out, const float* q, const float* k, const float* v, long n, long pos, long H, long KV,
@@ -282,17 +345,12 @@ void attention_cached(float* out, const float* q, const float* k, const float* v
   const float scale = 1.0f / std::sqrt((float)hd);
   parallel_for(n * H, [&](long t) {
     long i = t / H, h = t % H, len = pos + i + 1;
-    std::vector<float>& s = tl_cached.s;
-    if ((long)s.size() < len + hd) s.resize(len + hd);
-    const float* qr = q + i * qw + h * hd;
-    const float* kh = k + (h / rep) * hd;
+    std::vector<float>& s = tl_scores;
+    if ((long)s.size() < len) s.resize(len);
     float* sc = s.data();
-    float* acc = sc + len;
-    for (long j = 0; j < len; j++) sc[j] = dot_f(qr, kh + j * kw, hd) * scale;
-    float inv = 1.0f / softmax_unnorm(sc, len);
-    axpy_rows(acc, sc, v + (h / rep) * hd, kw, len, hd);
-    float* o = out + i * qw + h * hd;
-    for (long d = 0; d < hd; d++) o[d] = acc[d] * inv;
+    dot_rows(len, hd, k + (h / rep) * hd, kw, q + i * qw + h * hd, sc);
+    float inv = 1.0f / softmax_scaled_unnorm(sc, len, scale);
+    weighted_rows(out + i * qw + h * hd, sc, v + (h / rep) * hd, kw, len, hd, inv);
   });
 }
 

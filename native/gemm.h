@@ -13,4 +13,8 @@ void sgemm(long M, long N, long K, const float* A, long rsa, long csa, const flo
 void sgemm_serial(long M, long N, long K, const float* A, long rsa, long csa, const float* B, long rsb, long csb, float* C,
                   long ldc, bool accumulate);
 
+// out[j] = Σ_k x[k]·W[j·ldw + k] for j < N, on the calling thread: the batch-1 GEMV kernel over rows read in place
+// (attention's scores against cached keys).
+void dot_rows(long N, long K, const float* W, long ldw, const float* x, float* out);
+
 }  // namespace lt

@@ -14,6 +14,8 @@ const MM_SHAPES: [number, number, number][] = [
   [1, 1, 1], [1, 288, 770], [5, 20, 5000], [33, 100, 130], [50, 20, 1000], [64, 65, 64], [7, 13, 5], [33, 65, 17], [6, 16, 32], [100, 300, 257], [130, 288, 768], [64, 1, 9], [3, 517, 2],
   // few rows (the decode GEMV path): K, N not multiples of the vector width or of the 8-row blocks, K < one vector
   [1, 15, 7], [1, 17, 9], [2, 31, 13], [3, 100, 33], [4, 300, 47], [1, 288, 2001], [2, 768, 289], [4, 1, 3], [3, 16, 8], [1, 1376, 515],
+  // batched decode: 5–16 rows on the GEMV path (pairs of x rows and a last odd one); 17–64 rows when W is large
+  [9, 33, 41], [16, 130, 19], [13, 64, 8], [17, 1025, 2049],
   // packed paths on both operands (> 64 rows and columns): K not a multiple of the 8x8 transposes, panel counts odd
   // and even, partial panels and partial tiles in both directions
   [150, 203, 90], [96, 45, 200], [77, 7, 129], [200, 600, 131],
@@ -156,7 +158,7 @@ test('attentionCached (n query rows over a KV cache) matches ref on every SIMD p
   const rng = new Rng(11);
   // [n, pos, nHeads, nKvHeads, headDim]: decode (n = 1), chunks, GQA, odd head dims, long caches
   const shapes: [number, number, number, number, number][] = [
-    [1, 0, 6, 6, 48], [1, 95, 8, 8, 64], [3, 10, 4, 2, 8], [5, 0, 4, 1, 7], [17, 40, 2, 2, 33], [1, 300, 6, 3, 48], [2, 1, 1, 1, 1],
+    [1, 0, 6, 6, 48], [1, 95, 8, 8, 64], [3, 10, 4, 2, 8], [5, 0, 4, 1, 7], [17, 40, 2, 2, 33], [1, 300, 6, 3, 48], [2, 1, 1, 1, 1], [1, 20, 2, 2, 130], [2, 9, 3, 1, 80],
   ];
   forEachSimd(be, (level) => {
     for (const [n, pos, H, KV, hd] of shapes) {
