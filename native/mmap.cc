@@ -11,6 +11,11 @@
 //   mapClose(handle)                      drops the handle's reference (views keep the mapping until collected)
 //   firstNonFinite(Float32Array) -> i     index of the first NaN/±Inf, or -1 (one vectorised pass; the loaders'
 //                                         corrupt-weight check without a JavaScript loop over every mapped float)
+//   adviseHugePages(typed array) -> bytes madvise(MADV_HUGEPAGE) over the whole 2 MiB pages inside the array's
+//                                         memory; returns the bytes advised (0 where the kernel refuses or lacks it).
+//                                         Called on large buffers before their first write, so that their pages
+//                                         fault in as transparent huge pages (THP "madvise" mode): streaming the
+//                                         weights through the TLB 2 MiB at a time is what batch-1 decode needs.
 //
 // Truncation while mapped. Pages of a MAP_PRIVATE mapping that were never written are the file's page-cache pages;
 // when the file is truncated below them, touching them raises SIGBUS, which would kill the process. A SIGBUS handler
@@ -298,6 +303,29 @@ napi_value FirstNonFinite(napi_env env, napi_callback_info info) {
   return num(env, -1);
 }
 
+napi_value AdviseHugePages(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  size_t argc = 1;
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  napi_typedarray_type t;
+  size_t n = 0;
+  void* data = nullptr;
+  if (argc < 1 || napi_get_typedarray_info(env, argv[0], &t, &n, &data, nullptr, nullptr) != napi_ok) {
+    return fail(env, "adviseHugePages: expects a typed array", false);
+  }
+  size_t el = t == napi_float64_array ? 8 : t == napi_float32_array || t == napi_int32_array || t == napi_uint32_array ? 4
+             : t == napi_uint16_array || t == napi_int16_array ? 2 : 1;
+#if defined(MADV_HUGEPAGE)
+  const uintptr_t H = (uintptr_t)2 << 20;
+  uintptr_t a = (uintptr_t)data, e = a + n * el;
+  uintptr_t a0 = (a + H - 1) & ~(H - 1), e0 = e & ~(H - 1);
+  if (data && e0 > a0 && madvise((void*)a0, e0 - a0, MADV_HUGEPAGE) == 0) return num(env, (double)(e0 - a0));
+#else
+  (void)el;
+#endif
+  return num(env, 0);
+}
+
 }  // namespace
 
 // Called from addon.cc's module init: the mapping functions beside the op table.
@@ -308,6 +336,7 @@ void register_mmap(napi_env env, napi_value exports) {
   } fns[] = {
       {"mapOpen", MapOpen}, {"mapSize", MapSize}, {"mapRange", MapRange}, {"mapFileSize", MapFileSize},
       {"mapFaults", MapFaults}, {"mapClose", MapClose}, {"firstNonFinite", FirstNonFinite},
+      {"adviseHugePages", AdviseHugePages},
   };
   for (const Fn& f : fns) {
     napi_value fn;

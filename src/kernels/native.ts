@@ -26,6 +26,11 @@ interface RawAddon {
   bf16Detected(): string;
   /** Forces a bf16 path (clamped to the CPU; LLAMA_TS_BF16=convert does the same at start). Returns the path in use. */
   setBf16Path(path: 'avx512bf16' | 'convert' | 'default'): string;
+  /**
+   * madvise(MADV_HUGEPAGE) over the whole 2 MiB pages inside `a` (native/mmap.cc); the bytes advised, 0 where the
+   * kernel refuses. Absent from addons built before it.
+   */
+  adviseHugePages?(a: Float32Array): number;
   /** Whether the CPU reports AMX-BF16 (no AMX kernel yet: such a CPU runs the avx512bf16 path). */
   amxBf16(): boolean;
 }
@@ -44,6 +49,8 @@ export interface NativeBackend extends Backend {
 }
 
 const ADDON_FILE = 'llama_ts_native.node';
+/** Buffers of at least this many floats (4 MiB) are advised onto huge pages by the native backend's alloc. */
+const HUGE_MIN_FLOATS = 1 << 20;
 
 /** Loads build/Release/llama_ts_native.node once. Never throws: returns why it could not. */
 export function loadNative(): LoadedAddon<NativeAddon> {
@@ -59,6 +66,7 @@ function bind(raw: RawAddon): NativeAddon {
   const addon: Record<string, unknown> = {
     threads: raw.threads, setThreads: raw.setThreads, simd: raw.simd, simdDetected: raw.simdDetected, setSimd: raw.setSimd,
     bf16Path: raw.bf16Path, bf16Detected: raw.bf16Detected, setBf16Path: raw.setBf16Path, amxBf16: raw.amxBf16,
+    adviseHugePages: raw.adviseHugePages,
   };
   for (const name of [...OP_NAMES, ...(Object.keys(NATIVE_OPS) as (keyof typeof NATIVE_OPS)[])]) {
     addon[name] = raw.op(name, encodeSignature(SIGNATURES[name]));
@@ -99,7 +107,14 @@ export function createNativeBackend(): NativeBackend {
     dtype: 'f32',
     bf16: true,
     addon,
-    alloc: (size: number): FloatArray => new Float32Array(size),
+    alloc: (size: number): FloatArray => {
+      const a = new Float32Array(size);
+      // Large buffers (weights, gradients, moments, KV caches, activations) are advised onto transparent huge pages
+      // before their first write: a batch-1 decode streams every weight once per token, and with 4 KiB pages the
+      // TLB misses cost a measurable part of the memory bandwidth (bench/generate.ts; docs/INFERENCE.md).
+      if (size >= HUGE_MIN_FLOATS) addon.adviseHugePages?.(a);
+      return a;
+    },
     threads: () => addon.threads(),
     setThreads: (t: number) => addon.setThreads(t),
     simd: () => addon.simd(),
