@@ -312,7 +312,7 @@ export async function* generateStream(
       const win = o.repetitionWindow ?? 0;
       applyRepetitionPenalty(logits, win > 0 ? st.context.slice(-win) : st.context, o.repetitionPenalty);
     }
-    return sampleToken(logits, o, st.rng);
+    return sampleToken(logits, o, st.rng, decoder.backend);
   }
 
   /** Restarts a full cache from the last half of the context (the fed tokens; st.next is fed by the next step). */

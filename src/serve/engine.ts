@@ -252,7 +252,7 @@ export class BatchEngine {
   private pick(s: Sequence, logits: FloatArray): number {
     const o = s.spec;
     if (o.repetitionPenalty !== 1) applyRepetitionPenalty(logits, s.context.slice(-REPETITION_WINDOW), o.repetitionPenalty);
-    return sampleToken(logits, o, s.rng);
+    return sampleToken(logits, o, s.rng, this.decoder.backend);
   }
 
   /** generateStream's accept: records s.next, applies the stop rules, emits the newly complete text. */
