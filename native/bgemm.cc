@@ -112,12 +112,12 @@ void bgemm_convert(long M, long N, long K, const uint16_t* A, long rsa, long csa
 #if LT_X86
 // ---------------------------------------------------------------- the AVX512_BF16 path
 
-constexpr int MR = 12, NR = 32, MC = 96, KC = 256, NC = 512;
+constexpr int MR = 12, NR = 32, MC = 96, KC = 384, NC = 512;
 
 inline uint32_t pair(uint16_t lo, uint16_t hi) { return (uint32_t)lo | (uint32_t)hi << 16; }
 
 // Ap: ceil(mc/MR) panels, each kp x MR pairs (row r at [kp*MR + r] = A[r][2kp], A[r][2kp+1]), zero-padded.
-void pack_a(const uint16_t* A, long rsa, long csa, long i0, long k0, long mc, long kc, uint32_t* Ap) {
+LT_TARGET_BF16 void pack_a(const uint16_t* A, long rsa, long csa, long i0, long k0, long mc, long kc, uint32_t* Ap) {
   long kp = (kc + 1) / 2, kfull = kc / 2;
   for (long p = 0; p < mc; p += MR) {
     long m = std::min<long>(MR, mc - p);
@@ -128,6 +128,16 @@ void pack_a(const uint16_t* A, long rsa, long csa, long i0, long k0, long mc, lo
         const uint16_t* s = src + r * rsa;
         for (long q = 0; q < kfull; q++) dst[q * MR + r] = pair(s[2 * q], s[2 * q + 1]);
         if (kp > kfull) dst[kfull * MR + r] = pair(s[kc - 1], 0);
+      }
+    } else if (rsa == 1 && m == MR) {
+      // A stored transposed (the backward's dyᵀ): the MR rows of a panel are MR consecutive values of each stored
+      // row; interleave two stored rows into MR pairs (unpack within 128-bit lanes, then put the lanes in order)
+      for (long q = 0; q < kp; q++) {
+        const uint16_t* s0 = src + 2 * q * csa;
+        __m256i r0 = _mm256_maskz_loadu_epi16((__mmask16)0x0FFF, s0);
+        __m256i r1 = 2 * q + 1 < kc ? _mm256_maskz_loadu_epi16((__mmask16)0x0FFF, s0 + csa) : _mm256_setzero_si256();
+        __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_unpacklo_epi16(r0, r1)), _mm256_unpackhi_epi16(r0, r1), 1);
+        _mm512_mask_storeu_epi32(dst + q * MR, (__mmask16)0x0FFF, _mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(3, 1, 2, 0)));
       }
     } else {
       for (long q = 0; q < kp; q++) {
@@ -219,7 +229,7 @@ struct Job {
   float* C;
   long ldc;
   bool accumulate;
-  long mc, nc, tiles_n;
+  long mc, nc, tiles_n, kc;
 };
 
 struct Scratch {
@@ -233,12 +243,13 @@ void task(void* ctx, long t) {
   long i0 = (t / g.tiles_n) * g.mc, j0 = (t % g.tiles_n) * g.nc;
   long mr = std::min(g.mc, g.M - i0), nc = std::min(g.nc, g.N - j0);
   long ncp = (nc + NR - 1) / NR * NR;
-  if (tl.a.size() < (size_t)MC * KC / 2) tl.a.resize((size_t)MC * KC / 2);
-  if (tl.b.size() < (size_t)ncp * KC / 2) tl.b.resize((size_t)ncp * KC / 2);
+  const size_t kpmax = (size_t)(g.kc + 1) / 2;
+  if (tl.a.size() < (size_t)MC * kpmax) tl.a.resize((size_t)MC * kpmax);
+  if (tl.b.size() < (size_t)ncp * kpmax) tl.b.resize((size_t)ncp * kpmax);
   uint32_t *Ap = tl.a.data(), *Bp = tl.b.data();
   alignas(64) float tmp[MR * NR];
-  for (long k0 = 0; k0 < g.K; k0 += KC) {
-    long kc = std::min<long>(KC, g.K - k0), kp = (kc + 1) / 2;
+  for (long k0 = 0; k0 < g.K; k0 += g.kc) {
+    long kc = std::min<long>(g.kc, g.K - k0), kp = (kc + 1) / 2;
     bool acc = g.accumulate || k0 > 0;
     pack_b(g.B, g.rsb, g.csb, k0, j0, kc, nc, Bp);
     for (long is = 0; is < mr; is += MC) {
@@ -264,7 +275,11 @@ void task(void* ctx, long t) {
 
 void bgemm_avx512(long M, long N, long K, const uint16_t* A, long rsa, long csa, const uint16_t* B, long rsb, long csb,
                   float* C, long ldc, bool accumulate) {
-  Job g{M, N, K, A, rsa, csa, B, rsb, csb, C, ldc, accumulate, 0, 0, 0};
+  Job g{M, N, K, A, rsa, csa, B, rsb, csb, C, ldc, accumulate, 0, 0, 0, 0};
+  // K blocks of equal, even size up to 1.25·KC (K = 288 is one block, not 256 + 32): each block is one more pass
+  // over C, which for the output head (C = tokens × 32000 floats) is a pass over hundreds of megabytes.
+  long nk = (K + KC * 5 / 4 - 1) / (KC * 5 / 4);
+  g.kc = ((K + nk - 1) / nk + 1) / 2 * 2;
   // the task grid as the SGEMM chooses it: enough tasks for every thread, as little packing as possible (a packed
   // element costs about as much as 30 flops of this kernel)
   const long nth = pool_threads();

@@ -42,6 +42,8 @@ function forEachBf16Path(be: NativeBackend, fn: (tag: string) => void): void {
 
 const SHAPES: [number, number, number][] = [
   [1, 1, 1], [1, 288, 770], [7, 13, 5], [33, 65, 17], [64, 65, 64], [12, 32, 32], [150, 203, 90], [96, 45, 200], [77, 7, 129], [200, 600, 131], [3, 517, 2], [300, 257, 513],
+  // several K blocks of the bf16 kernel with an odd last one (backward weight: K = M = 999), and K = 1000 in the others
+  [999, 20, 40], [40, 1000, 13],
 ];
 
 function bf16(x: Float32Array): Uint16Array {
