@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDashboard } from '../src/dashboard/server.js';
@@ -164,6 +165,59 @@ test('the server survives a run directory deleted while watched, and 50 pages lo
     assert.deepEqual(new Set(await Promise.all(loads)), new Set([true]));
     const runs = JSON.parse((await get(dash.port, '/api/runs')).body);
     assert.deepEqual(runs.map((r: { state: string }) => r.state), ['missing', 'running']);
+  } finally {
+    await dash.close();
+  }
+});
+
+test('a page that stops reading is disconnected once its unread events pass the cap; the others keep receiving', async () => {
+  const d = tmp();
+  const run = fakeRun(join(d, 'run'), 5);
+  const dash = await startDashboard({ runs: [run], port: 0, pollMs: 60_000, maxClientBuffer: 1 << 20 });
+  try {
+    // a client that sends its request and then never reads
+    const stalled = connect(dash.port, '127.0.0.1');
+    await new Promise<void>((ok) => stalled.on('connect', () => ok()));
+    stalled.write('GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+    stalled.pause();
+    // a client that reads everything: the last step it has seen
+    let last = 0;
+    const reader = request({ host: '127.0.0.1', port: dash.port, path: '/api/events' }, (res) => {
+      let buf = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk) => {
+        buf += chunk;
+        let i;
+        while ((i = buf.indexOf('\n\n')) >= 0) {
+          const block = buf.slice(0, i);
+          buf = buf.slice(i + 2);
+          if (/^event: append$/m.test(block)) last = Math.max(last, ...JSON.parse(/^data: (.*)$/m.exec(block)?.[1] ?? '{}').steps.map((x: { step: number }) => x.step));
+        }
+      });
+    });
+    reader.end();
+    await new Promise((r) => setTimeout(r, 200));
+    // batches of 2000 steps (~0.4 MB of events each) until the server hangs up on the stalled client (socket
+    // buffers first absorb some); the reading client receives every batch before the next is written. (The paused
+    // client itself does not notice: it reads nothing, not even the end of the stream; the server's count shows it.)
+    const connections = () => new Promise<number>((ok, fail) => dash.server.getConnections((e, n) => (e ? fail(e) : ok(n))));
+    assert.equal(await connections(), 2);
+    let step = 5;
+    for (let b = 0; b < 400 && (await connections()) === 2; b++) {
+      append(run, Array.from({ length: 2000 }, () => stepLine(++step)).join(''));
+      dash.poll();
+      const deadline = Date.now() + 10_000;
+      while (last < step && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      assert.equal(last, step, 'the reading page received the batch');
+    }
+    assert.equal(await connections(), 1, `the stalled page was disconnected (after ${step - 5} steps)`);
+    append(run, stepLine(++step));
+    dash.poll();
+    const deadline = Date.now() + 10_000;
+    while (last < step && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    assert.equal(last, step, 'the reading page is still served');
+    reader.destroy();
+    stalled.destroy();
   } finally {
     await dash.close();
   }

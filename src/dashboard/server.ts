@@ -22,6 +22,11 @@ export interface DashboardOptions extends RunLogOptions {
   pollMs?: number;
   /** Pages connected at once at most; more get 503 (default 64). */
   maxClients?: number;
+  /**
+   * Bytes of events a page may leave unread (default 8 MiB): a page that stops reading (a suspended tab, a stalled
+   * proxy) is disconnected rather than buffered without bound; its EventSource reconnects and gets a fresh snapshot.
+   */
+  maxClientBuffer?: number;
 }
 
 export interface Dashboard {
@@ -79,7 +84,15 @@ export async function startDashboard(o: DashboardOptions): Promise<Dashboard> {
   const clients = new Set<ServerResponse>();
   const maxClients = o.maxClients ?? 64;
 
-  const send = (res: ServerResponse, event: string, data: unknown) => res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+  const maxBuffer = o.maxClientBuffer ?? 8 << 20;
+  const send = (res: ServerResponse, event: string, data: unknown) => {
+    if (res.writableLength > maxBuffer) {
+      clients.delete(res);
+      res.destroy();
+      return;
+    }
+    res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+  };
   const broadcast = (event: string, data: unknown) => clients.forEach((c) => send(c, event, data));
 
   const poll = () => {
