@@ -23,7 +23,7 @@ const seen = {
   runs: 0,
 };
 (globalThis as { llamaTs?: typeof seen }).llamaTs = seen;
-const state = { ready: false, hasText: false, hasModel: false, training: false, step: 0, lastLoss: NaN, lastTps: NaN };
+const state = { ready: false, hasText: false, hasModel: false, trainable: false, training: false, step: 0, lastLoss: NaN, lastTps: NaN };
 
 function setError(message: string | null): void {
   const e = $('error');
@@ -39,7 +39,7 @@ function setTraining(on: boolean): void {
 
 function refreshButtons(): void {
   $<HTMLButtonElement>('train').disabled = !(state.ready && state.hasText);
-  $<HTMLButtonElement>('save').disabled = !(state.ready && state.step > 0);
+  $<HTMLButtonElement>('save').disabled = !(state.ready && state.hasModel && state.trainable);
   $<HTMLButtonElement>('generate').disabled = !(state.ready && state.hasModel);
 }
 
@@ -78,6 +78,7 @@ worker.onmessage = (e: MessageEvent<FromWorker>) => {
       break;
     case 'data':
       state.hasText = true;
+      state.hasModel = false;
       state.step = 0;
       $('data').textContent = `${m.name}: ${m.tokens.toLocaleString('en-US')} bytes`;
       setTraining(false);
@@ -87,6 +88,7 @@ worker.onmessage = (e: MessageEvent<FromWorker>) => {
       charts.setRun(runId, { name: m.resumed ? `resumed at ${m.step}` : 'run', steps: [], evals: [], tokensPerStep: m.batchTokens });
       state.step = m.step;
       state.hasModel = true;
+      state.trainable = !m.samplesOnly;
       seen.runs++;
       $('model').textContent = `${m.config}, ${m.params.toLocaleString('en-US')} parameters${m.resumed ? `; continued from step ${m.step}` : ''}${m.from ? `; loaded from ${m.from}` : ''}${m.samplesOnly ? ` (samples only: ${m.samplesOnly})` : ''}`;
       $('step').textContent = String(m.step);
