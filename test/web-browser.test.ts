@@ -127,7 +127,7 @@ function rewriteGguf(from: string, to: string, edit: (key: string, value: GgufVa
 interface Generated { prompt: string; text: string; tokens: number[] }
 interface SeenGguf extends Seen { generated: Generated | null; runs: number }
 
-test('the page loads GGUF files the CLI wrote: greedy samples and scores as the CLI gives them, trains on; bad GGUF files show a message', { skip, timeout: 600_000 }, async () => {
+test('the page loads GGUF files the CLI wrote: greedy samples and scores as the CLI gives them, trains on; bad GGUF files show a message', { skip, timeout: 600_000 }, async (t) => {
   const { chromium } = await import('playwright-core');
   const { serveWeb } = (await import(pathToFileURL(join(root, 'web/serve.mjs')).href)) as { serveWeb(dir: string, port: number): Promise<{ url: string; close(): Promise<void> }> };
   const tmp = mkdtempSync(join(tmpdir(), 'lt-webgguf-'));
@@ -204,6 +204,7 @@ test('the page loads GGUF files the CLI wrote: greedy samples and scores as the 
       assert.equal(p.text, c.text);
     }
     const s = await scores(f32);
+    t.diagnostic(`F32 GGUF held-out loss: page ${s.page}, llama-ts score ${s.cli}, the page's checkpoint ${s.saved}`);
     assert.ok(Math.abs(s.page - s.cli) <= 1e-4 * Math.abs(s.cli), `F32 GGUF: page loss ${s.page}, llama-ts score ${s.cli}`);
     assert.ok(Math.abs(s.saved - s.cli) <= 1e-5 * Math.abs(s.cli), `the page's checkpoint of it scores ${s.saved}, the GGUF ${s.cli}`);
     // and it trains on from the GGUF's weights
@@ -216,12 +217,13 @@ test('the page loads GGUF files the CLI wrote: greedy samples and scores as the 
     assert.equal(trained[0].step, 1, 'a new schedule from the GGUF weights');
     assert.ok(trained.every((r) => Number.isFinite(r.loss)) && trained[0].loss < 3.5, `continues from the trained weights (first loss ${trained[0].loss}; a fresh model starts near ln 259 = 5.56)`);
 
-    // Q8_0: dequantized to float32 on load; same greedy tokens as the CLI (which multiplies the blocks), loss within quantization noise
+    // Q8_0: dequantized to float32 on load; the CLI multiplies the blocks: same greedy tokens, same loss within float32 rounding
     await load(q8, 'tiny-q8_0.gguf');
     const pq = await greedy('The ', 16), cq = cliGreedy(q8, 'The ', 16);
     assert.deepEqual(pq.tokens, cq.tokens, `Q8_0 greedy: page ${JSON.stringify(pq.text)}, CLI ${JSON.stringify(cq.text)}`);
     const sq = await scores(q8);
-    assert.ok(Math.abs(sq.page - sq.cli) <= 1e-2 * Math.abs(sq.cli), `Q8_0 GGUF: page loss ${sq.page}, llama-ts score ${sq.cli}`);
+    t.diagnostic(`Q8_0 GGUF held-out loss: page (dequantized) ${sq.page}, llama-ts score (quantized blocks) ${sq.cli}`);
+    assert.ok(Math.abs(sq.page - sq.cli) <= 1e-4 * Math.abs(sq.cli), `Q8_0 GGUF: page loss ${sq.page}, llama-ts score ${sq.cli}`);
 
     // a SentencePiece-style vocabulary: samples with its own tokenizer (the CLI's tokens), does not train
     await load(spm, 'spm.gguf');
