@@ -49,11 +49,6 @@ export function textData(text: string, name: string, seed: number, seq: number):
   return textDataFromDocuments(documentsFromText(text, `'${name}'`), `'${name}'`, new ByteTokenizer(), seed, seq);
 }
 
-/** The first four bytes of every GGUF file ("GGUF"). */
-export function isGgufBytes(b: Uint8Array): boolean {
-  return b.length >= 4 && b[0] === 0x47 && b[1] === 0x47 && b[2] === 0x55 && b[3] === 0x46;
-}
-
 export class TrainingSession {
   readonly model: Llama;
   readonly opt: AdamW;

@@ -1,8 +1,8 @@
 /**
  * The page's training worker: owns the wasm backend and the TrainingSession, trains while asked to, reports every
  * step, draws a sample every few steps, answers save/load with single-file checkpoints, loads GGUF files, and samples
- * on request. The page's main thread
- * only draws. Errors go back as one readable line; the worker stays usable after one.
+ * on request. The page's main thread only draws. Errors go back as one readable line; the worker stays usable after
+ * one.
  */
 import { createPageWasmBackend } from './wasm-host.js';
 import { PAGE_MODEL, TrainingSession, textData } from './session.js';
