@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { makeConfig } from '../src/model/config.js';
 import { Llama } from '../src/model/llama.js';
 import { createRefBackend } from '../src/kernels/ref.js';
-import { readGguf, writeGguf, f32ToF16, GgufValueType as T, encodeTensor } from '../src/io/gguf.js';
+import { readGguf, writeGguf, f32ToF16, GgufValueType as T, encodeTensor, ggufFromBytes } from '../src/io/gguf.js';
+import { llamaGgufSource } from '../src/io/gguf-model.js';
 import { f16ToF32, readSafetensorsHeader, writeSafetensors } from '../src/io/safetensors.js';
 import { writeLlamaGguf, readLlamaGguf } from '../src/io/gguf-llama.js';
 import { fillModel } from '../src/io/model-common.js';
@@ -173,6 +174,51 @@ test('fuzz: truncations and random corruption of GGUF and safetensors give UserE
     }
   }
   assert.ok(userErrors > 300);
+});
+
+test('the page reads GGUF bytes with the same parser: same header, tensors of every type and errors as readGguf', () => {
+  const model = peakedModel(config);
+  const dir = tmp();
+  for (const type of ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_k'] as const) {
+    const path = join(dir, `m-${type}.gguf`);
+    writeLlamaGguf(path, model, byteVocab(259), type);
+    const a = readGguf(path), b = ggufFromBytes(new Uint8Array(readFileSync(path)), path);
+    assert.deepEqual([...b.metadata], [...a.metadata]);
+    assert.deepEqual([...b.tensors], [...a.tensors]);
+    assert.equal(b.dataStart, a.dataStart);
+    for (const n of a.tensors.keys()) assert.deepEqual(b.readF32(n), a.readF32(n), `${type} ${n}`);
+    const sa = readLlamaGguf(path), sb = llamaGgufSource(b);
+    assert.deepEqual(sb.config, sa.config);
+    assert.deepEqual(sb.vocab, sa.vocab);
+  }
+  // truncations and corruptions: the same message (or the same success) either way
+  const path = join(dir, 'm-q8_0.gguf');
+  const bytes = readFileSync(path);
+  const bad = join(dir, 'bad.gguf');
+  const rng = new Rng(7);
+  const outcome = (read: () => unknown) => {
+    try {
+      read();
+      return 'ok';
+    } catch (e) {
+      if (!(e instanceof UserError)) throw e;
+      return e.message;
+    }
+  };
+  const headerEnd = readGguf(path).dataStart;
+  const trials: Buffer[] = [];
+  for (let n = 0; n < bytes.length; n += 1 + rng.int(n < headerEnd ? 29 : 997)) trials.push(bytes.subarray(0, n));
+  for (let i = 0; i < 100; i++) {
+    const t = Buffer.from(bytes);
+    t[rng.int(headerEnd)] = rng.int(256);
+    trials.push(t);
+  }
+  for (const t of trials) {
+    writeFileSync(bad, t);
+    const viaPath = outcome(() => { const s = readLlamaGguf(bad); for (const x of model.layout.tensors) s.tensor(x.name); });
+    const viaBytes = outcome(() => { const s = llamaGgufSource(ggufFromBytes(new Uint8Array(t), bad)); for (const x of model.layout.tensors) s.tensor(x.name); });
+    assert.equal(viaBytes, viaPath, `${t.length} bytes`);
+  }
 });
 
 test('bad safetensors: header beyond the file, overlapping offsets, unknown dtype — one clear message each', () => {

@@ -15,6 +15,9 @@ import { loadWasm } from '../src/kernels/wasm-node.js';
 import { TrainingSession } from '../src/browser/session.js';
 import { Rng } from '../src/util/rng.js';
 import type { LlamaConfig } from '../src/model/config.js';
+import { writeLlamaGguf } from '../src/io/gguf-llama.js';
+import { byteVocab, TokenType } from '../src/tokenizer/vocab.js';
+import { UserError } from '../src/util/errors.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const loaded = loadWasm();
@@ -66,6 +69,45 @@ test('a page checkpoint continues under `llama-ts train --resume`, and a `train`
 
     // and the data must be the run's: other text is refused with a readable message
     assert.throws(() => TrainingSession.resume(be, TrainingSession.open(files), text() + '\n\nmore words here', 'other.txt'), /resume needs the same data/);
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
+test('a GGUF file of a session\'s model: the byte vocabulary trains on from its exact weights; another vocabulary samples only', { skip }, async () => {
+  const be = loaded.backend!;
+  const tmp = mkdtempSync(join(tmpdir(), 'lt-session-gguf-'));
+  try {
+    const first = TrainingSession.fresh(be, text(), 'text.txt', MODEL, HYPER);
+    for (let i = 0; i < 3; i++) first.trainOne();
+    const path = join(tmp, 'm.gguf');
+    writeLlamaGguf(path, first.model, byteVocab(first.config.vocabSize));
+    const bytes = new Uint8Array(readFileSync(path));
+    const g = TrainingSession.fromGguf(be, bytes, 'm.gguf', { text: text(), name: 'text.txt' }, HYPER);
+    assert.equal(g.trainable, true);
+    assert.deepEqual(g.config, first.config);
+    assert.deepEqual(Array.from(g.model.params.data), Array.from(first.model.params.data), 'F32 weights read exactly');
+    const ids = first.heldOutIds(32);
+    assert.equal(g.score(ids), first.score(ids));
+    assert.deepEqual(await g.sample('the ', 12, 1, 0), await first.sample('the ', 12, 1, 0));
+    assert.equal(g.step, 0);
+    assert.ok(Number.isFinite(g.trainOne().loss));
+    assert.equal(g.step, 1, 'a new schedule from the weights');
+    // without the text: samples, does not train
+    const noText = TrainingSession.fromGguf(be, bytes, 'm.gguf', null);
+    assert.equal(noText.trainable, false);
+    assert.throws(() => noText.trainOne(), (e: Error) => e instanceof UserError && /load the training text first/.test(e.message));
+
+    // a SentencePiece-style vocabulary (a piece beyond the bytes, in place of <0xFF>): its tokenizer samples; training
+    // and saving say why not
+    const v = byteVocab(first.config.vocabSize);
+    const p2 = join(tmp, 'spm.gguf');
+    writeLlamaGguf(p2, first.model, { ...v, pieces: [...v.pieces.slice(0, -1), '\u2581the'], types: [...v.types.slice(0, -1), TokenType.NORMAL] });
+    const s = TrainingSession.fromGguf(be, new Uint8Array(readFileSync(p2)), 'spm.gguf', { text: text(), name: 'text.txt' });
+    assert.equal(s.trainable, false);
+    assert.match(s.cannotTrain ?? '', /259-piece SentencePiece-style vocabulary; the page trains with the byte tokenizer only/);
+    assert.ok((await s.sample('the ', 8, 1, 0)).tokens.length > 0);
+    assert.throws(() => s.save(), (e: Error) => e instanceof UserError && /samples from this model/.test(e.message));
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }

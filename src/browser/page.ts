@@ -2,8 +2,8 @@
  * The training page (web/index.html): picks the text (the bundled slice of the demo mixture, or a dropped file),
  * starts and pauses training in the worker (train-worker.ts), draws loss and tokens/s live with the dashboard's charts
  * (web/charts.ts), shows samples as they come, downloads a single-file checkpoint (with the teacher-forced loss of a
- * held-out window, which `llama-ts score` reproduces), and loads a checkpoint to continue or sample. Bad input shows a
- * one-line message in the page.
+ * held-out window, which `llama-ts score` reproduces), loads a checkpoint or a GGUF file to continue or sample, and
+ * samples on request (a prompt, a temperature: 0 is greedy). Bad input shows a one-line message in the page.
  */
 import { createCharts } from '../web/charts.js';
 import { CHARTS } from '../web/series.js';
@@ -16,9 +16,14 @@ const send = (m: ToWorker, transfer: Transferable[] = []): void => worker.postMe
 const charts = createCharts($('charts'), { x: 'step', logY: true, height: 200, charts: CHARTS.filter((c) => c.id === 'loss' || c.id === 'tokens_per_s') });
 let runId = 0;
 /** What the page has seen, for scripts and tests: every step's report, the last checkpoint's score. */
-const seen = { steps: [] as { step: number; loss: number; tokens_per_s: number }[], threads: 0, isolated: false };
+const seen = {
+  steps: [] as { step: number; loss: number; tokens_per_s: number }[], threads: 0, isolated: false,
+  /** The last answer to the Sample button, and the models loaded so far (each 'run' message). */
+  generated: null as { prompt: string; text: string; tokens: number[] } | null,
+  runs: 0,
+};
 (globalThis as { llamaTs?: typeof seen }).llamaTs = seen;
-const state = { ready: false, hasText: false, training: false, step: 0, lastLoss: NaN, lastTps: NaN };
+const state = { ready: false, hasText: false, hasModel: false, trainable: false, training: false, step: 0, lastLoss: NaN, lastTps: NaN };
 
 function setError(message: string | null): void {
   const e = $('error');
@@ -34,19 +39,31 @@ function setTraining(on: boolean): void {
 
 function refreshButtons(): void {
   $<HTMLButtonElement>('train').disabled = !(state.ready && state.hasText);
-  $<HTMLButtonElement>('save').disabled = !(state.ready && state.step > 0);
+  $<HTMLButtonElement>('save').disabled = !(state.ready && state.hasModel && state.trainable);
+  $<HTMLButtonElement>('generate').disabled = !(state.ready && state.hasModel);
+}
+
+/** A GGUF file, by its magic bytes ("GGUF"), whatever its name. */
+async function isGguf(f: File): Promise<boolean> {
+  const b = new Uint8Array(await f.slice(0, 4).arrayBuffer());
+  return b.length === 4 && String.fromCharCode(...b) === 'GGUF';
 }
 
 async function sendFiles(files: File[]): Promise<void> {
   setError(null);
   const looksLikeCheckpoint = files.some((f) => /\.safetensors$|^state\.json$/i.test(f.name));
-  if (looksLikeCheckpoint) {
+  if (files.length === 1 && (await isGguf(files[0]))) {
+    const bytes = await files[0].arrayBuffer();
+    send({ type: 'gguf', name: files[0].name, bytes }, [bytes]);
+  } else if (files.some((f) => /\.gguf$/i.test(f.name))) {
+    setError(files.length > 1 ? `drop one GGUF file at a time (got ${files.length} files)` : `'${files[0].name}' is not a GGUF file (it does not start with the bytes GGUF)`);
+  } else if (looksLikeCheckpoint) {
     const parts = await Promise.all(files.map(async (f) => ({ name: f.name, bytes: await f.arrayBuffer() })));
     send({ type: 'load', files: parts }, parts.map((p) => p.bytes));
   } else if (files.length === 1) {
     const bytes = await files[0].arrayBuffer();
     send({ type: 'data', name: files[0].name, bytes }, [bytes]);
-  } else setError(`drop one text file, or a checkpoint (.safetensors, or a checkpoint's state.json with its model.safetensors); got ${files.length} files`);
+  } else setError(`drop one text file, a GGUF file, or a checkpoint (.safetensors, or a checkpoint's state.json with its model.safetensors); got ${files.length} files`);
 }
 
 worker.onmessage = (e: MessageEvent<FromWorker>) => {
@@ -61,6 +78,7 @@ worker.onmessage = (e: MessageEvent<FromWorker>) => {
       break;
     case 'data':
       state.hasText = true;
+      state.hasModel = false;
       state.step = 0;
       $('data').textContent = `${m.name}: ${m.tokens.toLocaleString('en-US')} bytes`;
       setTraining(false);
@@ -69,7 +87,10 @@ worker.onmessage = (e: MessageEvent<FromWorker>) => {
       runId++;
       charts.setRun(runId, { name: m.resumed ? `resumed at ${m.step}` : 'run', steps: [], evals: [], tokensPerStep: m.batchTokens });
       state.step = m.step;
-      $('model').textContent = `${m.config}, ${m.params.toLocaleString('en-US')} parameters${m.resumed ? `; continued from step ${m.step}` : ''}`;
+      state.hasModel = true;
+      state.trainable = !m.samplesOnly;
+      seen.runs++;
+      $('model').textContent = `${m.config}, ${m.params.toLocaleString('en-US')} parameters${m.resumed ? `; continued from step ${m.step}` : ''}${m.from ? `; loaded from ${m.from}` : ''}${m.samplesOnly ? ` (samples only: ${m.samplesOnly})` : ''}`;
       $('step').textContent = String(m.step);
       break;
     case 'step': {
@@ -90,6 +111,10 @@ worker.onmessage = (e: MessageEvent<FromWorker>) => {
       break;
     case 'paused':
       setTraining(false);
+      break;
+    case 'generated':
+      $('sample').textContent = `${m.prompt}${m.text}`;
+      seen.generated = { prompt: m.prompt, text: m.text, tokens: m.tokens };
       break;
     case 'checkpoint': {
       const url = URL.createObjectURL(new Blob([m.bytes], { type: 'application/octet-stream' }));
@@ -122,6 +147,15 @@ $('train').addEventListener('click', () => {
   }
 });
 $('save').addEventListener('click', () => send({ type: 'save' }));
+$('sampler').addEventListener('submit', (e) => {
+  e.preventDefault();
+  setError(null);
+  const temperature = Number($<HTMLInputElement>('temperature').value);
+  const maxTokens = Number($<HTMLInputElement>('max-tokens').value);
+  if (!(temperature >= 0)) return setError('the temperature is a number >= 0 (0: greedy)');
+  if (!(Number.isInteger(maxTokens) && maxTokens >= 1)) return setError('the number of tokens to sample is a whole number >= 1');
+  send({ type: 'generate', prompt: $<HTMLInputElement>('prompt').value, temperature, maxTokens });
+});
 $<HTMLInputElement>('file').addEventListener('change', (e) => void sendFiles([...((e.target as HTMLInputElement).files ?? [])]));
 const drop = $('drop');
 drop.addEventListener('dragover', (e) => {

@@ -10,15 +10,22 @@ export type ToWorker =
   | { type: 'pause' }
   | { type: 'save' }
   /** A checkpoint: one bundle file, or a checkpoint directory's files (state.json, model.safetensors, …). */
-  | { type: 'load'; files: { name: string; bytes: ArrayBuffer }[] };
+  | { type: 'load'; files: { name: string; bytes: ArrayBuffer }[] }
+  /** A GGUF file (as `llama-ts convert --to gguf` writes it): to sample from, and to train on from its weights. */
+  | { type: 'gguf'; name: string; bytes: ArrayBuffer }
+  /** A sample of the current model continuing `prompt` (temperature 0: greedy, as `llama-ts generate --temperature 0`). */
+  | { type: 'generate'; prompt: string; temperature: number; maxTokens: number };
 
 export type FromWorker =
   | { type: 'ready'; simd: string; threads: number; isolated: boolean }
   | { type: 'data'; name: string; tokens: number }
-  | { type: 'run'; step: number; params: number; config: string; batchTokens: number; resumed: boolean }
+  /** `from`: the file a loaded model came from; `samplesOnly`: why it cannot be trained (null when it can). */
+  | { type: 'run'; step: number; params: number; config: string; batchTokens: number; resumed: boolean; from?: string; samplesOnly?: string | null }
   | { type: 'step'; report: StepReport }
   | { type: 'sample'; step: number; text: string }
   | { type: 'paused'; step: number }
+  /** The answer to 'generate': the prompt, the continuation and its token ids. */
+  | { type: 'generated'; prompt: string; text: string; tokens: number[] }
   /** The run as a single-file checkpoint, and the teacher-forced loss of `ids` under it (what `llama-ts score` prints). */
   | { type: 'checkpoint'; name: string; bytes: ArrayBuffer; step: number; ids: number[]; score: number }
   | { type: 'error'; message: string };

@@ -2,14 +2,18 @@
  * A training run without Node: what the page's worker (train-worker.ts) drives, on the Node-free parts of the
  * library — the model, a Backend (the wasm one in a page), the byte tokenizer, the text data pipeline of
  * `llama-ts train --data FILE` (data/documents.ts), the training step (training/step.ts) and AdamW, generation and
- * scoring (inference/), and single-file checkpoints (io/bundle.ts). The same text and settings give the same batches
- * and the same state as `llama-ts train`, so a run moves between Node and a page through a checkpoint and continues
- * exactly (same weights, moments, step and data position).
+ * scoring (inference/), single-file checkpoints (io/bundle.ts), and GGUF files (io/gguf-read.ts, io/gguf-model.ts: the
+ * CLI's reader, on bytes). The same text and settings give the same batches and the same state as `llama-ts train`,
+ * so a run moves between Node and a page through a checkpoint and continues exactly (same weights, moments, step and
+ * data position). A model whose tokenizer is not the byte tokenizer (a GGUF file's SentencePiece vocabulary) is
+ * loaded to sample only: the page's data pipeline and checkpoints are byte-level.
  */
 import type { Backend } from '../kernels/backend.js';
 import { Llama } from '../model/llama.js';
 import { makeConfig, validateConfig, type LlamaConfig } from '../model/config.js';
 import { ByteTokenizer } from '../tokenizer/bytes.js';
+import type { Tokenizer } from '../tokenizer/types.js';
+import { tokenizerFromVocab } from '../tokenizer/vocab.js';
 import { documentsFromText, textDataFromDocuments, type TextData } from '../data/documents.js';
 import { trainStep, type StepState } from '../training/step.js';
 import { AdamW } from '../training/optimizer.js';
@@ -20,6 +24,9 @@ import { scoreTokens } from '../inference/score.js';
 import type { CheckpointState } from '../io/checkpoint.js';
 import type { StepRecord } from '../training/metrics.js';
 import { CHECKPOINT_FORMAT, decodeSafetensors, encodeCheckpointBundle, openBundle, type OpenedBundle } from '../io/bundle.js';
+import { ggufFromBytes } from '../io/gguf-read.js';
+import { llamaGgufSource } from '../io/gguf-model.js';
+import { fillModel } from '../io/model-common.js';
 import { UserError } from '../util/errors.js';
 
 /** The page's default model: the demo's shape (llama-ts demo), small enough to learn spelling in minutes. */
@@ -43,20 +50,36 @@ export function textData(text: string, name: string, seed: number, seq: number):
 }
 
 export class TrainingSession {
-  readonly tokenizer = new ByteTokenizer();
   readonly model: Llama;
   readonly opt: AdamW;
-  private readonly state: StepState;
-  private data: TextData;
+  private readonly state: StepState | null;
+  private data: TextData | null;
   private lastLoss: number | null = null;
 
-  private constructor(readonly backend: Backend, readonly config: LlamaConfig, readonly hyper: Hyper, data: TextData, readonly dataName: string) {
+  /**
+   * `data` null: a model to sample from only, `cannotTrain` says why (another tokenizer than the byte tokenizer, or
+   * no training text).
+   */
+  private constructor(
+    readonly backend: Backend, readonly config: LlamaConfig, readonly hyper: Hyper, data: TextData | null, readonly dataName: string,
+    readonly tokenizer: Tokenizer = new ByteTokenizer(), readonly cannotTrain: string | null = null,
+  ) {
     this.model = new Llama(config, backend);
     this.opt = new AdamW(this.model.layout, backend, { beta1: hyper.beta1, beta2: hyper.beta2, eps: hyper.eps, weightDecay: hyper.weightDecay });
-    this.model.ensureGrads();
     this.data = data;
     const schedule = { peakLr: hyper.lr, warmupSteps: hyper.warmup, totalSteps: hyper.steps, minRatio: hyper.minLrRatio };
-    this.state = { model: this.model, opt: this.opt, data: data.train, hyper, schedule, dp: LOCAL_COMM };
+    if (data) this.model.ensureGrads();
+    this.state = data ? { model: this.model, opt: this.opt, data: data.train, hyper, schedule, dp: LOCAL_COMM } : null;
+  }
+
+  /** Whether this session trains (the byte tokenizer and training text), or only samples. */
+  get trainable(): boolean {
+    return this.state !== null;
+  }
+
+  private need(): { state: StepState; data: TextData } {
+    if (!this.state || !this.data) throw new UserError(this.cannotTrain ?? 'this model samples only');
+    return { state: this.state, data: this.data };
   }
 
   /** A new run: the model initialised from the seed, settings as `llama-ts train` resolves them for this model. */
@@ -87,9 +110,37 @@ export class TrainingSession {
     if (ck.hasMoments && ck.state.data) {
       ck.loadInto(s.model.params, { m: s.opt.m, v: s.opt.v });
       s.opt.step = ck.state.step;
-      s.data.train.restore(ck.state.data);
+      s.need().data.train.restore(ck.state.data);
     } else ck.loadInto(s.model.params);
     s.lastLoss = ck.state.lastLoss ?? null;
+    return s;
+  }
+
+  /**
+   * A model from a GGUF file's bytes (as `llama-ts convert --to gguf` writes them; F32, F16, BF16 and the quantized
+   * types io reads, dequantized to float32): with the byte tokenizer's vocabulary and training text it trains on
+   * from its weights (a new schedule, the page's settings); with another vocabulary (SentencePiece-style) it samples
+   * with that vocabulary's tokenizer only. A GGUF without a vocabulary llama-ts reads is refused with a UserError.
+   */
+  static fromGguf(backend: Backend, bytes: Uint8Array, name: string, text: { text: string; name: string } | null, given: Partial<Hyper> = {}): TrainingSession {
+    const file = ggufFromBytes(bytes, name);
+    const src = llamaGgufSource(file);
+    const c = src.config;
+    if (!src.vocab) {
+      const kind = file.metadata.get('tokenizer.ggml.model');
+      const has = typeof kind === 'string' ? `a '${kind}' tokenizer, which llama-ts does not read` : 'no tokenizer';
+      throw new UserError(`'${name}' has ${has} (the page reads SentencePiece-style 'llama' vocabularies and the byte tokenizer's): it cannot sample text from it or train it; the CLI scores it from token ids (llama-ts score --ids)`);
+    }
+    const tokenizer = tokenizerFromVocab(src.vocab);
+    const bytesTok = tokenizer instanceof ByteTokenizer;
+    const hyper = resolveHyper(given, c);
+    checkHyper(hyper, c);
+    const why = !bytesTok
+      ? `'${name}' has a ${src.vocab.pieces.length}-piece SentencePiece-style vocabulary; the page trains with the byte tokenizer only: it samples from this model (drop a text file to start a new run)`
+      : !text ? 'load the training text first (it was missing when the model was loaded)' : null;
+    const data = why === null && text ? textData(text.text, text.name, hyper.seed, hyper.seq) : null;
+    const s = new TrainingSession(backend, c, hyper, data, text?.name ?? '', tokenizer, why);
+    fillModel(s.model, src, { dequantize: true });
     return s;
   }
 
@@ -120,23 +171,26 @@ export class TrainingSession {
   }
 
   trainTokens(): number {
-    return this.data.trainTokens;
+    return this.data?.trainTokens ?? 0;
   }
 
   /** One optimizer step (training/step.ts, as `llama-ts train` runs it). */
   trainOne(): StepReport {
-    const r = trainStep(this.state, this.opt.step);
+    const r = trainStep(this.need().state, this.opt.step);
     this.lastLoss = r.loss;
     const tokens = this.hyper.batch * this.hyper.seq * this.hyper.accum;
     return { step: this.opt.step, loss: r.loss, lr: r.lr, grad_norm: r.norm, tokens_per_s: (tokens * 1000) / r.ms.total, mfu: 0, ms: r.ms };
   }
 
-  /** A sample continuing `prompt` (BOS first), as `--sample-every` draws them. */
-  async sample(prompt: string, maxTokens: number, seed: number): Promise<string> {
+  /**
+   * A sample continuing `prompt` (BOS first), as `--sample-every` draws them (temperature 0.8, top-p 0.95);
+   * temperature 0 is greedy, as `llama-ts generate --temperature 0` decodes.
+   */
+  async sample(prompt: string, maxTokens: number, seed: number, temperature = 0.8): Promise<{ text: string; tokens: number[] }> {
     const ids = [this.tokenizer.bosId, ...this.tokenizer.encode(prompt)].slice(0, this.config.maxSeqLen - 1);
     const n = Math.min(maxTokens, this.config.maxSeqLen - ids.length);
-    const [r] = await generate(new Decoder(this.model), [ids], { maxTokens: n, temperature: 0.8, topK: 0, topP: 0.95, seed, tokenizer: this.tokenizer, stopTokens: [this.tokenizer.eosId], onContextFull: 'stop' });
-    return r.text;
+    const [r] = await generate(new Decoder(this.model), [ids], { maxTokens: n, temperature, topK: 0, topP: 0.95, seed, tokenizer: this.tokenizer, stopTokens: [this.tokenizer.eosId], onContextFull: 'stop' });
+    return { text: r.text, tokens: r.tokens };
   }
 
   /** Teacher-forced mean loss of a sequence (as `llama-ts score --ids`). */
@@ -146,15 +200,16 @@ export class TrainingSession {
 
   /** A window of held-out tokens to score: the first `n` of the held-out stream (BOS first). */
   heldOutIds(n: number): number[] {
-    const b = this.data.heldOut().next(1, Math.min(n, this.config.maxSeqLen) - 1);
+    const b = this.need().data.heldOut().next(1, Math.min(n, this.config.maxSeqLen) - 1);
     return [b.tokens[0], ...Array.from(b.targets)];
   }
 
   /** The run as one file (io/bundle.ts): `llama-ts generate --model FILE` reads it; `train --resume` continues it. */
   save(): Uint8Array {
+    const { data } = this.need();
     const state: CheckpointState = {
       format: CHECKPOINT_FORMAT, version: 1, step: this.opt.step, config: this.config, hyper: { ...this.hyper },
-      data: this.data.train.state(), tokenizer: { kind: 'bytes' }, lastLoss: this.lastLoss, savedAt: new Date().toISOString(),
+      data: data.train.state(), tokenizer: { kind: 'bytes' }, lastLoss: this.lastLoss, savedAt: new Date().toISOString(),
     };
     return encodeCheckpointBundle(state, this.model.params, { m: this.opt.m, v: this.opt.v });
   }

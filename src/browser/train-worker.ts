@@ -1,7 +1,8 @@
 /**
  * The page's training worker: owns the wasm backend and the TrainingSession, trains while asked to, reports every
- * step, draws a sample every few steps, and answers save/load with single-file checkpoints. The page's main thread
- * only draws. Errors go back as one readable line; the worker stays usable after one.
+ * step, draws a sample every few steps, answers save/load with single-file checkpoints, loads GGUF files, and samples
+ * on request. The page's main thread only draws. Errors go back as one readable line; the worker stays usable after
+ * one.
  */
 import { createPageWasmBackend } from './wasm-host.js';
 import { PAGE_MODEL, TrainingSession, textData } from './session.js';
@@ -27,15 +28,15 @@ function say(e: unknown): void {
   post({ type: 'error', message });
 }
 
-function announce(s: TrainingSession, resumed: boolean): void {
-  post({ type: 'run', step: s.step, params: paramCount(s.config), config: describeConfig(s.config), batchTokens: s.hyper.batch * s.hyper.seq * s.hyper.accum, resumed });
+function announce(s: TrainingSession, resumed: boolean, from?: string): void {
+  post({ type: 'run', step: s.step, params: paramCount(s.config), config: describeConfig(s.config), batchTokens: s.hyper.batch * s.hyper.seq * s.hyper.accum, resumed, from, samplesOnly: s.cannotTrain });
 }
 
 async function loop(): Promise<void> {
   while (running && session) {
     const report = session.trainOne();
     post({ type: 'step', report });
-    if (report.step % SAMPLE_EVERY === 0) post({ type: 'sample', step: report.step, text: await session.sample(SAMPLE_PROMPT, 80, report.step) });
+    if (report.step % SAMPLE_EVERY === 0) post({ type: 'sample', step: report.step, text: (await session.sample(SAMPLE_PROMPT, 80, report.step)).text });
     await new Promise((r) => setTimeout(r, 0)); // let pause/save messages in
   }
 }
@@ -61,6 +62,7 @@ async function handle(m: ToWorker): Promise<void> {
       return;
     }
     case 'train':
+      if (session && !session.trainable) throw new UserError(session.cannotTrain ?? 'this model samples only');
       if (!text) throw new UserError('no training text yet');
       session ??= TrainingSession.fresh(backend!, text.text, text.name, model, hyper);
       if (session.step === 0 && !running) announce(session, false);
@@ -93,7 +95,21 @@ async function handle(m: ToWorker): Promise<void> {
       running = false;
       session = next;
       announce(session, true);
-      post({ type: 'sample', step: session.step, text: await session.sample(SAMPLE_PROMPT, 80, session.step) });
+      post({ type: 'sample', step: session.step, text: (await session.sample(SAMPLE_PROMPT, 80, session.step)).text });
+      return;
+    }
+    case 'gguf': {
+      const next = TrainingSession.fromGguf(backend!, new Uint8Array(m.bytes), m.name, text, hyper);
+      running = false;
+      session = next;
+      announce(session, false, m.name);
+      post({ type: 'sample', step: session.step, text: (await session.sample(SAMPLE_PROMPT, 80, session.step)).text });
+      return;
+    }
+    case 'generate': {
+      if (!session) throw new UserError('no model yet: train one, or load a checkpoint or a GGUF file');
+      const r = await session.sample(m.prompt, m.maxTokens, 1, m.temperature);
+      post({ type: 'generated', prompt: m.prompt, text: r.text, tokens: r.tokens });
       return;
     }
   }

@@ -23,7 +23,7 @@ import { looksLikeLlama2c, readLlama2c, readLlama2cTokenizer, writeLlama2c, writ
 import { checkTensor, fillModel, type ModelSource, type ReadOptions } from './model-common.js';
 import { FlatTensors, paramLayout, type TensorSpec } from '../model/params.js';
 import type { QuantTensor } from '../kernels/ops/quant.js';
-import { canMap, mapUnavailable } from '../util/mmap.js';
+import { canMap, firstNonFinite, mapUnavailable } from '../util/mmap.js';
 
 export type ModelFormat = 'ckpt' | 'hf' | 'gguf' | 'llama2c';
 export const FORMATS: ModelFormat[] = ['ckpt', 'hf', 'gguf', 'llama2c'];
@@ -178,7 +178,7 @@ export function loadAnyModel(path: string, backend: Backend, format?: ModelForma
         continue;
       }
       const data = source.tensor(t.name);
-      checkTensor(source, t, data);
+      checkTensor(source, t, data, firstNonFinite);
       views.set(t.name, data);
       const why = source.converted?.(t.name) ?? null;
       if (why === null) viewBytes += data.byteLength;
@@ -192,7 +192,7 @@ export function loadAnyModel(path: string, backend: Backend, format?: ModelForma
     }
   } else {
     model = new Llama(source.config, backend);
-    fillModel(model, source, { dequantize: o.dequantize });
+    fillModel(model, source, { dequantize: o.dequantize, firstNonFinite });
     o.verbose?.(`weights: read ${source.description} into the model's own float32 buffer (${mib(model.layout.total * 4)}${o.weights === 'map' ? `; not mapped: ${backend.name !== 'native' ? `the ${backend.name} backend reads` : mapUnavailable()}` : ''})`);
   }
   const tokenizer = source.tokenizer ?? (source.vocab ? tokenizerFromVocab(source.vocab) : new MissingTokenizer(source.config.vocabSize, `${source.description} has no tokenizer llama-ts can read`));

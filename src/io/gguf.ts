@@ -1,210 +1,35 @@
 /**
- * GGUF v3 (llama.cpp's file format): reader and writer.
- *
- *   "GGUF" u32 version, u64 tensor_count, u64 kv_count
- *   kv_count × (string key, u32 value_type, value)          strings: u64 length + UTF-8 bytes
- *   tensor_count × (string name, u32 n_dims, n_dims × u64 ne, u32 ggml_type, u64 offset)
- *   padding to general.alignment (default 32), then the tensor data; each offset is relative to the data start
- *   and a multiple of the alignment.
- *
- * Dimension order: ne[0] is the fastest-varying (contiguous) dimension, the reverse of the row-major shape, so a
- * PyTorch weight [out, in] is stored with ne = [in, out].
- *
- * The reader is defensive: every count and length is checked against the bytes that remain before anything is
- * allocated, counts are capped (MAX_TENSORS tensors, MAX_KV metadata entries, MAX_ARRAY values per metadata array,
- * MAX_NAME bytes per key or tensor name), every check is linear in the header, tensor extents must lie inside the
- * file, not overlap and leave no gaps but alignment padding, the file must end within one alignment of the last
- * tensor (so inserted or trailing bytes are errors, not shifted weights), and only the types listed in GGML_TYPES
- * are understood (others are named in the error).
+ * GGUF v3 (llama.cpp's file format) on the file system: `readGguf` reads a path (mapped or read; the header is
+ * parsed by gguf-read.ts, the one parser, which the page also uses on a dropped file's bytes) and `writeGguf` writes
+ * one. The layout, the checks and the types read are described in gguf-read.ts.
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { UserError, quoted } from '../util/errors.js';
+import { UserError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/fsutil.js';
-import { f16ToF32 } from './safetensors.js';
 import { f32ToF16, f32ToBf16 } from './half.js';
-import { QUANT_TYPES, dequantize as dequantizeBlocks, isQuantType, quantTensor, quantize, type QuantTensor } from '../kernels/ops/quant.js';
-import { openModelFile, type FileBytes } from '../util/mmap.js';
+import { quantize } from '../kernels/ops/quant.js';
+import { openModelFile } from '../util/mmap.js';
+import { GGML_TYPES, GGUF_MAGIC, GGUF_DEFAULT_ALIGNMENT, GgufNeedMore, GgufValueType, ggufFile, parseGgufHeader, SCALAR_BYTES, type GgmlTypeName, type GgufFile, type GgufScalar, type GgufValue } from './gguf-read.js';
 
-export const GGUF_MAGIC = 0x46554747; // "GGUF" little-endian
-export const GGUF_DEFAULT_ALIGNMENT = 32;
-
-export enum GgufValueType {
-  UINT8 = 0, INT8 = 1, UINT16 = 2, INT16 = 3, UINT32 = 4, INT32 = 5, FLOAT32 = 6, BOOL = 7, STRING = 8, ARRAY = 9,
-  UINT64 = 10, INT64 = 11, FLOAT64 = 12,
-}
-
-const SCALAR_BYTES: Partial<Record<GgufValueType, number>> = {
-  [GgufValueType.UINT8]: 1, [GgufValueType.INT8]: 1, [GgufValueType.UINT16]: 2, [GgufValueType.INT16]: 2,
-  [GgufValueType.UINT32]: 4, [GgufValueType.INT32]: 4, [GgufValueType.FLOAT32]: 4, [GgufValueType.BOOL]: 1,
-  [GgufValueType.UINT64]: 8, [GgufValueType.INT64]: 8, [GgufValueType.FLOAT64]: 8,
-};
-
-/** ggml tensor types this module reads and writes (the quantized ones in their block layout: kernels/ops/quant.ts). */
-export const GGML_TYPES = {
-  F32: { id: 0, blockSize: 1, blockBytes: 4 },
-  F16: { id: 1, blockSize: 1, blockBytes: 2 },
-  ...QUANT_TYPES, // Q4_0, Q8_0, Q4_K, Q6_K, BF16
-} as const;
-export type GgmlTypeName = keyof typeof GGML_TYPES;
-
-/** Names of the ggml types we do not read, for error messages. */
-const GGML_TYPE_NAMES: Record<number, string> = {
-  3: 'Q4_1', 6: 'Q5_0', 7: 'Q5_1', 9: 'Q8_1', 10: 'Q2_K', 11: 'Q3_K', 13: 'Q5_K',
-  15: 'Q8_K', 16: 'IQ2_XXS', 17: 'IQ2_XS', 18: 'IQ3_XXS', 19: 'IQ1_S', 20: 'IQ4_NL', 21: 'IQ3_S', 22: 'IQ2_S', 23: 'IQ4_XS',
-  24: 'I8', 25: 'I16', 26: 'I32', 27: 'I64', 28: 'F64', 29: 'IQ1_M', 34: 'TQ1_0', 35: 'TQ2_0', 39: 'MXFP4',
-};
-
-function typeById(id: number): [GgmlTypeName, (typeof GGML_TYPES)[GgmlTypeName]] | null {
-  for (const [k, v] of Object.entries(GGML_TYPES)) if (v.id === id) return [k as GgmlTypeName, v];
-  return null;
-}
-
-export function ggmlTypeName(id: number): string {
-  return typeById(id)?.[0] ?? GGML_TYPE_NAMES[id] ?? `unknown type ${id}`;
-}
-
-export type GgufScalar = number | bigint | boolean | string;
-export type GgufValue = GgufScalar | GgufScalar[];
-
-export interface GgufTensorInfo {
-  name: string;
-  /** ggml order: ne[0] contiguous. */
-  ne: number[];
-  /** Row-major shape (ne reversed). */
-  shape: number[];
-  type: GgmlTypeName;
-  offset: number;
-  nbytes: number;
-}
-
-export interface GgufFile {
-  path: string;
-  version: number;
-  metadata: Map<string, GgufValue>;
-  tensors: Map<string, GgufTensorInfo>;
-  alignment: number;
-  dataStart: number;
-  /**
-   * The file's bytes (util/mmap.ts): mapped when readGguf was asked to map (then `bytes.whole` is the whole file as
-   * one Uint8Array over the mapping and `tensorBytes` views into it), else the read path.
-   */
-  bytes: FileBytes;
-  /** A tensor's data as stored (its ggml type's block layout): a view of the mapping, or a copy read from the file. */
-  tensorBytes(name: string): Uint8Array;
-  /** A tensor as float32: F32 data of a mapped file is a view (no copy); other types are converted into a new array. */
-  readF32(name: string): Float32Array;
-  /**
-   * A 2-D tensor of a type held as stored (kernels/ops/quant.ts: Q8_0, Q4_0, Q4_K, Q6_K, BF16) in its block layout
-   * over tensorBytes (a view of the mapping when mapped: no copy), or null for other types.
-   */
-  readQuant(name: string): QuantTensor | null;
-}
-
-/** Most tensors a file may describe (llama 405B has 1,138; mixture-of-experts files tens of thousands). */
-export const MAX_TENSORS = 1 << 17;
-/** Most metadata entries. */
-export const MAX_KV = 1 << 16;
-/** Most values in one metadata array (vocabularies and merge lists are ~10^5). */
-export const MAX_ARRAY = 1 << 22;
-/** Longest key or tensor name, in bytes (ggml's own limit for tensor names is 64). */
-export const MAX_NAME = 1 << 16;
-/** Longest metadata string value, in bytes (chat templates and configs are kilobytes). */
-export const MAX_STRING = 1 << 24;
-
-class NeedMore extends Error {}
-
-class Cursor {
-  pos = 0;
-  constructor(readonly buf: Buffer, readonly fileSize: number, readonly what: string) {}
-  need(n: number): void {
-    if (n < 0 || this.pos + n > this.buf.length) {
-      if (this.pos + n <= this.fileSize && this.buf.length < this.fileSize) throw new NeedMore();
-      throw new UserError(`${this.what} is truncated or corrupt: needs ${this.pos + n} bytes in its header, file has ${this.fileSize}`);
-    }
-  }
-  /** Bytes left in the file after the cursor: an upper bound for any count read next. */
-  left(): number {
-    return this.fileSize - this.pos;
-  }
-  u32(): number {
-    this.need(4);
-    const v = this.buf.readUInt32LE(this.pos);
-    this.pos += 4;
-    return v;
-  }
-  u64(): number {
-    this.need(8);
-    const v = this.buf.readBigUInt64LE(this.pos);
-    this.pos += 8;
-    if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new UserError(`${this.what} is corrupt: a 64-bit size (${v}) is out of range`);
-    return Number(v);
-  }
-  str(max = MAX_STRING): string {
-    const n = this.u64();
-    if (n > this.left()) throw new UserError(`${this.what} is corrupt: a string of ${n} bytes exceeds the file`);
-    if (n > max) throw new UserError(`${this.what}: a ${max === MAX_NAME ? 'name' : 'string'} of ${n} bytes (at most ${max} are read)`);
-    this.need(n);
-    const s = this.buf.toString('utf8', this.pos, this.pos + n);
-    this.pos += n;
-    return s;
-  }
-  scalar(t: GgufValueType): GgufScalar {
-    const b = this.buf;
-    if (t === GgufValueType.STRING) return this.str();
-    const n = SCALAR_BYTES[t];
-    if (n === undefined) throw new UserError(`${this.what} is corrupt: unknown metadata value type ${t}`);
-    this.need(n);
-    const p = this.pos;
-    this.pos += n;
-    switch (t) {
-      case GgufValueType.UINT8: return b.readUInt8(p);
-      case GgufValueType.INT8: return b.readInt8(p);
-      case GgufValueType.UINT16: return b.readUInt16LE(p);
-      case GgufValueType.INT16: return b.readInt16LE(p);
-      case GgufValueType.UINT32: return b.readUInt32LE(p);
-      case GgufValueType.INT32: return b.readInt32LE(p);
-      case GgufValueType.FLOAT32: return b.readFloatLE(p);
-      case GgufValueType.BOOL: return b.readUInt8(p) !== 0;
-      case GgufValueType.UINT64: return narrow(b.readBigUInt64LE(p));
-      case GgufValueType.INT64: return narrow(b.readBigInt64LE(p));
-      case GgufValueType.FLOAT64: return b.readDoubleLE(p);
-    }
-    throw new UserError(`${this.what} is corrupt: unknown metadata value type ${t}`);
-  }
-  value(t: GgufValueType): GgufValue {
-    if (t !== GgufValueType.ARRAY) return this.scalar(t);
-    const et = this.u32() as GgufValueType;
-    if (et === GgufValueType.ARRAY) throw new UserError(`${this.what}: nested metadata arrays are not supported`);
-    const count = this.u64();
-    const min = et === GgufValueType.STRING ? 8 : SCALAR_BYTES[et];
-    if (min === undefined) throw new UserError(`${this.what} is corrupt: unknown metadata array type ${et}`);
-    if (count * min > this.left()) throw new UserError(`${this.what} is corrupt: an array of ${count} values exceeds the file`);
-    if (count > MAX_ARRAY) throw new UserError(`${this.what}: a metadata array of ${count} values (at most ${MAX_ARRAY} are read)`);
-    const out: GgufScalar[] = new Array(count);
-    for (let i = 0; i < count; i++) out[i] = this.scalar(et);
-    return out;
-  }
-}
-
-function narrow(v: bigint): number | bigint {
-  return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
-}
+export * from './gguf-read.js';
 
 const MAX_HEADER = 512 * 1024 * 1024;
 
 export function readGguf(path: string, o: { map?: boolean } = {}): GgufFile {
   const what = `GGUF file '${path}'`;
   const fd = openSync(path, 'r');
+  let header;
   try {
     const size = fstatSync(fd).size;
     let want = Math.min(size, 1 << 20);
     for (;;) {
-      const buf = Buffer.alloc(want);
+      const buf = new Uint8Array(want);
       readSync(fd, buf, 0, want, 0);
       try {
-        return parse(buf, size, path, what, Boolean(o.map));
+        header = parseGgufHeader(buf, size, what);
+        break;
       } catch (e) {
-        if (!(e instanceof NeedMore)) throw e;
+        if (!(e instanceof GgufNeedMore)) throw e;
         if (want >= Math.min(size, MAX_HEADER)) throw new UserError(`${what}: header is larger than ${MAX_HEADER} bytes`);
         want = Math.min(size, MAX_HEADER, want * 4);
       }
@@ -212,153 +37,9 @@ export function readGguf(path: string, o: { map?: boolean } = {}): GgufFile {
   } finally {
     closeSync(fd);
   }
-}
-
-function parse(buf: Buffer, size: number, path: string, what: string, map: boolean): GgufFile {
-  const c = new Cursor(buf, size, what);
-  if (size < 4) throw new UserError(`${what} is truncated (${size} bytes)`);
-  if (c.u32() !== GGUF_MAGIC) throw new UserError(`${what} is not a GGUF file (bad magic)`);
-  const version = c.u32();
-  if (version !== 3 && version !== 2) throw new UserError(`${what}: unsupported GGUF version ${version} (2 and 3 are supported)`);
-  const nTensors = c.u64();
-  const nKv = c.u64();
-  // each kv needs >= 8+4+1 bytes, each tensor info >= 8+4+8+4+8
-  if (nKv * 13 > c.left() || nTensors * 32 > c.left()) throw new UserError(`${what} is corrupt: ${nKv} metadata entries and ${nTensors} tensors cannot fit in ${size} bytes`);
-  if (nTensors > MAX_TENSORS) throw new UserError(`${what}: ${nTensors} tensors (at most ${MAX_TENSORS} are read)`);
-  if (nKv > MAX_KV) throw new UserError(`${what}: ${nKv} metadata entries (at most ${MAX_KV} are read)`);
-  const metadata = new Map<string, GgufValue>();
-  for (let i = 0; i < nKv; i++) {
-    const key = c.str(MAX_NAME);
-    const t = c.u32() as GgufValueType;
-    if (t > GgufValueType.FLOAT64) throw new UserError(`${what} is corrupt: metadata ${quoted(key)} has unknown type ${t}`);
-    if (metadata.has(key)) throw new UserError(`${what} is corrupt: metadata ${quoted(key)} appears twice`);
-    metadata.set(key, c.value(t));
-  }
-  let alignment = GGUF_DEFAULT_ALIGNMENT;
-  const al = metadata.get('general.alignment');
-  if (al !== undefined) {
-    if (typeof al !== 'number' || !Number.isInteger(al) || al <= 0 || (al & (al - 1)) !== 0) throw new UserError(`${what}: general.alignment ${String(al)} is not a power of two`);
-    alignment = al;
-  }
-  const infos: GgufTensorInfo[] = [];
-  const names = new Set<string>();
-  for (let i = 0; i < nTensors; i++) {
-    const name = c.str(MAX_NAME);
-    const tn = quoted(name);
-    const nd = c.u32();
-    if (nd < 1 || nd > 4) throw new UserError(`${what}: tensor ${tn} has ${nd} dimensions (1 to 4 allowed)`);
-    const ne: number[] = [];
-    for (let d = 0; d < nd; d++) ne.push(c.u64());
-    const typeId = c.u32();
-    const offset = c.u64();
-    const tt = typeById(typeId);
-    if (!tt) throw new UserError(`${what}: tensor ${tn} has type ${ggmlTypeName(typeId)}, which llama-ts does not read (supported: ${Object.keys(GGML_TYPES).join(', ')})`);
-    let n = 1;
-    for (const d of ne) {
-      n *= d;
-      if (n > size * 8) throw new UserError(`${what}: tensor ${tn} shape [${ne.join(', ')}] is larger than the file`);
-    }
-    if (ne[0] % tt[1].blockSize !== 0) throw new UserError(`${what}: tensor ${tn} (${tt[0]}) row length ${ne[0]} is not a multiple of ${tt[1].blockSize}`);
-    const nbytes = (n / tt[1].blockSize) * tt[1].blockBytes;
-    if (offset % alignment !== 0) throw new UserError(`${what}: tensor ${tn} offset ${offset} is not aligned to ${alignment}`);
-    if (names.has(name)) throw new UserError(`${what}: tensor ${tn} appears twice`);
-    names.add(name);
-    infos.push({ name, ne, shape: ne.slice().reverse(), type: tt[0], offset, nbytes });
-  }
-  const dataStart = Math.ceil(c.pos / alignment) * alignment;
-  const dataLen = size - dataStart;
-  for (const t of infos) {
-    if (t.offset + t.nbytes > dataLen) throw new UserError(`${what} is truncated: tensor ${quoted(t.name)} ends at byte ${t.offset + t.nbytes} of a ${Math.max(0, dataLen)}-byte data section`);
-  }
-  // tensors lie back to back, each starting at the next aligned offset; the file ends at most one alignment after
-  // the last tensor (writers pad the last tensor too, or not)
-  const sorted = infos.slice().sort((a, b) => a.offset - b.offset || a.nbytes - b.nbytes);
-  const up = (x: number) => Math.ceil(x / alignment) * alignment;
-  let end = 0;
-  for (let i = 0; i < sorted.length; i++) {
-    const t = sorted[i];
-    if (i > 0 && t.offset < end) throw new UserError(`${what} is corrupt: tensors ${quoted(sorted[i - 1].name)} and ${quoted(t.name)} overlap`);
-    if (t.offset !== up(end)) throw new UserError(`${what} is corrupt: ${t.offset - end} data bytes before tensor ${quoted(t.name)} belong to no tensor`);
-    end = t.offset + t.nbytes;
-  }
-  if (sorted.length > 0 && (dataLen < end || dataLen > up(end))) {
-    throw new UserError(`${what} is corrupt: its tensors end at byte ${end} of the data section but the file has ${dataLen} data bytes (trailing or inserted bytes)`);
-  }
-  const tensors = new Map(infos.map((t) => [t.name, t]));
-  // every extent is checked against `size` above; the file must still be that size when it is mapped
-  const bytes = openModelFile(path, { map, expectSize: size, populate: map });
-  const info = (name: string) => {
-    const t = tensors.get(name);
-    if (!t) throw new UserError(`${what} has no tensor ${quoted(name)}`);
-    return t;
-  };
-  return {
-    path, version, metadata, tensors, alignment, dataStart, bytes,
-    tensorBytes(name: string): Uint8Array {
-      const t = info(name);
-      return bytes.bytes(dataStart + t.offset, t.nbytes);
-    },
-    readF32(name: string): Float32Array {
-      const t = info(name);
-      if (t.type === 'F32') return bytes.f32(dataStart + t.offset, t.nbytes / 4).data;
-      return dequantize(bytes.bytes(dataStart + t.offset, t.nbytes), t.type, t.nbytes);
-    },
-    readQuant(name: string): QuantTensor | null {
-      const t = info(name);
-      if (!isQuantType(t.type) || t.shape.length !== 2) return null;
-      return quantTensor(t.type, t.shape[0], t.shape[1], bytes.bytes(dataStart + t.offset, t.nbytes));
-    },
-  };
-}
-
-let f16Table: Float32Array | null = null;
-
-/** The 65536 float16 values as float32 (built once: a table lookup per value instead of arithmetic). */
-function halfTable(): Float32Array {
-  if (!f16Table) {
-    f16Table = new Float32Array(65536);
-    for (let h = 0; h < 65536; h++) f16Table[h] = f16ToF32(h);
-  }
-  return f16Table;
-}
-
-function dequantize(raw: Uint8Array, type: GgmlTypeName, nbytes: number): Float32Array {
-  switch (type) {
-    case 'F32': {
-      const out = new Float32Array(nbytes / 4);
-      new Uint8Array(out.buffer).set(raw.subarray(0, nbytes));
-      return out;
-    }
-    case 'F16': {
-      const out = new Float32Array(nbytes / 2);
-      const tab = halfTable();
-      for (let i = 0; i < out.length; i++) out[i] = tab[raw[2 * i] | (raw[2 * i + 1] << 8)];
-      return out;
-    }
-    case 'BF16': {
-      const out = new Float32Array(nbytes / 2);
-      const u = new Uint32Array(out.buffer);
-      for (let i = 0; i < out.length; i++) u[i] = (raw[2 * i] | (raw[2 * i + 1] << 8)) << 16;
-      return out;
-    }
-    case 'Q8_0': {
-      const blocks = nbytes / 34;
-      const out = new Float32Array(blocks * 32);
-      const q = new Int8Array(raw.buffer, raw.byteOffset, nbytes);
-      const tab = halfTable();
-      for (let b = 0; b < blocks; b++) {
-        const at = b * 34;
-        const d = tab[raw[at] | (raw[at + 1] << 8)];
-        const o = b * 32;
-        for (let j = 0; j < 32; j++) out[o + j] = d * q[at + 2 + j];
-      }
-      return out;
-    }
-    default: {
-      const q = QUANT_TYPES[type];
-      return dequantizeBlocks(type, new Uint8Array(raw.buffer, raw.byteOffset, nbytes), (nbytes / q.blockBytes) * q.blockSize);
-    }
-  }
+  // every extent is checked against the size above; the file must still be that size when it is mapped
+  const map = Boolean(o.map);
+  return ggufFile(path, header, openModelFile(path, { map, expectSize: header.size, populate: map }));
 }
 
 // ------------------------------------------------------------------ writing

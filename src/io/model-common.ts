@@ -1,9 +1,12 @@
-/** What every model format reader produces and every writer consumes. */
+/**
+ * What every model format reader produces and every writer consumes. Node-free (the page fills its model from a
+ * dropped GGUF file through fillModel): the CLI passes the native non-finite scan of util/mmap.ts.
+ */
 import type { Tokenizer } from '../tokenizer/types.js';
 import { ffnHiddenDim, makeConfig, type LlamaConfig } from '../model/config.js';
 import type { Llama } from '../model/llama.js';
 import { paramLayout, type TensorSpec } from '../model/params.js';
-import { firstNonFinite } from '../util/mmap.js';
+import { firstNonFiniteJs } from '../util/finite.js';
 import type { TokenizerVocab } from '../tokenizer/vocab.js';
 import { UserError } from '../util/errors.js';
 import type { QuantTensor } from '../kernels/ops/quant.js';
@@ -40,7 +43,12 @@ export interface ReadOptions {
 export interface FillOptions {
   /** Dequantize quantized weights into params (to convert or train) instead of keeping their blocks (default false). */
   dequantize?: boolean;
+  /** The scan for NaN and ±Infinity (default a plain loop; io/formats.ts passes the native one of util/mmap.ts). */
+  firstNonFinite?: FiniteScan;
 }
+
+/** Index of the first non-finite value of an array, or -1. */
+export type FiniteScan = (a: Float32Array) => number;
 
 /**
  * Copies every tensor of a source into a model, checking sizes. A weight the source holds quantized stays in its
@@ -55,7 +63,7 @@ export function fillModel(model: Llama, src: ModelSource, opts: FillOptions = {}
       continue;
     }
     const data = src.tensor(t.name);
-    checkTensor(src, t, data);
+    checkTensor(src, t, data, opts.firstNonFinite);
     model.params.view(t).set(data);
   }
 }
@@ -75,15 +83,12 @@ export function checkConfigFits(description: string, config: LlamaConfig, fileTe
 }
 
 /**
- * Non-finite values in a tensor: the index of the first, or -1. One pass, no allocation (a NaN or ±Infinity
- * weight makes every logit NaN: scores and generations would be silently empty). Native when the addon is there.
+ * Checks one tensor of a source: its size against the layout's, every value finite (a NaN or ±Infinity weight
+ * makes every logit NaN: scores and generations would be silently empty), by `scan` (one pass, no allocation).
  */
-export { firstNonFinite };
-
-/** Checks one tensor of a source: its size against the layout's, every value finite. */
-export function checkTensor(src: ModelSource, t: TensorSpec, data: Float32Array): void {
+export function checkTensor(src: ModelSource, t: TensorSpec, data: Float32Array, scan: FiniteScan = firstNonFiniteJs): void {
   if (data.length !== t.size) throw new UserError(`${src.description}: tensor '${t.name}' has ${data.length} values, the config needs ${t.size} ([${t.shape}])`);
-  const bad = firstNonFinite(data);
+  const bad = scan(data);
   if (bad >= 0) throw new UserError(`${src.description}: tensor '${t.name}' holds a non-finite value (${data[bad]} at index ${bad}): the file is corrupt`);
 }
 /** Checks a reader's shapes against the config before any data is read. */

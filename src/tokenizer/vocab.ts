@@ -7,8 +7,10 @@
  * directly, or any object with `pieces`, `scores` and `types` arrays (a SentencePiece model).
  * `tokenizerFromVocab` goes the other way: the byte tokenizer when the vocabulary is exactly ours, otherwise a
  * score-driven BPE (SentencePiece/llama2.c style) over the pieces with byte fallback.
+ * Node-free (the page samples from a GGUF file's vocabulary with it): a SentencePiece model is recognised by its
+ * `proto`, not by importing the codec (tokenizer/model.ts reads and writes files).
  */
-import { SentencePieceModel } from './model.js';
+import type { ModelProto } from './model-proto.js';
 import { ByteTokenizer, BYTE_OFFSET } from './bytes.js';
 import type { Tokenizer } from './types.js';
 import { UserError } from '../util/errors.js';
@@ -83,9 +85,11 @@ interface PieceSource {
 export function vocabFromTokenizer(t: Tokenizer, vocabSize: number): TokenizerVocab | null {
   if (t instanceof ByteTokenizer) return byteVocab(vocabSize);
   if (t instanceof VocabTokenizer) return padVocab(t.vocab, vocabSize);
-  if (t instanceof SentencePieceModel) {
-    const ps = t.proto.pieces;
-    return padVocab({ pieces: ps.map((p) => p.piece), scores: ps.map((p) => p.score), types: ps.map((p) => p.type), bos: t.bosId, eos: t.eosId, unk: t.unkId }, vocabSize);
+  const sp = t as Partial<{ proto: ModelProto; unkId: number }>;
+  if (Array.isArray(sp.proto?.pieces) && typeof sp.unkId === 'number') {
+    // a SentencePieceModel (tokenizer/model.ts)
+    const ps = sp.proto.pieces;
+    return padVocab({ pieces: ps.map((p) => p.piece), scores: ps.map((p) => p.score), types: ps.map((p) => p.type), bos: t.bosId, eos: t.eosId, unk: sp.unkId }, vocabSize);
   }
   const s = t as unknown as Partial<PieceSource>;
   if (Array.isArray(s.pieces) && Array.isArray(s.scores) && Array.isArray(s.types)) {

@@ -24,6 +24,7 @@ import { constants as bufferConstants } from 'node:buffer';
 import { loadAddon, type LoadedAddon } from './addon.js';
 import { UserError } from './errors.js';
 import { availableMemory } from './memory.js';
+import { firstNonFiniteJs } from './finite.js';
 
 /** The mapping functions of the native addon (native/mmap.cc), bound beside its op table. */
 interface MmapAddon {
@@ -61,12 +62,7 @@ export function mapUnavailable(): string | null {
 /** Index of the first NaN or ±Infinity in `a`, or -1: native when the addon is there (one vectorised pass). */
 export function firstNonFinite(a: Float32Array): number {
   const addon = loadMmap().addon;
-  if (addon) return addon.firstNonFinite(a);
-  for (let i = 0; i < a.length; i++) {
-    const x = a[i];
-    if (x - x !== 0) return i;
-  }
-  return -1;
+  return addon ? addon.firstNonFinite(a) : firstNonFiniteJs(a);
 }
 
 export interface FileBytes {
