@@ -4,7 +4,7 @@
  *
  *   node dist/bench/generate.js [--presets mini-42m,mini-110m] [--types q8_0,q4_0] [--threads 1,2] [--rounds 3]
  *                               [--prompt-tokens 32] [--tokens 64] [--peer-kv f16|f32] [--peer-flash-attention auto|on|off]
- *                               [--peer-evaluate on|off]
+ *                               [--peer-evaluate on|off] [--peer-max-s 20]
  *
  * Random-init weights (speed does not depend on the values). For each type our GGUF export of the weights is what
  * both sides run: llama-ts loads it as it would any file (quantized weights kept in their blocks), llama.cpp loads the
@@ -13,7 +13,8 @@
  * machine drift, interleaving keeps the drift out of the ratio. llama.cpp runs at the fastest settings node-llama-cpp
  * allows (LLAMA_CPP_BEST in bench/llamacpp.ts: F16 KV cache, flash attention 'auto'); its decode is one llama_decode
  * per token through the addon's batch calls, and also (`decode_evaluate_tokens_per_s`) through node-llama-cpp's public
- * `sequence.evaluate`; the ratio is against the faster of the two. Each row also gives the weight bytes a decoded
+ * `sequence.evaluate`; the ratio is against the faster of the two. A llama.cpp decode loop stops after --peer-max-s
+ * seconds (its spinning thread barriers collapse when the cores are oversubscribed; the row keeps the tokens timed). Each row also gives the weight bytes a decoded
  * token reads and the GB/s that makes, beside the machine's copy bandwidth (measured once per thread count).
  * mini-110m is llama2.c's stories110M shape (dim 768, 12 layers, 12 heads, vocab 32000, context 1024). llama.cpp is
  * skipped with a note when tools/llama-cpp-peer is not installed.
@@ -38,6 +39,7 @@ const { values } = parseArgs({
     'prompt-tokens': { type: 'string', default: '32' }, tokens: { type: 'string', default: '64' }, backend: { type: 'string' },
     rounds: { type: 'string', default: '3' }, 'peer-kv': { type: 'string', default: LLAMA_CPP_BEST.kvCacheType.toLowerCase() },
     'peer-flash-attention': { type: 'string', default: LLAMA_CPP_BEST.flashAttention }, 'peer-evaluate': { type: 'string', default: 'on' },
+    'peer-max-s': { type: 'string', default: '20' },
   },
 });
 const presets = String(values.presets).split(',');
@@ -57,6 +59,7 @@ if (peerKv !== 'F16' && peerKv !== 'F32') throw new Error(`--peer-kv: f16 or f32
 if (!['auto', 'on', 'off'].includes(peerFa)) throw new Error(`--peer-flash-attention: auto, on or off, not ${peerFa}`);
 const peerSettings: LlamaCppSettings = { kvCacheType: peerKv, flashAttention: peerFa as LlamaCppSettings['flashAttention'] };
 const peerEvaluate = values['peer-evaluate'] !== 'off';
+const peerMaxS = Number(values['peer-max-s']);
 
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -100,7 +103,7 @@ for (const name of presets) {
             ours.push({ prefill_tokens_per_s: g.prefill_tokens_per_s, decode_tokens_per_s: g.decode_tokens_per_s });
           };
           if (r % 2 === 0) runOurs();
-          if (lc) theirs.push(await lc.measure(prompt, N, peerEvaluate));
+          if (lc) theirs.push(await lc.measure(prompt, N, peerEvaluate, peerMaxS));
           if (r % 2 === 1) runOurs();
         }
       } finally {

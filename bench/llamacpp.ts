@@ -74,6 +74,9 @@ export interface LlamaCppSpeed {
   decode_tokens_per_s: number;
   /** node-llama-cpp's public LlamaContextSequence.evaluate generator, greedy (temperature 0): its sampler and JS loop. */
   decode_evaluate_tokens_per_s?: number;
+  /** Tokens the decode loops timed: fewer than asked when a loop ran past `maxSeconds` (a collapsed run). */
+  decode_tokens: number;
+  decode_evaluate_tokens?: number;
 }
 
 /**
@@ -116,8 +119,12 @@ export class LlamaCppPeer {
     this.ctx._ctx.removeTokenCellsFromSequence(this.seq._sequenceId, 0, this.contextSize + 1);
   }
 
-  /** Prefills `prompt`, then decodes `n` tokens one at a time (and again through sequence.evaluate when `evaluate`). */
-  async measure(prompt: number[], n: number, evaluate = true): Promise<LlamaCppSpeed> {
+  /**
+   * Prefills `prompt`, then decodes `n` tokens one at a time (and again through sequence.evaluate when `evaluate`).
+   * A decode loop that runs past `maxSeconds` stops early and reports the speed of the steps it did (llama.cpp's
+   * spinning thread barriers can collapse to a few tokens/s when the cores are oversubscribed).
+   */
+  async measure(prompt: number[], n: number, evaluate = true, maxSeconds = Infinity): Promise<LlamaCppSpeed> {
     const P = prompt.length;
     // warm-up: a short prefill and a few decode steps (first-touch of the mapped weights, buffers)
     await this.decode(prompt.slice(0, Math.min(4, P)), 0);
@@ -127,18 +134,25 @@ export class LlamaCppPeer {
     await this.decode(prompt, 0);
     const t1 = performance.now();
     // token values do not change the work: the prompt's tokens, cycled, stand in for sampled ones
-    for (let i = 0; i < n; i++) await this.decode([prompt[(P - 1 + i) % P]], P + i);
+    let done = 0;
+    while (done < n && performance.now() - t1 < maxSeconds * 1000) {
+      await this.decode([prompt[(P - 1 + done) % P]], P + done);
+      done++;
+    }
     const t2 = performance.now();
     this.clear();
-    const out: LlamaCppSpeed = { prefill_tokens_per_s: P / ((t1 - t0) / 1000), decode_tokens_per_s: n / ((t2 - t1) / 1000) };
+    const out: LlamaCppSpeed = { prefill_tokens_per_s: P / ((t1 - t0) / 1000), decode_tokens_per_s: done / ((t2 - t1) / 1000), decode_tokens: done };
     if (evaluate) {
       await this.seq.clearHistory();
       await this.seq.evaluateWithoutGeneratingNewTokens(prompt);
       const t3 = performance.now();
       let count = 0;
       // the first step evaluates the prompt's last token again at position P; every step yields one token
-      for await (const _t of this.seq.evaluate([prompt[P - 1]], { temperature: 0 })) if (++count >= n) break;
+      for await (const _t of this.seq.evaluate([prompt[P - 1]], { temperature: 0 })) {
+        if (++count >= n || performance.now() - t3 >= maxSeconds * 1000) break;
+      }
       out.decode_evaluate_tokens_per_s = count / ((performance.now() - t3) / 1000);
+      out.decode_evaluate_tokens = count;
       await this.seq.clearHistory();
     }
     return out;
