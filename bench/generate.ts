@@ -18,11 +18,18 @@
  * token reads and the GB/s that makes, beside the machine's copy bandwidth (measured once per thread count).
  * mini-110m is llama2.c's stories110M shape (dim 768, 12 layers, 12 heads, vocab 32000, context 1024). llama.cpp is
  * skipped with a note when tools/llama-cpp-peer is not installed.
+ *
+ * LLAMA_BENCH=/path/to/llama-bench adds llama.cpp's own benchmark (built outside the repository, e.g. from
+ * node-llama-cpp's bundled sources: `git clone tools/llama-cpp-peer/node_modules/node-llama-cpp/llama/gitRelease.bundle
+ * src && cmake -S src -B src/build -DGGML_NATIVE=ON -DLLAMA_CURL=OFF && cmake --build src/build --target llama-bench`)
+ * on the same file and thread count, one `-r 1` run per round in the same alternation: native llama.cpp with its
+ * persistent thread pool, no Node in the process.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir, cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { execFileSync } from 'node:child_process';
 import { makeConfig, type LlamaConfig } from '../src/model/config.js';
 import { Llama } from '../src/model/llama.js';
 import { createBackend } from '../src/kernels/index.js';
@@ -60,6 +67,19 @@ if (!['auto', 'on', 'off'].includes(peerFa)) throw new Error(`--peer-flash-atten
 const peerSettings: LlamaCppSettings = { kvCacheType: peerKv, flashAttention: peerFa as LlamaCppSettings['flashAttention'] };
 const peerEvaluate = values['peer-evaluate'] !== 'off';
 const peerMaxS = Number(values['peer-max-s']);
+const LLAMA_BENCH = process.env.LLAMA_BENCH;
+
+/** One llama-bench run (pp = prompt tokens, tg = decode tokens) at its defaults (F16 KV, flash attention auto). */
+function llamaBench(path: string, threads: number): { prefill_tokens_per_s: number; decode_tokens_per_s: number } | { error: string } {
+  try {
+    const out = execFileSync(LLAMA_BENCH as string, ['-m', path, '-t', String(threads), '-p', String(P), '-n', String(N), '-r', '1', '-o', 'json'],
+      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 120_000 });
+    const rows = JSON.parse(out) as { n_prompt: number; n_gen: number; avg_ts: number }[];
+    return { prefill_tokens_per_s: rows.find((r) => r.n_gen === 0)?.avg_ts ?? NaN, decode_tokens_per_s: rows.find((r) => r.n_prompt === 0)?.avg_ts ?? NaN };
+  } catch (e) {
+    return { error: (e as Error).message.split('\n')[0] };
+  }
+}
 
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -95,6 +115,7 @@ for (const name of presets) {
       const lc = llama ? await LlamaCppPeer.open(llama, gguf, { threads, contextSize: P + N + 8, batchSize: P, settings: peerSettings }) : null;
       const ours: { prefill_tokens_per_s: number; decode_tokens_per_s: number }[] = [];
       const theirs: LlamaCppSpeed[] = [];
+      const native: ReturnType<typeof llamaBench>[] = [];
       try {
         for (let r = 0; r < ROUNDS; r++) {
           const runOurs = () => {
@@ -104,6 +125,7 @@ for (const name of presets) {
           };
           if (r % 2 === 0) runOurs();
           if (lc) theirs.push(await lc.measure(prompt, N, peerEvaluate, peerMaxS));
+          if (LLAMA_BENCH) native.push(llamaBench(gguf, threads));
           if (r % 2 === 1) runOurs();
         }
       } finally {
@@ -132,6 +154,13 @@ for (const name of presets) {
         };
         row.decode_speed_ratio = oursDecode / best;
         row.prefill_speed_ratio = oursPrefill / prefill;
+      }
+      if (LLAMA_BENCH) {
+        const ok = native.filter((r): r is { prefill_tokens_per_s: number; decode_tokens_per_s: number } => !('error' in r));
+        row.llama_bench = {
+          binary: LLAMA_BENCH, prefill_tokens_per_s: ok.length ? median(ok.map((r) => r.prefill_tokens_per_s)) : null,
+          decode_tokens_per_s: ok.length ? median(ok.map((r) => r.decode_tokens_per_s)) : null, runs: native,
+        };
       }
       results.push(row);
       process.stderr.write(`${JSON.stringify({ model: name, type, threads, ours_decode: oursDecode, ours_prefill: oursPrefill,
