@@ -41,8 +41,9 @@ export interface ActivationBytes {
   total: number;
 }
 
-/** Rows of logits the head computes at once (model/llama.ts HEAD_CHUNK_FLOATS). */
-const HEAD_CHUNK_FLOATS = 2 ** 23;
+/** Logits the head computes at once, and its fewest rows (model/llama.ts HEAD_CHUNK_FLOATS, HEAD_MIN_ROWS). */
+const HEAD_CHUNK_FLOATS = 2 ** 21;
+const HEAD_MIN_ROWS = 64;
 
 export function activationBytes(c: LlamaConfig, o: ActivationShape): ActivationBytes {
   const t = o.tp ?? 1;
@@ -68,16 +69,19 @@ export function activationBytes(c: LlamaConfig, o: ActivationShape): ActivationB
   const perLayer = keptF * f + keptLow * lb;
   const finalNorm = n * D + n + N * D;
   const saved = perLayer * c.nLayers + finalNorm * f + (low ? N * D * 2 : 0);
-  // the shared set: float32 working buffers; with bf16 also the bf16 set of what is not kept per layer
-  const sharedLowable = low
-    ? 2 * N * D + 2 * N * qw + 2 * N * kw + 3 * N * F
-    : (none ? 0 : N * D + N * F) + (full ? N * D + 2 * N * qw + 2 * N * kw + 2 * N * F : 0);
+  // the shared set: one buffer for the two norms' outputs (unless each layer keeps them, in float32); the float32
+  // matmul outputs full recompute leaves (each its own) or, with bf16, one buffer for the attention's or the
+  // feed-forward's working copies; the gate selective recomputes; full's per-row statistics and xMid
+  const xn = !none || low ? N * D : 0;
+  const sharedMatmul = low ? N * Math.max(2 * qw + 2 * kw, 3 * F) : (full ? 2 * N * qw + 2 * N * kw + 2 * N * F : 0) + (none ? 0 : N * F);
   const sharedF = full ? 2 * n + N * h + n * D : 0;
-  const sharedLow = low ? (none ? 0 : 2 * N * D + N * F) + (full ? 2 * N * qw + 2 * N * kw + 2 * N * F : 0) : 0;
-  const chunkRows = Math.max(1, Math.min(N, Math.floor(HEAD_CHUNK_FLOATS / V)));
-  const scratch = n * D + N * D + 2 * N * qw + 2 * N * kw + 3 * N * F + chunkRows * V + (sp ? N * D + n * D + D : 0) + (full ? n * D : 0);
+  const sharedLow = low ? (none ? 0 : N * D + N * F) + (full ? 2 * N * qw + 2 * N * kw + 2 * N * F : 0) : 0;
+  // the backward's scratch: dx, dxn, one buffer for dGate then dAtt, dq, dk, dv, the head's logits block, and with
+  // sequence parallelism the gathered and local copies and a norm gain's gradient
+  const chunkRows = Math.max(1, Math.min(N, Math.max(HEAD_MIN_ROWS, Math.floor(HEAD_CHUNK_FLOATS / V))));
+  const scratch = n * D + N * D + N * Math.max(F, 2 * qw + 2 * kw) + chunkRows * V + (sp ? N * D + n * D + D : 0);
   const dyLow = low ? Math.max(N * Math.max(D, qw, F), chunkRows * V) : 0;
-  const workspace = (sharedLowable + sharedF + scratch) * f + (sharedLow + dyLow) * 2;
+  const workspace = (xn + sharedMatmul + sharedF + scratch) * f + (sharedLow + dyLow) * 2;
   return { perLayer, saved, workspace, total: saved + workspace };
 }
 
