@@ -127,7 +127,8 @@ interface Activations {
   /**
    * With bf16 the float32 working copies of the attention (q, k, v, att) and of the feed-forward (h1, h3, gate) are
    * never needed at once (each is rounded into its bf16 copy and widened again in the backward): one buffer holds
-   * either set.
+   * either set, and the gradient scratch (then gradWork is empty): dGate is the float32 gate's place (the bf16
+   * backward reads the gate's bf16 copy), dAtt, dq, dk, dv lie after the attention's working copies.
    */
   lowWork: FloatArray;
   /** Views into gradWork or lowWork: no memory of their own (not counted by activationBytes). */
@@ -281,7 +282,10 @@ function layOutActivations(
   const xn = alloc(r !== 'none' || low ? N * c.dim : 0);
   // the float32 matmul outputs the layers share: with bf16 one buffer for the attention's or the feed-forward's
   // (see Activations.lowWork); in float32 full recompute, each its own (the block's forward leaves them all)
-  const lowWork = alloc(low ? N * Math.max(2 * qw + 2 * kw, 3 * F) : 0);
+  // (with bf16 the backward's gradient scratch lives there too: dGate over the float32 gate, which the backward
+  // does not read, and dAtt, dq, dk, dv after the attention's working copies)
+  const attWidth = 2 * qw + 2 * kw;
+  const lowWork = alloc(low ? N * Math.max(2 * attWidth, 3 * F) : 0);
   const [lq, lk, lv, latt] = carve(lowWork, low ? [N * qw, N * kw, N * kw, N * qw] : [0, 0, 0, 0]);
   const [lh1, lh3, lgate] = carve(lowWork, low ? [N * F, N * F, N * F] : [0, 0, 0]);
   const sharedAlloc = (needed: boolean, view: FloatArray, size: number) => (low ? view : alloc(needed ? size : 0));
@@ -310,9 +314,9 @@ function layOutActivations(
   const chunkRows = headChunkRows(N, V);
   const dx = alloc(n * c.dim);
   const dxn = alloc(N * c.dim);
-  const gradWork = alloc(N * Math.max(F, 2 * qw + 2 * kw));
-  const [dGate] = carve(gradWork, [N * F]);
-  const [dAtt, dq, dk, dv] = carve(gradWork, [N * qw, N * qw, N * kw, N * kw]);
+  const gradWork = alloc(low ? 0 : N * Math.max(F, attWidth));
+  const [dGate] = low ? [lgate] : carve(gradWork, [N * F]);
+  const [dAtt, dq, dk, dv] = carve(low ? lowWork.subarray(N * attWidth) : gradWork, [N * qw, N * qw, N * kw, N * kw]);
   return {
     batch, seq, tokens: tokens(N), layers,
     xFinal: alloc(n * c.dim), rstdF: alloc(n), xnF: alloc(N * c.dim),

@@ -73,13 +73,14 @@ export function activationBytes(c: LlamaConfig, o: ActivationShape): ActivationB
   // matmul outputs full recompute leaves (each its own) or, with bf16, one buffer for the attention's or the
   // feed-forward's working copies; the gate selective recomputes; full's per-row statistics and xMid
   const xn = !none || low ? N * D : 0;
-  const sharedMatmul = low ? N * Math.max(2 * qw + 2 * kw, 3 * F) : (full ? 2 * N * qw + 2 * N * kw + 2 * N * F : 0) + (none ? 0 : N * F);
+  // (with bf16 that buffer also holds the backward's gradient scratch: dGate, then dAtt, dq, dk, dv)
+  const sharedMatmul = low ? N * Math.max(2 * (2 * qw + 2 * kw), 3 * F) : (full ? 2 * N * qw + 2 * N * kw + 2 * N * F : 0) + (none ? 0 : N * F);
   const sharedF = full ? 2 * n + N * h + n * D : 0;
   const sharedLow = low ? (none ? 0 : N * D + N * F) + (full ? 2 * N * qw + 2 * N * kw + 2 * N * F : 0) : 0;
   // the backward's scratch: dx, dxn, one buffer for dGate then dAtt, dq, dk, dv, the head's logits block, and with
   // sequence parallelism the gathered and local copies and a norm gain's gradient
   const chunkRows = Math.max(1, Math.min(N, Math.max(HEAD_MIN_ROWS, Math.floor(HEAD_CHUNK_FLOATS / V))));
-  const scratch = n * D + N * D + N * Math.max(F, 2 * qw + 2 * kw) + chunkRows * V + (sp ? N * D + n * D + D : 0);
+  const scratch = n * D + N * D + (low ? 0 : N * Math.max(F, 2 * qw + 2 * kw)) + chunkRows * V + (sp ? N * D + n * D + D : 0);
   const dyLow = low ? Math.max(N * Math.max(D, qw, F), chunkRows * V) : 0;
   const workspace = (xn + sharedMatmul + sharedF + scratch) * f + (sharedLow + dyLow) * 2;
   return { perLayer, saved, workspace, total: saved + workspace };
