@@ -46,6 +46,13 @@
  * statistics (rstd, lse) is kept in bfloat16 (`BlockActs.lo`): the forward rounds each matmul output and continues
  * with the rounded value, so the backward, widening the saved copy into a float32 buffer that all layers share, sees
  * exactly what the forward used. q and k are saved before RoPE and rotated again in the backward.
+ *
+ * Workspace (what a run holds besides the saved activations; `layOutActivations`, closed form in plan/activations.ts):
+ * buffers whose lifetimes do not overlap share memory. The backward's gradient scratch is one buffer (dGate, then
+ * dAtt, dq, dk, dv), the SwiGLU backward writes d(h1), d(h3) over h1 and h3, the two norms' outputs share a buffer
+ * when they are recomputed (or, with bf16, rounded at once), a full recompute skips the block's output projection,
+ * and with bf16 the attention's and the feed-forward's float32 working copies and the gradient scratch share one
+ * buffer. None of this changes an operation or its inputs: the gradients are bitwise what they were.
  */
 import type { AttentionShape, Backend, FloatArray, RopeTable } from '../kernels/backend.js';
 import { makeRopeTable } from '../kernels/backend.js';
@@ -131,6 +138,8 @@ interface Activations {
    * backward reads the gate's bf16 copy), dAtt, dq, dk, dv lie after the attention's working copies.
    */
   lowWork: FloatArray;
+  /** Float32 full recompute: h1, h3 and gate of the recomputed block, then the attention's dAtt, dq, dk, dv. */
+  ffnWork: FloatArray;
   /** Views into gradWork or lowWork: no memory of their own (not counted by activationBytes). */
   views: Set<ArrayBufferView>;
 }
@@ -152,10 +161,10 @@ export interface ProjectionAdapter {
 }
 
 /**
- * Logits computed at once in the head (2 MiFloats, 8 MiB): bounded memory whatever the vocabulary, and no larger
+ * Logits computed at once in the head (4 Mi floats, 16 MiB): bounded memory whatever the vocabulary, and no larger
  * than the other scratch at long sequences; at least HEAD_MIN_ROWS rows so the head's matmuls stay efficient.
  */
-const HEAD_CHUNK_FLOATS = 1 << 21;
+const HEAD_CHUNK_FLOATS = 1 << 22;
 const HEAD_MIN_ROWS = 64;
 
 export interface LlamaOptions {
@@ -253,6 +262,7 @@ function layOutActivations(
   const { qw, kw, F, h, V } = o.sz;
   const { n, sp, recompute: r } = o;
   const low = o.dtype === 'bf16';
+  const attWidth = 2 * qw + 2 * kw; // dAtt, dq, dk, dv (or q, k, v, att) per row
   const views = new Set<ArrayBufferView>();
   /** Consecutive views of one buffer, of the given sizes. */
   const carve = (buf: FloatArray, sizes: number[]): FloatArray[] => {
@@ -284,15 +294,19 @@ function layOutActivations(
   // (see Activations.lowWork); in float32 full recompute, each its own (the block's forward leaves them all)
   // (with bf16 the backward's gradient scratch lives there too: dGate over the float32 gate, which the backward
   // does not read, and dAtt, dq, dk, dv after the attention's working copies)
-  const attWidth = 2 * qw + 2 * kw;
   const lowWork = alloc(low ? N * Math.max(2 * attWidth, 3 * F) : 0);
   const [lq, lk, lv, latt] = carve(lowWork, low ? [N * qw, N * kw, N * kw, N * qw] : [0, 0, 0, 0]);
   const [lh1, lh3, lgate] = carve(lowWork, low ? [N * F, N * F, N * F] : [0, 0, 0]);
+  // float32 full recompute: h1, h3, gate in one buffer, where the attention's gradients dAtt, dq, dk, dv go once the
+  // feed-forward's backward is done with them
+  const ffnWork = alloc(full && !low ? N * Math.max(3 * F, attWidth) : 0);
+  const [fh1, fh3, fgate] = carve(ffnWork, full && !low ? [N * F, N * F, N * F] : [0, 0, 0]);
   const sharedAlloc = (needed: boolean, view: FloatArray, size: number) => (low ? view : alloc(needed ? size : 0));
   const shared: BlockActs = {
     x: alloc(0), rstd1: sharedF(full, n), xn1: xn, q: sharedAlloc(full, lq, N * qw), k: sharedAlloc(full, lk, N * kw), v: sharedAlloc(full, lv, N * kw),
     att: sharedAlloc(full, latt, N * qw), lse: sharedF(full, batch * h * seq), xMid: sharedF(full, n * c.dim), rstd2: sharedF(full, n),
-    xn2: xn, h1: sharedAlloc(full, lh1, N * F), h3: sharedAlloc(full, lh3, N * F), gate: sharedAlloc(r !== 'none', lgate, N * F),
+    xn2: xn, h1: full && !low ? fh1 : sharedAlloc(false, lh1, N * F), h3: full && !low ? fh3 : sharedAlloc(false, lh3, N * F),
+    gate: full && !low ? fgate : sharedAlloc(r !== 'none', lgate, N * F),
   };
   const layers: BlockActs[] = [];
   for (let l = 0; l < c.nLayers; l++) {
@@ -314,16 +328,17 @@ function layOutActivations(
   const chunkRows = headChunkRows(N, V);
   const dx = alloc(n * c.dim);
   const dxn = alloc(N * c.dim);
-  const gradWork = alloc(low ? 0 : N * Math.max(F, attWidth));
+  const gradWork = alloc(low ? 0 : N * (full ? F : Math.max(F, attWidth)));
   const [dGate] = low ? [lgate] : carve(gradWork, [N * F]);
-  const [dAtt, dq, dk, dv] = carve(low ? lowWork.subarray(N * attWidth) : gradWork, [N * qw, N * qw, N * kw, N * kw]);
+  const attGrads = low ? lowWork.subarray(N * attWidth) : full ? ffnWork : gradWork;
+  const [dAtt, dq, dk, dv] = carve(attGrads, [N * qw, N * qw, N * kw, N * kw]);
   return {
     batch, seq, tokens: tokens(N), layers,
     xFinal: alloc(n * c.dim), rstdF: alloc(n), xnF: alloc(N * c.dim),
     dx, dxn, gradWork, dAtt, dq, dk, dv, dGate,
     dxFull: sp ? alloc(N * c.dim) : dx, dxnLocal: sp ? alloc(n * c.dim) : dxn, dwNorm: alloc(sp ? c.dim : 0),
     logitsChunk: alloc(chunkRows * V),
-    recompute: r, lowWork, views,
+    recompute: r, lowWork, ffnWork, views,
     shared: { ...shared, lo: sharedLo },
     dtype: o.dtype, xnFLow: allocLow(low ? N * c.dim : 0), dyLow: allocLow(low ? Math.max(N * Math.max(c.dim, qw, F), chunkRows * V) : 0),
   };

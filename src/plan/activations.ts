@@ -12,10 +12,19 @@
  *   selective   the same less xn1, xn2 and gate (recomputed from x, xMid, h1 and h3)
  *   full        x only (the block's forward runs again before its backward)
  * The second group is float32, or bfloat16 with --dtype bf16 (x, xMid, rstd and lse stay float32). Once per rank
- * (the workspace): one shared set of those buffers (what the layers recompute into; with bf16 the float32 working
- * copies), the backward's gradient scratch, the head's block of at most 2^23 logits, the final norm's input and
- * output (saved, counted with the layers' here), and with bf16 the bf16 copy of the final norm's output and one bf16
- * gradient buffer.
+ * (the workspace, sized by what the policy needs):
+ *   - one buffer for the two norms' outputs when the layers do not keep them (selective and full: each is
+ *     recomputed right before its use; with bf16 the float32 outputs are working copies, rounded at once);
+ *   - float32: full recompute's own q, k, v, att and one buffer N·max(3·F, 2·qw + 2·kw) for h1, h3, gate (the
+ *     block's forward leaves them for its backward), which then holds dAtt, dq, dk, dv; selective's gate; bf16: one float32 buffer N·max(2·(2·qw + 2·kw), 3·F) that holds either the attention's
+ *     working copies (q, k, v, att, then the gradients dAtt, dq, dk, dv after them) or the feed-forward's (h1, h3,
+ *     gate; dGate over the gate), never needed at once; and the bf16 set the recomputing layers share;
+ *   - full: the per-row statistics and xMid of the recomputed block (its output is not recomputed: no w2 product);
+ *   - the backward's scratch: dx [n,D], dxn [N,D], and (float32) one buffer N·max(F, 2·qw + 2·kw) holding dGate,
+ *     then dAtt, dq, dk, dv (full: N·F, dGate only; d(h1), d(h3) are written over h1 and h3); the head's block of
+ *     logits (2^22 floats, at least 64 rows), which cross-entropy turns into dlogits in place; with bf16 one bf16 gradient buffer;
+ *   - with sequence parallelism the gathered/local gradient copies and a norm gain's gradient.
+ * The final norm's input and output are saved (counted with the layers'), with bf16 also the output's bf16 copy.
  */
 import { ffnHiddenDim, headDim, type LlamaConfig } from '../model/config.js';
 import type { DTypeName, Recompute } from '../model/llama.js';
@@ -42,7 +51,7 @@ export interface ActivationBytes {
 }
 
 /** Logits the head computes at once, and its fewest rows (model/llama.ts HEAD_CHUNK_FLOATS, HEAD_MIN_ROWS). */
-const HEAD_CHUNK_FLOATS = 2 ** 21;
+const HEAD_CHUNK_FLOATS = 2 ** 22;
 const HEAD_MIN_ROWS = 64;
 
 export function activationBytes(c: LlamaConfig, o: ActivationShape): ActivationBytes {
@@ -74,13 +83,14 @@ export function activationBytes(c: LlamaConfig, o: ActivationShape): ActivationB
   // feed-forward's working copies; the gate selective recomputes; full's per-row statistics and xMid
   const xn = !none || low ? N * D : 0;
   // (with bf16 that buffer also holds the backward's gradient scratch: dGate, then dAtt, dq, dk, dv)
-  const sharedMatmul = low ? N * Math.max(2 * (2 * qw + 2 * kw), 3 * F) : (full ? 2 * N * qw + 2 * N * kw + 2 * N * F : 0) + (none ? 0 : N * F);
+  // (float32 full: h1, h3, gate in one buffer that then holds dAtt, dq, dk, dv)
+  const sharedMatmul = low ? N * Math.max(2 * (2 * qw + 2 * kw), 3 * F) : full ? 2 * N * qw + 2 * N * kw + N * Math.max(3 * F, 2 * qw + 2 * kw) : none ? 0 : N * F;
   const sharedF = full ? 2 * n + N * h + n * D : 0;
   const sharedLow = low ? (none ? 0 : N * D + N * F) + (full ? 2 * N * qw + 2 * N * kw + 2 * N * F : 0) : 0;
   // the backward's scratch: dx, dxn, one buffer for dGate then dAtt, dq, dk, dv, the head's logits block, and with
   // sequence parallelism the gathered and local copies and a norm gain's gradient
   const chunkRows = Math.max(1, Math.min(N, Math.max(HEAD_MIN_ROWS, Math.floor(HEAD_CHUNK_FLOATS / V))));
-  const scratch = n * D + N * D + (low ? 0 : N * Math.max(F, 2 * qw + 2 * kw)) + chunkRows * V + (sp ? N * D + n * D + D : 0);
+  const scratch = n * D + N * D + (low ? 0 : full ? N * F : N * Math.max(F, 2 * qw + 2 * kw)) + chunkRows * V + (sp ? N * D + n * D + D : 0);
   const dyLow = low ? Math.max(N * Math.max(D, qw, F), chunkRows * V) : 0;
   const workspace = (xn + sharedMatmul + sharedF + scratch) * f + (sharedLow + dyLow) * 2;
   return { perLayer, saved, workspace, total: saved + workspace };
