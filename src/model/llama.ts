@@ -122,6 +122,7 @@ interface Activations {
   dk: FloatArray;
   dv: FloatArray;
   dGate: FloatArray;
+  /** The head's logits block: a view of lowWork (bf16), ffnWork (float32 full) or gradWork, all dead while it runs. */
   logitsChunk: FloatArray;
   /** The policy these buffers were laid out for. */
   recompute: Recompute;
@@ -161,10 +162,11 @@ export interface ProjectionAdapter {
 }
 
 /**
- * Logits computed at once in the head (4 Mi floats, 16 MiB): bounded memory whatever the vocabulary, and no larger
- * than the other scratch at long sequences; at least HEAD_MIN_ROWS rows so the head's matmuls stay efficient.
+ * Logits computed at once in the head (8 Mi floats, 32 MiB): bounded memory whatever the vocabulary (the block lies
+ * in the backward's scratch, dead while the head runs); at least HEAD_MIN_ROWS rows so the head's matmuls stay
+ * efficient. Fewer rows at a time cost speed: each block rereads the head's weights and rewrites their gradient.
  */
-const HEAD_CHUNK_FLOATS = 1 << 22;
+const HEAD_CHUNK_FLOATS = 1 << 23;
 const HEAD_MIN_ROWS = 64;
 
 export interface LlamaOptions {
@@ -294,12 +296,16 @@ function layOutActivations(
   // (see Activations.lowWork); in float32 full recompute, each its own (the block's forward leaves them all)
   // (with bf16 the backward's gradient scratch lives there too: dGate over the float32 gate, which the backward
   // does not read, and dAtt, dq, dk, dv after the attention's working copies)
-  const lowWork = alloc(low ? N * Math.max(2 * attWidth, 3 * F) : 0);
+  // The head's logits block goes in whichever of lowWork, ffnWork, gradWork the run has: the head and the loss run
+  // between the last block's forward and the first block's backward, when nothing in them is live.
+  const chunkRows = headChunkRows(N, V);
+  const logits = chunkRows * V;
+  const lowWork = alloc(low ? Math.max(N * Math.max(2 * attWidth, 3 * F), logits) : 0);
   const [lq, lk, lv, latt] = carve(lowWork, low ? [N * qw, N * kw, N * kw, N * qw] : [0, 0, 0, 0]);
   const [lh1, lh3, lgate] = carve(lowWork, low ? [N * F, N * F, N * F] : [0, 0, 0]);
   // float32 full recompute: h1, h3, gate in one buffer, where the attention's gradients dAtt, dq, dk, dv go once the
   // feed-forward's backward is done with them
-  const ffnWork = alloc(full && !low ? N * Math.max(3 * F, attWidth) : 0);
+  const ffnWork = alloc(full && !low ? Math.max(N * Math.max(3 * F, attWidth), logits) : 0);
   const [fh1, fh3, fgate] = carve(ffnWork, full && !low ? [N * F, N * F, N * F] : [0, 0, 0]);
   const sharedAlloc = (needed: boolean, view: FloatArray, size: number) => (low ? view : alloc(needed ? size : 0));
   const shared: BlockActs = {
@@ -325,10 +331,10 @@ function layOutActivations(
       },
     });
   }
-  const chunkRows = headChunkRows(N, V);
   const dx = alloc(n * c.dim);
   const dxn = alloc(N * c.dim);
-  const gradWork = alloc(low ? 0 : N * (full ? F : Math.max(F, attWidth)));
+  const gradWork = alloc(low ? 0 : full ? N * F : Math.max(N * Math.max(F, attWidth), logits));
+  const [logitsChunk] = carve(low ? lowWork : full ? ffnWork : gradWork, [logits]);
   const [dGate] = low ? [lgate] : carve(gradWork, [N * F]);
   const attGrads = low ? lowWork.subarray(N * attWidth) : full ? ffnWork : gradWork;
   const [dAtt, dq, dk, dv] = carve(attGrads, [N * qw, N * qw, N * kw, N * kw]);
@@ -337,7 +343,7 @@ function layOutActivations(
     xFinal: alloc(n * c.dim), rstdF: alloc(n), xnF: alloc(N * c.dim),
     dx, dxn, gradWork, dAtt, dq, dk, dv, dGate,
     dxFull: sp ? alloc(N * c.dim) : dx, dxnLocal: sp ? alloc(n * c.dim) : dxn, dwNorm: alloc(sp ? c.dim : 0),
-    logitsChunk: alloc(chunkRows * V),
+    logitsChunk,
     recompute: r, lowWork, ffnWork, views,
     shared: { ...shared, lo: sharedLo },
     dtype: o.dtype, xnFLow: allocLow(low ? N * c.dim : 0), dyLow: allocLow(low ? Math.max(N * Math.max(c.dim, qw, F), chunkRows * V) : 0),

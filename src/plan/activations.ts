@@ -51,7 +51,7 @@ export interface ActivationBytes {
 }
 
 /** Logits the head computes at once, and its fewest rows (model/llama.ts HEAD_CHUNK_FLOATS, HEAD_MIN_ROWS). */
-const HEAD_CHUNK_FLOATS = 2 ** 22;
+const HEAD_CHUNK_FLOATS = 2 ** 23;
 const HEAD_MIN_ROWS = 64;
 
 export function activationBytes(c: LlamaConfig, o: ActivationShape): ActivationBytes {
@@ -83,14 +83,19 @@ export function activationBytes(c: LlamaConfig, o: ActivationShape): ActivationB
   // feed-forward's working copies; the gate selective recomputes; full's per-row statistics and xMid
   const xn = !none || low ? N * D : 0;
   // (with bf16 that buffer also holds the backward's gradient scratch: dGate, then dAtt, dq, dk, dv)
-  // (float32 full: h1, h3, gate in one buffer that then holds dAtt, dq, dk, dv)
-  const sharedMatmul = low ? N * Math.max(2 * (2 * qw + 2 * kw), 3 * F) : full ? 2 * N * qw + 2 * N * kw + N * Math.max(3 * F, 2 * qw + 2 * kw) : none ? 0 : N * F;
+  // (float32 full: h1, h3, gate in one buffer that then holds dAtt, dq, dk, dv). The head's logits block lies in the
+  // bf16 buffer, float32 full's h1/h3/gate buffer, or the backward's gradient scratch: whichever is larger sizes it.
+  const chunkRows = Math.max(1, Math.min(N, Math.max(HEAD_MIN_ROWS, Math.floor(HEAD_CHUNK_FLOATS / V))));
+  const logits = chunkRows * V;
+  const sharedMatmul = low
+    ? Math.max(N * Math.max(2 * (2 * qw + 2 * kw), 3 * F), logits)
+    : full ? 2 * N * qw + 2 * N * kw + Math.max(N * Math.max(3 * F, 2 * qw + 2 * kw), logits) : none ? 0 : N * F;
   const sharedF = full ? 2 * n + N * h + n * D : 0;
   const sharedLow = low ? (none ? 0 : N * D + N * F) + (full ? 2 * N * qw + 2 * N * kw + 2 * N * F : 0) : 0;
-  // the backward's scratch: dx, dxn, one buffer for dGate then dAtt, dq, dk, dv, the head's logits block, and with
-  // sequence parallelism the gathered and local copies and a norm gain's gradient
-  const chunkRows = Math.max(1, Math.min(N, Math.max(HEAD_MIN_ROWS, Math.floor(HEAD_CHUNK_FLOATS / V))));
-  const scratch = n * D + N * D + (low ? 0 : full ? N * F : N * Math.max(F, 2 * qw + 2 * kw)) + chunkRows * V + (sp ? N * D + n * D + D : 0);
+  // the backward's scratch: dx, dxn, one buffer for dGate then dAtt, dq, dk, dv (float32 full: dGate only; bf16:
+  // none), and with sequence parallelism the gathered and local copies and a norm gain's gradient
+  const gradWork = low ? 0 : full ? N * F : Math.max(N * Math.max(F, 2 * qw + 2 * kw), logits);
+  const scratch = n * D + N * D + gradWork + (sp ? N * D + n * D + D : 0);
   const dyLow = low ? Math.max(N * Math.max(D, qw, F), chunkRows * V) : 0;
   const workspace = (xn + sharedMatmul + sharedF + scratch) * f + (sharedLow + dyLow) * 2;
   return { perLayer, saved, workspace, total: saved + workspace };
