@@ -16,13 +16,17 @@
  *   - one buffer for the two norms' outputs when the layers do not keep them (selective and full: each is
  *     recomputed right before its use; with bf16 the float32 outputs are working copies, rounded at once);
  *   - float32: full recompute's own q, k, v, att and one buffer N·max(3·F, 2·qw + 2·kw) for h1, h3, gate (the
- *     block's forward leaves them for its backward), which then holds dAtt, dq, dk, dv; selective's gate; bf16: one float32 buffer N·max(2·(2·qw + 2·kw), 3·F) that holds either the attention's
- *     working copies (q, k, v, att, then the gradients dAtt, dq, dk, dv after them) or the feed-forward's (h1, h3,
- *     gate; dGate over the gate), never needed at once; and the bf16 set the recomputing layers share;
+ *     block's forward leaves them for its backward), which then holds dAtt, dq, dk, dv; selective's gate;
+ *     bf16: one float32 buffer N·max(2·(2·qw + 2·kw), 3·F) that holds either the attention's working copies (q, k,
+ *     v, att, then the gradients dAtt, dq, dk, dv after them) or the feed-forward's (h1, h3, gate; dGate over the
+ *     gate), never needed at once; and the bf16 set the recomputing layers share;
  *   - full: the per-row statistics and xMid of the recomputed block (its output is not recomputed: no w2 product);
  *   - the backward's scratch: dx [n,D], dxn [N,D], and (float32) one buffer N·max(F, 2·qw + 2·kw) holding dGate,
- *     then dAtt, dq, dk, dv (full: N·F, dGate only; d(h1), d(h3) are written over h1 and h3); the head's block of
- *     logits (2^22 floats, at least 64 rows), which cross-entropy turns into dlogits in place; with bf16 one bf16 gradient buffer;
+ *     then dAtt, dq, dk, dv (full: N·F, dGate only; d(h1), d(h3) are written over h1 and h3); with bf16 one bf16
+ *     gradient buffer;
+ *   - the head's block of logits (2^23 floats, at least 64 rows), which cross-entropy turns into dlogits in place:
+ *     it lies in the bf16 working buffer, float32 full's h1/h3/gate buffer or the gradient scratch (nothing there
+ *     is live while the head runs), and sizes that buffer when it is the larger;
  *   - with sequence parallelism the gathered/local gradient copies and a norm gain's gradient.
  * The final norm's input and output are saved (counted with the layers'), with bf16 also the output's bf16 copy.
  */
