@@ -31,7 +31,7 @@
  * The final norm's input and output are saved (counted with the layers'), with bf16 also the output's bf16 copy.
  */
 import { ffnHiddenDim, headDim, type LlamaConfig } from '../model/config.js';
-import type { DTypeName, Recompute } from '../model/llama.js';
+import { headChunkRows, type DTypeName, type Recompute } from '../model/llama.js';
 
 export interface ActivationShape {
   batch: number;
@@ -54,9 +54,6 @@ export interface ActivationBytes {
   total: number;
 }
 
-/** Logits the head computes at once, and its fewest rows (model/llama.ts HEAD_CHUNK_FLOATS, HEAD_MIN_ROWS). */
-const HEAD_CHUNK_FLOATS = 2 ** 23;
-const HEAD_MIN_ROWS = 64;
 
 export function activationBytes(c: LlamaConfig, o: ActivationShape): ActivationBytes {
   const t = o.tp ?? 1;
@@ -89,7 +86,7 @@ export function activationBytes(c: LlamaConfig, o: ActivationShape): ActivationB
   // (with bf16 that buffer also holds the backward's gradient scratch: dGate, then dAtt, dq, dk, dv)
   // (float32 full: h1, h3, gate in one buffer that then holds dAtt, dq, dk, dv). The head's logits block lies in the
   // bf16 buffer, float32 full's h1/h3/gate buffer, or the backward's gradient scratch: whichever is larger sizes it.
-  const chunkRows = Math.max(1, Math.min(N, Math.max(HEAD_MIN_ROWS, Math.floor(HEAD_CHUNK_FLOATS / V))));
+  const chunkRows = headChunkRows(N, V);
   const logits = chunkRows * V;
   const sharedMatmul = low
     ? Math.max(N * Math.max(2 * (2 * qw + 2 * kw), 3 * F), logits)
