@@ -54,7 +54,6 @@ export interface ActivationBytes {
   total: number;
 }
 
-
 export function activationBytes(c: LlamaConfig, o: ActivationShape): ActivationBytes {
   const t = o.tp ?? 1;
   const sp = Boolean(o.sp) && t > 1;
