@@ -282,7 +282,8 @@ function layOutActivations(
   const full = r === 'full';
   // mixed precision: the bf16 copies are what a layer keeps (the float32 buffers are one shared set), by the same
   // policy; the shared bf16 set serves the layers that keep nothing (recomputed). The two norms' outputs, when not
-  // kept, are recomputed right before each is used, so one buffer serves both (float32 and bf16 alike).
+  // kept, are recomputed right before each is used (or, the float32 ones with bf16, rounded at once), so one buffer
+  // serves both.
   const keepLow = (kept: boolean, sharedLow: Uint16Array, size: number) => (kept ? allocLow(size) : sharedLow);
   const lowShared = (needed: boolean, size: number) => allocLow(low && needed ? size : 0);
   const xnLo = lowShared(r !== 'none', N * c.dim);
@@ -292,19 +293,18 @@ function layOutActivations(
     gate: lowShared(r !== 'none', N * F),
   } : undefined;
   const xn = alloc(r !== 'none' || low ? N * c.dim : 0);
-  // the float32 matmul outputs the layers share: with bf16 one buffer for the attention's or the feed-forward's
-  // (see Activations.lowWork); in float32 full recompute, each its own (the block's forward leaves them all)
-  // (with bf16 the backward's gradient scratch lives there too: dGate over the float32 gate, which the backward
-  // does not read, and dAtt, dq, dk, dv after the attention's working copies)
-  // The head's logits block goes in whichever of lowWork, ffnWork, gradWork the run has: the head and the loss run
-  // between the last block's forward and the first block's backward, when nothing in them is live.
+  // The float32 matmul outputs the layers share: with bf16 one buffer for the attention's or the feed-forward's
+  // (Activations.lowWork), which also holds the backward's gradient scratch (dGate over the float32 gate, which the
+  // bf16 backward does not read; dAtt, dq, dk, dv after the attention's working copies); in float32 full recompute,
+  // q, k, v, att each its own and h1, h3, gate in ffnWork. The head's logits block goes in lowWork, ffnWork or
+  // gradWork, whichever the run has: the head and the loss run between the last block's forward and the first
+  // block's backward, when nothing in them is live.
   const chunkRows = headChunkRows(N, V);
   const logits = chunkRows * V;
   const lowWork = alloc(low ? Math.max(N * Math.max(2 * attWidth, 3 * F), logits) : 0);
   const [lq, lk, lv, latt] = carve(lowWork, low ? [N * qw, N * kw, N * kw, N * qw] : [0, 0, 0, 0]);
   const [lh1, lh3, lgate] = carve(lowWork, low ? [N * F, N * F, N * F] : [0, 0, 0]);
-  // float32 full recompute: h1, h3, gate in one buffer, where the attention's gradients dAtt, dq, dk, dv go once the
-  // feed-forward's backward is done with them
+  // (ffnWork: the attention's gradients dAtt, dq, dk, dv go there once the feed-forward's backward is done with it)
   const ffnWork = alloc(full && !low ? Math.max(N * Math.max(3 * F, attWidth), logits) : 0);
   const [fh1, fh3, fgate] = carve(ffnWork, full && !low ? [N * F, N * F, N * F] : [0, 0, 0]);
   const sharedAlloc = (needed: boolean, view: FloatArray, size: number) => (low ? view : alloc(needed ? size : 0));
