@@ -163,11 +163,10 @@ export interface ProjectionAdapter {
 
 /**
  * Logits computed at once in the head (8 Mi floats, 32 MiB): bounded memory whatever the vocabulary (the block lies
- * in the backward's scratch, dead while the head runs); at least HEAD_MIN_ROWS rows so the head's matmuls stay
- * efficient. Fewer rows at a time cost speed: each block rereads the head's weights and rewrites their gradient.
+ * in the backward's scratch, dead while the head runs). Fewer rows at a time cost speed: each block rereads the
+ * head's weights and rewrites their gradient.
  */
 const HEAD_CHUNK_FLOATS = 1 << 23;
-const HEAD_MIN_ROWS = 64;
 
 export interface LlamaOptions {
   /** The tensor-parallel group; this rank holds its shard of every split tensor. Default: one process. */
@@ -352,7 +351,7 @@ function layOutActivations(
 
 /** Rows of logits the head computes at once for N tokens over V vocabulary rows (see HEAD_CHUNK_FLOATS). */
 export function headChunkRows(N: number, V: number): number {
-  return Math.max(1, Math.min(N, Math.max(HEAD_MIN_ROWS, Math.floor(HEAD_CHUNK_FLOATS / V))));
+  return Math.max(1, Math.min(N, Math.floor(HEAD_CHUNK_FLOATS / V)));
 }
 
 export class Llama {

@@ -24,7 +24,7 @@
  *   - the backward's scratch: dx [n,D], dxn [N,D], and (float32) one buffer N·max(F, 2·qw + 2·kw) holding dGate,
  *     then dAtt, dq, dk, dv (full: N·F, dGate only; d(h1), d(h3) are written over h1 and h3); with bf16 one bf16
  *     gradient buffer;
- *   - the head's block of logits (2^23 floats, at least 64 rows), which cross-entropy turns into dlogits in place:
+ *   - the head's block of logits (2^23 floats), which cross-entropy turns into dlogits in place:
  *     it lies in the bf16 working buffer, float32 full's h1/h3/gate buffer or the gradient scratch (nothing there
  *     is live while the head runs), and sizes that buffer when it is the larger;
  *   - with sequence parallelism the gathered/local gradient copies and a norm gain's gradient.
