@@ -1,7 +1,7 @@
 /** Activation checkpointing: every recompute policy gives bitwise the gradients of 'none', and keeps less. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Llama, RECOMPUTE_POLICIES, activationFloats, type Recompute } from '../src/model/llama.js';
+import { Llama, RECOMPUTE_POLICIES, activationFloats, headChunkRows, type Recompute } from '../src/model/llama.js';
 import { makeConfig } from '../src/model/config.js';
 import { createRefBackend } from '../src/kernels/ref.js';
 import type { Backend } from '../src/kernels/backend.js';
@@ -80,5 +80,29 @@ test('the memory estimate lays out the same activations the model allocates, und
     m.init(1);
     m.forward(new Int32Array(2 * 12), 2, 12);
     assert.equal(m.activationBytes(), activationFloats(config, 2, 12, { recompute }) * 4, recompute);
+  }
+});
+
+test('a head of several logits blocks (laid in the backward\'s scratch): each policy and dtype, bitwise the gradients of none (native)', { skip: nativeSkip }, () => {
+  // a vocabulary large enough that the head runs in more than one row block
+  const big = makeConfig({ dim: 8, nLayers: 2, nHeads: 2, nKvHeads: 1, vocabSize: 131072, multipleOf: 8, maxSeqLen: 40 });
+  const B = 2, T = 40;
+  assert.ok(headChunkRows(B * T, big.vocabSize) < B * T, 'the head runs in several blocks');
+  const be = native();
+  const rng = new Rng(9);
+  const tok = Int32Array.from({ length: B * T }, () => rng.int(big.vocabSize));
+  const tgt = Int32Array.from({ length: B * T }, () => rng.int(big.vocabSize));
+  for (const dtype of ['f32', 'bf16'] as const) {
+    const results = RECOMPUTE_POLICIES.map((recompute) => {
+      const m = new Llama(big, be, { recompute, dtype });
+      m.init(4);
+      m.ensureGrads().data.fill(0);
+      const loss = m.forwardBackward(tok, tgt, B, T, 1 / (B * T));
+      return { loss, grads: Float64Array.from(m.grads!.data) };
+    });
+    for (const r of results.slice(1)) {
+      assert.equal(r.loss, results[0].loss, dtype);
+      assert.deepEqual(r.grads, results[0].grads, dtype);
+    }
   }
 });

@@ -46,6 +46,13 @@
  * statistics (rstd, lse) is kept in bfloat16 (`BlockActs.lo`): the forward rounds each matmul output and continues
  * with the rounded value, so the backward, widening the saved copy into a float32 buffer that all layers share, sees
  * exactly what the forward used. q and k are saved before RoPE and rotated again in the backward.
+ *
+ * Workspace (what a run holds besides the saved activations; `layOutActivations`, closed form in plan/activations.ts):
+ * buffers whose lifetimes do not overlap share memory. The backward's gradient scratch is one buffer (dGate, then
+ * dAtt, dq, dk, dv), the SwiGLU backward writes d(h1), d(h3) over h1 and h3, the two norms' outputs share a buffer
+ * when they are recomputed (or, with bf16, rounded at once), a full recompute skips the block's output projection,
+ * and with bf16 the attention's and the feed-forward's float32 working copies and the gradient scratch share one
+ * buffer. None of this changes an operation or its inputs: the gradients are bitwise what they were.
  */
 import type { AttentionShape, Backend, FloatArray, RopeTable } from '../kernels/backend.js';
 import { makeRopeTable } from '../kernels/backend.js';
@@ -104,23 +111,38 @@ interface Activations {
   dxFull: FloatArray;
   dxnLocal: FloatArray;
   dwNorm: FloatArray;
+  /**
+   * The backward's gradient scratch, one buffer (`gradWork`) seen through views whose lifetimes do not overlap: the
+   * feed-forward's dGate [N, F] (dead once the SwiGLU backward has run), then the attention's dAtt, dq, dk, dv. The
+   * SwiGLU backward writes d(h1), d(h3) over h1 and h3 themselves (read for the last time there).
+   */
+  gradWork: FloatArray;
   dAtt: FloatArray;
   dq: FloatArray;
   dk: FloatArray;
   dv: FloatArray;
   dGate: FloatArray;
-  dh1: FloatArray;
-  dh3: FloatArray;
+  /** The head's logits block: a view of lowWork (bf16), ffnWork (float32 full) or gradWork, all dead while it runs. */
   logitsChunk: FloatArray;
-  /** The policy these buffers were laid out for, and (full recompute) where a recomputed block's output goes. */
+  /** The policy these buffers were laid out for. */
   recompute: Recompute;
-  discard: FloatArray;
   dtype: DTypeName;
   /** Mixed precision: the final norm's output and a gradient (the largest matmul dy) in bfloat16. */
   xnFLow: Uint16Array;
   dyLow: Uint16Array;
   /** The buffers the layers share (recomputed into, or float32 working copies with bf16): workspace, not saved. */
   shared: BlockActs;
+  /**
+   * With bf16 the float32 working copies of the attention (q, k, v, att) and of the feed-forward (h1, h3, gate) are
+   * never needed at once (each is rounded into its bf16 copy and widened again in the backward): one buffer holds
+   * either set, and the gradient scratch (then gradWork is empty): dGate is the float32 gate's place (the bf16
+   * backward reads the gate's bf16 copy), dAtt, dq, dk, dv lie after the attention's working copies.
+   */
+  lowWork: FloatArray;
+  /** Float32 full recompute: h1, h3 and gate of the recomputed block, then the attention's dAtt, dq, dk, dv. */
+  ffnWork: FloatArray;
+  /** Views into gradWork or lowWork: no memory of their own (not counted by activationBytes). */
+  views: Set<ArrayBufferView>;
 }
 
 /** The block's linear projections, by their Meta names (wq … w3). */
@@ -139,7 +161,11 @@ export interface ProjectionAdapter {
   backward(l: number, p: Projection, dy: FloatArray, x: FloatArray, dx: FloatArray, N: number): void;
 }
 
-/** Rows of logits computed at once in the head: bounded memory whatever the vocabulary. */
+/**
+ * Logits computed at once in the head (8 Mi floats, 32 MiB): bounded memory whatever the vocabulary (the block lies
+ * in the backward's scratch, dead while the head runs). Fewer rows at a time cost speed: each block rereads the
+ * head's weights and rewrites their gradient.
+ */
 const HEAD_CHUNK_FLOATS = 1 << 23;
 
 export interface LlamaOptions {
@@ -237,28 +263,55 @@ function layOutActivations(
   const { qw, kw, F, h, V } = o.sz;
   const { n, sp, recompute: r } = o;
   const low = o.dtype === 'bf16';
+  const attWidth = 2 * qw + 2 * kw; // dAtt, dq, dk, dv (or q, k, v, att) per row
+  const views = new Set<ArrayBufferView>();
+  /** Consecutive views of one buffer, of the given sizes. */
+  const carve = (buf: FloatArray, sizes: number[]): FloatArray[] => {
+    let off = 0;
+    return sizes.map((k) => {
+      const v = buf.subarray(off, (off += k));
+      views.add(v);
+      return v;
+    });
+  };
   // `keep`: saved per layer (in float32, or with bf16 in `lo` with one shared float32 set); `keepF`: always float32
   const keepF = (kept: boolean, shared: FloatArray, size: number) => (kept ? alloc(size) : shared);
   const keep = (kept: boolean, shared: FloatArray, size: number) => (kept && !low ? alloc(size) : shared);
   const sharedF = (needed: boolean, size: number) => alloc(needed ? size : 0);
-  const sharedAlloc = (needed: boolean, size: number) => alloc(needed || low ? size : 0);
   const full = r === 'full';
   // mixed precision: the bf16 copies are what a layer keeps (the float32 buffers are one shared set), by the same
-  // policy; the shared bf16 set serves the layers that keep nothing (recomputed)
+  // policy; the shared bf16 set serves the layers that keep nothing (recomputed). The two norms' outputs, when not
+  // kept, are recomputed right before each is used (or, the float32 ones with bf16, rounded at once), so one buffer
+  // serves both.
   const keepLow = (kept: boolean, sharedLow: Uint16Array, size: number) => (kept ? allocLow(size) : sharedLow);
   const lowShared = (needed: boolean, size: number) => allocLow(low && needed ? size : 0);
+  const xnLo = lowShared(r !== 'none', N * c.dim);
   const sharedLo: LowActs | undefined = low ? {
-    xn1: lowShared(r !== 'none', N * c.dim), q: lowShared(full, N * qw), k: lowShared(full, N * kw), v: lowShared(full, N * kw),
-    att: lowShared(full, N * qw), xn2: lowShared(r !== 'none', N * c.dim), h1: lowShared(full, N * F), h3: lowShared(full, N * F),
+    xn1: xnLo, q: lowShared(full, N * qw), k: lowShared(full, N * kw), v: lowShared(full, N * kw),
+    att: lowShared(full, N * qw), xn2: xnLo, h1: lowShared(full, N * F), h3: lowShared(full, N * F),
     gate: lowShared(r !== 'none', N * F),
   } : undefined;
-  // selective recomputes each norm output right before it is used, so one buffer serves both; a full recompute
-  // leaves both from the block's forward, which needs two
-  const xn = sharedAlloc(r !== 'none', N * c.dim);
+  const xn = alloc(r !== 'none' || low ? N * c.dim : 0);
+  // The float32 matmul outputs the layers share: with bf16 one buffer for the attention's or the feed-forward's
+  // (Activations.lowWork), which also holds the backward's gradient scratch (dGate over the float32 gate, which the
+  // bf16 backward does not read; dAtt, dq, dk, dv after the attention's working copies); in float32 full recompute,
+  // q, k, v, att each its own and h1, h3, gate in ffnWork. The head's logits block goes in lowWork, ffnWork or
+  // gradWork, whichever the run has: the head and the loss run between the last block's forward and the first
+  // block's backward, when nothing in them is live.
+  const chunkRows = headChunkRows(N, V);
+  const logits = chunkRows * V;
+  const lowWork = alloc(low ? Math.max(N * Math.max(2 * attWidth, 3 * F), logits) : 0);
+  const [lq, lk, lv, latt] = carve(lowWork, low ? [N * qw, N * kw, N * kw, N * qw] : [0, 0, 0, 0]);
+  const [lh1, lh3, lgate] = carve(lowWork, low ? [N * F, N * F, N * F] : [0, 0, 0]);
+  // (ffnWork: the attention's gradients dAtt, dq, dk, dv go there once the feed-forward's backward is done with it)
+  const ffnWork = alloc(full && !low ? Math.max(N * Math.max(3 * F, attWidth), logits) : 0);
+  const [fh1, fh3, fgate] = carve(ffnWork, full && !low ? [N * F, N * F, N * F] : [0, 0, 0]);
+  const sharedAlloc = (needed: boolean, view: FloatArray, size: number) => (low ? view : alloc(needed ? size : 0));
   const shared: BlockActs = {
-    x: alloc(0), rstd1: sharedF(full, n), xn1: xn, q: sharedAlloc(full, N * qw), k: sharedAlloc(full, N * kw), v: sharedAlloc(full, N * kw),
-    att: sharedAlloc(full, N * qw), lse: sharedF(full, batch * h * seq), xMid: sharedF(full, n * c.dim), rstd2: sharedF(full, n),
-    xn2: full || low ? alloc(N * c.dim) : xn, h1: sharedAlloc(full, N * F), h3: sharedAlloc(full, N * F), gate: sharedAlloc(r !== 'none', N * F),
+    x: alloc(0), rstd1: sharedF(full, n), xn1: xn, q: sharedAlloc(full, lq, N * qw), k: sharedAlloc(full, lk, N * kw), v: sharedAlloc(full, lv, N * kw),
+    att: sharedAlloc(full, latt, N * qw), lse: sharedF(full, batch * h * seq), xMid: sharedF(full, n * c.dim), rstd2: sharedF(full, n),
+    xn2: xn, h1: full && !low ? fh1 : sharedAlloc(false, lh1, N * F), h3: full && !low ? fh3 : sharedAlloc(false, lh3, N * F),
+    gate: full && !low ? fgate : sharedAlloc(r !== 'none', lgate, N * F),
   };
   const layers: BlockActs[] = [];
   for (let l = 0; l < c.nLayers; l++) {
@@ -277,21 +330,28 @@ function layOutActivations(
       },
     });
   }
-  const chunkRows = Math.max(1, Math.min(N, Math.floor(HEAD_CHUNK_FLOATS / V)));
   const dx = alloc(n * c.dim);
   const dxn = alloc(N * c.dim);
+  const gradWork = alloc(low ? 0 : full ? N * F : Math.max(N * Math.max(F, attWidth), logits));
+  const [logitsChunk] = carve(low ? lowWork : full ? ffnWork : gradWork, [logits]);
+  const [dGate] = low ? [lgate] : carve(gradWork, [N * F]);
+  const attGrads = low ? lowWork.subarray(N * attWidth) : full ? ffnWork : gradWork;
+  const [dAtt, dq, dk, dv] = carve(attGrads, [N * qw, N * qw, N * kw, N * kw]);
   return {
     batch, seq, tokens: tokens(N), layers,
     xFinal: alloc(n * c.dim), rstdF: alloc(n), xnF: alloc(N * c.dim),
-    dx, dxn, dAtt: alloc(N * qw),
+    dx, dxn, gradWork, dAtt, dq, dk, dv, dGate,
     dxFull: sp ? alloc(N * c.dim) : dx, dxnLocal: sp ? alloc(n * c.dim) : dxn, dwNorm: alloc(sp ? c.dim : 0),
-    dq: alloc(N * qw), dk: alloc(N * kw), dv: alloc(N * kw),
-    dGate: alloc(N * F), dh1: alloc(N * F), dh3: alloc(N * F),
-    logitsChunk: alloc(chunkRows * V),
-    recompute: r, discard: alloc(full ? n * c.dim : 0),
+    logitsChunk,
+    recompute: r, lowWork, ffnWork, views,
     shared: { ...shared, lo: sharedLo },
     dtype: o.dtype, xnFLow: allocLow(low ? N * c.dim : 0), dyLow: allocLow(low ? Math.max(N * Math.max(c.dim, qw, F), chunkRows * V) : 0),
   };
+}
+
+/** Rows of logits the head computes at once for N tokens over V vocabulary rows (see HEAD_CHUNK_FLOATS). */
+export function headChunkRows(N: number, V: number): number {
+  return Math.max(1, Math.min(N, Math.floor(HEAD_CHUNK_FLOATS / V)));
 }
 
 export class Llama {
@@ -397,12 +457,13 @@ export class Llama {
     }
     for (const [k, b] of Object.entries(a)) {
       if (k === 'layers' || k === 'tokens' || k === 'shared' || typeof b !== 'object' || !('BYTES_PER_ELEMENT' in b)) continue;
+      if (a.views.has(b as ArrayBufferView)) continue;
       if (b instanceof Uint16Array) bufs16.add(b);
       else bufs.add(b as FloatArray);
     }
     let n = 0;
     for (const b of bufs16) n += b.byteLength;
-    for (const b of bufs) n += b.byteLength;
+    for (const b of bufs) if (!a.views.has(b)) n += b.byteLength;
     return n;
   }
 
@@ -607,9 +668,10 @@ export class Llama {
 
   /**
    * Layer `l` over the N = attn.rows rows in s.x: out = xMid + FFN(norm(xMid)), xMid = x + Attention(norm(x)).
-   * out may be s.x (and s.xMid may be s.x): the residual is then updated in place.
+   * out may be s.x (and s.xMid may be s.x): the residual is then updated in place. out null (a full recompute before
+   * the backward): everything the backward reads, without the output's projection (w2).
    */
-  blockForward(l: number, s: BlockActs, out: FloatArray, attn: AttentionSource, split = false): void {
+  blockForward(l: number, s: BlockActs, out: FloatArray | null, attn: AttentionSource, split = false): void {
     const c = this.config;
     const be = this.backend;
     const p = this.params;
@@ -652,6 +714,7 @@ export class Llama {
     }
     be.swiglu(s.gate, s.h1, s.h3, N * F);
     const gate = lo ? this.lower(s.gate, N * F, lo.gate) : null;
+    if (!out) return;
     if (out !== s.xMid) out.set(s.xMid.subarray(0, n * D));
     this.rowParallel(out, s.gate, gate, w.w2, N, F, split);
     ad?.forward(l, 'w2', out, s.gate, N);
@@ -758,7 +821,7 @@ export class Llama {
     gradsReady?.(L.norm.offset, L.total - L.norm.offset);
     const attn = new SelfAttention(a.batch, a.seq);
     for (let l = c.nLayers - 1; l >= 0; l--) {
-      if (a.recompute === 'full') this.blockForward(l, a.layers[l], a.discard, attn, split); // everything but x again
+      if (a.recompute === 'full') this.blockForward(l, a.layers[l], null, attn, split); // everything but x again (not the output)
       this.blockBackward(l, a.layers[l], a, g, attn);
       const w = L.layers[l];
       gradsReady?.(w.attentionNorm.offset, w.w3.offset + w.w3.size - w.attentionNorm.offset);
@@ -787,11 +850,14 @@ export class Llama {
     let dx = this.allRows(a.dx, a.dxFull, N);
     this.linearBackward(a.dGate, dx, s.gate, lo && lo.gate, w.w2, N, F, D, a.dyLow);
     ad?.backward(l, 'w2', dx, s.gate, a.dGate, N);
-    be.swigluBackward(a.dh1, a.dh3, a.dGate, s.h1, s.h3, N * F);
-    this.linearBackward(a.dxn, a.dh1, s.xn2, lo && lo.xn2, w.w1, N, D, F, a.dyLow);
-    this.linearBackward(a.dxn, a.dh3, s.xn2, lo && lo.xn2, w.w3, N, D, F, a.dyLow, true);
-    ad?.backward(l, 'w1', a.dh1, s.xn2, a.dxn, N);
-    ad?.backward(l, 'w3', a.dh3, s.xn2, a.dxn, N);
+    // d(h1), d(h3) over h1 and h3 (their last read; see Activations.gradWork)
+    const dh1 = s.h1;
+    const dh3 = s.h3;
+    be.swigluBackward(dh1, dh3, a.dGate, s.h1, s.h3, N * F);
+    this.linearBackward(a.dxn, dh1, s.xn2, lo && lo.xn2, w.w1, N, D, F, a.dyLow);
+    this.linearBackward(a.dxn, dh3, s.xn2, lo && lo.xn2, w.w3, N, D, F, a.dyLow, true);
+    ad?.backward(l, 'w1', dh1, s.xn2, a.dxn, N);
+    ad?.backward(l, 'w3', dh3, s.xn2, a.dxn, N);
     this.normBackward(w.ffnNorm, this.sumInputGrad(a.dxn, N, split, a.dxnLocal), s.xMid, s.rstd2, n, a, g);
     // attention block: xMid = x + att·Woᵀ
     dx = this.allRows(a.dx, a.dxFull, N);
@@ -806,7 +872,8 @@ export class Llama {
       be.rope(s.k, attn.batch, attn.seq, this.sz.kv, this.rope);
     }
     attn.backward(this, s, a);
-    if (a.recompute === 'selective') this.recomputeNorm(s.xn1, s.rstd1, s.x, w.attentionNorm, N, lo && lo.xn1);
+    // selective and full: one buffer holds both norms' outputs, and the feed-forward's was the last written
+    if (a.recompute !== 'none') this.recomputeNorm(s.xn1, s.rstd1, s.x, w.attentionNorm, N, lo && lo.xn1);
     this.linearBackward(a.dxn, a.dq, s.xn1, lo && lo.xn1, w.wq, N, D, qw, a.dyLow);
     this.linearBackward(a.dxn, a.dk, s.xn1, lo && lo.xn1, w.wk, N, D, kw, a.dyLow, true);
     this.linearBackward(a.dxn, a.dv, s.xn1, lo && lo.xn1, w.wv, N, D, kw, a.dyLow, true);

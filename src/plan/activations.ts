@@ -12,13 +12,26 @@
  *   selective   the same less xn1, xn2 and gate (recomputed from x, xMid, h1 and h3)
  *   full        x only (the block's forward runs again before its backward)
  * The second group is float32, or bfloat16 with --dtype bf16 (x, xMid, rstd and lse stay float32). Once per rank
- * (the workspace): one shared set of those buffers (what the layers recompute into; with bf16 the float32 working
- * copies), the backward's gradient scratch, the head's block of at most 2^23 logits, the final norm's input and
- * output (saved, counted with the layers' here), and with bf16 the bf16 copy of the final norm's output and one bf16
- * gradient buffer.
+ * (the workspace, sized by what the policy needs):
+ *   - one buffer for the two norms' outputs when the layers do not keep them (selective and full: each is
+ *     recomputed right before its use; with bf16 the float32 outputs are working copies, rounded at once);
+ *   - float32: full recompute's own q, k, v, att and one buffer N·max(3·F, 2·qw + 2·kw) for h1, h3, gate (the
+ *     block's forward leaves them for its backward), which then holds dAtt, dq, dk, dv; selective's gate;
+ *     bf16: one float32 buffer N·max(2·(2·qw + 2·kw), 3·F) that holds either the attention's working copies (q, k,
+ *     v, att, then the gradients dAtt, dq, dk, dv after them) or the feed-forward's (h1, h3, gate; dGate over the
+ *     gate), never needed at once; and the bf16 set the recomputing layers share;
+ *   - full: the per-row statistics and xMid of the recomputed block (its output is not recomputed: no w2 product);
+ *   - the backward's scratch: dx [n,D], dxn [N,D], and (float32) one buffer N·max(F, 2·qw + 2·kw) holding dGate,
+ *     then dAtt, dq, dk, dv (full: N·F, dGate only; d(h1), d(h3) are written over h1 and h3); with bf16 one bf16
+ *     gradient buffer;
+ *   - the head's block of logits (2^23 floats), which cross-entropy turns into dlogits in place:
+ *     it lies in the bf16 working buffer, float32 full's h1/h3/gate buffer or the gradient scratch (nothing there
+ *     is live while the head runs), and sizes that buffer when it is the larger;
+ *   - with sequence parallelism the gathered/local gradient copies and a norm gain's gradient.
+ * The final norm's input and output are saved (counted with the layers'), with bf16 also the output's bf16 copy.
  */
 import { ffnHiddenDim, headDim, type LlamaConfig } from '../model/config.js';
-import type { DTypeName, Recompute } from '../model/llama.js';
+import { headChunkRows, type DTypeName, type Recompute } from '../model/llama.js';
 
 export interface ActivationShape {
   batch: number;
@@ -40,9 +53,6 @@ export interface ActivationBytes {
   workspace: number;
   total: number;
 }
-
-/** Rows of logits the head computes at once (model/llama.ts HEAD_CHUNK_FLOATS). */
-const HEAD_CHUNK_FLOATS = 2 ** 23;
 
 export function activationBytes(c: LlamaConfig, o: ActivationShape): ActivationBytes {
   const t = o.tp ?? 1;
@@ -68,16 +78,26 @@ export function activationBytes(c: LlamaConfig, o: ActivationShape): ActivationB
   const perLayer = keptF * f + keptLow * lb;
   const finalNorm = n * D + n + N * D;
   const saved = perLayer * c.nLayers + finalNorm * f + (low ? N * D * 2 : 0);
-  // the shared set: float32 working buffers; with bf16 also the bf16 set of what is not kept per layer
-  const sharedLowable = low
-    ? 2 * N * D + 2 * N * qw + 2 * N * kw + 3 * N * F
-    : (none ? 0 : N * D + N * F) + (full ? N * D + 2 * N * qw + 2 * N * kw + 2 * N * F : 0);
+  // the shared set: one buffer for the two norms' outputs (unless each layer keeps them, in float32); the float32
+  // matmul outputs full recompute leaves (each its own) or, with bf16, one buffer for the attention's or the
+  // feed-forward's working copies; the gate selective recomputes; full's per-row statistics and xMid
+  const xn = !none || low ? N * D : 0;
+  // (with bf16 that buffer also holds the backward's gradient scratch: dGate, then dAtt, dq, dk, dv)
+  // (float32 full: h1, h3, gate in one buffer that then holds dAtt, dq, dk, dv). The head's logits block lies in the
+  // bf16 buffer, float32 full's h1/h3/gate buffer, or the backward's gradient scratch: whichever is larger sizes it.
+  const chunkRows = headChunkRows(N, V);
+  const logits = chunkRows * V;
+  const sharedMatmul = low
+    ? Math.max(N * Math.max(2 * (2 * qw + 2 * kw), 3 * F), logits)
+    : full ? 2 * N * qw + 2 * N * kw + Math.max(N * Math.max(3 * F, 2 * qw + 2 * kw), logits) : none ? 0 : N * F;
   const sharedF = full ? 2 * n + N * h + n * D : 0;
-  const sharedLow = low ? (none ? 0 : 2 * N * D + N * F) + (full ? 2 * N * qw + 2 * N * kw + 2 * N * F : 0) : 0;
-  const chunkRows = Math.max(1, Math.min(N, Math.floor(HEAD_CHUNK_FLOATS / V)));
-  const scratch = n * D + N * D + 2 * N * qw + 2 * N * kw + 3 * N * F + chunkRows * V + (sp ? N * D + n * D + D : 0) + (full ? n * D : 0);
+  const sharedLow = low ? (none ? 0 : N * D + N * F) + (full ? 2 * N * qw + 2 * N * kw + 2 * N * F : 0) : 0;
+  // the backward's scratch: dx, dxn, one buffer for dGate then dAtt, dq, dk, dv (float32 full: dGate only; bf16:
+  // none), and with sequence parallelism the gathered and local copies and a norm gain's gradient
+  const gradWork = low ? 0 : full ? N * F : Math.max(N * Math.max(F, 2 * qw + 2 * kw), logits);
+  const scratch = n * D + N * D + gradWork + (sp ? N * D + n * D + D : 0);
   const dyLow = low ? Math.max(N * Math.max(D, qw, F), chunkRows * V) : 0;
-  const workspace = (sharedLowable + sharedF + scratch) * f + (sharedLow + dyLow) * 2;
+  const workspace = (xn + sharedMatmul + sharedF + scratch) * f + (sharedLow + dyLow) * 2;
   return { perLayer, saved, workspace, total: saved + workspace };
 }
 
