@@ -95,3 +95,13 @@ test('sampling through the backend kernels (float32 softmax) draws what the floa
   for (let i = 0; i < 20000; i++) counts[sampleToken(logits, { temperature: 1, topK: 0, topP: 1 }, r2, backends[1])]++;
   counts.forEach((c, i) => assert.ok(Math.abs(c / 20000 - (i + 1) / 10) < 0.015, `id ${i}: ${c / 20000}`));
 });
+
+test('degenerate rows still draw an id: NaN logits under top-p, a tiny temperature through the backend', async () => {
+  const { createBackend } = await import('../src/kernels/index.js');
+  const be = createBackend();
+  const nan = Float32Array.from({ length: 100 }, (_, i) => (i === 3 ? NaN : 0));
+  const id = sampleToken(nan, { temperature: 1, topK: 0, topP: 0.9 }, new Rng(1));
+  assert.ok(Number.isInteger(id) && id >= 0 && id < 100);
+  const logits = Float32Array.from({ length: 1000 }, (_, i) => (i === 7 ? 30 : Math.sin(i)));
+  for (const t of [1e-6, 0.005]) assert.equal(sampleToken(logits, { temperature: t, topK: 0, topP: 0.95 }, new Rng(2), be), 7, `temperature ${t}`);
+});

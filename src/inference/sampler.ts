@@ -41,13 +41,15 @@ let probsScratch = new Float64Array(0);
 const rowScratch = new WeakMap<Backend, { x: FloatArray; p: FloatArray; lse: FloatArray }>();
 
 /**
- * exp((logits − max)/temperature) for every id, and their sum: in float64 in JavaScript, or — given a backend — as
- * the softmax of logits/temperature in the backend's kernels (scale, logSumExp, softmaxScaled: float32, vectorised),
- * which is an order of magnitude faster at V = 32000 (bench/serve.ts samples every row of a batch each step).
+ * exp((logits − max)/temperature) for every id, and their sum: in float64 in JavaScript, or — given a backend and a
+ * temperature of at least 0.01 — as the softmax of logits/temperature in the backend's kernels (scale, logSumExp,
+ * softmaxScaled: float32, vectorised), which is an order of magnitude faster at V = 32000 (bench/serve.ts samples
+ * every row of a batch each step).
  */
 function probabilities(logits: ArrayLike<number>, temperature: number, be: Backend | undefined): { probs: ArrayLike<number>; sum: number } {
   const V = logits.length;
-  if (be) {
+  // below 0.01 the scaled logits could leave float32's range (1/T times a logit); float64 handles any temperature
+  if (be && temperature >= 0.01) {
     let b = rowScratch.get(be);
     if (!b || b.x.length < V) rowScratch.set(be, (b = { x: be.alloc(V), p: be.alloc(V), lse: be.alloc(1) }));
     const x = V === b.x.length ? b.x : b.x.subarray(0, V);
@@ -116,7 +118,8 @@ export function sampleToken(logits: ArrayLike<number>, o: SamplingOptions, rng: 
  */
 function nucleus(probs: ArrayLike<number>, V: number, sum: number, o: SamplingOptions, cutoff: number): number[] | null {
   let order: number[] = [];
-  for (let i = 0; i < V; i++) if (probs[i] >= cutoff) order.push(i);
+  if (cutoff === 0) order = Array.from({ length: V }, (_, i) => i); // every id (NaN probabilities included)
+  else for (let i = 0; i < V; i++) if (probs[i] >= cutoff) order.push(i);
   let decided = order.length === V;
   order.sort((a, b) => probs[b] - probs[a] || a - b);
   if (o.topK > 0 && o.topK < V && order.length >= o.topK) {
