@@ -161,3 +161,40 @@ test('cli: generate maps by default and says so with --verbose; --no-mmap and LL
   assert.match(noAddon.stderr, /^llama-ts: weights: read .*not mapped: the (wasm|ref) backend reads/m);
   assert.equal(mapped.stdout, read.stdout);
 });
+
+test('adviseHugePages advises the whole 2 MiB pages inside an array; the backend advises its large buffers onto them', { skip }, () => {
+  const addon = native().addon;
+  assert.ok(addon.adviseHugePages, 'the addon has adviseHugePages');
+  const advise = addon.adviseHugePages.bind(addon);
+  assert.equal(advise(new Float32Array(1000)), 0, 'nothing whole inside 4 KB');
+  const big = new Float32Array(3 << 20); // 12 MiB: at least five whole 2 MiB pages inside, wherever it starts
+  const bytes = advise(big);
+  const thp = (() => {
+    try {
+      return /\[(always|madvise)\]/.test(readFileSync('/sys/kernel/mm/transparent_hugepage/enabled', 'utf8'));
+    } catch {
+      return false;
+    }
+  })();
+  if (thp) {
+    assert.equal(bytes % (2 << 20), 0);
+    assert.ok(bytes >= 5 * (2 << 20) && bytes <= big.byteLength, `${bytes} bytes advised`);
+  } else assert.equal(bytes, 0);
+  assert.throws(() => advise({} as Float32Array), /adviseHugePages: expects a typed array/);
+  // the native backend's alloc advises its large buffers (before anything is written into them), not small ones
+  const be = native();
+  const seen: number[] = [];
+  const original = be.addon.adviseHugePages;
+  be.addon.adviseHugePages = (x: Float32Array) => {
+    seen.push(x.length);
+    return original ? original.call(be.addon, x) : 0;
+  };
+  try {
+    be.alloc(1000);
+    const a = be.alloc(4 << 20);
+    assert.deepEqual(seen, [4 << 20]);
+    assert.ok(a.every((v) => v === 0));
+  } finally {
+    be.addon.adviseHugePages = original;
+  }
+});
