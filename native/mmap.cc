@@ -295,15 +295,20 @@ napi_value MapClose(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
-// index of the first non-finite float, or -1; blocks of 256 are OR-reduced (vectorised), a hit is searched linearly
-napi_value FirstNonFinite(napi_env env, napi_callback_info info) {
+// The one typed-array argument of a call: its type, length and data; false when it is not a typed array.
+bool only_typed_array(napi_env env, napi_callback_info info, napi_typedarray_type* t, size_t* n, void** data) {
   napi_value argv[1];
   size_t argc = 1;
   napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  return argc >= 1 && napi_get_typedarray_info(env, argv[0], t, n, data, nullptr, nullptr) == napi_ok;
+}
+
+// index of the first non-finite float, or -1; blocks of 256 are OR-reduced (vectorised), a hit is searched linearly
+napi_value FirstNonFinite(napi_env env, napi_callback_info info) {
   napi_typedarray_type t;
   size_t n = 0;
   void* data = nullptr;
-  if (argc < 1 || napi_get_typedarray_info(env, argv[0], &t, &n, &data, nullptr, nullptr) != napi_ok || t != napi_float32_array) {
+  if (!only_typed_array(env, info, &t, &n, &data) || t != napi_float32_array) {
     return fail(env, "firstNonFinite: expects a Float32Array", false);
   }
   const uint32_t* u = static_cast<const uint32_t*>(data);
@@ -320,15 +325,10 @@ napi_value FirstNonFinite(napi_env env, napi_callback_info info) {
 }
 
 napi_value AdviseHugePages(napi_env env, napi_callback_info info) {
-  napi_value argv[1];
-  size_t argc = 1;
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
   napi_typedarray_type t;
   size_t n = 0;
   void* data = nullptr;
-  if (argc < 1 || napi_get_typedarray_info(env, argv[0], &t, &n, &data, nullptr, nullptr) != napi_ok) {
-    return fail(env, "adviseHugePages: expects a typed array", false);
-  }
+  if (!only_typed_array(env, info, &t, &n, &data)) return fail(env, "adviseHugePages: expects a typed array", false);
   size_t el = t == napi_float64_array ? 8 : t == napi_float32_array || t == napi_int32_array || t == napi_uint32_array ? 4
              : t == napi_uint16_array || t == napi_int16_array ? 2 : 1;
 #if defined(MADV_HUGEPAGE)

@@ -23,6 +23,7 @@ import { writeLlamaGguf } from '../src/io/gguf-llama.js';
 import { makeConfig } from '../src/model/config.js';
 import { byteVocab, TokenType, type TokenizerVocab } from '../src/tokenizer/vocab.js';
 import { peakedModel } from './helpers/models.js';
+import type { Browser, Page } from 'playwright-core';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const CHROMIUM = '/usr/bin/chromium';
@@ -30,6 +31,14 @@ const skip = existsSync(CHROMIUM) ? false : `needs ${CHROMIUM}`;
 
 interface Seen { steps: { step: number; loss: number }[]; threads: number; isolated: boolean }
 
+/** A new page (downloads accepted) at `url`, with its uncaught errors collected. */
+async function openPage(browser: Browser, url: string): Promise<{ page: Page; errors: string[] }> {
+  const page = await browser.newPage({ acceptDownloads: true });
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto(url);
+  return { page, errors };
+}
 test('the page trains in Chromium (isolated, several workers), and the CLI scores its checkpoint to the same loss', { skip, timeout: 600_000 }, async () => {
   const { chromium } = await import('playwright-core');
   const { serveWeb } = (await import(pathToFileURL(join(root, 'web/serve.mjs')).href)) as { serveWeb(dir: string, port: number): Promise<{ url: string; close(): Promise<void> }> };
@@ -39,10 +48,7 @@ test('the page trains in Chromium (isolated, several workers), and the CLI score
   const server = await serveWeb(site, 0);
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
   try {
-    const page = await browser.newPage({ acceptDownloads: true });
-    const errors: string[] = [];
-    page.on('pageerror', (e) => errors.push(e.message));
-    await page.goto(server.url);
+    const { page, errors } = await openPage(browser, server.url);
     await page.waitForFunction(() => (globalThis as { llamaTs?: Seen }).llamaTs!.threads > 0, null, { timeout: 60_000 });
     const env = await page.evaluate(() => ({ isolated: crossOriginIsolated, seen: (globalThis as { llamaTs?: Seen }).llamaTs! }));
     assert.equal(env.isolated, true, 'the page is cross-origin isolated');
@@ -152,10 +158,7 @@ test('the page loads GGUF files the CLI wrote: greedy samples and scores as the 
   const server = await serveWeb(site, 0);
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
   try {
-    const page = await browser.newPage({ acceptDownloads: true });
-    const errors: string[] = [];
-    page.on('pageerror', (e) => errors.push(e.message));
-    await page.goto(server.url);
+    const { page, errors } = await openPage(browser, server.url);
     await page.waitForFunction(() => !(document.getElementById('train') as HTMLButtonElement).disabled, null, { timeout: 60_000 });
     const seen = () => page.evaluate(() => (globalThis as { llamaTs?: SeenGguf }).llamaTs!);
     const errorText = async () => {

@@ -80,13 +80,9 @@ export interface GgufTensorInfo {
   nbytes: number;
 }
 
-export interface GgufFile {
+/** A GGUF file: its header (without the size: `bytes.size`) and access to its tensors. */
+export interface GgufFile extends Omit<GgufHeader, 'size'> {
   path: string;
-  version: number;
-  metadata: Map<string, GgufValue>;
-  tensors: Map<string, GgufTensorInfo>;
-  alignment: number;
-  dataStart: number;
   /**
    * The file's bytes (util/mmap.ts): mapped when readGguf was asked to map (then `bytes.whole` is the whole file as
    * one Uint8Array over the mapping and `tensorBytes` views into it), else the read path.
