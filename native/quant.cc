@@ -26,6 +26,8 @@ namespace {
 
 using DotFn = float (*)(const uint8_t* w, const int8_t* q, const float* d, const int32_t* s, long nb);
 
+}  // namespace
+
 float half_to_float(const uint8_t* p) {
   uint32_t h = p[0] | p[1] << 8;
   uint32_t sign = (h & 0x8000u) << 16, e = (h >> 10) & 31, m = h & 0x3ff, bits;
@@ -39,6 +41,8 @@ float half_to_float(const uint8_t* p) {
   __builtin_memcpy(&f, &bits, 4);
   return f;
 }
+
+namespace {
 
 inline float bf16_to_float(const uint8_t* p) {
   uint32_t bits = (uint32_t)(p[0] | p[1] << 8) << 16;
@@ -162,6 +166,8 @@ DotF32Fn dot_bf16_for() {
   return dot_bf16_generic;
 }
 
+}  // namespace
+
 // one row of activations → int8 per block of 32, as quantizeActivations in src/kernels/ops/quant.ts (bit for bit)
 void quantize_row(const float* x, long K, int8_t* q, float* d, int32_t* s) {
   for (long b = 0; b < K / 32; b++) {
@@ -179,6 +185,8 @@ void quantize_row(const float* x, long K, int8_t* q, float* d, int32_t* s) {
     s[b] = sum;
   }
 }
+
+namespace {
 
 // one weight row of K values → float32, as dequantize in src/kernels/ops/quant.ts (loops the compiler vectorises)
 LT_CLONES void dequant_row(int kind, const uint8_t* w, float* y, long K) {

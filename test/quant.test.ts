@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRefBackend } from '../src/kernels/ref.js';
-import { QUANT_TYPES, dequantize, quantize, rowBytes, type QuantType } from '../src/kernels/ops/quant.js';
+import { QUANT_TYPES, dequantize, quantize, rowBytes, repackQ4_0x8, unpackQ4_0x8, q4_0x8Bytes, type QuantType } from '../src/kernels/ops/quant.js';
 import { Rng } from '../src/util/rng.js';
 import { skip, native, randn, assertClose, forEachSimd } from './helpers/native.js';
 import { mkdtempSync } from 'node:fs';
@@ -264,6 +264,92 @@ test('a quantized GGUF loads with its weights (embedding included) kept in block
       if (Math.exp(sorted[0]) - Math.exp(sorted[1]) > 2 * dp) assert.equal(pb[am], sorted[0], `${type}: top-1 at position ${i}`);
     }
   }
+});
+
+test('repackQ4_0x8: 8-row groups, scales then 4-byte lanes per row; zero rows pad; unpack restores the blocks', () => {
+  const rows = 9, cols = 64, rb = rowBytes('Q4_0', cols);
+  const w = Uint8Array.from({ length: rows * rb }, (_, i) => (i * 37 + 11) & 255);
+  const p = repackQ4_0x8(w, rows, cols);
+  assert.equal(p.length, q4_0x8Bytes(rows, cols));
+  assert.equal(p.length, 2 * 2 * 144); // 2 groups (9 rows → 16) × 2 blocks × 144 bytes
+  // row 1, block 1: its scale at bytes 2..3 of group 0's block 1; its nibble byte 4c + i at 16 + 32c + 4 + i
+  const src = 1 * rb + 18;
+  assert.deepEqual([p[144 + 2], p[144 + 3]], [w[src], w[src + 1]]);
+  assert.equal(p[144 + 16 + 32 * 2 + 4 + 3], w[src + 2 + 11]);
+  // row 8 (group 1, lane 0), block 0
+  assert.deepEqual([p[288], p[289], p[288 + 16], p[288 + 16 + 32 * 3 + 3]], [w[8 * rb], w[8 * rb + 1], w[8 * rb + 2], w[8 * rb + 2 + 15]]);
+  // the padding rows 9..15 are zero (scale 0: they contribute nothing)
+  for (let b = 0; b < 2; b++) {
+    const o = 288 + 144 * b;
+    for (let r = 1; r < 8; r++) {
+      assert.equal(p[o + 2 * r] | p[o + 2 * r + 1], 0);
+      for (let c = 0; c < 4; c++) for (let i = 0; i < 4; i++) assert.equal(p[o + 16 + 32 * c + 4 * r + i], 0);
+    }
+  }
+  assert.deepEqual(unpackQ4_0x8(p, rows, cols), w);
+  assert.throws(() => repackQ4_0x8(w.subarray(1), rows, cols), /needs 324 bytes, got 323/);
+});
+
+test('matmulQ4_0x8 (Q4_0 repacked, decode) matches matmulQ4_0 and the float product on every SIMD path; M = 1..15, odd N', { skip }, () => {
+  const be = native();
+  const rng = new Rng(12);
+  const Ks = [32, 96, 512], Ns = [1, 7, 9, 40, 83];
+  let i = 0;
+  forEachSimd(be, (level) => {
+    for (let M = 1; M <= 15; M++) {
+      const K = Ks[i % Ks.length], N = Ns[i++ % Ns.length];
+      const x = randn(rng, M * K), wq = quantize('Q4_0', randn(rng, N * K, 0.1)), p = repackQ4_0x8(wq, N, K);
+      for (const acc of [false, true]) {
+        const init = randn(rng, M * N);
+        const a = Float32Array.from(init), b = Float32Array.from(init), c = Float32Array.from(init), r = Float32Array.from(init);
+        be.matmulQ4_0x8(a, x, p, M, K, N, acc);
+        be.matmulQ4_0(b, x, wq, M, K, N, acc);
+        ref.matmulQ4_0x8(r, x, p, M, K, N, acc);
+        const what = `${level} M=${M} K=${K} N=${N} acc=${acc}`;
+        // the portable path keeps the per-row kernel's float order: equal bit for bit; SIMD paths sum in another order
+        if (level === 'generic') assert.deepEqual(a, b, what);
+        else assertClose(a, b, 1e-5 * Math.sqrt(K / 32), what);
+        assertClose(a, r, 1e-5 * Math.sqrt(K / 32), `${what} vs ref`);
+        ref.matmul(c, x, dequantize('Q4_0', wq, N * K), M, K, N, acc);
+        assertClose(a, c, 0.02, `${what} vs float`, M * N, 0.1 * Math.sqrt(K));
+      }
+    }
+    // the largest decode shape of mini models: several tasks over the pool
+    const M = 1, K = 512, N = 1376;
+    const x = randn(rng, M * K), wq = quantize('Q4_0', randn(rng, N * K, 0.1));
+    const a = new Float32Array(N), b = new Float32Array(N);
+    be.matmulQ4_0x8(a, x, repackQ4_0x8(wq, N, K), M, K, N);
+    be.matmulQ4_0(b, x, wq, M, K, N);
+    assertClose(a, b, 1e-5 * Math.sqrt(K / 32), `${level} 1376×512`);
+  });
+  for (const b of [be, ref]) {
+    assert.throws(() => b.matmulQ4_0x8(new Float32Array(16), new Float32Array(16 * 32), new Uint8Array(144), 16, 32, 1), /at most 15/);
+    assert.throws(() => b.matmulQ4_0x8(new Float32Array(9), new Float32Array(32), new Uint8Array(144), 1, 32, 9), /w has 144 elements, shape needs 288/);
+  }
+});
+
+test('a Q4_0 GGUF on the native backend decodes through the repacked weights as through the blocks', { skip }, () => {
+  const config = makeConfig({ dim: 256, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 300, multipleOf: 32, maxSeqLen: 32 });
+  const dir = mkdtempSync(join(tmpdir(), 'llama-ts-q4x8-'));
+  const path = join(dir, 'm.gguf');
+  writeLlamaGguf(path, peakedModel(config, 13), byteVocab(config.vocabSize), 'q4_0');
+  const lines: string[] = [];
+  const packed = loadAnyModel(path, native(), undefined, undefined, { weights: 'map', verbose: (l) => lines.push(l) }).model;
+  const plain = loadAnyModel(path, native()).model;
+  const L = plain.layout;
+  for (const t of L.tensors) {
+    const q = plain.quantized(t);
+    if (q) plain.setQuantized(t, q, { repack: false });
+  }
+  assert.equal(plain.repackedBytes(), 0);
+  // every Q4_0 matrix but the embedding table: ffn hidden 704 rows of w1/w3 (88 groups), the head's 300 rows (not a multiple of 8)
+  assert.equal(packed.quantized(packed.layout.layers[0].w1)?.type, 'Q4_0');
+  assert.ok(packed.repackedBytes() > 0);
+  assert.ok(lines.some((l) => /Q4_0 repacked into 8-row groups/.test(l)), lines.join('\n'));
+  const toks = [1, 5, 77, 200, 3, 299, 42, 42, 7];
+  const a = new Decoder(packed).logitsAll(toks), b = new Decoder(plain).logitsAll(toks);
+  // the same integer sums; float order only (and, through it, an activation's int8 rounding may move by one step)
+  assertClose(a, b, 0.01, 'repacked vs blocks logits', a.length, 1);
 });
 
 test('copy (the bandwidth probe) copies exactly n values over the pool and nothing beyond', { skip }, () => {

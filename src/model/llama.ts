@@ -50,7 +50,7 @@
 import type { AttentionShape, Backend, FloatArray, RopeTable } from '../kernels/backend.js';
 import { makeRopeTable } from '../kernels/backend.js';
 import { ffnHiddenDim, headDim, type LlamaConfig } from './config.js';
-import { matmulQuant, dequantize, rowBytes, type QuantTensor } from '../kernels/ops/quant.js';
+import { matmulQuant, dequantize, rowBytes, repackQ4_0x8, type QuantTensor } from '../kernels/ops/quant.js';
 import { FlatTensors, paramLayout, initParams, initTensor, shardOf, type ParamLayout, type TensorSpec } from './params.js';
 import { Rng } from '../util/rng.js';
 import { UserError } from '../util/errors.js';
@@ -320,6 +320,8 @@ export class Llama {
   private acts: Activations | null = null;
   /** Weights held in a quantized block layout (inference): their products run the quantized kernels, params unread. */
   private readonly quant = new Map<TensorSpec, QuantTensor>();
+  /** Q4_0 weights' copies repacked 8 rows at a time (repackQ4_0x8) for the native decode kernel (matmulQ4_0x8). */
+  private readonly x8 = new Map<TensorSpec, Uint8Array>();
   private partialBuf: FloatArray | null = null;
   private scatterBuf: FloatArray | null = null;
 
@@ -351,12 +353,25 @@ export class Llama {
 
   /**
    * Holds the 2-D weight `spec` as quantized blocks (inference only: training reads and updates params). Its float32
-   * view in params is left as it is and no longer read by forward passes.
+   * view in params is left as it is and no longer read by forward passes. On the native backend a Q4_0 weight other
+   * than the embedding table is also repacked once into 8-row groups (repackQ4_0x8: one extra copy, the blocks
+   * stay where they are, mapped or read) for the decode product matmulQ4_0x8; `repack: false` keeps only the blocks.
    */
-  setQuantized(spec: TensorSpec, w: QuantTensor): void {
+  setQuantized(spec: TensorSpec, w: QuantTensor, opts: { repack?: boolean } = {}): void {
     if (this.tp.world !== 1) throw new Error('quantized weights need a single tensor-parallel rank');
     if (spec.shape.length !== 2 || w.rows !== spec.shape[0] || w.cols !== spec.shape[1]) throw new RangeError(`${spec.name}: quantized [${w.rows}, ${w.cols}] for shape [${spec.shape}]`);
     this.quant.set(spec, w);
+    this.x8.delete(spec);
+    if ((opts.repack ?? true) && w.type === 'Q4_0' && this.backend.name === 'native' && spec !== this.layout.tokEmbeddings) {
+      this.x8.set(spec, repackQ4_0x8(w.data, w.rows, w.cols));
+    }
+  }
+
+  /** Bytes of the repacked copies setQuantized made (0 when none). */
+  repackedBytes(): number {
+    let n = 0;
+    for (const p of this.x8.values()) n += p.byteLength;
+    return n;
   }
 
   /** The quantized form of a weight, if the model holds one. */
@@ -460,7 +475,7 @@ export class Llama {
    */
   private linear(out: FloatArray, x: FloatArray, xLow: Uint16Array | null, w: TensorSpec, N: number, K: number, Nout: number, accumulate = false): void {
     const q = this.quant.get(w); // inference on quantized blocks (setQuantized)
-    if (q) return matmulQuant(this.backend, q, out, x, N, accumulate);
+    if (q) return matmulQuant(this.backend, q, out, x, N, accumulate, this.x8.get(w));
     if (this.dtype === 'f32') return this.backend.matmul(out, x, this.params.view(w), N, K, Nout, accumulate);
     this.backend.matmulBf16(out, xLow ?? this.lower(x, N * K), this.lowWeight(w), N, K, Nout, accumulate);
   }
