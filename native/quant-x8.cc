@@ -29,8 +29,8 @@ namespace {
 
 const long X8_BLOCK = 144;  // bytes of one group's block: 8 scales + 128 nibble bytes
 
-// one group (8 rows) against one quantized activation row: o[r] = Σ over blocks, r = 0..7
-void gemv_x8_generic(const uint8_t* w, const int8_t* q, const float* d, const int32_t* s, long nb, float* o) {
+// one group (8 rows) against one quantized activation row: o[r] = Σ over blocks, r = 0..7, in the per-row kernel's order
+void gemv_x8_generic1(const uint8_t* w, const int8_t* q, const float* d, const int32_t* s, long nb, float* o) {
   float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   for (long b = 0; b < nb; b++, w += X8_BLOCK) {
     const int8_t* qb = q + 32 * b;
@@ -46,64 +46,36 @@ void gemv_x8_generic(const uint8_t* w, const int8_t* q, const float* d, const in
   }
   for (int r = 0; r < 8; r++) o[r] = acc[r];
 }
+void gemv_x8_generic(const uint8_t* w, const int8_t* q, const float* d, const int32_t* s, long nb, long M, long K, float* o) {
+  for (long m = 0; m < M; m++) gemv_x8_generic1(w, q + m * K, d + m * nb, s + m * nb, nb, o + 8 * m);
+}
 
 #if LT_X86
-// the 8 rows' integer sums of one block (lane r: row r), before the offset
-#define X8_BLOCK_SUMS(DOT)                                                                                    \
-  __m256i lo0 = _mm256_setzero_si256(), hi0 = _mm256_setzero_si256();                                       \
-  for (int c = 0; c < 4; c++) {                                                                              \
-    __m256i raw = _mm256_loadu_si256((const __m256i*)(w + 16 + 32 * c));                                     \
-    int32_t ql, qh;                                                                                          \
-    __builtin_memcpy(&ql, qb + 4 * c, 4);                                                                    \
-    __builtin_memcpy(&qh, qb + 16 + 4 * c, 4);                                                               \
-    DOT(lo0, _mm256_and_si256(raw, m4), _mm256_set1_epi32(ql));                                              \
-    DOT(hi0, _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4), _mm256_set1_epi32(qh));                        \
-  }
-
-// VNNI: two chains of 4 vpdpbusd per block (lows, highs)
-#define X8_DOT_VNNI(acc, u, s) acc = _mm256_dpbusd_epi32(acc, u, s)
-__attribute__((target("avx512f,avx512vl,avx512vnni,avx2,fma,f16c")))
-void gemv_x8_vnni(const uint8_t* w, const int8_t* q, const float* d, const int32_t* s, long nb, float* o) {
-  const __m256i m4 = _mm256_set1_epi8(15);
-  __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-  for (long b = 0; b < nb; b++, w += X8_BLOCK) {
-    const int8_t* qb = q + 32 * b;
-    X8_BLOCK_SUMS(X8_DOT_VNNI)
-    __m256i sum = _mm256_sub_epi32(_mm256_add_epi32(lo0, hi0), _mm256_set1_epi32(8 * s[b]));
-    __m256 sc = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)w)), _mm256_set1_ps(d[b]));
-    if (b & 1) a1 = _mm256_fmadd_ps(sc, _mm256_cvtepi32_ps(sum), a1);
-    else a0 = _mm256_fmadd_ps(sc, _mm256_cvtepi32_ps(sum), a0);
-  }
-  _mm256_storeu_ps(o, _mm256_add_ps(a0, a1));
-}
-
-// AVX2: vpmaddubsw gives int16 pairs (|.| ≤ 2·15·127 = 3810); the 4 chunks' lows and highs summed in int16
-// (≤ 8·3810 = 30480, no saturation), then one vpmaddwd by 1 to int32 per lane
-#define X8_DOT_AVX2(acc, u, s) acc = _mm256_add_epi16(acc, _mm256_maddubs_epi16(u, s))
-__attribute__((target("avx2,fma,f16c")))
-void gemv_x8_avx2(const uint8_t* w, const int8_t* q, const float* d, const int32_t* s, long nb, float* o) {
-  const __m256i m4 = _mm256_set1_epi8(15), ones = _mm256_set1_epi16(1);
-  __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-  for (long b = 0; b < nb; b++, w += X8_BLOCK) {
-    const int8_t* qb = q + 32 * b;
-    X8_BLOCK_SUMS(X8_DOT_AVX2)
-    __m256i sum = _mm256_sub_epi32(_mm256_madd_epi16(_mm256_add_epi16(lo0, hi0), ones), _mm256_set1_epi32(8 * s[b]));
-    __m256 sc = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)w)), _mm256_set1_ps(d[b]));
-    if (b & 1) a1 = _mm256_fmadd_ps(sc, _mm256_cvtepi32_ps(sum), a1);
-    else a0 = _mm256_fmadd_ps(sc, _mm256_cvtepi32_ps(sum), a0);
-  }
-  _mm256_storeu_ps(o, _mm256_add_ps(a0, a1));
-}
+namespace x8avx2 {
+#define QT __attribute__((target("avx2,fma,f16c")))
+#define LT_Q_VNNI 0
+#include "quant-x8-simd.inc"
+#undef LT_Q_VNNI
+#undef QT
+}  // namespace x8avx2
+namespace x8vnni {
+#define QT __attribute__((target("avx512f,avx512vl,avx512vnni,avx2,fma,f16c")))
+#define LT_Q_VNNI 1
+#include "quant-x8-simd.inc"
+#undef LT_Q_VNNI
+#undef QT
+}  // namespace x8vnni
 #endif
 
-using GemvFn = void (*)(const uint8_t*, const int8_t*, const float*, const int32_t*, long, float*);
+// one group (8 rows) against M ≤ 15 quantized activation rows (q, d, s of row m at m·K, m·K/32): o[8m + r]
+using GemvFn = void (*)(const uint8_t*, const int8_t*, const float*, const int32_t*, long, long, long, float*);
 
 GemvFn gemv_for() {
 #if LT_X86
   static const bool has_vnni = __builtin_cpu_supports("avx512vnni");
   int level = simd_level();
-  if (level >= SIMD_AVX512 && has_vnni) return gemv_x8_vnni;
-  if (level >= SIMD_AVX2 && __builtin_cpu_supports("f16c")) return gemv_x8_avx2;
+  if (level >= SIMD_AVX512 && has_vnni) return x8vnni::gemv_x8;
+  if (level >= SIMD_AVX2 && __builtin_cpu_supports("f16c")) return x8avx2::gemv_x8;
 #endif
   return gemv_x8_generic;
 }
@@ -124,7 +96,8 @@ void matmul_q4_0x8(long M, long K, long N, const float* x, const uint8_t* w, flo
   if (M * K >= (1L << 15)) parallel_for(M, [&](long m) { quantize_row(x + m * K, K, q + m * K, d + m * nb, s + m * nb); });
   else for (long m = 0; m < M; m++) quantize_row(x + m * K, K, q + m * K, d + m * nb, s + m * nb);
   const GemvFn gemv = gemv_for();
-  // tasks: runs of groups, about 4 per thread; a group's bytes stay in L1 across the rows of x
+  if (M >= QUANT_GEMM_ROWS) return;  // the op's table entry refuses it: decode rows only
+  // tasks: runs of groups, about 4 per thread; each block of a group is unpacked once for all the rows of x
   long per = groups / (4L * pool_threads());
   if (per < 1) per = 1;
   const long tasks = (groups + per - 1) / per;
@@ -132,12 +105,12 @@ void matmul_q4_0x8(long M, long K, long N, const float* x, const uint8_t* w, flo
     const long g1 = std::min(groups, (t + 1) * per);
     for (long g = t * per; g < g1; g++) {
       const long n0 = 8 * g, nr = std::min(8L, N - n0);
+      float v[8 * 16];
+      gemv(w + g * gb, q, d, s, nb, M, K, v);
       for (long m = 0; m < M; m++) {
-        float v[8];
-        gemv(w + g * gb, q + m * K, d + m * nb, s + m * nb, nb, v);
         float* o = out + m * N + n0;
-        if (accumulate) for (long r = 0; r < nr; r++) o[r] += v[r];
-        else for (long r = 0; r < nr; r++) o[r] = v[r];
+        if (accumulate) for (long r = 0; r < nr; r++) o[r] += v[8 * m + r];
+        else for (long r = 0; r < nr; r++) o[r] = v[8 * m + r];
       }
     }
   });
