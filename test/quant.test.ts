@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRefBackend } from '../src/kernels/ref.js';
-import { QUANT_TYPES, dequantize, quantize, rowBytes, repackQ4_0x8, unpackQ4_0x8, q4_0x8Bytes, type QuantType } from '../src/kernels/ops/quant.js';
+import { QUANT_TYPES, dequantize, quantize, quantizeActivations, rowBytes, repackQ4_0x8, unpackQ4_0x8, q4_0x8Bytes, type QuantType } from '../src/kernels/ops/quant.js';
 import { Rng } from '../src/util/rng.js';
 import { skip, native, randn, assertClose, forEachSimd } from './helpers/native.js';
 import { mkdtempSync } from 'node:fs';
@@ -350,6 +350,38 @@ test('a Q4_0 GGUF on the native backend decodes through the repacked weights as 
   const a = new Decoder(packed).logitsAll(toks), b = new Decoder(plain).logitsAll(toks);
   // the same integer sums; float order only (and, through it, an activation's int8 rounding may move by one step)
   assertClose(a, b, 0.01, 'repacked vs blocks logits', a.length, 1);
+});
+
+test('native activation quantization is bit for bit quantizeActivations on every SIMD path (ties round away from zero)', { skip }, () => {
+  const be = native();
+  const K = 96, rng = new Rng(14);
+  // block 0: max|x| = 127 so the scale is 1 and the ties x.5 are exact; blocks 1, 2: random, one all zero
+  const x = new Float32Array(2 * K);
+  const ties = [127, 2.5, -2.5, 0.5, -0.5, 126.5, -126.5, 1.5, -1.5, 0.49999997, -0.49999997, 0, -0];
+  ties.forEach((v, j) => (x[j] = v));
+  x.set(randn(rng, 32, 3), 32);
+  x.set(randn(rng, K, 0.01), K);
+  x.fill(0, K + 32, K + 64);
+  // one-hot Q8_0 rows (scale 1, q = 1 at column n): out[m, n] = d_b · q_n exactly
+  const w = new Uint8Array(K * rowBytes('Q8_0', K));
+  for (let n = 0; n < K; n++) {
+    const o = n * rowBytes('Q8_0', K) + 34 * (n >> 5);
+    w[o + 1] = 0x3c;
+    w[o + 2 + (n & 31)] = 1;
+  }
+  const want = new Float32Array(2 * K);
+  for (let m = 0; m < 2; m++) {
+    const a = quantizeActivations(x, m * K, K);
+    for (let n = 0; n < K; n++) want[m * K + n] = Math.fround(a.d[n >> 5] * a.q[n]);
+  }
+  assert.deepEqual(Array.from(want.subarray(0, 13)), [127, 3, -3, 1, -1, 127, -127, 2, -2, 0, -0, 0, 0].map((v) => v + 0)); // ties away from zero
+  forEachSimd(be, (level) => {
+    for (const M of [1, 2]) {
+      const out = new Float32Array(M * K);
+      be.matmulQ8_0(out, x, w, M, K, K);
+      assert.deepEqual(Array.from(out, (v) => v + 0), Array.from(want.subarray(0, M * K), (v) => v + 0), `${level} M=${M}`);
+    }
+  });
 });
 
 test('copy (the bandwidth probe) copies exactly n values over the pool and nothing beyond', { skip }, () => {
