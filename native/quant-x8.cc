@@ -59,7 +59,7 @@ namespace x8avx2 {
 #undef QT
 }  // namespace x8avx2
 namespace x8vnni {
-#define QT __attribute__((target("avx512f,avx512vl,avx512vnni,avx2,fma,f16c")))
+#define QT __attribute__((target("avx512f,avx512vl,avx512bw,avx512vnni,avx2,fma,f16c")))
 #define LT_Q_VNNI 1
 #include "quant-x8-simd.inc"
 #undef LT_Q_VNNI
@@ -69,6 +69,17 @@ namespace x8vnni {
 
 // one group (8 rows) against M ≤ 15 quantized activation rows (q, d, s of row m at m·K, m·K/32): o[8m + r]
 using GemvFn = void (*)(const uint8_t*, const int8_t*, const float*, const int32_t*, long, long, long, float*);
+
+// two groups (16 rows, the second gs bytes after the first) against M rows of x: o[16m + r]
+using Gemv16Fn = void (*)(const uint8_t*, long, const int8_t*, const float*, const int32_t*, long, long, long, float*);
+
+Gemv16Fn gemv16_for() {
+#if LT_X86
+  static const bool has_vnni = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw");
+  if (simd_level() >= SIMD_AVX512 && has_vnni) return x8vnni::gemv_x16;
+#endif
+  return nullptr;
+}
 
 GemvFn gemv_for() {
 #if LT_X86
@@ -96,6 +107,7 @@ void matmul_q4_0x8(long M, long K, long N, const float* x, const uint8_t* w, flo
   if (M * K >= (1L << 15)) parallel_for(M, [&](long m) { quantize_row(x + m * K, K, q + m * K, d + m * nb, s + m * nb); });
   else for (long m = 0; m < M; m++) quantize_row(x + m * K, K, q + m * K, d + m * nb, s + m * nb);
   const GemvFn gemv = gemv_for();
+  const Gemv16Fn gemv16 = gemv16_for();
   if (M >= QUANT_GEMM_ROWS) return;  // the op's table entry refuses it: decode rows only
   // tasks: runs of groups, about 4 per thread; each block of a group is unpacked once for all the rows of x
   long per = groups / (4L * pool_threads());
@@ -103,15 +115,19 @@ void matmul_q4_0x8(long M, long K, long N, const float* x, const uint8_t* w, flo
   const long tasks = (groups + per - 1) / per;
   parallel_for(tasks, [&](long t) {
     const long g1 = std::min(groups, (t + 1) * per);
-    for (long g = t * per; g < g1; g++) {
-      const long n0 = 8 * g, nr = std::min(8L, N - n0);
-      float v[8 * 16];
-      gemv(w + g * gb, q, d, s, nb, M, K, v);
+    for (long g = t * per; g < g1;) {
+      // two groups at once where the 512-bit kernel runs (its 16 lanes), else one
+      const long ng = gemv16 && g + 1 < g1 ? 2 : 1, n0 = 8 * g, nr = std::min(8 * ng, N - n0);
+      float v[16 * 16];
+      if (ng == 2) gemv16(w + g * gb, gb, q, d, s, nb, M, K, v);
+      else gemv(w + g * gb, q, d, s, nb, M, K, v);
       for (long m = 0; m < M; m++) {
         float* o = out + m * N + n0;
-        if (accumulate) for (long r = 0; r < nr; r++) o[r] += v[8 * m + r];
-        else for (long r = 0; r < nr; r++) o[r] = v[8 * m + r];
+        const float* vm = v + 8 * ng * m;
+        if (accumulate) for (long r = 0; r < nr; r++) o[r] += vm[r];
+        else for (long r = 0; r < nr; r++) o[r] = vm[r];
       }
+      g += ng;
     }
   });
 }
