@@ -27,7 +27,8 @@ namespace lt {
 
 namespace {
 
-const long X8_BLOCK = 144;  // bytes of one group's block: 8 scales + 128 nibble bytes
+const long X8_BLOCK = 144;     // bytes of one Q4_0 group's block: 8 scales + 128 nibble bytes
+const long X8_BLOCK_Q8 = 272;  // Q8_0: 8 scales + 256 int8
 
 // one group (8 rows) against one quantized activation row: o[r] = Σ over blocks, r = 0..7, in the per-row kernel's order
 void gemv_x8_generic1(const uint8_t* w, const int8_t* q, const float* d, const int32_t* s, long nb, float* o) {
@@ -48,6 +49,23 @@ void gemv_x8_generic1(const uint8_t* w, const int8_t* q, const float* d, const i
 }
 void gemv_x8_generic(const uint8_t* w, const int8_t* q, const float* d, const int32_t* s, long nb, long M, long K, float* o) {
   for (long m = 0; m < M; m++) gemv_x8_generic1(w, q + m * K, d + m * nb, s + m * nb, nb, o + 8 * m);
+}
+
+void gemv_q8x8_generic1(const uint8_t* w, const int8_t* q, const float* d, const int32_t* s, long nb, float* o) {
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  for (long b = 0; b < nb; b++, w += X8_BLOCK_Q8) {
+    const int8_t* qb = q + 32 * b;
+    for (int r = 0; r < 8; r++) {
+      int32_t sum = 0;
+      for (int c = 0; c < 8; c++)
+        for (int i = 0; i < 4; i++) sum += (int8_t)w[16 + 32 * c + 4 * r + i] * qb[4 * c + i];
+      acc[r] += half_to_float(w + 2 * r) * d[b] * (float)sum;
+    }
+  }
+  for (int r = 0; r < 8; r++) o[r] = acc[r];
+}
+void gemv_q8x8_generic(const uint8_t* w, const int8_t* q, const float* d, const int32_t* s, long nb, long M, long K, float* o) {
+  for (long m = 0; m < M; m++) gemv_q8x8_generic1(w, q + m * K, d + m * nb, s + m * nb, nb, o + 8 * m);
 }
 
 #if LT_X86
@@ -73,29 +91,29 @@ using GemvFn = void (*)(const uint8_t*, const int8_t*, const float*, const int32
 // two groups (16 rows, the second gs bytes after the first) against M rows of x: o[16m + r]
 using Gemv16Fn = void (*)(const uint8_t*, long, const int8_t*, const float*, const int32_t*, long, long, long, float*);
 
-Gemv16Fn gemv16_for() {
+Gemv16Fn gemv16_for(bool q8) {
 #if LT_X86
   static const bool has_vnni = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw");
-  if (simd_level() >= SIMD_AVX512 && has_vnni) return x8vnni::gemv_x16;
+  if (simd_level() >= SIMD_AVX512 && has_vnni) return q8 ? x8vnni::gemv_q8x16 : x8vnni::gemv_x16;
 #endif
   return nullptr;
 }
 
-GemvFn gemv_for() {
+GemvFn gemv_for(bool q8) {
 #if LT_X86
   static const bool has_vnni = __builtin_cpu_supports("avx512vnni");
   int level = simd_level();
-  if (level >= SIMD_AVX512 && has_vnni) return x8vnni::gemv_x8;
-  if (level >= SIMD_AVX2 && __builtin_cpu_supports("f16c")) return x8avx2::gemv_x8;
+  if (level >= SIMD_AVX512 && has_vnni) return q8 ? x8vnni::gemv_q8x8 : x8vnni::gemv_x8;
+  if (level >= SIMD_AVX2 && __builtin_cpu_supports("f16c")) return q8 ? x8avx2::gemv_q8x8 : x8avx2::gemv_x8;
 #endif
-  return gemv_x8_generic;
+  return q8 ? gemv_q8x8_generic : gemv_x8_generic;
 }
 
-}  // namespace
+// the 8-row products of Q4_0 (q8 false) or Q8_0 (q8 true) over their repacked weights
+void matmul_x8(bool q8, long M, long K, long N, const float* x, const uint8_t* w, float* out, bool accumulate) {
 
-void matmul_q4_0x8(long M, long K, long N, const float* x, const uint8_t* w, float* out, bool accumulate) {
   if (M <= 0 || N <= 0) return;
-  const long nb = K / 32, groups = (N + 7) / 8, gb = nb * X8_BLOCK;
+  const long nb = K / 32, groups = (N + 7) / 8, gb = nb * (q8 ? X8_BLOCK_Q8 : X8_BLOCK);
   thread_local std::vector<int8_t> qv;
   thread_local std::vector<float> dv;
   thread_local std::vector<int32_t> sv;
@@ -106,8 +124,8 @@ void matmul_q4_0x8(long M, long K, long N, const float* x, const uint8_t* w, flo
   int32_t* s = sv.data();
   if (M * K >= (1L << 15)) parallel_for(M, [&](long m) { quantize_row(x + m * K, K, q + m * K, d + m * nb, s + m * nb); });
   else for (long m = 0; m < M; m++) quantize_row(x + m * K, K, q + m * K, d + m * nb, s + m * nb);
-  const GemvFn gemv = gemv_for();
-  const Gemv16Fn gemv16 = gemv16_for();
+  const GemvFn gemv = gemv_for(q8);
+  const Gemv16Fn gemv16 = gemv16_for(q8);
   if (M >= QUANT_GEMM_ROWS) return;  // the op's table entry refuses it: decode rows only
   // tasks: runs of groups, about 4 per thread; each block of a group is unpacked once for all the rows of x
   long per = groups / (4L * pool_threads());
@@ -130,6 +148,15 @@ void matmul_q4_0x8(long M, long K, long N, const float* x, const uint8_t* w, flo
       g += ng;
     }
   });
+}
+
+}  // namespace
+
+void matmul_q4_0x8(long M, long K, long N, const float* x, const uint8_t* w, float* out, bool accumulate) {
+  matmul_x8(false, M, K, N, x, w, out, accumulate);
+}
+void matmul_q8_0x8(long M, long K, long N, const float* x, const uint8_t* w, float* out, bool accumulate) {
+  matmul_x8(true, M, K, N, x, w, out, accumulate);
 }
 
 }  // namespace lt

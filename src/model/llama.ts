@@ -50,7 +50,7 @@
 import type { AttentionShape, Backend, FloatArray, RopeTable } from '../kernels/backend.js';
 import { makeRopeTable } from '../kernels/backend.js';
 import { ffnHiddenDim, headDim, type LlamaConfig } from './config.js';
-import { matmulQuant, dequantize, rowBytes, repackQ4_0x8, type QuantTensor } from '../kernels/ops/quant.js';
+import { matmulQuant, dequantize, rowBytes, repackX8, type QuantTensor } from '../kernels/ops/quant.js';
 import { FlatTensors, paramLayout, initParams, initTensor, shardOf, type ParamLayout, type TensorSpec } from './params.js';
 import { Rng } from '../util/rng.js';
 import { UserError } from '../util/errors.js';
@@ -320,7 +320,7 @@ export class Llama {
   private acts: Activations | null = null;
   /** Weights held in a quantized block layout (inference): their products run the quantized kernels, params unread. */
   private readonly quant = new Map<TensorSpec, QuantTensor>();
-  /** Q4_0 weights' copies repacked 8 rows at a time (repackQ4_0x8) for the native decode kernel (matmulQ4_0x8). */
+  /** Q4_0 and Q8_0 weights' copies repacked 8 rows at a time (repackX8) for the native decode kernels (matmulQ4_0x8, matmulQ8_0x8). */
   private readonly x8 = new Map<TensorSpec, Uint8Array>();
   private partialBuf: FloatArray | null = null;
   private scatterBuf: FloatArray | null = null;
@@ -353,17 +353,18 @@ export class Llama {
 
   /**
    * Holds the 2-D weight `spec` as quantized blocks (inference only: training reads and updates params). Its float32
-   * view in params is left as it is and no longer read by forward passes. On the native backend a Q4_0 weight other
-   * than the embedding table is also repacked once into 8-row groups (repackQ4_0x8: one extra copy, the blocks
-   * stay where they are, mapped or read) for the decode product matmulQ4_0x8; `repack: false` keeps only the blocks.
+   * view in params is left as it is and no longer read by forward passes. On the native backend a Q4_0 or Q8_0 weight
+   * other than the embedding table is also repacked once into 8-row groups (repackX8: one extra copy, the blocks
+   * stay where they are, mapped or read) for the decode products matmulQ4_0x8 / matmulQ8_0x8; `repack: false`
+   * keeps only the blocks.
    */
   setQuantized(spec: TensorSpec, w: QuantTensor, opts: { repack?: boolean } = {}): void {
     if (this.tp.world !== 1) throw new Error('quantized weights need a single tensor-parallel rank');
     if (spec.shape.length !== 2 || w.rows !== spec.shape[0] || w.cols !== spec.shape[1]) throw new RangeError(`${spec.name}: quantized [${w.rows}, ${w.cols}] for shape [${spec.shape}]`);
     this.quant.set(spec, w);
     this.x8.delete(spec);
-    if ((opts.repack ?? true) && w.type === 'Q4_0' && this.backend.name === 'native' && spec !== this.layout.tokEmbeddings) {
-      this.x8.set(spec, repackQ4_0x8(w.data, w.rows, w.cols));
+    if ((opts.repack ?? true) && (w.type === 'Q4_0' || w.type === 'Q8_0') && this.backend.name === 'native' && spec !== this.layout.tokEmbeddings) {
+      this.x8.set(spec, repackX8(w.type, w.data, w.rows, w.cols));
     }
   }
 
