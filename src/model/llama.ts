@@ -363,7 +363,11 @@ export class Llama {
     if (spec.shape.length !== 2 || w.rows !== spec.shape[0] || w.cols !== spec.shape[1]) throw new RangeError(`${spec.name}: quantized [${w.rows}, ${w.cols}] for shape [${spec.shape}]`);
     this.quant.set(spec, w);
     this.x8.delete(spec);
-    if ((opts.repack ?? true) && (w.type === 'Q4_0' || w.type === 'Q8_0') && this.backend.name === 'native' && spec !== this.layout.tokEmbeddings) {
+    // Q8_0 only on x86-64, where SIMD kernels run it (2-4x the per-row kernel); the portable 8-row Q8_0 loop is half as fast
+    // as the per-row one, which the compiler vectorises (bench/quant-kernels.ts, generic path)
+    // (the native backend runs in Node: process is defined there)
+    const repack = this.backend.name === 'native' && (w.type === 'Q4_0' || (w.type === 'Q8_0' && process.arch === 'x64'));
+    if ((opts.repack ?? true) && repack && spec !== this.layout.tokEmbeddings) {
       this.x8.set(spec, repackX8(w.type, w.data, w.rows, w.cols));
     }
   }
