@@ -363,12 +363,12 @@ export class Llama {
     if (spec.shape.length !== 2 || w.rows !== spec.shape[0] || w.cols !== spec.shape[1]) throw new RangeError(`${spec.name}: quantized [${w.rows}, ${w.cols}] for shape [${spec.shape}]`);
     this.quant.set(spec, w);
     this.x8.delete(spec);
-    // Q8_0 only on x86-64, where SIMD kernels run it (2-4x the per-row kernel); the portable 8-row Q8_0 loop is half as fast
+    // Q8_0 only on x86-64, where SIMD kernels run it (1.3-2.4x the per-row kernel); the portable 8-row Q8_0 loop is half as fast
     // as the per-row one, which the compiler vectorises (bench/quant-kernels.ts, generic path)
     // (the native backend runs in Node: process is defined there)
-    const repack = this.backend.name === 'native' && (w.type === 'Q4_0' || (w.type === 'Q8_0' && process.arch === 'x64'));
-    if ((opts.repack ?? true) && repack && spec !== this.layout.tokEmbeddings) {
-      this.x8.set(spec, repackX8(w.type, w.data, w.rows, w.cols));
+    const t = w.type, native = (opts.repack ?? true) && this.backend.name === 'native' && spec !== this.layout.tokEmbeddings;
+    if (native && (t === 'Q4_0' || (t === 'Q8_0' && process.arch === 'x64'))) {
+      this.x8.set(spec, repackX8(t, w.data, w.rows, w.cols));
     }
   }
 
