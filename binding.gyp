@@ -12,6 +12,7 @@
         "native/kernels.cc",
         "native/attention.cc",
         "native/quant.cc",
+        "native/quant-x8.cc",
         "native/ops/matmul.cc",
         "native/ops/embedding.cc",
         "native/ops/rmsnorm.cc",

@@ -17,4 +17,15 @@ const long QUANT_GEMM_ROWS = 16;
 // activations, bf16 weights widened in registers), else SGEMM on dequantized weight rows.
 void matmul_quant(QuantKind kind, long M, long K, long N, const float* x, const uint8_t* w, float* out, bool accumulate);
 
+// out[M,N] (+)= x[M,K]·wᵀ for M < QUANT_GEMM_ROWS, w [N,K] in Q4_0 repacked 8 rows at a time (the layout:
+// repackQ4_0x8 in src/kernels/ops/quant.ts; kernel native/quant-x8.cc): activations quantized as matmul_quant's.
+void matmul_q4_0x8(long M, long K, long N, const float* x, const uint8_t* w, float* out, bool accumulate);
+// the same for Q8_0 repacked by repackQ8_0x8 (272 bytes per 8 rows and 32 columns)
+void matmul_q8_0x8(long M, long K, long N, const float* x, const uint8_t* w, float* out, bool accumulate);
+
+// shared by the kernels of quant.cc and quant-x8.cc: an IEEE half at p (little-endian) as float; one row of
+// activations → int8 per block of 32 (q[K], block scales d[K/32], block sums s[K/32]).
+float half_to_float(const uint8_t* p);
+void quantize_row(const float* x, long K, int8_t* q, float* d, int32_t* s);
+
 }  // namespace lt

@@ -35,9 +35,10 @@ function logits(m: ReturnType<typeof loadAnyModel>['model'], tokens: number[]): 
 const CASES: [ModelFormat, string, { ggufType?: 'f32' | 'f16' | 'q8_0' | 'q4_0'; hfDtype?: 'F32' | 'F16' }, RegExp | null][] = [
   ['llama2c', 'model.bin', {}, null],
   ['gguf', 'f32.gguf', { ggufType: 'f32' }, null],
-  // quantized tensors stay in their blocks over the mapping, the embedding table too (its rows dequantized on lookup)
-  ['gguf', 'q8.gguf', { ggufType: 'q8_0' }, null],
-  ['gguf', 'q4.gguf', { ggufType: 'q4_0' }, null],
+  // quantized tensors stay in their blocks over the mapping, the embedding table too (its rows dequantized on lookup);
+  // the one copy: Q4_0/Q8_0 matrices repacked for the decode kernels (said so)
+  ['gguf', 'q8.gguf', { ggufType: 'q8_0' }, /copied .* \(Q4_0\/Q8_0 repacked into 8-row groups/],
+  ['gguf', 'q4.gguf', { ggufType: 'q4_0' }, /copied .* \(Q4_0\/Q8_0 repacked into 8-row groups/],
   ['ckpt', 'ckpt', {}, null],
   ['hf', 'hf32', { hfDtype: 'F32' }, /copied .* \(q\/k rows permuted/],
   ['hf', 'hf16', { hfDtype: 'F16' }, /copied .* \(F16 → F32\)/],

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRefBackend } from '../src/kernels/ref.js';
-import { QUANT_TYPES, dequantize, quantize, rowBytes, type QuantType } from '../src/kernels/ops/quant.js';
+import { QUANT_TYPES, dequantize, quantize, quantizeActivations, rowBytes, repackQ4_0x8, repackX8, unpackX8, x8Bytes, type QuantType } from '../src/kernels/ops/quant.js';
 import { Rng } from '../src/util/rng.js';
 import { skip, native, randn, assertClose, forEachSimd } from './helpers/native.js';
 import { mkdtempSync } from 'node:fs';
@@ -264,6 +264,139 @@ test('a quantized GGUF loads with its weights (embedding included) kept in block
       if (Math.exp(sorted[0]) - Math.exp(sorted[1]) > 2 * dp) assert.equal(pb[am], sorted[0], `${type}: top-1 at position ${i}`);
     }
   }
+});
+
+test('repackX8: 8-row groups, scales then 4-byte lanes per row; zero rows pad; unpack restores the blocks', () => {
+  const rows = 9, cols = 64, rb = rowBytes('Q4_0', cols);
+  const w = Uint8Array.from({ length: rows * rb }, (_, i) => (i * 37 + 11) & 255);
+  const p = repackQ4_0x8(w, rows, cols);
+  assert.equal(p.length, x8Bytes('Q4_0', rows, cols));
+  assert.equal(p.length, 2 * 2 * 144); // 2 groups (9 rows → 16) × 2 blocks × 144 bytes
+  // row 1, block 1: its scale at bytes 2..3 of group 0's block 1; its nibble byte 4c + i at 16 + 32c + 4 + i
+  const src = 1 * rb + 18;
+  assert.deepEqual([p[144 + 2], p[144 + 3]], [w[src], w[src + 1]]);
+  assert.equal(p[144 + 16 + 32 * 2 + 4 + 3], w[src + 2 + 11]);
+  // row 8 (group 1, lane 0), block 0
+  assert.deepEqual([p[288], p[289], p[288 + 16], p[288 + 16 + 32 * 3 + 3]], [w[8 * rb], w[8 * rb + 1], w[8 * rb + 2], w[8 * rb + 2 + 15]]);
+  // the padding rows 9..15 are zero (scale 0: they contribute nothing)
+  for (let b = 0; b < 2; b++) {
+    const o = 288 + 144 * b;
+    for (let r = 1; r < 8; r++) {
+      assert.equal(p[o + 2 * r] | p[o + 2 * r + 1], 0);
+      for (let c = 0; c < 4; c++) for (let i = 0; i < 4; i++) assert.equal(p[o + 16 + 32 * c + 4 * r + i], 0);
+    }
+  }
+  assert.deepEqual(unpackX8('Q4_0', p, rows, cols), w);
+  assert.throws(() => repackQ4_0x8(w.subarray(1), rows, cols), /needs 324 bytes, got 323/);
+  // Q8_0: 8 chunks of 32 bytes after the scales (272 bytes per group and block); row 3's quant byte 29 (c 7, i 1)
+  const w8 = Uint8Array.from({ length: rows * rowBytes('Q8_0', cols) }, (_, i) => (i * 29 + 5) & 255);
+  const p8 = repackX8('Q8_0', w8, rows, cols);
+  assert.equal(p8.length, 2 * 2 * 272);
+  assert.equal(p8[16 + 32 * 7 + 4 * 3 + 1], w8[3 * rowBytes('Q8_0', cols) + 2 + 29]);
+  assert.deepEqual(unpackX8('Q8_0', p8, rows, cols), w8);
+});
+
+test('matmulQ4_0x8 / matmulQ8_0x8 (repacked, decode) match matmulQ4_0 / matmulQ8_0 and the float product on every SIMD path; M = 1..15, odd N', { skip }, () => {
+  const be = native();
+  const rng = new Rng(12);
+  const Ks = [32, 96, 512], Ns = [1, 7, 9, 40, 83];
+  let i = 0;
+  forEachSimd(be, (level) => {
+    for (const t of ['Q4_0', 'Q8_0'] as const) {
+      const op = t === 'Q4_0' ? 'matmulQ4_0x8' : 'matmulQ8_0x8', plain = OP[t];
+      for (let M = 1; M <= 15; M++) {
+        const K = Ks[i % Ks.length], N = Ns[i++ % Ns.length];
+        const x = randn(rng, M * K), wq = quantize(t, randn(rng, N * K, 0.1)), p = repackX8(t, wq, N, K);
+        for (const acc of [false, true]) {
+          const init = randn(rng, M * N);
+          const a = Float32Array.from(init), b = Float32Array.from(init), c = Float32Array.from(init), r = Float32Array.from(init);
+          be[op](a, x, p, M, K, N, acc);
+          be[plain](b, x, wq, M, K, N, acc);
+          ref[op](r, x, p, M, K, N, acc);
+          const what = `${level} ${t} M=${M} K=${K} N=${N} acc=${acc}`;
+          // the portable path keeps the per-row kernel's float order: equal bit for bit; SIMD paths sum in another order
+          if (level === 'generic') assert.deepEqual(a, b, what);
+          else assertClose(a, b, 1e-5 * Math.sqrt(K / 32), what);
+          assertClose(a, r, 1e-5 * Math.sqrt(K / 32), `${what} vs ref`);
+          ref.matmul(c, x, dequantize(t, wq, N * K), M, K, N, acc);
+          assertClose(a, c, 0.02, `${what} vs float`, M * N, 0.1 * Math.sqrt(K));
+        }
+      }
+      // the largest decode shape of mini models: several tasks over the pool; extreme int8 weights (±127, −128)
+      const M = 1, K = 512, N = 1376;
+      const x = randn(rng, M * K), wq = quantize(t, randn(rng, N * K, 0.1));
+      if (t === 'Q8_0') for (let o = 0; o < wq.length; o += 34) wq.fill(o % 68 ? 0x80 : 0x7f, o + 2, o + 34);
+      const a = new Float32Array(N), b = new Float32Array(N);
+      be[op](a, x, repackX8(t, wq, N, K), M, K, N);
+      be[plain](b, x, wq, M, K, N);
+      assertClose(a, b, 1e-5 * Math.sqrt(K / 32), `${level} ${t} 1376×512`);
+    }
+  });
+  for (const b of [be, ref]) {
+    assert.throws(() => b.matmulQ4_0x8(new Float32Array(16), new Float32Array(16 * 32), new Uint8Array(144), 16, 32, 1), /at most 15/);
+    assert.throws(() => b.matmulQ4_0x8(new Float32Array(9), new Float32Array(32), new Uint8Array(144), 1, 32, 9), /w has 144 elements, shape needs 288/);
+    assert.throws(() => b.matmulQ8_0x8(new Float32Array(9), new Float32Array(32), new Uint8Array(272), 1, 32, 9), /w has 272 elements, shape needs 544/);
+  }
+});
+
+test('Q4_0 and Q8_0 GGUFs on the native backend decode through the repacked weights as through the blocks', { skip }, () => {
+  const config = makeConfig({ dim: 256, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 300, multipleOf: 32, maxSeqLen: 32 });
+  const dir = mkdtempSync(join(tmpdir(), 'llama-ts-q4x8-'));
+  const model = peakedModel(config, 13);
+  for (const type of ['q4_0', 'q8_0'] as const) {
+    const path = join(dir, `m-${type}.gguf`);
+    writeLlamaGguf(path, model, byteVocab(config.vocabSize), type);
+    const lines: string[] = [];
+    const packed = loadAnyModel(path, native(), undefined, undefined, { weights: 'map', verbose: (l) => lines.push(l) }).model;
+    const plain = loadAnyModel(path, native()).model;
+    for (const t of plain.layout.tensors) {
+      const q = plain.quantized(t);
+      if (q) plain.setQuantized(t, q, { repack: false });
+    }
+    assert.equal(plain.repackedBytes(), 0);
+    assert.equal(packed.quantized(packed.layout.layers[0].w1)?.type, type.toUpperCase());
+    // every Q4_0/Q8_0 matrix but the embedding table: the 300-row head is not a multiple of 8 (q8_0: Q8_0; q4_0: Q6_K)
+    const D = config.dim, F = packed.layout.layers[0].w1.shape[0], nbD = D / 32, bb = type === 'q4_0' ? 18 : 34;
+    // at least the feed-forward matrices of both layers (w1, w3: F rows of D; w2: D rows of F), 8·bb per 8 rows and block
+    assert.ok(packed.repackedBytes() >= 2 * 3 * F * nbD * bb, `${type}: ${packed.repackedBytes()} bytes repacked`);
+    assert.ok(lines.some((l) => /repacked into 8-row groups/.test(l)), lines.join('\n'));
+    const toks = [1, 5, 77, 200, 3, 299, 42, 42, 7];
+    const a = new Decoder(packed).logitsAll(toks), b = new Decoder(plain).logitsAll(toks);
+    // the same integer sums; float order only (and, through it, an activation's int8 rounding may move by one step)
+    assertClose(a, b, 0.01, `${type}: repacked vs blocks logits`, a.length, 1);
+  }
+});
+
+test('native activation quantization is bit for bit quantizeActivations on every SIMD path (ties round away from zero)', { skip }, () => {
+  const be = native();
+  const K = 96, rng = new Rng(14);
+  // block 0: max|x| = 127 so the scale is 1 and the ties x.5 are exact; blocks 1, 2: random, one all zero
+  const x = new Float32Array(2 * K);
+  const ties = [127, 2.5, -2.5, 0.5, -0.5, 126.5, -126.5, 1.5, -1.5, 0.49999997, -0.49999997, 0, -0];
+  ties.forEach((v, j) => (x[j] = v));
+  x.set(randn(rng, 32, 3), 32);
+  x.set(randn(rng, K, 0.01), K);
+  x.fill(0, K + 32, K + 64);
+  // one-hot Q8_0 rows (scale 1, q = 1 at column n): out[m, n] = d_b · q_n exactly
+  const w = new Uint8Array(K * rowBytes('Q8_0', K));
+  for (let n = 0; n < K; n++) {
+    const o = n * rowBytes('Q8_0', K) + 34 * (n >> 5);
+    w[o + 1] = 0x3c;
+    w[o + 2 + (n & 31)] = 1;
+  }
+  const want = new Float32Array(2 * K);
+  for (let m = 0; m < 2; m++) {
+    const a = quantizeActivations(x, m * K, K);
+    for (let n = 0; n < K; n++) want[m * K + n] = Math.fround(a.d[n >> 5] * a.q[n]);
+  }
+  assert.deepEqual(Array.from(want.subarray(0, 13)), [127, 3, -3, 1, -1, 127, -127, 2, -2, 0, -0, 0, 0].map((v) => v + 0)); // ties away from zero
+  forEachSimd(be, (level) => {
+    for (const M of [1, 2]) {
+      const out = new Float32Array(M * K);
+      be.matmulQ8_0(out, x, w, M, K, K);
+      assert.deepEqual(Array.from(out, (v) => v + 0), Array.from(want.subarray(0, M * K), (v) => v + 0), `${level} M=${M}`);
+    }
+  });
 });
 
 test('copy (the bandwidth probe) copies exactly n values over the pool and nothing beyond', { skip }, () => {

@@ -1,4 +1,4 @@
-// Native ops matmulQ8_0, matmulQ4_0, matmulQ4K, matmulQ6K, matmulWeightBf16. Declared in src/kernels/ops/table.ts; reference
+// Native ops matmulQ8_0, matmulQ4_0, matmulQ4K, matmulQ6K, matmulWeightBf16, matmulQ4_0x8, matmulQ8_0x8. Declared in src/kernels/ops/table.ts; reference
 // src/kernels/ops/quant.ts; kernel native/quant.cc. Tests: test/quant.test.ts.
 #include "../op.h"
 #include "../quant.h"
@@ -18,3 +18,14 @@ LT_OP(matmulQ4_0) { run(c, QK_Q4_0); }
 LT_OP(matmulQ4K) { run(c, QK_Q4_K); }
 LT_OP(matmulQ6K) { run(c, QK_Q6_K); }
 LT_OP(matmulWeightBf16) { run(c, QK_BF16); }
+
+// Q4_0 and Q8_0 repacked 8 rows at a time (repackQ4_0x8, repackQ8_0x8), decode rows only (M < QUANT_GEMM_ROWS, checked by the table)
+static void run_x8(Call& c, bool q8) {
+  long M = c.i("M"), K = c.i("K"), N = c.i("N");
+  float *out = c.f("out"), *x = c.f("x");
+  const uint8_t* w = c.u8("w");
+  bool acc = c.flag("accumulate");
+  if (!c.failed()) (q8 ? matmul_q8_0x8 : matmul_q4_0x8)(M, K, N, x, w, out, acc);
+}
+LT_OP(matmulQ8_0x8) { run_x8(c, true); }
+LT_OP(matmulQ4_0x8) { run_x8(c, false); }

@@ -195,6 +195,7 @@ export function loadAnyModel(path: string, backend: Backend, format?: ModelForma
     fillModel(model, source, { dequantize: o.dequantize, firstNonFinite });
     o.verbose?.(`weights: read ${source.description} into the model's own float32 buffer (${mib(model.layout.total * 4)}${o.weights === 'map' ? `; not mapped: ${backend.name !== 'native' ? `the ${backend.name} backend reads` : mapUnavailable()}` : ''})`);
   }
+  if (o.verbose && model.repackedBytes() > 0) o.verbose(`weights: copied ${mib(model.repackedBytes())} (Q4_0/Q8_0 repacked into 8-row groups for decode; the blocks stay as loaded)`);
   const tokenizer = source.tokenizer ?? (source.vocab ? tokenizerFromVocab(source.vocab) : new MissingTokenizer(source.config.vocabSize, `${source.description} has no tokenizer llama-ts can read`));
   return { model, vocab: source.vocab, tokenizer, format: f, description: source.description, chatTemplate: source.chatTemplate, mapped: !model.params.writable };
 }

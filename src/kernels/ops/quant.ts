@@ -387,12 +387,91 @@ export const matmulQ6KRef = (out: FloatArray, x: FloatArray, w: Uint8Array, M: n
 export const matmulWeightBf16Ref = (out: FloatArray, x: FloatArray, w: Uint8Array, M: number, K: number, N: number, accumulate?: boolean): void =>
   matmulQuantRef('BF16', out, x, w, M, K, N, accumulate);
 
+// ---------------------------------------------------------------- Q4_0 and Q8_0 repacked 8 rows at a time (decode)
+
+/** The types repackX8 repacks. */
+export type X8Type = 'Q4_0' | 'Q8_0';
+
+/**
+ * Bytes of a weight [rows, cols] repacked by repackX8: the rows padded with zero rows to a multiple of 8, per group of
+ * 8 rows and block of 32 columns 8 × the block's bytes (Q4_0 144, Q8_0 272).
+ */
+export function x8Bytes(type: X8Type, rows: number, cols: number): number {
+  return Math.ceil(rows / 8) * rowBytes(type, cols) * 8;
+}
+
+/**
+ * A Q4_0 or Q8_0 weight [rows, cols] (row-major blocks, as stored) repacked so that one pass computes 8 rows'
+ * products (native/quant-x8.cc; llama.cpp repacks its Q4_0 the same way for its 8-row GEMV). Rows are padded with
+ * zero rows to a multiple of 8; per group g of 8 rows and block b of 32 columns, B = 8·blockBytes bytes at
+ * (g·nb + b)·B (nb = cols/32; Q4_0 B = 144 with 4 chunks, Q8_0 B = 272 with 8):
+ *
+ *   bytes 0..15       the 8 rows' f16 scales (row 8g + r at 2r)
+ *   bytes 16..B−1     chunks c of 32 bytes; byte 4r + i of chunk c is byte 4c + i of row 8g + r's quants (the
+ *                     block's bytes after its scale)
+ *
+ * so a 32-byte load of chunk c holds in its 4-byte lane r row r's 4 bytes, which meet the same 4 activation bytes in
+ * every lane (Q4_0: values 4c..4c+3 in the low nibbles, 16+4c..16+4c+3 in the high ones; Q8_0: values 4c..4c+3).
+ */
+export function repackX8(type: X8Type, w: Uint8Array, rows: number, cols: number): Uint8Array {
+  const rb = rowBytes(type, cols), nb = cols / 32, bb = QUANT_TYPES[type].blockBytes, chunks = (bb - 2) / 4;
+  if (w.length !== rows * rb) throw new RangeError(`${type} [${rows}, ${cols}] needs ${rows * rb} bytes, got ${w.length}`);
+  const out = new Uint8Array(x8Bytes(type, rows, cols));
+  for (let n = 0; n < rows; n++) {
+    const g = n >> 3, r = n & 7;
+    for (let b = 0; b < nb; b++) {
+      const src = n * rb + bb * b, dst = (g * nb + b) * 8 * bb;
+      out[dst + 2 * r] = w[src];
+      out[dst + 2 * r + 1] = w[src + 1];
+      for (let c = 0; c < chunks; c++) for (let i = 0; i < 4; i++) out[dst + 16 + 32 * c + 4 * r + i] = w[src + 2 + 4 * c + i];
+    }
+  }
+  return out;
+}
+
+/** The row-major blocks of the first `rows` rows of a repacked weight (repackX8's inverse). */
+export function unpackX8(type: X8Type, p: Uint8Array, rows: number, cols: number): Uint8Array {
+  const rb = rowBytes(type, cols), nb = cols / 32, bb = QUANT_TYPES[type].blockBytes, chunks = (bb - 2) / 4;
+  if (p.length !== x8Bytes(type, rows, cols)) throw new RangeError(`repacked ${type} [${rows}, ${cols}] needs ${x8Bytes(type, rows, cols)} bytes, got ${p.length}`);
+  const w = new Uint8Array(rows * rb);
+  for (let n = 0; n < rows; n++) {
+    const g = n >> 3, r = n & 7;
+    for (let b = 0; b < nb; b++) {
+      const dst = n * rb + bb * b, src = (g * nb + b) * 8 * bb;
+      w[dst] = p[src + 2 * r];
+      w[dst + 1] = p[src + 2 * r + 1];
+      for (let c = 0; c < chunks; c++) for (let i = 0; i < 4; i++) w[dst + 2 + 4 * c + i] = p[src + 16 + 32 * c + 4 * r + i];
+    }
+  }
+  return w;
+}
+
+export const repackQ4_0x8 = (w: Uint8Array, rows: number, cols: number): Uint8Array => repackX8('Q4_0', w, rows, cols);
+export const repackQ8_0x8 = (w: Uint8Array, rows: number, cols: number): Uint8Array => repackX8('Q8_0', w, rows, cols);
+
+/** matmulQ4_0's decode product (M < QUANT_GEMM_ROWS) over a weight repacked by repackQ4_0x8 (same results). */
+export function matmulQ4_0x8Ref(out: FloatArray, x: FloatArray, w: Uint8Array, M: number, K: number, N: number, accumulate = false): void {
+  matmulQuantRef('Q4_0', out, x, unpackX8('Q4_0', w, N, K), M, K, N, accumulate);
+}
+/** matmulQ8_0's decode product over a weight repacked by repackQ8_0x8. */
+export function matmulQ8_0x8Ref(out: FloatArray, x: FloatArray, w: Uint8Array, M: number, K: number, N: number, accumulate = false): void {
+  matmulQuantRef('Q8_0', out, x, unpackX8('Q8_0', w, N, K), M, K, N, accumulate);
+}
+
 const QUANT_OPS = { Q8_0: 'matmulQ8_0', Q4_0: 'matmulQ4_0', Q4_K: 'matmulQ4K', Q6_K: 'matmulQ6K', BF16: 'matmulWeightBf16' } as const;
 
-/** out[M, w.rows] (+)= x[M, w.cols]·wᵀ through the backend's product for w's type. */
+type QuantProduct = (out: FloatArray, x: FloatArray, w: Uint8Array, M: number, K: number, N: number, accumulate?: boolean) => void;
+
+/**
+ * out[M, w.rows] (+)= x[M, w.cols]·wᵀ through the backend's product for w's type; with `x8` (w repacked by
+ * repackX8) and fewer than QUANT_GEMM_ROWS rows, through matmulQ4_0x8 / matmulQ8_0x8 on it instead.
+ */
 export function matmulQuant(
-  be: { [K in (typeof QUANT_OPS)[QuantType]]: (out: FloatArray, x: FloatArray, w: Uint8Array, M: number, K: number, N: number, accumulate?: boolean) => void },
-  w: QuantTensor, out: FloatArray, x: FloatArray, M: number, accumulate = false,
+  be: { [K in (typeof QUANT_OPS)[QuantType] | 'matmulQ4_0x8' | 'matmulQ8_0x8']: QuantProduct },
+  w: QuantTensor, out: FloatArray, x: FloatArray, M: number, accumulate = false, x8?: Uint8Array,
 ): void {
+  if (x8 && M < QUANT_GEMM_ROWS && (w.type === 'Q4_0' || w.type === 'Q8_0')) {
+    return be[w.type === 'Q4_0' ? 'matmulQ4_0x8' : 'matmulQ8_0x8'](out, x, x8, M, w.cols, w.rows, accumulate);
+  }
   be[QUANT_OPS[w.type]](out, x, w.data, M, w.cols, w.rows, accumulate);
 }

@@ -19,7 +19,7 @@ import { swigluRef, swigluBackwardRef } from './swiglu.js';
 import { addRef, scaleRef, sumSquaresRef } from './elementwise.js';
 import { crossEntropyRef, logSumExpRef, softmaxScaledRef } from './crossentropy.js';
 import { adamwRef } from './adamw.js';
-import { matmulQ8_0Ref, matmulQ4_0Ref, matmulQ4KRef, matmulQ6KRef, matmulWeightBf16Ref } from './quant.js';
+import { matmulQ8_0Ref, matmulQ4_0Ref, matmulQ4_0x8Ref, matmulQ8_0x8Ref, matmulQ4KRef, matmulQ6KRef, matmulWeightBf16Ref } from './quant.js';
 import { toBf16Ref, fromBf16Ref, matmulBf16Ref, matmulBackwardInputBf16Ref, matmulBackwardWeightBf16Ref } from './bf16.js';
 
 // ---- the types that follow from an argument list ----
@@ -100,6 +100,16 @@ export const OPS = {
   matmulQ8_0: op(['out: f[M*N]', 'x: f[M*K]', 'w: u8[N*(K/32)*34]', 'M: int', 'K: int', 'N: int', 'accumulate?: bool'], matmulQ8_0Ref, [QK32]),
   /** out (+)= x·wᵀ, w [N,K] in Q4_0 blocks (18 bytes per 32 values). */
   matmulQ4_0: op(['out: f[M*N]', 'x: f[M*K]', 'w: u8[N*(K/32)*18]', 'M: int', 'K: int', 'N: int', 'accumulate?: bool'], matmulQ4_0Ref, [QK32]),
+  /**
+   * matmulQ4_0's decode product (M < 16) over w repacked 8 rows at a time (repackX8 in ops/quant.ts: rows padded
+   * to a multiple of 8, 144 bytes per 8 rows and 32 columns); equal to matmulQ4_0 on the unpacked w up to float
+   * summation order.
+   */
+  matmulQ4_0x8: op(['out: f[M*N]', 'x: f[M*K]', 'w: u8[((N+7)/8)*(K/32)*144]', 'M: int', 'K: int', 'N: int', 'accumulate?: bool'], matmulQ4_0x8Ref,
+    [QK32, ['M < 16', 'matmulQ4_0x8 is for decode: M {M} rows of x, at most 15']]),
+  /** The same for Q8_0 repacked by repackQ8_0x8 (272 bytes per 8 rows and 32 columns). */
+  matmulQ8_0x8: op(['out: f[M*N]', 'x: f[M*K]', 'w: u8[((N+7)/8)*(K/32)*272]', 'M: int', 'K: int', 'N: int', 'accumulate?: bool'], matmulQ8_0x8Ref,
+    [QK32, ['M < 16', 'matmulQ8_0x8 is for decode: M {M} rows of x, at most 15']]),
   /** out (+)= x·wᵀ, w [N,K] in Q4_K blocks (144 bytes per 256 values). */
   matmulQ4K: op(['out: f[M*N]', 'x: f[M*K]', 'w: u8[N*(K/256)*144]', 'M: int', 'K: int', 'N: int', 'accumulate?: bool'], matmulQ4KRef, [QK256]),
   /** out (+)= x·wᵀ, w [N,K] in Q6_K blocks (210 bytes per 256 values). */

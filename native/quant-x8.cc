@@ -1,0 +1,162 @@
+// Q4_0 decode products over weights repacked 8 rows at a time (llama.cpp's "REPACK" idea): out[M,N] (+)= x[M,K]·wᵀ
+// for M < QUANT_GEMM_ROWS. The layout (made once at load by repackQ4_0x8 in src/kernels/ops/quant.ts, which holds the
+// reference; tests: test/quant.test.ts on every SIMD path): the rows padded with zero rows to a multiple of 8, then
+// per group of 8 rows and per block of 32 columns 144 bytes:
+//
+//   bytes 0..15     the 8 rows' f16 scales (row r at 2r)
+//   bytes 16..143   4 chunks c of 32 bytes; byte 4r + i of chunk c is byte 4c + i of row r's 16 nibble bytes
+//
+// so one 256-bit load of chunk c gives, in int32 lane r, row r's values 4c..4c+3 (low nibbles) and 16+4c..16+4c+3
+// (high nibbles); each meets the same 4 activation bytes, broadcast to all lanes. One pass over a block computes
+// the integer sums of all 8 rows (vpdpbusd with AVX-512 VNNI, vpmaddubsw with AVX2: nibbles as u8 × activations as
+// s8), the weights' offset 8 is subtracted through the activation block's Σq, and 8 float accumulators (one lane
+// each) take the block's scaled sums. The integer sums equal the per-row kernel's; only the float summation order
+// differs (the portable path keeps the per-row kernel's order exactly).
+#include <algorithm>
+#include <vector>
+
+#include "pool.h"
+#include "quant.h"
+#include "simd.h"
+
+#if LT_X86
+#include <immintrin.h>
+#endif
+
+namespace lt {
+
+namespace {
+
+const long X8_BLOCK = 144;     // bytes of one Q4_0 group's block: 8 scales + 128 nibble bytes
+const long X8_BLOCK_Q8 = 272;  // Q8_0: 8 scales + 256 int8
+
+// one group (8 rows) against one quantized activation row: o[r] = Σ over blocks, r = 0..7, in the per-row kernel's order
+void gemv_x8_generic1(const uint8_t* w, const int8_t* q, const float* d, const int32_t* s, long nb, float* o) {
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  for (long b = 0; b < nb; b++, w += X8_BLOCK) {
+    const int8_t* qb = q + 32 * b;
+    for (int r = 0; r < 8; r++) {
+      int32_t sum = 0;
+      for (int c = 0; c < 4; c++)
+        for (int i = 0; i < 4; i++) {
+          uint8_t v = w[16 + 32 * c + 4 * r + i];
+          sum += (v & 15) * qb[4 * c + i] + (v >> 4) * qb[16 + 4 * c + i];
+        }
+      acc[r] += half_to_float(w + 2 * r) * d[b] * (float)(sum - 8 * s[b]);
+    }
+  }
+  for (int r = 0; r < 8; r++) o[r] = acc[r];
+}
+void gemv_x8_generic(const uint8_t* w, const int8_t* q, const float* d, const int32_t* s, long nb, long M, long K, float* o) {
+  for (long m = 0; m < M; m++) gemv_x8_generic1(w, q + m * K, d + m * nb, s + m * nb, nb, o + 8 * m);
+}
+
+void gemv_q8x8_generic1(const uint8_t* w, const int8_t* q, const float* d, const int32_t* s, long nb, float* o) {
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  for (long b = 0; b < nb; b++, w += X8_BLOCK_Q8) {
+    const int8_t* qb = q + 32 * b;
+    for (int r = 0; r < 8; r++) {
+      int32_t sum = 0;
+      for (int c = 0; c < 8; c++)
+        for (int i = 0; i < 4; i++) sum += (int8_t)w[16 + 32 * c + 4 * r + i] * qb[4 * c + i];
+      acc[r] += half_to_float(w + 2 * r) * d[b] * (float)sum;
+    }
+  }
+  for (int r = 0; r < 8; r++) o[r] = acc[r];
+}
+void gemv_q8x8_generic(const uint8_t* w, const int8_t* q, const float* d, const int32_t* s, long nb, long M, long K, float* o) {
+  for (long m = 0; m < M; m++) gemv_q8x8_generic1(w, q + m * K, d + m * nb, s + m * nb, nb, o + 8 * m);
+}
+
+#if LT_X86
+namespace x8avx2 {
+#define QT __attribute__((target("avx2,fma,f16c")))
+#define LT_Q_VNNI 0
+#include "quant-x8-simd.inc"
+#undef LT_Q_VNNI
+#undef QT
+}  // namespace x8avx2
+namespace x8vnni {
+#define QT __attribute__((target("avx512f,avx512vl,avx512bw,avx512vnni,avx2,fma,f16c")))
+#define LT_Q_VNNI 1
+#include "quant-x8-simd.inc"
+#undef LT_Q_VNNI
+#undef QT
+}  // namespace x8vnni
+#endif
+
+// one group (8 rows) against M ≤ 15 quantized activation rows (q, d, s of row m at m·K, m·K/32): o[8m + r]
+using GemvFn = void (*)(const uint8_t*, const int8_t*, const float*, const int32_t*, long, long, long, float*);
+
+// two groups (16 rows, the second gs bytes after the first) against M rows of x: o[16m + r]
+using Gemv16Fn = void (*)(const uint8_t*, long, const int8_t*, const float*, const int32_t*, long, long, long, float*);
+
+Gemv16Fn gemv16_for(bool q8) {
+#if LT_X86
+  static const bool has_vnni = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw");
+  if (simd_level() >= SIMD_AVX512 && has_vnni) return q8 ? x8vnni::gemv_q8x16 : x8vnni::gemv_x16;
+#endif
+  return nullptr;
+}
+
+GemvFn gemv_for(bool q8) {
+#if LT_X86
+  static const bool has_vnni = __builtin_cpu_supports("avx512vnni");
+  int level = simd_level();
+  if (level >= SIMD_AVX512 && has_vnni) return q8 ? x8vnni::gemv_q8x8 : x8vnni::gemv_x8;
+  if (level >= SIMD_AVX2 && __builtin_cpu_supports("f16c")) return q8 ? x8avx2::gemv_q8x8 : x8avx2::gemv_x8;
+#endif
+  return q8 ? gemv_q8x8_generic : gemv_x8_generic;
+}
+
+// the 8-row products of Q4_0 (q8 false) or Q8_0 (q8 true) over their repacked weights
+void matmul_x8(bool q8, long M, long K, long N, const float* x, const uint8_t* w, float* out, bool accumulate) {
+
+  if (M <= 0 || N <= 0) return;
+  const long nb = K / 32, groups = (N + 7) / 8, gb = nb * (q8 ? X8_BLOCK_Q8 : X8_BLOCK);
+  thread_local std::vector<int8_t> qv;
+  thread_local std::vector<float> dv;
+  thread_local std::vector<int32_t> sv;
+  if ((long)qv.size() < M * K) qv.resize(M * K);
+  if ((long)dv.size() < M * nb + 1) dv.resize(M * nb + 1), sv.resize(M * nb + 1);
+  int8_t* q = qv.data();
+  float* d = dv.data();
+  int32_t* s = sv.data();
+  if (M * K >= (1L << 15)) parallel_for(M, [&](long m) { quantize_row(x + m * K, K, q + m * K, d + m * nb, s + m * nb); });
+  else for (long m = 0; m < M; m++) quantize_row(x + m * K, K, q + m * K, d + m * nb, s + m * nb);
+  const GemvFn gemv = gemv_for(q8);
+  const Gemv16Fn gemv16 = gemv16_for(q8);
+  if (M >= QUANT_GEMM_ROWS) return;  // the op's table entry refuses it: decode rows only
+  // tasks: runs of groups, about 4 per thread; each block of a group is unpacked once for all the rows of x
+  long per = groups / (4L * pool_threads());
+  if (per < 1) per = 1;
+  const long tasks = (groups + per - 1) / per;
+  parallel_for(tasks, [&](long t) {
+    const long g1 = std::min(groups, (t + 1) * per);
+    for (long g = t * per; g < g1;) {
+      // two groups at once where the 512-bit kernel runs (its 16 lanes), else one
+      const long ng = gemv16 && g + 1 < g1 ? 2 : 1, n0 = 8 * g, nr = std::min(8 * ng, N - n0);
+      float v[16 * 16];
+      if (ng == 2) gemv16(w + g * gb, gb, q, d, s, nb, M, K, v);
+      else gemv(w + g * gb, q, d, s, nb, M, K, v);
+      for (long m = 0; m < M; m++) {
+        float* o = out + m * N + n0;
+        const float* vm = v + 8 * ng * m;
+        if (accumulate) for (long r = 0; r < nr; r++) o[r] += vm[r];
+        else for (long r = 0; r < nr; r++) o[r] = vm[r];
+      }
+      g += ng;
+    }
+  });
+}
+
+}  // namespace
+
+void matmul_q4_0x8(long M, long K, long N, const float* x, const uint8_t* w, float* out, bool accumulate) {
+  matmul_x8(false, M, K, N, x, w, out, accumulate);
+}
+void matmul_q8_0x8(long M, long K, long N, const float* x, const uint8_t* w, float* out, bool accumulate) {
+  matmul_x8(true, M, K, N, x, w, out, accumulate);
+}
+
+}  // namespace lt
