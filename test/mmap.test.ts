@@ -17,6 +17,7 @@ import { loadAnyModel, saveModelAs, type ModelFormat } from '../src/io/formats.j
 import { Decoder } from '../src/inference/generate.js';
 import { openModelFile } from '../src/util/mmap.js';
 import { UserError } from '../src/util/errors.js';
+import { inferenceMemory } from '../src/model/memory.js';
 import { createRefBackend } from '../src/kernels/ref.js';
 import { skip, native } from './helpers/native.js';
 import { peakedModel } from './helpers/models.js';
@@ -198,4 +199,22 @@ test('adviseHugePages advises the whole 2 MiB pages inside an array; the backend
   } finally {
     be.addon.adviseHugePages = original;
   }
+});
+
+test('the memory check before loading sees the weights as they will be held: a mapped quantized file at its size, no float32 loading copy', { skip }, () => {
+  const path = join(dir, 'footprint-q4.gguf');
+  saveModelAs('gguf', path, model, null, { ggufType: 'q4_0' });
+  const seen: { bytes: number; mapped: boolean }[] = [];
+  const f32 = model.layout.total * 4;
+  loadAnyModel(path, native(), 'gguf', (_c, _d, fp) => seen.push(fp), { weights: 'map' });
+  loadAnyModel(path, native(), 'gguf', (_c, _d, fp) => seen.push(fp), { weights: 'copy' });
+  const [mapped, read] = seen;
+  assert.equal(mapped.mapped, true);
+  // Q4_0 blocks (4.5 bits a value) twice (the repacked copy) and the float tensors: well under the float32 size
+  assert.ok(mapped.bytes < f32 / 2 && mapped.bytes > statSync(path).size / 2, `${mapped.bytes} bytes`);
+  assert.deepEqual(read, { bytes: f32, mapped: false });
+  const withMap = inferenceMemory(model.config, { weightBytes: mapped.bytes, loadingCopy: false });
+  const asF32 = inferenceMemory(model.config);
+  assert.equal(withMap.parts.find((p) => p.name === 'loading copy')?.bytes ?? 0, 0);
+  assert.ok(withMap.total < asF32.total - f32, `${withMap.total} vs ${asF32.total}`);
 });

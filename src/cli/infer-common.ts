@@ -2,7 +2,7 @@
 import type { Options, Values } from './args.js';
 import { int, num, str } from './args.js';
 import { createBackend } from '../kernels/index.js';
-import { loadAnyModel, parseFormat, type LoadedModel } from '../io/formats.js';
+import { loadAnyModel, parseFormat, type LoadedModel, type WeightFootprint } from '../io/formats.js';
 import { adapterBasePath, readPeftAdapter } from '../io/lora.js';
 import { SAMPLING_DEFAULTS } from '../inference/sampler.js';
 import type { GenerateOptions } from '../inference/generate.js';
@@ -44,10 +44,13 @@ export function loadModelArg(values: Values, caches = 1): LoadedModel {
   return loaded;
 }
 
-/** The check `loadAnyModel` runs before allocating: a whole model (+ `caches` KV caches) against the available memory. */
-export function modelMemoryCheck(values: Values, bytesPerFloat: number, caches: number): (config: LlamaConfig, description: string) => void {
-  return (config, description) =>
-    checkMemory(`loading ${description}`, inferenceMemory(config, { caches, bytesPerFloat }), 'run it on a machine with more memory, or convert it to a smaller model first', values);
+/**
+ * The check `loadAnyModel` runs before allocating: the model's weights as they will be held (mapped and quantized
+ * files at their size, not as float32) + `caches` KV caches, against the available memory.
+ */
+export function modelMemoryCheck(values: Values, bytesPerFloat: number, caches: number): (config: LlamaConfig, description: string, footprint: WeightFootprint) => void {
+  return (config, description, footprint) =>
+    checkMemory(`loading ${description}`, inferenceMemory(config, { caches, bytesPerFloat, weightBytes: footprint.bytes, loadingCopy: !footprint.mapped }), 'run it on a machine with more memory, or convert it to a smaller model first', values);
 }
 
 export const samplingOptions: Options = {

@@ -152,15 +152,41 @@ export interface LoadOptions {
   verbose?: (line: string) => void;
 }
 
+/** What the loaded weights will hold in memory, for the check before loading (model/memory.ts inferenceMemory). */
+export interface WeightFootprint {
+  /**
+   * Bytes of weights once loaded: a mapped file's float32 views and quantized blocks as stored (the file's pages,
+   * which must stay resident to decode at speed), Q4_0/Q8_0 matrices counted twice (the 8-row repacked copy the
+   * native backend makes), tensors converted to float32 at 4 bytes a value.
+   */
+  bytes: number;
+  /** True when the weights are views of a mapped file: no float32 copy of the whole model is made while loading. */
+  mapped: boolean;
+}
+
+/** The footprint of `source`'s weights when loaded as loadAnyModel will (mapped or into a float32 buffer). */
+function weightFootprint(source: ModelSource, mapped: boolean, dequantize: boolean, bytesPerFloat: number): WeightFootprint {
+  const layout = paramLayout(source.config);
+  if (!mapped) return { bytes: layout.total * bytesPerFloat, mapped: false };
+  let bytes = 0;
+  for (const t of layout.tensors) {
+    const q = !dequantize ? source.quant?.(t.name) : null;
+    if (q) bytes += q.data.byteLength * ((q.type === 'Q4_0' || q.type === 'Q8_0') && t !== layout.tokEmbeddings ? 2 : 1);
+    else bytes += t.size * 4;
+  }
+  return { bytes, mapped: true };
+}
+
 /**
  * `beforeAlloc` sees the model's config once the files are read and before the weights are allocated (a memory
- * check). With `o.weights = 'map'` (inference) the tensors are views of the mapped file; see LoadOptions.
+ * check), with what the weights will occupy. With `o.weights = 'map'` (inference) the tensors are views of the
+ * mapped file; see LoadOptions.
  */
-export function loadAnyModel(path: string, backend: Backend, format?: ModelFormat, beforeAlloc?: (config: LlamaConfig, description: string) => void, o: LoadOptions = {}): LoadedModel {
+export function loadAnyModel(path: string, backend: Backend, format?: ModelFormat, beforeAlloc?: (config: LlamaConfig, description: string, footprint: WeightFootprint) => void, o: LoadOptions = {}): LoadedModel {
   // the ref backends and builds without the addon keep the plain read path
   const map = o.weights === 'map' && backend.name === 'native' && canMap();
   const { source, format: f } = openModelSource(path, format, { map });
-  beforeAlloc?.(source.config, source.description);
+  if (beforeAlloc) beforeAlloc(source.config, source.description, weightFootprint(source, map && Boolean(source.mapped), Boolean(o.dequantize), backend.alloc(0).BYTES_PER_ELEMENT));
   let model: Llama;
   if (map && source.mapped) {
     const layout = paramLayout(source.config);

@@ -63,14 +63,19 @@ export function trainingMemory(c: LlamaConfig, o: TrainingShape): MemoryNeed {
   ]);
 }
 
-/** A whole model loaded for inference or conversion: weights, the source's float32 copy while loading, `caches` KV caches of `context` positions. */
-export function inferenceMemory(c: LlamaConfig, o: { caches?: number; context?: number; bytesPerFloat?: number } = {}): MemoryNeed {
+/**
+ * A whole model loaded for inference or conversion: weights, the source's float32 copy while loading, `caches` KV
+ * caches of `context` positions. `weightBytes` replaces the float32 size of the weights when the loader knows better
+ * (mapped files, quantized blocks: io/formats.ts WeightFootprint); `loadingCopy: false` when the weights are views of
+ * a mapped file (no float32 copy of the model is made while loading).
+ */
+export function inferenceMemory(c: LlamaConfig, o: { caches?: number; context?: number; bytesPerFloat?: number; weightBytes?: number; loadingCopy?: boolean } = {}): MemoryNeed {
   const f = o.bytesPerFloat ?? 4;
   const n = paramLayout(c).total;
   const kv = 2 * c.nLayers * (o.context ?? c.maxSeqLen) * c.nKvHeads * headDim(c) * (o.caches ?? 0);
   return need([
-    { name: 'weights', bytes: n * f },
-    { name: 'loading copy', bytes: n * 4 },
+    { name: 'weights', bytes: o.weightBytes ?? n * f },
+    { name: 'loading copy', bytes: o.loadingCopy === false ? 0 : n * 4 },
     { name: 'KV caches', bytes: kv * f },
     { name: 'runtime', bytes: RUNTIME_BYTES },
   ]);
