@@ -111,22 +111,14 @@ GemvFn gemv_for(bool q8) {
 
 // the 8-row products of Q4_0 (q8 false) or Q8_0 (q8 true) over their repacked weights
 void matmul_x8(bool q8, long M, long K, long N, const float* x, const uint8_t* w, float* out, bool accumulate) {
-
-  if (M <= 0 || N <= 0) return;
+  if (M <= 0 || N <= 0 || M >= QUANT_GEMM_ROWS) return;  // the op's table entry refuses M ≥ 16: decode rows only
   const long nb = K / 32, groups = (N + 7) / 8, gb = nb * (q8 ? X8_BLOCK_Q8 : X8_BLOCK);
-  thread_local std::vector<int8_t> qv;
-  thread_local std::vector<float> dv;
-  thread_local std::vector<int32_t> sv;
-  if ((long)qv.size() < M * K) qv.resize(M * K);
-  if ((long)dv.size() < M * nb + 1) dv.resize(M * nb + 1), sv.resize(M * nb + 1);
-  int8_t* q = qv.data();
-  float* d = dv.data();
-  int32_t* s = sv.data();
-  if (M * K >= (1L << 15)) parallel_for(M, [&](long m) { quantize_row(x + m * K, K, q + m * K, d + m * nb, s + m * nb); });
-  else for (long m = 0; m < M; m++) quantize_row(x + m * K, K, q + m * K, d + m * nb, s + m * nb);
+  const QuantizedRows xq = quantize_rows(x, M, K);
+  const int8_t* q = xq.q;
+  const float* d = xq.d;
+  const int32_t* s = xq.s;
   const GemvFn gemv = gemv_for(q8);
   const Gemv16Fn gemv16 = gemv16_for(q8);
-  if (M >= QUANT_GEMM_ROWS) return;  // the op's table entry refuses it: decode rows only
   // tasks: runs of groups, about 4 per thread; each block of a group is unpacked once for all the rows of x
   long per = groups / (4L * pool_threads());
   if (per < 1) per = 1;

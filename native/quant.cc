@@ -290,6 +290,21 @@ const long QK_SIZE[] = {32, 32, 256, 256, 1};
 
 }  // namespace
 
+QuantizedRows quantize_rows(const float* x, long M, long K) {
+  const long nb = K / 32;
+  thread_local std::vector<int8_t> qv;
+  thread_local std::vector<float> dv;
+  thread_local std::vector<int32_t> sv;
+  if ((long)qv.size() < M * K) qv.resize(M * K);
+  if ((long)dv.size() < M * nb + 1) dv.resize(M * nb + 1), sv.resize(M * nb + 1);
+  int8_t* q = qv.data();
+  float* d = dv.data();
+  int32_t* s = sv.data();
+  if (M * K >= (1L << 15)) parallel_for(M, [&](long m) { quantize_row(x + m * K, K, q + m * K, d + m * nb, s + m * nb); });
+  else for (long m = 0; m < M; m++) quantize_row(x + m * K, K, q + m * K, d + m * nb, s + m * nb);
+  return {q, d, s};
+}
+
 void matmul_quant(QuantKind kind, long M, long K, long N, const float* x, const uint8_t* w, float* out, bool accumulate) {
   if (M <= 0 || N <= 0) return;
   const long nb = K / 32, rb = K / QK_SIZE[kind] * QK_BYTES[kind];
@@ -332,16 +347,10 @@ void matmul_quant(QuantKind kind, long M, long K, long N, const float* x, const 
     });
     return;
   }
-  thread_local std::vector<int8_t> qv;
-  thread_local std::vector<float> dv;
-  thread_local std::vector<int32_t> sv;
-  if ((long)qv.size() < M * K) qv.resize(M * K);
-  if ((long)dv.size() < M * nb + 1) dv.resize(M * nb + 1), sv.resize(M * nb + 1);
-  int8_t* q = qv.data();
-  float* d = dv.data();
-  int32_t* s = sv.data();
-  if (M * K >= (1L << 15)) parallel_for(M, [&](long m) { quantize_row(x + m * K, K, q + m * K, d + m * nb, s + m * nb); });
-  else for (long m = 0; m < M; m++) quantize_row(x + m * K, K, q + m * K, d + m * nb, s + m * nb);
+  const QuantizedRows xq = quantize_rows(x, M, K);
+  const int8_t* q = xq.q;
+  const float* d = xq.d;
+  const int32_t* s = xq.s;
   const DotFn dot = dot_for(kind);
   parallel_for(tasks, [&](long t) {
     long n0 = t * per * G, n1 = n0 + per * G < N ? n0 + per * G : N;

@@ -27,5 +27,13 @@ void matmul_q8_0x8(long M, long K, long N, const float* x, const uint8_t* w, flo
 // activations → int8 per block of 32 (q[K], block scales d[K/32], block sums s[K/32]).
 float half_to_float(const uint8_t* p);
 void quantize_row(const float* x, long K, int8_t* q, float* d, int32_t* s);
+// The M rows of x [M,K] quantized by quantize_row (rows in parallel when there is enough work) into buffers of the
+// calling thread, valid until its next call: int8 values [M,K], block scales and block sums [M,K/32].
+struct QuantizedRows {
+  const int8_t* q;
+  const float* d;
+  const int32_t* s;
+};
+QuantizedRows quantize_rows(const float* x, long M, long K);
 
 }  // namespace lt
