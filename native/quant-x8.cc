@@ -1,5 +1,5 @@
-// Q4_0 decode products over weights repacked 8 rows at a time (llama.cpp's "REPACK" idea): out[M,N] (+)= x[M,K]·wᵀ
-// for M < QUANT_GEMM_ROWS. The layout (made once at load by repackQ4_0x8 in src/kernels/ops/quant.ts, which holds the
+// Q4_0 products over weights repacked 8 rows at a time (llama.cpp's "REPACK" idea): out[M,N] (+)= x[M,K]·wᵀ with
+// int8 activations, for decode (M < QUANT_GEMM_ROWS) and prefill (any M: up to 15 rows of x per pass over a group). The layout (made once at load by repackQ4_0x8 in src/kernels/ops/quant.ts, which holds the
 // reference; tests: test/quant.test.ts on every SIMD path): the rows padded with zero rows to a multiple of 8, then
 // per group of 8 rows and per block of 32 columns 144 bytes:
 //
@@ -111,7 +111,7 @@ GemvFn gemv_for(bool q8) {
 
 // the 8-row products of Q4_0 (q8 false) or Q8_0 (q8 true) over their repacked weights
 void matmul_x8(bool q8, long M, long K, long N, const float* x, const uint8_t* w, float* out, bool accumulate) {
-  if (M <= 0 || N <= 0 || M >= QUANT_GEMM_ROWS) return;  // the op's table entry refuses M ≥ 16: decode rows only
+  if (M <= 0 || N <= 0) return;
   const long nb = K / 32, groups = (N + 7) / 8, gb = nb * (q8 ? X8_BLOCK_Q8 : X8_BLOCK);
   const QuantizedRows xq = quantize_rows(x, M, K);
   const int8_t* q = xq.q;
@@ -119,7 +119,9 @@ void matmul_x8(bool q8, long M, long K, long N, const float* x, const uint8_t* w
   const int32_t* s = xq.s;
   const GemvFn gemv = gemv_for(q8);
   const Gemv16Fn gemv16 = gemv16_for(q8);
-  // tasks: runs of groups, about 4 per thread; each block of a group is unpacked once for all the rows of x
+  // tasks: runs of groups, about 4 per thread; each block of a group is unpacked once for up to R rows of x at a
+  // time (the kernels' limit), and the group stays in L1 for the next R rows: prefill reads each weight once.
+  constexpr long R = QUANT_GEMM_ROWS - 1;
   long per = groups / (4L * pool_threads());
   if (per < 1) per = 1;
   const long tasks = (groups + per - 1) / per;
@@ -128,14 +130,18 @@ void matmul_x8(bool q8, long M, long K, long N, const float* x, const uint8_t* w
     for (long g = t * per; g < g1;) {
       // two groups at once where the 512-bit kernel runs (its 16 lanes), else one
       const long ng = gemv16 && g + 1 < g1 ? 2 : 1, n0 = 8 * g, nr = std::min(8 * ng, N - n0);
-      float v[16 * 16];
-      if (ng == 2) gemv16(w + g * gb, gb, q, d, s, nb, M, K, v);
-      else gemv(w + g * gb, q, d, s, nb, M, K, v);
-      for (long m = 0; m < M; m++) {
-        float* o = out + m * N + n0;
-        const float* vm = v + 8 * ng * m;
-        if (accumulate) for (long r = 0; r < nr; r++) o[r] += vm[r];
-        else for (long r = 0; r < nr; r++) o[r] = vm[r];
+      for (long m0 = 0; m0 < M; m0 += R) {
+        const long mr = std::min(R, M - m0);
+        float v[16 * 16];
+        const int8_t* qm = q + m0 * K;
+        if (ng == 2) gemv16(w + g * gb, gb, qm, d + m0 * nb, s + m0 * nb, nb, mr, K, v);
+        else gemv(w + g * gb, qm, d + m0 * nb, s + m0 * nb, nb, mr, K, v);
+        for (long m = 0; m < mr; m++) {
+          float* o = out + (m0 + m) * N + n0;
+          const float* vm = v + 8 * ng * m;
+          if (accumulate) for (long r = 0; r < nr; r++) o[r] += vm[r];
+          else for (long r = 0; r < nr; r++) o[r] = vm[r];
+        }
       }
       g += ng;
     }

@@ -296,7 +296,7 @@ test('repackX8: 8-row groups, scales then 4-byte lanes per row; zero rows pad; u
   assert.deepEqual(unpackX8('Q8_0', p8, rows, cols), w8);
 });
 
-test('matmulQ4_0x8 / matmulQ8_0x8 (repacked, decode) match matmulQ4_0 / matmulQ8_0 and the float product on every SIMD path; M = 1..15, odd N', { skip }, () => {
+test('matmulQ4_0x8 / matmulQ8_0x8 (repacked) match matmulQ4_0 / matmulQ8_0 (decode rows), the ref (prefill rows too) and the float product on every SIMD path; M = 1..15, 16, 31, 47, odd N', { skip }, () => {
   const be = native();
   const rng = new Rng(12);
   const Ks = [32, 96, 512], Ns = [1, 7, 9, 40, 83];
@@ -304,7 +304,7 @@ test('matmulQ4_0x8 / matmulQ8_0x8 (repacked, decode) match matmulQ4_0 / matmulQ8
   forEachSimd(be, (level) => {
     for (const t of ['Q4_0', 'Q8_0'] as const) {
       const op = t === 'Q4_0' ? 'matmulQ4_0x8' : 'matmulQ8_0x8', plain = OP[t];
-      for (let M = 1; M <= 15; M++) {
+      for (const M of [...Array.from({ length: 15 }, (_, j) => j + 1), 16, 31, 47]) {
         const K = Ks[i % Ks.length], N = Ns[i++ % Ns.length];
         const x = randn(rng, M * K), wq = quantize(t, randn(rng, N * K, 0.1)), p = repackX8(t, wq, N, K);
         for (const acc of [false, true]) {
@@ -314,9 +314,13 @@ test('matmulQ4_0x8 / matmulQ8_0x8 (repacked, decode) match matmulQ4_0 / matmulQ8
           be[plain](b, x, wq, M, K, N, acc);
           ref[op](r, x, p, M, K, N, acc);
           const what = `${level} ${t} M=${M} K=${K} N=${N} acc=${acc}`;
-          // the portable path keeps the per-row kernel's float order: equal bit for bit; SIMD paths sum in another order
-          if (level === 'generic') assert.deepEqual(a, b, what);
-          else assertClose(a, b, 1e-5 * Math.sqrt(K / 32), what);
+          // decode rows: the portable path keeps the per-row kernel's float order (equal bit for bit), SIMD paths sum
+          // in another order; prefill rows (M ≥ 16) differ from matmulQ4_0/Q8_0 by design (int8 activations there
+          // against float32 on dequantized weights), so only the ref and the float product judge them
+          if (M < 16) {
+            if (level === 'generic') assert.deepEqual(a, b, what);
+            else assertClose(a, b, 1e-5 * Math.sqrt(K / 32), what);
+          }
           assertClose(a, r, 1e-5 * Math.sqrt(K / 32), `${what} vs ref`);
           ref.matmul(c, x, dequantize(t, wq, N * K), M, K, N, acc);
           assertClose(a, c, 0.02, `${what} vs float`, M * N, 0.1 * Math.sqrt(K));
@@ -333,7 +337,6 @@ test('matmulQ4_0x8 / matmulQ8_0x8 (repacked, decode) match matmulQ4_0 / matmulQ8
     }
   });
   for (const b of [be, ref]) {
-    assert.throws(() => b.matmulQ4_0x8(new Float32Array(16), new Float32Array(16 * 32), new Uint8Array(144), 16, 32, 1), /at most 15/);
     assert.throws(() => b.matmulQ4_0x8(new Float32Array(9), new Float32Array(32), new Uint8Array(144), 1, 32, 9), /w has 144 elements, shape needs 288/);
     assert.throws(() => b.matmulQ8_0x8(new Float32Array(9), new Float32Array(32), new Uint8Array(272), 1, 32, 9), /w has 272 elements, shape needs 544/);
   }

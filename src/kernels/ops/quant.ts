@@ -366,6 +366,11 @@ export const QUANT_GEMM_ROWS = 16;
  */
 export function matmulQuantRef(type: QuantType, out: FloatArray, x: FloatArray, w: Uint8Array, M: number, K: number, N: number, accumulate = false): void {
   if (M >= QUANT_GEMM_ROWS || type === 'BF16') return matmulRef(out, x, dequantize(type, w, N * K), M, K, N, accumulate);
+  matmulInt8Ref(type, out, x, w, M, K, N, accumulate);
+}
+
+/** The int8-activation product of any number of rows: each row of x quantized per block, dotted with every weight row. */
+function matmulInt8Ref(type: QuantType, out: FloatArray, x: FloatArray, w: Uint8Array, M: number, K: number, N: number, accumulate = false): void {
   const rb = rowBytes(type, K);
   for (let m = 0; m < M; m++) {
     const a = quantizeActivations(x, m * K, K);
@@ -449,13 +454,17 @@ export function unpackX8(type: X8Type, p: Uint8Array, rows: number, cols: number
 export const repackQ4_0x8 = (w: Uint8Array, rows: number, cols: number): Uint8Array => repackX8('Q4_0', w, rows, cols);
 export const repackQ8_0x8 = (w: Uint8Array, rows: number, cols: number): Uint8Array => repackX8('Q8_0', w, rows, cols);
 
-/** matmulQ4_0's decode product (M < QUANT_GEMM_ROWS) over a weight repacked by repackQ4_0x8 (same results). */
+/**
+ * matmulQ4_0's int8-activation product over a weight repacked by repackQ4_0x8, for any number of rows: below
+ * QUANT_GEMM_ROWS the same results as matmulQ4_0; from there on (prefill) the activations stay quantized per block, as
+ * llama.cpp's prefill does, instead of matmulQ4_0's float32 product on dequantized weights.
+ */
 export function matmulQ4_0x8Ref(out: FloatArray, x: FloatArray, w: Uint8Array, M: number, K: number, N: number, accumulate = false): void {
-  matmulQuantRef('Q4_0', out, x, unpackX8('Q4_0', w, N, K), M, K, N, accumulate);
+  matmulInt8Ref('Q4_0', out, x, unpackX8('Q4_0', w, N, K), M, K, N, accumulate);
 }
-/** matmulQ8_0's decode product over a weight repacked by repackQ8_0x8. */
+/** matmulQ8_0's int8-activation product (any number of rows) over a weight repacked by repackQ8_0x8. */
 export function matmulQ8_0x8Ref(out: FloatArray, x: FloatArray, w: Uint8Array, M: number, K: number, N: number, accumulate = false): void {
-  matmulQuantRef('Q8_0', out, x, unpackX8('Q8_0', w, N, K), M, K, N, accumulate);
+  matmulInt8Ref('Q8_0', out, x, unpackX8('Q8_0', w, N, K), M, K, N, accumulate);
 }
 
 const QUANT_OPS = { Q8_0: 'matmulQ8_0', Q4_0: 'matmulQ4_0', Q4_K: 'matmulQ4K', Q6_K: 'matmulQ6K', BF16: 'matmulWeightBf16' } as const;
@@ -464,13 +473,16 @@ type QuantProduct = (out: FloatArray, x: FloatArray, w: Uint8Array, M: number, K
 
 /**
  * out[M, w.rows] (+)= x[M, w.cols]·wᵀ through the backend's product for w's type; with `x8` (w repacked by
- * repackX8) and fewer than QUANT_GEMM_ROWS rows, through matmulQ4_0x8 / matmulQ8_0x8 on it instead.
+ * repackX8), through matmulQ4_0x8 / matmulQ8_0x8 on it instead, for decode and prefill alike (int8 activations).
  */
 export function matmulQuant(
   be: { [K in (typeof QUANT_OPS)[QuantType] | 'matmulQ4_0x8' | 'matmulQ8_0x8']: QuantProduct },
   w: QuantTensor, out: FloatArray, x: FloatArray, M: number, accumulate = false, x8?: Uint8Array,
 ): void {
-  if (x8 && M < QUANT_GEMM_ROWS && (w.type === 'Q4_0' || w.type === 'Q8_0')) {
+  // prefill rows too, where SIMD kernels run the repacked product (the portable 8-row loop is slower than
+  // dequantizing for the float32 SGEMM)
+  const simd = (be as { simd?: () => string }).simd?.();
+  if (x8 && (w.type === 'Q4_0' || w.type === 'Q8_0') && (M < QUANT_GEMM_ROWS || (simd !== undefined && simd !== 'generic'))) {
     return be[w.type === 'Q4_0' ? 'matmulQ4_0x8' : 'matmulQ8_0x8'](out, x, x8, M, w.cols, w.rows, accumulate);
   }
   be[QUANT_OPS[w.type]](out, x, w.data, M, w.cols, w.rows, accumulate);

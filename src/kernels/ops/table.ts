@@ -101,15 +101,14 @@ export const OPS = {
   /** out (+)= x·wᵀ, w [N,K] in Q4_0 blocks (18 bytes per 32 values). */
   matmulQ4_0: op(['out: f[M*N]', 'x: f[M*K]', 'w: u8[N*(K/32)*18]', 'M: int', 'K: int', 'N: int', 'accumulate?: bool'], matmulQ4_0Ref, [QK32]),
   /**
-   * matmulQ4_0's decode product (M < 16) over w repacked 8 rows at a time (repackX8 in ops/quant.ts: rows padded
-   * to a multiple of 8, 144 bytes per 8 rows and 32 columns); equal to matmulQ4_0 on the unpacked w up to float
-   * summation order.
+   * matmulQ4_0's int8-activation product over w repacked 8 rows at a time (repackX8 in ops/quant.ts: rows padded
+   * to a multiple of 8, 144 bytes per 8 rows and 32 columns), for any number of rows: below 16 equal to matmulQ4_0
+   * on the unpacked w up to float summation order; from 16 on (prefill) the activations stay int8 per block, where
+   * matmulQ4_0 multiplies in float32 on dequantized weights.
    */
-  matmulQ4_0x8: op(['out: f[M*N]', 'x: f[M*K]', 'w: u8[((N+7)/8)*(K/32)*144]', 'M: int', 'K: int', 'N: int', 'accumulate?: bool'], matmulQ4_0x8Ref,
-    [QK32, ['M < 16', 'matmulQ4_0x8 is for decode: M {M} rows of x, at most 15']]),
+  matmulQ4_0x8: op(['out: f[M*N]', 'x: f[M*K]', 'w: u8[((N+7)/8)*(K/32)*144]', 'M: int', 'K: int', 'N: int', 'accumulate?: bool'], matmulQ4_0x8Ref, [QK32]),
   /** The same for Q8_0 repacked by repackQ8_0x8 (272 bytes per 8 rows and 32 columns). */
-  matmulQ8_0x8: op(['out: f[M*N]', 'x: f[M*K]', 'w: u8[((N+7)/8)*(K/32)*272]', 'M: int', 'K: int', 'N: int', 'accumulate?: bool'], matmulQ8_0x8Ref,
-    [QK32, ['M < 16', 'matmulQ8_0x8 is for decode: M {M} rows of x, at most 15']]),
+  matmulQ8_0x8: op(['out: f[M*N]', 'x: f[M*K]', 'w: u8[((N+7)/8)*(K/32)*272]', 'M: int', 'K: int', 'N: int', 'accumulate?: bool'], matmulQ8_0x8Ref, [QK32]),
   /** out (+)= x·wᵀ, w [N,K] in Q4_K blocks (144 bytes per 256 values). */
   matmulQ4K: op(['out: f[M*N]', 'x: f[M*K]', 'w: u8[N*(K/256)*144]', 'M: int', 'K: int', 'N: int', 'accumulate?: bool'], matmulQ4KRef, [QK256]),
   /** out (+)= x·wᵀ, w [N,K] in Q6_K blocks (210 bytes per 256 values). */
