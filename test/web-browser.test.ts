@@ -195,8 +195,8 @@ test('the page loads GGUF files the CLI wrote: greedy samples and scores as the 
         return { ids: JSON.parse(a.dataset.ids!) as number[], score: Number(a.dataset.score) };
       });
       writeFileSync(join(tmp, 'ids.txt'), ids.join(' '));
-      const scoreOf = (m: string) => (JSON.parse(cli('score', '--model', m, '--ids', join(tmp, 'ids.txt'))) as { mean_loss: number }).mean_loss;
-      return { page: score, cli: scoreOf(model), saved: scoreOf(join(tmp, 'saved.safetensors')) };
+      const scoreOf = (m: string, ...extra: string[]) => (JSON.parse(cli('score', '--model', m, '--ids', join(tmp, 'ids.txt'), ...extra)) as { mean_loss: number }).mean_loss;
+      return { page: score, cli: scoreOf(model), saved: scoreOf(join(tmp, 'saved.safetensors')), ref: scoreOf(model, '--backend', 'ref') };
     };
 
     // F32: the page's greedy continuation and teacher-forced loss are the CLI's on the same file
@@ -220,13 +220,16 @@ test('the page loads GGUF files the CLI wrote: greedy samples and scores as the 
     assert.equal(trained[0].step, 1, 'a new schedule from the GGUF weights');
     assert.ok(trained.every((r) => Number.isFinite(r.loss)) && trained[0].loss < 3.5, `continues from the trained weights (first loss ${trained[0].loss}; a fresh model starts near ln 259 = 5.56)`);
 
-    // Q8_0: dequantized to float32 on load; the CLI multiplies the blocks: same greedy tokens, same loss within float32 rounding
+    // Q8_0: dequantized to float32 on load. The CLI's reference backend multiplies the dequantized blocks in float32
+    // for a scored sequence too: the same loss within float32 rounding. The native backend's prefill keeps the
+    // activations in int8 per block (as llama.cpp does): within that quantization's error of it. Same greedy tokens.
     await load(q8, 'tiny-q8_0.gguf');
     const pq = await greedy('The ', 16), cq = cliGreedy(q8, 'The ', 16);
     assert.deepEqual(pq.tokens, cq.tokens, `Q8_0 greedy: page ${JSON.stringify(pq.text)}, CLI ${JSON.stringify(cq.text)}`);
     const sq = await scores(q8);
-    t.diagnostic(`Q8_0 GGUF held-out loss: page (dequantized) ${sq.page}, llama-ts score (quantized blocks) ${sq.cli}`);
-    assert.ok(Math.abs(sq.page - sq.cli) <= 1e-4 * Math.abs(sq.cli), `Q8_0 GGUF: page loss ${sq.page}, llama-ts score ${sq.cli}`);
+    t.diagnostic(`Q8_0 GGUF held-out loss: page (dequantized) ${sq.page}, llama-ts score --backend ref ${sq.ref}, native (int8 activations) ${sq.cli}`);
+    assert.ok(Math.abs(sq.page - sq.ref) <= 1e-4 * Math.abs(sq.ref), `Q8_0 GGUF: page loss ${sq.page}, llama-ts score --backend ref ${sq.ref}`);
+    assert.ok(Math.abs(sq.page - sq.cli) <= 5e-3 * Math.abs(sq.cli), `Q8_0 GGUF: page loss ${sq.page}, llama-ts score ${sq.cli}`);
 
     // a SentencePiece-style vocabulary: samples with its own tokenizer (the CLI's tokens), does not train
     await load(spm, 'spm.gguf');
