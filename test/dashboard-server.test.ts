@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
-import { request } from 'node:http';
+import { request, type ClientRequest } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,31 +30,39 @@ function get(port: number, path: string): Promise<{ status: number; body: string
   });
 }
 
+/** Opens the event stream and calls `onEvent` with each complete event's name and parsed data. */
+function subscribe(port: number, onEvent: (event: string, data: any) => void, onError: (e: Error) => void = () => {}): ClientRequest {
+  const req = request({ host: '127.0.0.1', port, path: '/api/events' }, (res) => {
+    let buf = '';
+    res.setEncoding('utf8');
+    res.on('data', (d) => {
+      buf += d;
+      let i;
+      while ((i = buf.indexOf('\n\n')) >= 0) {
+        const block = buf.slice(0, i);
+        buf = buf.slice(i + 2);
+        const ev = /^event: (.*)$/m.exec(block)?.[1];
+        const data = /^data: (.*)$/m.exec(block)?.[1];
+        if (ev && data) onEvent(ev, JSON.parse(data));
+      }
+    });
+  });
+  req.on('error', onError);
+  req.end();
+  return req;
+}
+
 /** Connects to the event stream and resolves with the events received until `until` says stop. */
 function events(port: number, until: (evs: { event: string; data: any }[]) => boolean): Promise<{ event: string; data: any }[]> {
   return new Promise((ok, fail) => {
     const evs: { event: string; data: any }[] = [];
-    const req = request({ host: '127.0.0.1', port, path: '/api/events' }, (res) => {
-      let buf = '';
-      res.setEncoding('utf8');
-      res.on('data', (d) => {
-        buf += d;
-        let i;
-        while ((i = buf.indexOf('\n\n')) >= 0) {
-          const block = buf.slice(0, i);
-          buf = buf.slice(i + 2);
-          const ev = /^event: (.*)$/m.exec(block)?.[1];
-          const data = /^data: (.*)$/m.exec(block)?.[1];
-          if (ev && data) evs.push({ event: ev, data: JSON.parse(data) });
-        }
-        if (until(evs)) {
-          req.destroy();
-          ok(evs);
-        }
-      });
-    });
-    req.on('error', (e) => ((e as NodeJS.ErrnoException).code === 'ECONNRESET' ? ok(evs) : fail(e)));
-    req.end();
+    const req = subscribe(port, (event, data) => {
+      evs.push({ event, data });
+      if (until(evs)) {
+        req.destroy();
+        ok(evs);
+      }
+    }, (e) => ((e as NodeJS.ErrnoException).code === 'ECONNRESET' ? ok(evs) : fail(e)));
   });
 }
 
@@ -182,20 +190,9 @@ test('a page that stops reading is disconnected once its unread events pass the 
     stalled.pause();
     // a client that reads everything: the last step it has seen
     let last = 0;
-    const reader = request({ host: '127.0.0.1', port: dash.port, path: '/api/events' }, (res) => {
-      let buf = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk) => {
-        buf += chunk;
-        let i;
-        while ((i = buf.indexOf('\n\n')) >= 0) {
-          const block = buf.slice(0, i);
-          buf = buf.slice(i + 2);
-          if (/^event: append$/m.test(block)) last = Math.max(last, ...JSON.parse(/^data: (.*)$/m.exec(block)?.[1] ?? '{}').steps.map((x: { step: number }) => x.step));
-        }
-      });
+    const reader = subscribe(dash.port, (event, data) => {
+      if (event === 'append') last = Math.max(last, ...data.steps.map((x: { step: number }) => x.step));
     });
-    reader.end();
     await new Promise((r) => setTimeout(r, 200));
     // batches of 2000 steps (~0.4 MB of events each) until the server hangs up on the stalled client (socket
     // buffers first absorb some); the reading client receives every batch before the next is written. (The paused
