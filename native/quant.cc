@@ -305,6 +305,56 @@ QuantizedRows quantize_rows(const float* x, long M, long K) {
   return {q, d, s};
 }
 
+#if LT_X86
+namespace {
+// Q6_K decode with AVX-512 VNNI and BW, 64 values per instruction, R rows of weights at once (sharing the loads
+// of the activations and one reduction): the six-bit values as they are (0..63, u8) meet the int8 activations in
+// vpdpbusd, whose 16 int32 lanes are 4 lanes per group of 16 values; each lane is scaled by its group's float scale
+// dd·sc[g]·d[block of g] (one vpermps from the 16 of the super-block), and the offset 32 comes off through the
+// activation row's sums per 16 (Σ_g scale_g·32·S16_g, with c16 precomputed per row of x). The integer sums per group
+// equal dot_q6_k's; only the float summation order differs.
+// dq16[g], c16[g]: per group of 16 values of the activation row, its block's scale d[g/2] and 32·Σq over the group.
+template <int R>
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,f16c"))) void dot_q6_k_avx512(
+    const uint8_t* w, long rb, const int8_t* q, const float* dq16, const float* c16, long nsb, float* o) {
+  const __m512i m4 = _mm512_set1_epi8(15), m30 = _mm512_set1_epi8(0x30);
+  const __m512i up = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);    // y[0..31] ← qh bits 0-1, y[32..63] ← bits 2-3
+  const __m512i down = _mm512_inserti64x4(_mm512_set1_epi16(0), _mm256_set1_epi16(2), 1);  // y[64..95] ← bits 4-5, y[96..127] ← bits 6-7
+  __m512 acc[R], corr[R];
+  for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps(), corr[r] = _mm512_setzero_ps();
+  for (long B = 0; B < nsb; B++, w += 210, q += 256, dq16 += 16, c16 += 16) {
+    const __m512 dqv = _mm512_loadu_ps(dq16), cv = _mm512_loadu_ps(c16);
+    const __m512i q0 = _mm512_loadu_si512((const void*)q), q1 = _mm512_loadu_si512((const void*)(q + 64));
+    const __m512i q2 = _mm512_loadu_si512((const void*)(q + 128)), q3 = _mm512_loadu_si512((const void*)(q + 192));
+    for (int r = 0; r < R; r++) {
+      const uint8_t* wr = w + r * rb;
+      const float dd = _cvtsh_ss((unsigned short)(wr[208] | wr[209] << 8));
+      const __m512 sc = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)(wr + 192)))),
+                                      _mm512_mul_ps(dqv, _mm512_set1_ps(dd)));
+      corr[r] = _mm512_fmadd_ps(sc, cv, corr[r]);
+      for (int h = 0; h < 2; h++) {
+        const __m512i l = _mm512_loadu_si512((const void*)(wr + 64 * h));
+        const __m512i hb = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i*)(wr + 128 + 32 * h)));
+        const __m512i v0 = _mm512_or_si512(_mm512_and_si512(l, m4), _mm512_and_si512(_mm512_sllv_epi16(hb, up), m30));
+        const __m512i v1 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), m4), _mm512_and_si512(_mm512_srlv_epi16(hb, down), m30));
+        const __m512i p0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v0, h ? q2 : q0);
+        const __m512i p1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v1, h ? q3 : q1);
+        // lanes 4k..4k+3 of p0 are group 8h + k (k = 0..3), of p1 group 8h + 4 + k
+        const __m512i base = _mm512_setr_epi32(8 * h, 8 * h, 8 * h, 8 * h, 8 * h + 1, 8 * h + 1, 8 * h + 1, 8 * h + 1, 8 * h + 2, 8 * h + 2,
+                                               8 * h + 2, 8 * h + 2, 8 * h + 3, 8 * h + 3, 8 * h + 3, 8 * h + 3);
+        acc[r] = _mm512_fmadd_ps(_mm512_permutexvar_ps(base, sc), _mm512_cvtepi32_ps(p0), acc[r]);
+        acc[r] = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_add_epi32(base, _mm512_set1_epi32(4)), sc), _mm512_cvtepi32_ps(p1), acc[r]);
+      }
+    }
+  }
+  for (int r = 0; r < R; r++) {
+    const __m512 v = _mm512_sub_ps(acc[r], corr[r]);
+    o[r] = _mm512_reduce_add_ps(v);
+  }
+}
+}  // namespace
+#endif
+
 void matmul_quant(QuantKind kind, long M, long K, long N, const float* x, const uint8_t* w, float* out, bool accumulate) {
   if (M <= 0 || N <= 0) return;
   const long nb = K / 32, rb = K / QK_SIZE[kind] * QK_BYTES[kind];
@@ -351,6 +401,38 @@ void matmul_quant(QuantKind kind, long M, long K, long N, const float* x, const 
   const int8_t* q = xq.q;
   const float* d = xq.d;
   const int32_t* s = xq.s;
+#if LT_X86
+  static const bool q6_512 = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+  if (kind == QK_Q6_K && q6_512 && simd_level() >= SIMD_AVX512) {
+    // per row of x and group of 16 values: its block's scale and 32·Σq (exact in float: |Σq| ≤ 16·127)
+    const long ng = K / 16;
+    thread_local std::vector<float> gv;
+    if ((long)gv.size() < 2 * M * ng) gv.resize(2 * M * ng);
+    float *dq16 = gv.data(), *c16 = gv.data() + M * ng;
+    for (long m = 0; m < M; m++)
+      for (long g = 0; g < ng; g++) {
+        int32_t sum = 0;
+        for (int j = 0; j < 16; j++) sum += q[m * K + 16 * g + j];
+        dq16[m * ng + g] = d[m * nb + g / 2];
+        c16[m * ng + g] = 32.0f * (float)sum;
+      }
+    parallel_for(tasks, [&](long t) {
+      long n0 = t * per * G, n1 = n0 + per * G < N ? n0 + per * G : N;
+      for (long n = n0; n < n1;) {
+        const int nr = n + 4 <= n1 ? 4 : 1;
+        for (long m = 0; m < M; m++) {
+          float v[4];
+          if (nr == 4) dot_q6_k_avx512<4>(w + n * rb, rb, q + m * K, dq16 + m * ng, c16 + m * ng, K / 256, v);
+          else dot_q6_k_avx512<1>(w + n * rb, rb, q + m * K, dq16 + m * ng, c16 + m * ng, K / 256, v);
+          float* o = out + m * N + n;
+          for (int r = 0; r < nr; r++) o[r] = accumulate ? o[r] + v[r] : v[r];
+        }
+        n += nr;
+      }
+    });
+    return;
+  }
+#endif
   const DotFn dot = dot_for(kind);
   parallel_for(tasks, [&](long t) {
     long n0 = t * per * G, n1 = n0 + per * G < N ? n0 + per * G : N;
