@@ -23,8 +23,13 @@ export function measureGenerate(model: Llama, promptTokens: number, decodeTokens
   const rng = new Rng(seed);
   const prompt = Array.from({ length: promptTokens }, () => rng.int(c.vocabSize));
   const dec = new Decoder(model);
-  // warm-up (JIT) on a throwaway cache
-  dec.prefill(dec.newCache(8), prompt.slice(0, Math.min(4, promptTokens)));
+  // warm-up on a throwaway cache, as llama-bench warms up: the whole prompt (the JIT, and the decoder's buffers and
+  // the kernels' thread-local ones sized for it: their first touch is not the product's time) and two decode steps
+  {
+    const warm = dec.newCache(Math.min(promptTokens + 2, c.maxSeqLen));
+    let lg = dec.prefill(warm, prompt);
+    for (let i = 0; i < Math.min(2, warm.maxSeq - promptTokens); i++) lg = dec.step([{ cache: warm, tokens: [argmax(lg)] }], 'last', true)[0];
+  }
   const cache = dec.newCache();
   const t0 = performance.now();
   let logits = dec.prefill(cache, prompt);
