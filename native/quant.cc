@@ -328,6 +328,9 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,f16c"))) void dot_q6
     const __m512i q2 = _mm512_loadu_si512((const void*)(q + 128)), q3 = _mm512_loadu_si512((const void*)(q + 192));
     for (int r = 0; r < R; r++) {
       const uint8_t* wr = w + r * rb;
+      // the same super-block of the row R rows on, at the rate this one is read (R rows of K ≥ 2048 are R streams,
+      // which the hardware prefetcher alone did not keep up with)
+      for (int l = 0; l < 210; l += 64) _mm_prefetch((const char*)(wr + R * rb + l), _MM_HINT_T0);
       const float dd = _cvtsh_ss((unsigned short)(wr[208] | wr[209] << 8));
       const __m512 sc = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)(wr + 192)))),
                                       _mm512_mul_ps(dqv, _mm512_set1_ps(dd)));
@@ -350,6 +353,58 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,f16c"))) void dot_q6
   for (int r = 0; r < R; r++) {
     const __m512 v = _mm512_sub_ps(acc[r], corr[r]);
     o[r] = _mm512_reduce_add_ps(v);
+  }
+}
+
+// Q4_K the same way: 64 four-bit values per vpdpbusd (two 32-value sub-blocks of the same nibble half: chunk c's and
+// c+1's), 8 lanes per sub-block scaled by d·sc[j]·d_x (one vpermps from the super-block's 8), the mins through the
+// activation blocks' Σq (dmin·Σ_j mn[j]·d_x·Σq, with ds[b] = d_x[b]·Σq_b precomputed per row of x); R weight rows per
+// pass. The integer sums per sub-block equal dot_q4_k's.
+template <int R>
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c"))) void dot_q4_k_avx512(const uint8_t* w, long rb, const int8_t* q,
+                                                                                           const float* d, const float* ds, long nsb, float* o) {
+  const __m512i m4 = _mm512_set1_epi8(15);
+  const __m512i i0 = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2);
+  const __m512i one = _mm512_set1_epi32(1), four = _mm512_set1_epi32(4);
+  __m512 acc[R];
+  __m256 corr[R];
+  for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps(), corr[r] = _mm256_setzero_ps();
+  for (long B = 0; B < nsb; B++, w += 144, q += 256, d += 8, ds += 8) {
+    // activations: xl[c2] = sub-blocks 4·c2 and 4·c2 + 2 (the low nibbles of chunks 2·c2, 2·c2 + 1), xh[c2] = 4·c2 + 1, 4·c2 + 3
+    __m512i xl[2], xh[2];
+    for (int c2 = 0; c2 < 2; c2++) {
+      xl[c2] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i*)(q + 128 * c2))), _mm256_loadu_si256((const __m256i*)(q + 128 * c2 + 64)), 1);
+      xh[c2] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i*)(q + 128 * c2 + 32))), _mm256_loadu_si256((const __m256i*)(q + 128 * c2 + 96)), 1);
+    }
+    const __m256 dv = _mm256_loadu_ps(d), dsv = _mm256_loadu_ps(ds);
+    for (int r = 0; r < R; r++) {
+      const uint8_t* wr = w + r * rb;
+      for (int l = 0; l < 144; l += 64) _mm_prefetch((const char*)(wr + R * rb + l), _MM_HINT_T0);  // as in dot_q6_k_avx512
+      uint8_t sc[8], mn[8];
+      q4k_scales(wr + 4, sc, mn);
+      const float dd = _cvtsh_ss((unsigned short)(wr[0] | wr[1] << 8)), dm = _cvtsh_ss((unsigned short)(wr[2] | wr[3] << 8));
+      int64_t sc8, mn8;
+      __builtin_memcpy(&sc8, sc, 8);
+      __builtin_memcpy(&mn8, mn, 8);
+      const __m256 fs = _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(sc8))), dv), _mm256_set1_ps(dd));
+      corr[r] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(mn8))), _mm256_set1_ps(dm)), dsv, corr[r]);
+      const __m512 fs2 = _mm512_castps256_ps512(fs);
+      for (int c2 = 0; c2 < 2; c2++) {
+        const __m512i l = _mm512_loadu_si512((const void*)(wr + 16 + 64 * c2));
+        const __m512i pl = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(l, m4), xl[c2]);
+        const __m512i ph = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(_mm512_srli_epi16(l, 4), m4), xh[c2]);
+        const __m512i il = _mm512_add_epi32(i0, c2 ? four : _mm512_setzero_si512());  // sub-blocks 4·c2, 4·c2 + 2
+        acc[r] = _mm512_fmadd_ps(_mm512_permutexvar_ps(il, fs2), _mm512_cvtepi32_ps(pl), acc[r]);
+        acc[r] = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_add_epi32(il, one), fs2), _mm512_cvtepi32_ps(ph), acc[r]);
+      }
+    }
+  }
+  for (int r = 0; r < R; r++) {
+    __m256 c = corr[r];
+    __m128 c4 = _mm_add_ps(_mm256_castps256_ps128(c), _mm256_extractf128_ps(c, 1));
+    c4 = _mm_add_ps(c4, _mm_movehl_ps(c4, c4));
+    c4 = _mm_add_ss(c4, _mm_movehdup_ps(c4));
+    o[r] = _mm512_reduce_add_ps(acc[r]) - _mm_cvtss_f32(c4);
   }
 }
 }  // namespace
@@ -403,6 +458,28 @@ void matmul_quant(QuantKind kind, long M, long K, long N, const float* x, const 
   const int32_t* s = xq.s;
 #if LT_X86
   static const bool q6_512 = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+  if (kind == QK_Q4_K && q6_512 && simd_level() >= SIMD_AVX512) {
+    // per row of x and block of 32: d_x·Σq (the mins' term)
+    thread_local std::vector<float> dsv;
+    if ((long)dsv.size() < M * nb) dsv.resize(M * nb);
+    float* ds = dsv.data();
+    for (long i = 0; i < M * nb; i++) ds[i] = d[i] * (float)s[i];
+    parallel_for(tasks, [&](long t) {
+      long n0 = t * per * G, n1 = n0 + per * G < N ? n0 + per * G : N;
+      for (long n = n0; n < n1;) {
+        const int nr = n + 4 <= n1 ? 4 : 1;
+        for (long m = 0; m < M; m++) {
+          float v[4];
+          if (nr == 4) dot_q4_k_avx512<4>(w + n * rb, rb, q + m * K, d + m * nb, ds + m * nb, K / 256, v);
+          else dot_q4_k_avx512<1>(w + n * rb, rb, q + m * K, d + m * nb, ds + m * nb, K / 256, v);
+          float* o = out + m * N + n;
+          for (int r = 0; r < nr; r++) o[r] = accumulate ? o[r] + v[r] : v[r];
+        }
+        n += nr;
+      }
+    });
+    return;
+  }
   if (kind == QK_Q6_K && q6_512 && simd_level() >= SIMD_AVX512) {
     // per row of x and group of 16 values: its block's scale and 32·Σq (exact in float: |Σq| ≤ 16·127)
     const long ng = K / 16;

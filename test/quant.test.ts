@@ -248,7 +248,10 @@ test('a quantized GGUF loads with its weights (embedding included) kept in block
     // the same model on the ref backend (its quantized products are the reference). Not equal to float32 rounding:
     // a 1-ulp difference in an activation (other kernels sum in another order) can move its int8 rounding by one
     // step, which moves a logit by ~d·|w| (the products themselves agree to rounding: tests above)
-    assertClose(a, new Decoder(loadAnyModel(path, ref).model).logitsAll(toks), 0.01, `${type} logits, ${be.name} vs ref`, a.length, 1);
+    // (such flips happen: with the AVX-512 Q4_K kernel's summation order the q4_k logits here differ from the ref's by
+    // up to 0.063 of 5.58, while every product of the model agrees with the ref to ~7e-7; the per-row kernel's order
+    // happened to flip nothing in this run)
+    assertClose(a, new Decoder(loadAnyModel(path, ref).model).logitsAll(toks), 0.02, `${type} logits, ${be.name} vs ref`, a.length, 1);
     // against the dequantized weights in float32 only the int8 activations differ: same top-1, close probabilities
     const V = config.vocabSize;
     for (let i = 0; i < toks.length; i++) {
