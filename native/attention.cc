@@ -354,4 +354,197 @@ void attention_cached(float* out, const float* q, const float* k, const float* v
   });
 }
 
+
+// ---------------------------------------------------------------- the same over a half-precision (F16) KV cache
+
+// The cache's rows in IEEE half (as llama.cpp's default F16 KV cache): half the bytes a decoded token reads from it.
+// Scores and values are widened to float32 in registers (vcvtph2ps: exact), everything else as attention_cached.
+namespace {
+
+float h2f(uint16_t h) {
+  uint32_t s = (uint32_t)(h & 0x8000) << 16, e = (h >> 10) & 0x1f, m = h & 0x3ff, bits;
+  if (e == 0) {
+    if (m == 0) bits = s;
+    else {  // subnormal: normalise
+      e = 1;
+      while (!(m & 0x400)) m <<= 1, e--;
+      m &= 0x3ff;
+      bits = s | ((e + 112) << 23) | (m << 13);
+    }
+  } else if (e == 31) bits = s | 0x7f800000 | (m << 13);
+  else bits = s | ((e + 112) << 23) | (m << 13);
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+// out[j] = Σ_d k[j·ldk + d]·x[d] over n half rows (portable)
+void dot_rows_f16_generic(long n, long hd, const uint16_t* k, long ldk, const float* x, float* out) {
+  for (long j = 0; j < n; j++) {
+    const uint16_t* kr = k + j * ldk;
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    long d = 0;
+    for (; d + 8 <= hd; d += 8)
+      for (int t = 0; t < 8; t++) acc[t] += h2f(kr[d + t]) * x[d + t];
+    float s = 0;
+    for (; d < hd; d++) s += h2f(kr[d]) * x[d];
+    for (int t = 0; t < 8; t++) s += acc[t];
+    out[j] = s;
+  }
+}
+void weighted_rows_f16_generic(float* o, const float* p, const uint16_t* v, long ldv, long n, long hd, float inv) {
+  for (long d = 0; d < hd; d++) o[d] = 0.f;
+  for (long j = 0; j < n; j++) {
+    const uint16_t* vr = v + j * ldv;
+    const float pj = p[j];
+    for (long d = 0; d < hd; d++) o[d] += pj * h2f(vr[d]);
+  }
+  for (long d = 0; d < hd; d++) o[d] *= inv;
+}
+
+#if LT_X86
+__attribute__((target("avx512f,avx512vl,avx512bw,avx2,fma,f16c"))) void weighted_rows_f16_avx512(float* o, const float* p, const uint16_t* v,
+                                                                                              long ldv, long n, long hd, float inv) {
+  for (long d0 = 0; d0 < hd; d0 += 64) {
+    __mmask16 m[4];
+    for (int c = 0; c < 4; c++) {
+      long rem = hd - d0 - 16 * c;
+      m[c] = rem >= 16 ? (__mmask16)0xFFFF : rem > 0 ? (__mmask16)((1u << rem) - 1) : (__mmask16)0;
+    }
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    const uint16_t* vr = v + d0;
+    for (long j = 0; j < n; j++, vr += ldv) {
+      _mm_prefetch((const char*)(vr + 8 * ldv), _MM_HINT_T0);  // 8 rows on (one line of a 64-wide head's row)
+      _mm_prefetch((const char*)(vr + 8 * ldv + 32), _MM_HINT_T0);
+      __m512 pj = _mm512_set1_ps(p[j]);
+      a0 = _mm512_fmadd_ps(pj, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m[0], vr)), a0);
+      a1 = _mm512_fmadd_ps(pj, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m[1], vr + 16)), a1);
+      a2 = _mm512_fmadd_ps(pj, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m[2], vr + 32)), a2);
+      a3 = _mm512_fmadd_ps(pj, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m[3], vr + 48)), a3);
+    }
+    __m512 s = _mm512_set1_ps(inv);
+    _mm512_mask_storeu_ps(o + d0, m[0], _mm512_mul_ps(a0, s));
+    _mm512_mask_storeu_ps(o + d0 + 16, m[1], _mm512_mul_ps(a1, s));
+    _mm512_mask_storeu_ps(o + d0 + 32, m[2], _mm512_mul_ps(a2, s));
+    _mm512_mask_storeu_ps(o + d0 + 48, m[3], _mm512_mul_ps(a3, s));
+  }
+}
+// AVX2 + F16C: 8 lanes per step, the head's tail scalar
+__attribute__((target("avx2,fma,f16c"))) void weighted_rows_f16_avx2(float* o, const float* p, const uint16_t* v, long ldv, long n, long hd,
+                                                                    float inv) {
+  const long h8 = hd / 8 * 8;
+  for (long d0 = 0; d0 < h8; d0 += 8) {
+    __m256 a = _mm256_setzero_ps();
+    const uint16_t* vr = v + d0;
+    for (long j = 0; j < n; j++, vr += ldv) a = _mm256_fmadd_ps(_mm256_set1_ps(p[j]), _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)vr)), a);
+    _mm256_storeu_ps(o + d0, _mm256_mul_ps(a, _mm256_set1_ps(inv)));
+  }
+  for (long d = h8; d < hd; d++) {
+    float a = 0;
+    for (long j = 0; j < n; j++) a += p[j] * h2f(v[j * ldv + d]);
+    o[d] = a * inv;
+  }
+}
+#endif
+
+#if LT_X86
+__attribute__((target("avx2,f16c"))) void widen_rows_f16c(const uint16_t* k, long ldk, long n, long hd, float* dst) {
+  const long h8 = hd / 8 * 8;
+  for (long j = 0; j < n; j++, k += ldk, dst += hd) {
+    for (long d = 0; d < hd; d += 32) _mm_prefetch((const char*)(k + 8 * ldk + d), _MM_HINT_T0);  // 8 rows on
+    long d = 0;
+    for (; d < h8; d += 8) _mm256_storeu_ps(dst + d, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(k + d))));
+    for (; d < hd; d++) dst[d] = h2f(k[d]);
+  }
+}
+#endif
+
+void dot_rows_f16(long n, long hd, const uint16_t* k, long ldk, const float* x, float* out) {
+#if LT_X86
+  static const bool f16c = __builtin_cpu_supports("f16c");
+  if (simd_level() >= SIMD_AVX2 && f16c) {
+    // 64 keys at a time widened into an L1 block, then the float GEMV kernel's dot products over it (its
+    // reductions across rows are what a per-row kernel pays for at head size 64)
+    thread_local std::vector<float> blk;
+    if ((long)blk.size() < 64 * hd) blk.resize(64 * hd);
+    for (long j = 0; j < n; j += 64) {
+      const long c = n - j < 64 ? n - j : 64;
+      widen_rows_f16c(k + j * ldk, ldk, c, hd, blk.data());
+      dot_rows(c, hd, blk.data(), hd, x, out + j);
+    }
+    return;
+  }
+#endif
+  dot_rows_f16_generic(n, hd, k, ldk, x, out);
+}
+void weighted_rows_f16(float* o, const float* p, const uint16_t* v, long ldv, long n, long hd, float inv) {
+#if LT_X86
+  static const bool f16c = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx512bw");
+  int level = simd_level();
+  if (level >= SIMD_AVX512 && f16c) return weighted_rows_f16_avx512(o, p, v, ldv, n, hd, inv);
+  if (level >= SIMD_AVX2 && __builtin_cpu_supports("f16c")) return weighted_rows_f16_avx2(o, p, v, ldv, n, hd, inv);
+#endif
+  weighted_rows_f16_generic(o, p, v, ldv, n, hd, inv);
+}
+
+// float → half, round to nearest even (as f32ToF16 in src/util/half.ts)
+uint16_t f2h(float f) {
+  uint32_t x;
+  std::memcpy(&x, &f, 4);
+  uint32_t sign = (x >> 16) & 0x8000, exp = (x >> 23) & 0xff, mant = x & 0x7fffff;
+  if (exp == 0xff) return (uint16_t)(sign | 0x7c00 | (mant ? 0x200 : 0));
+  int e = (int)exp - 127 + 15;
+  if (e >= 0x1f) return (uint16_t)(sign | 0x7c00);
+  if (e <= 0) {
+    if (e < -10) return (uint16_t)sign;
+    mant |= 0x800000;
+    int shift = 14 - e;
+    uint32_t h = mant >> shift, rem = mant & ((1u << shift) - 1), half = 1u << (shift - 1);
+    if (rem > half || (rem == half && (h & 1))) h++;
+    return (uint16_t)(sign | h);
+  }
+  uint32_t h = ((uint32_t)e << 10) | (mant >> 13), rem = mant & 0x1fff;
+  if (rem > 0x1000 || (rem == 0x1000 && (h & 1))) h++;
+  return (uint16_t)(sign | h);
+}
+
+#if LT_X86
+__attribute__((target("avx2,f16c"))) void f32_to_f16_f16c(const float* x, uint16_t* out, long n) {
+  long i = 0;
+  for (; i + 8 <= n; i += 8) _mm_storeu_si128((__m128i*)(out + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  for (; i < n; i++) out[i] = f2h(x[i]);
+}
+#endif
+}  // namespace
+
+void f32_to_f16(const float* x, uint16_t* out, long n) {
+#if LT_X86
+  if (simd_level() >= SIMD_AVX2 && __builtin_cpu_supports("f16c")) return f32_to_f16_f16c(x, out, n);
+#endif
+  for (long i = 0; i < n; i++) out[i] = f2h(x[i]);
+}
+
+void attention_cached_f16(float* out, const float* q, const float* knew, const float* vnew, uint16_t* kc, uint16_t* vc, long n,
+                          long pos, long H, long KV, long hd, long maxSeq) {
+  if (n <= 0 || H <= 0 || hd <= 0) return;
+  const long rep = H / KV, qw = H * hd, kw = KV * hd;
+  // the new rows, rounded to half, into each kv head's run of positions
+  for (long i = 0; i < n; i++)
+    for (long g = 0; g < KV; g++) {
+      f32_to_f16(knew + i * kw + g * hd, kc + (g * maxSeq + pos + i) * hd, hd);
+      f32_to_f16(vnew + i * kw + g * hd, vc + (g * maxSeq + pos + i) * hd, hd);
+    }
+  const float scale = 1.0f / std::sqrt((float)hd);
+  parallel_for(n * H, [&](long t) {
+    long i = t / H, h = t % H, len = pos + i + 1;
+    std::vector<float>& s = tl_scores;
+    if ((long)s.size() < len) s.resize(len);
+    float* sc = s.data();
+    const long g = h / rep;
+    dot_rows_f16(len, hd, kc + g * maxSeq * hd, hd, q + i * qw + h * hd, sc);
+    float inv = 1.0f / softmax_scaled_unnorm(sc, len, scale);
+    weighted_rows_f16(out + i * qw + h * hd, sc, vc + g * maxSeq * hd, hd, len, hd, inv);
+  });
+}
+
 }  // namespace lt

@@ -1,4 +1,5 @@
 #pragma once
+#include <cstdint>
 
 namespace lt {
 
@@ -16,5 +17,13 @@ void attention_backward(float* dq, float* dk, float* dv, const float* dout, cons
 // out [n,H,hd] overwritten. One task per (row, head); per-thread scratch grows to the cache length.
 void attention_cached(float* out, const float* q, const float* k, const float* v, long n, long pos, long H, long KV,
                       long hd);
+
+// The same over a KV cache held in IEEE half, head-major: kc/vc [KV, maxSeq, hd] (the bits) hold one layer, each kv
+// head's positions contiguous. The n new rows knew/vnew [n, KV, hd] are first rounded into positions pos..pos+n-1;
+// then n query rows attend as attention_cached's, the cached rows widened to float32 in registers.
+void attention_cached_f16(float* out, const float* q, const float* knew, const float* vnew, uint16_t* kc, uint16_t* vc, long n,
+                          long pos, long H, long KV, long hd, long maxSeq);
+// out[i] = half(x[i]), round to nearest even (F16C where the CPU has it; the same bits either way)
+void f32_to_f16(const float* x, uint16_t* out, long n);
 
 }  // namespace lt

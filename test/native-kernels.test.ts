@@ -5,6 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { createRefBackend } from '../src/kernels/ref.js';
 import { makeRopeTable, type AttentionShape } from '../src/kernels/backend.js';
 import { Rng } from '../src/util/rng.js';
+import { f16ToF32, f32ToF16 } from '../src/util/half.js';
 import { skip, native, randn, assertClose, forEachSimd } from './helpers/native.js';
 import { checkEmbedding, checkRmsnorm, checkRope, checkElementwise, checkCrossEntropy } from './helpers/backend-checks.js';
 
@@ -180,6 +181,51 @@ test('attentionCached (n query rows over a KV cache) matches ref on every SIMD p
   assert.throws(() => be.attentionCached(f(8), f(8), f(15), f(16), 1, 1, 1, 1, 8), /attentionCached: k has 15 elements, shape needs 16/);
   assert.throws(() => ref.attentionCached(f(8), f(8), f(15), f(16), 1, 1, 1, 1, 8), /attentionCached: k has 15 elements, shape needs 16/);
   assert.throws(() => be.attentionCached(f(24), f(24), f(32), f(32), 1, 1, 3, 2, 8), /not divisible/);
+});
+
+test('attentionCachedF16 (a head-major half cache): rounds the new rows into it as ref does (same bits) and attends as attentionCached over the widened rows, every SIMD path', { skip }, () => {
+  const be = native();
+  const rng = new Rng(12);
+  // [n, pos, nHeads, nKvHeads, headDim, maxSeq]
+  const shapes: [number, number, number, number, number, number][] = [
+    [1, 0, 6, 6, 48, 4], [1, 95, 8, 8, 64, 100], [3, 10, 4, 2, 8, 13], [5, 0, 4, 1, 7, 9], [17, 40, 2, 2, 33, 64], [1, 300, 6, 3, 48, 301], [2, 9, 3, 1, 80, 11], [1, 20, 2, 2, 130, 30],
+  ];
+  forEachSimd(be, (level) => {
+    for (const [n, pos, H, KV, hd, maxSeq] of shapes) {
+      const tag = `${level} n=${n} pos=${pos} H=${H} KV=${KV} hd=${hd}`;
+      const q = randn(rng, n * H * hd), k = randn(rng, n * KV * hd), v = randn(rng, n * KV * hd);
+      // earlier positions: random half values (|x| < 4) written in the head-major layout, then the same caches on both sides
+      const kc = new Uint16Array(KV * maxSeq * hd), vc = new Uint16Array(KV * maxSeq * hd);
+      for (let g = 0; g < KV; g++) {
+        for (let j = 0; j < pos; j++) {
+          for (let d = 0; d < hd; d++) kc[(g * maxSeq + j) * hd + d] = f32ToF16(4 * (rng.next() - 0.5)), vc[(g * maxSeq + j) * hd + d] = f32ToF16(4 * (rng.next() - 0.5));
+        }
+      }
+      const kc2 = kc.slice(), vc2 = vc.slice();
+      const a = new Float32Array(n * H * hd).fill(9), b = new Float32Array(n * H * hd);
+      be.attentionCachedF16(a, q, k, v, kc, vc, n, pos, H, KV, hd, maxSeq);
+      ref.attentionCachedF16(b, q, k, v, kc2, vc2, n, pos, H, KV, hd, maxSeq);
+      assert.deepEqual(kc, kc2, `kc ${tag}`);
+      assert.deepEqual(vc, vc2, `vc ${tag}`);
+      assertClose(a, b, 2e-5, `attentionCachedF16 ${tag}`);
+      // a second implementation: attentionCached on the widened cache rows in the row-major layout
+      const kw = KV * hd, kf = new Float32Array((pos + n) * kw), vf = new Float32Array((pos + n) * kw);
+      for (let j = 0; j < pos + n; j++) {
+        for (let g = 0; g < KV; g++) {
+          for (let d = 0; d < hd; d++) kf[j * kw + g * hd + d] = f16ToF32(kc[(g * maxSeq + j) * hd + d]), vf[j * kw + g * hd + d] = f16ToF32(vc[(g * maxSeq + j) * hd + d]);
+        }
+      }
+      for (let i = 0; i < n * kw; i++) assert.equal(kf[pos * kw + i], f16ToF32(f32ToF16(k[i])), `new key rows rounded to half ${tag}`);
+      const c = new Float32Array(n * H * hd);
+      be.attentionCached(c, q, kf, vf, n, pos, H, KV, hd);
+      assertClose(a, c, 2e-5, `attentionCachedF16 vs attentionCached on the widened rows ${tag}`);
+    }
+  });
+  const f = (len: number) => new Float32Array(len), u = (len: number) => new Uint16Array(len);
+  for (const b of [be, ref]) {
+    assert.throws(() => b.attentionCachedF16(f(8), f(8), f(8), f(8), u(15), u(16), 1, 1, 1, 1, 8, 2), /attentionCachedF16: kc has 15 elements, shape needs 16/);
+    assert.throws(() => b.attentionCachedF16(f(8), f(8), f(8), f(8), u(16), u(16), 1, 2, 1, 1, 8, 2), /exceeds the cache's 2 positions/);
+  }
 });
 
 test('attention at T=4096 runs (no T×T buffer) and the first rows match ref', { skip }, () => {

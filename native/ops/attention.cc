@@ -1,8 +1,10 @@
-// Native ops attention, attentionBackward, attentionCached.
+// Native ops attention, attentionBackward, attentionCached, attentionCachedF16.
 // Declared in src/kernels/ops/table.ts; reference src/kernels/ops/attention.ts; kernel native/attention.cc.
 // Tests: test/native-kernels.test.ts ('attention forward and backward match ref ...', 'attentionCached ...',
 // 'attention at T=4096 ...', 'shape mismatches ...'), test/kernels-grad.test.ts ('attention is causal ...'),
 // test/native-model.test.ts (KV-cache decoding).
+#include <string>
+
 #include "../attention.h"
 #include "../op.h"
 
@@ -26,4 +28,13 @@ LT_OP(attentionCached) {
   long n = c.i("n"), pos = c.i("pos"), H = c.i("nHeads"), KV = c.i("nKvHeads"), hd = c.i("headDim");
   float *out = c.f("out"), *q = c.f("q"), *k = c.f("k"), *v = c.f("v");
   if (!c.failed()) attention_cached(out, q, k, v, n, pos, H, KV, hd);
+}
+
+// the cache in IEEE half, head-major [nKvHeads, maxSeq, headDim] per layer (the table's bf16 kind is any Uint16Array)
+LT_OP(attentionCachedF16) {
+  long n = c.i("n"), pos = c.i("pos"), H = c.i("nHeads"), KV = c.i("nKvHeads"), hd = c.i("headDim"), maxSeq = c.i("maxSeq");
+  float *out = c.f("out"), *q = c.f("q"), *k = c.f("k"), *v = c.f("v");
+  uint16_t *kc = c.bf16("kc"), *vc = c.bf16("vc");
+  if (!c.failed() && pos + n > maxSeq) c.range_error("pos + n = " + std::to_string(pos + n) + " exceeds the cache's " + std::to_string(maxSeq) + " positions");
+  if (!c.failed()) attention_cached_f16(out, q, k, v, kc, vc, n, pos, H, KV, hd, maxSeq);
 }

@@ -1,7 +1,7 @@
 import { createInterface } from 'node:readline';
 import type { Command } from './main.js';
 import { parse } from './args.js';
-import { modelOptions, loadModelArg, MODEL_HELP, samplingOptions, samplingArgs, SAMPLING_HELP } from './infer-common.js';
+import { modelOptions, loadModelArg, MODEL_HELP, samplingOptions, samplingArgs, SAMPLING_HELP, kvCacheOptions, kvCacheArg, KV_CACHE_HELP } from './infer-common.js';
 import { Decoder, generateStream } from '../inference/generate.js';
 import { UserError } from '../util/errors.js';
 
@@ -10,18 +10,20 @@ const HELP = `usage: llama-ts chat --model PATH [options]
 A plain completion loop: each line read from standard input is a prompt; its continuation is streamed back.
 An empty line or end of input quits.
 ${MODEL_HELP}
+${KV_CACHE_HELP}
 ${SAMPLING_HELP}`;
 
 export const command: Command = {
   async run(argv) {
-    const { values } = parse(argv, { ...modelOptions, ...samplingOptions });
+    const { values } = parse(argv, { ...modelOptions, ...samplingOptions, ...kvCacheOptions });
     if (values.help) {
       console.log(HELP);
       return 0;
     }
+    const kvCache = kvCacheArg(values);
     const { model, tokenizer } = loadModelArg(values);
     const base = { ...samplingArgs(values, tokenizer.eosId), tokenizer, onContextFull: 'stop' as const };
-    const dec = new Decoder(model);
+    const dec = new Decoder(model, { kvCache });
     const tty = process.stdin.isTTY;
     const rl = createInterface({ input: process.stdin, terminal: false });
     if (tty) process.stdout.write('> ');

@@ -1,7 +1,7 @@
 import type { Command } from './main.js';
 import { parse, int, str, type Values } from './args.js';
-import { modelOptions, loadModelArg, MODEL_HELP, samplingOptions, samplingArgs, SAMPLING_HELP } from './infer-common.js';
-import { Decoder, generateStream, emptyStats, type GenerateOptions, type GenerationStats } from '../inference/generate.js';
+import { modelOptions, loadModelArg, MODEL_HELP, samplingOptions, samplingArgs, SAMPLING_HELP, kvCacheOptions, kvCacheArg, KV_CACHE_HELP } from './infer-common.js';
+import { Decoder, generateStream, emptyStats, type GenerateOptions, type GenerationStats, type KvCacheType } from '../inference/generate.js';
 import type { Llama } from '../model/llama.js';
 import type { Tokenizer } from '../tokenizer/types.js';
 import { UserError, quote } from '../util/errors.js';
@@ -9,6 +9,7 @@ import { UserError, quote } from '../util/errors.js';
 const HELP = `usage: llama-ts generate --model PATH --prompt TEXT [--prompt TEXT ...] [options]
 
 ${MODEL_HELP}
+${KV_CACHE_HELP}
 prompt:   --prompt TEXT (repeat for a batch, decoded together)  --ids 1,2,3 (token ids instead of text)  --no-bos
 ${SAMPLING_HELP}
 samples:  --count N   N samples of each prompt (seeds S, S+1, ...), each streamed under '--- sample i ---'
@@ -17,7 +18,7 @@ Streams the continuation of a single prompt as it is generated; prefill and deco
 'llama-ts sample' is this command with its older flags (--checkpoint, --tokens).`;
 
 export const generateOptions = {
-  ...modelOptions, ...samplingOptions, prompt: { type: 'string', short: 'p', multiple: true }, ids: { type: 'string' }, 'no-bos': { type: 'boolean' },
+  ...modelOptions, ...samplingOptions, ...kvCacheOptions, prompt: { type: 'string', short: 'p', multiple: true }, ids: { type: 'string' }, 'no-bos': { type: 'boolean' },
   json: { type: 'boolean' }, count: { type: 'string' },
 } as const;
 
@@ -27,10 +28,10 @@ export const generateOptions = {
  */
 export async function printSamples(
   model: Llama, tok: Tokenizer, prompt: string, count: number, o: GenerateOptions,
-  write: (s: string) => void = (s) => process.stdout.write(s), stats?: GenerationStats,
+  write: (s: string) => void = (s) => process.stdout.write(s), stats?: GenerationStats, kvCache: KvCacheType = 'f32',
 ): Promise<string[]> {
   const ids = [tok.bosId, ...tok.encode(prompt)];
-  const dec = new Decoder(model);
+  const dec = new Decoder(model, { kvCache });
   const texts: string[] = [];
   for (let i = 0; i < count; i++) {
     write(`--- sample ${i + 1} ---\n${prompt}`);
@@ -55,6 +56,7 @@ function speedLine(stats: GenerationStats) {
 
 /** `generate` (and `sample`, with samples = true: always the '--- sample i ---' format) from parsed flags. */
 export async function runGenerate(values: Values, samples = false): Promise<number> {
+  const kvCache = kvCacheArg(values);
   const { model, tokenizer } = loadModelArg(values);
   const texts = Array.isArray(values.prompt) ? values.prompt.map(String) : [];
   const bos = values['no-bos'] ? [] : [tokenizer.bosId];
@@ -65,7 +67,7 @@ export async function runGenerate(values: Values, samples = false): Promise<numb
   if (!samples && texts.length === 0 && values.ids === undefined) throw new UserError("give a prompt: --prompt TEXT (--prompt '' to start from BOS) or --ids 1,2,3");
   if (samples || values.count !== undefined) {
     if (values.json || str(values.ids) !== undefined || texts.length > 1) throw new UserError('--count takes one --prompt (no --ids or --json)');
-    await printSamples(model, tokenizer, texts[0] ?? '', count, o, undefined, stats);
+    await printSamples(model, tokenizer, texts[0] ?? '', count, o, undefined, stats, kvCache);
     const sp = speedLine(stats);
     process.stderr.write(`prefill ${sp.prefill_tokens} tokens at ${sp.prefill_tokens_per_s.toFixed(1)} tok/s, decode ${sp.decode_tokens} tokens at ${sp.decode_tokens_per_s.toFixed(1)} tok/s\n`);
     return 0;
@@ -82,7 +84,7 @@ export async function runGenerate(values: Values, samples = false): Promise<numb
   } else {
     prompts = (texts.length ? texts : ['']).map((t) => [...bos, ...tokenizer.encode(t)]);
   }
-  const dec = new Decoder(model);
+  const dec = new Decoder(model, { kvCache });
   const stream = !values.json && prompts.length === 1;
   const it = generateStream(dec, prompts, o, stats);
   let r = await it.next(); // validates and prefills: errors surface before anything is printed

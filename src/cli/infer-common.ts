@@ -5,7 +5,7 @@ import { createBackend } from '../kernels/index.js';
 import { loadAnyModel, parseFormat, type LoadedModel, type WeightFootprint } from '../io/formats.js';
 import { adapterBasePath, readPeftAdapter } from '../io/lora.js';
 import { SAMPLING_DEFAULTS } from '../inference/sampler.js';
-import type { GenerateOptions } from '../inference/generate.js';
+import { KV_CACHE_TYPES, type GenerateOptions, type KvCacheType } from '../inference/generate.js';
 import { UserError } from '../util/errors.js';
 import { checkMemory } from './common.js';
 import { inferenceMemory } from '../model/memory.js';
@@ -29,6 +29,18 @@ export const MODEL_HELP = `model:    --model PATH   checkpoint or run directory,
           --no-mmap      read the weights into memory instead of mapping the file (mapped: used in place, read-only)
           --verbose      say how the weights were loaded: mapped or read, which tensors were copied and why`;
 
+/** --kv-cache, for the commands that decode (generate, chat, serve, bench generate). */
+export const kvCacheOptions: Options = { 'kv-cache': { type: 'string' } };
+export const KV_CACHE_HELP = `cache:    --kv-cache f32|f16  how the KV cache holds keys and values: f32 (default, exact) or f16 (IEEE half, as
+          llama.cpp's default: half the memory and half the bytes each decoded token reads from it at long context)`;
+
+/** The KV cache type of --kv-cache (default f32); a one-line error naming the choices otherwise. */
+export function kvCacheArg(values: Values): KvCacheType {
+  const v = str(values['kv-cache']) ?? 'f32';
+  if (!(KV_CACHE_TYPES as readonly string[]).includes(v)) throw new UserError(`--kv-cache must be one of ${KV_CACHE_TYPES.join(', ')}, got '${v}'`);
+  return v as KvCacheType;
+}
+
 /** The model of --model (and --format, --backend); the memory check counts `caches` full-context KV caches. */
 export function loadModelArg(values: Values, caches = 1): LoadedModel {
   const lora = str(values.lora);
@@ -50,7 +62,9 @@ export function loadModelArg(values: Values, caches = 1): LoadedModel {
  */
 export function modelMemoryCheck(values: Values, bytesPerFloat: number, caches: number): (config: LlamaConfig, description: string, footprint: WeightFootprint) => void {
   return (config, description, footprint) =>
-    checkMemory(`loading ${description}`, inferenceMemory(config, { caches, bytesPerFloat, weightBytes: footprint.bytes, loadingCopy: !footprint.mapped }), 'run it on a machine with more memory, or convert it to a smaller model first', values);
+    checkMemory(`loading ${description}`, inferenceMemory(config, {
+      caches, bytesPerFloat, weightBytes: footprint.bytes, loadingCopy: !footprint.mapped, kvBytes: values['kv-cache'] === 'f16' ? 2 : bytesPerFloat,
+    }), 'run it on a machine with more memory, or convert it to a smaller model first', values);
 }
 
 export const samplingOptions: Options = {

@@ -1,7 +1,7 @@
 import { basename } from 'node:path';
 import type { Command } from './main.js';
 import { parse, int, num, str } from './args.js';
-import { modelOptions, loadModelArg, MODEL_HELP } from './infer-common.js';
+import { modelOptions, loadModelArg, MODEL_HELP, kvCacheOptions, kvCacheArg, KV_CACHE_HELP } from './infer-common.js';
 import { Decoder } from '../inference/generate.js';
 import { LlamaServer } from '../serve/server.js';
 import { DEFAULT_TEMPLATE, TEMPLATE_NAMES, detectTemplate, type TemplateName } from '../serve/chat-template.js';
@@ -12,6 +12,7 @@ const HELP = `usage: llama-ts serve --model PATH [--host 127.0.0.1] [--port 8080
 An OpenAI-compatible HTTP server: POST /v1/completions and /v1/chat/completions (stream: true for server-sent
 events), GET /v1/models and /health. Concurrent requests are decoded together in one batch (continuous batching).
 ${MODEL_HELP}
+${KV_CACHE_HELP}
 server:   --host ADDR (127.0.0.1)  --port P (8080; 0 = any free port, printed at start)
           --model-name ID    the id clients send as 'model' (default: the model file's name)
           --parallel N (8)   sequences decoded together (KV caches)
@@ -25,7 +26,7 @@ See docs/INFERENCE.md, "Server".`;
 export const command: Command = {
   async run(argv) {
     const { values } = parse(argv, {
-      ...modelOptions, host: { type: 'string' }, port: { type: 'string' }, 'model-name': { type: 'string' }, parallel: { type: 'string' },
+      ...modelOptions, ...kvCacheOptions, host: { type: 'string' }, port: { type: 'string' }, 'model-name': { type: 'string' }, parallel: { type: 'string' },
       queue: { type: 'string' }, 'prefill-chunk': { type: 'string' }, 'chat-template': { type: 'string' }, 'shutdown-grace': { type: 'string' },
     });
     if (values.help) {
@@ -44,6 +45,7 @@ export const command: Command = {
     if (forced !== undefined && !(TEMPLATE_NAMES as string[]).includes(forced)) {
       throw new UserError(`--chat-template must be one of ${TEMPLATE_NAMES.join(', ')}, got '${forced}'`);
     }
+    const kvCache = kvCacheArg(values);
     const loaded = loadModelArg(values, slots);
     let template: TemplateName = DEFAULT_TEMPLATE;
     let templateFrom = 'default';
@@ -61,7 +63,7 @@ export const command: Command = {
     }
     const id = str(values['model-name']) ?? basename(str(values.model) as string);
     const server = new LlamaServer({
-      decoder: new Decoder(loaded.model), slots, queue, prefillChunk,
+      decoder: new Decoder(loaded.model, { kvCache }), slots, queue, prefillChunk,
       model: { id, contextLength: loaded.model.config.maxSeqLen, tokenizer: loaded.tokenizer, vocab: loaded.vocab, template },
     });
     let addr;

@@ -45,12 +45,7 @@ function tokenLogprob(row: ArrayLike<number>, target: number): [number, boolean]
 /** A new cache holding the first `n` positions of `src`, with room for `maxSeq`. */
 function forkCache(dec: Decoder, src: KVCache, n: number, maxSeq: number): KVCache {
   const dst = dec.newCache(maxSeq);
-  const w = src.rowWidth;
-  for (let l = 0; l < src.nLayers; l++) {
-    dst.k.set(src.k.subarray(l * src.maxSeq * w, (l * src.maxSeq + n) * w), l * maxSeq * w);
-    dst.v.set(src.v.subarray(l * src.maxSeq * w, (l * src.maxSeq + n) * w), l * maxSeq * w);
-  }
-  dst.length = n;
+  dst.copyPrefix(src, n, dec.model.sz.hd);
   return dst;
 }
 

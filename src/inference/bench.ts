@@ -2,7 +2,7 @@
 import type { Llama } from '../model/llama.js';
 import type { Backend } from '../kernels/backend.js';
 import type { NativeBackend } from '../kernels/native.js';
-import { Decoder } from './generate.js';
+import { Decoder, type KvCacheType } from './generate.js';
 import { argmax } from './sampler.js';
 import { Rng } from '../util/rng.js';
 import { UserError } from '../util/errors.js';
@@ -15,14 +15,14 @@ export interface GenerateSpeed {
 }
 
 /** Prefills `promptTokens` random tokens, then greedily decodes `decodeTokens` tokens, timing each phase. */
-export function measureGenerate(model: Llama, promptTokens: number, decodeTokens: number, seed = 1): GenerateSpeed {
+export function measureGenerate(model: Llama, promptTokens: number, decodeTokens: number, seed = 1, kvCache: KvCacheType = 'f32'): GenerateSpeed {
   const c = model.config;
   if (promptTokens < 1 || promptTokens + decodeTokens > c.maxSeqLen) {
     throw new UserError(`prompt ${promptTokens} + ${decodeTokens} decode tokens must fit the model's context of ${c.maxSeqLen}`);
   }
   const rng = new Rng(seed);
   const prompt = Array.from({ length: promptTokens }, () => rng.int(c.vocabSize));
-  const dec = new Decoder(model);
+  const dec = new Decoder(model, { kvCache });
   // warm-up on a throwaway cache, as llama-bench warms up: the whole prompt (the JIT, and the decoder's buffers and
   // the kernels' thread-local ones sized for it: their first touch is not the product's time) and two decode steps
   {

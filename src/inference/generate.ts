@@ -13,16 +13,44 @@ import { Rng } from '../util/rng.js';
 import { UserError } from '../util/errors.js';
 import { sampleToken, applyRepetitionPenalty, type SamplingOptions } from './sampler.js';
 
+/** How a KV cache holds its rows: float32 (the default; exact) or IEEE half (llama.cpp's default: half the bytes). */
+export type KvCacheType = 'f32' | 'f16';
+export const KV_CACHE_TYPES: readonly KvCacheType[] = ['f32', 'f16'];
+
 export class KVCache implements KvRows {
-  readonly k: FloatArray;
-  readonly v: FloatArray;
+  readonly k: FloatArray | Uint16Array;
+  readonly v: FloatArray | Uint16Array;
   /** Number of positions filled. */
   length = 0;
   readonly rowWidth: number;
-  constructor(readonly nLayers: number, readonly maxSeq: number, kvWidth: number, backend: Backend) {
+  constructor(readonly nLayers: number, readonly maxSeq: number, kvWidth: number, backend: Backend, readonly type: KvCacheType = 'f32') {
     this.rowWidth = kvWidth;
-    this.k = backend.alloc(nLayers * maxSeq * kvWidth);
-    this.v = backend.alloc(nLayers * maxSeq * kvWidth);
+    const n = nLayers * maxSeq * kvWidth;
+    this.k = type === 'f16' ? new Uint16Array(n) : backend.alloc(n);
+    this.v = type === 'f16' ? new Uint16Array(n) : backend.alloc(n);
+  }
+  /**
+   * Makes this cache hold the first n positions of src (same type, same layers and row width): float32 caches are
+   * [layers, maxSeq, row], F16 ones head-major [layers, kv heads, maxSeq, headDim] (KvRows).
+   */
+  copyPrefix(src: KVCache, n: number, headDim: number): void {
+    if (src.type !== this.type || src.nLayers !== this.nLayers || src.rowWidth !== this.rowWidth) throw new TypeError('copyPrefix: caches of different shapes');
+    if (n > src.length || n > this.maxSeq) throw new RangeError(`copyPrefix: ${n} positions (source holds ${src.length}, room for ${this.maxSeq})`);
+    const w = this.rowWidth;
+    const runs = this.type === 'f16' ? w / headDim : 1; // contiguous runs of positions per layer
+    const run = this.type === 'f16' ? headDim : w; // elements per position in one run
+    for (let l = 0; l < this.nLayers; l++) {
+      for (let g = 0; g < runs; g++) {
+        const so = (l * runs + g) * src.maxSeq * run, d = (l * runs + g) * this.maxSeq * run;
+        this.k.set(src.k.subarray(so, so + n * run), d);
+        this.v.set(src.v.subarray(so, so + n * run), d);
+      }
+    }
+    this.length = n;
+  }
+  /** Bytes of one position's keys and values over all layers. */
+  get bytesPerPosition(): number {
+    return 2 * this.nLayers * this.rowWidth * this.k.BYTES_PER_ELEMENT;
   }
   reset(): void {
     this.length = 0;
@@ -51,8 +79,13 @@ export class Decoder {
   private lastLogits: FloatArray | null = null;
   private lastViews: FloatArray[] = [];
 
-  constructor(readonly model: Llama) {
+  /** The type of the caches newCache makes (`--kv-cache`). */
+  readonly kvCache: KvCacheType;
+
+  constructor(readonly model: Llama, o: { kvCache?: KvCacheType } = {}) {
     this.backend = model.backend;
+    this.kvCache = o.kvCache ?? 'f32';
+    if (!KV_CACHE_TYPES.includes(this.kvCache)) throw new UserError(`--kv-cache: ${String(this.kvCache)} is not one of ${KV_CACHE_TYPES.join(', ')}`);
   }
 
   get config() {
@@ -62,7 +95,7 @@ export class Decoder {
   newCache(maxSeq = this.model.config.maxSeqLen): KVCache {
     if (maxSeq > this.model.config.maxSeqLen) throw new UserError(`cache of ${maxSeq} positions exceeds the model's context (${this.model.config.maxSeqLen})`);
     const c = this.model.config;
-    return new KVCache(c.nLayers, maxSeq, this.model.sz.kw, this.backend);
+    return new KVCache(c.nLayers, maxSeq, this.model.sz.kw, this.backend, this.kvCache);
   }
 
   private buffers(rows: number): Scratch {

@@ -66,7 +66,7 @@ const WRITES: Record<OpName | keyof typeof NATIVE_OPS, readonly string[]> = {
   embedding: ['out'], embeddingBackward: ['dtable'],
   rmsnorm: ['out', 'rstd'], rmsnormBackward: ['dx', 'dw'],
   rope: ['x'], ropeBackward: ['x'],
-  attention: ['out', 'lse'], attentionCached: ['out'], attentionBackward: ['dq', 'dk', 'dv'],
+  attention: ['out', 'lse'], attentionCached: ['out'], attentionCachedF16: ['out', 'kc', 'vc'], attentionBackward: ['dq', 'dk', 'dv'],
   swiglu: ['out'], swigluBackward: ['da', 'db'], add: ['out'],
   crossEntropy: ['dlogits'], logSumExp: ['out'], softmaxScaled: ['out'],
   adamw: ['p', 'm', 'v'], sumSquares: [], scale: ['x'],
@@ -82,6 +82,8 @@ const REFERENCE_ONLY: ReadonlySet<string> = new Set<OpName>([
   'matmulQ8_0', 'matmulQ4_0', 'matmulQ4_0x8', 'matmulQ8_0x8', 'matmulQ4K', 'matmulQ6K', 'matmulWeightBf16',
   // bfloat16 mixed precision is not offered on wasm (bf16: false: --dtype bf16 is refused naming the backend)
   'toBf16', 'fromBf16', 'matmulBf16', 'matmulBackwardInputBf16', 'matmulBackwardWeightBf16',
+  // the F16 KV cache (--kv-cache f16): correct here, at reference speed
+  'attentionCachedF16',
 ]);
 
 /** Checks the kernels make beyond the table's (the references throw the same messages). */

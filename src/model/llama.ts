@@ -988,10 +988,14 @@ export class SelfAttention implements AttentionSource {
   }
 }
 
-/** Keys and values of one sequence's earlier positions, per layer: [layers, maxSeq, nKvHeads·headDim]. */
+/**
+ * Keys and values of one sequence's earlier positions, per layer: float32 (the backend's float arrays) as
+ * [layers, maxSeq, nKvHeads·headDim], or IEEE half (Uint16Arrays of the bits: an F16 cache, `--kv-cache f16`)
+ * head-major as [layers, nKvHeads, maxSeq, headDim], so that one head's keys are read as one contiguous run.
+ */
 export interface KvRows {
-  readonly k: FloatArray;
-  readonly v: FloatArray;
+  readonly k: FloatArray | Uint16Array;
+  readonly v: FloatArray | Uint16Array;
   readonly maxSeq: number;
   /** Positions filled before this step. */
   length: number;
@@ -1020,10 +1024,21 @@ export class CachedAttention implements AttentionSource {
       be.rope(qs, 1, n, h, m.rope, pos);
       be.rope(ks, 1, n, kv, m.rope, pos);
       const base = l * cache.maxSeq * kw;
-      cache.k.set(ks, base + pos * kw);
-      cache.v.set(s.v.subarray(r0 * kw, (r0 + n) * kw), base + pos * kw);
       const kvEnd = base + (pos + n) * kw;
-      be.attentionCached(s.att.subarray(r0 * qw, (r0 + n) * qw), qs, cache.k.subarray(base, kvEnd), cache.v.subarray(base, kvEnd), n, pos, h, kv, hd);
+      const vs = s.v.subarray(r0 * kw, (r0 + n) * kw);
+      const out = s.att.subarray(r0 * qw, (r0 + n) * qw);
+      if (cache.k instanceof Uint16Array && cache.v instanceof Uint16Array) {
+        // F16 cache (head-major per layer): the op rounds the new rows into it and attends over the widened rows
+        const layer = l * cache.maxSeq * kw;
+        const kc = cache.k.subarray(layer, layer + cache.maxSeq * kw), vc = cache.v.subarray(layer, layer + cache.maxSeq * kw);
+        be.attentionCachedF16(out, qs, ks, vs, kc, vc, n, pos, h, kv, hd, cache.maxSeq);
+      } else if (!(cache.k instanceof Uint16Array) && !(cache.v instanceof Uint16Array)) {
+        cache.k.set(ks, base + pos * kw);
+        cache.v.set(vs, base + pos * kw);
+        be.attentionCached(out, qs, cache.k.subarray(base, kvEnd), cache.v.subarray(base, kvEnd), n, pos, h, kv, hd);
+      } else {
+        throw new TypeError('KV cache: k and v must both be float or both be half');
+      }
       r0 += n;
     });
   }

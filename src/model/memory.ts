@@ -69,14 +69,14 @@ export function trainingMemory(c: LlamaConfig, o: TrainingShape): MemoryNeed {
  * (mapped files, quantized blocks: io/formats.ts WeightFootprint); `loadingCopy: false` when the weights are views of
  * a mapped file (no float32 copy of the model is made while loading).
  */
-export function inferenceMemory(c: LlamaConfig, o: { caches?: number; context?: number; bytesPerFloat?: number; weightBytes?: number; loadingCopy?: boolean } = {}): MemoryNeed {
+export function inferenceMemory(c: LlamaConfig, o: { caches?: number; context?: number; bytesPerFloat?: number; weightBytes?: number; loadingCopy?: boolean; kvBytes?: number } = {}): MemoryNeed {
   const f = o.bytesPerFloat ?? 4;
   const n = paramLayout(c).total;
   const kv = 2 * c.nLayers * (o.context ?? c.maxSeqLen) * c.nKvHeads * headDim(c) * (o.caches ?? 0);
   return need([
     { name: 'weights', bytes: o.weightBytes ?? n * f },
     { name: 'loading copy', bytes: o.loadingCopy === false ? 0 : n * 4 },
-    { name: 'KV caches', bytes: kv * f },
+    { name: 'KV caches', bytes: kv * (o.kvBytes ?? f) }, // kvBytes: 2 for an F16 cache (--kv-cache f16)
     { name: 'runtime', bytes: RUNTIME_BYTES },
   ]);
 }

@@ -4,6 +4,7 @@
  * the T×T matrix, and saves only each row's log-sum-exp for the backward, which recomputes the probabilities.
  */
 import type { AttentionShape, FloatArray } from '../backend.js';
+import { f16ToF32, f32ToF16 } from '../../util/half.js';
 
 /**
  * One query row (q at offset qo) attending to key/value rows 0..last, which start at kvBase with stride kw:
@@ -116,4 +117,36 @@ export function attentionCachedRef(
       attendRow(out, q, qo, k, v, Math.floor(h / rep) * hd, kw, last, hd, scale, scores, acc);
     }
   }
+}
+
+/**
+ * attentionCachedRef over one layer of a cache held in IEEE half, head-major: kc/vc [nKvHeads, maxSeq, hd] (half
+ * bits). The n new rows k/v [n, nKvHeads·hd] are first rounded into positions pos..pos+n-1, then the cached rows,
+ * widened exactly, are attended as attentionCachedRef's.
+ */
+export function attentionCachedF16Ref(
+  out: FloatArray, q: FloatArray, k: FloatArray, v: FloatArray, kc: Uint16Array, vc: Uint16Array,
+  n: number, pos: number, H: number, KV: number, hd: number, maxSeq: number,
+): void {
+  if (pos + n > maxSeq) throw new RangeError(`attentionCachedF16: pos + n = ${pos + n} exceeds the cache's ${maxSeq} positions`);
+  const kw = KV * hd;
+  for (let i = 0; i < n; i++) {
+    for (let g = 0; g < KV; g++) {
+      for (let d = 0; d < hd; d++) {
+        kc[(g * maxSeq + pos + i) * hd + d] = f32ToF16(k[i * kw + g * hd + d]);
+        vc[(g * maxSeq + pos + i) * hd + d] = f32ToF16(v[i * kw + g * hd + d]);
+      }
+    }
+  }
+  const len = pos + n;
+  const kf = new Float32Array(len * kw), vf = new Float32Array(len * kw);
+  for (let j = 0; j < len; j++) {
+    for (let g = 0; g < KV; g++) {
+      for (let d = 0; d < hd; d++) {
+        kf[j * kw + g * hd + d] = f16ToF32(kc[(g * maxSeq + j) * hd + d]);
+        vf[j * kw + g * hd + d] = f16ToF32(vc[(g * maxSeq + j) * hd + d]);
+      }
+    }
+  }
+  attentionCachedRef(out, q, kf, vf, n, pos, H, KV, hd);
 }

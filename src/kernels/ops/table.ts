@@ -14,7 +14,7 @@ import { matmulRef, matmulBackwardInputRef, matmulBackwardWeightRef } from './ma
 import { embeddingRef, embeddingBackwardRef } from './embedding.js';
 import { rmsnormRef, rmsnormBackwardRef } from './rmsnorm.js';
 import { ropeRef, ropeBackwardRef } from './rope.js';
-import { attentionRef, attentionBackwardRef, attentionCachedRef } from './attention.js';
+import { attentionRef, attentionBackwardRef, attentionCachedRef, attentionCachedF16Ref } from './attention.js';
 import { swigluRef, swigluBackwardRef } from './swiglu.js';
 import { addRef, scaleRef, sumSquaresRef } from './elementwise.js';
 import { crossEntropyRef, logSumExpRef, softmaxScaledRef } from './crossentropy.js';
@@ -160,6 +160,19 @@ export const OPS = {
     ['out: f[n*nHeads*headDim]', 'q: f[n*nHeads*headDim]', 'k: f[(pos+n)*nKvHeads*headDim]', 'v: f[(pos+n)*nKvHeads*headDim]',
       'n: int', 'pos: int', 'nHeads: int', 'nKvHeads: int', 'headDim: int'],
     attentionCachedRef, [GQA],
+  ),
+  /**
+   * attentionCached over one layer of a cache held in IEEE half (`--kv-cache f16`, llama.cpp's default cache type),
+   * head-major: kc and vc are [nKvHeads, maxSeq, headDim] half bits (Uint16Arrays: the bf16 kind), each kv head's
+   * positions contiguous. The n new rows k, v [n, nKvHeads·headDim] are rounded into positions pos..pos+n-1 (pos + n
+   * ≤ maxSeq), then the n query rows attend over positions 0..pos+i, the cached rows widened exactly to float32.
+   * Overwrites out; writes those positions of kc and vc.
+   */
+  attentionCachedF16: op(
+    ['out: f[n*nHeads*headDim]', 'q: f[n*nHeads*headDim]', 'k: f[n*nKvHeads*headDim]', 'v: f[n*nKvHeads*headDim]',
+      'kc: bf16[nKvHeads*maxSeq*headDim]', 'vc: bf16[nKvHeads*maxSeq*headDim]',
+      'n: int', 'pos: int', 'nHeads: int', 'nKvHeads: int', 'headDim: int', 'maxSeq: int'],
+    attentionCachedF16Ref, [GQA],
   ),
   /** Overwrites dq, dk, dv. */
   attentionBackward: op(
