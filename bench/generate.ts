@@ -4,7 +4,7 @@
  *
  *   node dist/bench/generate.js [--presets mini-42m,mini-110m] [--types q8_0,q4_0] [--threads 1,2] [--rounds 3]
  *                               [--prompt-tokens 32] [--tokens 64] [--peer-kv f16|f32] [--peer-flash-attention auto|on|off]
- *                               [--peer-evaluate on|off] [--peer-max-s 20]
+ *                               [--peer-evaluate on|off] [--peer-max-s 20] [--kv-cache f32|f16]
  *
  * Random-init weights (speed does not depend on the values). For each type our GGUF export of the weights is what
  * both sides run: llama-ts loads it as it would any file (quantized weights kept in their blocks), llama.cpp loads the
@@ -19,11 +19,15 @@
  * mini-110m is llama2.c's stories110M shape (dim 768, 12 layers, 12 heads, vocab 32000, context 1024). llama.cpp is
  * skipped with a note when tools/llama-cpp-peer is not installed.
  *
+ * --kv-cache f16 runs ours over an F16 KV cache (llama.cpp's is F16 by default); it matters at long prompts
+ * (--prompt-tokens 900), where a decoded token reads the cache as well as the weights.
+ *
  * LLAMA_BENCH=/path/to/llama-bench adds llama.cpp's own benchmark (built outside the repository, e.g. from
  * node-llama-cpp's bundled sources: `git clone tools/llama-cpp-peer/node_modules/node-llama-cpp/llama/gitRelease.bundle
  * src && cmake -S src -B src/build -DGGML_NATIVE=ON -DLLAMA_CURL=OFF && cmake --build src/build --target llama-bench`)
  * on the same file and thread count, one `-r 1` run per round in the same alternation: native llama.cpp with its
- * persistent thread pool, no Node in the process.
+ * persistent thread pool, no Node in the process; its decode is measured after the prompt's tokens are cached
+ * (`-d P`), at the positions ours decodes at.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir, cpus, loadavg } from 'node:os';
@@ -39,6 +43,7 @@ import { loadAnyModel } from '../src/io/formats.js';
 import { byteVocab } from '../src/tokenizer/vocab.js';
 import { Rng } from '../src/util/rng.js';
 import { loadLlamaCpp, cpuLlamaRuntime, LlamaCppPeer, LLAMA_CPP_BEST, PEER_MISSING, type LlamaCppSettings, type LlamaCppSpeed } from './llamacpp.js';
+import { KV_CACHE_TYPES, type KvCacheType } from '../src/inference/generate.js';
 
 const { values } = parseArgs({
   options: {
@@ -46,7 +51,7 @@ const { values } = parseArgs({
     'prompt-tokens': { type: 'string', default: '32' }, tokens: { type: 'string', default: '64' }, backend: { type: 'string' },
     rounds: { type: 'string', default: '3' }, 'peer-kv': { type: 'string', default: LLAMA_CPP_BEST.kvCacheType.toLowerCase() },
     'peer-flash-attention': { type: 'string', default: LLAMA_CPP_BEST.flashAttention }, 'peer-evaluate': { type: 'string', default: 'on' },
-    'peer-max-s': { type: 'string', default: '20' },
+    'peer-max-s': { type: 'string', default: '20' }, 'kv-cache': { type: 'string', default: 'f32' },
   },
 });
 const presets = String(values.presets).split(',');
@@ -68,14 +73,22 @@ const peerSettings: LlamaCppSettings = { kvCacheType: peerKv, flashAttention: pe
 const peerEvaluate = values['peer-evaluate'] !== 'off';
 const peerMaxS = Number(values['peer-max-s']);
 const LLAMA_BENCH = process.env.LLAMA_BENCH;
+const kvCache = String(values['kv-cache']) as KvCacheType;
+if (!KV_CACHE_TYPES.includes(kvCache)) throw new Error(`--kv-cache: ${KV_CACHE_TYPES.join(' or ')}, not ${kvCache}`);
 
-/** One llama-bench run (pp = prompt tokens, tg = decode tokens) at its defaults (F16 KV, flash attention auto). */
+/**
+ * One llama-bench measurement at its defaults (F16 KV, flash attention auto), the same positions as ours: the
+ * P-token prompt from an empty cache (pp, `-p P -d 0`) and N decoded tokens after P cached ones (tg, `-n N -d P`:
+ * ours decodes at positions P..P+N-1).
+ */
 function llamaBench(path: string, threads: number): { prefill_tokens_per_s: number; decode_tokens_per_s: number } | { error: string } {
-  try {
-    const out = execFileSync(LLAMA_BENCH as string, ['-m', path, '-t', String(threads), '-p', String(P), '-n', String(N), '-r', '1', '-o', 'json'],
+  const one = (args: string[]): number => {
+    const out = execFileSync(LLAMA_BENCH as string, ['-m', path, '-t', String(threads), ...args, '-r', '1', '-o', 'json'],
       { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 120_000 });
-    const rows = JSON.parse(out) as { n_prompt: number; n_gen: number; avg_ts: number }[];
-    return { prefill_tokens_per_s: rows.find((r) => r.n_gen === 0)?.avg_ts ?? NaN, decode_tokens_per_s: rows.find((r) => r.n_prompt === 0)?.avg_ts ?? NaN };
+    return (JSON.parse(out) as { avg_ts: number }[])[0]?.avg_ts ?? NaN;
+  };
+  try {
+    return { prefill_tokens_per_s: one(['-p', String(P), '-n', '0']), decode_tokens_per_s: one(['-p', '0', '-n', String(N), '-d', String(P)]) };
   } catch (e) {
     return { error: (e as Error).message.split('\n')[0] };
   }
@@ -120,7 +133,7 @@ for (const name of presets) {
         for (let r = 0; r < ROUNDS; r++) {
           const runOurs = () => {
             pool.setThreads?.(threads);
-            const g = measureGenerate(model, P, N);
+            const g = measureGenerate(model, P, N, 1, kvCache);
             ours.push({ prefill_tokens_per_s: g.prefill_tokens_per_s, decode_tokens_per_s: g.decode_tokens_per_s });
           };
           if (r % 2 === 0) runOurs();
@@ -136,7 +149,7 @@ for (const name of presets) {
       const row: Record<string, unknown> = {
         model: name, type, threads, batch: 1, prompt_tokens: P, decode_tokens: N, rounds: ROUNDS, weight_bytes_per_token: bytes,
         llama_ts: {
-          backend: model.backend.name, threads_used: pool.threads ? pool.threads() : 1, prefill_tokens_per_s: oursPrefill,
+          backend: model.backend.name, threads_used: pool.threads ? pool.threads() : 1, kv_cache: kvCache, prefill_tokens_per_s: oursPrefill,
           decode_tokens_per_s: oursDecode, decode_weight_gb_per_s: (bytes * oursDecode) / 1e9, runs: ours,
         },
         copy_gb_per_s: copyBw.get(threads)?.copy_gb_per_s,

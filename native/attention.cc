@@ -414,8 +414,8 @@ __attribute__((target("avx512f,avx512vl,avx512bw,avx2,fma,f16c"))) void weighted
     __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
     const uint16_t* vr = v + d0;
     for (long j = 0; j < n; j++, vr += ldv) {
-      _mm_prefetch((const char*)(vr + 8 * ldv), _MM_HINT_T0);  // 8 rows on (one line of a 64-wide head's row)
-      _mm_prefetch((const char*)(vr + 8 * ldv + 32), _MM_HINT_T0);
+      _mm_prefetch((const char*)(vr + 32 * ldv), _MM_HINT_T0);  // 32 rows on (4 KB of a 64-wide head)
+      _mm_prefetch((const char*)(vr + 32 * ldv + 32), _MM_HINT_T0);
       __m512 pj = _mm512_set1_ps(p[j]);
       a0 = _mm512_fmadd_ps(pj, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m[0], vr)), a0);
       a1 = _mm512_fmadd_ps(pj, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m[1], vr + 16)), a1);
@@ -451,7 +451,7 @@ __attribute__((target("avx2,fma,f16c"))) void weighted_rows_f16_avx2(float* o, c
 __attribute__((target("avx2,f16c"))) void widen_rows_f16c(const uint16_t* k, long ldk, long n, long hd, float* dst) {
   const long h8 = hd / 8 * 8;
   for (long j = 0; j < n; j++, k += ldk, dst += hd) {
-    for (long d = 0; d < hd; d += 32) _mm_prefetch((const char*)(k + 8 * ldk + d), _MM_HINT_T0);  // 8 rows on
+    for (long d = 0; d < hd; d += 32) _mm_prefetch((const char*)(k + 32 * ldk + d), _MM_HINT_T0);  // 32 rows on (4 KB of a 64-wide head)
     long d = 0;
     for (; d < h8; d += 8) _mm256_storeu_ps(dst + d, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(k + d))));
     for (; d < hd; d++) dst[d] = h2f(k[d]);
