@@ -131,6 +131,31 @@ test('llama2.c: v0 export/import is exact, header as run.c reads it, size checke
   assert.deepEqual(readLlama2cTokenizer(join(dir, 'w.bin'), words.pieces.length), words);
 });
 
+test('llama2.c tokenizer.bin read lazily: pieces one at a time, the tokenizer over it encodes and decodes as over the full list', () => {
+  const bytes = Array.from({ length: 256 }, (_, b) => `<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`);
+  const words = ['▁', 'h', 'e', 'l', 'o', '▁h', 'll', '▁he', 'llo', '▁hello', '▁naïve', 'é', '▁wörld', '<tag>', '\n', '▁a▁b'];
+  const eager: TokenizerVocab = {
+    pieces: ['<unk>', '<s>', '</s>', ...bytes, ...words, '<unused0>'],
+    scores: [0, 0, 0, ...bytes.map(() => 0), ...words.map((_, i) => -i - 0.5), 0],
+    types: [TokenType.UNKNOWN, TokenType.CONTROL, TokenType.CONTROL, ...bytes.map(() => TokenType.BYTE), ...words.map(() => TokenType.NORMAL), TokenType.UNUSED],
+    bos: 1, eos: 2, unk: 0,
+  };
+  const path = join(tmp(), 'tokenizer.bin');
+  writeLlama2cTokenizer(path, eager);
+  const lazy = readLlama2cTokenizer(path, eager.pieces.length);
+  assert.equal(typeof lazy.piece, 'function');
+  for (let i = 0; i < eager.pieces.length; i++) assert.equal(lazy.piece?.(i), eager.pieces[i], `piece ${i}`);
+  const a = new VocabTokenizer(readLlama2cTokenizer(path, eager.pieces.length));
+  const b = new VocabTokenizer(eager);
+  const ids = [262, 259 + words.indexOf('▁naïve'), 3 + 0xc3, 3 + 0xa9, 259 + words.indexOf('▁wörld'), 259 + words.indexOf('<tag>'), 1, 2, 259 + words.indexOf('▁a▁b')];
+  assert.equal(a.decode(ids), b.decode(ids)); // decoding first: no piece list built yet
+  assert.equal(a.decode(ids), 'l naïveé wörld<tag> a b');
+  for (const text of ['hello', 'hello naïve wörld', 'héllo\n<tag>', 'zz']) assert.deepEqual(a.encode(text), b.encode(text), text);
+  // the vocabulary as JSON (a run's tokenizer.vocab.json) holds every piece
+  assert.deepEqual(JSON.parse(JSON.stringify(lazy)), eager);
+  assert.deepEqual({ ...lazy }, eager);
+});
+
 test('vocabulary tokenizer: score-driven merges, byte fallback, decode', () => {
   const pieces = ['<unk>', '<s>', '</s>', ...Array.from({ length: 256 }, (_, b) => `<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`), '▁', 'h', 'e', 'l', 'o', '▁h', 'll', '▁he', 'llo', '▁hello'];
   const types = pieces.map((p, i) => (i === 0 ? TokenType.UNKNOWN : i < 3 ? TokenType.CONTROL : i < 259 ? TokenType.BYTE : TokenType.NORMAL));

@@ -12,7 +12,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -76,7 +76,9 @@ test('package: the tarball holds the library, CLI, native sources, resources and
   const sources = listFiles('src').filter((f) => f.endsWith('.ts')).map((f) => f.slice(0, -3)).sort();
   assert.deepEqual(built, sources, 'dist/src does not match src/: run `npm run build` (it starts from an empty dist/)');
   for (const m of sources) assert.ok(files.has(`dist/${m}.d.ts`), `dist/${m}.d.ts is missing`);
-  assert.ok(packed.entryCount < 400 && packed.unpackedSize < 3e6, `the package grew to ${packed.entryCount} files, ${packed.unpackedSize} bytes`);
+  // the bundled CLI (dist/cli: ~40 files, ~0.7 MB, scripts/bundle-cli.mjs) is what bin/llama-ts.js runs
+  assert.ok(files.has('dist/cli/main.js'), 'the bundled CLI is missing: `npm run build` writes it');
+  assert.ok(packed.entryCount < 450 && packed.unpackedSize < 3.5e6, `the package grew to ${packed.entryCount} files, ${packed.unpackedSize} bytes`);
   // a registry tarball is installed without running `prepare`: dist/ must come in it, built by `prepare` at pack time
   assert.match(pkg.scripts.prepare, /\bbuild\b/);
 });
@@ -92,6 +94,15 @@ test('package: the CLI runs through npx in the installing project', () => {
   const here = run(process.execPath, [join(root, 'bin', 'llama-ts.js'), 'info', '--preset', 'mini-15m'], root).stdout;
   assert.equal(out, here);
   assert.match(out, /parameters\s+24,407,712/);
+  // it ran the bundle (bin/llama-ts.js takes dist/cli under node_modules, whatever times npm gave the files): the
+  // same command without the compiled CLI's entry module
+  const entry = join(installed, 'dist', 'src', 'cli', 'main.js');
+  renameSync(entry, `${entry}.away`);
+  try {
+    assert.equal(run('npx', ['--no', 'llama-ts', 'info', '--preset', 'mini-15m'], app).stdout, here);
+  } finally {
+    renameSync(`${entry}.away`, entry);
+  }
 });
 
 test('package: the demo recipe finds every file it reads inside the package', () => {

@@ -169,48 +169,68 @@ export function writeLlama2cTokenizer(path: string, v: TokenizerVocab): void {
   writeFileAtomic(path, chunks);
 }
 
-/** Reads tokenizer.bin for a model of `vocabSize` tokens; types are inferred (llama2.c stores none). */
+/**
+ * Reads tokenizer.bin for a model of `vocabSize` tokens; types are inferred (llama2.c stores none). One pass checks
+ * the whole file and reads every score and type; the piece strings are made when first asked for (`piece(i)` one at
+ * a time, `pieces` all at once): 32000 strings and the garbage collections they cause are ~10 ms of a start-up
+ * that, for a generation from BOS, needs only the pieces it prints (see VocabTokenizer).
+ */
 export function readLlama2cTokenizer(path: string, vocabSize: number): TokenizerVocab {
   const what = `llama2.c tokenizer '${path}'`;
   const buf = readFileSync(path);
   if (buf.length < 4) throw new UserError(`${what} is truncated`);
   const maxLen = buf.readInt32LE(0);
   if (maxLen <= 0 || maxLen > 1 << 20) throw new UserError(`${what}: bad max_token_length ${maxLen}`);
-  const pieces: string[] = new Array(vocabSize);
+  const start = new Int32Array(vocabSize + 1); // piece i is bytes [start[i], start[i + 1] - 8)
   const scores: number[] = new Array(vocabSize);
-  const types: number[] = new Array(vocabSize);
-  // one pass with few calls per piece (it runs before the first token, mostly not yet optimised): the file decoded
-  // once as latin1, an ASCII piece taken as a substring of it, only the others decoded as UTF-8
+  const types: number[] = new Array(vocabSize).fill(TokenType.NORMAL);
   const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  const latin1 = buf.toString('latin1');
-  const high = /[\x80-\xff]/;
+  const special: number[] = []; // pieces starting with '\n' or '<': the only ones whose type is not NORMAL
   let off = 4;
   for (let i = 0; i < vocabSize; i++) {
     if (off + 8 > buf.length) throw new UserError(`${what} is truncated: ${i} of ${vocabSize} tokens`);
-    const score = dv.getFloat32(off, true);
+    scores[i] = dv.getFloat32(off, true);
     const len = dv.getInt32(off + 4, true);
     off += 8;
     if (len < 0 || len > maxLen || off + len > buf.length) throw new UserError(`${what} is corrupt at token ${i} (length ${len})`);
-    let piece = latin1.substring(off, off + len);
-    const ascii = !high.test(piece);
-    if (!ascii) piece = buf.toString('utf8', off, off + len);
-    const first = buf[off];
+    start[i] = off;
+    if (len > 0 && (buf[off] === 0x0a || buf[off] === 0x3c)) special.push(i);
     off += len;
-    let type: number = TokenType.NORMAL;
-    if (first === 0x0a && (piece === '\n<s>\n' || piece === '\n</s>\n')) {
-      piece = piece.trim();
-      type = TokenType.CONTROL;
-    } else if (first === 0x3c && piece === '<unk>') type = TokenType.UNKNOWN;
-    else if (first === 0x3c && /^<0x[0-9A-F]{2}>$/.test(piece)) type = TokenType.BYTE;
-    else if (first === 0x3c && /^<unused\d+>$/.test(piece)) type = TokenType.UNUSED;
-    else if (first === 0x3c && (piece === '<s>' || piece === '</s>')) type = TokenType.CONTROL;
-    else if (piece.includes(' ')) piece = piece.replaceAll(' ', SPACE);
-    pieces[i] = piece;
-    scores[i] = score;
-    types[i] = type;
   }
-  const bos = pieces.indexOf('<s>');
-  const eos = pieces.indexOf('</s>');
-  const unk = pieces.indexOf('<unk>');
-  return { pieces, scores, types, bos: bos >= 0 ? bos : 1, eos: eos >= 0 ? eos : 2, unk: unk >= 0 ? unk : 0 };
+  start[vocabSize] = off + 8;
+  const made: (string | undefined)[] = new Array(vocabSize);
+  /** The piece's text: '▁' for a space; BOS and EOS, written as "\n<s>\n" and "\n</s>\n", trimmed. */
+  const piece = (i: number): string => {
+    let p = made[i];
+    if (p !== undefined) return p;
+    p = buf.toString('utf8', start[i], start[i + 1] - 8);
+    if (types[i] === TokenType.CONTROL) p = p.trim();
+    else if (types[i] === TokenType.NORMAL && p.includes(' ')) p = p.replaceAll(' ', SPACE);
+    made[i] = p;
+    return p;
+  };
+  let bos = -1;
+  let eos = -1;
+  let unk = -1;
+  for (const i of special) {
+    const p = buf.toString('utf8', start[i], start[i + 1] - 8);
+    let type: number = TokenType.NORMAL;
+    if (p === '\n<s>\n' || p === '\n</s>\n' || p === '<s>' || p === '</s>') type = TokenType.CONTROL;
+    else if (p === '<unk>') type = TokenType.UNKNOWN;
+    else if (/^<0x[0-9A-F]{2}>$/.test(p)) type = TokenType.BYTE;
+    else if (/^<unused\d+>$/.test(p)) type = TokenType.UNUSED;
+    types[i] = type;
+    const t = piece(i);
+    if (t === '<s>' && bos < 0) bos = i;
+    else if (t === '</s>' && eos < 0) eos = i;
+    else if (t === '<unk>' && unk < 0) unk = i;
+  }
+  let all: string[] | null = null;
+  const v = { scores, types, bos: bos >= 0 ? bos : 1, eos: eos >= 0 ? eos : 2, unk: unk >= 0 ? unk : 0 } as TokenizerVocab;
+  Object.defineProperty(v, 'pieces', {
+    enumerable: true,
+    get: () => (all ??= Array.from({ length: vocabSize }, (_, i) => piece(i))),
+  });
+  Object.defineProperty(v, 'piece', { enumerable: false, value: piece });
+  return v;
 }

@@ -22,6 +22,21 @@ export interface TokenizerVocab {
   bos: number;
   eos: number;
   unk: number;
+  /**
+   * Piece i without building `pieces`: a vocabulary read lazily (llama2.c's tokenizer.bin) has it, with one piece
+   * per type by construction; its `pieces` are made on first use.
+   */
+  piece?(i: number): string;
+}
+
+/** Piece i of a vocabulary (one string, not the whole list when the vocabulary is read lazily). */
+export function pieceOf(v: TokenizerVocab, i: number): string {
+  return v.piece ? v.piece(i) : v.pieces[i];
+}
+
+/** How many pieces a vocabulary has (without building a lazy vocabulary's `pieces`). */
+export function vocabLength(v: TokenizerVocab): number {
+  return v.piece ? v.types.length : v.pieces.length;
 }
 
 /** SentencePiece / GGUF token types. */
@@ -57,15 +72,16 @@ export function padVocab(v: TokenizerVocab, vocabSize: number): TokenizerVocab {
 }
 
 export function isByteVocab(v: TokenizerVocab): boolean {
-  if (v.pieces.length < 259 || v.pieces[0] !== '<unk>' || v.pieces[1] !== '<s>' || v.pieces[2] !== '</s>') return false;
+  const n = vocabLength(v);
+  if (n < 259 || pieceOf(v, 0) !== '<unk>' || pieceOf(v, 1) !== '<s>' || pieceOf(v, 2) !== '</s>') return false;
   if (v.bos !== 1 || v.eos !== 2) return false;
-  for (let b = 0; b < 256; b++) if (v.pieces[BYTE_OFFSET + b] !== `<0x${hex2(b)}>`) return false;
-  for (let i = 259; i < v.pieces.length; i++) if (v.types[i] !== TokenType.UNUSED) return false;
+  for (let b = 0; b < 256; b++) if (pieceOf(v, BYTE_OFFSET + b) !== `<0x${hex2(b)}>`) return false;
+  for (let i = 259; i < n; i++) if (v.types[i] !== TokenType.UNUSED) return false;
   return true;
 }
 
 export function validateVocab(v: TokenizerVocab, what: string): void {
-  const n = v.pieces.length;
+  const n = vocabLength(v);
   if (v.scores.length !== n || v.types.length !== n) throw new UserError(`${what}: ${n} pieces but ${v.scores.length} scores and ${v.types.length} types`);
   for (const [k, id] of [['bos', v.bos], ['eos', v.eos], ['unk', v.unk]] as const) {
     if (!Number.isInteger(id) || id < -1 || id >= n) throw new UserError(`${what}: ${k} id ${id} is outside the vocabulary of ${n}`);
@@ -112,15 +128,23 @@ export class VocabTokenizer implements Tokenizer {
   readonly vocabSize: number;
   readonly bosId: number;
   readonly eosId: number;
+  /** Piece → id and byte → id, built by the first encode (decoding, e.g. a generation from BOS, needs neither). */
   private ids = new Map<string, number>();
   private byteIds = new Int32Array(256).fill(-1);
+  private indexed = false;
   private enc = new TextEncoder();
 
   constructor(readonly vocab: TokenizerVocab, readonly addDummyPrefix = true) {
     validateVocab(vocab, 'tokenizer');
-    this.vocabSize = vocab.pieces.length;
+    this.vocabSize = vocabLength(vocab);
     this.bosId = vocab.bos;
     this.eosId = vocab.eos;
+  }
+
+  private index(): void {
+    if (this.indexed) return;
+    this.indexed = true;
+    const vocab = this.vocab;
     vocab.pieces.forEach((p, i) => {
       const t = vocab.types[i];
       const m = /^<0x([0-9A-Fa-f]{2})>$/.exec(p);
@@ -133,6 +157,7 @@ export class VocabTokenizer implements Tokenizer {
 
   encode(text: string): number[] {
     if (text.length === 0) return [];
+    this.index();
     const norm = ((this.addDummyPrefix ? ' ' : '') + text).replace(/ /g, SPACE);
     const toks: number[] = [];
     for (const ch of norm) {
@@ -170,7 +195,7 @@ export class VocabTokenizer implements Tokenizer {
     let b = this.pieceBytes[id];
     if (b) return b;
     const t = this.vocab.types[id];
-    const p = this.vocab.pieces[id];
+    const p = pieceOf(this.vocab, id);
     b = new Uint8Array(0);
     if (t === TokenType.BYTE) {
       const m = /^<0x([0-9A-Fa-f]{2})>$/.exec(p);
