@@ -6,17 +6,18 @@
  * kernels alternate round by round and each reports its median round. Prints one JSON object: per shape and path
  * the G weights/s of each and the ratio new/old.
  *
- *   node dist/bench/quant-kernels.js [--rounds 7] [--ms 150] [--m 1] [--types q4_0,q8_0]
+ *   node dist/bench/quant-kernels.js [--rounds 7] [--ms 150] [--m 1] [--types q4_0,q8_0] [--kquants on|off]
+ * With --kquants on (default) it also times Q6_K and Q4_K: the AVX2 path's per-row kernel against the AVX-512 one.
  */
 import { readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { createNativeBackend } from '../src/kernels/native.js';
-import { repackX8, rowBytes, type X8Type } from '../src/kernels/ops/quant.js';
+import { repackX8, rowBytes, quantize, type X8Type } from '../src/kernels/ops/quant.js';
 import { Rng } from '../src/util/rng.js';
 
 const { values } = parseArgs({
-  options: { rounds: { type: 'string', default: '7' }, ms: { type: 'string', default: '150' }, m: { type: 'string', default: '1' }, types: { type: 'string', default: 'q4_0,q8_0' } },
+  options: { rounds: { type: 'string', default: '7' }, ms: { type: 'string', default: '150' }, m: { type: 'string', default: '1' }, types: { type: 'string', default: 'q4_0,q8_0' }, kquants: { type: 'string', default: 'on' } },
 });
 const rounds = Number(values.rounds), budgetMs = Number(values.ms), M = Number(values.m);
 const types = String(values.types).split(',').map((t) => t.toUpperCase() as X8Type);
@@ -73,9 +74,36 @@ for (const type of types) for (const [N, K] of shapes) {
     results.push({ type, shape: `${N}x${K}`, simd: level, m: M, old_gweights_s: +gOld.toFixed(2), new_gweights_s: +gNew.toFixed(2), ratio: +(gNew / gOld).toFixed(2), calls_per_round: calls });
   }
 }
+// K-quants (Q6_K: the head of every Q4_0 file; Q4_K): the per-row kernel of the AVX2 path against the AVX-512 VNNI/BW
+// kernel (64 values per vpdpbusd, 4 weight rows a pass), on the same weights; only where the CPU has both paths
+const kquants: Record<string, unknown>[] = [];
+if (values.kquants !== 'off' && levels[0] === 'avx512') {
+  const kshapes: [number, number][] = [[32000, 512], [32000, 768], [4096, 4096]];
+  for (const type of ['Q6_K', 'Q4_K'] as const) for (const [N, K] of kshapes) {
+    const w = quantize(type, Float32Array.from({ length: N * K }, () => rng.next() * 2 - 1));
+    const x = new Float32Array(M * K).map(() => rng.next() * 2 - 1), out = new Float32Array(M * N);
+    const run = (): void => (type === 'Q6_K' ? be.matmulQ6K(out, x, w, M, K, N) : be.matmulQ4K(out, x, w, M, K, N));
+    be.addon.setSimd('avx2');
+    run();
+    const calls = Math.max(3, Math.round(budgetMs / 1e3 / timeCalls(run, 3)));
+    const tRow: number[] = [], t512: number[] = [];
+    for (let r = 0; r < rounds; r++) {
+      be.addon.setSimd('avx2');
+      tRow.push(timeCalls(run, calls));
+      be.addon.setSimd('avx512');
+      t512.push(timeCalls(run, calls));
+    }
+    const gRow = (M * N * K) / median(tRow) / 1e9, g512 = (M * N * K) / median(t512) / 1e9;
+    kquants.push({
+      type, shape: `${N}x${K}`, m: M, weight_bytes: w.length, per_row_avx2_gweights_s: +gRow.toFixed(2), avx512_gweights_s: +g512.toFixed(2),
+      avx512_gbytes_s: +((w.length / median(t512)) / 1e9).toFixed(1), ratio: +(g512 / gRow).toFixed(2), calls_per_round: calls,
+    });
+  }
+}
 be.addon.setSimd('default');
 console.log(JSON.stringify({
   bench: 'quant-kernels', kernel_old: 'matmulQ4_0 / matmulQ8_0 (per row, blocks as stored)', kernel_new: 'matmulQ4_0x8 / matmulQ8_0x8 (8 rows, repacked)',
+  kquants_note: 'Q6_K / Q4_K: the AVX2 path\'s per-row kernel against the AVX-512 VNNI/BW 4-row kernel on the same weights (CPU time, rounds alternating)', kquants,
   threads: be.addon.threads(), rounds, cpu: cpus()[0]?.model, cpus: cpus().length, cpu_flags: cpuFlags, loadavg: loadavg().map((v) => +v.toFixed(2)),
   node: process.version, results,
 }, null, 1));

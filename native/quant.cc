@@ -380,12 +380,17 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c"))) vo
     for (int r = 0; r < R; r++) {
       const uint8_t* wr = w + r * rb;
       for (int l = 0; l < 144; l += 64) _mm_prefetch((const char*)(wr + R * rb + l), _MM_HINT_T0);  // as in dot_q6_k_avx512
-      uint8_t sc[8], mn[8];
-      q4k_scales(wr + 4, sc, mn);
+      // the 8 six-bit scales and mins (q4k_scales) in 32-bit words, as ggml unpacks them: u[0..1] the scales, u[2..3] the mins
+      uint32_t u[4];
+      __builtin_memcpy(u, wr + 4, 12);
+      const uint32_t k1 = 0x3f3f3f3f, k2 = 0x0f0f0f0f, k3 = 0x03030303;
+      u[3] = ((u[2] >> 4) & k2) | (((u[1] >> 6) & k3) << 4);
+      const uint32_t mlo = u[1] & k1;
+      u[1] = (u[2] & k2) | (((u[0] >> 6) & k3) << 4);
+      u[2] = mlo;
+      u[0] &= k1;
       const float dd = _cvtsh_ss((unsigned short)(wr[0] | wr[1] << 8)), dm = _cvtsh_ss((unsigned short)(wr[2] | wr[3] << 8));
-      int64_t sc8, mn8;
-      __builtin_memcpy(&sc8, sc, 8);
-      __builtin_memcpy(&mn8, mn, 8);
+      const int64_t sc8 = (int64_t)((uint64_t)u[0] | (uint64_t)u[1] << 32), mn8 = (int64_t)((uint64_t)u[2] | (uint64_t)u[3] << 32);
       const __m256 fs = _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(sc8))), dv), _mm256_set1_ps(dd));
       corr[r] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(mn8))), _mm256_set1_ps(dm)), dsv, corr[r]);
       const __m512 fs2 = _mm512_castps256_ps512(fs);
