@@ -116,6 +116,47 @@ constexpr int MR = 12, NR = 32, MC = 96, KC = 384, NC = 512;
 
 inline uint32_t pair(uint16_t lo, uint16_t hi) { return (uint32_t)lo | (uint32_t)hi << 16; }
 
+// 16x16 transpose of 32-bit elements: r[i] lane j -> r[j] lane i (unpack 32-bit and 64-bit within 128-bit lanes,
+// then move the 128-bit lanes twice).
+LT_TARGET_BF16 inline void transpose16(__m512i r[16]) {
+  __m512i t[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {
+    r[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+    r[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+    r[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+    r[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+  }
+  for (int h = 0; h < 16; h += 8)
+    for (int i = 0; i < 4; i++) {
+      t[h + i] = _mm512_shuffle_i32x4(r[h + i], r[h + i + 4], 0x88);
+      t[h + i + 4] = _mm512_shuffle_i32x4(r[h + i], r[h + i + 4], 0xdd);
+    }
+  for (int i = 0; i < 8; i++) {
+    r[i] = _mm512_shuffle_i32x4(t[i], t[i + 8], 0x88);
+    r[i + 8] = _mm512_shuffle_i32x4(t[i], t[i + 8], 0xdd);
+  }
+}
+
+// The k-pairs of up to 16 rows stored along k (row r at src + r*rs, its pair q = src[r*rs + 2q], src[r*rs + 2q + 1]),
+// transposed: dst[q*W + r] for q < kfull, the `lanes` lanes from r = 0, rows m <= r < lanes zero. Used where a
+// panel's rows are the rows of a row-major operand (x·Wᵀ's x and W, dy·W's dy): a 16x16 transpose per 16 pairs
+// instead of one scattered 32-bit store per pair.
+LT_TARGET_BF16 void transpose_pairs(const uint16_t* src, long rs, long m, long kfull, uint32_t* dst, long W, int lanes) {
+  const __mmask16 st = (__mmask16)((1u << lanes) - 1);
+  for (long q0 = 0; q0 < kfull; q0 += 16) {
+    long nq = std::min<long>(16, kfull - q0);
+    const __mmask16 ld = (__mmask16)((1u << nq) - 1);
+    __m512i r[16];
+    for (int i = 0; i < 16; i++) r[i] = i < m ? _mm512_maskz_loadu_epi32(ld, src + i * rs + 2 * q0) : _mm512_setzero_si512();
+    transpose16(r);
+    for (long j = 0; j < nq; j++) _mm512_mask_storeu_epi32(dst + (q0 + j) * W, st, r[j]);
+  }
+}
+
 // Ap: ceil(mc/MR) panels, each kp x MR pairs (row r at [kp*MR + r] = A[r][2kp], A[r][2kp+1]), zero-padded.
 LT_TARGET_BF16 void pack_a(const uint16_t* A, long rsa, long csa, long i0, long k0, long mc, long kc, uint32_t* Ap) {
   long kp = (kc + 1) / 2, kfull = kc / 2;
@@ -124,11 +165,10 @@ LT_TARGET_BF16 void pack_a(const uint16_t* A, long rsa, long csa, long i0, long 
     uint32_t* dst = Ap + p * kp;
     const uint16_t* src = A + (i0 + p) * rsa + k0 * csa;
     if (csa == 1) {
-      for (long r = 0; r < m; r++) {
-        const uint16_t* s = src + r * rsa;
-        for (long q = 0; q < kfull; q++) dst[q * MR + r] = pair(s[2 * q], s[2 * q + 1]);
-        if (kp > kfull) dst[kfull * MR + r] = pair(s[kc - 1], 0);
-      }
+      transpose_pairs(src, rsa, m, kfull, dst, MR, MR);  // rows m.. zero
+      if (kp > kfull)
+        for (long r = 0; r < MR; r++) dst[kfull * MR + r] = r < m ? pair(src[r * rsa + kc - 1], 0) : 0;
+      continue;
     } else if (rsa == 1 && m == MR) {
       // A stored transposed (the backward's dyᵀ): the MR rows of a panel are MR consecutive values of each stored
       // row; interleave two stored rows into MR pairs (unpack within 128-bit lanes, then put the lanes in order)
@@ -176,16 +216,15 @@ LT_TARGET_BF16 void pack_b(const uint16_t* B, long rsb, long csb, long k0, long 
         for (; c < n; c++) d[c] = pair(s0[c], s1 ? s1[c] : 0);
         for (; c < NR; c++) d[c] = 0;
       }
-    } else {
+    } else if (rsb == 1) {
       long kfull = kc / 2;
+      for (long g = 0; g < NR; g += 16) transpose_pairs(src + g * csb, csb, std::max<long>(0, std::min<long>(16, n - g)), kfull, dst + g, NR, 16);
+      if (kp > kfull)
+        for (long c = 0; c < NR; c++) dst[kfull * NR + c] = c < n ? pair(src[c * csb + kc - 1], 0) : 0;
+    } else {
       for (long c = 0; c < n; c++) {
         const uint16_t* s = src + c * csb;
-        if (rsb == 1) {
-          for (long q = 0; q < kfull; q++) dst[q * NR + c] = pair(s[2 * q], s[2 * q + 1]);
-          if (kp > kfull) dst[kfull * NR + c] = pair(s[kc - 1], 0);
-        } else {
-          for (long q = 0; q < kp; q++) dst[q * NR + c] = pair(s[2 * q * rsb], 2 * q + 1 < kc ? s[(2 * q + 1) * rsb] : 0);
-        }
+        for (long q = 0; q < kp; q++) dst[q * NR + c] = pair(s[2 * q * rsb], 2 * q + 1 < kc ? s[(2 * q + 1) * rsb] : 0);
       }
       for (long c = n; c < NR; c++)
         for (long q = 0; q < kp; q++) dst[q * NR + c] = 0;
