@@ -89,6 +89,7 @@ void f32_to_bf16(const float* x, uint16_t* out, long n) {
     to_bf16_range(x + i0, out + i0, std::min(CONV_CHUNK, n - i0));
   });
 }
+void f32_to_bf16_serial(const float* x, uint16_t* out, long n) { to_bf16_range(x, out, n); }
 void bf16_to_f32(const uint16_t* x, float* out, long n) {
   parallel_for((n + CONV_CHUNK - 1) / CONV_CHUNK, [&](long t) {
     long i0 = t * CONV_CHUNK;

@@ -18,6 +18,8 @@ bool amx_bf16_detected();
 // float32 -> bfloat16 bits, round to nearest even (NaN stays NaN, quiet), as PyTorch; and back (exact).
 void f32_to_bf16(const float* x, uint16_t* out, long n);
 void bf16_to_f32(const uint16_t* x, float* out, long n);
+// f32_to_bf16 on the calling thread only (inside a task of another kernel)
+void f32_to_bf16_serial(const float* x, uint16_t* out, long n);
 
 // C[M,N] (= or +=) A·B in float32 with A[i][k] = A[i*rsa + k*csa], B[k][j] = B[k*rsb + j*csb] bfloat16, C row-major
 // with leading dimension ldc. Each product of two bfloat16 values is exact in float32; sums are float32.

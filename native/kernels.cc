@@ -4,6 +4,7 @@
 #include <cstring>
 #include <vector>
 
+#include "bgemm.h"
 #include "pool.h"
 #include "simd.h"
 #include "vmath.h"
@@ -251,7 +252,13 @@ double sum_squares(const float* x, long n) {
   return total;
 }
 
-double cross_entropy(const float* logits, const int32_t* targets, long rows, long V, float* dlogits, float gradScale) {
+// The bfloat16 gradient goes through a float32 block in L1 (the float32 values the float32 gradient would hold, then
+// rounded as f32_to_bf16 rounds them): the same bits as crossEntropy then toBf16, without the float32 row in memory.
+constexpr long CE_BLOCK = 4096;
+thread_local std::vector<float> tl_ce_block;
+
+double cross_entropy(const float* logits, const int32_t* targets, long rows, long V, float* dlogits, float gradScale,
+                     uint16_t* dlogits16) {
   std::vector<double> loss(rows > 0 ? rows : 1, 0.0);
   long r_per = rows_per_task(rows, V);
   long nt = (rows + r_per - 1) / r_per;
@@ -262,6 +269,7 @@ double cross_entropy(const float* logits, const int32_t* targets, long rows, lon
       int32_t tg = targets[r];
       if (tg < 0) {
         if (dlogits) std::memset(dlogits + r * V, 0, sizeof(float) * V);
+        if (dlogits16) std::memset(dlogits16 + r * V, 0, sizeof(uint16_t) * V);
         continue;
       }
       float mx = row_max(x, V);
@@ -272,6 +280,15 @@ double cross_entropy(const float* logits, const int32_t* targets, long rows, lon
         float* d = dlogits + r * V;
         row_softmax_grad(d, x, V, (float)lse, gradScale);
         d[tg] -= gradScale;
+      } else if (dlogits16) {
+        if (tl_ce_block.size() < (size_t)CE_BLOCK) tl_ce_block.resize(CE_BLOCK);
+        float* d = tl_ce_block.data();
+        for (long j0 = 0; j0 < V; j0 += CE_BLOCK) {
+          long n = V - j0 < CE_BLOCK ? V - j0 : CE_BLOCK;
+          row_softmax_grad(d, x + j0, n, (float)lse, gradScale);
+          if (tg >= j0 && tg < j0 + n) d[tg - j0] -= gradScale;
+          f32_to_bf16_serial(d, dlogits16 + r * V + j0, n);
+        }
       }
     }
   });

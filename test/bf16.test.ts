@@ -101,6 +101,34 @@ test('matmulBf16 and its backward products match ref on every bf16 path', { skip
   }
 });
 
+test('crossEntropyBf16: the loss and the bits of crossEntropy then toBf16 (native, every SIMD level), and the ref within bf16 rounding', { skip }, () => {
+  const be = native();
+  const rng = new Rng(5);
+  // V not a multiple of the kernel's 4096-float blocks nor of 16; targets in the first and last block, one ignored row
+  for (const [rows, V] of [[5, 9001], [3, 37], [1, 4096]] as const) {
+    const logits = randn(rng, rows * V).map((v) => 4 * v);
+    const targets = Int32Array.from({ length: rows }, (_, r) => (r === 1 ? -1 : r % 2 ? V - 1 : (r * 977) % V));
+    const gs = 1 / 7;
+    forEachSimd(be, (level) => {
+      const f = Float32Array.from(logits), want = new Uint16Array(rows * V);
+      const lossWant = be.crossEntropy(f, targets, rows, V, f, gs);
+      be.toBf16(want, f, rows * V);
+      const got = new Uint16Array(rows * V).fill(0xffff);
+      const loss = be.crossEntropyBf16(logits, targets, rows, V, got, gs);
+      assert.equal(loss, lossWant, `${level} rows=${rows} V=${V}`);
+      assert.deepEqual(got, want, `${level} rows=${rows} V=${V}`);
+    });
+    const refGot = new Uint16Array(rows * V);
+    const refLoss = ref.crossEntropyBf16(logits, targets, rows, V, refGot, gs);
+    const nat = new Uint16Array(rows * V);
+    assert.ok(Math.abs(be.crossEntropyBf16(logits, targets, rows, V, nat, gs) - refLoss) < 1e-4 * rows);
+    const wide = (u: Uint16Array) => Float32Array.from(u, bf16ToF32);
+    assertClose(wide(nat), wide(refGot), 2 ** -8 * gs, `ref rows=${rows} V=${V}`);
+  }
+  assert.throws(() => be.crossEntropyBf16(new Float32Array(4), Int32Array.of(0, 2), 2, 2, new Uint16Array(4), 1), /crossEntropyBf16: target 2 at row 1 is outside the vocabulary \(2\)/);
+  assert.throws(() => ref.crossEntropyBf16(new Float32Array(4), Int32Array.of(0, 2), 2, 2, new Uint16Array(4), 1), /crossEntropyBf16: target 2 at row 1 is outside the vocabulary \(2\)/);
+});
+
 test('bf16 ops check their buffers: a Float32Array where bf16 bits are declared is a TypeError', { skip }, () => {
   const be = native();
   const out = new Float32Array(4);

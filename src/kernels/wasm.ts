@@ -68,7 +68,7 @@ const WRITES: Record<OpName | keyof typeof NATIVE_OPS, readonly string[]> = {
   rope: ['x'], ropeBackward: ['x'],
   attention: ['out', 'lse'], attentionCached: ['out'], attentionBackward: ['dq', 'dk', 'dv'],
   swiglu: ['out'], swigluBackward: ['da', 'db'], add: ['out'],
-  crossEntropy: ['dlogits'], logSumExp: ['out'], softmaxScaled: ['out'],
+  crossEntropy: ['dlogits'], crossEntropyBf16: ['dlogits'], logSumExp: ['out'], softmaxScaled: ['out'],
   adamw: ['p', 'm', 'v'], sumSquares: [], scale: ['x'],
   matmulQ8_0: ['out'], matmulQ4_0: ['out'], matmulQ4_0x8: ['out'], matmulQ8_0x8: ['out'], matmulQ4K: ['out'], matmulQ6K: ['out'], matmulWeightBf16: ['out'], copy: ['dst'],
   toBf16: ['out'], fromBf16: ['out'], matmulBf16: ['out'], matmulBackwardInputBf16: ['dx'], matmulBackwardWeightBf16: ['dw'],
@@ -81,7 +81,7 @@ const WRITES: Record<OpName | keyof typeof NATIVE_OPS, readonly string[]> = {
 const REFERENCE_ONLY: ReadonlySet<string> = new Set<OpName>([
   'matmulQ8_0', 'matmulQ4_0', 'matmulQ4_0x8', 'matmulQ8_0x8', 'matmulQ4K', 'matmulQ6K', 'matmulWeightBf16',
   // bfloat16 mixed precision is not offered on wasm (bf16: false: --dtype bf16 is refused naming the backend)
-  'toBf16', 'fromBf16', 'matmulBf16', 'matmulBackwardInputBf16', 'matmulBackwardWeightBf16',
+  'toBf16', 'fromBf16', 'matmulBf16', 'matmulBackwardInputBf16', 'matmulBackwardWeightBf16', 'crossEntropyBf16',
 ]);
 
 /** Checks the kernels make beyond the table's (the references throw the same messages). */

@@ -548,20 +548,22 @@ export class Llama {
 
   /**
    * Backward of linear: dW += dyᵀ·x into the gradient of w, and dx (+)= dy·W (skipped when dx is null). With bf16,
-   * dy is rounded to bfloat16 once (into dyLow) for both products; x's bf16 copy is xLow.
+   * dy is rounded to bfloat16 once (into dyLow) for both products, or dy is null when dyLow already holds it; x's
+   * bf16 copy is xLow.
    */
   private linearBackward(
-    dx: FloatArray | null, dy: FloatArray, x: FloatArray, xLow: Uint16Array | null, w: TensorSpec, N: number, K: number, Nout: number,
+    dx: FloatArray | null, dy: FloatArray | null, x: FloatArray, xLow: Uint16Array | null, w: TensorSpec, N: number, K: number, Nout: number,
     dyLow: Uint16Array, accumulate = false,
   ): void {
     const be = this.backend;
     const g = this.ensureGrads();
     if (this.dtype === 'f32') {
+      if (!dy) throw new Error('linearBackward: float32 needs dy');
       if (this.trainBase) be.matmulBackwardWeight(g.view(w), dy, x, N, K, Nout);
       if (dx) be.matmulBackwardInput(dx, dy, this.params.view(w), N, K, Nout, accumulate);
       return;
     }
-    be.toBf16(dyLow, dy, N * Nout);
+    if (dy) be.toBf16(dyLow, dy, N * Nout);
     if (this.trainBase) be.matmulBackwardWeightBf16(g.view(w), dyLow, xLow ?? this.lower(x, N * K), N, K, Nout);
     if (dx) be.matmulBackwardInputBf16(dx, dyLow, this.lowWeight(w), N, K, Nout, accumulate);
   }
@@ -787,7 +789,11 @@ export class Llama {
       const logits = a.logitsChunk.subarray(0, rows * V);
       this.headShard(logits, xn, rows, xnLow);
       const t = targets.subarray(r0, r0 + rows);
-      if (dWout) {
+      if (dWout && low && this.tp.world === 1) {
+        // the gradient of the logits straight into its bf16 copy (the float32 values are read by nothing else)
+        total += be.crossEntropyBf16(logits, t, rows, V, a.dyLow, gradScale as number);
+        this.linearBackward(a.dxn.subarray(r0 * D, (r0 + rows) * D), null, xn, xnLow, this.layout.output, rows, D, V, a.dyLow);
+      } else if (dWout) {
         total += this.crossEntropy(logits, t, rows, logits, gradScale as number);
         this.linearBackward(a.dxn.subarray(r0 * D, (r0 + rows) * D), logits, xn, xnLow, this.layout.output, rows, D, V, a.dyLow);
       } else {

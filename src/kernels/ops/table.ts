@@ -17,7 +17,7 @@ import { ropeRef, ropeBackwardRef } from './rope.js';
 import { attentionRef, attentionBackwardRef, attentionCachedRef } from './attention.js';
 import { swigluRef, swigluBackwardRef } from './swiglu.js';
 import { addRef, scaleRef, sumSquaresRef } from './elementwise.js';
-import { crossEntropyRef, logSumExpRef, softmaxScaledRef } from './crossentropy.js';
+import { crossEntropyRef, crossEntropyBf16Ref, logSumExpRef, softmaxScaledRef } from './crossentropy.js';
 import { adamwRef } from './adamw.js';
 import { matmulQ8_0Ref, matmulQ4_0Ref, matmulQ4_0x8Ref, matmulQ8_0x8Ref, matmulQ4KRef, matmulQ6KRef, matmulWeightBf16Ref } from './quant.js';
 import { toBf16Ref, fromBf16Ref, matmulBf16Ref, matmulBackwardInputBf16Ref, matmulBackwardWeightBf16Ref } from './bf16.js';
@@ -182,6 +182,11 @@ export const OPS = {
    * When dlogits is given (it may alias logits) it is overwritten with gradScale·(softmax − onehot), zero for ignored rows.
    */
   crossEntropy: fn(['logits: f[rows*V]', 'targets: i32[rows]', 'rows: int', 'V: int', 'dlogits: f[rows*V] | null', 'gradScale: num'], crossEntropyRef),
+  /**
+   * crossEntropy with the gradient in bfloat16 (--dtype bf16, where the gradient only feeds the head's bf16
+   * products): dlogits = bf16(the float32 gradient crossEntropy writes), without that float32 buffer.
+   */
+  crossEntropyBf16: fn(['logits: f[rows*V]', 'targets: i32[rows]', 'rows: int', 'V: int', 'dlogits: bf16[rows*V]', 'gradScale: num'], crossEntropyBf16Ref),
   /**
    * out[r] = log Σ_j exp(x[r,j]), max-shifted (the log-sum-exp of each row; with softmaxScaled, the pieces of a
    * cross-entropy whose vocabulary is split over ranks).
