@@ -500,12 +500,19 @@ export class Llama {
     return this.acts;
   }
 
-  /** Mixed precision: the weights' bfloat16 copy, converted from the float32 master weights (round to nearest even). */
+  /**
+   * Mixed precision: the weights' bfloat16 copy, converted from the float32 master weights (round to nearest even).
+   * The embedding table is left out: its lookup reads the float32 table, no matmul reads its copy.
+   */
   refreshLowWeights(): void {
     if (this.dtype !== 'bf16') return;
     const n = this.layout.total;
     if (!this.lowParams) this.lowParams = new Uint16Array(n);
-    this.backend.toBf16(this.lowParams, this.params.data, n);
+    const { offset, size } = this.layout.tokEmbeddings;
+    const lo = this.lowParams, p = this.params.data;
+    if (offset > 0) this.backend.toBf16(lo, p, offset);
+    const end = offset + size;
+    if (end < n) this.backend.toBf16(lo.subarray(end), p.subarray(end), n - end);
   }
 
   /** Bytes of the bfloat16 weight copy (0 in float32). */
@@ -514,6 +521,7 @@ export class Llama {
   }
 
   private lowWeight(spec: TensorSpec): Uint16Array {
+    if (spec === this.layout.tokEmbeddings) throw new Error('lowWeight: the embedding table has no bf16 copy (refreshLowWeights)');
     if (!this.lowParams) this.refreshLowWeights();
     return (this.lowParams as Uint16Array).subarray(spec.offset, spec.offset + spec.size);
   }
