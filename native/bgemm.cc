@@ -81,15 +81,44 @@ LT_CLONES static void from_bf16_range(const uint16_t* x, float* out, long n) {
   }
 }
 
+#if LT_X86
+// round_bf16 with AVX-512 on 8 lanes at a time (GCC vectorises the loop above with its NaN branch at ~2 instructions
+// an element; this is ~0.6): the bits of round_bf16 for every input, NaN included. 256-bit vectors: as fast as
+// 512-bit ones on data in cache, and faster on Zen 4 when streaming from memory (the weight copy).
+LT_TARGET_AVX512 static void to_bf16_avx512(const float* x, uint16_t* out, long n) {
+  const __m256i one = _mm256_set1_epi32(1), bias = _mm256_set1_epi32(0x7fff), abs = _mm256_set1_epi32(0x7fffffff),
+                inf = _mm256_set1_epi32(0x7f800000), quiet = _mm256_set1_epi32(0x40);
+  long i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256i u = _mm256_loadu_si256((const __m256i*)(x + i));
+    __m256i hi = _mm256_srli_epi32(u, 16);
+    __m256i r = _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(u, bias), _mm256_and_si256(hi, one)), 16);
+    __mmask8 nan = _mm256_cmpgt_epu32_mask(_mm256_and_si256(u, abs), inf);
+    r = _mm256_mask_or_epi32(r, nan, hi, quiet);
+    // narrowed in a register, then stored (vpmovdw to memory is microcoded on Zen 4)
+    _mm_storeu_si128((__m128i*)(out + i), _mm256_cvtepi32_epi16(r));
+  }
+  for (; i < n; i++) out[i] = round_bf16(x[i]);
+}
+#endif
+
+// f32 -> bf16 on this thread: the AVX-512 loop at that SIMD level, else the compiler's
+static void to_bf16_any(const float* x, uint16_t* out, long n) {
+#if LT_X86
+  if (simd_level() >= SIMD_AVX512) return to_bf16_avx512(x, out, n);
+#endif
+  to_bf16_range(x, out, n);
+}
+
 constexpr long CONV_CHUNK = 1 << 16;
 
 void f32_to_bf16(const float* x, uint16_t* out, long n) {
   parallel_for((n + CONV_CHUNK - 1) / CONV_CHUNK, [&](long t) {
     long i0 = t * CONV_CHUNK;
-    to_bf16_range(x + i0, out + i0, std::min(CONV_CHUNK, n - i0));
+    to_bf16_any(x + i0, out + i0, std::min(CONV_CHUNK, n - i0));
   });
 }
-void f32_to_bf16_serial(const float* x, uint16_t* out, long n) { to_bf16_range(x, out, n); }
+void f32_to_bf16_serial(const float* x, uint16_t* out, long n) { to_bf16_any(x, out, n); }
 void bf16_to_f32(const uint16_t* x, float* out, long n) {
   parallel_for((n + CONV_CHUNK - 1) / CONV_CHUNK, [&](long t) {
     long i0 = t * CONV_CHUNK;
