@@ -257,7 +257,7 @@ function widths(c: LlamaConfig, t: number, rank: number): Widths {
  */
 function layOutActivations(
   c: LlamaConfig, batch: number, seq: number, o: { sz: Widths; n: number; sp: boolean; recompute: Recompute; dtype: DTypeName }, alloc: (floats: number) => FloatArray,
-  tokens = (n: number) => new Int32Array(n), allocLow = (n: number) => new Uint16Array(n),
+  tokens = (n: number) => new Int32Array(n), allocLow = (n: number): Uint16Array => new Uint16Array(n),
 ): Activations {
   const N = batch * seq;
   const { qw, kw, F, h, V } = o.sz;
@@ -496,7 +496,7 @@ export class Llama {
   private activations(batch: number, seq: number): Activations {
     if (this.acts && this.acts.batch === batch && this.acts.seq === seq && this.acts.recompute === this.recompute) return this.acts;
     this.acts = null; // let the old buffers go before allocating new ones
-    this.acts = layOutActivations(this.config, batch, seq, { sz: this.sz, n: this.rowSplit(batch * seq, this.sp).n, sp: this.sp, recompute: this.recompute, dtype: this.dtype }, (k) => this.backend.alloc(k));
+    this.acts = layOutActivations(this.config, batch, seq, { sz: this.sz, n: this.rowSplit(batch * seq, this.sp).n, sp: this.sp, recompute: this.recompute, dtype: this.dtype }, (k) => this.backend.alloc(k), undefined, (k) => this.allocLow(k));
     return this.acts;
   }
 
@@ -507,12 +507,17 @@ export class Llama {
   refreshLowWeights(): void {
     if (this.dtype !== 'bf16') return;
     const n = this.layout.total;
-    if (!this.lowParams) this.lowParams = new Uint16Array(n);
+    if (!this.lowParams) this.lowParams = this.allocLow(n);
     const { offset, size } = this.layout.tokEmbeddings;
     const lo = this.lowParams, p = this.params.data;
     if (offset > 0) this.backend.toBf16(lo, p, offset);
     const end = offset + size;
     if (end < n) this.backend.toBf16(lo.subarray(end), p.subarray(end), n - end);
+  }
+
+  /** A bfloat16 buffer from the backend (the native one advises large buffers onto huge pages, as its alloc). */
+  private allocLow(n: number): Uint16Array {
+    return this.backend.allocBf16 ? this.backend.allocBf16(n) : new Uint16Array(n);
   }
 
   /** Bytes of the bfloat16 weight copy (0 in float32). */
@@ -530,7 +535,7 @@ export class Llama {
   private lower(x: FloatArray, n: number, into?: Uint16Array): Uint16Array {
     let out = into;
     if (!out) {
-      if (!this.lowScratch || this.lowScratch.length < n) this.lowScratch = new Uint16Array(n);
+      if (!this.lowScratch || this.lowScratch.length < n) this.lowScratch = this.allocLow(n);
       out = this.lowScratch;
     }
     this.backend.toBf16(out, x, n);
