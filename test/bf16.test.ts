@@ -101,6 +101,50 @@ test('matmulBf16 and its backward products match ref on every bf16 path', { skip
   }
 });
 
+test('packBf16 / packBf16T: native lays the weights out as the ref does; the packed products give the bits of the unpacked ones on every bf16 path', { skip }, () => {
+  const be = native();
+  const rng = new Rng(6);
+  // odd K, N past a 32-column panel, several K blocks (K = 1001 and, for dy·w, N = 999), more rows than a packed
+  // block of A (400 > 384), fewer than a micro-tile
+  for (const [M, K, N] of [[7, 13, 45], [400, 1001, 33], [5, 64, 999], [30, 288, 64]] as const) {
+    const w = bf16(randn(rng, N * K)), x = bf16(randn(rng, M * K)), dy = bf16(randn(rng, M * N));
+    const wp = new Uint16Array(Math.ceil(K / 2) * Math.ceil(N / 32) * 64), wpT = new Uint16Array(Math.ceil(N / 2) * Math.ceil(K / 32) * 64);
+    const refWp = new Uint16Array(wp.length).fill(1), refWpT = new Uint16Array(wpT.length).fill(1);
+    ref.packBf16(refWp, w, N, K);
+    ref.packBf16T(refWpT, w, N, K);
+    const init = randn(rng, M * N), init2 = randn(rng, M * K);
+    forEachBf16Path(be, (path) => {
+      const tag = `${path} M=${M} K=${K} N=${N}`;
+      wp.fill(7);
+      wpT.fill(7);
+      be.packBf16(wp, w, N, K);
+      be.packBf16T(wpT, w, N, K);
+      assert.deepEqual(wp, refWp, `packBf16 ${tag}`);
+      assert.deepEqual(wpT, refWpT, `packBf16T ${tag}`);
+      for (const acc of [false, true]) {
+        const o = Float32Array.from(init), o2 = Float32Array.from(init), d = Float32Array.from(init2), d2 = Float32Array.from(init2);
+        be.matmulBf16(o, x, w, M, K, N, acc);
+        be.matmulBf16Packed(o2, x, wp, M, K, N, acc);
+        assert.deepEqual(o2, o, `matmulBf16Packed acc=${acc} ${tag}`);
+        be.matmulBackwardInputBf16(d, dy, w, M, K, N, acc);
+        be.matmulBackwardInputBf16Packed(d2, dy, wpT, M, K, N, acc);
+        assert.deepEqual(d2, d, `matmulBackwardInputBf16Packed acc=${acc} ${tag}`);
+      }
+    });
+    // the ref's packed products against its unpacked ones
+    const o = Float32Array.from(init), o2 = Float32Array.from(init), d = Float32Array.from(init2), d2 = Float32Array.from(init2);
+    ref.matmulBf16(o, x, w, M, K, N, true);
+    ref.matmulBf16Packed(o2, x, refWp, M, K, N, true);
+    assert.deepEqual(o2, o);
+    ref.matmulBackwardInputBf16(d, dy, w, M, K, N);
+    ref.matmulBackwardInputBf16Packed(d2, dy, refWpT, M, K, N);
+    assert.deepEqual(d2, d);
+  }
+  assert.throws(() => be.packBf16(new Uint16Array(10), new Uint16Array(4), 2, 2), /out has 10 elements, shape needs 64/);
+  const odd = new Uint16Array(65).subarray(1);
+  assert.throws(() => be.packBf16(odd, new Uint16Array(4), 2, 2), /out must start on a 4-byte boundary/);
+});
+
 test('crossEntropyBf16: the loss and the bits of crossEntropy then toBf16 (native, every SIMD level), and the ref within bf16 rounding', { skip }, () => {
   const be = native();
   const rng = new Rng(5);

@@ -72,6 +72,7 @@ const WRITES: Record<OpName | keyof typeof NATIVE_OPS, readonly string[]> = {
   adamw: ['p', 'm', 'v'], sumSquares: [], scale: ['x'],
   matmulQ8_0: ['out'], matmulQ4_0: ['out'], matmulQ4_0x8: ['out'], matmulQ8_0x8: ['out'], matmulQ4K: ['out'], matmulQ6K: ['out'], matmulWeightBf16: ['out'], copy: ['dst'],
   toBf16: ['out'], fromBf16: ['out'], matmulBf16: ['out'], matmulBackwardInputBf16: ['dx'], matmulBackwardWeightBf16: ['dw'],
+  packBf16: ['out'], packBf16T: ['out'], matmulBf16Packed: ['out'], matmulBackwardInputBf16Packed: ['dx'],
 };
 
 /**
@@ -82,6 +83,7 @@ const REFERENCE_ONLY: ReadonlySet<string> = new Set<OpName>([
   'matmulQ8_0', 'matmulQ4_0', 'matmulQ4_0x8', 'matmulQ8_0x8', 'matmulQ4K', 'matmulQ6K', 'matmulWeightBf16',
   // bfloat16 mixed precision is not offered on wasm (bf16: false: --dtype bf16 is refused naming the backend)
   'toBf16', 'fromBf16', 'matmulBf16', 'matmulBackwardInputBf16', 'matmulBackwardWeightBf16', 'crossEntropyBf16',
+  'packBf16', 'packBf16T', 'matmulBf16Packed', 'matmulBackwardInputBf16Packed',
 ]);
 
 /** Checks the kernels make beyond the table's (the references throw the same messages). */
