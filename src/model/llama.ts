@@ -349,6 +349,11 @@ function layOutActivations(
   };
 }
 
+/** bf16 values of a [rows, cols] bf16 weight packed by packBf16 (packBf16T: headPackedSize(cols, rows)). */
+export function headPackedSize(cols: number, rows: number): number {
+  return Math.ceil(cols / 2) * Math.ceil(rows / 32) * 64;
+}
+
 /** Rows of logits the head computes at once for N tokens over V vocabulary rows (see HEAD_CHUNK_FLOATS). */
 export function headChunkRows(N: number, V: number): number {
   return Math.max(1, Math.min(N, Math.floor(HEAD_CHUNK_FLOATS / V)));
@@ -376,6 +381,8 @@ export class Llama {
   trainBase = true;
   /** Mixed precision: the bfloat16 copy of the weights the matmuls read, refreshed from params at each forward. */
   private lowParams: Uint16Array | null = null;
+  /** Mixed precision: the output head's bf16 weight packed for its forward (packBf16) and input-gradient (packBf16T) products. */
+  private headPacked: { fwd: Uint16Array; bwd: Uint16Array } | null = null;
   private lowScratch: Uint16Array | null = null;
   private acts: Activations | null = null;
   /** Weights held in a quantized block layout (inference): their products run the quantized kernels, params unread. */
@@ -513,6 +520,12 @@ export class Llama {
     if (offset > 0) this.backend.toBf16(lo, p, offset);
     const end = offset + size;
     if (end < n) this.backend.toBf16(lo.subarray(end), p.subarray(end), n - end);
+    // the head's weight packed once here, not by each of its products (one per logits block, and its backward's)
+    const { V, D } = this.sz;
+    const hp = (this.headPacked ??= { fwd: this.allocLow(headPackedSize(D, V)), bwd: this.allocLow(headPackedSize(V, D)) });
+    const w = this.lowWeight(this.layout.output);
+    this.backend.packBf16(hp.fwd, w, V, D);
+    this.backend.packBf16T(hp.bwd, w, V, D);
   }
 
   /** A bfloat16 buffer from the backend (the native one advises large buffers onto huge pages, as its alloc). */
@@ -520,9 +533,9 @@ export class Llama {
     return this.backend.allocBf16 ? this.backend.allocBf16(n) : new Uint16Array(n);
   }
 
-  /** Bytes of the bfloat16 weight copy (0 in float32). */
+  /** Bytes of the bfloat16 weight copy and the head's two packed ones (0 in float32). */
   lowWeightBytes(): number {
-    return this.dtype === 'bf16' ? this.layout.total * 2 : 0;
+    return this.dtype === 'bf16' ? this.layout.total * 2 + 2 * (headPackedSize(this.sz.D, this.sz.V) + headPackedSize(this.sz.V, this.sz.D)) : 0;
   }
 
   private lowWeight(spec: TensorSpec): Uint16Array {
@@ -556,6 +569,7 @@ export class Llama {
     const q = this.quant.get(w); // inference on quantized blocks (setQuantized)
     if (q) return matmulQuant(this.backend, q, out, x, N, accumulate, this.x8.get(w));
     if (this.dtype === 'f32') return this.backend.matmul(out, x, this.params.view(w), N, K, Nout, accumulate);
+    if (w === this.layout.output && this.headPacked) return this.backend.matmulBf16Packed(out, xLow ?? this.lower(x, N * K), this.headPacked.fwd, N, K, Nout, accumulate);
     this.backend.matmulBf16(out, xLow ?? this.lower(x, N * K), this.lowWeight(w), N, K, Nout, accumulate);
   }
 
@@ -578,7 +592,8 @@ export class Llama {
     }
     if (dy) be.toBf16(dyLow, dy, N * Nout);
     if (this.trainBase) be.matmulBackwardWeightBf16(g.view(w), dyLow, xLow ?? this.lower(x, N * K), N, K, Nout);
-    if (dx) be.matmulBackwardInputBf16(dx, dyLow, this.lowWeight(w), N, K, Nout, accumulate);
+    if (dx && w === this.layout.output && this.headPacked) be.matmulBackwardInputBf16Packed(dx, dyLow, this.headPacked.bwd, N, K, Nout, accumulate);
+    else if (dx) be.matmulBackwardInputBf16(dx, dyLow, this.lowWeight(w), N, K, Nout, accumulate);
   }
 
   // ---------------------------------------------------------------- forward
