@@ -7,27 +7,32 @@
  *               tokens/s ≥ 75%; the saved activations' ratio alone is printed too
  *   memory      mini-42m batch 4 seq 1024, --dtype bf16 vs f32: peak RSS ≤ 60%
  *   speed       mini-15m (batch 8, seq 256) and mini-42m (batch 4, seq 512), bf16 vs f32: tokens/s ≥ 1.5× with
- *               AVX512_BF16 (≥ 0.9× without)
+ *               AVX512_BF16 (≥ 0.9× without); each run times --speed-steps steps (default 5: the median step of 2 was
+ *               one noisy step in two), and every run's figure is printed with the load average around the section
+ *               and tokens per CPU-second beside (the process's CPU time over all its threads: less moved by other
+ *               work on the machine, which is what it is for; the goal is the wall-clock ratio)
  *   long        mini-42m batch 1 seq 8192 --recompute full --dtype bf16: peak RSS ≤ 8 GiB
  *
- *   node dist/bench/memory-precision.js [--only recompute,memory,speed,long] [--repeats 2] [--steps 2]
+ *   node dist/bench/memory-precision.js [--only recompute,memory,speed,long] [--repeats 2] [--steps 2] [--speed-steps 5]
  * The machine's cores may be shared: run it on a quiet machine for the ratios.
  */
 import { parseArgs } from 'node:util';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'llama-ts.js');
-const { values } = parseArgs({ options: { only: { type: 'string' }, repeats: { type: 'string' }, steps: { type: 'string' } } });
+const { values } = parseArgs({ options: { only: { type: 'string' }, repeats: { type: 'string' }, steps: { type: 'string' }, 'speed-steps': { type: 'string' } } });
 const only = new Set((values.only ?? 'recompute,memory,speed,long').split(','));
 const repeats = Number(values.repeats ?? 2);
 const steps = Number(values.steps ?? 2);
+const speedSteps = Number(values['speed-steps'] ?? 5);
 
 interface Run {
   tokens_per_s: number;
+  tokens_per_cpu_s: number;
   activation_bytes: number;
   memory: { predicted: Record<string, number>; measured: Record<string, number>; activations_saved_ratio: number };
 }
@@ -45,14 +50,16 @@ const median = (xs: number[]) => {
 const r3 = (x: number) => Math.round(x * 1000) / 1000;
 
 /** A and B alternating `repeats` times; the medians of tokens/s and peak RSS, and the memory report of the last run. */
-function ab(a: string[], b: string[]) {
+function ab(a: string[], b: string[], stepsHere = steps) {
   const runs: { a: Run[]; b: Run[] } = { a: [], b: [] };
   for (let i = 0; i < repeats; i++) {
-    runs.a.push(bench(a));
-    runs.b.push(bench(b));
+    runs.a.push(bench(a, stepsHere));
+    runs.b.push(bench(b, stepsHere));
   }
   const side = (rs: Run[]) => ({
     tokens_per_s: r3(median(rs.map((r) => r.tokens_per_s))),
+    runs_tokens_per_s: rs.map((r) => r.tokens_per_s),
+    tokens_per_cpu_s: r3(median(rs.map((r) => r.tokens_per_cpu_s))),
     peak_rss: median(rs.map((r) => r.memory.measured.peak_rss)),
     activation_bytes: rs[0].activation_bytes,
     memory: rs[rs.length - 1].memory,
@@ -85,13 +92,18 @@ if (only.has('memory')) {
   result.memory = { shape: 'mini-42m batch 4 seq 1024', f32, bf16, peak_rss_ratio: r3(ratio), goal: { max: 0.6, met: ratio <= 0.6 } };
 }
 if (only.has('speed')) {
-  const speed: Record<string, unknown> = {};
+  const speed: Record<string, unknown> = { steps: speedSteps, loadavg_before: loadavg().map(r3) };
   for (const [name, shape] of [['mini-15m', ['--preset', 'mini-15m', '--batch', '8', '--seq', '256']], ['mini-42m', ['--preset', 'mini-42m', '--batch', '4', '--seq', '512']]] as const) {
-    const { a: f32, b: bf16 } = ab([...shape, '--dtype', 'f32'], [...shape, '--dtype', 'bf16']);
+    const { a: f32, b: bf16 } = ab([...shape, '--dtype', 'f32'], [...shape, '--dtype', 'bf16'], speedSteps);
     const ratio = bf16.tokens_per_s / f32.tokens_per_s;
     const min = hasBf16 ? 1.5 : 0.9;
-    speed[name] = { f32: f32.tokens_per_s, bf16: bf16.tokens_per_s, ratio: r3(ratio), goal: { min, met: ratio >= min } };
+    speed[name] = {
+      f32: f32.tokens_per_s, bf16: bf16.tokens_per_s, ratio: r3(ratio), goal: { min, met: ratio >= min },
+      runs: { f32: f32.runs_tokens_per_s, bf16: bf16.runs_tokens_per_s },
+      per_cpu_s: { f32: f32.tokens_per_cpu_s, bf16: bf16.tokens_per_cpu_s, ratio: r3(bf16.tokens_per_cpu_s / f32.tokens_per_cpu_s) },
+    };
   }
+  speed.loadavg_after = loadavg().map(r3);
   result.speed = speed;
 }
 if (only.has('long')) {

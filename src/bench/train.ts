@@ -57,6 +57,9 @@ export interface TrainBenchResult {
   steps: number;
   tokens_per_s: number;
   step_ms: number;
+  /** CPU time of the process (all its threads) per step, median: tokens per CPU-second is tokens_per_cpu_s */
+  step_cpu_ms: number;
+  tokens_per_cpu_s: number;
   phase_ms: { forward: number; loss: number; backward: number; optimizer: number };
   loss: number;
   flops_per_token: number;
@@ -91,10 +94,11 @@ export function benchTrain(o: TrainBenchOptions): TrainBenchResult {
   const grads = model.ensureGrads();
   const m = be.alloc(P);
   const v = be.alloc(P);
-  const times = { forward: [] as number[], loss: [] as number[], backward: [] as number[], optimizer: [] as number[], step: [] as number[] };
+  const times = { forward: [] as number[], loss: [] as number[], backward: [] as number[], optimizer: [] as number[], step: [] as number[], cpu: [] as number[] };
   let lastLoss = NaN;
   let actProcess = 0;
   for (let s = 0; s <= o.steps; s++) {
+    const c0 = process.cpuUsage();
     const t0 = performance.now();
     const before = s === 0 ? process.memoryUsage().arrayBuffers : 0;
     model.forward(tokens, B, T);
@@ -110,7 +114,9 @@ export function benchTrain(o: TrainBenchOptions): TrainBenchResult {
     be.adamw(model.params.data, grads.data, m, v, P, { lr: 3e-4, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, step: s + 1 });
     grads.data.fill(0);
     const t4 = performance.now();
+    const cpu = process.cpuUsage(c0);
     if (s === 0) continue; // warm-up: first-touch allocation, pool start
+    times.cpu.push((cpu.user + cpu.system) / 1000);
     times.forward.push(t1 - t0);
     times.loss.push(t2 - t1);
     times.backward.push(t3 - t2);
@@ -135,6 +141,8 @@ export function benchTrain(o: TrainBenchOptions): TrainBenchResult {
     steps: o.steps,
     tokens_per_s: r3(tps),
     step_ms: r3(stepMs),
+    step_cpu_ms: r3(median(times.cpu)),
+    tokens_per_cpu_s: r3(N / (median(times.cpu) / 1000)),
     phase_ms: { forward: r3(median(times.forward)), loss: r3(median(times.loss)), backward: r3(median(times.backward)), optimizer: r3(median(times.optimizer)) },
     loss: r3(lastLoss),
     flops_per_token: fpt,
