@@ -1,16 +1,18 @@
 /**
- * Activation checkpointing and bf16 mixed precision against their goals (issue 12). Each measurement is one
- * `llama-ts bench train` child process (so each has its own peak RSS); the two sides of a comparison alternate
- * (A B A B ...) in this one run, and the median of the repeats is taken. Prints one JSON document naming the CPU
- * and its flags:
+ * Activation checkpointing and bf16 mixed precision against their goals (issue 12). Each measurement of the
+ * recompute, memory and long sections is one `llama-ts bench train` child process (so each has its own peak RSS);
+ * the two sides of a comparison alternate (A B A B ...) in this one run, and the median of the repeats is taken; the
+ * speed section runs in this process (below). Prints one JSON document naming the CPU and its flags:
  *   recompute   mini-42m batch 1 seq 2048, --recompute full vs none: activation bytes (saved + workspace) ≤ 25%,
  *               tokens/s ≥ 75%; the saved activations' ratio alone is printed too
  *   memory      mini-42m batch 4 seq 1024, --dtype bf16 vs f32: peak RSS ≤ 60%
  *   speed       mini-15m (batch 8, seq 256) and mini-42m (batch 4, seq 512), bf16 vs f32: tokens/s ≥ 1.5× with
- *               AVX512_BF16 (≥ 0.9× without); each run times --speed-steps steps (default 5: the median step of 2 was
- *               one noisy step in two), and every run's figure is printed with the load average around the section
- *               and tokens per CPU-second beside (the process's CPU time over all its threads: less moved by other
- *               work on the machine, which is what it is for; the goal is the wall-clock ratio)
+ *               AVX512_BF16 (≥ 0.9× without). Both models train in this one process, their steps alternating
+ *               (f32 bf16 bf16 f32 ...: --speed-steps × --repeats each, after a warm-up step each; the native
+ *               backend, all its threads), and the median step of each gives its tokens/s: a child process per run
+ *               put the two sides minutes apart, and on a shared machine each run met different load (ratios from
+ *               1.3 to 1.6 between runs of one build). Printed beside: the load average around the section, the
+ *               steps' spread, and tokens per CPU-second (this process's CPU time over all its threads)
  *   long        mini-42m batch 1 seq 8192 --recompute full --dtype bf16: peak RSS ≤ 8 GiB
  *
  *   node dist/bench/memory-precision.js [--only recompute,memory,speed,long] [--repeats 2] [--steps 2] [--speed-steps 5]
@@ -22,6 +24,9 @@ import { readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { trainStepper } from '../src/bench/train.js';
+import { createNativeBackend } from '../src/kernels/native.js';
+import { getPreset } from '../src/model/config.js';
 
 const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'llama-ts.js');
 const { values } = parseArgs({ options: { only: { type: 'string' }, repeats: { type: 'string' }, steps: { type: 'string' }, 'speed-steps': { type: 'string' } } });
@@ -32,7 +37,6 @@ const speedSteps = Number(values['speed-steps'] ?? 5);
 
 interface Run {
   tokens_per_s: number;
-  tokens_per_cpu_s: number;
   activation_bytes: number;
   memory: { predicted: Record<string, number>; measured: Record<string, number>; activations_saved_ratio: number };
 }
@@ -50,16 +54,14 @@ const median = (xs: number[]) => {
 const r3 = (x: number) => Math.round(x * 1000) / 1000;
 
 /** A and B alternating `repeats` times; the medians of tokens/s and peak RSS, and the memory report of the last run. */
-function ab(a: string[], b: string[], stepsHere = steps) {
+function ab(a: string[], b: string[]) {
   const runs: { a: Run[]; b: Run[] } = { a: [], b: [] };
   for (let i = 0; i < repeats; i++) {
-    runs.a.push(bench(a, stepsHere));
-    runs.b.push(bench(b, stepsHere));
+    runs.a.push(bench(a));
+    runs.b.push(bench(b));
   }
   const side = (rs: Run[]) => ({
     tokens_per_s: r3(median(rs.map((r) => r.tokens_per_s))),
-    runs_tokens_per_s: rs.map((r) => r.tokens_per_s),
-    tokens_per_cpu_s: r3(median(rs.map((r) => r.tokens_per_cpu_s))),
     peak_rss: median(rs.map((r) => r.memory.measured.peak_rss)),
     activation_bytes: rs[0].activation_bytes,
     memory: rs[rs.length - 1].memory,
@@ -92,14 +94,27 @@ if (only.has('memory')) {
   result.memory = { shape: 'mini-42m batch 4 seq 1024', f32, bf16, peak_rss_ratio: r3(ratio), goal: { max: 0.6, met: ratio <= 0.6 } };
 }
 if (only.has('speed')) {
-  const speed: Record<string, unknown> = { steps: speedSteps, loadavg_before: loadavg().map(r3) };
-  for (const [name, shape] of [['mini-15m', ['--preset', 'mini-15m', '--batch', '8', '--seq', '256']], ['mini-42m', ['--preset', 'mini-42m', '--batch', '4', '--seq', '512']]] as const) {
-    const { a: f32, b: bf16 } = ab([...shape, '--dtype', 'f32'], [...shape, '--dtype', 'bf16'], speedSteps);
+  const speed: Record<string, unknown> = { method: 'f32 and bf16 steps alternating in one process, median step', steps_each: speedSteps * repeats, loadavg_before: loadavg().map(r3) };
+  const be = createNativeBackend();
+  for (const [name, batch, seq] of [['mini-15m', 8, 256], ['mini-42m', 4, 512]] as const) {
+    const sides = {
+      f32: trainStepper({ config: getPreset(name), batch, seq, backend: be, dtype: 'f32' }),
+      bf16: trainStepper({ config: getPreset(name), batch, seq, backend: be, dtype: 'bf16' }),
+    };
+    sides.f32.step(); // warm-up: first-touch allocation, pool start
+    sides.bf16.step();
+    const steps: Record<'f32' | 'bf16', { ms: number; cpuMs: number }[]> = { f32: [], bf16: [] };
+    for (let i = 0; i < speedSteps * repeats; i++) for (const k of i % 2 ? (['bf16', 'f32'] as const) : (['f32', 'bf16'] as const)) steps[k].push(sides[k].step());
+    const side = (k: 'f32' | 'bf16') => {
+      const ms = steps[k].map((x) => x.ms), n = sides[k].tokens;
+      return { tokens_per_s: r3(n / (median(ms) / 1000)), step_ms: { min: r3(Math.min(...ms)), median: r3(median(ms)), max: r3(Math.max(...ms)) }, tokens_per_cpu_s: r3(n / (median(steps[k].map((x) => x.cpuMs)) / 1000)) };
+    };
+    const f32 = side('f32'), bf16 = side('bf16');
     const ratio = bf16.tokens_per_s / f32.tokens_per_s;
     const min = hasBf16 ? 1.5 : 0.9;
     speed[name] = {
       f32: f32.tokens_per_s, bf16: bf16.tokens_per_s, ratio: r3(ratio), goal: { min, met: ratio >= min },
-      runs: { f32: f32.runs_tokens_per_s, bf16: bf16.runs_tokens_per_s },
+      step_ms: { f32: f32.step_ms, bf16: bf16.step_ms },
       per_cpu_s: { f32: f32.tokens_per_cpu_s, bf16: bf16.tokens_per_cpu_s, ratio: r3(bf16.tokens_per_cpu_s / f32.tokens_per_cpu_s) },
     };
   }

@@ -81,7 +81,8 @@ const median = (xs: number[]): number => {
 
 export { measureSgemmPeak, SGEMM_PEAK_SOURCE as PEAK_SOURCE } from '../kernels/peak.js';
 
-export function benchTrain(o: TrainBenchOptions): TrainBenchResult {
+/** A model, its random batch, gradients and AdamW moments, as benchTrain and trainStepper run them. */
+function setUp(o: Omit<TrainBenchOptions, 'steps' | 'peakGflops'>) {
   const { config, batch: B, seq: T, backend: be } = o;
   if (T > config.maxSeqLen) config.maxSeqLen = T;
   const model = new Llama(config, be, { recompute: o.recompute, dtype: o.dtype });
@@ -94,6 +95,42 @@ export function benchTrain(o: TrainBenchOptions): TrainBenchResult {
   const grads = model.ensureGrads();
   const m = be.alloc(P);
   const v = be.alloc(P);
+  /** the optimizer: global-norm clipping at 1.0, AdamW over the flat buffers, zero the gradients */
+  const optimize = (step: number) => {
+    const norm = Math.sqrt(be.sumSquares(grads.data, P));
+    if (norm > 1) be.scale(grads.data, 1 / norm, P);
+    be.adamw(model.params.data, grads.data, m, v, P, { lr: 3e-4, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, step });
+    grads.data.fill(0);
+  };
+  return { config, B, T, be, model, N, tokens, targets, P, m, v, optimize };
+}
+
+/**
+ * One configuration's training steps as benchTrain times them (forward, loss, backward, optimizer), one at a time:
+ * for benchmarks that alternate two configurations' steps in one process, so that both meet the same load on a
+ * shared machine. The first call is a warm-up like benchTrain's.
+ */
+export function trainStepper(o: Omit<TrainBenchOptions, 'steps' | 'peakGflops'>): { tokens: number; step(): { ms: number; cpuMs: number } } {
+  const t = setUp(o);
+  let s = 0;
+  return {
+    tokens: t.N,
+    step() {
+      const c0 = process.cpuUsage();
+      const t0 = performance.now();
+      t.model.forward(t.tokens, t.B, t.T);
+      t.model.loss(t.targets, 1 / t.N);
+      t.model.backward();
+      t.optimize(++s);
+      const ms = performance.now() - t0;
+      const cpu = process.cpuUsage(c0);
+      return { ms, cpuMs: (cpu.user + cpu.system) / 1000 };
+    },
+  };
+}
+
+export function benchTrain(o: TrainBenchOptions): TrainBenchResult {
+  const { config, B, T, be, model, N, tokens, targets, P, m, v, optimize } = setUp(o);
   const times = { forward: [] as number[], loss: [] as number[], backward: [] as number[], optimizer: [] as number[], step: [] as number[], cpu: [] as number[] };
   let lastLoss = NaN;
   let actProcess = 0;
@@ -108,11 +145,7 @@ export function benchTrain(o: TrainBenchOptions): TrainBenchResult {
     const t2 = performance.now();
     model.backward();
     const t3 = performance.now();
-    // optimizer: global-norm clipping at 1.0, AdamW over the flat buffers, zero the gradients
-    const norm = Math.sqrt(be.sumSquares(grads.data, P));
-    if (norm > 1) be.scale(grads.data, 1 / norm, P);
-    be.adamw(model.params.data, grads.data, m, v, P, { lr: 3e-4, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, step: s + 1 });
-    grads.data.fill(0);
+    optimize(s + 1);
     const t4 = performance.now();
     const cpu = process.cpuUsage(c0);
     if (s === 0) continue; // warm-up: first-touch allocation, pool start
