@@ -145,7 +145,7 @@ test('packBf16 / packBf16T: native lays the weights out as the ref does; the pac
   assert.throws(() => be.packBf16(odd, new Uint16Array(4), 2, 2), /out must start on a 4-byte boundary/);
 });
 
-test('crossEntropyBf16: the loss and the bits of crossEntropy then toBf16 (native, every SIMD level), and the ref within bf16 rounding', { skip }, () => {
+test('crossEntropyBf16: the loss of crossEntropy, its gradient then toBf16 within one bf16 rounding (native, every SIMD level), and the ref within bf16 rounding', { skip }, () => {
   const be = native();
   const rng = new Rng(5);
   // V not a multiple of the kernel's 4096-float blocks nor of 16; targets in the first and last block, one ignored row
@@ -160,7 +160,14 @@ test('crossEntropyBf16: the loss and the bits of crossEntropy then toBf16 (nativ
       const got = new Uint16Array(rows * V).fill(0xffff);
       const loss = be.crossEntropyBf16(logits, targets, rows, V, got, gs);
       assert.equal(loss, lossWant, `${level} rows=${rows} V=${V}`);
-      assert.deepEqual(got, want, `${level} rows=${rows} V=${V}`);
+      // the float32 values before rounding agree to float32 rounding: the bf16 bits to one step where they round apart
+      let apart = 0;
+      for (let i = 0; i < got.length; i++) {
+        assert.ok(Math.abs(got[i] - want[i]) <= 1 && (got[i] ^ want[i]) < 0x8000, `${level} rows=${rows} V=${V} [${i}]: ${got[i]} vs ${want[i]}`);
+        if (got[i] !== want[i]) apart++;
+      }
+      assert.ok(apart <= got.length / 100, `${level}: ${apart} of ${got.length} values round apart`);
+      if (rows > 1) for (let i = 0; i < V; i++) assert.equal(got[V + i], 0, 'the ignored row is zero');
     });
     const refGot = new Uint16Array(rows * V);
     const refLoss = ref.crossEntropyBf16(logits, targets, rows, V, refGot, gs);

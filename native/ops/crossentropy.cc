@@ -27,7 +27,8 @@ LT_OP_NUM(crossEntropy) {
   return c.failed() ? 0 : cross_entropy(logits, tg, rows, V, dl, (float)gs);
 }
 
-// crossEntropy with the gradient rounded to bfloat16 (--dtype bf16): the bits crossEntropy then toBf16 would give
+// crossEntropy with the gradient in bfloat16 (--dtype bf16): its loss bit for bit, its gradient up to float32
+// rounding, then rounded to bf16 (native/kernels.cc, cross_entropy)
 LT_OP_NUM(crossEntropyBf16) {
   long rows = c.i("rows"), V = c.i("V");
   float* logits = c.f("logits");

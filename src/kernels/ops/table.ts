@@ -200,7 +200,9 @@ export const OPS = {
   crossEntropy: fn(['logits: f[rows*V]', 'targets: i32[rows]', 'rows: int', 'V: int', 'dlogits: f[rows*V] | null', 'gradScale: num'], crossEntropyRef),
   /**
    * crossEntropy with the gradient in bfloat16 (--dtype bf16, where the gradient only feeds the head's bf16
-   * products): dlogits = bf16(the float32 gradient crossEntropy writes), without that float32 buffer.
+   * products): dlogits = bf16(the float32 gradient crossEntropy writes), without that float32 buffer (native: each
+   * softmax value from the exp the log-sum-exp summed, so the float32 gradient before rounding may differ from
+   * crossEntropy's in its last bits; the loss is the same).
    */
   crossEntropyBf16: fn(['logits: f[rows*V]', 'targets: i32[rows]', 'rows: int', 'V: int', 'dlogits: bf16[rows*V]', 'gradScale: num'], crossEntropyBf16Ref),
   /**
