@@ -1,30 +1,39 @@
 /**
- * Activation checkpointing and bf16 mixed precision against their goals (issue 12). Each measurement is one
- * `llama-ts bench train` child process (so each has its own peak RSS); the two sides of a comparison alternate
- * (A B A B ...) in this one run, and the median of the repeats is taken. Prints one JSON document naming the CPU
- * and its flags:
+ * Activation checkpointing and bf16 mixed precision against their goals (issue 12). Each measurement of the
+ * recompute, memory and long sections is one `llama-ts bench train` child process (so each has its own peak RSS);
+ * the two sides of a comparison alternate (A B A B ...) in this one run, and the median of the repeats is taken; the
+ * speed section runs in this process (below). Prints one JSON document naming the CPU and its flags:
  *   recompute   mini-42m batch 1 seq 2048, --recompute full vs none: activation bytes (saved + workspace) ≤ 25%,
  *               tokens/s ≥ 75%; the saved activations' ratio alone is printed too
  *   memory      mini-42m batch 4 seq 1024, --dtype bf16 vs f32: peak RSS ≤ 60%
  *   speed       mini-15m (batch 8, seq 256) and mini-42m (batch 4, seq 512), bf16 vs f32: tokens/s ≥ 1.5× with
- *               AVX512_BF16 (≥ 0.9× without)
+ *               AVX512_BF16 (≥ 0.9× without). Both models train in this one process, their steps alternating
+ *               (f32 bf16 bf16 f32 ...: --speed-steps × --repeats each, after a warm-up step each; the native
+ *               backend, all its threads), and the median step of each gives its tokens/s: a child process per run
+ *               put the two sides minutes apart, and on a shared machine each run met different load (ratios from
+ *               1.3 to 1.6 between runs of one build). Printed beside: the load average around the section, the
+ *               steps' spread, and tokens per CPU-second (this process's CPU time over all its threads)
  *   long        mini-42m batch 1 seq 8192 --recompute full --dtype bf16: peak RSS ≤ 8 GiB
  *
- *   node dist/bench/memory-precision.js [--only recompute,memory,speed,long] [--repeats 2] [--steps 2]
+ *   node dist/bench/memory-precision.js [--only recompute,memory,speed,long] [--repeats 2] [--steps 2] [--speed-steps 5]
  * The machine's cores may be shared: run it on a quiet machine for the ratios.
  */
 import { parseArgs } from 'node:util';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { trainStepper } from '../src/bench/train.js';
+import { createNativeBackend } from '../src/kernels/native.js';
+import { getPreset } from '../src/model/config.js';
 
 const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'llama-ts.js');
-const { values } = parseArgs({ options: { only: { type: 'string' }, repeats: { type: 'string' }, steps: { type: 'string' } } });
+const { values } = parseArgs({ options: { only: { type: 'string' }, repeats: { type: 'string' }, steps: { type: 'string' }, 'speed-steps': { type: 'string' } } });
 const only = new Set((values.only ?? 'recompute,memory,speed,long').split(','));
 const repeats = Number(values.repeats ?? 2);
 const steps = Number(values.steps ?? 2);
+const speedSteps = Number(values['speed-steps'] ?? 5);
 
 interface Run {
   tokens_per_s: number;
@@ -85,13 +94,31 @@ if (only.has('memory')) {
   result.memory = { shape: 'mini-42m batch 4 seq 1024', f32, bf16, peak_rss_ratio: r3(ratio), goal: { max: 0.6, met: ratio <= 0.6 } };
 }
 if (only.has('speed')) {
-  const speed: Record<string, unknown> = {};
-  for (const [name, shape] of [['mini-15m', ['--preset', 'mini-15m', '--batch', '8', '--seq', '256']], ['mini-42m', ['--preset', 'mini-42m', '--batch', '4', '--seq', '512']]] as const) {
-    const { a: f32, b: bf16 } = ab([...shape, '--dtype', 'f32'], [...shape, '--dtype', 'bf16']);
+  const speed: Record<string, unknown> = { method: 'f32 and bf16 steps alternating in one process, median step', steps_each: speedSteps * repeats, loadavg_before: loadavg().map(r3) };
+  const be = createNativeBackend();
+  for (const [name, batch, seq] of [['mini-15m', 8, 256], ['mini-42m', 4, 512]] as const) {
+    const sides = {
+      f32: trainStepper({ config: getPreset(name), batch, seq, backend: be, dtype: 'f32' }),
+      bf16: trainStepper({ config: getPreset(name), batch, seq, backend: be, dtype: 'bf16' }),
+    };
+    sides.f32.step(); // warm-up: first-touch allocation, pool start
+    sides.bf16.step();
+    const steps: Record<'f32' | 'bf16', { ms: number; cpuMs: number }[]> = { f32: [], bf16: [] };
+    for (let i = 0; i < speedSteps * repeats; i++) for (const k of i % 2 ? (['bf16', 'f32'] as const) : (['f32', 'bf16'] as const)) steps[k].push(sides[k].step());
+    const side = (k: 'f32' | 'bf16') => {
+      const ms = steps[k].map((x) => x.ms), n = sides[k].tokens;
+      return { tokens_per_s: r3(n / (median(ms) / 1000)), step_ms: { min: r3(Math.min(...ms)), median: r3(median(ms)), max: r3(Math.max(...ms)) }, tokens_per_cpu_s: r3(n / (median(steps[k].map((x) => x.cpuMs)) / 1000)) };
+    };
+    const f32 = side('f32'), bf16 = side('bf16');
     const ratio = bf16.tokens_per_s / f32.tokens_per_s;
     const min = hasBf16 ? 1.5 : 0.9;
-    speed[name] = { f32: f32.tokens_per_s, bf16: bf16.tokens_per_s, ratio: r3(ratio), goal: { min, met: ratio >= min } };
+    speed[name] = {
+      f32: f32.tokens_per_s, bf16: bf16.tokens_per_s, ratio: r3(ratio), goal: { min, met: ratio >= min },
+      step_ms: { f32: f32.step_ms, bf16: bf16.step_ms },
+      per_cpu_s: { f32: f32.tokens_per_cpu_s, bf16: bf16.tokens_per_cpu_s, ratio: r3(bf16.tokens_per_cpu_s / f32.tokens_per_cpu_s) },
+    };
   }
+  speed.loadavg_after = loadavg().map(r3);
   result.speed = speed;
 }
 if (only.has('long')) {

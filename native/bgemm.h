@@ -18,10 +18,23 @@ bool amx_bf16_detected();
 // float32 -> bfloat16 bits, round to nearest even (NaN stays NaN, quiet), as PyTorch; and back (exact).
 void f32_to_bf16(const float* x, uint16_t* out, long n);
 void bf16_to_f32(const uint16_t* x, float* out, long n);
+// f32_to_bf16 on the calling thread only (inside a task of another kernel)
+void f32_to_bf16_serial(const float* x, uint16_t* out, long n);
 
 // C[M,N] (= or +=) A·B in float32 with A[i][k] = A[i*rsa + k*csa], B[k][j] = B[k*rsb + j*csb] bfloat16, C row-major
 // with leading dimension ldc. Each product of two bfloat16 values is exact in float32; sums are float32.
 void bgemm(long M, long N, long K, const uint16_t* A, long rsa, long csa, const uint16_t* B, long rsb, long csb, float* C,
            long ldc, bool accumulate);
+
+// B packed once for several products (the output head's weight, used by every block of logits): K×N B
+// (B[k][j] = B[k*rsb + j*csb]) as panels of 32 columns, panel p at p*ceil(K/2)*32, in it column c's k-pair q at
+// q*32 + c = B[2q][j] | B[2q+1][j] << 16 (zero past K and N): bf16_packed_size(K, N) uint32. The same layout on
+// every CPU; bgemm_packed on the AVX512_BF16 path reads it in place, elsewhere it unpacks it to B's strides when
+// packed (rsb, csb; filling K*N values), so that its results are bgemm's, bit for bit, on every path.
+long bf16_packed_size(long K, long N);
+void bf16_pack_b(const uint16_t* B, long rsb, long csb, long K, long N, uint32_t* out);
+void bf16_unpack_b(const uint32_t* P, long K, long N, uint16_t* B, long rsb, long csb);
+void bgemm_packed(long M, long N, long K, const uint16_t* A, long rsa, long csa, const uint32_t* Bp, long rsb, long csb,
+                  float* C, long ldc, bool accumulate);
 
 }  // namespace lt

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <vector>
 
+#include "bgemm.h"
 #include "pool.h"
 #include "simd.h"
 #include "vmath.h"
@@ -152,6 +153,31 @@ LT_CLONES double row_sum_exp(const float* x, long n, float max) {
   return s;
 }
 
+// row_sum_exp that also keeps each exp(x - max) in e: the same sum, bit for bit
+LT_CLONES double row_sum_exp_keep(const float* x, float* e, long n, float max) {
+  float acc[16];
+  for (int l = 0; l < 16; l++) acc[l] = 0.f;
+  long i = 0;
+  for (; i + 16 <= n; i += 16)
+    for (int l = 0; l < 16; l++) {
+      float v = vexp(x[i + l] - max);
+      e[i + l] = v;
+      acc[l] += v;
+    }
+  double s = 0;
+  for (; i < n; i++) {
+    float v = vexp(x[i] - max);
+    e[i] = v;
+    s += v;
+  }
+  for (int l = 0; l < 16; l++) s += acc[l];
+  return s;
+}
+
+LT_CLONES void row_scale(float* d, const float* e, long n, float scale) {
+  for (long i = 0; i < n; i++) d[i] = scale * e[i];
+}
+
 LT_CLONES void row_softmax_grad(float* d, const float* x, long n, float lse, float gs) {
   for (long i = 0; i < n; i++) d[i] = gs * vexp(x[i] - lse);
 }
@@ -251,7 +277,15 @@ double sum_squares(const float* x, long n) {
   return total;
 }
 
-double cross_entropy(const float* logits, const int32_t* targets, long rows, long V, float* dlogits, float gradScale) {
+// The bfloat16 gradient: the exps the log-sum-exp sums are kept (a row in L2), each scaled by gradScale / sum in
+// float32 blocks in L1 (the target's less gradScale), rounded as f32_to_bf16 rounds: one exp an element, not two,
+// and no float32 row in memory. The loss is crossEntropy's, bit for bit; the gradient is crossEntropy's
+// gs·exp(x − lse) up to float32 rounding (before the bf16 rounding).
+constexpr long CE_BLOCK = 4096;
+thread_local std::vector<float> tl_ce_block, tl_ce_exp;
+
+double cross_entropy(const float* logits, const int32_t* targets, long rows, long V, float* dlogits, float gradScale,
+                     uint16_t* dlogits16) {
   std::vector<double> loss(rows > 0 ? rows : 1, 0.0);
   long r_per = rows_per_task(rows, V);
   long nt = (rows + r_per - 1) / r_per;
@@ -262,16 +296,32 @@ double cross_entropy(const float* logits, const int32_t* targets, long rows, lon
       int32_t tg = targets[r];
       if (tg < 0) {
         if (dlogits) std::memset(dlogits + r * V, 0, sizeof(float) * V);
+        if (dlogits16) std::memset(dlogits16 + r * V, 0, sizeof(uint16_t) * V);
         continue;
       }
       float mx = row_max(x, V);
-      double sum = row_sum_exp(x, V, mx);
+      float* ex = nullptr;
+      if (dlogits16) {
+        if (tl_ce_exp.size() < (size_t)V) tl_ce_exp.resize(V);
+        ex = tl_ce_exp.data();
+      }
+      double sum = ex ? row_sum_exp_keep(x, ex, V, mx) : row_sum_exp(x, V, mx);
       double lse = (double)mx + std::log(sum);
       loss[r] = lse - (double)x[tg];
       if (dlogits) {
         float* d = dlogits + r * V;
         row_softmax_grad(d, x, V, (float)lse, gradScale);
         d[tg] -= gradScale;
+      } else if (dlogits16) {
+        if (tl_ce_block.size() < (size_t)CE_BLOCK) tl_ce_block.resize(CE_BLOCK);
+        float* d = tl_ce_block.data();
+        const float sc = (float)((double)gradScale / sum);
+        for (long j0 = 0; j0 < V; j0 += CE_BLOCK) {
+          long n = V - j0 < CE_BLOCK ? V - j0 : CE_BLOCK;
+          row_scale(d, ex + j0, n, sc);
+          if (tg >= j0 && tg < j0 + n) d[tg - j0] -= gradScale;
+          f32_to_bf16_serial(d, dlogits16 + r * V + j0, n);
+        }
       }
     }
   });

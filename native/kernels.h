@@ -16,7 +16,9 @@ void swiglu_backward(float* da, float* db, const float* dout, const float* a, co
 void add(float* out, const float* a, const float* b, long n);
 void scale(float* x, double s, long n);
 double sum_squares(const float* x, long n);
-double cross_entropy(const float* logits, const int32_t* targets, long rows, long V, float* dlogits, float gradScale);
+// dlogits (float32, may alias logits) or dlogits16 (its bfloat16 rounding, --dtype bf16), at most one of them
+double cross_entropy(const float* logits, const int32_t* targets, long rows, long V, float* dlogits, float gradScale,
+                     uint16_t* dlogits16 = nullptr);
 void log_sum_exp(float* out, const float* x, long rows, long V);
 void softmax_scaled(float* out, const float* x, const float* lse, long rows, long V, float scale);
 void adamw(float* p, const float* g, float* m, float* v, long n, double lr, double beta1, double beta2, double eps,

@@ -101,6 +101,85 @@ test('matmulBf16 and its backward products match ref on every bf16 path', { skip
   }
 });
 
+test('packBf16 / packBf16T: native lays the weights out as the ref does; the packed products give the bits of the unpacked ones on every bf16 path', { skip }, () => {
+  const be = native();
+  const rng = new Rng(6);
+  // odd K, N past a 32-column panel, several K blocks (K = 1001 and, for dy·w, N = 999), more rows than a packed
+  // block of A (400 > 384), fewer than a micro-tile
+  for (const [M, K, N] of [[7, 13, 45], [400, 1001, 33], [5, 64, 999], [30, 288, 64]] as const) {
+    const w = bf16(randn(rng, N * K)), x = bf16(randn(rng, M * K)), dy = bf16(randn(rng, M * N));
+    const wp = new Uint16Array(Math.ceil(K / 2) * Math.ceil(N / 32) * 64), wpT = new Uint16Array(Math.ceil(N / 2) * Math.ceil(K / 32) * 64);
+    const refWp = new Uint16Array(wp.length).fill(1), refWpT = new Uint16Array(wpT.length).fill(1);
+    ref.packBf16(refWp, w, N, K);
+    ref.packBf16T(refWpT, w, N, K);
+    const init = randn(rng, M * N), init2 = randn(rng, M * K);
+    forEachBf16Path(be, (path) => {
+      const tag = `${path} M=${M} K=${K} N=${N}`;
+      wp.fill(7);
+      wpT.fill(7);
+      be.packBf16(wp, w, N, K);
+      be.packBf16T(wpT, w, N, K);
+      assert.deepEqual(wp, refWp, `packBf16 ${tag}`);
+      assert.deepEqual(wpT, refWpT, `packBf16T ${tag}`);
+      for (const acc of [false, true]) {
+        const o = Float32Array.from(init), o2 = Float32Array.from(init), d = Float32Array.from(init2), d2 = Float32Array.from(init2);
+        be.matmulBf16(o, x, w, M, K, N, acc);
+        be.matmulBf16Packed(o2, x, wp, M, K, N, acc);
+        assert.deepEqual(o2, o, `matmulBf16Packed acc=${acc} ${tag}`);
+        be.matmulBackwardInputBf16(d, dy, w, M, K, N, acc);
+        be.matmulBackwardInputBf16Packed(d2, dy, wpT, M, K, N, acc);
+        assert.deepEqual(d2, d, `matmulBackwardInputBf16Packed acc=${acc} ${tag}`);
+      }
+    });
+    // the ref's packed products against its unpacked ones
+    const o = Float32Array.from(init), o2 = Float32Array.from(init), d = Float32Array.from(init2), d2 = Float32Array.from(init2);
+    ref.matmulBf16(o, x, w, M, K, N, true);
+    ref.matmulBf16Packed(o2, x, refWp, M, K, N, true);
+    assert.deepEqual(o2, o);
+    ref.matmulBackwardInputBf16(d, dy, w, M, K, N);
+    ref.matmulBackwardInputBf16Packed(d2, dy, refWpT, M, K, N);
+    assert.deepEqual(d2, d);
+  }
+  assert.throws(() => be.packBf16(new Uint16Array(10), new Uint16Array(4), 2, 2), /out has 10 elements, shape needs 64/);
+  const odd = new Uint16Array(65).subarray(1);
+  assert.throws(() => be.packBf16(odd, new Uint16Array(4), 2, 2), /out must start on a 4-byte boundary/);
+});
+
+test('crossEntropyBf16: the loss of crossEntropy, its gradient then toBf16 within one bf16 rounding (native, every SIMD level), and the ref within bf16 rounding', { skip }, () => {
+  const be = native();
+  const rng = new Rng(5);
+  // V not a multiple of the kernel's 4096-float blocks nor of 16; targets in the first and last block, one ignored row
+  for (const [rows, V] of [[5, 9001], [3, 37], [1, 4096]] as const) {
+    const logits = randn(rng, rows * V).map((v) => 4 * v);
+    const targets = Int32Array.from({ length: rows }, (_, r) => (r === 1 ? -1 : r % 2 ? V - 1 : (r * 977) % V));
+    const gs = 1 / 7;
+    forEachSimd(be, (level) => {
+      const f = Float32Array.from(logits), want = new Uint16Array(rows * V);
+      const lossWant = be.crossEntropy(f, targets, rows, V, f, gs);
+      be.toBf16(want, f, rows * V);
+      const got = new Uint16Array(rows * V).fill(0xffff);
+      const loss = be.crossEntropyBf16(logits, targets, rows, V, got, gs);
+      assert.equal(loss, lossWant, `${level} rows=${rows} V=${V}`);
+      // the float32 values before rounding agree to float32 rounding: the bf16 bits to one step where they round apart
+      let apart = 0;
+      for (let i = 0; i < got.length; i++) {
+        assert.ok(Math.abs(got[i] - want[i]) <= 1 && (got[i] ^ want[i]) < 0x8000, `${level} rows=${rows} V=${V} [${i}]: ${got[i]} vs ${want[i]}`);
+        if (got[i] !== want[i]) apart++;
+      }
+      assert.ok(apart <= got.length / 100, `${level}: ${apart} of ${got.length} values round apart`);
+      if (rows > 1) for (let i = 0; i < V; i++) assert.equal(got[V + i], 0, 'the ignored row is zero');
+    });
+    const refGot = new Uint16Array(rows * V);
+    const refLoss = ref.crossEntropyBf16(logits, targets, rows, V, refGot, gs);
+    const nat = new Uint16Array(rows * V);
+    assert.ok(Math.abs(be.crossEntropyBf16(logits, targets, rows, V, nat, gs) - refLoss) < 1e-4 * rows);
+    const wide = (u: Uint16Array) => Float32Array.from(u, bf16ToF32);
+    assertClose(wide(nat), wide(refGot), 2 ** -8 * gs, `ref rows=${rows} V=${V}`);
+  }
+  assert.throws(() => be.crossEntropyBf16(new Float32Array(4), Int32Array.of(0, 2), 2, 2, new Uint16Array(4), 1), /crossEntropyBf16: target 2 at row 1 is outside the vocabulary \(2\)/);
+  assert.throws(() => ref.crossEntropyBf16(new Float32Array(4), Int32Array.of(0, 2), 2, 2, new Uint16Array(4), 1), /crossEntropyBf16: target 2 at row 1 is outside the vocabulary \(2\)/);
+});
+
 test('bf16 ops check their buffers: a Float32Array where bf16 bits are declared is a TypeError', { skip }, () => {
   const be = native();
   const out = new Float32Array(4);

@@ -25,7 +25,8 @@ test('bench train: every category predicted and measured; they agree; the totals
       assert.equal(r.memory.activations_saved_ratio, 1);
       for (const k of ['peak_rss', 'heap_used', 'external', 'array_buffers'] as const) assert.ok(measured[k] > 0, `${tag} ${k}`);
       assert.equal(typeof measured.activations_process, 'number'); // process-level: the collector may free other buffers meanwhile
-      assert.equal(predicted.weights, r.params * 4 + (dtype === 'bf16' ? r.params * 2 : 0), 'float32 master weights (+ their bf16 copy)');
+      const c = config(), packed = 2 * (Math.ceil(c.dim / 2) * Math.ceil(c.vocabSize / 32) * 64 + Math.ceil(c.vocabSize / 2) * Math.ceil(c.dim / 32) * 64);
+      assert.equal(predicted.weights, r.params * 4 + (dtype === 'bf16' ? r.params * 2 + packed : 0), 'float32 master weights (+ their bf16 copy, the head packed twice)');
       assert.equal(predicted.optimizer, 2 * predicted.gradients);
     }
   }

@@ -187,7 +187,7 @@ test('adviseHugePages advises the whole 2 MiB pages inside an array; the backend
   const be = native();
   const seen: number[] = [];
   const original = be.addon.adviseHugePages;
-  be.addon.adviseHugePages = (x: Float32Array) => {
+  be.addon.adviseHugePages = (x: Float32Array | Uint16Array) => {
     seen.push(x.length);
     return original ? original.call(be.addon, x) : 0;
   };
@@ -196,6 +196,12 @@ test('adviseHugePages advises the whole 2 MiB pages inside an array; the backend
     const a = be.alloc(4 << 20);
     assert.deepEqual(seen, [4 << 20]);
     assert.ok(a.every((v) => v === 0));
+    // and its bf16 buffers (--dtype bf16) from the same bytes
+    assert.ok(be.allocBf16, 'the native backend allocates bf16 buffers');
+    be.allocBf16((2 << 20) - 1);
+    const b = be.allocBf16(2 << 20);
+    assert.ok(b instanceof Uint16Array && b.length === 2 << 20 && b.every((v) => v === 0));
+    assert.deepEqual(seen, [4 << 20, 2 << 20]);
   } finally {
     be.addon.adviseHugePages = original;
   }

@@ -57,6 +57,9 @@ export interface TrainBenchResult {
   steps: number;
   tokens_per_s: number;
   step_ms: number;
+  /** CPU time of the process (all its threads) per step, median: tokens per CPU-second is tokens_per_cpu_s */
+  step_cpu_ms: number;
+  tokens_per_cpu_s: number;
   phase_ms: { forward: number; loss: number; backward: number; optimizer: number };
   loss: number;
   flops_per_token: number;
@@ -78,7 +81,8 @@ const median = (xs: number[]): number => {
 
 export { measureSgemmPeak, SGEMM_PEAK_SOURCE as PEAK_SOURCE } from '../kernels/peak.js';
 
-export function benchTrain(o: TrainBenchOptions): TrainBenchResult {
+/** A model, its random batch, gradients and AdamW moments, as benchTrain and trainStepper run them. */
+function setUp(o: Omit<TrainBenchOptions, 'steps' | 'peakGflops'>) {
   const { config, batch: B, seq: T, backend: be } = o;
   if (T > config.maxSeqLen) config.maxSeqLen = T;
   const model = new Llama(config, be, { recompute: o.recompute, dtype: o.dtype });
@@ -91,10 +95,47 @@ export function benchTrain(o: TrainBenchOptions): TrainBenchResult {
   const grads = model.ensureGrads();
   const m = be.alloc(P);
   const v = be.alloc(P);
-  const times = { forward: [] as number[], loss: [] as number[], backward: [] as number[], optimizer: [] as number[], step: [] as number[] };
+  /** the optimizer: global-norm clipping at 1.0, AdamW over the flat buffers, zero the gradients */
+  const optimize = (step: number) => {
+    const norm = Math.sqrt(be.sumSquares(grads.data, P));
+    if (norm > 1) be.scale(grads.data, 1 / norm, P);
+    be.adamw(model.params.data, grads.data, m, v, P, { lr: 3e-4, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, step });
+    grads.data.fill(0);
+  };
+  return { config, B, T, be, model, N, tokens, targets, P, m, v, optimize };
+}
+
+/**
+ * One configuration's training steps as benchTrain times them (forward, loss, backward, optimizer), one at a time:
+ * for benchmarks that alternate two configurations' steps in one process, so that both meet the same load on a
+ * shared machine. The first call is a warm-up like benchTrain's.
+ */
+export function trainStepper(o: Omit<TrainBenchOptions, 'steps' | 'peakGflops'>): { tokens: number; step(): { ms: number; cpuMs: number } } {
+  const t = setUp(o);
+  let s = 0;
+  return {
+    tokens: t.N,
+    step() {
+      const c0 = process.cpuUsage();
+      const t0 = performance.now();
+      t.model.forward(t.tokens, t.B, t.T);
+      t.model.loss(t.targets, 1 / t.N);
+      t.model.backward();
+      t.optimize(++s);
+      const ms = performance.now() - t0;
+      const cpu = process.cpuUsage(c0);
+      return { ms, cpuMs: (cpu.user + cpu.system) / 1000 };
+    },
+  };
+}
+
+export function benchTrain(o: TrainBenchOptions): TrainBenchResult {
+  const { config, B, T, be, model, N, tokens, targets, P, m, v, optimize } = setUp(o);
+  const times = { forward: [] as number[], loss: [] as number[], backward: [] as number[], optimizer: [] as number[], step: [] as number[], cpu: [] as number[] };
   let lastLoss = NaN;
   let actProcess = 0;
   for (let s = 0; s <= o.steps; s++) {
+    const c0 = process.cpuUsage();
     const t0 = performance.now();
     const before = s === 0 ? process.memoryUsage().arrayBuffers : 0;
     model.forward(tokens, B, T);
@@ -104,13 +145,11 @@ export function benchTrain(o: TrainBenchOptions): TrainBenchResult {
     const t2 = performance.now();
     model.backward();
     const t3 = performance.now();
-    // optimizer: global-norm clipping at 1.0, AdamW over the flat buffers, zero the gradients
-    const norm = Math.sqrt(be.sumSquares(grads.data, P));
-    if (norm > 1) be.scale(grads.data, 1 / norm, P);
-    be.adamw(model.params.data, grads.data, m, v, P, { lr: 3e-4, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, step: s + 1 });
-    grads.data.fill(0);
+    optimize(s + 1);
     const t4 = performance.now();
+    const cpu = process.cpuUsage(c0);
     if (s === 0) continue; // warm-up: first-touch allocation, pool start
+    times.cpu.push((cpu.user + cpu.system) / 1000);
     times.forward.push(t1 - t0);
     times.loss.push(t2 - t1);
     times.backward.push(t3 - t2);
@@ -135,6 +174,8 @@ export function benchTrain(o: TrainBenchOptions): TrainBenchResult {
     steps: o.steps,
     tokens_per_s: r3(tps),
     step_ms: r3(stepMs),
+    step_cpu_ms: r3(median(times.cpu)),
+    tokens_per_cpu_s: r3(N / (median(times.cpu) / 1000)),
     phase_ms: { forward: r3(median(times.forward)), loss: r3(median(times.loss)), backward: r3(median(times.backward)), optimizer: r3(median(times.optimizer)) },
     loss: r3(lastLoss),
     flops_per_token: fpt,

@@ -26,7 +26,7 @@ const USAGE = `usage: llama-ts bench train (--preset NAME | --config FILE) [--ba
        mpirun -np N llama-ts bench train ... [--tp T] [--sp] [--zero 1] [--accum K]
        --force: start even when the memory estimate exceeds the available memory (LLAMA_TS_MEMORY_LIMIT, else MemAvailable)
 Times N training steps (after one warm-up step) on random tokens and prints one JSON line with tokens_per_s, mfu,
-step_ms, the time of each phase and memory by category (weights, gradients, optimizer, activations saved,
+step_ms, the CPU time per step (step_cpu_ms, tokens_per_cpu_s), the time of each phase and memory by category (weights, gradients, optimizer, activations saved,
 workspace), predicted by plan cluster's formulas and measured (buffers, peak RSS, heap, external). The MFU peak is the native SGEMM measured now unless --peak is given.
 Under mpirun it runs the training loop over the ranks and rank 0 prints the aggregate tokens/s, the exposed
 communication time, the bytes sent per step by group beside plan cluster's prediction, and per-rank memory.`;

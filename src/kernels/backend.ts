@@ -51,6 +51,8 @@ export interface Backend extends BackendOps {
   /** Whether the backend computes the bfloat16 ops for mixed precision (--dtype bf16): not the float64 oracle. */
   readonly bf16: boolean;
   alloc(n: number): FloatArray;
+  /** A zeroed bfloat16 buffer (Uint16Array) of n values; without it, new Uint16Array(n). */
+  allocBf16?(n: number): Uint16Array;
 }
 
 /** Throws a descriptive error when a buffer is too short for the shape a kernel was given. */

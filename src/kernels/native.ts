@@ -30,7 +30,7 @@ interface RawAddon {
    * madvise(MADV_HUGEPAGE) over the whole 2 MiB pages inside `a` (native/mmap.cc); the bytes advised, 0 where the
    * kernel refuses. Absent from addons built before it.
    */
-  adviseHugePages?(a: Float32Array): number;
+  adviseHugePages?(a: Float32Array | Uint16Array): number;
   /** Whether the CPU reports AMX-BF16 (no AMX kernel yet: such a CPU runs the avx512bf16 path). */
   amxBf16(): boolean;
 }
@@ -49,7 +49,7 @@ export interface NativeBackend extends Backend {
 }
 
 const ADDON_FILE = 'llama_ts_native.node';
-/** Buffers of at least this many floats (4 MiB) are advised onto huge pages by the native backend's alloc. */
+/** Buffers of at least this many floats (4 MiB; allocBf16: the same bytes) are advised onto huge pages by the native backend's alloc. */
 const HUGE_MIN_FLOATS = 1 << 20;
 
 /** Loads build/Release/llama_ts_native.node once. Never throws: returns why it could not. */
@@ -113,6 +113,13 @@ export function createNativeBackend(): NativeBackend {
       // before their first write: a batch-1 decode streams every weight once per token, and with 4 KiB pages the
       // TLB misses cost a measurable part of the memory bandwidth (bench/generate.ts; docs/INFERENCE.md).
       if (size >= HUGE_MIN_FLOATS) addon.adviseHugePages?.(a);
+      return a;
+    },
+    // the bf16 copies of the weights and activations (--dtype bf16), advised the same way: the head's products
+    // stream its weight and the logits' gradient (tens of MB) through the TLB as the float32 ones do
+    allocBf16: (size: number): Uint16Array => {
+      const a = new Uint16Array(size);
+      if (size >= 2 * HUGE_MIN_FLOATS) addon.adviseHugePages?.(a);
       return a;
     },
     threads: () => addon.threads(),

@@ -257,7 +257,7 @@ function widths(c: LlamaConfig, t: number, rank: number): Widths {
  */
 function layOutActivations(
   c: LlamaConfig, batch: number, seq: number, o: { sz: Widths; n: number; sp: boolean; recompute: Recompute; dtype: DTypeName }, alloc: (floats: number) => FloatArray,
-  tokens = (n: number) => new Int32Array(n), allocLow = (n: number) => new Uint16Array(n),
+  tokens = (n: number) => new Int32Array(n), allocLow = (n: number): Uint16Array => new Uint16Array(n),
 ): Activations {
   const N = batch * seq;
   const { qw, kw, F, h, V } = o.sz;
@@ -349,6 +349,11 @@ function layOutActivations(
   };
 }
 
+/** bf16 values of a [rows, cols] bf16 weight packed by packBf16 (packBf16T: headPackedSize(cols, rows)). */
+export function headPackedSize(cols: number, rows: number): number {
+  return Math.ceil(cols / 2) * Math.ceil(rows / 32) * 64;
+}
+
 /** Rows of logits the head computes at once for N tokens over V vocabulary rows (see HEAD_CHUNK_FLOATS). */
 export function headChunkRows(N: number, V: number): number {
   return Math.max(1, Math.min(N, Math.floor(HEAD_CHUNK_FLOATS / V)));
@@ -376,6 +381,8 @@ export class Llama {
   trainBase = true;
   /** Mixed precision: the bfloat16 copy of the weights the matmuls read, refreshed from params at each forward. */
   private lowParams: Uint16Array | null = null;
+  /** Mixed precision: the output head's bf16 weight packed for its forward (packBf16) and input-gradient (packBf16T) products. */
+  private headPacked: { fwd: Uint16Array; bwd: Uint16Array } | null = null;
   private lowScratch: Uint16Array | null = null;
   private acts: Activations | null = null;
   /** Weights held in a quantized block layout (inference): their products run the quantized kernels, params unread. */
@@ -496,24 +503,43 @@ export class Llama {
   private activations(batch: number, seq: number): Activations {
     if (this.acts && this.acts.batch === batch && this.acts.seq === seq && this.acts.recompute === this.recompute) return this.acts;
     this.acts = null; // let the old buffers go before allocating new ones
-    this.acts = layOutActivations(this.config, batch, seq, { sz: this.sz, n: this.rowSplit(batch * seq, this.sp).n, sp: this.sp, recompute: this.recompute, dtype: this.dtype }, (k) => this.backend.alloc(k));
+    this.acts = layOutActivations(this.config, batch, seq, { sz: this.sz, n: this.rowSplit(batch * seq, this.sp).n, sp: this.sp, recompute: this.recompute, dtype: this.dtype }, (k) => this.backend.alloc(k), undefined, (k) => this.allocLow(k));
     return this.acts;
   }
 
-  /** Mixed precision: the weights' bfloat16 copy, converted from the float32 master weights (round to nearest even). */
+  /**
+   * Mixed precision: the weights' bfloat16 copy, converted from the float32 master weights (round to nearest even).
+   * The embedding table is left out: its lookup reads the float32 table, no matmul reads its copy.
+   */
   refreshLowWeights(): void {
     if (this.dtype !== 'bf16') return;
     const n = this.layout.total;
-    if (!this.lowParams) this.lowParams = new Uint16Array(n);
-    this.backend.toBf16(this.lowParams, this.params.data, n);
+    if (!this.lowParams) this.lowParams = this.allocLow(n);
+    const { offset, size } = this.layout.tokEmbeddings;
+    const lo = this.lowParams, p = this.params.data;
+    if (offset > 0) this.backend.toBf16(lo, p, offset);
+    const end = offset + size;
+    if (end < n) this.backend.toBf16(lo.subarray(end), p.subarray(end), n - end);
+    // the head's weight packed once here, not by each of its products (one per logits block, and its backward's)
+    const { V, D } = this.sz;
+    const hp = (this.headPacked ??= { fwd: this.allocLow(headPackedSize(D, V)), bwd: this.allocLow(headPackedSize(V, D)) });
+    const w = this.lowWeight(this.layout.output);
+    this.backend.packBf16(hp.fwd, w, V, D);
+    this.backend.packBf16T(hp.bwd, w, V, D);
   }
 
-  /** Bytes of the bfloat16 weight copy (0 in float32). */
+  /** A bfloat16 buffer from the backend (the native one advises large buffers onto huge pages, as its alloc). */
+  private allocLow(n: number): Uint16Array {
+    return this.backend.allocBf16 ? this.backend.allocBf16(n) : new Uint16Array(n);
+  }
+
+  /** Bytes of the bfloat16 weight copy and the head's two packed ones (0 in float32). */
   lowWeightBytes(): number {
-    return this.dtype === 'bf16' ? this.layout.total * 2 : 0;
+    return this.dtype === 'bf16' ? this.layout.total * 2 + 2 * (headPackedSize(this.sz.D, this.sz.V) + headPackedSize(this.sz.V, this.sz.D)) : 0;
   }
 
   private lowWeight(spec: TensorSpec): Uint16Array {
+    if (spec === this.layout.tokEmbeddings) throw new Error('lowWeight: the embedding table has no bf16 copy (refreshLowWeights)');
     if (!this.lowParams) this.refreshLowWeights();
     return (this.lowParams as Uint16Array).subarray(spec.offset, spec.offset + spec.size);
   }
@@ -522,7 +548,7 @@ export class Llama {
   private lower(x: FloatArray, n: number, into?: Uint16Array): Uint16Array {
     let out = into;
     if (!out) {
-      if (!this.lowScratch || this.lowScratch.length < n) this.lowScratch = new Uint16Array(n);
+      if (!this.lowScratch || this.lowScratch.length < n) this.lowScratch = this.allocLow(n);
       out = this.lowScratch;
     }
     this.backend.toBf16(out, x, n);
@@ -543,27 +569,31 @@ export class Llama {
     const q = this.quant.get(w); // inference on quantized blocks (setQuantized)
     if (q) return matmulQuant(this.backend, q, out, x, N, accumulate, this.x8.get(w));
     if (this.dtype === 'f32') return this.backend.matmul(out, x, this.params.view(w), N, K, Nout, accumulate);
+    if (w === this.layout.output && this.headPacked) return this.backend.matmulBf16Packed(out, xLow ?? this.lower(x, N * K), this.headPacked.fwd, N, K, Nout, accumulate);
     this.backend.matmulBf16(out, xLow ?? this.lower(x, N * K), this.lowWeight(w), N, K, Nout, accumulate);
   }
 
   /**
    * Backward of linear: dW += dyᵀ·x into the gradient of w, and dx (+)= dy·W (skipped when dx is null). With bf16,
-   * dy is rounded to bfloat16 once (into dyLow) for both products; x's bf16 copy is xLow.
+   * dy is rounded to bfloat16 once (into dyLow) for both products, or dy is null when dyLow already holds it; x's
+   * bf16 copy is xLow.
    */
   private linearBackward(
-    dx: FloatArray | null, dy: FloatArray, x: FloatArray, xLow: Uint16Array | null, w: TensorSpec, N: number, K: number, Nout: number,
+    dx: FloatArray | null, dy: FloatArray | null, x: FloatArray, xLow: Uint16Array | null, w: TensorSpec, N: number, K: number, Nout: number,
     dyLow: Uint16Array, accumulate = false,
   ): void {
     const be = this.backend;
     const g = this.ensureGrads();
     if (this.dtype === 'f32') {
+      if (!dy) throw new Error('linearBackward: float32 needs dy');
       if (this.trainBase) be.matmulBackwardWeight(g.view(w), dy, x, N, K, Nout);
       if (dx) be.matmulBackwardInput(dx, dy, this.params.view(w), N, K, Nout, accumulate);
       return;
     }
-    be.toBf16(dyLow, dy, N * Nout);
+    if (dy) be.toBf16(dyLow, dy, N * Nout);
     if (this.trainBase) be.matmulBackwardWeightBf16(g.view(w), dyLow, xLow ?? this.lower(x, N * K), N, K, Nout);
-    if (dx) be.matmulBackwardInputBf16(dx, dyLow, this.lowWeight(w), N, K, Nout, accumulate);
+    if (dx && w === this.layout.output && this.headPacked) be.matmulBackwardInputBf16Packed(dx, dyLow, this.headPacked.bwd, N, K, Nout, accumulate);
+    else if (dx) be.matmulBackwardInputBf16(dx, dyLow, this.lowWeight(w), N, K, Nout, accumulate);
   }
 
   // ---------------------------------------------------------------- forward
@@ -787,7 +817,11 @@ export class Llama {
       const logits = a.logitsChunk.subarray(0, rows * V);
       this.headShard(logits, xn, rows, xnLow);
       const t = targets.subarray(r0, r0 + rows);
-      if (dWout) {
+      if (dWout && low && this.tp.world === 1) {
+        // the gradient of the logits straight into its bf16 copy (the float32 values are read by nothing else)
+        total += be.crossEntropyBf16(logits, t, rows, V, a.dyLow, gradScale as number);
+        this.linearBackward(a.dxn.subarray(r0 * D, (r0 + rows) * D), null, xn, xnLow, this.layout.output, rows, D, V, a.dyLow);
+      } else if (dWout) {
         total += this.crossEntropy(logits, t, rows, logits, gradScale as number);
         this.linearBackward(a.dxn.subarray(r0 * D, (r0 + rows) * D), logits, xn, xnLow, this.layout.output, rows, D, V, a.dyLow);
       } else {

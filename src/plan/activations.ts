@@ -31,7 +31,7 @@
  * The final norm's input and output are saved (counted with the layers'), with bf16 also the output's bf16 copy.
  */
 import { ffnHiddenDim, headDim, type LlamaConfig } from '../model/config.js';
-import { headChunkRows, type DTypeName, type Recompute } from '../model/llama.js';
+import { headChunkRows, headPackedSize, type DTypeName, type Recompute } from '../model/llama.js';
 
 export interface ActivationShape {
   batch: number;
@@ -102,7 +102,7 @@ export function activationBytes(c: LlamaConfig, o: ActivationShape): ActivationB
 }
 
 export interface MemoryCategories {
-  /** float32 master weights, and with bf16 their bfloat16 copy */
+  /** float32 master weights, and with bf16 their bfloat16 copy and the output head's two packed ones */
   weights: number;
   gradients: number;
   /** the two AdamW moments */
@@ -115,12 +115,14 @@ export interface MemoryCategories {
 /**
  * One process's training memory by category, predicted from the config (what `bench train` and `info --memory`
  * print beside the measured figures): float32 weights, gradients and AdamW moments (whatever the dtype), the bf16
- * weight copy with --dtype bf16, and the activations of activationBytes.
+ * weight copy with --dtype bf16 (and the head's weight packed for its two bf16 products), and the activations of
+ * activationBytes.
  */
 export function trainingMemoryCategories(c: LlamaConfig, o: ActivationShape & { params: number }): MemoryCategories {
   const f = o.bytesPerFloat ?? 4;
   const act = activationBytes(c, o);
-  const weights = o.params * f + (o.dtype === 'bf16' ? o.params * 2 : 0);
+  const V = c.vocabSize / (o.tp ?? 1), D = c.dim; // this rank's vocabulary rows of the head
+  const weights = o.params * f + (o.dtype === 'bf16' ? o.params * 2 + 2 * (headPackedSize(D, V) + headPackedSize(V, D)) : 0);
   const gradients = o.params * f;
   const optimizer = 2 * o.params * f;
   return { weights, gradients, optimizer, activations_saved: act.saved, workspace: act.workspace, total: weights + gradients + optimizer + act.total };

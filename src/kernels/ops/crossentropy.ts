@@ -1,5 +1,6 @@
 /** Softmax cross-entropy over the vocabulary, fused with its gradient so logits never need a second buffer. */
 import type { FloatArray } from '../backend.js';
+import { toBf16Ref } from './bf16.js';
 
 export function crossEntropyRef(
   logits: FloatArray, targets: Int32Array, rows: number, V: number, dlogits: FloatArray | null, gradScale: number,
@@ -21,6 +22,19 @@ export function crossEntropyRef(
       dlogits[o + t] -= gradScale;
     }
   }
+  return total;
+}
+
+/** crossEntropyRef with dlogits rounded to bfloat16: the float gradient in a buffer like logits, then toBf16Ref. */
+export function crossEntropyBf16Ref(
+  logits: FloatArray, targets: Int32Array, rows: number, V: number, dlogits: Uint16Array, gradScale: number,
+): number {
+  for (let r = 0; r < rows; r++) {
+    if (targets[r] >= V) throw new RangeError(`crossEntropyBf16: target ${targets[r]} at row ${r} is outside the vocabulary (${V})`);
+  }
+  const d = logits instanceof Float64Array ? new Float64Array(rows * V) : new Float32Array(rows * V);
+  const total = crossEntropyRef(logits, targets, rows, V, d, gradScale);
+  toBf16Ref(dlogits, d, rows * V);
   return total;
 }
 

@@ -17,10 +17,13 @@ import { ropeRef, ropeBackwardRef } from './rope.js';
 import { attentionRef, attentionBackwardRef, attentionCachedRef, attentionCachedF16Ref } from './attention.js';
 import { swigluRef, swigluBackwardRef } from './swiglu.js';
 import { addRef, scaleRef, sumSquaresRef } from './elementwise.js';
-import { crossEntropyRef, logSumExpRef, softmaxScaledRef } from './crossentropy.js';
+import { crossEntropyRef, crossEntropyBf16Ref, logSumExpRef, softmaxScaledRef } from './crossentropy.js';
 import { adamwRef } from './adamw.js';
 import { matmulQ8_0Ref, matmulQ4_0Ref, matmulQ4_0x8Ref, matmulQ8_0x8Ref, matmulQ4KRef, matmulQ6KRef, matmulWeightBf16Ref } from './quant.js';
-import { toBf16Ref, fromBf16Ref, matmulBf16Ref, matmulBackwardInputBf16Ref, matmulBackwardWeightBf16Ref } from './bf16.js';
+import {
+  toBf16Ref, fromBf16Ref, matmulBf16Ref, matmulBackwardInputBf16Ref, matmulBackwardWeightBf16Ref, packBf16Ref, packBf16TRef, matmulBf16PackedRef,
+  matmulBackwardInputBf16PackedRef,
+} from './bf16.js';
 
 // ---- the types that follow from an argument list ----
 
@@ -126,6 +129,19 @@ export const OPS = {
   matmulBackwardInputBf16: op(['dx: f[M*K]', 'dy: bf16[M*N]', 'w: bf16[N*K]', 'M: int', 'K: int', 'N: int', 'accumulate?: bool'], matmulBackwardInputBf16Ref),
   /** matmulBackwardWeight with bf16 inputs: dw[N,K] += dy[M,N]ᵀ·x[M,K] (float32 gradients). */
   matmulBackwardWeightBf16: op(['dw: f[N*K]', 'dy: bf16[M*N]', 'x: bf16[M*K]', 'M: int', 'K: int', 'N: int'], matmulBackwardWeightBf16Ref),
+  /**
+   * w[N,K] packed for matmulBf16Packed, once for many products (the output head's weight, read by every block of
+   * logits): the k-pairs of 32 rows of w at a time, the layout the AVX512_BF16 kernel reads (ops/bf16.ts, packPanels).
+   */
+  packBf16: op(['out: bf16[((K+1)/2)*((N+31)/32)*64]', 'w: bf16[N*K]', 'N: int', 'K: int'], packBf16Ref),
+  /** w[N,K] packed for matmulBackwardInputBf16Packed: the row pairs of 32 columns of w at a time. */
+  packBf16T: op(['out: bf16[((N+1)/2)*((K+31)/32)*64]', 'w: bf16[N*K]', 'N: int', 'K: int'], packBf16TRef),
+  /** matmulBf16 with w packed by packBf16: out[M,N] (+)= x[M,K]·w[N,K]ᵀ. */
+  matmulBf16Packed: op(['out: f[M*N]', 'x: bf16[M*K]', 'wp: bf16[((K+1)/2)*((N+31)/32)*64]', 'M: int', 'K: int', 'N: int', 'accumulate?: bool'], matmulBf16PackedRef),
+  /** matmulBackwardInputBf16 with w packed by packBf16T: dx[M,K] (+)= dy[M,N]·w[N,K]. */
+  matmulBackwardInputBf16Packed: op(
+    ['dx: f[M*K]', 'dy: bf16[M*N]', 'wp: bf16[((N+1)/2)*((K+31)/32)*64]', 'M: int', 'K: int', 'N: int', 'accumulate?: bool'], matmulBackwardInputBf16PackedRef,
+  ),
 
   /** out[n,:] = table[tokens[n],:]. */
   embedding: op(['out: f[n*dim]', 'table: f', 'tokens: i32[n]', 'dim: int'], embeddingRef),
@@ -195,6 +211,13 @@ export const OPS = {
    * When dlogits is given (it may alias logits) it is overwritten with gradScale·(softmax − onehot), zero for ignored rows.
    */
   crossEntropy: fn(['logits: f[rows*V]', 'targets: i32[rows]', 'rows: int', 'V: int', 'dlogits: f[rows*V] | null', 'gradScale: num'], crossEntropyRef),
+  /**
+   * crossEntropy with the gradient in bfloat16 (--dtype bf16, where the gradient only feeds the head's bf16
+   * products): dlogits = bf16(the float32 gradient crossEntropy writes), without that float32 buffer (native: each
+   * softmax value from the exp the log-sum-exp summed, so the float32 gradient before rounding may differ from
+   * crossEntropy's in its last bits; the loss is the same).
+   */
+  crossEntropyBf16: fn(['logits: f[rows*V]', 'targets: i32[rows]', 'rows: int', 'V: int', 'dlogits: bf16[rows*V]', 'gradScale: num'], crossEntropyBf16Ref),
   /**
    * out[r] = log Σ_j exp(x[r,j]), max-shifted (the log-sum-exp of each row; with softmaxScaled, the pieces of a
    * cross-entropy whose vocabulary is split over ranks).
