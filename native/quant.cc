@@ -412,6 +412,26 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c"))) vo
     o[r] = _mm512_reduce_add_ps(acc[r]) - _mm_cvtss_f32(c4);
   }
 }
+
+// The 4-row K-quant kernels over the weight rows of matmul_quant's tasks (`per` groups of G rows each): rows four
+// at a time (the last 1–3 one by one), every row of x against each quad; dot(n, m, nr, v) writes v[0..nr) for weight
+// rows n.. against row m of x.
+template <class Dot>
+void k_quant_rows(long tasks, long per, long G, long M, long N, float* out, bool accumulate, const Dot& dot) {
+  parallel_for(tasks, [&](long t) {
+    long n0 = t * per * G, n1 = n0 + per * G < N ? n0 + per * G : N;
+    for (long n = n0; n < n1;) {
+      const int nr = n + 4 <= n1 ? 4 : 1;
+      for (long m = 0; m < M; m++) {
+        float v[4];
+        dot(n, m, nr, v);
+        float* o = out + m * N + n;
+        for (int r = 0; r < nr; r++) o[r] = accumulate ? o[r] + v[r] : v[r];
+      }
+      n += nr;
+    }
+  });
+}
 }  // namespace
 #endif
 
@@ -469,19 +489,9 @@ void matmul_quant(QuantKind kind, long M, long K, long N, const float* x, const 
     if ((long)dsv.size() < M * nb) dsv.resize(M * nb);
     float* ds = dsv.data();
     for (long i = 0; i < M * nb; i++) ds[i] = d[i] * (float)s[i];
-    parallel_for(tasks, [&](long t) {
-      long n0 = t * per * G, n1 = n0 + per * G < N ? n0 + per * G : N;
-      for (long n = n0; n < n1;) {
-        const int nr = n + 4 <= n1 ? 4 : 1;
-        for (long m = 0; m < M; m++) {
-          float v[4];
-          if (nr == 4) dot_q4_k_avx512<4>(w + n * rb, rb, q + m * K, d + m * nb, ds + m * nb, K / 256, v);
-          else dot_q4_k_avx512<1>(w + n * rb, rb, q + m * K, d + m * nb, ds + m * nb, K / 256, v);
-          float* o = out + m * N + n;
-          for (int r = 0; r < nr; r++) o[r] = accumulate ? o[r] + v[r] : v[r];
-        }
-        n += nr;
-      }
+    k_quant_rows(tasks, per, G, M, N, out, accumulate, [&](long n, long m, int nr, float* v) {
+      if (nr == 4) dot_q4_k_avx512<4>(w + n * rb, rb, q + m * K, d + m * nb, ds + m * nb, K / 256, v);
+      else dot_q4_k_avx512<1>(w + n * rb, rb, q + m * K, d + m * nb, ds + m * nb, K / 256, v);
     });
     return;
   }
@@ -498,19 +508,9 @@ void matmul_quant(QuantKind kind, long M, long K, long N, const float* x, const 
         dq16[m * ng + g] = d[m * nb + g / 2];
         c16[m * ng + g] = 32.0f * (float)sum;
       }
-    parallel_for(tasks, [&](long t) {
-      long n0 = t * per * G, n1 = n0 + per * G < N ? n0 + per * G : N;
-      for (long n = n0; n < n1;) {
-        const int nr = n + 4 <= n1 ? 4 : 1;
-        for (long m = 0; m < M; m++) {
-          float v[4];
-          if (nr == 4) dot_q6_k_avx512<4>(w + n * rb, rb, q + m * K, dq16 + m * ng, c16 + m * ng, K / 256, v);
-          else dot_q6_k_avx512<1>(w + n * rb, rb, q + m * K, dq16 + m * ng, c16 + m * ng, K / 256, v);
-          float* o = out + m * N + n;
-          for (int r = 0; r < nr; r++) o[r] = accumulate ? o[r] + v[r] : v[r];
-        }
-        n += nr;
-      }
+    k_quant_rows(tasks, per, G, M, N, out, accumulate, [&](long n, long m, int nr, float* v) {
+      if (nr == 4) dot_q6_k_avx512<4>(w + n * rb, rb, q + m * K, dq16 + m * ng, c16 + m * ng, K / 256, v);
+      else dot_q6_k_avx512<1>(w + n * rb, rb, q + m * K, dq16 + m * ng, c16 + m * ng, K / 256, v);
     });
     return;
   }
