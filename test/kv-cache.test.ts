@@ -53,7 +53,7 @@ test('F16 cache: copyPrefix forks the first n positions (head-major layout), so 
   const src = dec.newCache(50);
   dec.prefill(src, tokens.slice(0, 30));
   const fork = dec.newCache(40);
-  fork.copyPrefix(src, 20, config.dim / config.nHeads);
+  fork.copyPrefix(src, 20);
   assert.equal(fork.length, 20);
   const fresh = dec.newCache(40);
   dec.prefill(fresh, tokens.slice(0, 20));
@@ -61,8 +61,9 @@ test('F16 cache: copyPrefix forks the first n positions (head-major layout), so 
   assert.deepEqual(fork.v.subarray(0, fork.v.length), fresh.v.subarray(0, fresh.v.length));
   const x = dec.step([{ cache: fork, tokens: [5, 6] }], 'all')[0], y = dec.step([{ cache: fresh, tokens: [5, 6] }], 'all')[0];
   assert.deepEqual(x, y);
-  assert.throws(() => fork.copyPrefix(new KVCache(2, 50, 32, createRefBackend('f32')), 0, 16), /different shapes/);
-  assert.throws(() => fork.copyPrefix(src, 31, 16), /31 positions/);
+  assert.throws(() => fork.copyPrefix(new KVCache(2, 50, 32, createRefBackend('f32')), 0), /different shapes/);
+  assert.throws(() => fork.copyPrefix(src, 31), /31 positions/);
+  assert.throws(() => new KVCache(2, 8, 32, createRefBackend('f32'), 'f16', 12), /not a multiple of the head size 12/);
   // scoring (which forks caches for shared prefixes) runs over either cache type
   assert.ok(Number.isFinite(scoreTokens(dec, tokens).mean_loss));
 });

@@ -45,7 +45,7 @@ function tokenLogprob(row: ArrayLike<number>, target: number): [number, boolean]
 /** A new cache holding the first `n` positions of `src`, with room for `maxSeq`. */
 function forkCache(dec: Decoder, src: KVCache, n: number, maxSeq: number): KVCache {
   const dst = dec.newCache(maxSeq);
-  dst.copyPrefix(src, n, dec.model.sz.hd);
+  dst.copyPrefix(src, n);
   return dst;
 }
 

@@ -23,7 +23,9 @@ export class KVCache implements KvRows {
   /** Number of positions filled. */
   length = 0;
   readonly rowWidth: number;
-  constructor(readonly nLayers: number, readonly maxSeq: number, kvWidth: number, backend: Backend, readonly type: KvCacheType = 'f32') {
+  /** headDim: the width of one kv head's rows (an F16 cache keeps each head's positions contiguous). */
+  constructor(readonly nLayers: number, readonly maxSeq: number, kvWidth: number, backend: Backend, readonly type: KvCacheType = 'f32', readonly headDim = kvWidth) {
+    if (kvWidth % headDim !== 0) throw new RangeError(`KVCache: row width ${kvWidth} is not a multiple of the head size ${headDim}`);
     this.rowWidth = kvWidth;
     const n = nLayers * maxSeq * kvWidth;
     this.k = type === 'f16' ? new Uint16Array(n) : backend.alloc(n);
@@ -33,12 +35,12 @@ export class KVCache implements KvRows {
    * Makes this cache hold the first n positions of src (same type, same layers and row width): float32 caches are
    * [layers, maxSeq, row], F16 ones head-major [layers, kv heads, maxSeq, headDim] (KvRows).
    */
-  copyPrefix(src: KVCache, n: number, headDim: number): void {
-    if (src.type !== this.type || src.nLayers !== this.nLayers || src.rowWidth !== this.rowWidth) throw new TypeError('copyPrefix: caches of different shapes');
+  copyPrefix(src: KVCache, n: number): void {
+    if (src.type !== this.type || src.nLayers !== this.nLayers || src.rowWidth !== this.rowWidth || src.headDim !== this.headDim) throw new TypeError('copyPrefix: caches of different shapes');
     if (n > src.length || n > this.maxSeq) throw new RangeError(`copyPrefix: ${n} positions (source holds ${src.length}, room for ${this.maxSeq})`);
     const w = this.rowWidth;
-    const runs = this.type === 'f16' ? w / headDim : 1; // contiguous runs of positions per layer
-    const run = this.type === 'f16' ? headDim : w; // elements per position in one run
+    const runs = this.type === 'f16' ? w / this.headDim : 1; // contiguous runs of positions per layer
+    const run = this.type === 'f16' ? this.headDim : w; // elements per position in one run
     for (let l = 0; l < this.nLayers; l++) {
       for (let g = 0; g < runs; g++) {
         const so = (l * runs + g) * src.maxSeq * run, d = (l * runs + g) * this.maxSeq * run;
@@ -95,7 +97,7 @@ export class Decoder {
   newCache(maxSeq = this.model.config.maxSeqLen): KVCache {
     if (maxSeq > this.model.config.maxSeqLen) throw new UserError(`cache of ${maxSeq} positions exceeds the model's context (${this.model.config.maxSeqLen})`);
     const c = this.model.config;
-    return new KVCache(c.nLayers, maxSeq, this.model.sz.kw, this.backend, this.kvCache);
+    return new KVCache(c.nLayers, maxSeq, this.model.sz.kw, this.backend, this.kvCache, this.model.sz.hd);
   }
 
   private buffers(rows: number): Scratch {
