@@ -413,6 +413,54 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c"))) vo
   }
 }
 
+// Q6_K with AVX2 (no VNNI), the same scheme in 256-bit vectors: the six-bit values (0..63, u8) meet the int8
+// activations in vpmaddubsw (pair sums ≤ 2·63·127: no saturation), vpmaddwd by 1 makes 8 int32 lanes of 4 values,
+// lanes 0-3 one group of 16 and 4-7 the next, scaled from the super-block's 16 group scales (two vectors, one vpermps);
+// the offset 32 through c16 as above; R weight rows a pass.
+template <int R>
+__attribute__((target("avx2,fma,f16c"))) void dot_q6_k_avx2(const uint8_t* w, long rb, const int8_t* q, const float* dq16,
+                                                         const float* c16, long nsb, float* o) {
+  const __m256i m4 = _mm256_set1_epi8(15), m30 = _mm256_set1_epi8(0x30), ones = _mm256_set1_epi16(1);
+  __m256 acc[R], corr[R];
+  for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps(), corr[r] = _mm256_setzero_ps();
+  for (long B = 0; B < nsb; B++, w += 210, q += 256, dq16 += 16, c16 += 16) {
+    const __m256 dqa = _mm256_loadu_ps(dq16), dqb = _mm256_loadu_ps(dq16 + 8), ca = _mm256_loadu_ps(c16), cb = _mm256_loadu_ps(c16 + 8);
+    for (int r = 0; r < R; r++) {
+      const uint8_t* wr = w + r * rb;
+      for (int l = 0; l < 210; l += 64) _mm_prefetch((const char*)(wr + R * rb + l), _MM_HINT_T0);
+      const __m256 dd = _mm256_set1_ps(_cvtsh_ss((unsigned short)(wr[208] | wr[209] << 8)));
+      const __m128i sc16 = _mm_loadu_si128((const __m128i*)(wr + 192));
+      const __m256 sa = _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc16)), dqa), dd);
+      const __m256 sb = _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(sc16, 8))), dqb), dd);
+      corr[r] = _mm256_fmadd_ps(sb, cb, _mm256_fmadd_ps(sa, ca, corr[r]));
+      for (int h = 0; h < 2; h++) {
+        const __m256 sh = h ? sb : sa;  // the scales of groups 8h..8h+7
+        const __m256i l0 = _mm256_loadu_si256((const __m256i*)(wr + 64 * h)), l1 = _mm256_loadu_si256((const __m256i*)(wr + 64 * h + 32));
+        const __m256i hv = _mm256_loadu_si256((const __m256i*)(wr + 128 + 32 * h));
+        // y[32k .. 32k+31] of this half, k = 0..3: groups 8h + 2k, 8h + 2k + 1
+        const __m256i y[4] = {
+            _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(hv, 4), m30)),
+            _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16(hv, 2), m30)),
+            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(hv, m30)),
+            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), _mm256_and_si256(_mm256_srli_epi16(hv, 2), m30))};
+        for (int k = 0; k < 4; k++) {
+          const __m256i xq = _mm256_loadu_si256((const __m256i*)(q + 128 * h + 32 * k));
+          const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(y[k], xq), ones);
+          const __m256i idx = _mm256_setr_epi32(2 * k, 2 * k, 2 * k, 2 * k, 2 * k + 1, 2 * k + 1, 2 * k + 1, 2 * k + 1);
+          acc[r] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(sh, idx), _mm256_cvtepi32_ps(p), acc[r]);
+        }
+      }
+    }
+  }
+  for (int r = 0; r < R; r++) {
+    const __m256 v = _mm256_sub_ps(acc[r], corr[r]);
+    __m128 x4 = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    x4 = _mm_add_ps(x4, _mm_movehl_ps(x4, x4));
+    x4 = _mm_add_ss(x4, _mm_movehdup_ps(x4));
+    o[r] = _mm_cvtss_f32(x4);
+  }
+}
+
 // The 4-row K-quant kernels over the weight rows of matmul_quant's tasks (`per` groups of G rows each): rows four
 // at a time (the last 1–3 one by one), every row of x against each quad; dot(n, m, nr, v) writes v[0..nr) for weight
 // rows n.. against row m of x.
@@ -495,7 +543,9 @@ void matmul_quant(QuantKind kind, long M, long K, long N, const float* x, const 
     });
     return;
   }
-  if (kind == QK_Q6_K && q6_512 && simd_level() >= SIMD_AVX512) {
+  static const bool q6_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+  const bool q6_wide = q6_512 && simd_level() >= SIMD_AVX512;
+  if (kind == QK_Q6_K && (q6_wide || (q6_avx2 && simd_level() >= SIMD_AVX2))) {
     // per row of x and group of 16 values: its block's scale and 32·Σq (exact in float: |Σq| ≤ 16·127)
     const long ng = K / 16;
     thread_local std::vector<float> gv;
@@ -509,8 +559,15 @@ void matmul_quant(QuantKind kind, long M, long K, long N, const float* x, const 
         c16[m * ng + g] = 32.0f * (float)sum;
       }
     k_quant_rows(tasks, per, G, M, N, out, accumulate, [&](long n, long m, int nr, float* v) {
-      if (nr == 4) dot_q6_k_avx512<4>(w + n * rb, rb, q + m * K, dq16 + m * ng, c16 + m * ng, K / 256, v);
-      else dot_q6_k_avx512<1>(w + n * rb, rb, q + m * K, dq16 + m * ng, c16 + m * ng, K / 256, v);
+      const uint8_t* wn = w + n * rb;
+      const int8_t* qm = q + m * K;
+      if (q6_wide) {
+        if (nr == 4) dot_q6_k_avx512<4>(wn, rb, qm, dq16 + m * ng, c16 + m * ng, K / 256, v);
+        else dot_q6_k_avx512<1>(wn, rb, qm, dq16 + m * ng, c16 + m * ng, K / 256, v);
+      } else {
+        if (nr == 4) dot_q6_k_avx2<4>(wn, rb, qm, dq16 + m * ng, c16 + m * ng, K / 256, v);
+        else dot_q6_k_avx2<1>(wn, rb, qm, dq16 + m * ng, c16 + m * ng, K / 256, v);
+      }
     });
     return;
   }
