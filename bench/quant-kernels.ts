@@ -74,9 +74,9 @@ for (const type of types) for (const [N, K] of shapes) {
     results.push({ type, shape: `${N}x${K}`, simd: level, m: M, old_gweights_s: +gOld.toFixed(2), new_gweights_s: +gNew.toFixed(2), ratio: +(gNew / gOld).toFixed(2), calls_per_round: calls });
   }
 }
-// K-quants (Q6_K: the head of every Q4_0 file; Q4_K): the AVX2 path's kernel (Q4_K: per row; Q6_K: 4 rows a pass in
-// 256-bit vectors) against the AVX-512 VNNI/BW one (64 values per vpdpbusd, 4 rows a pass), on the same weights; only
-// where the CPU has both paths
+// K-quants (Q6_K: the head of every Q4_0 file; Q4_K): the AVX2 path's kernel (4 rows a pass in 256-bit vectors)
+// against the AVX-512 VNNI/BW one (64 values per vpdpbusd, 4 rows a pass), on the same weights; only where the CPU
+// has both paths
 const kquants: Record<string, unknown>[] = [];
 if (values.kquants !== 'off' && levels[0] === 'avx512') {
   const kshapes: [number, number][] = [[32000, 512], [32000, 768], [4096, 4096]];
@@ -104,7 +104,7 @@ if (values.kquants !== 'off' && levels[0] === 'avx512') {
 be.addon.setSimd('default');
 console.log(JSON.stringify({
   bench: 'quant-kernels', kernel_old: 'matmulQ4_0 / matmulQ8_0 (per row, blocks as stored)', kernel_new: 'matmulQ4_0x8 / matmulQ8_0x8 (8 rows, repacked)',
-  kquants_note: 'Q6_K / Q4_K: the AVX2 path (Q4_K per row, Q6_K 4 rows a pass) against the AVX-512 VNNI/BW 4-row kernel on the same weights (CPU time, rounds alternating)', kquants,
+  kquants_note: 'Q6_K / Q4_K: the AVX2 path (4 rows a pass, 256-bit) against the AVX-512 VNNI/BW 4-row kernel on the same weights (CPU time, rounds alternating)', kquants,
   threads: be.addon.threads(), rounds, cpu: cpus()[0]?.model, cpus: cpus().length, cpu_flags: cpuFlags, loadavg: loadavg().map((v) => +v.toFixed(2)),
   node: process.version, results,
 }, null, 1));

@@ -461,6 +461,50 @@ __attribute__((target("avx2,fma,f16c"))) void dot_q6_k_avx2(const uint8_t* w, lo
   }
 }
 
+// Q4_K with AVX2 the same way: each 32-byte chunk's low and high nibbles are two sub-blocks of 32 values (u8 0..15)
+// against the int8 activations in vpmaddubsw + vpmaddwd (8 int32 lanes of one sub-block), scaled by that sub-block's
+// d·sc[j]·d_x (broadcast from the super-block's 8), the mins through d_x·Σq as dot_q4_k_avx512; R rows a pass.
+template <int R>
+__attribute__((target("avx2,fma,f16c"))) void dot_q4_k_avx2(const uint8_t* w, long rb, const int8_t* q, const float* d, const float* ds,
+                                                         long nsb, float* o) {
+  const __m256i m4 = _mm256_set1_epi8(15), ones = _mm256_set1_epi16(1);
+  __m256 acc[R], corr[R];
+  for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps(), corr[r] = _mm256_setzero_ps();
+  for (long B = 0; B < nsb; B++, w += 144, q += 256, d += 8, ds += 8) {
+    const __m256 dv = _mm256_loadu_ps(d), dsv = _mm256_loadu_ps(ds);
+    for (int r = 0; r < R; r++) {
+      const uint8_t* wr = w + r * rb;
+      for (int l = 0; l < 144; l += 64) _mm_prefetch((const char*)(wr + R * rb + l), _MM_HINT_T0);
+      uint32_t u[4];  // the scales (u[0..1]) and mins (u[2..3]), unpacked as in dot_q4_k_avx512
+      __builtin_memcpy(u, wr + 4, 12);
+      const uint32_t k1 = 0x3f3f3f3f, k2 = 0x0f0f0f0f, k3 = 0x03030303;
+      u[3] = ((u[2] >> 4) & k2) | (((u[1] >> 6) & k3) << 4);
+      const uint32_t mlo = u[1] & k1;
+      u[1] = (u[2] & k2) | (((u[0] >> 6) & k3) << 4);
+      u[2] = mlo;
+      u[0] &= k1;
+      const float dd = _cvtsh_ss((unsigned short)(wr[0] | wr[1] << 8)), dm = _cvtsh_ss((unsigned short)(wr[2] | wr[3] << 8));
+      const int64_t sc8 = (int64_t)((uint64_t)u[0] | (uint64_t)u[1] << 32), mn8 = (int64_t)((uint64_t)u[2] | (uint64_t)u[3] << 32);
+      const __m256 fs = _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(sc8))), dv), _mm256_set1_ps(dd));
+      corr[r] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(mn8))), _mm256_set1_ps(dm)), dsv, corr[r]);
+      for (int c = 0; c < 4; c++) {
+        const __m256i raw = _mm256_loadu_si256((const __m256i*)(wr + 16 + 32 * c));
+        const __m256i pl = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_and_si256(raw, m4), _mm256_loadu_si256((const __m256i*)(q + 64 * c))), ones);
+        const __m256i ph = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(raw, 4), m4), _mm256_loadu_si256((const __m256i*)(q + 64 * c + 32))), ones);
+        acc[r] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(fs, _mm256_set1_epi32(2 * c)), _mm256_cvtepi32_ps(pl), acc[r]);
+        acc[r] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(fs, _mm256_set1_epi32(2 * c + 1)), _mm256_cvtepi32_ps(ph), acc[r]);
+      }
+    }
+  }
+  for (int r = 0; r < R; r++) {
+    const __m256 v = _mm256_sub_ps(acc[r], corr[r]);
+    __m128 x4 = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    x4 = _mm_add_ps(x4, _mm_movehl_ps(x4, x4));
+    x4 = _mm_add_ss(x4, _mm_movehdup_ps(x4));
+    o[r] = _mm_cvtss_f32(x4);
+  }
+}
+
 // The 4-row K-quant kernels over the weight rows of matmul_quant's tasks (`per` groups of G rows each): rows four
 // at a time (the last 1–3 one by one), every row of x against each quad; dot(n, m, nr, v) writes v[0..nr) for weight
 // rows n.. against row m of x.
@@ -531,21 +575,30 @@ void matmul_quant(QuantKind kind, long M, long K, long N, const float* x, const 
   const int32_t* s = xq.s;
 #if LT_X86
   static const bool q6_512 = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
-  if (kind == QK_Q4_K && q6_512 && simd_level() >= SIMD_AVX512) {
+  static const bool q6_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+  // the K-quant kernels: AVX-512 VNNI/BW where the CPU has it, else AVX2 (4 rows a pass either way)
+  const bool q6_wide = q6_512 && simd_level() >= SIMD_AVX512;
+  const bool k_rows = q6_wide || (q6_avx2 && simd_level() >= SIMD_AVX2);
+  if (kind == QK_Q4_K && k_rows) {
     // per row of x and block of 32: d_x·Σq (the mins' term)
     thread_local std::vector<float> dsv;
     if ((long)dsv.size() < M * nb) dsv.resize(M * nb);
     float* ds = dsv.data();
     for (long i = 0; i < M * nb; i++) ds[i] = d[i] * (float)s[i];
     k_quant_rows(tasks, per, G, M, N, out, accumulate, [&](long n, long m, int nr, float* v) {
-      if (nr == 4) dot_q4_k_avx512<4>(w + n * rb, rb, q + m * K, d + m * nb, ds + m * nb, K / 256, v);
-      else dot_q4_k_avx512<1>(w + n * rb, rb, q + m * K, d + m * nb, ds + m * nb, K / 256, v);
+      const uint8_t* wn = w + n * rb;
+      const int8_t* qm = q + m * K;
+      if (q6_wide) {
+        if (nr == 4) dot_q4_k_avx512<4>(wn, rb, qm, d + m * nb, ds + m * nb, K / 256, v);
+        else dot_q4_k_avx512<1>(wn, rb, qm, d + m * nb, ds + m * nb, K / 256, v);
+      } else {
+        if (nr == 4) dot_q4_k_avx2<4>(wn, rb, qm, d + m * nb, ds + m * nb, K / 256, v);
+        else dot_q4_k_avx2<1>(wn, rb, qm, d + m * nb, ds + m * nb, K / 256, v);
+      }
     });
     return;
   }
-  static const bool q6_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
-  const bool q6_wide = q6_512 && simd_level() >= SIMD_AVX512;
-  if (kind == QK_Q6_K && (q6_wide || (q6_avx2 && simd_level() >= SIMD_AVX2))) {
+  if (kind == QK_Q6_K && k_rows) {
     // per row of x and group of 16 values: its block's scale and 32·Σq (exact in float: |Σq| ≤ 16·127)
     const long ng = K / 16;
     thread_local std::vector<float> gv;
