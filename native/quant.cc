@@ -307,6 +307,26 @@ QuantizedRows quantize_rows(const float* x, long M, long K) {
 
 #if LT_X86
 namespace {
+// q4k_scales in two 64-bit words (8 scales, 8 mins, one byte each), unpacked in 32-bit words as ggml does: what the
+// 4-row Q4_K kernels widen to float lanes (byte by byte through memory held them to 1.25x the per-row kernel)
+inline void q4k_scales_packed(const uint8_t* p, int64_t* sc8, int64_t* mn8) {
+  uint32_t u[3];
+  __builtin_memcpy(u, p, 12);
+  const uint32_t k1 = 0x3f3f3f3f, k2 = 0x0f0f0f0f, k3 = 0x03030303;
+  const uint32_t sc_lo = u[0] & k1, sc_hi = (u[2] & k2) | (((u[0] >> 6) & k3) << 4);
+  const uint32_t mn_lo = u[1] & k1, mn_hi = ((u[2] >> 4) & k2) | (((u[1] >> 6) & k3) << 4);
+  *sc8 = (int64_t)((uint64_t)sc_lo | (uint64_t)sc_hi << 32);
+  *mn8 = (int64_t)((uint64_t)mn_lo | (uint64_t)mn_hi << 32);
+}
+
+// the sum of a vector's 8 lanes
+__attribute__((target("avx"), always_inline)) inline float hsum256(__m256 v) {
+  __m128 x4 = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  x4 = _mm_add_ps(x4, _mm_movehl_ps(x4, x4));
+  x4 = _mm_add_ss(x4, _mm_movehdup_ps(x4));
+  return _mm_cvtss_f32(x4);
+}
+
 // Q6_K decode with AVX-512 VNNI and BW, 64 values per instruction, R rows of weights at once (sharing the loads
 // of the activations and one reduction): the six-bit values as they are (0..63, u8) meet the int8 activations in
 // vpdpbusd, whose 16 int32 lanes are 4 lanes per group of 16 values; each lane is scaled by its group's float scale
@@ -380,17 +400,9 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c"))) vo
     for (int r = 0; r < R; r++) {
       const uint8_t* wr = w + r * rb;
       for (int l = 0; l < 144; l += 64) _mm_prefetch((const char*)(wr + R * rb + l), _MM_HINT_T0);  // as in dot_q6_k_avx512
-      // the 8 six-bit scales and mins (q4k_scales) in 32-bit words, as ggml unpacks them: u[0..1] the scales, u[2..3] the mins
-      uint32_t u[4];
-      __builtin_memcpy(u, wr + 4, 12);
-      const uint32_t k1 = 0x3f3f3f3f, k2 = 0x0f0f0f0f, k3 = 0x03030303;
-      u[3] = ((u[2] >> 4) & k2) | (((u[1] >> 6) & k3) << 4);
-      const uint32_t mlo = u[1] & k1;
-      u[1] = (u[2] & k2) | (((u[0] >> 6) & k3) << 4);
-      u[2] = mlo;
-      u[0] &= k1;
+      int64_t sc8, mn8;
+      q4k_scales_packed(wr + 4, &sc8, &mn8);
       const float dd = _cvtsh_ss((unsigned short)(wr[0] | wr[1] << 8)), dm = _cvtsh_ss((unsigned short)(wr[2] | wr[3] << 8));
-      const int64_t sc8 = (int64_t)((uint64_t)u[0] | (uint64_t)u[1] << 32), mn8 = (int64_t)((uint64_t)u[2] | (uint64_t)u[3] << 32);
       const __m256 fs = _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(sc8))), dv), _mm256_set1_ps(dd));
       corr[r] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(mn8))), _mm256_set1_ps(dm)), dsv, corr[r]);
       const __m512 fs2 = _mm512_castps256_ps512(fs);
@@ -405,11 +417,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c"))) vo
     }
   }
   for (int r = 0; r < R; r++) {
-    __m256 c = corr[r];
-    __m128 c4 = _mm_add_ps(_mm256_castps256_ps128(c), _mm256_extractf128_ps(c, 1));
-    c4 = _mm_add_ps(c4, _mm_movehl_ps(c4, c4));
-    c4 = _mm_add_ss(c4, _mm_movehdup_ps(c4));
-    o[r] = _mm512_reduce_add_ps(acc[r]) - _mm_cvtss_f32(c4);
+    o[r] = _mm512_reduce_add_ps(acc[r]) - hsum256(corr[r]);
   }
 }
 
@@ -453,11 +461,7 @@ __attribute__((target("avx2,fma,f16c"))) void dot_q6_k_avx2(const uint8_t* w, lo
     }
   }
   for (int r = 0; r < R; r++) {
-    const __m256 v = _mm256_sub_ps(acc[r], corr[r]);
-    __m128 x4 = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    x4 = _mm_add_ps(x4, _mm_movehl_ps(x4, x4));
-    x4 = _mm_add_ss(x4, _mm_movehdup_ps(x4));
-    o[r] = _mm_cvtss_f32(x4);
+    o[r] = hsum256(_mm256_sub_ps(acc[r], corr[r]));
   }
 }
 
@@ -475,16 +479,9 @@ __attribute__((target("avx2,fma,f16c"))) void dot_q4_k_avx2(const uint8_t* w, lo
     for (int r = 0; r < R; r++) {
       const uint8_t* wr = w + r * rb;
       for (int l = 0; l < 144; l += 64) _mm_prefetch((const char*)(wr + R * rb + l), _MM_HINT_T0);
-      uint32_t u[4];  // the scales (u[0..1]) and mins (u[2..3]), unpacked as in dot_q4_k_avx512
-      __builtin_memcpy(u, wr + 4, 12);
-      const uint32_t k1 = 0x3f3f3f3f, k2 = 0x0f0f0f0f, k3 = 0x03030303;
-      u[3] = ((u[2] >> 4) & k2) | (((u[1] >> 6) & k3) << 4);
-      const uint32_t mlo = u[1] & k1;
-      u[1] = (u[2] & k2) | (((u[0] >> 6) & k3) << 4);
-      u[2] = mlo;
-      u[0] &= k1;
+      int64_t sc8, mn8;
+      q4k_scales_packed(wr + 4, &sc8, &mn8);
       const float dd = _cvtsh_ss((unsigned short)(wr[0] | wr[1] << 8)), dm = _cvtsh_ss((unsigned short)(wr[2] | wr[3] << 8));
-      const int64_t sc8 = (int64_t)((uint64_t)u[0] | (uint64_t)u[1] << 32), mn8 = (int64_t)((uint64_t)u[2] | (uint64_t)u[3] << 32);
       const __m256 fs = _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(sc8))), dv), _mm256_set1_ps(dd));
       corr[r] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(mn8))), _mm256_set1_ps(dm)), dsv, corr[r]);
       for (int c = 0; c < 4; c++) {
@@ -497,11 +494,7 @@ __attribute__((target("avx2,fma,f16c"))) void dot_q4_k_avx2(const uint8_t* w, lo
     }
   }
   for (int r = 0; r < R; r++) {
-    const __m256 v = _mm256_sub_ps(acc[r], corr[r]);
-    __m128 x4 = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    x4 = _mm_add_ps(x4, _mm_movehl_ps(x4, x4));
-    x4 = _mm_add_ss(x4, _mm_movehdup_ps(x4));
-    o[r] = _mm_cvtss_f32(x4);
+    o[r] = hsum256(_mm256_sub_ps(acc[r], corr[r]));
   }
 }
 
