@@ -33,14 +33,21 @@ bool amx_bf16_detected() {
   return false;
 }
 
-int bf16_detect() {
+// Whether the CPU has AVX512_BF16 (and AVX512BW), asked once: CPUID is an exit to the hypervisor in a virtual machine
+// (microseconds), and bf16_path runs at every product.
+static bool cpu_has_avx512_bf16() {
 #if LT_X86
-  unsigned a, b, c, d;
-  if (simd_level() >= SIMD_AVX512 && __builtin_cpu_supports("avx512bw") && __get_cpuid_count(7, 1, &a, &b, &c, &d) && ((a >> 5) & 1))
-    return BF16_AVX512;
+  static const bool has = [] {
+    unsigned a, b, c, d;
+    return __builtin_cpu_supports("avx512bw") && __get_cpuid_count(7, 1, &a, &b, &c, &d) && ((a >> 5) & 1);
+  }();
+  return has;
+#else
+  return false;
 #endif
-  return BF16_CONVERT;
 }
+
+int bf16_detect() { return simd_level() >= SIMD_AVX512 && cpu_has_avx512_bf16() ? BF16_AVX512 : BF16_CONVERT; }
 
 static int bf16_from_env(int best) {
   const char* e = std::getenv("LLAMA_TS_BF16");
