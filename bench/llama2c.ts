@@ -11,6 +11,11 @@
  * run.c reports "achieved tok/s" over the steps after its first; ours is measureGenerate's decode rate after a
  * one-token prompt. run.c stops early if it samples BOS; its rate is then over fewer tokens (reported as given).
  *
+ * The memory ceiling: batch-1 F32 decode reads every weight once per token, so no kernel decodes faster than the
+ * machine's read bandwidth (measureReadBandwidth: a plain stream over the same threads, 256 MiB, best of 7) over
+ * weight_bytes_per_token. Each row reports that ceiling (read_ceiling_tokens_per_s) and ours, run.c's and the goal's
+ * (1.2× run.c) fraction of it (of_read_ceiling): a goal above 1.0 asks for more than the memory can deliver.
+ *
  * The peer at its best: every configuration of it runs in each round and the best configuration's median is the
  * one compared: the OpenMP build with OMP_WAIT_POLICY=ACTIVE and =PASSIVE (its threads spin or sleep between
  * matmuls; on this 2-core machine ACTIVE decoded mini-15m on 2 threads at ~700 tok/s and PASSIVE at ~220), and at
@@ -25,7 +30,7 @@ import { makeConfig } from '../src/model/config.js';
 import { Llama } from '../src/model/llama.js';
 import { createBackend } from '../src/kernels/index.js';
 import { saveModelAs } from '../src/io/formats.js';
-import { measureGenerate, decodeWeightBytes, measureCopyBandwidth } from '../src/inference/bench.js';
+import { measureGenerate, decodeWeightBytes, measureCopyBandwidth, measureReadBandwidth } from '../src/inference/bench.js';
 
 const { values } = parseArgs({
   options: {
@@ -66,11 +71,20 @@ for (const name of String(values.presets).split(',')) {
       }
     }
     const best = peers.map(([label]) => label).reduce((a, b) => (median(theirs[b]) > median(theirs[a]) ? b : a));
+    const bytes = decodeWeightBytes(model);
+    // the memory ceiling at this thread count: weight bytes per token over the machine's read bandwidth (a plain
+    // stream over the same threads), and where ours, run.c and the goal (1.2x run.c) sit against it
+    const read = measureReadBandwidth(model.backend);
+    const ceiling = (read.read_gb_per_s * 1e9) / bytes;
+    const r3 = (x: number) => Math.round(x * 1000) / 1000;
     const row = {
-      model: name, threads, tokens: N, weight_bytes_per_token: decodeWeightBytes(model),
+      model: name, threads, tokens: N, weight_bytes_per_token: bytes,
       llama_ts_decode_tokens_per_s: median(ours), llama2c_decode_tokens_per_s: median(theirs[best]), llama2c_best: best,
       ratio: median(ours) / median(theirs[best]),
       llama_ts_runs: ours, llama2c_runs: theirs, copy_gb_per_s: measureCopyBandwidth(model.backend).copy_gb_per_s,
+      read_gb_per_s: read.read_gb_per_s, read_threads: read.read_threads, read_ceiling_tokens_per_s: ceiling,
+      goal_tokens_per_s: 1.2 * median(theirs[best]),
+      of_read_ceiling: { llama_ts: r3(median(ours) / ceiling), llama2c: r3(median(theirs[best]) / ceiling), goal: r3((1.2 * median(theirs[best])) / ceiling) },
     };
     process.stderr.write(`${JSON.stringify(row)}\n`);
     results.push(row);

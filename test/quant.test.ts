@@ -413,3 +413,25 @@ test('copy (the bandwidth probe) copies exactly n values over the pool and nothi
   assert.ok(dst.subarray(100_003).every((v) => v === 7));
   assert.throws(() => be.addon.copy(new Float32Array(3), new Float32Array(2), 3), /src has 2 elements, shape needs 3/);
 });
+
+test('readSum (the read-bandwidth probe) sums exactly the first n values on any thread count', { skip }, () => {
+  const be = native();
+  const n = 100_003;
+  // small integers: every partial sum is exact in float32, so any order gives the same total
+  const x = new Float32Array(n + 5);
+  for (let i = 0; i < n; i++) x[i] = (i % 7) - 3;
+  x.fill(1000, n);
+  let want = 0;
+  for (let i = 0; i < n; i++) want += x[i];
+  const threads = be.addon.threads();
+  try {
+    for (const t of [1, 2, 3]) {
+      be.addon.setThreads(t);
+      assert.equal(be.addon.readSum(x, n), want, `${t} threads`);
+      assert.equal(be.addon.readSum(x, 17), -6, `${t} threads, n = 17`); // -3..3 twice (0), then -3, -2, -1
+    }
+  } finally {
+    be.addon.setThreads(threads);
+  }
+  assert.throws(() => be.addon.readSum(new Float32Array(2), 3), /x has 2 elements, shape needs 3/);
+});

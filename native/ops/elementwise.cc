@@ -1,12 +1,14 @@
-// Native ops add, scale, sumSquares.
+// Native ops add, scale, sumSquares, and the bandwidth probes copy and readSum.
 // Declared in src/kernels/ops/table.ts; reference src/kernels/ops/elementwise.ts; kernel native/kernels.cc.
 // Tests: test/native-kernels.test.ts ('swiglu, add, scale, sumSquares', 'results do not depend on the thread count
 // ...', 'shape mismatches ...').
 #include <cstring>
+#include <vector>
 
 #include "../kernels.h"
 #include "../op.h"
 #include "../pool.h"
+#include "../simd.h"
 
 using namespace lt;
 
@@ -37,4 +39,40 @@ LT_OP(copy) {
     long s = t * per, e = s + per < n ? s + per : n;
     if (s < e) std::memcpy(dst + s, src + s, (e - s) * sizeof(float));
   });
+}
+
+// Σ x[i] of one contiguous share: four 16-lane float32 accumulators (the loop the compiler vectorises for each clone;
+// the order is fixed, but this is a probe, not a reduction anyone relies on).
+LT_CLONES static double read_sum_range(const float* x, long n) {
+  typedef float v16f __attribute__((vector_size(64)));
+  v16f a = {}, b = {}, d = {}, e = {};
+  long i = 0;
+  for (; i + 64 <= n; i += 64) {
+    v16f p, q, r, s;
+    std::memcpy(&p, x + i, 64), std::memcpy(&q, x + i + 16, 64), std::memcpy(&r, x + i + 32, 64), std::memcpy(&s, x + i + 48, 64);
+    a += p, b += q, d += r, e += s;
+  }
+  v16f t = (a + b) + (d + e);
+  double sum = 0;
+  for (int l = 0; l < 16; l++) sum += t[l];
+  for (; i < n; i++) sum += x[i];
+  return sum;
+}
+
+// Σ x, the pool's threads each reading a contiguous share once (native-only op: the read-bandwidth probe of
+// src/inference/bench.ts, measureReadBandwidth; test: test/quant.test.ts 'readSum').
+LT_OP_NUM(readSum) {
+  float* x = c.f("x");
+  long n = c.i("n");
+  if (c.failed()) return 0;
+  long parts = pool_threads() > 0 ? pool_threads() : 1, per = (n + parts - 1) / parts;
+  per = (per + 15) / 16 * 16;  // shares start on 64-byte steps of the buffer
+  std::vector<double> part(parts, 0.0);
+  parallel_for(parts, [&](long t) {
+    long s = t * per, e = s + per < n ? s + per : n;
+    if (s < e) part[t] = read_sum_range(x + s, e - s);
+  });
+  double total = 0;
+  for (double v : part) total += v;
+  return total;
 }

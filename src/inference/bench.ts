@@ -60,6 +60,40 @@ export function decodeWeightBytes(model: Llama): number {
   return n;
 }
 
+export interface ReadBandwidth {
+  /** GB/s (1e9 bytes) read: the best of the sweeps; the ceiling of any decode that reads its weights once per token. */
+  read_gb_per_s: number;
+  /** Bytes of the buffer read (larger than the caches). */
+  read_buffer_bytes: number;
+  /** Threads that read (the native pool; a JavaScript sum runs on one). */
+  read_threads: number;
+}
+
+/**
+ * The machine's memory read bandwidth: the best of `reps` sweeps summing a buffer of `mib` MiB (larger than the
+ * caches) once, over the native pool's threads when the backend is native (the readSum probe: four 16-lane float32
+ * sums a thread, each over a contiguous share). Decode at weight_bytes_per_token / this figure per token is the
+ * fastest any kernel can stream its weights from memory; it measures the machine, not our GEMV.
+ */
+export function measureReadBandwidth(backend: Backend, mib = 256, reps = 7): ReadBandwidth {
+  const n = (mib * 2 ** 20) / 4;
+  const src = new Float32Array(n).fill(1);
+  const addon = (backend as Partial<NativeBackend>).addon;
+  const read = addon ? () => addon.readSum(src, n) : () => {
+    let s = 0;
+    for (let i = 0; i < n; i++) s += src[i];
+    return s;
+  };
+  read();
+  let best = Infinity;
+  for (let r = 0; r < reps; r++) {
+    const t0 = performance.now();
+    if (read() !== n) throw new Error('read-bandwidth probe: wrong sum'); // ones: the sum is exact
+    best = Math.min(best, performance.now() - t0);
+  }
+  return { read_gb_per_s: (n * 4) / (best / 1000) / 1e9, read_buffer_bytes: n * 4, read_threads: addon ? addon.threads() : 1 };
+}
+
 export interface CopyBandwidth {
   /** GB/s (1e9 bytes) counting bytes read plus bytes written, as STREAM's Copy does; the best of the copies. */
   copy_gb_per_s: number;

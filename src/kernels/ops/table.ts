@@ -244,6 +244,11 @@ export const NATIVE_OPS = {
   },
   /** dst = src over the pool's threads (the copy-bandwidth probe of inference/bench.ts). */
   copy: { args: ['dst: f[n]', 'src: f[n]', 'n: int'], returns: 'void', where: [] },
+  /**
+   * Σ x over the pool's threads, each reading a contiguous share once in float32 lanes (the read-bandwidth probe of
+   * inference/bench.ts: a plain stream, the ceiling of any kernel that reads weights once per token).
+   */
+  readSum: { args: ['x: f[n]', 'n: int'], returns: 'num', where: [] },
 } as const satisfies Record<string, OpSpec>;
 
 export type OpName = keyof typeof OPS;
