@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { sampleToken, type SamplingOptions } from '../src/inference/sampler.js';
+import { argmax, sampleToken, type SamplingOptions } from '../src/inference/sampler.js';
 import { Rng } from '../src/util/rng.js';
 
 /** The sampler as it was before the cutoff search: sort every id by probability, then filter and draw. */
@@ -104,4 +104,15 @@ test('degenerate rows still draw an id: NaN logits under top-p, a tiny temperatu
   assert.ok(Number.isInteger(id) && id >= 0 && id < 100);
   const logits = Float32Array.from({ length: 1000 }, (_, i) => (i === 7 ? 30 : Math.sin(i)));
   for (const t of [1e-6, 0.005]) assert.equal(sampleToken(logits, { temperature: t, topK: 0, topP: 0.95 }, new Rng(2), be), 7, `temperature ${t}`);
+});
+
+test('argmax: the first of equal maxima; a NaN past the first element never wins; -Infinity rows give 0', () => {
+  assert.equal(argmax(new Float32Array([1, 3, 3, 2])), 1);
+  assert.equal(argmax(new Float32Array([1, NaN, 2, NaN])), 2);
+  assert.equal(argmax(new Float32Array([-Infinity, -Infinity])), 0);
+  assert.equal(argmax([5]), 0);
+  const x = new Float32Array(32000).map((_, i) => Math.sin(i * 0.37));
+  let want = 0;
+  for (let i = 1; i < x.length; i++) if (x[i] > x[want]) want = i;
+  assert.equal(argmax(x), want);
 });

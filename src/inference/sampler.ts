@@ -14,8 +14,17 @@ export interface SamplingOptions {
 export const SAMPLING_DEFAULTS: SamplingOptions = { temperature: 0.8, topK: 0, topP: 0.95 };
 
 export function argmax(logits: ArrayLike<number>): number {
+  // the best value held in a local (one load an element: the first call, before the loop is optimised, is a
+  // time-to-first-token cost); the first of equal maxima wins, and a NaN past the first element never does
   let best = 0;
-  for (let i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;
+  let bv = logits[0];
+  for (let i = 1; i < logits.length; i++) {
+    const v = logits[i];
+    if (v > bv) {
+      bv = v;
+      best = i;
+    }
+  }
   return best;
 }
 
