@@ -16,6 +16,9 @@
  *   mapped and --no-mmap; and two `chat` processes holding the 1 GB model at once: their Rss / Pss (proportional
  *   share) from /proc/PID/smaps_rollup — mapped, the weights are one copy in the page cache shared by both.
  *
+ * Environment: the runs drop NODE_EXTRA_CA_CERTS (see BASE_ENV; --keep-env keeps it) and, where it was set, time
+ * node, the first token and the 240-token run with it too.
+ *
  * --tokenizer: llama2.c's tokenizer.bin (32000 SentencePiece pieces; karpathy/llama2.c has it), copied beside the
  * model; without it our byte vocabulary padded to 32000 is written. Timings on a shared machine are noisy: runs are
  * interleaved and the median and minimum are reported.
@@ -35,7 +38,7 @@ import { Rng } from '../src/util/rng.js';
 const { values } = parseArgs({
   options: {
     reps: { type: 'string', default: '7' }, llama2c: { type: 'string' }, tokenizer: { type: 'string' }, baseline: { type: 'string' },
-    big: { type: 'boolean' }, only: { type: 'string', default: 'cli,mini,big' }, keep: { type: 'string' },
+    big: { type: 'boolean' }, 'keep-env': { type: 'boolean' }, only: { type: 'string', default: 'cli,mini,big' }, keep: { type: 'string' },
   },
 });
 const REPS = Number(values.reps);
@@ -48,11 +51,23 @@ const dir = values.keep ? String(values.keep) : mkdtempSync(join(tmpdir(), 'llam
 
 interface Run { seconds: number; cpu_seconds: number | null; rss_kib: number | null; stdout: string }
 
+/**
+ * The children's environment: this process's, less NODE_EXTRA_CA_CERTS unless --keep-env. With that variable set, every
+ * Node process parses the certificate bundle it names before running anything (this sandbox sets it to the system's
+ * 200 KB bundle for its HTTPS proxy: `node -e 0` 0.059 s against 0.025 s without, medians of 9); a stock environment
+ * does not set it, and llama-ts makes no TLS connection in these commands. The runs with it are reported beside
+ * (first_token_warm.mapped_extra_ca_certs, generate_240.llama_ts_extra_ca_certs, cli.node_empty_extra_ca_certs).
+ */
+const EXTRA_CA = process.env.NODE_EXTRA_CA_CERTS;
+const BASE_ENV: NodeJS.ProcessEnv = { ...process.env };
+if (!values['keep-env']) delete BASE_ENV.NODE_EXTRA_CA_CERTS;
+const WITH_CA: Record<string, string> = EXTRA_CA ? { NODE_EXTRA_CA_CERTS: EXTRA_CA } : {};
+
 /** One process: wall seconds (from spawn to exit) and peak RSS (GNU time's %M) when /usr/bin/time is there. */
 function run(cmd: string[], env: Record<string, string> = {}): Run {
   const argv = TIME ? [TIME, '-f', '@@rss %M %U %S', ...cmd] : cmd;
   const t0 = performance.now();
-  const r = spawnSync(argv[0], argv.slice(1), { encoding: 'latin1', env: { ...process.env, ...env }, maxBuffer: 1 << 26 });
+  const r = spawnSync(argv[0], argv.slice(1), { encoding: 'latin1', env: { ...BASE_ENV, ...env }, maxBuffer: 1 << 26 });
   const seconds = (performance.now() - t0) / 1000;
   if (r.status !== 0) throw new Error(`${cmd.join(' ')} failed (${r.status}): ${r.stderr.slice(-500)}`);
   const m = /@@rss (\d+) ([\d.]+) ([\d.]+)/.exec(r.stderr);
@@ -126,7 +141,11 @@ function loadavg(): number[] {
   }
 }
 
-const report: Record<string, unknown> = { bench: 'startup', ...cpuInfo(), reps: REPS, baseline: values.baseline ?? null };
+const report: Record<string, unknown> = {
+  bench: 'startup', ...cpuInfo(), reps: REPS, baseline: values.baseline ?? null,
+  node_extra_ca_certs: !EXTRA_CA ? 'not set' : values['keep-env'] ? 'set, kept for every run (--keep-env)' : 'set in this environment: removed for the runs, which are also timed with it (*_extra_ca_certs)',
+};
+const caRuns = Boolean(EXTRA_CA) && !values['keep-env'];
 const node = process.execPath;
 const one = { LLAMA_TS_THREADS: '1' };
 
@@ -136,6 +155,7 @@ if (only.has('cli')) {
     info: () => run([node, CLI, 'info', '--preset', 'mini-15m']),
     node_empty: () => run([node, '-e', '0']),
   };
+  if (caRuns) v.node_empty_extra_ca_certs = () => run([node, '-e', '0'], WITH_CA);
   if (BASE_CLI) {
     v.help_baseline = () => run([node, BASE_CLI, '--help']);
     v.info_baseline = () => run([node, BASE_CLI, 'info', '--preset', 'mini-15m']);
@@ -148,19 +168,22 @@ if (only.has('mini')) {
   if (!existsSync(path)) saveModelAs('llama2c', path, randomModel(makeConfig('mini-15m'), 1), null);
   if (values.tokenizer) copyFileSync(String(values.tokenizer), join(dir, 'mini-15m', 'tokenizer.bin'));
   const tok = join(dir, 'mini-15m', 'tokenizer.bin');
-  const gen = (cli: string, n: number, extra: string[] = []) => () => run([node, cli, 'generate', '--model', path, '--prompt', '', '-n', String(n), '--temperature', '0', '--ignore-eos', ...extra], one);
+  const gen = (cli: string, n: number, extra: string[] = [], env: Record<string, string> = {}) => () => run([node, cli, 'generate', '--model', path, '--prompt', '', '-n', String(n), '--temperature', '0', '--ignore-eos', ...extra], { ...one, ...env });
   const ttft: Record<string, () => Run> = { mapped: gen(CLI, 1), read: gen(CLI, 1, ['--no-mmap']) };
+  if (caRuns) ttft.mapped_extra_ca_certs = gen(CLI, 1, [], WITH_CA);
   if (BASE_CLI) ttft.baseline = gen(BASE_CLI, 1);
   const mini: Record<string, unknown> = { file: path, file_mib: Number((statSync(path).size / 2 ** 20).toFixed(1)), tokenizer: values.tokenizer ? 'llama2.c tokenizer.bin' : 'byte vocabulary padded to 32000' };
   mini.first_token_warm = interleave(ttft);
   mini.first_token_cold = interleave(ttft, Math.max(3, Math.floor(REPS / 2)), () => evict(path));
   const e2e: Record<string, () => Run> = { llama_ts: gen(CLI, 240) };
+  if (caRuns) e2e.llama_ts_extra_ca_certs = gen(CLI, 240, [], WITH_CA);
   if (values.llama2c) e2e.run_c = () => run([String(values.llama2c), path, '-z', tok, '-t', '0', '-n', '240'], one);
   if (BASE_CLI) e2e.baseline = gen(BASE_CLI, 240);
   const r = interleave(e2e);
   mini.generate_240 = r;
   if (r.run_c) {
     mini.ratio_llama_ts_to_run_c = Number((r.llama_ts.seconds.median / r.run_c.seconds.median).toFixed(3));
+    if (r.llama_ts_extra_ca_certs) mini.ratio_with_extra_ca_certs_to_run_c = Number((r.llama_ts_extra_ca_certs.seconds.median / r.run_c.seconds.median).toFixed(3));
     if (r.llama_ts.cpu_seconds && r.run_c.cpu_seconds) mini.cpu_ratio_llama_ts_to_run_c = Number((r.llama_ts.cpu_seconds.median / r.run_c.cpu_seconds.median).toFixed(3));
     const ours = gen(CLI, 240)().stdout;
     const theirs = run([String(values.llama2c), path, '-z', tok, '-t', '0', '-n', '240'], one).stdout;
@@ -183,7 +206,7 @@ if (only.has('big') && values.big) {
     big[key] = {
       file_mib: Number((statSync(path).size / 2 ** 20).toFixed(1)),
       first_token_warm: interleave({ mapped: gen([]), read: gen(['--no-mmap']) }, Math.max(3, Math.floor(REPS / 2))),
-      verbose: spawnSync(node, [CLI, 'generate', '--model', path, '--prompt', '', '-n', '1', '--verbose'], { encoding: 'utf8', env: { ...process.env, ...one } }).stderr.split('\n').filter((l) => l.startsWith('llama-ts: weights')),
+      verbose: spawnSync(node, [CLI, 'generate', '--model', path, '--prompt', '', '-n', '1', '--verbose'], { encoding: 'utf8', env: { ...BASE_ENV, ...one } }).stderr.split('\n').filter((l) => l.startsWith('llama-ts: weights')),
     };
   }
   big.two_processes_1gb = { mapped: await shared(files[0][1], []), read: await shared(files[0][1], ['--no-mmap']) };
@@ -192,7 +215,7 @@ if (only.has('big') && values.big) {
 
 /** Two `chat` processes on one model, each after one completion: Rss and Pss (MiB) of each while both are alive. */
 async function shared(path: string, extra: string[]) {
-  const procs = [0, 1].map(() => spawn(node, [CLI, 'chat', '--model', path, '-n', '2', '--temperature', '0', ...extra], { env: { ...process.env, ...one }, stdio: ['pipe', 'pipe', 'inherit'] }));
+  const procs = [0, 1].map(() => spawn(node, [CLI, 'chat', '--model', path, '-n', '2', '--temperature', '0', ...extra], { env: { ...BASE_ENV, ...one }, stdio: ['pipe', 'pipe', 'inherit'] }));
   await Promise.all(procs.map((p) => new Promise<void>((resolve) => {
     let seen = '';
     p.stdout.on('data', (d: Buffer) => {
