@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { argmax, sampleToken, type SamplingOptions } from '../src/inference/sampler.js';
+import { argmax, orderByProbability, sampleToken, type SamplingOptions } from '../src/inference/sampler.js';
 import { Rng } from '../src/util/rng.js';
 
 /** The sampler as it was before the cutoff search: sort every id by probability, then filter and draw. */
@@ -115,4 +115,28 @@ test('argmax: the first of equal maxima; a NaN past the first element never wins
   let want = 0;
   for (let i = 1; i < x.length; i++) if (x[i] > x[want]) want = i;
   assert.equal(argmax(x), want);
+});
+
+test('orderByProbability is the comparison sort (most likely first, ties by id), for float32 and float64 rows', () => {
+  const rng = new Rng(21);
+  const bySort = (ids: number[], p: ArrayLike<number>) => ids.slice().sort((a, b) => p[b] - p[a] || a - b);
+  const rows: [string, Float32Array | Float64Array][] = [];
+  for (const V of [10, 200, 5000]) {
+    rows.push([`f32 ${V} random`, Float32Array.from({ length: V }, () => Math.exp(rng.normal() * 3))]);
+    rows.push([`f32 ${V} ties, zeros, subnormals`, Float32Array.from({ length: V }, (_, i) => [0, 1e-42, 0.5, 0.5, 2 ** -126][i % 5])]);
+    rows.push([`f64 ${V} random`, Float64Array.from({ length: V }, () => Math.exp(rng.normal() * 3))]);
+    // equal high words, different low words: the low passes must decide
+    rows.push([`f64 ${V} close`, Float64Array.from({ length: V }, (_, i) => 1 + (i % 13) * 2 ** -50)]);
+    rows.push([`f64 ${V} with NaN and Infinity (comparison sort)`, Float64Array.from({ length: V }, (_, i) => (i === 3 ? NaN : i === 7 ? Infinity : rng.next()))]);
+  }
+  for (const [name, p] of rows) {
+    const all = Array.from({ length: p.length }, (_, i) => i);
+    const some = all.filter((i) => i % 3 !== 1);
+    for (const ids of [all, some]) {
+      const want = bySort(ids, p);
+      assert.deepEqual(orderByProbability(ids.slice(), p), want, name);
+    }
+  }
+  // a plain array of numbers goes through the comparison sort
+  assert.deepEqual(orderByProbability([0, 1, 2], [0.1, 0.7, 0.7]), [1, 2, 0]);
 });

@@ -130,7 +130,7 @@ function nucleus(probs: ArrayLike<number>, V: number, sum: number, o: SamplingOp
   if (cutoff === 0) order = Array.from({ length: V }, (_, i) => i); // every id (NaN probabilities included)
   else for (let i = 0; i < V; i++) if (probs[i] >= cutoff) order.push(i);
   let decided = order.length === V;
-  order.sort((a, b) => probs[b] - probs[a] || a - b);
+  order = orderByProbability(order, probs);
   if (o.topK > 0 && o.topK < V && order.length >= o.topK) {
     order = order.slice(0, o.topK);
     decided = true;
@@ -143,6 +143,67 @@ function nucleus(probs: ArrayLike<number>, V: number, sum: number, o: SamplingOp
     }
   }
   return decided ? order : null;
+}
+
+/** Candidates above which the radix order (below) replaces the comparison sort (its fixed cost is two small tables). */
+const RADIX_MIN = 64;
+const radixCounts = new Uint32Array(2048);
+let radixScratch = { keys: new Uint32Array(0), ids: new Uint32Array(0), keys2: new Uint32Array(0), ids2: new Uint32Array(0) };
+
+/**
+ * `ids` (ascending) ordered by probability, most likely first, ties by id: `ids.sort((a, b) => probs[b] - probs[a] ||
+ * a - b)`, exactly. A comparison sort of a flat row's candidates (a model at random init or early in training, or a
+ * high temperature: every id within 1e-4 of the top) costs ~10 ms at V = 32000, several times the decode step it
+ * follows; so where the probabilities are float32 (the backend's softmax, every decoding command) or float64 values,
+ * all of them finite and non-negative, the ids go through a stable LSD radix sort on their bit patterns instead
+ * (an IEEE float ≥ +0 orders as its bits do): 11 bits a pass, 3 passes for float32, 6 for float64.
+ */
+export function orderByProbability(ids: number[], probs: ArrayLike<number>): number[] {
+  const n = ids.length;
+  const wide = probs instanceof Float64Array;
+  if (n < RADIX_MIN || !(probs instanceof Float32Array || wide)) return ids.sort((a, b) => probs[b] - probs[a] || a - b);
+  const words = new Uint32Array(probs.buffer, probs.byteOffset, probs.length * (wide ? 2 : 1));
+  if (radixScratch.ids.length < n) {
+    const m = Math.max(n, 2 * radixScratch.ids.length);
+    radixScratch = { keys: new Uint32Array(m), ids: new Uint32Array(m), keys2: new Uint32Array(m), ids2: new Uint32Array(m) };
+  }
+  let { keys, ids: cur, keys2, ids2 } = radixScratch;
+  const counts = radixCounts;
+  // float64: the low word first (3 passes), then the high word; float32: its one word. The key is the word's
+  // complement, so that ascending keys are descending probabilities; the stable passes keep ties in id order.
+  for (let word = wide ? 0 : 1; word < 2; word++) {
+    for (let j = 0; j < n; j++) {
+      const id = ids[j];
+      const hi = words[wide ? 2 * id + 1 : id];
+      if (hi >= 0x7f800000) return ids.sort((a, b) => probs[b] - probs[a] || a - b); // NaN, Infinity, negative, -0
+      cur[j] = id;
+      keys[j] = ~(wide && word === 0 ? words[2 * id] : hi) >>> 0;
+    }
+    for (let shift = 0; shift < 32; shift += 11) {
+      counts.fill(0);
+      for (let j = 0; j < n; j++) counts[(keys[j] >>> shift) & 2047]++;
+      let at = 0;
+      for (let b = 0; b < 2048; b++) {
+        const c = counts[b];
+        counts[b] = at;
+        at += c;
+      }
+      for (let j = 0; j < n; j++) {
+        const d = counts[(keys[j] >>> shift) & 2047]++;
+        keys2[d] = keys[j];
+        ids2[d] = cur[j];
+      }
+      const tk = keys;
+      keys = keys2;
+      keys2 = tk;
+      const ti = cur;
+      cur = ids2;
+      ids2 = ti;
+    }
+    if (wide && word === 0) for (let j = 0; j < n; j++) ids[j] = cur[j]; // the next word's pass reads ids in this order
+  }
+  for (let j = 0; j < n; j++) ids[j] = cur[j];
+  return ids;
 }
 
 /** log-softmax of one row, in float64. */
