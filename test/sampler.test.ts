@@ -140,3 +140,20 @@ test('orderByProbability is the comparison sort (most likely first, ties by id),
   // a plain array of numbers goes through the comparison sort
   assert.deepEqual(orderByProbability([0, 1, 2], [0.1, 0.7, 0.7]), [1, 2, 0]);
 });
+
+test('argmaxOn: the native kernel picks the index argmax picks (ties, NaNs, signed zeros, every length)', async () => {
+  const { createBackend } = await import('../src/kernels/index.js');
+  const { argmaxOn } = await import('../src/inference/sampler.js');
+  const be = createBackend();
+  const rng = new Rng(33);
+  const rows: Float32Array[] = [new Float32Array([NaN, 5, 7]), new Float32Array([-0, 0, -0]), new Float32Array([0, -0]), new Float32Array([-Infinity, -Infinity, -Infinity])];
+  for (const n of [1, 2, 15, 16, 17, 31, 33, 100, 32000]) {
+    rows.push(Float32Array.from({ length: n }, () => rng.normal()));
+    rows.push(Float32Array.from({ length: n }, (_, i) => (i % 5 === 3 ? 2 : i % 7 === 1 ? NaN : 1))); // ties at 2, NaNs
+    const late = Float32Array.from({ length: n }, () => -rng.next());
+    late[n - 1] = 1; // the maximum in the scalar tail
+    rows.push(late);
+  }
+  for (const x of rows) assert.equal(argmaxOn(be, x), argmax(x), `${x.length}: ${Array.from(x.subarray(0, 6))}`);
+  assert.equal(argmaxOn(undefined, [1, 3, 2]), 1);
+});

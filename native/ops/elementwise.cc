@@ -1,4 +1,4 @@
-// Native ops add, scale, sumSquares, and the bandwidth probes copy and readSum.
+// Native ops add, scale, sumSquares, argmax, and the bandwidth probes copy and readSum.
 // Declared in src/kernels/ops/table.ts; reference src/kernels/ops/elementwise.ts; kernel native/kernels.cc.
 // Tests: test/native-kernels.test.ts ('swiglu, add, scale, sumSquares', 'results do not depend on the thread count
 // ...', 'shape mismatches ...').
@@ -75,4 +75,39 @@ LT_OP_NUM(readSum) {
   double total = 0;
   for (double v : part) total += v;
   return total;
+}
+
+// The index of the largest x[i], i < n, as src/inference/sampler.ts's argmax decides it: the first of equal maxima
+// (+0 and -0 equal), a NaN past x[0] never taken (comparisons with NaN are false), a NaN x[0] kept. One pass finds
+// the maximum 16 lanes at a time (a lane takes a value only when it is greater), a second the first index holding it.
+LT_CLONES static long argmax_range(const float* x, long n) {
+  typedef float v16f __attribute__((vector_size(64)));
+  typedef int v16i __attribute__((vector_size(64)));
+  if (n <= 0) return 0;
+  float best = x[0];
+  if (best != best) return 0;
+  long i = 1;
+  if (n >= 17) {
+    v16f b;
+    for (int l = 0; l < 16; l++) b[l] = best;
+    for (; i + 16 <= n; i += 16) {
+      v16f v;
+      std::memcpy(&v, x + i, 64);
+      v16i gt = v > b;
+      b = gt ? v : b;
+    }
+    for (int l = 0; l < 16; l++)
+      if (b[l] > best) best = b[l];
+  }
+  for (; i < n; i++)
+    if (x[i] > best) best = x[i];
+  for (long j = 0; j < n; j++)
+    if (x[j] == best) return j;
+  return 0;
+}
+
+LT_OP_NUM(argmax) {
+  float* x = c.f("x");
+  long n = c.i("n");
+  return c.failed() ? 0 : (double)argmax_range(x, n);
 }

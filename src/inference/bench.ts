@@ -3,7 +3,7 @@ import type { Llama } from '../model/llama.js';
 import type { Backend } from '../kernels/backend.js';
 import type { NativeBackend } from '../kernels/native.js';
 import { Decoder, type KvCacheType } from './generate.js';
-import { argmax } from './sampler.js';
+import { argmaxOn } from './sampler.js';
 import { Rng } from '../util/rng.js';
 import { UserError } from '../util/errors.js';
 
@@ -31,13 +31,13 @@ export function measureGenerate(model: Llama, promptTokens: number, decodeTokens
   const cache = dec.newCache();
   {
     let lg = dec.prefill(cache, prompt);
-    for (let i = 0; i < Math.min(2, cache.maxSeq - promptTokens); i++) lg = dec.step([{ cache, tokens: [argmax(lg)] }], 'last', true)[0];
+    for (let i = 0; i < Math.min(2, cache.maxSeq - promptTokens); i++) lg = dec.step([{ cache, tokens: [argmaxOn(model.backend, lg)] }], 'last', true)[0];
     cache.reset();
   }
   const t0 = performance.now();
   let logits = dec.prefill(cache, prompt);
   const t1 = performance.now();
-  for (let i = 0; i < decodeTokens; i++) logits = dec.step([{ cache, tokens: [argmax(logits)] }], 'last', true)[0];
+  for (let i = 0; i < decodeTokens; i++) logits = dec.step([{ cache, tokens: [argmaxOn(model.backend, logits)] }], 'last', true)[0];
   const t2 = performance.now();
   return {
     prefill_tokens: promptTokens, prefill_tokens_per_s: promptTokens / ((t1 - t0) / 1000),

@@ -29,6 +29,16 @@ export function argmax(logits: ArrayLike<number>): number {
 }
 
 /**
+ * argmax through the backend's native kernel when it has one (the native addon's `argmax`: the same index, ~10×
+ * faster at V = 32000, a greedy decode step's last JavaScript loop), else argmax.
+ */
+export function argmaxOn(be: Backend | undefined, logits: ArrayLike<number>): number {
+  const addon = (be as { addon?: { argmax?: (x: Float32Array, n: number) => number } } | undefined)?.addon;
+  if (addon?.argmax && logits instanceof Float32Array && logits.length > 0) return addon.argmax(logits, logits.length);
+  return argmax(logits);
+}
+
+/**
  * Repetition penalty of Keskar et al. (CTRL), as llama.cpp and Hugging Face apply it: for every distinct token in
  * `context`, a positive logit is divided by `penalty` and a negative one multiplied by it. In place.
  */
@@ -86,7 +96,7 @@ function probabilities(logits: ArrayLike<number>, temperature: number, be: Backe
  * every caller that must agree with another (serve with generate) passes the model's backend.
  */
 export function sampleToken(logits: ArrayLike<number>, o: SamplingOptions, rng: Rng, be?: Backend): number {
-  if (o.temperature <= 0) return argmax(logits);
+  if (o.temperature <= 0) return argmaxOn(be, logits);
   const V = logits.length;
   const { probs, sum } = probabilities(logits, o.temperature, be);
   const filtered = (o.topK > 0 && o.topK < V) || o.topP < 1;
@@ -97,7 +107,7 @@ export function sampleToken(logits: ArrayLike<number>, o: SamplingOptions, rng: 
       r -= probs[i];
       if (r <= 0) return i;
     }
-    return argmax(logits);
+    return argmaxOn(be, logits);
   }
   // The kept tokens are a prefix of the vocabulary sorted by probability (ties by id). Sorting all V ids costs
   // milliseconds a token at V = 32000, and the prefix is usually short: sort only the ids at or above a cutoff —

@@ -70,7 +70,7 @@ const WRITES: Record<OpName | keyof typeof NATIVE_OPS, readonly string[]> = {
   swiglu: ['out'], swigluBackward: ['da', 'db'], add: ['out'],
   crossEntropy: ['dlogits'], crossEntropyBf16: ['dlogits'], logSumExp: ['out'], softmaxScaled: ['out'],
   adamw: ['p', 'm', 'v'], sumSquares: [], scale: ['x'],
-  matmulQ8_0: ['out'], matmulQ4_0: ['out'], matmulQ4_0x8: ['out'], matmulQ8_0x8: ['out'], matmulQ4K: ['out'], matmulQ6K: ['out'], matmulWeightBf16: ['out'], copy: ['dst'], readSum: [],
+  matmulQ8_0: ['out'], matmulQ4_0: ['out'], matmulQ4_0x8: ['out'], matmulQ8_0x8: ['out'], matmulQ4K: ['out'], matmulQ6K: ['out'], matmulWeightBf16: ['out'], copy: ['dst'], readSum: [], argmax: [],
   toBf16: ['out'], fromBf16: ['out'], matmulBf16: ['out'], matmulBackwardInputBf16: ['dx'], matmulBackwardWeightBf16: ['dw'],
   packBf16: ['out'], packBf16T: ['out'], matmulBf16Packed: ['out'], matmulBackwardInputBf16Packed: ['dx'],
 };

@@ -249,6 +249,8 @@ export const NATIVE_OPS = {
    * inference/bench.ts: a plain stream, the ceiling of any kernel that reads weights once per token).
    */
   readSum: { args: ['x: f[n]', 'n: int'], returns: 'num', where: [] },
+  /** The index of the largest of x[0..n) (the first of equal maxima; a NaN past x[0] never wins): sampler.ts's argmax. */
+  argmax: { args: ['x: f[n]', 'n: int'], returns: 'num', where: [] },
 } as const satisfies Record<string, OpSpec>;
 
 export type OpName = keyof typeof OPS;
