@@ -95,6 +95,8 @@ test('bench generate prints one JSON line with prefill and decode tokens/s', asy
   assert.equal(j.weight_bytes_per_token, 4 * (2 * perLayer + 32 + 259 * 32 + 32));
   assert.ok(Math.abs(j.decode_weight_gb_per_s - (j.weight_bytes_per_token * j.decode_tokens_per_s) / 1e9) < 1e-9);
   assert.ok(j.copy_gb_per_s > 0 && j.copy_buffer_bytes === 128 * 2 ** 20 && j.copy_threads >= 1);
+  assert.ok(j.read_gb_per_s > 0 && j.read_buffer_bytes === 256 * 2 ** 20 && j.read_threads === j.copy_threads);
+  assert.ok(Math.abs(j.read_ceiling_tokens_per_s - (j.read_gb_per_s * 1e9) / j.weight_bytes_per_token) < 1e-6);
 });
 
 test('bad input: one-line errors', () => {

@@ -7,7 +7,7 @@ import { modelOptions, loadModelArg, kvCacheOptions, kvCacheArg } from './infer-
 import { createBackend } from '../kernels/index.js';
 import { makeConfig } from '../model/config.js';
 import { Llama } from '../model/llama.js';
-import { measureGenerate, decodeWeightBytes, measureCopyBandwidth } from '../inference/bench.js';
+import { measureGenerate, decodeWeightBytes, measureCopyBandwidth, measureReadBandwidth } from '../inference/bench.js';
 import { UserError } from '../util/errors.js';
 import { checkThreadCount } from '../util/hardware.js';
 
@@ -18,7 +18,9 @@ Prints one JSON line: prefill_tokens_per_s (prompt of P random tokens, default 3
 --threads N sets the native backend's pool size; the reference backend runs on one thread.
 Also: weight_bytes_per_token (the weights one decoded token reads: quantized ones as stored),
 decode_weight_gb_per_s (that × decode tokens/s) and copy_gb_per_s (the machine's measured copy bandwidth, bytes
-read + written, same threads), so decode's distance from the memory-bandwidth limit shows. --no-copy skips that probe.
+read + written, same threads) and read_gb_per_s (a plain read stream over the same threads: weight_bytes_per_token
+over it is the fastest any decode can go, read_ceiling_tokens_per_s), so decode's distance from the memory-bandwidth
+limit shows. --no-copy skips both probes.
 --kv-cache f16 decodes over a half-precision KV cache (the difference shows at long prompts: --prompt-tokens 900).`;
 
 export async function benchGenerate(argv: string[], out: (line: string) => void = (l) => console.log(l)): Promise<number> {
@@ -49,11 +51,13 @@ export async function benchGenerate(argv: string[], out: (line: string) => void 
   const speed = measureGenerate(model, promptTokens, tokens, 1, kvCache);
   const bytes = decodeWeightBytes(model);
   const copy = values['no-copy'] ? null : measureCopyBandwidth(model.backend);
+  const read = values['no-copy'] ? null : measureReadBandwidth(model.backend);
   out(JSON.stringify({
     bench: 'generate', model: name, backend: model.backend.name, dtype: model.backend.dtype, threads_requested: threads,
     threads_used: threadsUsed, batch: 1, kv_cache: kvCache, ...speed,
     weight_bytes_per_token: bytes, decode_weight_gb_per_s: (bytes * speed.decode_tokens_per_s) / 1e9,
     ...(copy ?? {}),
+    ...(read ? { ...read, read_ceiling_tokens_per_s: (read.read_gb_per_s * 1e9) / bytes } : {}),
   }));
   return 0;
 }
