@@ -35,11 +35,11 @@ inline long visible(long gi, long j0, long nj) {
   return n < 0 ? 0 : (n > nj ? nj : n);
 }
 
-inline uint16_t rne(float v) {  // float → bf16, round to nearest even (no NaN reaches here but keep it quiet)
+inline uint16_t rne(float v) {  // float → bf16, round to nearest even, NaN stays a quiet NaN (branch-free: vectorises)
   uint32_t x;
   std::memcpy(&x, &v, 4);
-  if ((x & 0x7f800000u) == 0x7f800000u && (x & 0x7fffffu)) return (uint16_t)((x >> 16) | 0x40);
-  return (uint16_t)((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
+  uint32_t r = (x + 0x7fffu + ((x >> 16) & 1u)) >> 16, nan = (x >> 16) | 0x40;
+  return (uint16_t)((x & 0x7fffffffu) > 0x7f800000u ? nan : r);
 }
 inline float widen(uint16_t h) {
   uint32_t u = (uint32_t)h << 16;
@@ -182,11 +182,12 @@ void tile_avx512(long m, long n, long k, const uint16_t* A, long rsa, long csa, 
 }
 #endif
 
-void tile(long m, long n, long k, const uint16_t* A, long rsa, long csa, const uint16_t* B, long rsb, long csb, float* C,
+// vnni: the avx512bf16 path, bf16_path() read once per op (it asks the CPU, and cpuid traps in a VM), not per tile.
+void tile(bool vnni, long m, long n, long k, const uint16_t* A, long rsa, long csa, const uint16_t* B, long rsb, long csb, float* C,
           long ldc, bool acc) {
   if (m <= 0 || n <= 0) return;
 #if LT_X86
-  if (bf16_path() == BF16_AVX512) return tile_avx512(m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, acc);
+  if (vnni) return tile_avx512(m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, acc);
 #endif
   tile_convert(m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, acc);
 }
@@ -194,31 +195,38 @@ void tile(long m, long n, long k, const uint16_t* A, long rsa, long csa, const u
 // ---------------------------------------------------------------- element-wise parts of a tile
 
 // Forward, after S = Q·Kᵀ (unscaled): online-softmax update of m, l (unrounded sums) and O (rescaled); P (bf16,
-// row stride BC) = the probabilities relative to the new maximum, rounded; masked entries 0.
-LT_CLONES void fwd_softmax_tile(const float* S, uint16_t* P, float* O, float* m, float* l, long ni, long i0, long j0,
-                                long nj, long hd, float scale) {
+// row stride BC) = the probabilities relative to the new maximum, rounded; masked entries 0. S is overwritten.
+LT_CLONES void fwd_softmax_tile(float* S, uint16_t* P, float* O, float* m, float* l, long ni, long i0, long j0, long nj,
+                                long hd, float scale) {
   for (long i = 0; i < ni; i++) {
-    const float* s = S + i * BC;
+    float* s = S + i * BC;
     uint16_t* p = P + i * BC;
     long n = visible(i0 + i, j0, nj);
     if (n == 0) {
       for (long j = 0; j < nj; j++) p[j] = 0;
       continue;
     }
+    // the maximum and the sum over 16 lanes (then the tail, then the lanes: a fixed order), so that they vectorise
+    float lane[16];
+    for (int t = 0; t < 16; t++) lane[t] = -INFINITY;
+    long j = 0;
+    for (; j + 16 <= n; j += 16)
+      for (int t = 0; t < 16; t++) lane[t] = s[j + t] > lane[t] ? s[j + t] : lane[t];
     float mx = -INFINITY;
-    for (long j = 0; j < n; j++) {
-      float x = s[j] * scale;
-      mx = x > mx ? x : mx;
-    }
+    for (; j < n; j++) mx = s[j] > mx ? s[j] : mx;
+    for (int t = 0; t < 16; t++) mx = lane[t] > mx ? lane[t] : mx;
+    mx *= scale;  // scale > 0: the maximum of the scaled scores
     float mnew = mx > m[i] ? mx : m[i];
     float corr = vexp(m[i] - mnew);
+    for (j = 0; j < n; j++) s[j] = vexp(s[j] * scale - mnew);
+    for (int t = 0; t < 16; t++) lane[t] = 0.f;
+    for (j = 0; j + 16 <= n; j += 16)
+      for (int t = 0; t < 16; t++) lane[t] += s[j + t];
     float sum = 0.f;
-    for (long j = 0; j < n; j++) {
-      float e = vexp(s[j] * scale - mnew);
-      sum += e;
-      p[j] = rne(e);
-    }
-    for (long j = n; j < nj; j++) p[j] = 0;
+    for (; j < n; j++) sum += s[j];
+    for (int t = 0; t < 16; t++) sum += lane[t];
+    for (j = 0; j < n; j++) p[j] = rne(s[j]);
+    for (j = n; j < nj; j++) p[j] = 0;
     l[i] = l[i] * corr + sum;
     m[i] = mnew;
     if (corr != 1.f) {
@@ -229,20 +237,24 @@ LT_CLONES void fwd_softmax_tile(const float* S, uint16_t* P, float* O, float* m,
 }
 
 // Backward, after S = Q·Kᵀ and dP = dO·Vᵀ (unscaled): P = bf16(exp(S·scale − lse)), dS = bf16(p·(dP − D)·scale)
-// from the unrounded p; masked entries 0.
-LT_CLONES void bwd_probs_tile(const float* S, const float* dP, uint16_t* P, uint16_t* dS, const float* lse, const float* D,
-                              long ni, long i0, long j0, long nj, float scale) {
+// from the unrounded p; masked entries 0. S and dP are overwritten.
+LT_CLONES void bwd_probs_tile(float* S, float* dP, uint16_t* P, uint16_t* dS, const float* lse, const float* D, long ni,
+                              long i0, long j0, long nj, float scale) {
   for (long i = 0; i < ni; i++) {
-    const float* s = S + i * BC;
-    const float* dp = dP + i * BC;
+    float* s = S + i * BC;
+    float* dp = dP + i * BC;
     uint16_t* pr = P + i * BC;
     uint16_t* dr = dS + i * BC;
     long n = visible(i0 + i, j0, nj);
     float L = lse[i], Di = D[i];
     for (long j = 0; j < n; j++) {
       float p = vexp(s[j] * scale - L);
-      pr[j] = rne(p);
-      dr[j] = rne(p * (dp[j] - Di) * scale);
+      s[j] = p;
+      dp[j] = p * (dp[j] - Di) * scale;
+    }
+    for (long j = 0; j < n; j++) {
+      pr[j] = rne(s[j]);
+      dr[j] = rne(dp[j]);
     }
     for (long j = n; j < nj; j++) pr[j] = dr[j] = 0;
   }
@@ -282,6 +294,7 @@ void attention_forward_bf16(float* out, float* lse, const uint16_t* q, const uin
   const long qw = H * hd, kw = KV * hd, rep = H / KV;
   const long ntiles = (T + BR - 1) / BR;
   const float scale = (float)(1.0 / std::sqrt((double)hd));
+  const bool vnni = bf16_path() == BF16_AVX512;
   parallel_for(B * H * ntiles, [&](long task) {
     QueryTile t = query_tile(task, ntiles, T, H, rep);
     const long b = t.b, h = t.h, kvh = t.kvh, i0 = t.i0, ni = t.ni;
@@ -298,9 +311,9 @@ void attention_forward_bf16(float* out, float* lse, const uint16_t* q, const uin
       long nj = j0 + BC < T ? BC : T - j0;
       const uint16_t* kt = k + (b * T + j0) * kw + kvh * hd;
       const uint16_t* vt = v + (b * T + j0) * kw + kvh * hd;
-      tile(ni, nj, hd, qt, qw, 1, kt, 1, kw, S, BC, false);
+      tile(vnni, ni, nj, hd, qt, qw, 1, kt, 1, kw, S, BC, false);
       fwd_softmax_tile(S, P, O, m, l, ni, i0, j0, nj, hd, scale);
-      tile(ni, hd, nj, P, BC, 1, vt, kw, 1, O, hd, true);
+      tile(vnni, ni, hd, nj, P, BC, 1, vt, kw, 1, O, hd, true);
     }
     for (long i = 0; i < ni; i++) {
       float* dst = out + (b * T + i0 + i) * qw + h * hd;
@@ -319,6 +332,7 @@ void attention_backward_bf16(float* dq, float* dk, float* dv, const uint16_t* do
   const long qw = H * hd, kw = KV * hd, rep = H / KV;
   const long ntiles = (T + BC - 1) / BC;
   const float scale = (float)(1.0 / std::sqrt((double)hd));
+  const bool vnni = bf16_path() == BF16_AVX512;
   parallel_for(B * KV * ntiles, [&](long task) {
     long jt = task % ntiles;
     long bk = task / ntiles, b = bk / KV, kvh = bk % KV;
@@ -340,11 +354,11 @@ void attention_backward_bf16(float* dq, float* dk, float* dv, const uint16_t* do
         const uint16_t* dot = dout + (b * T + i0) * qw + h * hd;
         const uint16_t* ot = out + (b * T + i0) * qw + h * hd;
         row_dots_bf16(D, dot, ot, qw, ni, hd);
-        tile(ni, nj, hd, qt, qw, 1, kt, 1, kw, S, BC, false);
-        tile(ni, nj, hd, dot, qw, 1, vt, 1, kw, dP, BC, false);
+        tile(vnni, ni, nj, hd, qt, qw, 1, kt, 1, kw, S, BC, false);
+        tile(vnni, ni, nj, hd, dot, qw, 1, vt, 1, kw, dP, BC, false);
         bwd_probs_tile(S, dP, P, dS, lse + (b * H + h) * T + i0, D, ni, i0, j0, nj, scale);
-        tile(nj, hd, ni, P, 1, BC, dot, qw, 1, dV, hd, true);
-        tile(nj, hd, ni, dS, 1, BC, qt, qw, 1, dK, hd, true);
+        tile(vnni, nj, hd, ni, P, 1, BC, dot, qw, 1, dV, hd, true);
+        tile(vnni, nj, hd, ni, dS, 1, BC, qt, qw, 1, dK, hd, true);
       }
     }
     for (long j = 0; j < nj; j++) {
@@ -372,10 +386,10 @@ void attention_backward_bf16(float* dq, float* dk, float* dv, const uint16_t* do
       long nj = j0 + BC < T ? BC : T - j0;
       const uint16_t* kt = k + (b * T + j0) * kw + kvh * hd;
       const uint16_t* vt = v + (b * T + j0) * kw + kvh * hd;
-      tile(ni, nj, hd, qt, qw, 1, kt, 1, kw, S, BC, false);
-      tile(ni, nj, hd, dot, qw, 1, vt, 1, kw, dP, BC, false);
+      tile(vnni, ni, nj, hd, qt, qw, 1, kt, 1, kw, S, BC, false);
+      tile(vnni, ni, nj, hd, dot, qw, 1, vt, 1, kw, dP, BC, false);
       bwd_probs_tile(S, dP, P, dS, lse + (b * H + h) * T + i0, D, ni, i0, j0, nj, scale);
-      tile(ni, hd, nj, dS, BC, 1, kt, kw, 1, dQ, hd, true);
+      tile(vnni, ni, hd, nj, dS, BC, 1, kt, kw, 1, dQ, hd, true);
     }
     for (long i = 0; i < ni; i++) std::memcpy(dq + (b * T + i0 + i) * qw + h * hd, dQ + i * hd, sizeof(float) * hd);
   });
