@@ -5,7 +5,8 @@
 // Tile products on two paths (bf16_path, bgemm.cc):
 //   avx512bf16  the B operand packed as k-pairs (a 16x16 transpose of pairs, or two rows interleaved), the A operand
 //               read in place where its pairs are contiguous (else interleaved too), a 6x64 vdpbf16ps micro-kernel;
-//   convert     both operands widened to float32 (exact), then sgemm_serial.
+//   convert     q, k, v, dout tiles widened to float32 once (exact), the rounded P and dS widened back, and the
+//               float32 products of attention.cc (sgemm_serial): forward_convert, backward_convert.
 // Reference: attentionBf16Ref / attentionBackwardBf16Ref in src/kernels/ops/attention.ts (it follows the forward's
 // 64-key tiles: where P is rounded depends on the running maximum). Tests: test/attention-bf16.test.ts.
 #include <cmath>
@@ -57,24 +58,12 @@ T* grow(std::vector<T>& v, size_t n) {
 struct Scratch {
   std::vector<float> S, dP, O, D, ml;
   std::vector<uint16_t> P, dS;
-  std::vector<float> wa, wb;     // convert path: widened operands
+  std::vector<float> wq, wo, wk, wv;  // convert path: widened tiles
   std::vector<uint32_t> pa, pb;  // avx512bf16 path: packed operands
 };
 thread_local Scratch tl;
 
 // ---------------------------------------------------------------- tile products
-
-// C[m,n] (+)= A·B on this thread; A(i,k) = A[i*rsa + k*csa], B(k,j) = B[k*rsb + j*csb] bf16, C float32 (ldc).
-void tile_convert(long m, long n, long k, const uint16_t* A, long rsa, long csa, const uint16_t* B, long rsb, long csb,
-                  float* C, long ldc, bool acc) {
-  float* a = grow(tl.wa, (size_t)m * k);
-  float* b = grow(tl.wb, (size_t)k * n);
-  for (long i = 0; i < m; i++)
-    for (long t = 0; t < k; t++) a[i * k + t] = widen(A[i * rsa + t * csa]);
-  for (long t = 0; t < k; t++)
-    for (long j = 0; j < n; j++) b[t * n + j] = widen(B[t * rsb + j * csb]);
-  sgemm_serial(m, n, k, a, k, 1, b, n, 1, C, ldc, acc);
-}
 
 #if LT_X86
 inline long up16(long n) { return (n + 15) / 16 * 16; }
@@ -182,14 +171,14 @@ void tile_avx512(long m, long n, long k, const uint16_t* A, long rsa, long csa, 
 }
 #endif
 
-// vnni: the avx512bf16 path, bf16_path() read once per op (it asks the CPU, and cpuid traps in a VM), not per tile.
+// C[m,n] (+)= A·B on this thread; A(i,k) = A[i*rsa + k*csa], B(k,j) = B[k*rsb + j*csb] bf16, C float32 (ldc). Only on
+// the avx512bf16 path (vnni: bf16_path() read once per op, as it asks the CPU and cpuid traps in a VM).
 void tile(bool vnni, long m, long n, long k, const uint16_t* A, long rsa, long csa, const uint16_t* B, long rsb, long csb, float* C,
           long ldc, bool acc) {
   if (m <= 0 || n <= 0) return;
 #if LT_X86
-  if (vnni) return tile_avx512(m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, acc);
+  if (vnni) tile_avx512(m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, acc);
 #endif
-  tile_convert(m, n, k, A, rsa, csa, B, rsb, csb, C, ldc, acc);
 }
 
 // ---------------------------------------------------------------- element-wise parts of a tile
@@ -286,6 +275,139 @@ QueryTile query_tile(long task, long ntiles, long T, long H, long rep) {
   return {bh / H, h, h / rep, i0, i0 + BR < T ? BR : T - i0};
 }
 
+// ---------------------------------------------------------------- the convert path
+
+// rows [n, w] of bf16 (stride ld) widened into dst [n, w]
+void widen_rows(const uint16_t* src, long ld, long n, long w, float* dst) {
+  for (long r = 0; r < n; r++)
+    for (long d = 0; d < w; d++) dst[r * w + d] = widen(src[r * ld + d]);
+}
+// the rounded tile (bf16, row stride BC) widened back into x (float, the same stride): the float32 products then
+// multiply exactly the bf16 values
+void widen_tile(const uint16_t* p, float* x, long ni, long nj) {
+  for (long i = 0; i < ni; i++)
+    for (long j = 0; j < nj; j++) x[i * BC + j] = widen(p[i * BC + j]);
+}
+
+// attention_forward_bf16 without AVX512_BF16: each tile widened once (exact) and the float32 products of
+// attention.cc (sgemm_serial), with the same rounding of P.
+void forward_convert(float* out, float* lse, const uint16_t* q, const uint16_t* k, const uint16_t* v, long B, long T,
+                     long H, long KV, long hd) {
+  const long qw = H * hd, kw = KV * hd, rep = H / KV;
+  const long ntiles = (T + BR - 1) / BR;
+  const float scale = (float)(1.0 / std::sqrt((double)hd));
+  parallel_for(B * H * ntiles, [&](long task) {
+    QueryTile t = query_tile(task, ntiles, T, H, rep);
+    const long b = t.b, h = t.h, kvh = t.kvh, i0 = t.i0, ni = t.ni;
+    float* S = grow(tl.S, (size_t)BR * BC);
+    uint16_t* P = grow(tl.P, (size_t)BR * BC);
+    float* O = grow(tl.O, (size_t)BR * hd);
+    float* Qf = grow(tl.wq, (size_t)BR * hd);
+    float* Kf = grow(tl.wk, (size_t)BC * hd);
+    float* Vf = grow(tl.wv, (size_t)BC * hd);
+    float* m = grow(tl.ml, 2 * BR);
+    float* l = m + BR;
+    for (long i = 0; i < ni; i++) m[i] = -INFINITY, l[i] = 0.f;
+    std::memset(O, 0, sizeof(float) * ni * hd);
+    widen_rows(q + (b * T + i0) * qw + h * hd, qw, ni, hd, Qf);
+    const long last = i0 + ni - 1;
+    for (long j0 = 0; j0 <= last; j0 += BC) {
+      long nj = j0 + BC < T ? BC : T - j0;
+      widen_rows(k + (b * T + j0) * kw + kvh * hd, kw, nj, hd, Kf);
+      widen_rows(v + (b * T + j0) * kw + kvh * hd, kw, nj, hd, Vf);
+      sgemm_serial(ni, nj, hd, Qf, hd, 1, Kf, 1, hd, S, BC, false);
+      fwd_softmax_tile(S, P, O, m, l, ni, i0, j0, nj, hd, scale);
+      widen_tile(P, S, ni, nj);
+      sgemm_serial(ni, hd, nj, S, BC, 1, Vf, hd, 1, O, hd, true);
+    }
+    for (long i = 0; i < ni; i++) {
+      float* dst = out + (b * T + i0 + i) * qw + h * hd;
+      float inv = 1.0f / l[i];
+      for (long d = 0; d < hd; d++) dst[d] = O[i * hd + d] * inv;
+      lse[(b * H + h) * T + i0 + i] = m[i] + std::log(l[i]);
+    }
+  });
+}
+
+// attention_backward_bf16 without AVX512_BF16, likewise.
+void backward_convert(float* dq, float* dk, float* dv, const uint16_t* dout, const uint16_t* q, const uint16_t* k,
+                      const uint16_t* v, const uint16_t* out, const float* lse, long B, long T, long H, long KV, long hd) {
+  const long qw = H * hd, kw = KV * hd, rep = H / KV;
+  const long ntiles = (T + BC - 1) / BC;
+  const float scale = (float)(1.0 / std::sqrt((double)hd));
+  parallel_for(B * KV * ntiles, [&](long task) {
+    long jt = task % ntiles;
+    long bk = task / ntiles, b = bk / KV, kvh = bk % KV;
+    long j0 = jt * BC, nj = j0 + BC < T ? BC : T - j0;
+    float* S = grow(tl.S, (size_t)BR * BC);
+    float* dP = grow(tl.dP, (size_t)BR * BC);
+    uint16_t* P = grow(tl.P, (size_t)BR * BC);
+    uint16_t* dS = grow(tl.dS, (size_t)BR * BC);
+    float* dK = grow(tl.O, (size_t)2 * BC * hd);
+    float* dV = dK + BC * hd;
+    float* D = grow(tl.D, BR);
+    float* Qf = grow(tl.wq, (size_t)BR * hd);
+    float* dOf = grow(tl.wo, (size_t)BR * hd);
+    float* Kf = grow(tl.wk, (size_t)BC * hd);
+    float* Vf = grow(tl.wv, (size_t)BC * hd);
+    std::memset(dK, 0, sizeof(float) * 2 * BC * hd);
+    widen_rows(k + (b * T + j0) * kw + kvh * hd, kw, nj, hd, Kf);
+    widen_rows(v + (b * T + j0) * kw + kvh * hd, kw, nj, hd, Vf);
+    for (long h = kvh * rep; h < (kvh + 1) * rep; h++) {
+      for (long i0 = (j0 / BR) * BR; i0 < T; i0 += BR) {
+        long ni = i0 + BR < T ? BR : T - i0;
+        const uint16_t* dot = dout + (b * T + i0) * qw + h * hd;
+        row_dots_bf16(D, dot, out + (b * T + i0) * qw + h * hd, qw, ni, hd);
+        widen_rows(q + (b * T + i0) * qw + h * hd, qw, ni, hd, Qf);
+        widen_rows(dot, qw, ni, hd, dOf);
+        sgemm_serial(ni, nj, hd, Qf, hd, 1, Kf, 1, hd, S, BC, false);
+        sgemm_serial(ni, nj, hd, dOf, hd, 1, Vf, 1, hd, dP, BC, false);
+        bwd_probs_tile(S, dP, P, dS, lse + (b * H + h) * T + i0, D, ni, i0, j0, nj, scale);
+        widen_tile(P, S, ni, nj);
+        widen_tile(dS, dP, ni, nj);
+        sgemm_serial(nj, hd, ni, S, 1, BC, dOf, hd, 1, dV, hd, true);
+        sgemm_serial(nj, hd, ni, dP, 1, BC, Qf, hd, 1, dK, hd, true);
+      }
+    }
+    for (long j = 0; j < nj; j++) {
+      std::memcpy(dk + (b * T + j0 + j) * kw + kvh * hd, dK + j * hd, sizeof(float) * hd);
+      std::memcpy(dv + (b * T + j0 + j) * kw + kvh * hd, dV + j * hd, sizeof(float) * hd);
+    }
+  });
+  const long qtiles = (T + BR - 1) / BR;
+  parallel_for(B * H * qtiles, [&](long task) {
+    QueryTile t = query_tile(task, qtiles, T, H, rep);
+    const long b = t.b, h = t.h, kvh = t.kvh, i0 = t.i0, ni = t.ni;
+    float* S = grow(tl.S, (size_t)BR * BC);
+    float* dP = grow(tl.dP, (size_t)BR * BC);
+    uint16_t* P = grow(tl.P, (size_t)BR * BC);
+    uint16_t* dS = grow(tl.dS, (size_t)BR * BC);
+    float* dQ = grow(tl.O, (size_t)BR * hd);
+    float* D = grow(tl.D, BR);
+    float* Qf = grow(tl.wq, (size_t)BR * hd);
+    float* dOf = grow(tl.wo, (size_t)BR * hd);
+    float* Kf = grow(tl.wk, (size_t)BC * hd);
+    float* Vf = grow(tl.wv, (size_t)BC * hd);
+    std::memset(dQ, 0, sizeof(float) * ni * hd);
+    const uint16_t* dot = dout + (b * T + i0) * qw + h * hd;
+    row_dots_bf16(D, dot, out + (b * T + i0) * qw + h * hd, qw, ni, hd);
+    widen_rows(q + (b * T + i0) * qw + h * hd, qw, ni, hd, Qf);
+    widen_rows(dot, qw, ni, hd, dOf);
+    const long last = i0 + ni - 1;
+    for (long j0 = 0; j0 <= last; j0 += BC) {
+      long nj = j0 + BC < T ? BC : T - j0;
+      widen_rows(k + (b * T + j0) * kw + kvh * hd, kw, nj, hd, Kf);
+      widen_rows(v + (b * T + j0) * kw + kvh * hd, kw, nj, hd, Vf);
+      sgemm_serial(ni, nj, hd, Qf, hd, 1, Kf, 1, hd, S, BC, false);
+      sgemm_serial(ni, nj, hd, dOf, hd, 1, Vf, 1, hd, dP, BC, false);
+      bwd_probs_tile(S, dP, P, dS, lse + (b * H + h) * T + i0, D, ni, i0, j0, nj, scale);
+      widen_tile(dS, dP, ni, nj);
+      sgemm_serial(ni, hd, nj, dP, BC, 1, Kf, hd, 1, dQ, hd, true);
+    }
+    for (long i = 0; i < ni; i++) std::memcpy(dq + (b * T + i0 + i) * qw + h * hd, dQ + i * hd, sizeof(float) * hd);
+  });
+}
+
 }  // namespace
 
 // S = Q_i·K_jᵀ, O_i += P·V_j per key tile, as attention_forward.
@@ -295,6 +417,7 @@ void attention_forward_bf16(float* out, float* lse, const uint16_t* q, const uin
   const long ntiles = (T + BR - 1) / BR;
   const float scale = (float)(1.0 / std::sqrt((double)hd));
   const bool vnni = bf16_path() == BF16_AVX512;
+  if (!vnni) return forward_convert(out, lse, q, k, v, B, T, H, KV, hd);
   parallel_for(B * H * ntiles, [&](long task) {
     QueryTile t = query_tile(task, ntiles, T, H, rep);
     const long b = t.b, h = t.h, kvh = t.kvh, i0 = t.i0, ni = t.ni;
@@ -333,6 +456,7 @@ void attention_backward_bf16(float* dq, float* dk, float* dv, const uint16_t* do
   const long ntiles = (T + BC - 1) / BC;
   const float scale = (float)(1.0 / std::sqrt((double)hd));
   const bool vnni = bf16_path() == BF16_AVX512;
+  if (!vnni) return backward_convert(dq, dk, dv, dout, q, k, v, out, lse, B, T, H, KV, hd);
   parallel_for(B * KV * ntiles, [&](long task) {
     long jt = task % ntiles;
     long bk = task / ntiles, b = bk / KV, kvh = bk % KV;
