@@ -8,7 +8,7 @@ import { createRefBackend } from '../src/kernels/ref.js';
 import type { AttentionShape } from '../src/kernels/backend.js';
 import { f32ToBf16, bf16ToF32 } from '../src/kernels/ops/bf16.js';
 import { Rng } from '../src/util/rng.js';
-import { skip, native, randn } from './helpers/native.js';
+import { skip, native, randn, forEachSimd } from './helpers/native.js';
 import type { NativeBackend } from '../src/kernels/native.js';
 
 const ref = createRefBackend('f32');
@@ -91,7 +91,7 @@ test('ref bf16 attention vs the float attention on the same inputs: within bf16 
     for (const [name, got, want] of [['out', lo.out, out], ['dq', lo.dq, dq], ['dk', lo.dk, dk], ['dv', lo.dv, dv]] as const) {
       const e = relErr(got, want);
       assert.ok(e < 6e-3, `${tag} ${name}: relative error ${e}`);
-      if (T > 1) assert.ok(e > 1e-6, `${tag} ${name}: no rounding at all (${e})`); // the rounding points are there
+      if (T > 1) assert.ok(e > 1e-4, `${tag} ${name}: too close to the unrounded attention (${e}): P or dS not rounded?`);
     }
   }
 });
@@ -130,30 +130,32 @@ test('ref bf16 attention backward vs float64 central differences of the unrounde
   }
 });
 
-/** Runs fn once per bf16 path of this CPU (convert, and avx512bf16 where the CPU has it). */
-function forEachBf16Path(be: NativeBackend, fn: (path: string) => void): void {
+/** Runs fn once per bf16 path of this CPU (convert, and avx512bf16 where the CPU has it) on every SIMD level. */
+function forEachBf16Path(be: NativeBackend, fn: (tag: string, path: string) => void): void {
   const paths = be.addon.bf16Detected() === 'avx512bf16' ? ['convert', 'avx512bf16'] as const : ['convert'] as const;
   try {
-    for (const p of paths) {
-      assert.equal(be.addon.setBf16Path(p), p);
-      fn(p);
-    }
+    forEachSimd(be, (level) => {
+      for (const p of paths) {
+        if (be.addon.setBf16Path(p) !== p) continue; // avx512bf16 needs the avx512 SIMD level
+        fn(`${level}/${p}`, p);
+      }
+    });
   } finally {
     be.addon.setBf16Path('default');
   }
 }
 
-test('native attentionBf16 and attentionBackwardBf16 match ref on every bf16 path (GQA, partial tiles, hd 48/64)', { skip }, () => {
+test('native attentionBf16 and attentionBackwardBf16 match ref on every bf16 path and SIMD level (GQA, partial tiles, hd 48/64)', { skip }, () => {
   const be = native();
   const rng = new Rng(23);
   for (const shape of SHAPES) {
     const c = makeCase(rng, shape);
     const want = run(ref, c);
     const outs: Record<string, ReturnType<typeof run>> = {};
-    forEachBf16Path(be, (path) => {
+    forEachBf16Path(be, (level, path) => {
       const got = run(be, c);
       outs[path] = got;
-      const tag = `${shape.join('x')} ${path}`;
+      const tag = `${shape.join('x')} ${level}`;
       assert.ok(maxErr(got.lse, want.lse) < 1e-5, `${tag} lse`);
       // the same bf16 roundings; float32 sums (in another order) can flip a rounding now and then: float32-level
       // agreement overall, and no element further off than such a flip
