@@ -183,44 +183,55 @@ void tile(bool vnni, long m, long n, long k, const uint16_t* A, long rsa, long c
 
 // ---------------------------------------------------------------- element-wise parts of a tile
 
+// lane[0] = op over lane[0..15], halving (a fixed order: vectorises)
+#define LT_TREE16(lane, op)                                              \
+  for (int w = 8; w >= 1; w /= 2)                                        \
+    for (int t = 0; t < w; t++) lane[t] = op(lane[t], lane[t + w]);
+
+inline float fmaxp(float a, float b) { return a > b ? a : b; }
+inline float fadd(float a, float b) { return a + b; }
+
 // Forward, after S = Q·Kᵀ (unscaled): online-softmax update of m, l (unrounded sums) and O (rescaled); P (bf16,
-// row stride BC) = the probabilities relative to the new maximum, rounded; masked entries 0. S is overwritten.
-LT_CLONES void fwd_softmax_tile(float* S, uint16_t* P, float* O, float* m, float* l, long ni, long i0, long j0, long nj,
-                                long hd, float scale) {
-  for (long i = 0; i < ni; i++) {
-    float* s = S + i * BC;
-    uint16_t* p = P + i * BC;
-    long n = visible(i0 + i, j0, nj);
-    if (n == 0) {
-      for (long j = 0; j < nj; j++) p[j] = 0;
-      continue;
-    }
-    // the maximum and the sum over 16 lanes (then the tail, then the lanes: a fixed order), so that they vectorise
+// row stride BC) = the probabilities relative to the new maximum, rounded; masked entries 0. S is overwritten;
+// corr (≥ ni floats) is scratch. Each row's maximum and sum over 16 lanes, then the tail, then a tree of the lanes;
+// the rescaling factors of all rows at once (vectorised exp).
+LT_CLONES void fwd_softmax_tile(float* S, uint16_t* P, float* O, float* m, float* l, float* corr, long ni, long i0,
+                                long j0, long nj, long hd, float scale) {
+  for (long i = 0; i < ni; i++) {  // the new running maximum of each row (rows without a visible key keep theirs)
+    const float* s = S + i * BC;
+    const long n = visible(i0 + i, j0, nj);
     float lane[16];
     for (int t = 0; t < 16; t++) lane[t] = -INFINITY;
     long j = 0;
     for (; j + 16 <= n; j += 16)
-      for (int t = 0; t < 16; t++) lane[t] = s[j + t] > lane[t] ? s[j + t] : lane[t];
-    float mx = -INFINITY;
-    for (; j < n; j++) mx = s[j] > mx ? s[j] : mx;
-    for (int t = 0; t < 16; t++) mx = lane[t] > mx ? lane[t] : mx;
-    mx *= scale;  // scale > 0: the maximum of the scaled scores
-    float mnew = mx > m[i] ? mx : m[i];
-    float corr = vexp(m[i] - mnew);
-    for (j = 0; j < n; j++) s[j] = vexp(s[j] * scale - mnew);
+      for (int t = 0; t < 16; t++) lane[t] = fmaxp(lane[t], s[j + t]);
+    for (; j < n; j++) lane[0] = fmaxp(lane[0], s[j]);
+    LT_TREE16(lane, fmaxp)
+    const float mx = lane[0] * scale;  // scale > 0: the maximum of the scaled scores (-inf when n == 0)
+    corr[i] = m[i];
+    m[i] = fmaxp(mx, m[i]);
+  }
+  for (long i = 0; i < ni; i++) corr[i] = corr[i] == m[i] ? 1.f : vexp(corr[i] - m[i]);
+  for (long i = 0; i < ni; i++) {
+    float* s = S + i * BC;
+    uint16_t* p = P + i * BC;
+    const long n = visible(i0 + i, j0, nj);
+    const float mi = m[i];
+    for (long j = 0; j < n; j++) s[j] = vexp(s[j] * scale - mi);
+    float lane[16];
     for (int t = 0; t < 16; t++) lane[t] = 0.f;
-    for (j = 0; j + 16 <= n; j += 16)
+    long j = 0;
+    for (; j + 16 <= n; j += 16)
       for (int t = 0; t < 16; t++) lane[t] += s[j + t];
-    float sum = 0.f;
-    for (; j < n; j++) sum += s[j];
-    for (int t = 0; t < 16; t++) sum += lane[t];
+    for (; j < n; j++) lane[0] += s[j];
+    LT_TREE16(lane, fadd)
     for (j = 0; j < n; j++) p[j] = rne(s[j]);
     for (j = n; j < nj; j++) p[j] = 0;
-    l[i] = l[i] * corr + sum;
-    m[i] = mnew;
-    if (corr != 1.f) {
+    l[i] = l[i] * corr[i] + lane[0];
+    if (corr[i] != 1.f) {
       float* o = O + i * hd;
-      for (long d = 0; d < hd; d++) o[d] *= corr;
+      const float c = corr[i];
+      for (long d = 0; d < hd; d++) o[d] *= c;
     }
   }
 }
@@ -305,7 +316,7 @@ void forward_convert(float* out, float* lse, const uint16_t* q, const uint16_t* 
     float* Qf = grow(tl.wq, (size_t)BR * hd);
     float* Kf = grow(tl.wk, (size_t)BC * hd);
     float* Vf = grow(tl.wv, (size_t)BC * hd);
-    float* m = grow(tl.ml, 2 * BR);
+    float* m = grow(tl.ml, 3 * BR);
     float* l = m + BR;
     for (long i = 0; i < ni; i++) m[i] = -INFINITY, l[i] = 0.f;
     std::memset(O, 0, sizeof(float) * ni * hd);
@@ -316,7 +327,7 @@ void forward_convert(float* out, float* lse, const uint16_t* q, const uint16_t* 
       widen_rows(k + (b * T + j0) * kw + kvh * hd, kw, nj, hd, Kf);
       widen_rows(v + (b * T + j0) * kw + kvh * hd, kw, nj, hd, Vf);
       sgemm_serial(ni, nj, hd, Qf, hd, 1, Kf, 1, hd, S, BC, false);
-      fwd_softmax_tile(S, P, O, m, l, ni, i0, j0, nj, hd, scale);
+      fwd_softmax_tile(S, P, O, m, l, m + 2 * BR, ni, i0, j0, nj, hd, scale);
       widen_tile(P, S, ni, nj);
       sgemm_serial(ni, hd, nj, S, BC, 1, Vf, hd, 1, O, hd, true);
     }
@@ -424,7 +435,7 @@ void attention_forward_bf16(float* out, float* lse, const uint16_t* q, const uin
     float* S = grow(tl.S, (size_t)BR * BC);
     uint16_t* P = grow(tl.P, (size_t)BR * BC);
     float* O = grow(tl.O, (size_t)BR * hd);
-    float* m = grow(tl.ml, 2 * BR);
+    float* m = grow(tl.ml, 3 * BR);
     float* l = m + BR;
     for (long i = 0; i < ni; i++) m[i] = -INFINITY, l[i] = 0.f;
     std::memset(O, 0, sizeof(float) * ni * hd);
@@ -435,7 +446,7 @@ void attention_forward_bf16(float* out, float* lse, const uint16_t* q, const uin
       const uint16_t* kt = k + (b * T + j0) * kw + kvh * hd;
       const uint16_t* vt = v + (b * T + j0) * kw + kvh * hd;
       tile(vnni, ni, nj, hd, qt, qw, 1, kt, 1, kw, S, BC, false);
-      fwd_softmax_tile(S, P, O, m, l, ni, i0, j0, nj, hd, scale);
+      fwd_softmax_tile(S, P, O, m, l, m + 2 * BR, ni, i0, j0, nj, hd, scale);
       tile(vnni, ni, hd, nj, P, BC, 1, vt, kw, 1, O, hd, true);
     }
     for (long i = 0; i < ni; i++) {
