@@ -1,7 +1,8 @@
 // Causal flash attention with bfloat16 inputs (--dtype bf16), FlashAttention's rounding points: q, k, v (after
 // RoPE), dout and the saved output in bf16; scores, softmax statistics, row sums, lse, O and the gradients in float32;
 // the probabilities P rounded to bf16 before P·V (forward) and Pᵀ·dO (backward), dS rounded before dS·K and dSᵀ·Q.
-// The tiling, the task split and the order of every sum are attention.cc's (64x64 tiles, thread-count independent).
+// The tiling and the task split are attention.cc's (64x64 tiles); each output element is summed in a fixed order,
+// so results do not depend on the thread count.
 // Tile products on two paths (bf16_path, bgemm.cc):
 //   avx512bf16  the B operand packed as k-pairs (a 16x16 transpose of pairs, or two rows interleaved), the A operand
 //               read in place where its pairs are contiguous (else interleaved too), a 6x64 vdpbf16ps micro-kernel;
