@@ -11,6 +11,7 @@
         "native/bgemm.cc",
         "native/kernels.cc",
         "native/attention.cc",
+        "native/attention-bf16.cc",
         "native/quant.cc",
         "native/quant-x8.cc",
         "native/ops/matmul.cc",

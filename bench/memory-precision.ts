@@ -15,8 +15,11 @@
  *               1.3 to 1.6 between runs of one build). Printed beside: the load average around the section, the
  *               steps' spread, and tokens per CPU-second (this process's CPU time over all its threads)
  *   long        mini-42m batch 1 seq 8192 --recompute full --dtype bf16: peak RSS ≤ 8 GiB
+ *   attention   the attention ops alone at the speed section's shapes: attention / attentionBackward (float32) against
+ *               attentionBf16 / attentionBackwardBf16 on each bf16 path of this CPU, calls alternating, the median
+ *               CPU time of --speed-steps × --repeats calls each (not part of the default sections)
  *
- *   node dist/bench/memory-precision.js [--only recompute,memory,speed,long] [--repeats 2] [--steps 2] [--speed-steps 5]
+ *   node dist/bench/memory-precision.js [--only recompute,memory,speed,long,attention] [--repeats 2] [--steps 2] [--speed-steps 5]
  * The machine's cores may be shared: run it on a quiet machine for the ratios.
  */
 import { parseArgs } from 'node:util';
@@ -27,7 +30,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { trainStepper } from '../src/bench/train.js';
 import { createNativeBackend } from '../src/kernels/native.js';
-import { getPreset } from '../src/model/config.js';
+import { getPreset, headDim } from '../src/model/config.js';
+import { f32ToBf16 } from '../src/kernels/ops/bf16.js';
+import { Rng } from '../src/util/rng.js';
 
 const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'llama-ts.js');
 const { values } = parseArgs({ options: { only: { type: 'string' }, repeats: { type: 'string' }, steps: { type: 'string' }, 'speed-steps': { type: 'string' } } });
@@ -141,6 +146,50 @@ if (only.has('speed')) {
   }
   speed.loadavg_after = loadavg().map(r3);
   result.speed = speed;
+}
+if (only.has('attention')) {
+  const be = createNativeBackend();
+  const att: Record<string, unknown> = { method: 'each op alternating with the others, median CPU time (all threads) of a call', calls_each: speedSteps * repeats, loadavg_before: loadavg().map(r3) };
+  const paths = be.addon.bf16Detected() === 'avx512bf16' ? ['avx512bf16', 'convert'] as const : ['convert'] as const;
+  for (const [name, batch, seq] of [['mini-15m', 8, 256], ['mini-42m', 4, 512]] as const) {
+    const c = getPreset(name);
+    const s = { batch, seq, nHeads: c.nHeads, nKvHeads: c.nKvHeads, headDim: headDim(c) };
+    const n = batch * seq * c.nHeads * s.headDim, nk = batch * seq * c.nKvHeads * s.headDim;
+    const rng = new Rng(1);
+    const f = (k: number) => Float32Array.from({ length: k }, () => rng.normal());
+    const q = f(n), k = f(nk), v = f(nk), dout = f(n);
+    const lo = (x: Float32Array) => Uint16Array.from(x, (y) => f32ToBf16(y));
+    const ql = lo(q), kl = lo(k), vl = lo(v), doutl = lo(dout);
+    const out = new Float32Array(n), lse = new Float32Array(batch * c.nHeads * seq), dq = new Float32Array(n), dk = new Float32Array(nk), dv = new Float32Array(nk);
+    be.attention(out, lse, q, k, v, s);
+    const outl = lo(out);
+    const ops: Record<string, () => void> = {
+      f32_forward: () => be.attention(out, lse, q, k, v, s),
+      f32_backward: () => be.attentionBackward(dq, dk, dv, dout, q, k, v, out, lse, s),
+    };
+    for (const p of paths) {
+      ops[`bf16_${p}_forward`] = () => { be.addon.setBf16Path(p); be.attentionBf16(out, lse, ql, kl, vl, s); };
+      ops[`bf16_${p}_backward`] = () => { be.addon.setBf16Path(p); be.attentionBackwardBf16(dq, dk, dv, doutl, ql, kl, vl, outl, lse, s); };
+    }
+    const cpu: Record<string, number[]> = Object.fromEntries(Object.keys(ops).map((o) => [o, []]));
+    for (const fn of Object.values(ops)) fn(); // warm-up
+    for (let i = 0; i < speedSteps * repeats; i++) {
+      for (const [o, fn] of Object.entries(ops)) {
+        const c0 = process.cpuUsage();
+        fn();
+        const d = process.cpuUsage(c0);
+        cpu[o].push((d.user + d.system) / 1000);
+      }
+    }
+    be.addon.setBf16Path('default');
+    const ms = Object.fromEntries(Object.entries(cpu).map(([o, xs]) => [o, r3(median(xs))]));
+    const speedup = Object.fromEntries(paths.flatMap((p) => [
+      [`${p}_forward`, r3(ms.f32_forward / ms[`bf16_${p}_forward`])], [`${p}_backward`, r3(ms.f32_backward / ms[`bf16_${p}_backward`])],
+    ]));
+    att[name] = { shape: s, cpu_ms: ms, f32_over_bf16: speedup };
+  }
+  att.loadavg_after = loadavg().map(r3);
+  result.attention = att;
 }
 if (only.has('long')) {
   const r = bench(['--preset', 'mini-42m', '--batch', '1', '--seq', '8192', '--recompute', 'full', '--dtype', 'bf16'], 1);

@@ -13,6 +13,16 @@ void attention_forward(float* out, float* lse, const float* q, const float* k, c
 void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
                         const float* v, const float* out, const float* lse, long B, long T, long H, long KV, long hd);
 
+// The same with bfloat16 q, k, v (after RoPE): float32 scores, statistics and sums, P rounded to bf16 before P·V
+// (attention-bf16.cc; reference attentionBf16Ref in src/kernels/ops/attention.ts).
+void attention_forward_bf16(float* out, float* lse, const uint16_t* q, const uint16_t* k, const uint16_t* v, long B,
+                            long T, long H, long KV, long hd);
+// Its backward from bf16 dout, q, k, v and out (the forward's output rounded): P and dS rounded to bf16 before the
+// products that take them; dq, dk, dv (float32) overwritten.
+void attention_backward_bf16(float* dq, float* dk, float* dv, const uint16_t* dout, const uint16_t* q, const uint16_t* k,
+                             const uint16_t* v, const uint16_t* out, const float* lse, long B, long T, long H, long KV,
+                             long hd);
+
 // n query rows q [n,H,hd] at positions pos..pos+n-1 over a KV cache k/v [pos+n, KV, hd] (row i sees keys 0..pos+i);
 // out [n,H,hd] overwritten. One task per (row, head); per-thread scratch grows to the cache length.
 void attention_cached(float* out, const float* q, const float* k, const float* v, long n, long pos, long H, long KV,

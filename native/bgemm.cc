@@ -410,6 +410,12 @@ void bgemm_avx512(long M, long N, long K, const uint16_t* A, long rsa, long csa,
 
 }  // namespace
 
+#if LT_X86
+void bf16_transpose_pairs(const uint16_t* src, long rs, long m, long kfull, uint32_t* dst, long W, int lanes) {
+  transpose_pairs(src, rs, m, kfull, dst, W, lanes);
+}
+#endif
+
 void bgemm(long M, long N, long K, const uint16_t* A, long rsa, long csa, const uint16_t* B, long rsb, long csb, float* C,
            long ldc, bool accumulate) {
   if (M <= 0 || N <= 0) return;

@@ -34,6 +34,12 @@ void bgemm(long M, long N, long K, const uint16_t* A, long rsa, long csa, const 
 long bf16_packed_size(long K, long N);
 void bf16_pack_b(const uint16_t* B, long rsb, long csb, long K, long N, uint32_t* out);
 void bf16_unpack_b(const uint32_t* P, long K, long N, uint16_t* B, long rsb, long csb);
+#if defined(__x86_64__) && defined(__GNUC__)
+// The k-pairs of up to 16 rows stored along k (row r at src + r*rs, pair q = src[r*rs + 2q], src[r*rs + 2q + 1]),
+// transposed: dst[q*W + r] for q < kfull, `lanes` lanes from r = 0, rows m <= r < lanes zero (AVX512_BF16 CPUs only;
+// the packing of bgemm's operands, used by the bf16 attention's tiles too).
+void bf16_transpose_pairs(const uint16_t* src, long rs, long m, long kfull, uint32_t* dst, long W, int lanes);
+#endif
 void bgemm_packed(long M, long N, long K, const uint16_t* A, long rsa, long csa, const uint32_t* Bp, long rsb, long csb,
                   float* C, long ldc, bool accumulate);
 

@@ -67,6 +67,7 @@ const WRITES: Record<OpName | keyof typeof NATIVE_OPS, readonly string[]> = {
   rmsnorm: ['out', 'rstd'], rmsnormBackward: ['dx', 'dw'],
   rope: ['x'], ropeBackward: ['x'],
   attention: ['out', 'lse'], attentionCached: ['out'], attentionCachedF16: ['out', 'kc', 'vc'], attentionBackward: ['dq', 'dk', 'dv'],
+  attentionBf16: ['out', 'lse'], attentionBackwardBf16: ['dq', 'dk', 'dv'],
   swiglu: ['out'], swigluBackward: ['da', 'db'], add: ['out'],
   crossEntropy: ['dlogits'], crossEntropyBf16: ['dlogits'], logSumExp: ['out'], softmaxScaled: ['out'],
   adamw: ['p', 'm', 'v'], sumSquares: [], scale: ['x'],
@@ -84,7 +85,7 @@ const REFERENCE_ONLY: ReadonlySet<string> = new Set<OpName>([
   'crossEntropyBf16', 'packBf16', 'packBf16T', 'matmulBf16Packed', 'matmulBackwardInputBf16Packed',
   'matmulQ8_0', 'matmulQ4_0', 'matmulQ4_0x8', 'matmulQ8_0x8', 'matmulQ4K', 'matmulQ6K', 'matmulWeightBf16',
   // bfloat16 mixed precision is not offered on wasm (bf16: false: --dtype bf16 is refused naming the backend)
-  'toBf16', 'fromBf16', 'matmulBf16', 'matmulBackwardInputBf16', 'matmulBackwardWeightBf16',
+  'toBf16', 'fromBf16', 'matmulBf16', 'matmulBackwardInputBf16', 'matmulBackwardWeightBf16', 'attentionBf16', 'attentionBackwardBf16',
   // the F16 KV cache (--kv-cache f16): correct here, at reference speed
   'attentionCachedF16',
 ]);

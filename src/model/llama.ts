@@ -45,7 +45,11 @@
  * statistics and the loss stay float32. Each saved activation except the residual stream (x, xMid) and the per-row
  * statistics (rstd, lse) is kept in bfloat16 (`BlockActs.lo`): the forward rounds each matmul output and continues
  * with the rounded value, so the backward, widening the saved copy into a float32 buffer that all layers share, sees
- * exactly what the forward used. q and k are saved before RoPE and rotated again in the backward.
+ * exactly what the forward used. Attention runs in bf16 as FlashAttention does (Backend.attentionBf16): q and k are
+ * rotated (RoPE) in float32 from the float32 matmul outputs and rounded once after it; those rounded q, k and v are
+ * what it reads and what is saved; scores, softmax statistics and sums are float32, the probabilities are rounded
+ * to bf16 before P·V. Its backward reads the saved q, k, v and output and d(output) rounded to bf16 (nothing is
+ * widened), and rounds P and dS before the products that take them.
  *
  * Workspace (what a run holds besides the saved activations; `layOutActivations`, closed form in plan/activations.ts):
  * buffers whose lifetimes do not overlap share memory. The backward's gradient scratch is one buffer (dGate, then
@@ -83,7 +87,7 @@ export interface BlockActs {
   lo?: LowActs;
 }
 
-/** bfloat16 bits of a block's saved activations (q and k before RoPE). */
+/** bfloat16 bits of a block's saved activations (q and k after RoPE: the attention's inputs). */
 export interface LowActs {
   xn1: Uint16Array;
   q: Uint16Array;
@@ -134,7 +138,8 @@ interface Activations {
   shared: BlockActs;
   /**
    * With bf16 the float32 working copies of the attention (q, k, v, att) and of the feed-forward (h1, h3, gate) are
-   * never needed at once (each is rounded into its bf16 copy and widened again in the backward): one buffer holds
+   * never needed at once (each is rounded into its bf16 copy; the backward widens the feed-forward's again, the bf16
+   * attention backward reads its copies as they are): one buffer holds
    * either set, and the gradient scratch (then gradWork is empty): dGate is the float32 gate's place (the bf16
    * backward reads the gate's bf16 copy), dAtt, dq, dk, dv lie after the attention's working copies.
    */
@@ -739,12 +744,7 @@ export class Llama {
     this.linear(s.v, s.xn1, xn1, w.wv, N, D, kw);
     const ad = this.adapter;
     if (ad) for (const [pr, y] of [['wq', s.q], ['wk', s.k], ['wv', s.v]] as const) ad.forward(l, pr, y, s.xn1, N);
-    if (lo) {
-      this.round(s.q, lo.q, N * qw);
-      this.round(s.k, lo.k, N * kw);
-      this.round(s.v, lo.v, N * kw);
-    }
-    attn.forward(this, l, s);
+    attn.forward(this, l, s); // with bf16 it rounds q, k (after RoPE) and v into lo
     const att = lo ? this.lower(s.att, N * qw, lo.att) : null;
     if (lo) be.fromBf16(s.att, lo.att, N * qw);
     if (s.xMid !== s.x) s.xMid.set(s.x.subarray(0, n * D));
@@ -917,15 +917,7 @@ export class Llama {
     dx = this.allRows(a.dx, a.dxFull, N);
     this.linearBackward(a.dAtt, dx, s.att, lo && lo.att, w.wo, N, qw, D, a.dyLow);
     ad?.backward(l, 'wo', dx, s.att, a.dAtt, N);
-    if (lo) { // q and k were saved before RoPE: rotate them again, as the forward did
-      be.fromBf16(s.q, lo.q, N * qw);
-      be.fromBf16(s.k, lo.k, N * kw);
-      be.fromBf16(s.v, lo.v, N * kw);
-      be.fromBf16(s.att, lo.att, N * qw);
-      be.rope(s.q, attn.batch, attn.seq, this.sz.h, this.rope);
-      be.rope(s.k, attn.batch, attn.seq, this.sz.kv, this.rope);
-    }
-    attn.backward(this, s, a);
+    attn.backward(this, s, a); // with bf16 from the saved bf16 copies
     // selective and full: one buffer holds both norms' outputs, and the feed-forward's was the last written
     if (a.recompute !== 'none') this.recomputeNorm(s.xn1, s.rstd1, s.x, w.attentionNorm, N, lo && lo.xn1);
     this.linearBackward(a.dxn, a.dq, s.xn1, lo && lo.xn1, w.wq, N, D, qw, a.dyLow);
@@ -1006,17 +998,38 @@ export class SelfAttention implements AttentionSource {
     return { batch: this.batch, seq: this.seq, nHeads: m.sz.h, nKvHeads: m.sz.kv, headDim: m.sz.hd };
   }
 
+  /**
+   * RoPE on s.q and s.k, then attention into s.att. With bf16 (training: s.lo) q and k are rounded after the
+   * rotation and v as it is, into the saved copies, and the bf16 attention reads those.
+   */
   forward(m: Llama, _l: number, s: BlockActs): void {
     const { backend: be, sz } = m;
     be.rope(s.q, this.batch, this.seq, sz.h, m.rope);
     be.rope(s.k, this.batch, this.seq, sz.kv, m.rope);
-    be.attention(s.att, s.lse, s.q, s.k, s.v, this.shape(m));
+    const lo = m.dtype === 'bf16' ? s.lo : undefined;
+    if (!lo) return be.attention(s.att, s.lse, s.q, s.k, s.v, this.shape(m));
+    const N = this.rows;
+    be.toBf16(lo.q, s.q, N * sz.qw);
+    be.toBf16(lo.k, s.k, N * sz.kw);
+    be.toBf16(lo.v, s.v, N * sz.kw);
+    be.attentionBf16(s.att, s.lse, lo.q, lo.k, lo.v, this.shape(m));
   }
 
-  /** From d(att) in g.dAtt to d(q), d(k), d(v) before the rotation, in g.dq, g.dk, g.dv. */
-  backward(m: Llama, s: BlockActs, g: { dq: FloatArray; dk: FloatArray; dv: FloatArray; dAtt: FloatArray }): void {
+  /**
+   * From d(att) in g.dAtt to d(q), d(k), d(v) before the rotation, in g.dq, g.dk, g.dv. With bf16 d(att) is rounded
+   * into g.dyLow (free between the output projection's backward and the q/k/v projections') and the bf16 backward
+   * reads it with the saved q, k, v and output.
+   */
+  backward(m: Llama, s: BlockActs, g: { dq: FloatArray; dk: FloatArray; dv: FloatArray; dAtt: FloatArray; dyLow: Uint16Array }): void {
     const { backend: be, sz } = m;
-    be.attentionBackward(g.dq, g.dk, g.dv, g.dAtt, s.q, s.k, s.v, s.att, s.lse, this.shape(m));
+    const lo = m.dtype === 'bf16' ? s.lo : undefined;
+    if (lo) {
+      const dout = g.dyLow.subarray(0, this.rows * sz.qw);
+      be.toBf16(dout, g.dAtt, this.rows * sz.qw);
+      be.attentionBackwardBf16(g.dq, g.dk, g.dv, dout, lo.q, lo.k, lo.v, lo.att, s.lse, this.shape(m));
+    } else {
+      be.attentionBackward(g.dq, g.dk, g.dv, g.dAtt, s.q, s.k, s.v, s.att, s.lse, this.shape(m));
+    }
     be.ropeBackward(g.dq, this.batch, this.seq, sz.h, m.rope);
     be.ropeBackward(g.dk, this.batch, this.seq, sz.kv, m.rope);
   }

@@ -4,7 +4,7 @@
  * the T×T matrix, and saves only each row's log-sum-exp for the backward, which recomputes the probabilities.
  */
 import type { AttentionShape, FloatArray } from '../backend.js';
-import { f16ToF32, f32ToF16 } from '../../util/half.js';
+import { f16ToF32, f32ToF16, f32ToBf16, bf16ToF32 } from '../../util/half.js';
 
 /**
  * One query row (q at offset qo) attending to key/value rows 0..last, which start at kvBase with stride kw:
@@ -149,4 +149,117 @@ export function attentionCachedF16Ref(
     }
   }
   attentionCachedRef(out, q, kf, vf, n, pos, H, KV, hd);
+}
+
+// ---- bfloat16 (--dtype bf16): FlashAttention's rounding points
+
+/** Keys per tile of the bf16 forward's online softmax: where it rounds the probabilities depends on the tiling. */
+export const ATTENTION_KEY_TILE = 64;
+
+const bf16Round = (x: number): number => bf16ToF32(f32ToBf16(x));
+
+/**
+ * Causal attention with bf16 q, k, v (q and k after RoPE), as FlashAttention runs it in bfloat16: the scores
+ * S = q·kᵀ, the softmax statistics, the row sums and the output accumulate in float (here float64); over each tile
+ * of ATTENTION_KEY_TILE keys the unnormalised probabilities P̃ = exp(S·scale − m), m the running row maximum after
+ * the tile, are rounded to bf16 (round to nearest even) before P̃·V, while the row sum l adds them unrounded.
+ * out = O/l in float32, lse = m + log l (that of the unrounded softmax).
+ */
+export function attentionBf16Ref(out: FloatArray, lse: FloatArray, q: Uint16Array, k: Uint16Array, v: Uint16Array, s: AttentionShape): void {
+  const { batch: B, seq: T, nHeads: H, nKvHeads: KV, headDim: hd } = s;
+  const qw = H * hd, kw = KV * hd, rep = H / KV;
+  const scale = 1 / Math.sqrt(hd);
+  const qf = widenBf16(q), kf = widenBf16(k), vf = widenBf16(v);
+  const sc = new Float64Array(ATTENTION_KEY_TILE);
+  const acc = new Float64Array(hd);
+  for (let b = 0; b < B; b++) {
+    for (let h = 0; h < H; h++) {
+      const kvBase = b * T * kw + Math.floor(h / rep) * hd;
+      for (let i = 0; i < T; i++) {
+        const qo = (b * T + i) * qw + h * hd;
+        let m = -Infinity, l = 0;
+        acc.fill(0);
+        for (let j0 = 0; j0 <= i; j0 += ATTENTION_KEY_TILE) {
+          const n = Math.min(ATTENTION_KEY_TILE, i + 1 - j0);
+          let mx = -Infinity;
+          for (let j = 0; j < n; j++) {
+            const ko = kvBase + (j0 + j) * kw;
+            let dot = 0;
+            for (let d = 0; d < hd; d++) dot += qf[qo + d] * kf[ko + d];
+            sc[j] = dot * scale;
+            if (sc[j] > mx) mx = sc[j];
+          }
+          const mNew = Math.max(m, mx);
+          const corr = Math.exp(m - mNew);
+          l *= corr;
+          for (let d = 0; d < hd; d++) acc[d] *= corr;
+          for (let j = 0; j < n; j++) {
+            const p = Math.exp(sc[j] - mNew);
+            l += p;
+            const pb = bf16Round(p);
+            const vo = kvBase + (j0 + j) * kw;
+            for (let d = 0; d < hd; d++) acc[d] += pb * vf[vo + d];
+          }
+          m = mNew;
+        }
+        for (let d = 0; d < hd; d++) out[qo + d] = acc[d] / l;
+        lse[(b * H + h) * T + i] = m + Math.log(l);
+      }
+    }
+  }
+}
+
+/**
+ * Backward of attentionBf16 from bf16 q, k, v (after RoPE), out (the forward's output rounded to bf16) and dout,
+ * with the forward's lse: D_i = dout_i·out_i, P = exp(S·scale − lse) and dS = P ∘ (dout·Vᵀ − D)·scale in float;
+ * P rounded to bf16 before dV += Pᵀ·dout, dS rounded to bf16 before dQ = dS·K and dK += dSᵀ·Q (float sums).
+ * Overwrites dq, dk, dv (float32).
+ */
+export function attentionBackwardBf16Ref(
+  dq: FloatArray, dk: FloatArray, dv: FloatArray, dout: Uint16Array,
+  q: Uint16Array, k: Uint16Array, v: Uint16Array, out: Uint16Array, lse: FloatArray, s: AttentionShape,
+): void {
+  const { batch: B, seq: T, nHeads: H, nKvHeads: KV, headDim: hd } = s;
+  const qw = H * hd, kw = KV * hd, rep = H / KV;
+  const scale = 1 / Math.sqrt(hd);
+  const qf = widenBf16(q), kf = widenBf16(k), vf = widenBf16(v), of = widenBf16(out), df = widenBf16(dout);
+  const gq = new Float64Array(B * T * qw), gk = new Float64Array(B * T * kw), gv = new Float64Array(B * T * kw);
+  for (let b = 0; b < B; b++) {
+    for (let h = 0; h < H; h++) {
+      const kvh = Math.floor(h / rep);
+      for (let i = 0; i < T; i++) {
+        const qo = (b * T + i) * qw + h * hd;
+        const L = lse[(b * H + h) * T + i];
+        let D = 0;
+        for (let d = 0; d < hd; d++) D += df[qo + d] * of[qo + d];
+        for (let j = 0; j <= i; j++) {
+          const ko = (b * T + j) * kw + kvh * hd;
+          let dot = 0, dp = 0;
+          for (let d = 0; d < hd; d++) {
+            dot += qf[qo + d] * kf[ko + d];
+            dp += df[qo + d] * vf[ko + d];
+          }
+          const p = Math.exp(dot * scale - L);
+          const pb = bf16Round(p);
+          const ds = bf16Round(p * (dp - D) * scale);
+          for (let d = 0; d < hd; d++) {
+            gv[ko + d] += pb * df[qo + d];
+            gq[qo + d] += ds * kf[ko + d];
+            gk[ko + d] += ds * qf[qo + d];
+          }
+        }
+      }
+    }
+  }
+  for (let i = 0; i < gq.length; i++) dq[i] = gq[i];
+  for (let i = 0; i < gk.length; i++) {
+    dk[i] = gk[i];
+    dv[i] = gv[i];
+  }
+}
+
+function widenBf16(x: Uint16Array): Float64Array {
+  const out = new Float64Array(x.length);
+  for (let i = 0; i < x.length; i++) out[i] = bf16ToF32(x[i]);
+  return out;
 }

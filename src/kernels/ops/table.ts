@@ -14,7 +14,7 @@ import { matmulRef, matmulBackwardInputRef, matmulBackwardWeightRef } from './ma
 import { embeddingRef, embeddingBackwardRef } from './embedding.js';
 import { rmsnormRef, rmsnormBackwardRef } from './rmsnorm.js';
 import { ropeRef, ropeBackwardRef } from './rope.js';
-import { attentionRef, attentionBackwardRef, attentionCachedRef, attentionCachedF16Ref } from './attention.js';
+import { attentionRef, attentionBackwardRef, attentionCachedRef, attentionCachedF16Ref, attentionBf16Ref, attentionBackwardBf16Ref } from './attention.js';
 import { swigluRef, swigluBackwardRef } from './swiglu.js';
 import { addRef, scaleRef, sumSquaresRef } from './elementwise.js';
 import { crossEntropyRef, crossEntropyBf16Ref, logSumExpRef, softmaxScaledRef } from './crossentropy.js';
@@ -79,6 +79,7 @@ function fn<const A extends readonly string[]>(args: A, ref: NoInfer<(...a: Para
 const QK32 = ['K % 32 == 0', 'row length K {K} is not a multiple of the block size 32'] as const;
 const QK256 = ['K % 256 == 0', 'row length K {K} is not a multiple of the block size 256'] as const;
 const GQA = ['nHeads % nKvHeads == 0', 'nHeads {nHeads} not divisible by nKvHeads {nKvHeads}'] as const;
+const HD2 = ['headDim % 2 == 0', 'head dimension {headDim} must be even'] as const;
 const ROPE = [
   ['headDim % 2 == 0', 'head dimension {headDim} must be even'],
   ['posOffset + seq <= maxSeqLen', 'positions {posOffset}..{posOffset + seq - 1} exceed the rope table ({maxSeqLen})'],
@@ -196,6 +197,25 @@ export const OPS = {
       'dout: f[batch*seq*nHeads*headDim]', 'q: f[batch*seq*nHeads*headDim]', 'k: f[batch*seq*nKvHeads*headDim]',
       'v: f[batch*seq*nKvHeads*headDim]', 'out: f[batch*seq*nHeads*headDim]', 'lse: f[batch*nHeads*seq]', 's: AttentionShape'],
     attentionBackwardRef, [GQA],
+  ),
+  /**
+   * attention with bf16 q, k, v (--dtype bf16; q and k after RoPE): float32 scores, softmax statistics and sums, the
+   * probabilities rounded to bf16 before P·V over each 64-key tile of the online softmax (ops/attention.ts).
+   */
+  attentionBf16: op(
+    ['out: f[batch*seq*nHeads*headDim]', 'lse: f[batch*nHeads*seq]', 'q: bf16[batch*seq*nHeads*headDim]', 'k: bf16[batch*seq*nKvHeads*headDim]',
+      'v: bf16[batch*seq*nKvHeads*headDim]', 's: AttentionShape'],
+    attentionBf16Ref, [GQA, HD2],
+  ),
+  /**
+   * Backward of attentionBf16 from bf16 dout, q, k, v and out (the forward's output rounded to bf16), its lse: P and
+   * dS rounded to bf16 before the products that take them. Overwrites dq, dk, dv (float32).
+   */
+  attentionBackwardBf16: op(
+    ['dq: f[batch*seq*nHeads*headDim]', 'dk: f[batch*seq*nKvHeads*headDim]', 'dv: f[batch*seq*nKvHeads*headDim]',
+      'dout: bf16[batch*seq*nHeads*headDim]', 'q: bf16[batch*seq*nHeads*headDim]', 'k: bf16[batch*seq*nKvHeads*headDim]',
+      'v: bf16[batch*seq*nKvHeads*headDim]', 'out: bf16[batch*seq*nHeads*headDim]', 'lse: f[batch*nHeads*seq]', 's: AttentionShape'],
+    attentionBackwardBf16Ref, [GQA, HD2],
   ),
 
   /** out = silu(a)·b elementwise. */
