@@ -6,9 +6,15 @@
  *
  *   node dist/bench/bf16-loss-curve.js [--steps 500] [--batch 4] [--seq 256] [--backend native] [--out DIR]
  * Runs the two trainings in this one process, float32 first. Committed result: bench/results/bf16-loss-curve-*.json.
+ *
+ * The curves repeat bit for bit for one checkout, but the demo mixture includes this project's README and docs/ (its
+ * project-docs source), so the data, and with it both curves and their difference, change whenever the docs do:
+ * compare f32 with bf16 within one run only. data_sha256 (over the prepared token shards) tells runs on the same
+ * data apart from the rest.
  */
 import { parseArgs } from 'node:util';
-import { readFileSync, mkdtempSync } from 'node:fs';
+import { readFileSync, mkdtempSync, readdirSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { train, HYPER_DEFAULTS, type Hyper } from '../src/training/trainer.js';
@@ -29,6 +35,14 @@ const mini = getPreset('mini-15m');
 const config = makeConfig({ ...mini, vocabSize: tok.vocabSize, maxSeqLen: seq });
 const dataDir = await prepareDemoData(join(out, 'demo-data'), true);
 const backend = createBackend(values.backend as BackendName | undefined);
+/** sha256 over the prepared token shards (every .bin under the data directory, in path order). */
+function dataHash(dir: string): string {
+  const h = createHash('sha256');
+  const walk = (d: string): string[] => readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(d, e.name)) : e.name.endsWith('.bin') ? [join(d, e.name)] : []));
+  for (const f of walk(dir).sort()) h.update(f.slice(dir.length)).update(readFileSync(f));
+  return h.digest('hex');
+}
+const dataSha = dataHash(dataDir);
 
 const runs: Record<string, unknown> = {};
 const finals: Record<string, number> = {};
@@ -60,7 +74,7 @@ console.log(JSON.stringify({
   bench: 'bf16-loss-curve',
   cpu: cpus()[0]?.model ?? 'unknown', cpu_flags: cpuFlags(), backend: backend.name, threads: nb.threads?.() ?? null, simd: nb.simd?.() ?? null,
   bf16_path: nb.addon?.bf16Path() ?? 'ref',
-  model: { ...config, shape: 'mini-15m with the byte vocabulary' }, data: 'demo mixture (data/recipes/demo.json), byte tokenizer', steps, batch, seq, seed: 1337,
+  model: { ...config, shape: 'mini-15m with the byte vocabulary' }, data: 'demo mixture (data/recipes/demo.json; includes this checkout\'s README and docs/), byte tokenizer', data_sha256: dataSha, steps, batch, seq, seed: 1337,
   final_held_out: { f32: finals.f32, bf16: finals.bf16, relative_difference: Math.round(rel * 1e5) / 1e5, goal: 0.01, met: rel <= 0.01 },
   runs,
 }, null, 1));
