@@ -4,7 +4,7 @@
  * each; held-out loss every 50 steps. Prints one JSON document: both curves (held-out every 50 steps, the training
  * loss every 25), the final held-out losses and their relative difference (goal: within 1%).
  *
- *   node dist/bench/bf16-loss-curve.js [--steps 500] [--batch 4] [--seq 256] [--backend native] [--out DIR]
+ *   node dist/bench/bf16-loss-curve.js [--steps 500] [--batch 4] [--seq 256] [--backend native] [--out DIR] [--seeds 1337,1,2]
  * Runs the two trainings in this one process, float32 first. Committed result: bench/results/bf16-loss-curve-*.json.
  *
  * The curves repeat bit for bit for one checkout, but the demo mixture includes this project's README and docs/ (its
@@ -25,10 +25,13 @@ import { getPreset, makeConfig } from '../src/model/config.js';
 import { prepareDemoData } from '../src/cli/demo.js';
 import type { NativeBackend } from '../src/kernels/native.js';
 
-const { values } = parseArgs({ options: { steps: { type: 'string' }, batch: { type: 'string' }, seq: { type: 'string' }, backend: { type: 'string' }, out: { type: 'string' } } });
+const { values } = parseArgs({ options: { steps: { type: 'string' }, batch: { type: 'string' }, seq: { type: 'string' }, backend: { type: 'string' }, out: { type: 'string' }, seeds: { type: 'string' } } });
 const steps = Number(values.steps ?? 500);
 const batch = Number(values.batch ?? 4);
 const seq = Number(values.seq ?? 256);
+// the goal's run is the first seed's; further seeds (--seeds 1337,1,2) show how far the difference moves between
+// seeds, beside how far float32 alone moves (f32_spread)
+const seeds = String(values.seeds ?? '1337').split(',').map(Number);
 const out = values.out ?? mkdtempSync(join(tmpdir(), 'llama-ts-bf16-curve-'));
 const tok = new ByteTokenizer();
 const mini = getPreset('mini-15m');
@@ -44,15 +47,17 @@ function dataHash(dir: string): string {
 }
 const dataSha = dataHash(dataDir);
 
+const bySeed: { seed: number; runs: Record<string, unknown>; finals: Record<string, number> }[] = [];
+for (const seed of seeds) {
 const runs: Record<string, unknown> = {};
 const finals: Record<string, number> = {};
 for (const dtype of ['f32', 'bf16'] as const) {
   const hyper: Hyper = {
-    ...HYPER_DEFAULTS, steps, batch, seq, lr: 3e-3, warmup: Math.min(50, Math.ceil(steps / 10)), evalEvery: 50, evalBatches: 16, ckptEvery: 0, seed: 1337,
+    ...HYPER_DEFAULTS, steps, batch, seq, lr: 3e-3, warmup: Math.min(50, Math.ceil(steps / 10)), evalEvery: 50, evalBatches: 16, ckptEvery: 0, seed,
     dtype: dtype === 'bf16' ? 16 : 32,
   };
   const data = openTrainingData(dataDir, tok, hyper.seed, seq);
-  const runDir = join(out, dtype);
+  const runDir = join(out, `${dtype}-${seed}`);
   const t0 = performance.now();
   const r = await train({ config: { ...config }, backend, hyper, runDir, train: data.train, heldOut: data.heldOut, tokenizer: { kind: 'bytes' }, quiet: true });
   const seconds = (performance.now() - t0) / 1000;
@@ -66,17 +71,30 @@ for (const dtype of ['f32', 'bf16'] as const) {
     held_out: heldOut,
     train_loss_every_25: r.losses.filter((_, i) => (i + 1) % 25 === 0).map((l, i) => [(i + 1) * 25, Math.round(l * 1e4) / 1e4]),
   };
-  console.error(`${dtype}: held-out ${r.firstEvalLoss?.toFixed(4)} → ${r.lastEvalLoss?.toFixed(4)} in ${seconds.toFixed(0)} s`);
+  console.error(`seed ${seed} ${dtype}: held-out ${r.firstEvalLoss?.toFixed(4)} → ${r.lastEvalLoss?.toFixed(4)} in ${seconds.toFixed(0)} s`);
 }
+bySeed.push({ seed, runs, finals });
+}
+const { runs, finals } = bySeed[0];
 const rel = Math.abs(finals.bf16 - finals.f32) / finals.f32;
+const r5 = (x: number) => Math.round(x * 1e5) / 1e5;
+const signed = bySeed.map((b) => (b.finals.bf16 - b.finals.f32) / b.finals.f32);
+const f32s = bySeed.map((b) => b.finals.f32);
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const nb = backend as Partial<NativeBackend>;
 console.log(JSON.stringify({
   bench: 'bf16-loss-curve',
   cpu: cpus()[0]?.model ?? 'unknown', cpu_flags: cpuFlags(), backend: backend.name, threads: nb.threads?.() ?? null, simd: nb.simd?.() ?? null,
   bf16_path: nb.addon?.bf16Path() ?? 'ref',
   model: { ...config, shape: 'mini-15m with the byte vocabulary' }, data: 'demo mixture (data/recipes/demo.json; includes this checkout\'s README and docs/), byte tokenizer', data_sha256: dataSha, steps, batch, seq, seed: 1337,
-  final_held_out: { f32: finals.f32, bf16: finals.bf16, relative_difference: Math.round(rel * 1e5) / 1e5, goal: 0.01, met: rel <= 0.01 },
+  final_held_out: { seed: seeds[0], f32: finals.f32, bf16: finals.bf16, relative_difference: r5(rel), goal: 0.01, met: rel <= 0.01 },
   runs,
+  ...(bySeed.length > 1 ? {
+    seeds: bySeed.map((b, i) => ({ seed: b.seed, f32: b.finals.f32, bf16: b.finals.bf16, bf16_minus_f32_relative: r5(signed[i]) })),
+    mean_bf16_minus_f32_relative: r5(mean(signed)),
+    f32_spread: { note: '(max - min) / mean of the float32 finals over the seeds', value: r5((Math.max(...f32s) - Math.min(...f32s)) / mean(f32s)) },
+    other_runs: Object.fromEntries(bySeed.slice(1).map((b) => [b.seed, b.runs])),
+  } : {}),
 }, null, 1));
 
 function cpuFlags(): string[] {
