@@ -60,6 +60,18 @@ export function decodeWeightBytes(model: Llama): number {
   return n;
 }
 
+/** The least milliseconds of `reps` calls of f, after one untimed call (which faults the buffers' pages in). */
+function bestMs(reps: number, f: () => void): number {
+  f();
+  let best = Infinity;
+  for (let r = 0; r < reps; r++) {
+    const t0 = performance.now();
+    f();
+    best = Math.min(best, performance.now() - t0);
+  }
+  return best;
+}
+
 export interface ReadBandwidth {
   /** GB/s (1e9 bytes) read: the best of the sweeps; the ceiling of any decode that reads its weights once per token. */
   read_gb_per_s: number;
@@ -84,13 +96,9 @@ export function measureReadBandwidth(backend: Backend, mib = 256, reps = 7): Rea
     for (let i = 0; i < n; i++) s += src[i];
     return s;
   };
-  read();
-  let best = Infinity;
-  for (let r = 0; r < reps; r++) {
-    const t0 = performance.now();
+  const best = bestMs(reps, () => {
     if (read() !== n) throw new Error('read-bandwidth probe: wrong sum'); // ones: the sum is exact
-    best = Math.min(best, performance.now() - t0);
-  }
+  });
   return { read_gb_per_s: (n * 4) / (best / 1000) / 1e9, read_buffer_bytes: n * 4, read_threads: addon ? addon.threads() : 1 };
 }
 
@@ -113,12 +121,6 @@ export function measureCopyBandwidth(backend: Backend, mib = 128, reps = 5): Cop
   const src = new Float32Array(n).fill(1), dst = new Float32Array(n);
   const addon = (backend as Partial<NativeBackend>).addon;
   const copy = addon ? () => addon.copy(dst, src, n) : () => dst.set(src);
-  copy(); // fault the pages in
-  let best = Infinity;
-  for (let r = 0; r < reps; r++) {
-    const t0 = performance.now();
-    copy();
-    best = Math.min(best, performance.now() - t0);
-  }
+  const best = bestMs(reps, copy);
   return { copy_gb_per_s: (2 * n * 4) / (best / 1000) / 1e9, copy_buffer_bytes: n * 4, copy_threads: addon ? addon.threads() : 1 };
 }
