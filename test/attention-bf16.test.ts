@@ -14,9 +14,12 @@ import type { NativeBackend } from '../src/kernels/native.js';
 const ref = createRefBackend('f32');
 const f64 = createRefBackend('f64');
 
-/** [batch, seq, nHeads, nKvHeads, headDim]: GQA, T not a multiple of 64 (and below one tile), head dims 48, 64 and 80 (past one 64-column block). */
+/**
+ * [batch, seq, nHeads, nKvHeads, headDim]: GQA, T not a multiple of 64 (and below one tile), head dims 48, 64, 80 (past
+ * one 64-column block) and 128 (the 7B-65B presets' head size: two whole blocks).
+ */
 const SHAPES: [number, number, number, number, number][] = [
-  [1, 1, 1, 1, 2], [2, 7, 2, 1, 48], [1, 64, 2, 2, 64], [2, 70, 4, 2, 48], [1, 131, 2, 1, 64], [1, 150, 3, 3, 16], [1, 67, 2, 1, 80],
+  [1, 1, 1, 1, 2], [2, 7, 2, 1, 48], [1, 64, 2, 2, 64], [2, 70, 4, 2, 48], [1, 131, 2, 1, 64], [1, 150, 3, 3, 16], [1, 67, 2, 1, 80], [1, 70, 2, 1, 128],
 ];
 
 function bf16(x: ArrayLike<number>): Uint16Array {
