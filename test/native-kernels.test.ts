@@ -50,6 +50,29 @@ test('matmul, matmulBackwardInput, matmulBackwardWeight match ref on every SIMD 
   });
 });
 
+test('batched GEMV: each of 3-16 x rows gets, bit for bit, the products of that row alone (a batch decodes what each sequence alone decodes)', { skip }, () => {
+  const be = native();
+  const rng = new Rng(12);
+  forEachSimd(be, (level) => {
+    for (const [N, K] of [[37, 288], [300, 37], [515, 512], [9, 16], [130, 1000]] as const) {
+      const w = randn(rng, N * K);
+      for (const M of [3, 4, 5, 7, 8, 9, 13, 16]) { // the GEMV path's rows (more go through the packed SGEMM)
+        const x = randn(rng, M * K);
+        for (const acc of [false, true]) {
+          const init = randn(rng, M * N);
+          const all = Float32Array.from(init);
+          be.matmul(all, x, w, M, K, N, acc);
+          for (let i = 0; i < M; i++) {
+            const one = Float32Array.from(init.subarray(i * N, (i + 1) * N));
+            be.matmul(one, x.subarray(i * K, (i + 1) * K), w, 1, K, N, acc);
+            assert.deepEqual(all.subarray(i * N, (i + 1) * N), one, `${level} N=${N} K=${K} M=${M} row ${i} acc=${acc}`);
+          }
+        }
+      }
+    }
+  });
+});
+
 test('matmul leaves memory outside the output untouched and handles K = 0', { skip }, () => {
   const be = native();
   const rng = new Rng(2);
