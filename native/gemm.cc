@@ -652,7 +652,8 @@ LT_GEMV_ROWS(gemv_rows_avx512, LT_TARGET_AVX512, gemv_block_avx512)
 // compiler from folding it back into each FMA) and used 4 times, the first pass prefetches the W rows that follow
 // (gemv_x4_prefetch_rows), and further passes over the same 4 rows (x rows 4 and on) read them from L1. Single
 // thread, CPU time (AMD EPYC, AVX-512), 8 x rows: mini-15m's matrices (288×288, 768×288, 288×768, 32000×288) 2.9 →
-// 1.3–1.7 ms; mini-42m's 6.2 → 3.5 ms; 4096×4096 + 11008×4096 21.9 → 16.0 ms; a 768×288 W in L2 70 → 140 GFLOP/s.
+// 1.2–1.7 ms; mini-42m's 6.2 → 3.1–3.5 ms; 4096×4096 + 11008×4096 21.9 → 16.0 ms; a 768×288 W in L2 70 → 140 GFLOP/s.
+// The AVX2 and portable paths keep the 1-2 row block.
 // Each C element is the same 16-lane accumulator, the same tail and the same reduction (hsum8_avx2 of the halves'
 // sum) as gemv_block_avx512's, so a row's products are bit for bit those of the 1- and 2-row path: a batch decodes
 // exactly what each of its sequences decodes alone (serve against generate; test/native-kernels.test.ts).
