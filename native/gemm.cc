@@ -653,7 +653,7 @@ LT_GEMV_ROWS(gemv_rows_avx512, LT_TARGET_AVX512, gemv_block_avx512)
 // (gemv_x4_prefetch_rows), and further passes over the same 4 rows (x rows 4 and on) read them from L1. Single
 // thread, CPU time (AMD EPYC, AVX-512), 8 x rows: mini-15m's matrices (288×288, 768×288, 288×768, 32000×288) 2.9 →
 // 1.2–1.7 ms; mini-42m's 6.2 → 3.1–3.5 ms; 4096×4096 + 11008×4096 21.9 → 16.0 ms; a 768×288 W in L2 70 → 140 GFLOP/s.
-// The AVX2 and portable paths keep the 1-2 row block.
+// AVX2: gemv_x4rows_avx2 below; the portable path keeps the 1-2 row loop.
 // Each C element is the same 16-lane accumulator, the same tail and the same reduction (hsum8_avx2 of the halves'
 // sum) as gemv_block_avx512's, so a row's products are bit for bit those of the 1- and 2-row path: a batch decodes
 // exactly what each of its sequences decodes alone (serve against generate; test/native-kernels.test.ts).
@@ -745,6 +745,80 @@ LT_TARGET_AVX512 void gemv_x4rows_avx512(const GemvJob& g, long j0, long j1) {
     }
   }
 }
+
+// The same on AVX2 (16 ymm registers), from 4 x rows (at 3 the 1-2 row block was faster): 4 W rows against up to 2
+// x rows a pass (8 accumulators), with gemv_block_avx2's accumulation and reduction (8-lane accumulators, the masked
+// tail, hsum8_avx2), so again bit for bit the row alone's products. The AMD EPYC above forced onto the AVX2 path
+// (LLAMA_TS_SIMD=avx2), 1 thread, CPU time, 8 x rows: mini-15m's matrices 3.1–3.4 → 1.8–2.0 ms, mini-42m's 5.8 →
+// 3.8 ms; 4 rows 1.55 → 1.13 ms.
+template <int MM>
+LT_TARGET_AVX2 inline __attribute__((always_inline)) void gemv_x4_avx2(long K, const float* const* w, const float* x, long lda, float* out, const float* pf) {
+  constexpr int R = 4;
+  __m256 c[MM * R];
+#pragma GCC unroll 8
+  for (int a = 0; a < MM * R; a++) c[a] = _mm256_setzero_ps();
+  long k = 0;
+  for (; k + 8 <= K; k += 8) {
+    if (pf && (k & 15) == 0) {
+#pragma GCC unroll 4
+      for (int r = 0; r < R; r++) _mm_prefetch((const char*)(pf + r * K + k), _MM_HINT_T0);
+    }
+    __m256 wv[R];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) {
+      wv[r] = _mm256_loadu_ps(w[r] + k);
+      __asm__("" : "+x"(wv[r]));
+    }
+#pragma GCC unroll 2
+    for (int m = 0; m < MM; m++) {
+      __m256 xv = _mm256_loadu_ps(x + m * lda + k);
+      __asm__("" : "+x"(xv));
+#pragma GCC unroll 4
+      for (int r = 0; r < R; r++) c[m * R + r] = _mm256_fmadd_ps(xv, wv[r], c[m * R + r]);
+    }
+  }
+  if (k < K) {
+    __m256i mask = tail_mask_avx2(k, K);
+    __m256 wv[R];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) wv[r] = _mm256_maskload_ps(w[r] + k, mask);
+#pragma GCC unroll 2
+    for (int m = 0; m < MM; m++) {
+      __m256 xv = _mm256_maskload_ps(x + m * lda + k, mask);
+#pragma GCC unroll 4
+      for (int r = 0; r < R; r++) c[m * R + r] = _mm256_fmadd_ps(xv, wv[r], c[m * R + r]);
+    }
+  }
+  __m256 h[8];
+#pragma GCC unroll 8
+  for (int a = 0; a < 8; a++) h[a] = a < MM * R ? c[a] : _mm256_setzero_ps();
+  alignas(32) float t[8];
+  _mm256_store_ps(t, hsum8_avx2(h));
+  for (int a = 0; a < MM * R; a++) out[a] = t[a];
+}
+
+LT_TARGET_AVX2 void gemv_x4rows_avx2(const GemvJob& g, long j0, long j1) {
+  constexpr int R = 4;
+  float out[2 * R];
+  const long pfr = gemv_x4_prefetch_rows(g.K);
+  for (long j = j0; j < j1; j += R) {
+    const float* w[R];
+    for (int r = 0; r < R; r++) w[r] = g.W + std::min(j + r, g.N - 1) * g.ldw;
+    const long n = std::min<long>(R, g.N - j);
+    const bool ahead = g.ldw == g.K && j + pfr + R <= j1;
+    for (long i = 0; i < g.M; i += 2) {
+      const int mm = (int)std::min<long>(2, g.M - i);
+      const float* pf = i == 0 && ahead ? g.W + (j + pfr) * g.ldw : nullptr;
+      const float* xa = g.A + i * g.lda;
+      if (mm == 2) gemv_x4_avx2<2>(g.K, w, xa, g.lda, out, pf);
+      else gemv_x4_avx2<1>(g.K, w, xa, g.lda, out, pf);
+      for (int m = 0; m < mm; m++) {
+        float* c = g.C + (i + m) * g.ldc + j;
+        for (long r = 0; r < n; r++) c[r] = g.accumulate ? c[r] + out[m * R + r] : out[m * R + r];
+      }
+    }
+  }
+}
 #endif
 
 void gemv_task(void* ctx, long t) {
@@ -753,7 +827,7 @@ void gemv_task(void* ctx, long t) {
 #if LT_X86
   int level = simd_level();
   if (level >= SIMD_AVX512) return g.M >= 3 ? gemv_x4rows_avx512(g, j0, j1) : gemv_rows_avx512(g, j0, j1);
-  if (level >= SIMD_AVX2) return gemv_rows_avx2(g, j0, j1);
+  if (level >= SIMD_AVX2) return g.M >= 4 ? gemv_x4rows_avx2(g, j0, j1) : gemv_rows_avx2(g, j0, j1);
 #endif
   gemv_rows_generic(g, j0, j1);
 }
