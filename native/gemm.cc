@@ -719,32 +719,40 @@ LT_TARGET_AVX512 inline __attribute__((always_inline)) void gemv_x4_avx512(long 
 // at K = 288, 4 at K = 512; measured best of 4, 8, 12, 16 rows at those K and at K = 4096).
 inline long gemv_x4_prefetch_rows(long K) { return std::max<long>(4, (8192 / (4 * std::max<long>(K, 1)) + 3) / 4 * 4); }
 
-LT_TARGET_AVX512 void gemv_x4rows_avx512(const GemvJob& g, long j0, long j1) {
-  constexpr int R = 4;
-  float out[4 * R];
-  const long pfr = gemv_x4_prefetch_rows(g.K);
-  for (long j = j0; j < j1; j += R) {
-    const float* w[R];
-    for (int r = 0; r < R; r++) w[r] = g.W + std::min(j + r, g.N - 1) * g.ldw;
-    const long n = std::min<long>(R, g.N - j);
-    const bool ahead = g.ldw == g.K && j + pfr + R <= j1;
-    for (long i = 0; i < g.M; i += 4) {
-      const int mm = (int)std::min<long>(4, g.M - i);
-      const float* pf = i == 0 && ahead ? g.W + (j + pfr) * g.ldw : nullptr;
-      const float* xa = g.A + i * g.lda;
-      switch (mm) {
-        case 1: gemv_x4_avx512<1>(g.K, w, xa, g.lda, out, pf); break;
-        case 2: gemv_x4_avx512<2>(g.K, w, xa, g.lda, out, pf); break;
-        case 3: gemv_x4_avx512<3>(g.K, w, xa, g.lda, out, pf); break;
-        default: gemv_x4_avx512<4>(g.K, w, xa, g.lda, out, pf); break;
-      }
-      for (int m = 0; m < mm; m++) {
-        float* c = g.C + (i + m) * g.ldc + j;
-        for (long r = 0; r < n; r++) c[r] = g.accumulate ? c[r] + out[m * R + r] : out[m * R + r];
-      }
-    }
+// The row loop of both batched kernels (a macro for the same reason as LT_GEMV_ROWS: each copy needs its ISA's target
+// attribute to inline its pass): blocks of 4 W rows (the last clamped to row N-1, its extra sums dropped), x rows in
+// passes of XB through PASS(mm, ...) into out[m·4 + r], the first pass prefetching the rows gemv_x4_prefetch_rows on.
+#define LT_GEMV_X4_ROWS(NAME, TARGET, XB, PASS)                                                     \
+  TARGET void NAME(const GemvJob& g, long j0, long j1) {                                            \
+    constexpr int R = 4;                                                                            \
+    float out[XB * R];                                                                              \
+    const long pfr = gemv_x4_prefetch_rows(g.K);                                                    \
+    for (long j = j0; j < j1; j += R) {                                                             \
+      const float* w[R];                                                                            \
+      for (int r = 0; r < R; r++) w[r] = g.W + std::min(j + r, g.N - 1) * g.ldw;                    \
+      const long n = std::min<long>(R, g.N - j);                                                    \
+      const bool ahead = g.ldw == g.K && j + pfr + R <= j1;                                         \
+      for (long i = 0; i < g.M; i += XB) {                                                          \
+        const int mm = (int)std::min<long>(XB, g.M - i);                                            \
+        PASS(mm, g.K, w, g.A + i * g.lda, g.lda, out, i == 0 && ahead ? g.W + (j + pfr) * g.ldw : nullptr); \
+        for (int m = 0; m < mm; m++) {                                                              \
+          float* c = g.C + (i + m) * g.ldc + j;                                                     \
+          for (long r = 0; r < n; r++) c[r] = g.accumulate ? c[r] + out[m * R + r] : out[m * R + r]; \
+        }                                                                                           \
+      }                                                                                             \
+    }                                                                                               \
+  }
+
+LT_TARGET_AVX512 inline __attribute__((always_inline)) void gemv_x4_pass_avx512(int mm, long K, const float* const* w, const float* x, long lda, float* out, const float* pf) {
+  switch (mm) {
+    case 1: return gemv_x4_avx512<1>(K, w, x, lda, out, pf);
+    case 2: return gemv_x4_avx512<2>(K, w, x, lda, out, pf);
+    case 3: return gemv_x4_avx512<3>(K, w, x, lda, out, pf);
+    default: return gemv_x4_avx512<4>(K, w, x, lda, out, pf);
   }
 }
+
+LT_GEMV_X4_ROWS(gemv_x4rows_avx512, LT_TARGET_AVX512, 4, gemv_x4_pass_avx512)
 
 // The same on AVX2 (16 ymm registers), from 4 x rows (at 3 the 1-2 row block was faster): 4 W rows against up to 2
 // x rows a pass (8 accumulators), with gemv_block_avx2's accumulation and reduction (8-lane accumulators, the masked
@@ -797,28 +805,12 @@ LT_TARGET_AVX2 inline __attribute__((always_inline)) void gemv_x4_avx2(long K, c
   for (int a = 0; a < MM * R; a++) out[a] = t[a];
 }
 
-LT_TARGET_AVX2 void gemv_x4rows_avx2(const GemvJob& g, long j0, long j1) {
-  constexpr int R = 4;
-  float out[2 * R];
-  const long pfr = gemv_x4_prefetch_rows(g.K);
-  for (long j = j0; j < j1; j += R) {
-    const float* w[R];
-    for (int r = 0; r < R; r++) w[r] = g.W + std::min(j + r, g.N - 1) * g.ldw;
-    const long n = std::min<long>(R, g.N - j);
-    const bool ahead = g.ldw == g.K && j + pfr + R <= j1;
-    for (long i = 0; i < g.M; i += 2) {
-      const int mm = (int)std::min<long>(2, g.M - i);
-      const float* pf = i == 0 && ahead ? g.W + (j + pfr) * g.ldw : nullptr;
-      const float* xa = g.A + i * g.lda;
-      if (mm == 2) gemv_x4_avx2<2>(g.K, w, xa, g.lda, out, pf);
-      else gemv_x4_avx2<1>(g.K, w, xa, g.lda, out, pf);
-      for (int m = 0; m < mm; m++) {
-        float* c = g.C + (i + m) * g.ldc + j;
-        for (long r = 0; r < n; r++) c[r] = g.accumulate ? c[r] + out[m * R + r] : out[m * R + r];
-      }
-    }
-  }
+LT_TARGET_AVX2 inline __attribute__((always_inline)) void gemv_x4_pass_avx2(int mm, long K, const float* const* w, const float* x, long lda, float* out, const float* pf) {
+  if (mm == 2) return gemv_x4_avx2<2>(K, w, x, lda, out, pf);
+  gemv_x4_avx2<1>(K, w, x, lda, out, pf);
 }
+
+LT_GEMV_X4_ROWS(gemv_x4rows_avx2, LT_TARGET_AVX2, 2, gemv_x4_pass_avx2)
 #endif
 
 void gemv_task(void* ctx, long t) {
