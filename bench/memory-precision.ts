@@ -6,7 +6,9 @@
  *   recompute   mini-42m batch 1 seq 2048, --recompute full vs none: activation bytes (saved + workspace) ≤ 25%,
  *               tokens/s ≥ 75%; the saved activations' ratio alone is printed too
  *   memory      mini-42m batch 4 seq 1024, --dtype bf16 vs f32: peak RSS ≤ 60%; beside it the floor of any bf16 layout
- *               under the issue's rules (float32 master weights and moments) at this shape, and the batch it needs
+ *               under the issue's rules (float32 master weights and moments) at this shape, and the batch it needs;
+ *               and this layout's ratio as the batch grows (the measured peaks with the closed-form activations scaled
+ *               by batch), with the limit it tends to
  *   speed       mini-15m (batch 8, seq 256) and mini-42m (batch 4, seq 512), bf16 vs f32: tokens/s ≥ 1.5× with
  *               AVX512_BF16 (≥ 0.9× without). Both models train in this one process, their steps alternating
  *               (f32 bf16 bf16 f32 ...: --speed-steps × --repeats each, after a warm-up step each; the native
@@ -20,6 +22,7 @@
  *               CPU time of --speed-steps × --repeats calls each (not part of the default sections)
  *
  *   node dist/bench/memory-precision.js [--only recompute,memory,speed,long,attention] [--repeats 2] [--steps 2] [--speed-steps 5]
+ *                                       [--check-batch 16]   (memory: measure the batch-B ratio beside its prediction)
  * The machine's cores may be shared: run it on a quiet machine for the ratios.
  */
 import { parseArgs } from 'node:util';
@@ -33,13 +36,15 @@ import { createNativeBackend } from '../src/kernels/native.js';
 import { getPreset, headDim } from '../src/model/config.js';
 import { f32ToBf16 } from '../src/kernels/ops/bf16.js';
 import { Rng } from '../src/util/rng.js';
+import { activationBytes } from '../src/plan/activations.js';
 
 const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'llama-ts.js');
-const { values } = parseArgs({ options: { only: { type: 'string' }, repeats: { type: 'string' }, steps: { type: 'string' }, 'speed-steps': { type: 'string' } } });
+const { values } = parseArgs({ options: { only: { type: 'string' }, repeats: { type: 'string' }, steps: { type: 'string' }, 'speed-steps': { type: 'string' }, 'check-batch': { type: 'string' } } });
 const only = new Set((values.only ?? 'recompute,memory,speed,long').split(','));
 const repeats = Number(values.repeats ?? 2);
 const steps = Number(values.steps ?? 2);
 const speedSteps = Number(values['speed-steps'] ?? 5);
+const checkBatch = values['check-batch'] ? Number(values['check-batch']) : 0;
 
 interface Run {
   tokens_per_s: number;
@@ -111,11 +116,34 @@ if (only.has('memory')) {
   const fixedFloor = floor - m.activations_saved / 2;
   // fixedFloor + b·perSeq/2 <= 0.6·(fixed32 + b·perSeq)
   const minBatch = Math.ceil((fixedFloor - 0.6 * fixed32) / (0.1 * perSeq));
+  // Our own layout as the batch grows (seq 1024): the measured peaks less the closed-form activations (saved and
+  // workspace, plan/activations.ts, which the memory test holds equal to the model's layout) leave each dtype's fixed
+  // part; each batch adds the closed form's per-sequence bytes. The ratio tends to the per-sequence ratio, `limit`:
+  // where that is above the goal, no batch meets it with this layout.
+  const cfg42 = getPreset('mini-42m');
+  const actAt = (b: number, dtype: 'f32' | 'bf16') => activationBytes(cfg42, { batch: b, seq: 1024, dtype }).total;
+  const slope = (dtype: 'f32' | 'bf16') => actAt(64, dtype) / 64;
+  const ours = (b: number) =>
+    (bf16.peak_rss - actAt(4, 'bf16') + b * slope('bf16')) / (f32.peak_rss - actAt(4, 'f32') + b * slope('f32'));
+  const limit = slope('bf16') / slope('f32');
+  // --check-batch B: one f32 and one bf16 run at batch B, their peak ratio beside the prediction
+  const checkAt = (b: number) => {
+    const sh = ['--preset', 'mini-42m', '--batch', String(b), '--seq', '1024'];
+    const p32 = bench([...sh, '--dtype', 'f32'], 1).memory.measured.peak_rss, p16 = bench([...sh, '--dtype', 'bf16'], 1).memory.measured.peak_rss;
+    return { batch: b, f32_peak_rss: p32, bf16_peak_rss: p16, ratio: r3(p16 / p32), predicted: r3(ours(b)) };
+  };
   result.memory = {
     shape: 'mini-42m batch 4 seq 1024', f32, bf16, peak_rss_ratio: r3(ratio), goal: { max: 0.6, met: ratio <= 0.6 },
     floor: {
       rule: 'f32 master weights + f32 AdamW moments + bf16 gradients + bf16 saved activations + the process baseline, no workspace',
       bytes: floor, ratio: r3(floor / f32.peak_rss), min_batch_for_goal: minBatch,
+    },
+    this_layout: {
+      rule: 'measured peaks at batch 4, activations (saved + workspace) scaled by batch with plan/activations.ts',
+      predicted_ratio: { 8: r3(ours(8)), 16: r3(ours(16)), 64: r3(ours(64)) },
+      limit: r3(limit),
+      ...(checkBatch ? { measured_at: checkAt(checkBatch) } : {}),
+      min_batch_for_goal: limit < 0.6 ? Math.ceil((bf16.peak_rss - actAt(4, 'bf16') - 0.6 * (f32.peak_rss - actAt(4, 'f32'))) / (0.6 * slope('f32') - slope('bf16'))) : null,
     },
   };
 }
