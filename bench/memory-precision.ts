@@ -15,7 +15,9 @@
  *               backend, all its threads), and the median step of each gives its tokens/s: a child process per run
  *               put the two sides minutes apart, and on a shared machine each run met different load (ratios from
  *               1.3 to 1.6 between runs of one build). Printed beside: the load average around the section, the
- *               steps' spread, and tokens per CPU-second (this process's CPU time over all its threads)
+ *               steps' spread, and tokens per CPU-second (this process's CPU time over all its threads). On a CPU
+ *               with AVX512_BF16 a third side runs bf16 on the fallback path (LLAMA_TS_BF16=convert) against the
+ *               goal of CPUs without it (>= 0.9x); --simd avx2 runs the section on the AVX2 kernels (a Zen3 proxy)
  *   long        mini-42m batch 1 seq 8192 --recompute full --dtype bf16: peak RSS ≤ 8 GiB
  *   attention   the attention ops alone at the speed section's shapes: attention / attentionBackward (float32) against
  *               attentionBf16 / attentionBackwardBf16 on each bf16 path of this CPU, calls alternating, the median
@@ -23,6 +25,7 @@
  *
  *   node dist/bench/memory-precision.js [--only recompute,memory,speed,long,attention] [--repeats 2] [--steps 2] [--speed-steps 5]
  *                                       [--check-batch 16]   (memory: measure the batch-B ratio beside its prediction)
+ *                                       [--simd avx2]        (speed: force a SIMD level)
  * The machine's cores may be shared: run it on a quiet machine for the ratios.
  */
 import { parseArgs } from 'node:util';
@@ -39,11 +42,12 @@ import { Rng } from '../src/util/rng.js';
 import { activationBytes } from '../src/plan/activations.js';
 
 const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'llama-ts.js');
-const { values } = parseArgs({ options: { only: { type: 'string' }, repeats: { type: 'string' }, steps: { type: 'string' }, 'speed-steps': { type: 'string' }, 'check-batch': { type: 'string' } } });
+const { values } = parseArgs({ options: { only: { type: 'string' }, repeats: { type: 'string' }, steps: { type: 'string' }, 'speed-steps': { type: 'string' }, 'check-batch': { type: 'string' }, simd: { type: 'string' } } });
 const only = new Set((values.only ?? 'recompute,memory,speed,long').split(','));
 const repeats = Number(values.repeats ?? 2);
 const steps = Number(values.steps ?? 2);
 const speedSteps = Number(values['speed-steps'] ?? 5);
+const simdLevel = values.simd;
 const checkBatch = values['check-batch'] ? Number(values['check-batch']) : 0;
 
 interface Run {
@@ -150,26 +154,44 @@ if (only.has('memory')) {
 if (only.has('speed')) {
   const speed: Record<string, unknown> = { method: 'f32 and bf16 steps alternating in one process, median step', steps_each: speedSteps * repeats, loadavg_before: loadavg().map(r3) };
   const be = createNativeBackend();
+  if (simdLevel) speed.simd = be.addon.setSimd(simdLevel as 'avx2' | 'avx512' | 'generic');
+  // On a CPU with AVX512_BF16 the fallback that CPUs without it run (both operands widened to float32, the same
+  // rounding points) is timed too, as a third side, against the goal those CPUs have (>= 0.9x float32): a proxy, the
+  // float32 kernels being this CPU's (--simd avx2 runs every side on the AVX2 kernels, as a Zen3 would).
+  const convertSide = be.addon.bf16Detected() === 'avx512bf16';
   for (const [name, batch, seq] of [['mini-15m', 8, 256], ['mini-42m', 4, 512]] as const) {
-    const sides = {
-      f32: trainStepper({ config: getPreset(name), batch, seq, backend: be, dtype: 'f32' }),
-      bf16: trainStepper({ config: getPreset(name), batch, seq, backend: be, dtype: 'bf16' }),
+    type Side = 'f32' | 'bf16' | 'bf16_convert';
+    const stepper = (dtype: 'f32' | 'bf16') => trainStepper({ config: getPreset(name), batch, seq, backend: be, dtype });
+    const sides: Partial<Record<Side, ReturnType<typeof trainStepper>>> = { f32: stepper('f32'), bf16: stepper('bf16'), ...(convertSide ? { bf16_convert: stepper('bf16') } : {}) };
+    const order = Object.keys(sides) as Side[];
+    const stepOf = (k: Side) => {
+      if (k !== 'bf16_convert') return sides[k]!.step();
+      be.addon.setBf16Path('convert');
+      try { return sides[k]!.step(); } finally { be.addon.setBf16Path('default'); }
     };
-    sides.f32.step(); // warm-up: first-touch allocation, pool start
-    sides.bf16.step();
-    const steps: Record<'f32' | 'bf16', { ms: number; cpuMs: number }[]> = { f32: [], bf16: [] };
-    for (let i = 0; i < speedSteps * repeats; i++) for (const k of i % 2 ? (['bf16', 'f32'] as const) : (['f32', 'bf16'] as const)) steps[k].push(sides[k].step());
-    const side = (k: 'f32' | 'bf16') => {
-      const ms = steps[k].map((x) => x.ms), n = sides[k].tokens;
-      return { tokens_per_s: r3(n / (median(ms) / 1000)), step_ms: { min: r3(Math.min(...ms)), median: r3(median(ms)), max: r3(Math.max(...ms)) }, tokens_per_cpu_s: r3(n / (median(steps[k].map((x) => x.cpuMs)) / 1000)) };
+    for (const k of order) stepOf(k); // warm-up: first-touch allocation, pool start
+    const steps: Partial<Record<Side, { ms: number; cpuMs: number }[]>> = Object.fromEntries(order.map((k) => [k, []]));
+    for (let i = 0; i < speedSteps * repeats; i++) for (const k of i % 2 ? [...order].reverse() : order) steps[k]!.push(stepOf(k));
+    const side = (k: Side) => {
+      const ms = steps[k]!.map((x) => x.ms), n = sides[k]!.tokens;
+      return { tokens_per_s: r3(n / (median(ms) / 1000)), step_ms: { min: r3(Math.min(...ms)), median: r3(median(ms)), max: r3(Math.max(...ms)) }, tokens_per_cpu_s: r3(n / (median(steps[k]!.map((x) => x.cpuMs)) / 1000)) };
     };
     const f32 = side('f32'), bf16 = side('bf16');
     const ratio = bf16.tokens_per_s / f32.tokens_per_s;
     const min = hasBf16 ? 1.5 : 0.9;
+    const conv = convertSide ? side('bf16_convert') : null;
     speed[name] = {
       f32: f32.tokens_per_s, bf16: bf16.tokens_per_s, ratio: r3(ratio), goal: { min, met: ratio >= min },
-      step_ms: { f32: f32.step_ms, bf16: bf16.step_ms },
+      step_ms: { f32: f32.step_ms, bf16: bf16.step_ms, ...(conv ? { bf16_convert: conv.step_ms } : {}) },
       per_cpu_s: { f32: f32.tokens_per_cpu_s, bf16: bf16.tokens_per_cpu_s, ratio: r3(bf16.tokens_per_cpu_s / f32.tokens_per_cpu_s) },
+      ...(conv ? {
+        convert_path: {
+          note: 'bf16 on the fallback path CPUs without AVX512_BF16 run (forced here), against float32 in the same run',
+          bf16_convert: conv.tokens_per_s, ratio: r3(conv.tokens_per_s / f32.tokens_per_s),
+          per_cpu_s_ratio: r3(conv.tokens_per_cpu_s / f32.tokens_per_cpu_s),
+          goal: { min: 0.9, met: conv.tokens_per_s / f32.tokens_per_s >= 0.9 },
+        },
+      } : {}),
     };
   }
   speed.loadavg_after = loadavg().map(r3);

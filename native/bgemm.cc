@@ -142,13 +142,12 @@ inline uint32_t pair(uint16_t lo, uint16_t hi) { return (uint32_t)lo | (uint32_t
 
 // ---------------------------------------------------------------- the convert path
 
+// The SGEMM widening both operands as it packs them (gemm.cc sgemm_bf16): no float32 copies. (It used to widen
+// both into fresh float32 arrays first, and the packed head's products unpacked the whole head per logits block:
+// a bf16 step on this path ran at 0.63-0.66x float32.)
 void bgemm_convert(long M, long N, long K, const uint16_t* A, long rsa, long csa, const uint16_t* B, long rsb, long csb,
                    float* C, long ldc, bool accumulate) {
-  long la = (M - 1) * rsa + (K - 1) * csa + 1, lb = (K - 1) * rsb + (N - 1) * csb + 1;
-  std::vector<float> a((size_t)la), b((size_t)lb);
-  bf16_to_f32(A, a.data(), la);
-  bf16_to_f32(B, b.data(), lb);
-  sgemm(M, N, K, a.data(), rsa, csa, b.data(), rsb, csb, C, ldc, accumulate);
+  sgemm_bf16(M, N, K, A, rsa, csa, B, rsb, csb, nullptr, C, ldc, accumulate);
 }
 
 #if LT_X86
@@ -458,17 +457,6 @@ void bf16_pack_b(const uint16_t* B, long rsb, long csb, long K, long N, uint32_t
   });
 }
 
-void bf16_unpack_b(const uint32_t* P, long K, long N, uint16_t* B, long rsb, long csb) {
-  const long kpt = (K + 1) / 2;
-  parallel_for((N + NR - 1) / NR, [&](long p) {
-    const uint32_t* src = P + p * kpt * NR;
-    for (long c = 0; c < NR && p * NR + c < N; c++) {
-      uint16_t* dst = B + (p * NR + c) * csb;
-      for (long k = 0; k < K; k++) dst[k * rsb] = (uint16_t)(src[(k / 2) * NR + c] >> (16 * (k & 1)));
-    }
-  });
-}
-
 void bgemm_packed(long M, long N, long K, const uint16_t* A, long rsa, long csa, const uint32_t* Bp, long rsb, long csb,
                   float* C, long ldc, bool accumulate) {
   if (M <= 0 || N <= 0) return;
@@ -476,10 +464,9 @@ void bgemm_packed(long M, long N, long K, const uint16_t* A, long rsa, long csa,
 #if LT_X86
   if (bf16_path() == BF16_AVX512) return bgemm_avx512(M, N, K, A, rsa, csa, nullptr, 0, 0, C, ldc, accumulate, Bp);
 #endif
-  // the convert path: B unpacked as it was laid out (the SGEMM's sums follow its strides), then bgemm's own path
-  std::vector<uint16_t> b((size_t)K * N);
-  bf16_unpack_b(Bp, K, N, b.data(), rsb, csb);
-  bgemm_convert(M, N, K, A, rsa, csa, b.data(), rsb, csb, C, ldc, accumulate);
+  // the convert path: the SGEMM packs B's float32 panels straight from the k-pair panels (the same panels, and so
+  // the same sums, as from B unpacked: every operand of sgemm_bf16 is packed)
+  sgemm_bf16(M, N, K, A, rsa, csa, nullptr, rsb, csb, Bp, C, ldc, accumulate);
 }
 
 }  // namespace lt

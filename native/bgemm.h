@@ -29,11 +29,10 @@ void bgemm(long M, long N, long K, const uint16_t* A, long rsa, long csa, const 
 // B packed once for several products (the output head's weight, used by every block of logits): K×N B
 // (B[k][j] = B[k*rsb + j*csb]) as panels of 32 columns, panel p at p*ceil(K/2)*32, in it column c's k-pair q at
 // q*32 + c = B[2q][j] | B[2q+1][j] << 16 (zero past K and N): bf16_packed_size(K, N) uint32. The same layout on
-// every CPU; bgemm_packed on the AVX512_BF16 path reads it in place, elsewhere it unpacks it to B's strides when
-// packed (rsb, csb; filling K*N values), so that its results are bgemm's, bit for bit, on every path.
+// every CPU; bgemm_packed on the AVX512_BF16 path reads it in place, on the convert path the SGEMM packs its float32
+// panels from it (sgemm_bf16), so that its results are bgemm's, bit for bit, on every path.
 long bf16_packed_size(long K, long N);
 void bf16_pack_b(const uint16_t* B, long rsb, long csb, long K, long N, uint32_t* out);
-void bf16_unpack_b(const uint32_t* P, long K, long N, uint16_t* B, long rsb, long csb);
 #if defined(__x86_64__) && defined(__GNUC__)
 // The k-pairs of up to 16 rows stored along k (row r at src + r*rs, pair q = src[r*rs + 2q], src[r*rs + 2q + 1]),
 // transposed: dst[q*W + r] for q < kfull, `lanes` lanes from r = 0, rows m <= r < lanes zero (AVX512_BF16 CPUs only;

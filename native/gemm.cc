@@ -168,7 +168,29 @@ const KernelDesc& kernel_for_level(int level) {
 
 // ---------------------------------------------------------------- packing
 
+// ---------------------------------------------------------------- packing from float32 or bfloat16 sources
+
+// The packers read float32, or bfloat16 widened to float32 as they copy (sgemm_bf16: the bf16 convert path), so
+// that a bf16 product needs no float32 copy of its operands: widening is exact, and the packed panels, and with
+// them the sums, are those of the SGEMM on the widened values.
+inline float widen(float x) { return x; }
+inline float widen(uint16_t h) {
+  uint32_t u = (uint32_t)h << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+inline void copy_widen(float* d, const float* s, long n) { std::memcpy(d, s, sizeof(float) * n); }
+inline void copy_widen(float* d, const uint16_t* s, long n) {
+  for (long i = 0; i < n; i++) d[i] = widen(s[i]);
+}
+
 #if LT_X86
+LT_TARGET_AVX2 inline __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
+LT_TARGET_AVX2 inline __m256 load8(const uint16_t* p) {
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i*)p)), 16));
+}
+
 // 8x8 transpose in registers: r[i] = row i (8 consecutive k) -> r[j] = column j (8 rows at one k).
 LT_TARGET_AVX2 inline void transpose8x8(__m256* r) {
   __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
@@ -186,25 +208,27 @@ LT_TARGET_AVX2 inline void transpose8x8(__m256* r) {
 }
 
 // 8 rows of length kc (row stride ld) -> dst[k*dstride + r] for r < 8 (8x8 register transposes, scalar tail).
-LT_TARGET_AVX2 void pack_t8(const float* src, long ld, long kc, float* dst, long dstride) {
+template <class T>
+LT_TARGET_AVX2 void pack_t8(const T* src, long ld, long kc, float* dst, long dstride) {
   long k = 0;
   for (; k + 8 <= kc; k += 8) {
     __m256 r[8];
 #pragma GCC unroll 8
-    for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(src + i * ld + k);
+    for (int i = 0; i < 8; i++) r[i] = load8(src + i * ld + k);
     transpose8x8(r);
 #pragma GCC unroll 8
     for (int j = 0; j < 8; j++) _mm256_storeu_ps(dst + (k + j) * dstride, r[j]);
   }
   for (; k < kc; k++)
-    for (int i = 0; i < 8; i++) dst[k * dstride + i] = src[i * ld + k];
+    for (int i = 0; i < 8; i++) dst[k * dstride + i] = widen(src[i * ld + k]);
 }
 // 4 rows of length kc (row stride ld) -> dst[k*dstride + r] for r < 4.
-LT_TARGET_AVX2 void pack_t4(const float* src, long ld, long kc, float* dst, long dstride) {
+template <class T>
+LT_TARGET_AVX2 void pack_t4(const T* src, long ld, long kc, float* dst, long dstride) {
   long k = 0;
   for (; k + 8 <= kc; k += 8) {
-    __m256 r0 = _mm256_loadu_ps(src + k), r1 = _mm256_loadu_ps(src + ld + k);
-    __m256 r2 = _mm256_loadu_ps(src + 2 * ld + k), r3 = _mm256_loadu_ps(src + 3 * ld + k);
+    __m256 r0 = load8(src + k), r1 = load8(src + ld + k);
+    __m256 r2 = load8(src + 2 * ld + k), r3 = load8(src + 3 * ld + k);
     __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
     __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
     __m256 c0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)), c1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
@@ -220,28 +244,29 @@ LT_TARGET_AVX2 void pack_t4(const float* src, long ld, long kc, float* dst, long
     _mm_storeu_ps(dst + (k + 7) * dstride, _mm256_extractf128_ps(c3, 1));
   }
   for (; k < kc; k++)
-    for (int i = 0; i < 4; i++) dst[k * dstride + i] = src[i * ld + k];
+    for (int i = 0; i < 4; i++) dst[k * dstride + i] = widen(src[i * ld + k]);
 }
 #endif
 
 // Every full panel of MR_ rows from dyᵀ (columns contiguous) in one pass over k: each k reads np·MR_ consecutive
 // floats of one source row and appends MR_ of them to each panel. (Panel by panel, the strided source rows would be
 // fetched once per panel: with a power-of-two stride they collide in a few L1 sets.)
-template <int MR_>
-void pack_a_cols(const float* src, long csa, long kc, long np, float* dst) {
+template <int MR_, class T>
+void pack_a_cols(const T* src, long csa, long kc, long np, float* dst) {
   for (long k = 0; k < kc; k++) {
-    const float* s = src + k * csa;
+    const T* s = src + k * csa;
     float* d = dst + k * MR_;
-    for (long p = 0; p < np; p++) std::memcpy(d + p * MR_ * kc, s + p * MR_, sizeof(float) * MR_);
+    for (long p = 0; p < np; p++) copy_widen(d + p * MR_ * kc, s + p * MR_, MR_);
   }
 }
 
 // Ap: ceil(mc/MR) panels, each kc x MR (row r of the panel at [k*MR + r]), zero-padded.
-void pack_a(const float* A, long rsa, long csa, long i0, long k0, long mc, long kc, int MR, float* Ap) {
+template <class T>
+void pack_a(const T* A, long rsa, long csa, long i0, long k0, long mc, long kc, int MR, float* Ap) {
   long p0 = 0;
   if ((MR == 8 || MR == 12) && rsa == 1 && mc >= MR) {
     long np = mc / MR;
-    const float* src = A + i0 + k0 * csa;
+    const T* src = A + i0 + k0 * csa;
     if (MR == 8) pack_a_cols<8>(src, csa, kc, np, Ap);
     else pack_a_cols<12>(src, csa, kc, np, Ap);
     p0 = np * MR;
@@ -249,7 +274,7 @@ void pack_a(const float* A, long rsa, long csa, long i0, long k0, long mc, long 
   for (long p = p0; p < mc; p += MR) {
     long m = std::min<long>(MR, mc - p);
     float* dst = Ap + p * kc;
-    const float* src = A + (i0 + p) * rsa + k0 * csa;
+    const T* src = A + (i0 + p) * rsa + k0 * csa;
 #if LT_X86
     if (csa == 1 && (MR == 8 || MR == 12) && m == MR) {  // only the AVX-512 kernel has MR = 8 or 12
       pack_t8(src, rsa, kc, dst, MR);
@@ -259,17 +284,17 @@ void pack_a(const float* A, long rsa, long csa, long i0, long k0, long mc, long 
 #endif
     if (csa == 1) {
       for (long r = 0; r < m; r++) {
-        const float* s = src + r * rsa;
-        for (long k = 0; k < kc; k++) dst[k * MR + r] = s[k];
+        const T* s = src + r * rsa;
+        for (long k = 0; k < kc; k++) dst[k * MR + r] = widen(s[k]);
       }
     } else if (rsa == 1 && m == MR) {
       for (long k = 0; k < kc; k++) {
-        const float* s = src + k * csa;
-        for (int r = 0; r < MR; r++) dst[k * MR + r] = s[r];
+        const T* s = src + k * csa;
+        for (int r = 0; r < MR; r++) dst[k * MR + r] = widen(s[r]);
       }
     } else {
       for (long k = 0; k < kc; k++)
-        for (long r = 0; r < m; r++) dst[k * MR + r] = src[r * rsa + k * csa];
+        for (long r = 0; r < m; r++) dst[k * MR + r] = widen(src[r * rsa + k * csa]);
     }
     if (m < MR)
       for (long k = 0; k < kc; k++)
@@ -278,22 +303,23 @@ void pack_a(const float* A, long rsa, long csa, long i0, long k0, long mc, long 
 }
 
 // Bp: ceil(nc/NR) panels, each kc x NR (column c of the panel at [k*NR + c]), zero-padded.
-void pack_b(const float* B, long rsb, long csb, long k0, long j0, long kc, long nc, int NR, float* Bp) {
+template <class T>
+void pack_b(const T* B, long rsb, long csb, long k0, long j0, long kc, long nc, int NR, float* Bp) {
   for (long q = 0; q < nc; q += NR) {
     long n = std::min<long>(NR, nc - q);
     float* dst = Bp + q * kc;
-    const float* src = B + k0 * rsb + (j0 + q) * csb;
+    const T* src = B + k0 * rsb + (j0 + q) * csb;
     if (csb == 1 && n == NR && NR == 32) {
       // all full panels in one pass over k: each source row read once, contiguously (see pack_a_cols)
       long nq = (nc - q) / 32;
       for (long k = 0; k < kc; k++) {
-        const float* s = src + k * rsb;
+        const T* s = src + k * rsb;
         float* d = dst + k * 32;
-        for (long t = 0; t < nq; t++) std::memcpy(d + t * 32 * kc, s + t * 32, sizeof(float) * 32);
+        for (long t = 0; t < nq; t++) copy_widen(d + t * 32 * kc, s + t * 32, 32);
       }
       q += (nq - 1) * 32;
     } else if (csb == 1 && n == NR) {
-      for (long k = 0; k < kc; k++) std::memcpy(dst + k * NR, src + k * rsb, sizeof(float) * NR);
+      for (long k = 0; k < kc; k++) copy_widen(dst + k * NR, src + k * rsb, NR);
 #if LT_X86
     } else if (rsb == 1 && n == NR && NR % 8 == 0 && simd_level() >= SIMD_AVX2) {
       for (long c = 0; c < NR; c += 8) pack_t8(src + c * csb, csb, kc, dst + c, NR);
@@ -301,17 +327,49 @@ void pack_b(const float* B, long rsb, long csb, long k0, long j0, long kc, long 
     } else if (rsb == 1) {
       // B is W^T with W row-major: each column of the panel is a contiguous row of W (a transpose)
       for (long c = 0; c < n; c++) {
-        const float* s = src + c * csb;
-        for (long k = 0; k < kc; k++) dst[k * NR + c] = s[k];
+        const T* s = src + c * csb;
+        for (long k = 0; k < kc; k++) dst[k * NR + c] = widen(s[k]);
       }
       for (long c = n; c < NR; c++)
         for (long k = 0; k < kc; k++) dst[k * NR + c] = 0.f;
     } else {
       for (long k = 0; k < kc; k++) {
         long c = 0;
-        for (; c < n; c++) dst[k * NR + c] = src[k * rsb + c * csb];
+        for (; c < n; c++) dst[k * NR + c] = widen(src[k * rsb + c * csb]);
         for (; c < NR; c++) dst[k * NR + c] = 0.f;
       }
+    }
+  }
+}
+
+// Bp as pack_b would from B [K, N] held as bf16_pack_b's k-pair panels P (32 columns a panel, each k-pair of a
+// column one uint32, the lower k in the low half; see bgemm.cc): the bf16 convert path's packed weight.
+void pack_b_pairs(const uint32_t* P, long K, long k0, long j0, long kc, long nc, int NR, float* Bp) {
+  constexpr long PW = 32;  // columns of a pair panel
+  const long kpt = (K + 1) / 2;
+  for (long q = 0; q < nc; q += NR) {
+    long n = std::min<long>(NR, nc - q);
+    float* dst = Bp + q * kc;
+    const long j = j0 + q;
+    for (long k = 0; k < kc; k++) {
+      const long kk = k0 + k;
+      float* d = dst + k * NR;
+      // the value of an odd k is the pair's high half as it stands, an even k's the low half shifted up
+      const uint32_t shift = (kk & 1) ? 0 : 16, mask = (kk & 1) ? 0xffff0000u : 0xffffffffu;
+      if ((j % PW) + n <= PW) {  // within one pair panel: contiguous
+        const uint32_t* s = P + (j / PW) * kpt * PW + (kk >> 1) * PW + j % PW;
+        for (long c = 0; c < n; c++) {
+          uint32_t u = (s[c] << shift) & mask;
+          std::memcpy(d + c, &u, 4);
+        }
+      } else {
+        for (long c = 0; c < n; c++) {
+          const long jc = j + c;
+          uint32_t u = (P[(jc / PW) * kpt * PW + (kk >> 1) * PW + jc % PW] << shift) & mask;
+          std::memcpy(d + c, &u, 4);
+        }
+      }
+      for (long c = n; c < NR; c++) d[c] = 0.f;
     }
   }
 }
@@ -350,7 +408,21 @@ struct GemmJob {
   bool da, db;  // read A / B in place instead of packing
   const KernelDesc* kd;
   long mc, nc, tiles_n, kc;
+  // bfloat16 sources (sgemm_bf16), packed with widening; A and B are then null, and nothing is read in place
+  const uint16_t* A16 = nullptr;
+  const uint16_t* B16 = nullptr;
+  const uint32_t* Bpairs = nullptr;  // B as k-pair panels (bf16_pack_b)
 };
+
+inline void pack_a_job(const GemmJob& g, long i0, long k0, long mc, long kc, int MR, float* Ap) {
+  if (g.A16) return pack_a(g.A16, g.rsa, g.csa, i0, k0, mc, kc, MR, Ap);
+  pack_a(g.A, g.rsa, g.csa, i0, k0, mc, kc, MR, Ap);
+}
+inline void pack_b_job(const GemmJob& g, long k0, long j0, long kc, long nc, int NR, float* Bp) {
+  if (g.Bpairs) return pack_b_pairs(g.Bpairs, g.K, k0, j0, kc, nc, NR, Bp);
+  if (g.B16) return pack_b(g.B16, g.rsb, g.csb, k0, j0, kc, nc, NR, Bp);
+  pack_b(g.B, g.rsb, g.csb, k0, j0, kc, nc, NR, Bp);
+}
 
 // A task owns an m-range x n-range of C. Per K block it packs its B block once, then walks the m-range in
 // sub-blocks of MC rows (A packed per sub-block): B is packed (number of m-ranges) times in all, A (number of n-ranges).
@@ -371,13 +443,13 @@ void gemm_task(void* ctx, long t) {
   for (long k0 = 0; k0 < g.K; k0 += KC) {
     long kc = std::min(KC, g.K - k0);
     bool acc = g.accumulate || k0 > 0;
-    if (!g.db) pack_b(g.B, g.rsb, g.csb, k0, j0, kc, nc, NR, Bp);
+    if (!g.db) pack_b_job(g, k0, j0, kc, nc, NR, Bp);
     else if (nfull < nc) pack_b(g.B, g.rsb, g.csb, k0, j0 + nfull, kc, nc - nfull, NR, Bp);
     for (long is = 0; is < mr; is += msub) {
       long mc = std::min(msub, mr - is);
       long ib = i0 + is;
       long mfull = mc / MR * MR;
-      if (!g.da) pack_a(g.A, g.rsa, g.csa, ib, k0, mc, kc, MR, Ap);
+      if (!g.da) pack_a_job(g, ib, k0, mc, kc, MR, Ap);
       else if (mfull < mc) pack_a(g.A, g.rsa, g.csa, ib + mfull, k0, mc - mfull, kc, MR, Ap);
       for (long jr = 0; jr < nc; jr += NR) {
         long n = std::min<long>(NR, nc - jr);
@@ -408,12 +480,24 @@ void gemm_task(void* ctx, long t) {
 // Operands used by at most this many rows/columns are read in place rather than packed.
 constexpr long DIRECT_MAX = 64;
 
+// src16: bfloat16 sources (sgemm_bf16) in place of A and B, always packed.
+struct Src16 {
+  const uint16_t* A;
+  const uint16_t* B;
+  const uint32_t* Bpairs;
+};
+
 void sgemm_impl(long M, long N, long K, const float* A, long rsa, long csa, const float* B, long rsb, long csb, float* C,
-                long rsc, long csc, bool accumulate) {
+                long rsc, long csc, bool accumulate, const Src16* src16 = nullptr) {
   const KernelDesc& kd = kernel_for_level(simd_level());
   GemmJob g{M, N, K, A, rsa, csa, B, rsb, csb, C, rsc, csc, accumulate, false, false, &kd, kd.MC, kd.NC, 0, kd.KC};
-  g.da = csa == 1 && N <= DIRECT_MAX;
-  g.db = csb == 1 && M <= DIRECT_MAX;
+  if (src16) {
+    g.A16 = src16->A;
+    g.B16 = src16->B;
+    g.Bpairs = src16->Bpairs;
+  }
+  g.da = !src16 && csa == 1 && N <= DIRECT_MAX;
+  g.db = !src16 && csb == 1 && M <= DIRECT_MAX;
   // K blocks of equal size, up to 1.25·KC (K = 288 is one block, not 256 + 32). B rows read in place have a
   // large stride, so their block stays short enough not to thrash L1.
   long kcmax = g.db ? 128 : kd.KC;
@@ -889,6 +973,13 @@ void sgemm(long M, long N, long K, const float* A, long rsa, long csa, const flo
     return;
   }
   sgemm_impl(M, N, K, A, rsa, csa, B, rsb, csb, C, ldc, 1, accumulate);
+}
+
+void sgemm_bf16(long M, long N, long K, const uint16_t* A, long rsa, long csa, const uint16_t* B, long rsb, long csb,
+                const uint32_t* Bpairs, float* C, long ldc, bool accumulate) {
+  if (empty_product(M, N, K, C, ldc, accumulate)) return;
+  const Src16 src{A, Bpairs ? nullptr : B, Bpairs};
+  sgemm_impl(M, N, K, nullptr, rsa, csa, nullptr, rsb, csb, C, ldc, 1, accumulate, &src);
 }
 
 }  // namespace lt

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <cstdint>
+
 namespace lt {
 
 // C[M,N] (= or +=) A·B with A[i][k] = A[i*rsa + k*csa], B[k][j] = B[k*rsb + j*csb], C row-major with leading
@@ -8,6 +10,12 @@ namespace lt {
 // depend on the thread count.
 void sgemm(long M, long N, long K, const float* A, long rsa, long csa, const float* B, long rsb, long csb, float* C,
            long ldc, bool accumulate);
+
+// The same product from bfloat16 operands (the bf16 convert path): A and B, or B as bf16_pack_b's k-pair panels
+// (Bpairs, B's strides then unused), widened to float32 as the SGEMM packs them (no float32 copy of either). Every
+// operand is packed, so the sums are the same whichever form B comes in.
+void sgemm_bf16(long M, long N, long K, const uint16_t* A, long rsa, long csa, const uint16_t* B, long rsb, long csb,
+                const uint32_t* Bpairs, float* C, long ldc, bool accumulate);
 
 // The same product on the calling thread only (for small tiles inside a pool task, e.g. attention).
 void sgemm_serial(long M, long N, long K, const float* A, long rsa, long csa, const float* B, long rsb, long csb, float* C,
