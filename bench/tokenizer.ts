@@ -11,6 +11,7 @@
  * - BPE training time and peak RSS for each vocab size, ours vs spm_train --num_threads=2 (if
  *   installed), each in its own process, plus piece overlap and compression (tokens/byte on Brown).
  */
+import { peakRssBytes } from '../src/util/memory.js';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { availableParallelism, tmpdir, cpus } from 'node:os';
@@ -35,7 +36,7 @@ if (process.argv[2] === '--train-child') {
   const proto = trainBpe({ input: text, vocabSize: Number(vocab), splitDigits: true, byteFallback: true });
   const seconds = (performance.now() - t0) / 1000;
   writeFileSync(out, serializeModelProto(proto));
-  console.log(JSON.stringify({ seconds, peakRssMB: process.resourceUsage().maxRSS / 1024 }));
+  console.log(JSON.stringify({ seconds, peakRssMB: peakRssBytes() / 2 ** 20 }));
   process.exit(0);
 }
 

@@ -12,6 +12,7 @@
  *     [--sgemm-reps N]   (SGEMM timings: median of N calls, default 11)
  * The machine's cores may be shared: numbers are noisy, run it on a quiet machine and compare within one run.
  */
+import { peakRssBytes } from '../src/util/memory.js';
 import { parseArgs } from 'node:util';
 import { spawnSync, execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
@@ -137,10 +138,9 @@ function sgemmTable(threads: number, blasEnv: Record<string, string>, reps: numb
   return rows;
 }
 
-/** Peak resident set of this process in KiB (VmHWM: unlike getrusage's maxrss it is not inherited across exec). */
+/** Peak resident set of this process in KiB (util/memory.ts peakRssBytes: VmHWM, not inherited across exec). */
 function peakKib(): number {
-  const m = /VmHWM:\s+(\d+)/.exec(readFileSync('/proc/self/status', 'utf8'));
-  return m ? Number(m[1]) : process.resourceUsage().maxRSS;
+  return peakRssBytes() / 1024;
 }
 
 /** Child-process entry: peak RSS of one training step (mini-15m, batch 1) or of attention alone at one seq. */

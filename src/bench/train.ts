@@ -14,6 +14,7 @@ import { Llama, type DTypeName, type Recompute } from '../model/llama.js';
 import { trainingMemoryCategories, type MemoryCategories } from '../plan/activations.js';
 import { paramCount, trainFlopsPerToken, type LlamaConfig } from '../model/config.js';
 import { Rng } from '../util/rng.js';
+import { peakRssBytes } from '../util/memory.js';
 import { peakFlops, type Peak } from '../kernels/peak.js';
 
 export interface TrainBenchOptions {
@@ -205,7 +206,7 @@ function memoryReport(model: Llama, batch: number, seq: number, moments: { byteL
       weights, gradients, optimizer, activations_saved: act.saved, workspace: act.workspace,
       total: weights + gradients + optimizer + act.saved + act.workspace,
       activations_process: actProcess,
-      peak_rss: process.resourceUsage().maxRSS * 1024,
+      peak_rss: peakRssBytes(),
       heap_used: mu.heapUsed, external: mu.external, array_buffers: mu.arrayBuffers,
     },
     activations_saved_ratio: Math.round((act.saved / predicted.activations_saved) * 1000) / 1000,

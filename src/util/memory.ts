@@ -42,3 +42,14 @@ export function availableMemory(env: NodeJS.ProcessEnv = process.env): Available
   if (max !== null && cur !== null && max - cur < a.bytes) a = { bytes: Math.max(0, max - cur), source: 'cgroup memory.max' };
   return a;
 }
+
+/**
+ * This process's peak resident set in bytes: /proc/self/status VmHWM (the high-water mark of its own address space),
+ * else getrusage's maxrss. Not maxrss first: Linux folds the forked parent's resident set into the child's maxrss at
+ * exec, so a child spawned by a large process (bench/memory-precision.ts after its in-process speed section, 4-6 GB)
+ * reports at least the parent's size (measured: a seq-8192 step read 6.0 GiB that way, 1.6 GiB by VmHWM).
+ */
+export function peakRssBytes(): number {
+  const kib = readNumber('/proc/self/status', /VmHWM:\s+(\d+)\s*kB/);
+  return (kib ?? process.resourceUsage().maxRSS) * 1024;
+}
