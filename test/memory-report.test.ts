@@ -5,6 +5,8 @@ import { benchTrain } from '../src/bench/train.js';
 import { createRefBackend } from '../src/kernels/ref.js';
 import { makeConfig } from '../src/model/config.js';
 import { runCli } from './helpers/cli.js';
+import { spawnSync } from 'node:child_process';
+import { peakRssBytes } from '../src/util/memory.js';
 
 const config = () => makeConfig({ dim: 32, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 96, multipleOf: 16, maxSeqLen: 16 });
 const CATEGORIES = ['weights', 'gradients', 'optimizer', 'activations_saved', 'workspace'] as const;
@@ -46,4 +48,19 @@ test('info --memory: the categories for the policy and dtype given (--json), one
   assert.notEqual(bad.code, 0);
   assert.match(bad.stderr, /--dtype must be one of f32, bf16/);
   assert.equal(runCli(['info', '--dim', '32', '--layers', '2', '--heads', '4', '--dtype', 'bf16']).stderr.trim(), 'llama-ts: error: --dtype goes with --memory');
+});
+
+test('peakRssBytes: this process\'s own high-water mark, at least its resident set now; a child spawned by a larger process reports its own', () => {
+  const rss = process.memoryUsage().rss;
+  const peak = peakRssBytes();
+  assert.ok(peak >= rss * 0.99, `peak ${peak} < rss ${rss}`);
+  if (process.platform !== 'linux') return;
+  // grow this process well past a bare node's size, then ask a child: its peak must be its own (a bare node is
+  // ~40-60 MB), not ours folded in at exec as getrusage's maxrss would report
+  const ballast = new Uint8Array(400 << 20).fill(1);
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e',
+    `import { peakRssBytes } from ${JSON.stringify(new URL('../src/util/memory.js', import.meta.url).href)}; console.log(peakRssBytes(), process.resourceUsage().maxRSS * 1024)`], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const [childPeak] = r.stdout.trim().split(' ').map(Number);
+  assert.ok(childPeak < 300 << 20, `child peak ${childPeak} includes the parent's ${ballast.length} bytes`);
 });
