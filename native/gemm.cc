@@ -166,9 +166,7 @@ const KernelDesc& kernel_for_level(int level) {
   return generic;
 }
 
-// ---------------------------------------------------------------- packing
-
-// ---------------------------------------------------------------- packing from float32 or bfloat16 sources
+// ---------------------------------------------------------------- packing (from float32 or bfloat16 sources)
 
 // The packers read float32, or bfloat16 widened to float32 as they copy (sgemm_bf16: the bf16 convert path), so
 // that a bf16 product needs no float32 copy of its operands: widening is exact, and the packed panels, and with
