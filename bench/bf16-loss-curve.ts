@@ -111,10 +111,9 @@ const r5 = (x: number) => Math.round(x * 1e5) / 1e5;
 const signed = bySeed.map((b) => (b.finals.bf16 - b.finals.f32) / b.finals.f32);
 const f32s = bySeed.map((b) => b.finals.f32);
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-const nb = backend as Partial<NativeBackend>;
 console.log(JSON.stringify({
   bench: 'bf16-loss-curve',
-  cpu: cpus()[0]?.model ?? 'unknown', cpu_flags: cpuFlags(), backend: backend.name, threads: nb.threads?.() ?? null, simd: nb.simd?.() ?? null,
+  cpu: cpus()[0]?.model ?? 'unknown', cpu_flags: cpuFlags(), backend: backend.name, threads: nbp.threads?.() ?? null, simd: nbp.simd?.() ?? null,
   bf16_path: firstPath,
   model: { ...config, shape: 'mini-15m with the byte vocabulary' }, data: 'demo mixture (data/recipes/demo.json; includes this checkout\'s README and docs/), byte tokenizer', data_sha256: dataSha, steps, batch, seq, seed: seeds[0],
   final_held_out: { seed: seeds[0], f32: finals.f32, bf16: finals.bf16, relative_difference: r5(rel), goal: 0.01, met: rel <= 0.01 },
