@@ -584,8 +584,16 @@ constexpr long GEMV_LARGE_W_FLOATS = 2L << 20;  // 8 MiB of W
 // With two or more x rows, the first pass over each 8-row block prefetches the block this many blocks ahead (W rows
 // contiguous: the 8·K floats that follow), 8 cache lines per step, so the loads that the slower multi-row loop
 // issues no longer outrun the hardware prefetcher: the 32000×288 head from memory at 2/4/8 rows took 1.45/2.4/2.7 ms
-// without and 0.86/1.03/1.64 ms with it; one row streams as fast without it (it then only costs load slots).
+// without and 0.86/1.03/1.64 ms with it; one row streams as fast without it when its W rows are long (below).
 constexpr long GEMV_PREFETCH_BLOCKS = 2;
+// One x row over short W rows (K·4 < GEMV_SHORT_ROW_BYTES) prefetches GEMV_SHORT_ROW_PREFETCH_BYTES ahead of the
+// 8-row block being read, 8 cache lines a step: the 8 rows read at once are 8 streams of a few lines each, too short
+// for the hardware prefetcher to ramp up. Measured over a decode's matrices in decode order, one thread, AVX-512 EPYC
+// (2026-12-02, the variants alternating in one process): K = 288 (every matrix of mini-15m but w2) read at 31-34
+// GB/s without and 33-36 with it (a 32000×288 head 33.8 → 36.1; 9-18% on a slower hour); K = 512 and 768 gained
+// nothing on 1 thread and lost 3% on 2, so longer rows are left to the hardware.
+constexpr long GEMV_SHORT_ROW_BYTES = 2048;
+constexpr long GEMV_SHORT_ROW_PREFETCH_BYTES = 8192;
 
 struct GemvJob {
   long M, N, K;
@@ -597,6 +605,7 @@ struct GemvJob {
   long ldc;
   bool accumulate;
   long rows_per_task;
+  long prefetch_bytes;  // one x row and short W rows: prefetch this far ahead of the block (0: none)
 };
 
 inline void gemv_store8(const float* r, float* c, long n, bool acc) {
@@ -692,6 +701,8 @@ LT_TARGET_AVX2 inline void gemv_block_avx2(long K, const float* const* w, const 
         int mm = g.M - i >= 2 ? 2 : 1;                                                          \
         const char* pf = i == 0 && g.M > 1 && g.ldw == g.K && j + 8 * GEMV_PREFETCH_BLOCKS < j1  \
                              ? (const char*)(g.W + (j + 8 * GEMV_PREFETCH_BLOCKS) * g.ldw)       \
+                         : g.prefetch_bytes > 0 && (j1 - j - 8) * g.K * 4 >= g.prefetch_bytes    \
+                             ? (const char*)(g.W + j * g.ldw) + g.prefetch_bytes                 \
                              : nullptr;                                                          \
         if (mm == 2) BLOCK<2>(g.K, w, g.A + i * g.lda, g.lda, s, pf);                           \
         else BLOCK<1>(g.K, w, g.A + i * g.lda, g.lda, s, pf);                                   \
@@ -908,7 +919,8 @@ void gemv_task(void* ctx, long t) {
 
 // C[M,N] (+)= A[M,K]·Wᵀ with W [N,K] row-major (row stride ldw), for a few rows M (see GEMV_MAX_M).
 void gemv_xwt(long M, long N, long K, const float* A, long lda, const float* W, long ldw, float* C, long ldc, bool accumulate) {
-  GemvJob g{M, N, K, A, lda, W, ldw, C, ldc, accumulate, N};
+  GemvJob g{M, N, K, A, lda, W, ldw, C, ldc, accumulate, N, 0};
+  if (M == 1 && ldw == K && K * 4 < GEMV_SHORT_ROW_BYTES) g.prefetch_bytes = GEMV_SHORT_ROW_PREFETCH_BYTES;
   const long nth = pool_threads();
   // Tasks of whole 8-row blocks, at least ~64 KiB of W each (smaller jobs are not worth a hand-off); a few tasks
   // per thread so that a thread slowed down by a neighbour on a shared core does not hold the rest up.
@@ -933,7 +945,7 @@ bool empty_product(long M, long N, long K, float* C, long ldc, bool accumulate) 
 
 void dot_rows(long N, long K, const float* W, long ldw, const float* x, float* out) {
   if (N <= 0) return;
-  GemvJob g{1, N, K, x, K, W, ldw, out, N, false, N};
+  GemvJob g{1, N, K, x, K, W, ldw, out, N, false, N, 0};
 #if LT_X86
   int level = simd_level();
   if (level >= SIMD_AVX512) return gemv_rows_avx512(g, 0, N);
