@@ -1,6 +1,8 @@
 #include "attention.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <vector>
 
@@ -336,6 +338,74 @@ void weighted_rows(float* o, const float* p, const float* v, long ldv, long n, l
 }
 
 thread_local std::vector<float> tl_scores;
+
+#if LT_X86
+// One query row against the cache for the KV heads [g0, g1) and their query heads (rep each; contiguous in q and
+// out), reading the cache rows in order: each K row's span of those heads once for all of them (their scores into
+// sc, head-major, len apart), then each V row's span once, every head's output lanes accumulated in `acc` (L1).
+// Decode reads the cache as one forward stream instead of one strided stream per head. Measured (AVX-512 EPYC,
+// 2026-12-02, 1 thread): a cold 110-row cache of mini-15m's shape (6 heads × 48) 61 → 32-44 µs a call, a warm
+// 1000-row one 135 → 73-89 µs; in a 200-token decode of mini-15m, attention 185-215 → 81-94 µs a token (mini-42m,
+// 2 threads: 211-231 → 165-189).
+// A score is one 16-lane FMA chain over the head dimension (masked tail) and a horizontal sum; the softmax is
+// softmax_scaled_unnorm's; the weighted sum is weighted_rows_avx512's lane for lane (Σ_j p[j]·v[j] in j order, then
+// · inv), so a head's output does not depend on how heads are grouped into tasks.
+LT_TARGET_AVX512 void attention_cached_row_avx512(float* out, const float* q, const float* k, const float* v, long len, long g0, long g1,
+                                                  long rep, long hd, long kw, float scale, float* sc, float* acc) {
+  const long nh = (g1 - g0) * rep, nv = (hd + 15) / 16, span = (g1 - g0) * hd;
+  const __mmask16 tail = hd % 16 ? (__mmask16)((1u << (hd % 16)) - 1) : (__mmask16)0xFFFF;
+  constexpr long PF_ROWS = 4;  // rows ahead that the K and V passes prefetch
+  for (long j = 0; j < len; j++) {
+    const float* kr = k + j * kw + g0 * hd;
+    if (j + PF_ROWS < len)
+      for (long b = 0; b < span; b += 16) _mm_prefetch((const char*)(kr + PF_ROWS * kw + b), _MM_HINT_T0);
+    for (long g = 0; g < g1 - g0; g++) {
+      const float* kg = kr + g * hd;
+      for (long r = 0; r < rep; r++) {
+        const long h = g * rep + r;
+        const float* qh = q + h * hd;
+        __m512 a = _mm512_setzero_ps();
+        for (long c = 0; c < nv; c++) {
+          const __mmask16 m = c == nv - 1 ? tail : (__mmask16)0xFFFF;
+          a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, qh + 16 * c), _mm512_maskz_loadu_ps(m, kg + 16 * c), a);
+        }
+        sc[h * len + j] = _mm512_reduce_add_ps(a);
+      }
+    }
+  }
+  for (long h = 0; h < nh; h++) {
+    const float inv = 1.0f / softmax_scaled_unnorm(sc + h * len, len, scale);
+    acc[h] = inv;  // kept until the end; the accumulators start past nh
+  }
+  float* av = acc + (nh + 15) / 16 * 16;
+  for (long t = 0; t < nh * nv * 16; t++) av[t] = 0.f;
+  for (long j = 0; j < len; j++) {
+    const float* vr = v + j * kw + g0 * hd;
+    if (j + PF_ROWS < len)
+      for (long b = 0; b < span; b += 16) _mm_prefetch((const char*)(vr + PF_ROWS * kw + b), _MM_HINT_T0);
+    for (long g = 0; g < g1 - g0; g++) {
+      const float* vg = vr + g * hd;
+      for (long r = 0; r < rep; r++) {
+        const long h = g * rep + r;
+        const __m512 pj = _mm512_set1_ps(sc[h * len + j]);
+        float* ah = av + h * nv * 16;
+        for (long c = 0; c < nv; c++) {
+          const __mmask16 m = c == nv - 1 ? tail : (__mmask16)0xFFFF;
+          _mm512_store_ps(ah + 16 * c, _mm512_fmadd_ps(pj, _mm512_maskz_loadu_ps(m, vg + 16 * c), _mm512_load_ps(ah + 16 * c)));
+        }
+      }
+    }
+  }
+  for (long h = 0; h < nh; h++) {
+    const __m512 s = _mm512_set1_ps(acc[h]);
+    for (long c = 0; c < nv; c++) {
+      const __mmask16 m = c == nv - 1 ? tail : (__mmask16)0xFFFF;
+      _mm512_mask_storeu_ps(out + h * hd + 16 * c, m, _mm512_mul_ps(_mm512_load_ps(av + h * nv * 16 + 16 * c), s));
+    }
+  }
+}
+thread_local std::vector<float> tl_acc;
+#endif
 }  // namespace
 
 void attention_cached(float* out, const float* q, const float* k, const float* v, long n, long pos, long H, long KV,
@@ -343,6 +413,26 @@ void attention_cached(float* out, const float* q, const float* k, const float* v
   if (n <= 0 || H <= 0 || hd <= 0) return;
   const long rep = H / KV, qw = H * hd, kw = KV * hd;
   const float scale = 1.0f / std::sqrt((float)hd);
+#if LT_X86
+  if (simd_level() >= SIMD_AVX512) {
+    // Tasks: each row's KV heads in as few groups as give every thread work (n rows already do when n >= threads).
+    const long nth = pool_threads();
+    const long groups = std::min(KV, std::max<long>(1, (nth + n - 1) / n));
+    parallel_for(n * groups, [&](long t) {
+      const long i = t / groups, gi = t % groups, len = pos + i + 1;
+      const long g0 = KV * gi / groups, g1 = KV * (gi + 1) / groups, nh = (g1 - g0) * rep, nv = (hd + 15) / 16;
+      std::vector<float>& s = tl_scores;
+      if ((long)s.size() < nh * len) s.resize(nh * len);
+      std::vector<float>& a = tl_acc;
+      const size_t need = (nh + 15) / 16 * 16 + nh * nv * 16 + 16;  // +16: room to align the accumulators
+      if (a.size() < need) a.resize(need);
+      float* acc = a.data() + ((16 - ((uintptr_t)a.data() / 4) % 16) % 16);
+      attention_cached_row_avx512(out + i * qw + g0 * rep * hd, q + i * qw + g0 * rep * hd, k, v, len, g0, g1, rep, hd, kw, scale,
+                                  s.data(), acc);
+    });
+    return;
+  }
+#endif
   parallel_for(n * H, [&](long t) {
     long i = t / H, h = t % H, len = pos + i + 1;
     std::vector<float>& s = tl_scores;

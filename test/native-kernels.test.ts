@@ -206,6 +206,29 @@ test('attentionCached (n query rows over a KV cache) matches ref on every SIMD p
   assert.throws(() => be.attentionCached(f(24), f(24), f(32), f(32), 1, 1, 3, 2, 8), /not divisible/);
 });
 
+test('attentionCached: each head\'s output is the same whatever the thread count (one row: the KV heads split into a group per thread)', { skip }, () => {
+  const be = native();
+  const rng = new Rng(13);
+  const dflt = be.threads();
+  try {
+    forEachSimd(be, (level) => {
+      // [n, pos, nHeads, nKvHeads, headDim]: one row (groups = threads up to KV), GQA, a tail lane, two rows
+      for (const [n, pos, H, KV, hd] of [[1, 70, 6, 6, 48], [1, 33, 8, 4, 20], [1, 5, 12, 3, 64], [2, 40, 4, 4, 17]] as const) {
+        const q = randn(rng, n * H * hd), k = randn(rng, (pos + n) * KV * hd), v = randn(rng, (pos + n) * KV * hd);
+        const outs = [1, 2, 3, 5].map((t) => {
+          be.setThreads(t);
+          const o = new Float32Array(n * H * hd);
+          be.attentionCached(o, q, k, v, n, pos, H, KV, hd);
+          return o;
+        });
+        for (let i = 1; i < outs.length; i++) assert.deepEqual(outs[i], outs[0], `${level} n=${n} pos=${pos} H=${H} KV=${KV} hd=${hd}, thread count ${[1, 2, 3, 5][i]}`);
+      }
+    });
+  } finally {
+    be.setThreads(dflt);
+  }
+});
+
 test('attentionCachedF16 (a head-major half cache): rounds the new rows into it as ref does (same bits) and attends as attentionCached over the widened rows, every SIMD path', { skip }, () => {
   const be = native();
   const rng = new Rng(12);
