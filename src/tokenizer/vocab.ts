@@ -145,14 +145,16 @@ export class VocabTokenizer implements Tokenizer {
     if (this.indexed) return;
     this.indexed = true;
     const vocab = this.vocab;
-    vocab.pieces.forEach((p, i) => {
-      const t = vocab.types[i];
-      const m = /^<0x([0-9A-Fa-f]{2})>$/.exec(p);
-      if (t === TokenType.BYTE && m) this.byteIds[parseInt(m[1], 16)] = i;
+    const { pieces, types } = vocab;
+    for (let i = 0; i < pieces.length; i++) {
+      const p = pieces[i];
+      const t = types[i];
+      const m = t === TokenType.BYTE ? /^<0x([0-9A-Fa-f]{2})>$/.exec(p) : null;
+      if (m) this.byteIds[parseInt(m[1], 16)] = i;
       else if (t === TokenType.NORMAL || t === TokenType.USER_DEFINED || t === undefined) {
         if (!this.ids.has(p)) this.ids.set(p, i);
       }
-    });
+    }
   }
 
   encode(text: string): number[] {
