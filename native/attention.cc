@@ -344,32 +344,31 @@ thread_local std::vector<float> tl_scores;
 // out), reading the cache rows in order: each K row's span of those heads once for all of them (their scores into
 // sc, head-major, len apart), then each V row's span once, every head's output lanes accumulated in `acc` (L1).
 // Decode reads the cache as one forward stream instead of one strided stream per head. Measured (AVX-512 EPYC,
-// 2026-12-02, 1 thread): a cold 110-row cache of mini-15m's shape (6 heads × 48) 61 → 32-44 µs a call, a warm
-// 1000-row one 135 → 73-89 µs; in a 200-token decode of mini-15m, attention 185-215 → 81-94 µs a token (mini-42m,
+// 2026-12-02, 1 thread): a cold 110-row cache of mini-15m's shape (6 heads × 48) 49-61 → 40-43 µs a call, a warm
+// 1000-row one 135-190 → 70 µs; in a 200-token decode of mini-15m, attention 123-215 → 81-101 µs a token (mini-42m,
 // 2 threads: 211-231 → 165-189).
-// A score is one 16-lane FMA chain over the head dimension (masked tail) and a horizontal sum; the softmax is
-// softmax_scaled_unnorm's; the weighted sum is weighted_rows_avx512's lane for lane (Σ_j p[j]·v[j] in j order, then
-// · inv), so a head's output does not depend on how heads are grouped into tasks.
+// The scores are dot_rows' (its 8-row block over 8 keys at a time, `dot8_avx512`), the softmax is
+// softmax_scaled_unnorm's, the weighted sum is weighted_rows_avx512's lane for lane (Σ_j p[j]·v[j] in j order, then
+// · inv): every output is bit for bit the per-head path's (one pool task per query head, dot_rows then
+// weighted_rows), whatever the grouping of heads into tasks.
 LT_TARGET_AVX512 void attention_cached_row_avx512(float* out, const float* q, const float* k, const float* v, long len, long g0, long g1,
                                                   long rep, long hd, long kw, float scale, float* sc, float* acc) {
   const long nh = (g1 - g0) * rep, nv = (hd + 15) / 16, span = (g1 - g0) * hd;
   const __mmask16 tail = hd % 16 ? (__mmask16)((1u << (hd % 16)) - 1) : (__mmask16)0xFFFF;
-  constexpr long PF_ROWS = 4;  // rows ahead that the K and V passes prefetch
-  for (long j = 0; j < len; j++) {
-    const float* kr = k + j * kw + g0 * hd;
-    if (j + PF_ROWS < len)
-      for (long b = 0; b < span; b += 16) _mm_prefetch((const char*)(kr + PF_ROWS * kw + b), _MM_HINT_T0);
+  constexpr long PF_ROWS = 8;  // rows ahead that the K and V passes prefetch
+  for (long j0 = 0; j0 < len; j0 += 8) {
+    const long nb = std::min<long>(8, len - j0);
+    if (j0 + 8 + PF_ROWS <= len)
+      for (long r = j0 + PF_ROWS; r < j0 + 8 + PF_ROWS; r++)
+        for (long b = 0; b < span; b += 16) _mm_prefetch((const char*)(k + r * kw + g0 * hd + b), _MM_HINT_T0);
     for (long g = 0; g < g1 - g0; g++) {
-      const float* kg = kr + g * hd;
+      const float* w[8];
+      for (int r = 0; r < 8; r++) w[r] = k + std::min(j0 + r, len - 1) * kw + (g0 + g) * hd;
       for (long r = 0; r < rep; r++) {
         const long h = g * rep + r;
-        const float* qh = q + h * hd;
-        __m512 a = _mm512_setzero_ps();
-        for (long c = 0; c < nv; c++) {
-          const __mmask16 m = c == nv - 1 ? tail : (__mmask16)0xFFFF;
-          a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, qh + 16 * c), _mm512_maskz_loadu_ps(m, kg + 16 * c), a);
-        }
-        sc[h * len + j] = _mm512_reduce_add_ps(a);
+        alignas(32) float s8[8];
+        dot8_avx512(hd, w, q + h * hd, s8);
+        for (long t = 0; t < nb; t++) sc[h * len + j0 + t] = s8[t];
       }
     }
   }
@@ -405,6 +404,10 @@ LT_TARGET_AVX512 void attention_cached_row_avx512(float* out, const float* q, co
   }
 }
 thread_local std::vector<float> tl_acc;
+// Up to this many query rows a call (decode: one per sequence) read the cache in row order; more rows (a prefill
+// chunk) read it once per row from the caches, where the per-head tasks' products are faster (their weighted sums in
+// registers): 200-token prefills of mini-15m took ~15% longer in row order. Both give the same bits.
+constexpr long ROW_ORDER_MAX_ROWS = 4;
 #endif
 }  // namespace
 
@@ -414,7 +417,7 @@ void attention_cached(float* out, const float* q, const float* k, const float* v
   const long rep = H / KV, qw = H * hd, kw = KV * hd;
   const float scale = 1.0f / std::sqrt((float)hd);
 #if LT_X86
-  if (simd_level() >= SIMD_AVX512) {
+  if (simd_level() >= SIMD_AVX512 && n <= ROW_ORDER_MAX_ROWS) {
     // Tasks: each row's KV heads in as few groups as give every thread work (n rows already do when n >= threads).
     const long nth = pool_threads();
     const long groups = std::min(KV, std::max<long>(1, (nth + n - 1) / n));

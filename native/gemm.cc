@@ -943,6 +943,14 @@ bool empty_product(long M, long N, long K, float* C, long ldc, bool accumulate) 
 }
 }  // namespace
 
+#if LT_X86
+LT_TARGET_AVX512 void dot8_avx512(long K, const float* const* w, const float* x, float* out) {
+  __m256 s;
+  gemv_block_avx512<1>(K, w, x, K, &s, nullptr);
+  _mm256_storeu_ps(out, s);
+}
+#endif
+
 void dot_rows(long N, long K, const float* W, long ldw, const float* x, float* out) {
   if (N <= 0) return;
   GemvJob g{1, N, K, x, K, W, ldw, out, N, false, N, 0};

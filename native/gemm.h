@@ -24,5 +24,10 @@ void sgemm_serial(long M, long N, long K, const float* A, long rsa, long csa, co
 // out[j] = Σ_k x[k]·W[j·ldw + k] for j < N, on the calling thread: the batch-1 GEMV kernel over rows read in place
 // (attention's scores against cached keys).
 void dot_rows(long N, long K, const float* W, long ldw, const float* x, float* out);
+#if defined(__x86_64__) || defined(__i386__)
+// out[r] = Σ_k x[k]·w[r][k] for the 8 rows w[0..7] (rows anywhere), AVX-512 only: dot_rows' 8-row block, so a row's
+// sum is bit for bit the one dot_rows gives it.
+void dot8_avx512(long K, const float* const* w, const float* x, float* out);
+#endif
 
 }  // namespace lt
