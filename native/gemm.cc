@@ -589,9 +589,10 @@ constexpr long GEMV_PREFETCH_BLOCKS = 2;
 // One x row over short W rows (K·4 < GEMV_SHORT_ROW_BYTES) prefetches GEMV_SHORT_ROW_PREFETCH_BYTES ahead of the
 // 8-row block being read, 8 cache lines a step: the 8 rows read at once are 8 streams of a few lines each, too short
 // for the hardware prefetcher to ramp up. Measured over a decode's matrices in decode order, one thread, AVX-512 EPYC
-// (2026-12-02, the variants alternating in one process): K = 288 (every matrix of mini-15m but w2) read at 31-34
-// GB/s without and 33-36 with it (a 32000×288 head 33.8 → 36.1; 9-18% on a slower hour); K = 512 and 768 gained
-// nothing on 1 thread and lost 3% on 2, so longer rows are left to the hardware.
+// (2026-12-02, the variants alternating): K = 288 (every matrix of mini-15m but w2) read at 31-34 GB/s without and
+// 33-36 with it in one run (a 32000×288 head 33.8 → 36.1; 9-18% on a slower hour), no different in another; the AVX2
+// block (this CPU forced onto it) 23-25 → 35-38 GB/s. K = 512 and 768 gained nothing on 1 thread and lost 3% on 2,
+// so longer rows are left to the hardware.
 constexpr long GEMV_SHORT_ROW_BYTES = 2048;
 constexpr long GEMV_SHORT_ROW_PREFETCH_BYTES = 8192;
 
