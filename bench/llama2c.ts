@@ -8,6 +8,9 @@
  *   LLAMA2C_RUN=/somewhere/run [LLAMA2C_RUN_SERIAL=/somewhere/run-serial] node dist/bench/llama2c.js
  *       [--presets mini-15m,mini-42m] [--threads 1,2] [--tokens 240] [--reps 3]
  *
+ * `ratio` is the medians' ratio; `pair_ratio_median` the median of each round's own ratio (ours over the best
+ * configuration's run of the same round, seconds apart), which a drift of the shared machine between rounds moves less.
+ *
  * run.c reports "achieved tok/s" over the steps after its first; ours is measureGenerate's decode rate after a
  * one-token prompt. run.c stops early if it samples BOS; its rate is then over fewer tokens (reported as given).
  *
@@ -81,6 +84,10 @@ for (const name of String(values.presets).split(',')) {
       model: name, threads, tokens: N, weight_bytes_per_token: bytes,
       llama_ts_decode_tokens_per_s: median(ours), llama2c_decode_tokens_per_s: median(theirs[best]), llama2c_best: best,
       ratio: median(ours) / median(theirs[best]),
+      // each round's ours over the best configuration's run of the same round (seconds apart): a drift of the VM
+      // between rounds moves both sides of a pair alike
+      pair_ratio_median: median(ours.map((x, r) => x / theirs[best][r])),
+      pair_ratios: ours.map((x, r) => r3(x / theirs[best][r])),
       llama_ts_runs: ours, llama2c_runs: theirs, copy_gb_per_s: measureCopyBandwidth(model.backend).copy_gb_per_s,
       read_gb_per_s: read.read_gb_per_s, read_threads: read.read_threads, read_ceiling_tokens_per_s: ceiling,
       goal_tokens_per_s: 1.2 * median(theirs[best]),
