@@ -82,7 +82,7 @@ function stats(xs: number[]) {
 
 /** Runs each variant REPS times, interleaved (A B C A B C ...), after one untimed warm-up each. */
 function interleave(variants: Record<string, () => Run>, reps = REPS, before?: () => void) {
-  const out: Record<string, { seconds: ReturnType<typeof stats>; cpu_seconds: ReturnType<typeof stats> | null; peak_rss_mib: number | null }> = {};
+  const out: Record<string, { seconds: ReturnType<typeof stats>; cpu_seconds: ReturnType<typeof stats> | null; peak_rss_mib: number | null; runs: number[] }> = {};
   const times: Record<string, number[]> = {};
   const cpu: Record<string, number[]> = {};
   const rss: Record<string, number> = {};
@@ -101,7 +101,8 @@ function interleave(variants: Record<string, () => Run>, reps = REPS, before?: (
       if (r.rss_kib !== null) rss[k] = Math.max(rss[k] ?? 0, r.rss_kib);
     }
   }
-  for (const k of Object.keys(variants)) out[k] = { seconds: stats(times[k]), cpu_seconds: cpu[k].length ? stats(cpu[k]) : null, peak_rss_mib: rss[k] !== undefined ? Number((rss[k] / 1024).toFixed(1)) : null };
+  // runs: each round's wall seconds in order (round i of every variant ran back to back)
+  for (const k of Object.keys(variants)) out[k] = { seconds: stats(times[k]), cpu_seconds: cpu[k].length ? stats(cpu[k]) : null, peak_rss_mib: rss[k] !== undefined ? Number((rss[k] / 1024).toFixed(1)) : null, runs: times[k].map((t) => Number(t.toFixed(4))) };
   return out;
 }
 
@@ -183,6 +184,9 @@ if (only.has('mini')) {
   mini.generate_240 = r;
   if (r.run_c) {
     mini.ratio_llama_ts_to_run_c = Number((r.llama_ts.seconds.median / r.run_c.seconds.median).toFixed(3));
+    // the median of each round's own ratio (the two ran back to back): less moved by the machine's drift between rounds
+    const pairs = r.llama_ts.runs.map((t, i) => t / r.run_c.runs[i]).sort((a, b) => a - b);
+    mini.pair_ratio_median_llama_ts_to_run_c = Number(pairs[Math.floor(pairs.length / 2)].toFixed(3));
     if (r.llama_ts_extra_ca_certs) mini.ratio_with_extra_ca_certs_to_run_c = Number((r.llama_ts_extra_ca_certs.seconds.median / r.run_c.seconds.median).toFixed(3));
     if (r.llama_ts.cpu_seconds && r.run_c.cpu_seconds) mini.cpu_ratio_llama_ts_to_run_c = Number((r.llama_ts.cpu_seconds.median / r.run_c.cpu_seconds.median).toFixed(3));
     const ours = gen(CLI, 240)().stdout;
