@@ -950,6 +950,11 @@ LT_TARGET_AVX512 void dot8_avx512(long K, const float* const* w, const float* x,
   gemv_block_avx512<1>(K, w, x, K, &s, nullptr);
   _mm256_storeu_ps(out, s);
 }
+LT_TARGET_AVX2 void dot8_avx2(long K, const float* const* w, const float* x, float* out) {
+  __m256 s;
+  gemv_block_avx2<1>(K, w, x, K, &s, nullptr);
+  _mm256_storeu_ps(out, s);
+}
 #endif
 
 void dot_rows(long N, long K, const float* W, long ldw, const float* x, float* out) {

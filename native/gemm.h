@@ -25,9 +25,10 @@ void sgemm_serial(long M, long N, long K, const float* A, long rsa, long csa, co
 // (attention's scores against cached keys).
 void dot_rows(long N, long K, const float* W, long ldw, const float* x, float* out);
 #if defined(__x86_64__) || defined(__i386__)
-// out[r] = Σ_k x[k]·w[r][k] for the 8 rows w[0..7] (rows anywhere), AVX-512 only: dot_rows' 8-row block, so a row's
-// sum is bit for bit the one dot_rows gives it.
+// out[r] = Σ_k x[k]·w[r][k] for the 8 rows w[0..7] (rows anywhere): dot_rows' 8-row block of that SIMD level, so a
+// row's sum is bit for bit the one dot_rows gives it there (call each only where the CPU has its level).
 void dot8_avx512(long K, const float* const* w, const float* x, float* out);
+void dot8_avx2(long K, const float* const* w, const float* x, float* out);
 #endif
 
 }  // namespace lt
