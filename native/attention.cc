@@ -452,11 +452,11 @@ LT_TARGET_AVX2 void attention_cached_row_avx2(float* out, const float* q, const 
   }
 }
 thread_local std::vector<float> tl_acc;
-// Up to this many query rows a call (decode: one per sequence) read the cache in row order (AVX-512 or AVX2; forced
-// onto AVX2, mini-15m's decode attention 141-213 → 83-104 µs a token, mini-42m's at positions 900-1000 2.4-3.5 →
-// 1.3-1.5 ms); more rows (a prefill
-// chunk) read it once per row from the caches, where the per-head tasks' products are faster (their weighted sums in
-// registers): 200-token prefills of mini-15m took ~15% longer in row order. Both give the same bits.
+// Up to this many query rows a call (decode: one per sequence) read the cache in row order, AVX-512 or AVX2 (forced
+// onto AVX2: mini-15m's decode attention 141-213 → 83-104 µs a token, mini-42m's at positions 900-1000 2.4-3.5 →
+// 1.3-1.5 ms). More rows (a prefill chunk) read it once per row from the caches, where the per-head tasks' products
+// are faster (their weighted sums in registers): 200-token prefills of mini-15m took ~15% longer in row order. Both
+// give the same bits.
 constexpr long ROW_ORDER_MAX_ROWS = 4;
 #endif
 }  // namespace
