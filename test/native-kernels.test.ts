@@ -180,9 +180,11 @@ test('attention forward and backward match ref on every SIMD path (T=1, GQA, odd
 test('attentionCached (n query rows over a KV cache) matches ref on every SIMD path; ref agrees with attention', { skip }, () => {
   const be = native();
   const rng = new Rng(11);
-  // [n, pos, nHeads, nKvHeads, headDim]: decode (n = 1), chunks, GQA, odd head dims, long caches
+  // [n, pos, nHeads, nKvHeads, headDim]: decode (n = 1), chunks, GQA, odd head dims, long caches; prefill chunks of
+  // 64+ rows (the tiled path) on an empty cache and after one, partial tiles in both directions
   const shapes: [number, number, number, number, number][] = [
     [1, 0, 6, 6, 48], [1, 95, 8, 8, 64], [3, 10, 4, 2, 8], [5, 0, 4, 1, 7], [17, 40, 2, 2, 33], [1, 300, 6, 3, 48], [2, 1, 1, 1, 1], [1, 20, 2, 2, 130], [2, 9, 3, 1, 80],
+    [64, 0, 4, 2, 16], [70, 30, 6, 3, 48], [130, 100, 2, 1, 33], [65, 64, 1, 1, 5],
   ];
   forEachSimd(be, (level) => {
     for (const [n, pos, H, KV, hd] of shapes) {
@@ -206,14 +208,14 @@ test('attentionCached (n query rows over a KV cache) matches ref on every SIMD p
   assert.throws(() => be.attentionCached(f(24), f(24), f(32), f(32), 1, 1, 3, 2, 8), /not divisible/);
 });
 
-test('attentionCached: each head\'s output is the same whatever the thread count (one row: the KV heads split into a group per thread)', { skip }, () => {
+test('attentionCached: each head\'s output is the same whatever the thread count (one row: the KV heads split into a group per thread; a 70-row prefill chunk: query tiles)', { skip }, () => {
   const be = native();
   const rng = new Rng(13);
   const dflt = be.threads();
   try {
     forEachSimd(be, (level) => {
       // [n, pos, nHeads, nKvHeads, headDim]: one row (groups = threads up to KV), GQA, a tail lane, two rows
-      for (const [n, pos, H, KV, hd] of [[1, 70, 6, 6, 48], [1, 33, 8, 4, 20], [1, 5, 12, 3, 64], [2, 40, 4, 4, 17]] as const) {
+      for (const [n, pos, H, KV, hd] of [[1, 70, 6, 6, 48], [1, 33, 8, 4, 20], [1, 5, 12, 3, 64], [2, 40, 4, 4, 17], [70, 30, 4, 2, 20]] as const) {
         const q = randn(rng, n * H * hd), k = randn(rng, (pos + n) * KV * hd), v = randn(rng, (pos + n) * KV * hd);
         const outs = [1, 2, 3, 5].map((t) => {
           be.setThreads(t);
