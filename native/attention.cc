@@ -350,6 +350,33 @@ void weighted_rows(float* o, const float* p, const float* v, long ldv, long n, l
 thread_local std::vector<float> tl_scores;
 
 #if LT_X86
+constexpr long PF_ROWS = 8;  // cache rows ahead that the row-order passes prefetch
+
+// The row-order scores of one query row (see attention_cached_row_avx512): the K rows 8 at a time, each block's span
+// of the heads [g0, g1) read once for all their query heads by `dot8` (dot_rows' block of the SIMD level in use), the
+// scores into sc (head-major, len apart), then each head's softmax in place and 1/sum into inv[h].
+void row_order_scores(const float* q, const float* k, long len, long g0, long g1, long rep, long hd, long kw, float scale, float* sc,
+                      float* inv, void (*dot8)(long, const float* const*, const float*, float*)) {
+  const long nh = (g1 - g0) * rep, span = (g1 - g0) * hd;
+  for (long j0 = 0; j0 < len; j0 += 8) {
+    const long nb = std::min<long>(8, len - j0);
+    if (j0 + 8 + PF_ROWS <= len)
+      for (long r = j0 + PF_ROWS; r < j0 + 8 + PF_ROWS; r++)
+        for (long b = 0; b < span; b += 16) _mm_prefetch((const char*)(k + r * kw + g0 * hd + b), _MM_HINT_T0);
+    for (long g = 0; g < g1 - g0; g++) {
+      const float* w[8];
+      for (int r = 0; r < 8; r++) w[r] = k + std::min(j0 + r, len - 1) * kw + (g0 + g) * hd;
+      for (long r = 0; r < rep; r++) {
+        const long h = g * rep + r;
+        alignas(32) float s8[8];
+        dot8(hd, w, q + h * hd, s8);
+        for (long t = 0; t < nb; t++) sc[h * len + j0 + t] = s8[t];
+      }
+    }
+  }
+  for (long h = 0; h < nh; h++) inv[h] = 1.0f / softmax_scaled_unnorm(sc + h * len, len, scale);
+}
+
 // One query row against the cache for the KV heads [g0, g1) and their query heads (rep each; contiguous in q and
 // out), reading the cache rows in order: each K row's span of those heads once for all of them (their scores into
 // sc, head-major, len apart), then each V row's span once, every head's output lanes accumulated in `acc` (L1).
@@ -365,27 +392,7 @@ LT_TARGET_AVX512 void attention_cached_row_avx512(float* out, const float* q, co
                                                   long rep, long hd, long kw, float scale, float* sc, float* acc) {
   const long nh = (g1 - g0) * rep, nv = (hd + 15) / 16, span = (g1 - g0) * hd;
   const __mmask16 tail = hd % 16 ? (__mmask16)((1u << (hd % 16)) - 1) : (__mmask16)0xFFFF;
-  constexpr long PF_ROWS = 8;  // rows ahead that the K and V passes prefetch
-  for (long j0 = 0; j0 < len; j0 += 8) {
-    const long nb = std::min<long>(8, len - j0);
-    if (j0 + 8 + PF_ROWS <= len)
-      for (long r = j0 + PF_ROWS; r < j0 + 8 + PF_ROWS; r++)
-        for (long b = 0; b < span; b += 16) _mm_prefetch((const char*)(k + r * kw + g0 * hd + b), _MM_HINT_T0);
-    for (long g = 0; g < g1 - g0; g++) {
-      const float* w[8];
-      for (int r = 0; r < 8; r++) w[r] = k + std::min(j0 + r, len - 1) * kw + (g0 + g) * hd;
-      for (long r = 0; r < rep; r++) {
-        const long h = g * rep + r;
-        alignas(32) float s8[8];
-        dot8_avx512(hd, w, q + h * hd, s8);
-        for (long t = 0; t < nb; t++) sc[h * len + j0 + t] = s8[t];
-      }
-    }
-  }
-  for (long h = 0; h < nh; h++) {
-    const float inv = 1.0f / softmax_scaled_unnorm(sc + h * len, len, scale);
-    acc[h] = inv;  // kept until the end; the accumulators start past nh
-  }
+  row_order_scores(q, k, len, g0, g1, rep, hd, kw, scale, sc, acc, dot8_avx512);  // acc[h]: 1/sum, kept to the end
   float* av = acc + (nh + 15) / 16 * 16;
   for (long t = 0; t < nh * nv * 16; t++) av[t] = 0.f;
   for (long j = 0; j < len; j++) {
@@ -420,24 +427,7 @@ LT_TARGET_AVX2 void attention_cached_row_avx2(float* out, const float* q, const 
   alignas(32) int mk[8];
   for (int t = 0; t < 8; t++) mk[t] = t < hd - 8 * (nv - 1) ? -1 : 0;
   const __m256i tail = _mm256_load_si256((const __m256i*)mk), full = _mm256_set1_epi32(-1);
-  constexpr long PF_ROWS = 8;
-  for (long j0 = 0; j0 < len; j0 += 8) {
-    const long nb = std::min<long>(8, len - j0);
-    if (j0 + 8 + PF_ROWS <= len)
-      for (long r = j0 + PF_ROWS; r < j0 + 8 + PF_ROWS; r++)
-        for (long b = 0; b < span; b += 16) _mm_prefetch((const char*)(k + r * kw + g0 * hd + b), _MM_HINT_T0);
-    for (long g = 0; g < g1 - g0; g++) {
-      const float* w[8];
-      for (int r = 0; r < 8; r++) w[r] = k + std::min(j0 + r, len - 1) * kw + (g0 + g) * hd;
-      for (long r = 0; r < rep; r++) {
-        const long h = g * rep + r;
-        alignas(32) float s8[8];
-        dot8_avx2(hd, w, q + h * hd, s8);
-        for (long t = 0; t < nb; t++) sc[h * len + j0 + t] = s8[t];
-      }
-    }
-  }
-  for (long h = 0; h < nh; h++) acc[h] = 1.0f / softmax_scaled_unnorm(sc + h * len, len, scale);
+  row_order_scores(q, k, len, g0, g1, rep, hd, kw, scale, sc, acc, dot8_avx2);
   float* av = acc + (nh + 15) / 16 * 16;
   for (long t = 0; t < nh * nv * 8; t++) av[t] = 0.f;
   for (long j = 0; j < len; j++) {
