@@ -1,7 +1,7 @@
 import { createInterface } from 'node:readline';
 import type { Command } from './main.js';
 import { parse } from './args.js';
-import { modelOptions, loadModelArg, MODEL_HELP, samplingOptions, samplingArgs, SAMPLING_HELP, kvCacheOptions, kvCacheArg, KV_CACHE_HELP } from './infer-common.js';
+import { CoalescedWriter, modelOptions, loadModelArg, MODEL_HELP, samplingOptions, samplingArgs, SAMPLING_HELP, kvCacheOptions, kvCacheArg, KV_CACHE_HELP } from './infer-common.js';
 import { Decoder, generateStream } from '../inference/generate.js';
 import { UserError } from '../util/errors.js';
 
@@ -32,8 +32,13 @@ export const command: Command = {
       if (line.trim() === '') break;
       const prompt = [tokenizer.bosId, ...tokenizer.encode(line)];
       try {
-        process.stdout.write(line);
-        for await (const ev of generateStream(dec, [prompt], { ...base, seed: base.seed + turn })) process.stdout.write(ev.text);
+        const out = new CoalescedWriter();
+        out.write(line);
+        try {
+          for await (const ev of generateStream(dec, [prompt], { ...base, seed: base.seed + turn })) out.write(ev.text);
+        } finally {
+          out.flush();
+        }
         process.stdout.write('\n');
       } catch (e) {
         if (!(e instanceof UserError)) throw e;

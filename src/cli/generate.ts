@@ -1,7 +1,7 @@
 import type { Command } from './main.js';
 import { parse, int, str, type Values } from './args.js';
-import { modelOptions, loadModelArg, MODEL_HELP, samplingOptions, samplingArgs, SAMPLING_HELP, kvCacheOptions, kvCacheArg, KV_CACHE_HELP } from './infer-common.js';
-import { Decoder, generateStream, emptyStats, type GenerateOptions, type GenerationStats, type KvCacheType } from '../inference/generate.js';
+import { CoalescedWriter, modelOptions, loadModelArg, MODEL_HELP, samplingOptions, samplingArgs, SAMPLING_HELP, kvCacheOptions, kvCacheArg, KV_CACHE_HELP } from './infer-common.js';
+import { Decoder, generateStream, emptyStats, type GenerateOptions, type GenerationResult, type GenerationStats, type KvCacheType, type TokenEvent } from '../inference/generate.js';
 import type { Llama } from '../model/llama.js';
 import type { Tokenizer } from '../tokenizer/types.js';
 import { UserError, quote } from '../util/errors.js';
@@ -34,14 +34,20 @@ export async function printSamples(
   const dec = new Decoder(model, { kvCache });
   const texts: string[] = [];
   for (let i = 0; i < count; i++) {
-    write(`--- sample ${i + 1} ---\n${prompt}`);
+    const out = new CoalescedWriter(write);
+    out.write(`--- sample ${i + 1} ---\n${prompt}`);
     const it = generateStream(dec, [ids], { ...o, tokenizer: tok, seed: o.seed + i }, stats);
-    let r = await it.next();
-    while (!r.done) {
-      write(r.value.text);
+    let r: IteratorResult<TokenEvent, GenerationResult[]>;
+    try {
       r = await it.next();
+      while (!r.done) {
+        out.write(r.value.text);
+        r = await it.next();
+      }
+      out.write('\n');
+    } finally {
+      out.flush();
     }
-    write('\n');
     texts.push(prompt + r.value[0].text);
   }
   return texts;
@@ -88,10 +94,15 @@ export async function runGenerate(values: Values, samples = false): Promise<numb
   const stream = !values.json && prompts.length === 1;
   const it = generateStream(dec, prompts, o, stats);
   let r = await it.next(); // validates and prefills: errors surface before anything is printed
-  if (stream) process.stdout.write(texts[0] ?? '');
-  while (!r.done) {
-    if (stream) process.stdout.write(r.value.text);
-    r = await it.next();
+  const out = new CoalescedWriter();
+  if (stream) out.write(texts[0] ?? '');
+  try {
+    while (!r.done) {
+      if (stream) out.write(r.value.text);
+      r = await it.next();
+    }
+  } finally {
+    out.flush();
   }
   const results = r.value;
   const speed = speedLine(stats);

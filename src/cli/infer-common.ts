@@ -102,3 +102,37 @@ export function samplingArgs(values: Values, eos: number): Omit<GenerateOptions,
     stop: Array.isArray(stop) ? stop.map(String) : [], stopTokens: values['ignore-eos'] ? [] : [eos], onContextFull: cf,
   };
 }
+
+/**
+ * Streamed text to stdout in fewer writes: a piece goes out at once when the last write is `ms` (30) or more ago, else
+ * it waits (a timer sends it within `ms`); flush() sends what waits. Each write costs ~60 µs in the generation loop (the
+ * stream code runs on caches the weights just swept), 240 of them ~4% of a 240-token `generate` of mini-15m; 30 ms is
+ * below what a reader sees.
+ */
+export class CoalescedWriter {
+  private buf = '';
+  private last = -Infinity;
+  private timer: ReturnType<typeof setTimeout> | null = null;
+
+  constructor(private readonly out: (s: string) => void = (s) => process.stdout.write(s), private readonly ms = 30) {}
+
+  write(s: string): void {
+    if (s.length === 0) return;
+    this.buf += s;
+    const now = performance.now();
+    if (now - this.last >= this.ms) this.flush();
+    else this.timer ??= setTimeout(() => this.flush(), this.ms - (now - this.last));
+  }
+
+  flush(): void {
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+    if (this.buf.length === 0) return;
+    const s = this.buf;
+    this.buf = '';
+    this.last = performance.now();
+    this.out(s);
+  }
+}

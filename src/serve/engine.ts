@@ -18,6 +18,7 @@ import type { Decoder, FinishReason, KVCache } from '../inference/generate.js';
 import { pendingStopOverlap } from '../inference/generate.js';
 import { applyRepetitionPenalty, sampleToken, type SamplingOptions } from '../inference/sampler.js';
 import type { Tokenizer } from '../tokenizer/types.js';
+import { DecodeStream } from '../tokenizer/stream.js';
 import { Rng } from '../util/rng.js';
 
 /** Context tokens the repetition penalty looks at (the CLI's --repeat-last-n default). */
@@ -60,6 +61,8 @@ interface Sequence {
   fed: number;
   /** Chars of text already emitted. */
   emitted: number;
+  /** The generated text, decoded a token at a time. */
+  text: DecodeStream;
   /** The accepted token to feed next (decoding), or -1 (prefilling). */
   next: number;
   /** Ended (by its stop rules, an error or cancel()): its slot is freed before the next step. */
@@ -132,7 +135,7 @@ export class BatchEngine {
   submit(specs: SequenceSpec[], onEvent: (index: number, ev: SequenceEvent) => void): SequenceHandle[] {
     if (!this.canAccept(specs.length)) throw new QueueFullError(`the queue is full (${this.waiting.length} waiting for ${this.slots} slots)`);
     const seqs = specs.map((spec, i): Sequence => ({
-      spec, onEvent: (ev) => onEvent(i, ev), rng: new Rng(spec.seed), context: spec.prompt.slice(), generated: [], fed: 0, emitted: 0, next: -1,
+      spec, onEvent: (ev) => onEvent(i, ev), rng: new Rng(spec.seed), context: spec.prompt.slice(), generated: [], fed: 0, emitted: 0, text: new DecodeStream(this.tokenizer), next: -1,
       finished: false, slot: -1,
     }));
     for (const s of seqs) {
@@ -259,11 +262,10 @@ export class BatchEngine {
   private accept(s: Sequence): void {
     const o = s.spec;
     const id = s.next;
-    const tok = this.tokenizer;
     if (o.stopTokens.includes(id)) return this.finish(s, 'eos', this.flush(s));
     s.generated.push(id);
     s.context.push(id);
-    let text = tok.decode(s.generated);
+    let text = s.text.push(id);
     let cut = -1;
     for (const st of o.stop) {
       const at = text.indexOf(st, Math.max(0, s.emitted - st.length));
@@ -290,7 +292,7 @@ export class BatchEngine {
 
   /** The text held back so far. */
   private flush(s: Sequence): string {
-    const text = this.tokenizer.decode(s.generated);
+    const text = s.text.text;
     return text.length > s.emitted ? text.slice(s.emitted) : '';
   }
 
