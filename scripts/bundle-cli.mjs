@@ -1,15 +1,16 @@
 #!/usr/bin/env node
 /**
- * Bundles the compiled CLI (dist/src/cli/main.js and everything it imports from dist/src) with esbuild into
- * dist/cli/: main.js plus one chunk per command and shared chunks (ES modules, split at the commands' dynamic
- * imports, so a command still loads only what it uses). bin/llama-ts.js runs it when it is there and not older than
- * the compiled CLI. One file per command path instead of ~100 modules: Node's ES module loader resolves, reads and
- * links each module separately, which costs tens of milliseconds of every start.
+ * Bundles the compiled CLI (dist/src/cli/main.js and everything it imports from dist/src) with esbuild into one
+ * CommonJS file, dist/cli/main.cjs. bin/llama-ts.js runs it when it is there and not older than the compiled CLI,
+ * compiled with a V8 code cache (one per command, see bin/llama-ts.js): one file instead of ~100 modules (Node's ES
+ * module loader resolves, reads and links each module separately, tens of milliseconds of every start), and CommonJS
+ * because Node 20 caches compiled code only for scripts (vm.Script's cachedData), not for ES modules. V8 compiles
+ * functions when first called, so a command still compiles only what it runs.
  *
  * Each module's `import.meta.url` is rewritten to the URL its compiled file has in dist/src, so paths built from it
  * (the native addon, worker files, data/, resources/, the dashboard's web files) resolve as they do unbundled; npm
  * packages stay imports (resolved from dist/ as before). Run after tsc: `npm run build` does both.
- * Usage: node scripts/bundle-cli.mjs [--out DIR] (--single: one file, no per-command chunks; --minify)
+ * Usage: node scripts/bundle-cli.mjs [--out DIR] [--minify]
  */
 import { readFile } from 'node:fs/promises';
 import { existsSync, rmSync } from 'node:fs';
@@ -35,8 +36,10 @@ try {
 const srcDir = join(root, 'dist', 'src');
 rmSync(outdir, { recursive: true, force: true });
 const result = await build({
-  entryPoints: { main: entry }, absWorkingDir: root, outdir, bundle: true, format: 'esm', platform: 'node', target: 'node20',
-  splitting: !process.argv.includes('--single'), packages: 'external', minifyWhitespace: process.argv.includes('--minify'), minifySyntax: process.argv.includes('--minify'),
+  entryPoints: { main: entry }, absWorkingDir: root, outdir, bundle: true, format: 'cjs', platform: 'node', target: 'node20',
+  outExtension: { '.js': '.cjs' }, packages: 'external', minifyWhitespace: process.argv.includes('--minify'), minifySyntax: process.argv.includes('--minify'),
+  // the base for the rewritten import.meta.url: this file's own URL (CommonJS has __filename, not import.meta)
+  banner: { js: 'const __bundleUrl = require("node:url").pathToFileURL(__filename).href;' },
   logLevel: 'warning', metafile: true,
   plugins: [{
     name: 'import-meta-url',
@@ -45,7 +48,7 @@ const result = await build({
         const src = await readFile(a.path, 'utf8');
         if (relative(srcDir, a.path).startsWith('..') || !src.includes('import.meta.url')) return { contents: src, loader: 'js' };
         const rel = relative(outdir, a.path).split('\\').join('/');
-        return { contents: src.replaceAll('import.meta.url', `new URL(${JSON.stringify(rel)}, import.meta.url).href`), loader: 'js' };
+        return { contents: src.replaceAll('import.meta.url', `new URL(${JSON.stringify(rel)}, __bundleUrl).href`), loader: 'js' };
       });
     },
   }],

@@ -1,13 +1,14 @@
 /**
- * The bundled CLI (scripts/bundle-cli.mjs → dist/cli/, what bin/llama-ts.js runs after `npm run build`) behaves as the
- * compiled modules do: same output on help, info, a generate with mapped weights, a tokenizer training (a resource
- * file found through import.meta.url), data preparation on worker threads, a user error; and the bin chooses it only
- * when it is not older than the compiled CLI.
+ * The bundled CLI (scripts/bundle-cli.mjs → dist/cli/main.cjs, what bin/llama-ts.js runs after `npm run build`) behaves
+ * as the compiled modules do: same output on help, info, a generate with mapped weights, a tokenizer training (a
+ * resource file found through import.meta.url), data preparation on worker threads, a user error; the bin chooses it
+ * only when it is not older than the compiled CLI, and compiles it from a per-command V8 code cache that a stale,
+ * corrupt or unwritable cache only slows down.
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -27,7 +28,7 @@ after(() => {
 });
 
 const built = spawnSync(process.execPath, [join(root, 'scripts', 'bundle-cli.mjs'), '--out', out], { encoding: 'utf8' });
-const bundled = pathToFileURL(join(out, 'main.js')).href;
+const bundled = pathToFileURL(join(out, 'main.cjs')).href;
 const compiled = pathToFileURL(join(root, 'dist', 'src', 'cli', 'main.js')).href;
 
 /** Runs `main(args)` of one entry module in a fresh process (through a file: workers inherit node's flags). */
@@ -49,16 +50,17 @@ function same(args: string[], env: Record<string, string> = {}) {
   return { bundled: a, compiled: b };
 }
 
-test('bundle-cli: one entry and per-command chunks (a command loads only its own), none of them a stub', () => {
+test('bundle-cli: one CommonJS file whose commands are initialised only when they run, none of them a stub', () => {
   assert.equal(built.status, 0, built.stderr);
-  assert.match(built.stdout, /bundle-cli: \d+ modules into \d+ files/);
-  const files = readdirSync(out);
-  assert.ok(files.includes('main.js'));
-  for (const c of ['generate', 'train', 'info', 'serve']) assert.ok(files.some((f) => f.startsWith(`${c}-`) && f.endsWith('.js')), `no chunk for ${c}`);
-  // main.js holds the command table, not the commands: `--help` reads one small module
-  const main = readFileSync(join(out, 'main.js'), 'utf8');
-  assert.match(main, /import\("\.\/generate-[\w]+\.js"\)/);
-  assert.ok(main.length < 20_000, `main.js is ${main.length} bytes`);
+  assert.match(built.stdout, /bundle-cli: \d+ modules into 1 files/);
+  assert.deepEqual(readdirSync(out), ['main.cjs']);
+  const main = readFileSync(join(out, 'main.cjs'), 'utf8');
+  // each command's table entry runs its module's initialiser (and so its imports') on load, not at start
+  for (const c of ['generate', 'train', 'info', 'serve']) {
+    const load = new RegExp(String.raw`\b${c}: \{ summary: "[^"]+", load: async \(\) => \(await Promise\.resolve\(\)\.then\(\(\) => \(init_\w+\(\), ${c}\d*_exports\)\)\)\.command \}`);
+    assert.match(main, load, c);
+  }
+  assert.ok(main.length > 300_000, `main.cjs is ${main.length} bytes`);
 });
 
 test('bundle-cli: --help, a command\'s --help, info and a user error print what the compiled CLI prints', () => {
@@ -120,13 +122,12 @@ test('bin/llama-ts.js runs dist/cli: always under node_modules, in a checkout wh
   const layout = (at: string) => {
     for (const d of ['bin', 'dist/cli', 'dist/src/cli']) mkdirSync(join(at, d), { recursive: true });
     copyFileSync(join(root, 'bin', 'llama-ts.js'), join(at, 'bin', 'llama-ts.js'));
-    const entry = (what: string) => `export async function main(argv) { console.log('${what}', argv.join(' ')); return 3; }\n`;
-    writeFileSync(join(at, 'dist/cli/main.js'), entry('bundle'));
-    writeFileSync(join(at, 'dist/src/cli/main.js'), entry('compiled'));
-    return (when: { bundle: number; compiled: number }) => {
-      if (existsSync(join(at, 'dist/cli'))) utimesSync(join(at, 'dist/cli/main.js'), when.bundle, when.bundle);
+    writeFileSync(join(at, 'dist/cli/main.cjs'), `exports.main = async (argv) => { console.log('bundle', argv.join(' ')); return 3; };\n`);
+    writeFileSync(join(at, 'dist/src/cli/main.js'), `export async function main(argv) { console.log('compiled', argv.join(' ')); return 3; }\n`);
+    return (when: { bundle: number; compiled: number }, args = ['info', '-x']) => {
+      if (existsSync(join(at, 'dist/cli'))) utimesSync(join(at, 'dist/cli/main.cjs'), when.bundle, when.bundle);
       utimesSync(join(at, 'dist/src/cli/main.js'), when.compiled, when.compiled);
-      const r = spawnSync(process.execPath, [join(at, 'bin', 'llama-ts.js'), 'info', '-x'], { encoding: 'utf8' });
+      const r = spawnSync(process.execPath, [join(at, 'bin', 'llama-ts.js'), ...args], { encoding: 'utf8', env: { ...process.env, LLAMA_TS_CACHE_DIR: join(at, 'cache') } });
       assert.equal(r.status, 3, r.stderr);
       return r.stdout;
     };
@@ -135,9 +136,55 @@ test('bin/llama-ts.js runs dist/cli: always under node_modules, in a checkout wh
   assert.equal(checkout({ bundle: 2000, compiled: 1000 }), 'bundle info -x\n');
   assert.equal(checkout({ bundle: 1000, compiled: 1000 }), 'bundle info -x\n');
   assert.equal(checkout({ bundle: 1000, compiled: 2000 }), 'compiled info -x\n'); // tsc ran after the bundle was built
+  // the bare usage needs only the command table: the compiled main (two small modules) loads faster than the bundle
+  assert.equal(checkout({ bundle: 2000, compiled: 1000 }, ['--help']), 'compiled --help\n');
+  assert.equal(checkout({ bundle: 2000, compiled: 1000 }, []), 'compiled \n');
   // npm extracts a package's files in tarball order with the time of extraction: dist/src is written after dist/cli
   const installed = layout(join(tmp, 'app', 'node_modules', 'llama-ts'));
   assert.equal(installed({ bundle: 1000, compiled: 2000 }), 'bundle info -x\n');
   rmSync(join(tmp, 'checkout', 'dist', 'cli'), { recursive: true });
   assert.equal(checkout({ bundle: 0, compiled: 1000 }), 'compiled info -x\n'); // no bundle (built without esbuild)
+});
+
+test('bin/llama-ts.js code cache: written by a clean run, then used as is; a corrupt, stale or unwritable one only costs a compile', () => {
+  const cache = join(tmp, 'code-cache');
+  const bin = join(root, 'bin', 'llama-ts.js');
+  const stale = statSync(join(root, 'dist', 'cli', 'main.cjs')).mtimeMs < statSync(join(root, 'dist', 'src', 'cli', 'main.js')).mtimeMs;
+  assert.ok(!stale, 'dist/cli/main.cjs is older than dist/src (the bin would not run it): npm run build');
+  const cli = (args: string[], env: Record<string, string> = {}) => {
+    const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', env: { ...process.env, LLAMA_TS_CACHE_DIR: cache, ...env } });
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  };
+  const files = () => (existsSync(cache) ? readdirSync(cache).flatMap((d) => readdirSync(join(cache, d)).map((f) => join(cache, d, f))) : []);
+  const info = ['info', '--preset', 'mini-15m'];
+  const first = cli(info);
+  assert.equal(first.code, 0, first.stderr);
+  assert.match(first.stdout, /parameters\s+24,407,712/);
+  const written = files();
+  assert.equal(written.length, 1, written.join(' '));
+  assert.match(written[0], new RegExp(String.raw`code-${process.version.replaceAll('.', '\\.')}-${process.arch}[/\\]info-\d+-\d+\.bin$`));
+  const bytes = readFileSync(written[0]);
+  assert.ok(bytes.length > 10_000, `a ${bytes.length}-byte cache`);
+  // V8 accepts it: the next run leaves it alone (it is rewritten only when missing or refused)
+  utimesSync(written[0], 1000, 1000);
+  assert.equal(cli(info).stdout, first.stdout);
+  assert.equal(statSync(written[0]).mtimeMs, 1000 * 1000);
+  // refused (corrupt): the run is the same and writes a good one back
+  writeFileSync(written[0], Buffer.alloc(4096, 7));
+  assert.equal(cli(info).stdout, first.stdout);
+  assert.ok(readFileSync(written[0]).equals(bytes) || readFileSync(written[0]).length > 10_000);
+  // a failed command writes none; another command gets its own; off when LLAMA_TS_CODE_CACHE=0
+  assert.equal(cli(['info', '--preset', 'no-such']).code, 2);
+  assert.equal(files().length, 1);
+  assert.equal(cli(['info', '--preset', 'mini-42m'], { LLAMA_TS_CODE_CACHE: '0' }).code, 0);
+  assert.equal(files().length, 1);
+  assert.equal(cli(['plan', '--help']).code, 0);
+  assert.equal(files().length, 2);
+  // a cache directory that cannot be made (a file is in its place): the command runs as without a cache
+  const blocked = join(tmp, 'not-a-dir');
+  writeFileSync(blocked, 'x');
+  const r = cli(info, { LLAMA_TS_CACHE_DIR: blocked });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, first.stdout);
+  assert.equal(r.stderr, '');
 });
