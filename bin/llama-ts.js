@@ -14,7 +14,7 @@ import { createRequire } from 'node:module';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Script, constants } from 'node:vm';
+import { Script } from 'node:vm';
 
 const bundle = fileURLToPath(new URL('../dist/cli/main.cjs', import.meta.url));
 const compiled = new URL('../dist/src/cli/main.js', import.meta.url);
@@ -38,9 +38,9 @@ function runCached(file, st) {
       cachedData = undefined;
     }
   }
-  const script = new Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, {
-    filename: file, cachedData, importModuleDynamically: constants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
-  });
+  // no import() in the bundle (scripts/bundle-cli.mjs turns them into require()): a script compiled from a code cache
+  // has no dynamic-import callback in Node 20
+  const script = new Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, { filename: file, cachedData });
   if (cache && (!cachedData || script.cachedDataRejected)) {
     // after the run, so that the cache holds every function the command compiled; only after a clean one
     process.once('exit', (code) => {

@@ -37,6 +37,9 @@ const srcDir = join(root, 'dist', 'src');
 rmSync(outdir, { recursive: true, force: true });
 const result = await build({
   entryPoints: { main: entry }, absWorkingDir: root, outdir, bundle: true, format: 'cjs', platform: 'node', target: 'node20',
+  // import() becomes require() (of node: modules and CommonJS packages): a script compiled from V8's code cache has no
+  // dynamic-import callback in Node 20 (ERR_VM_DYNAMIC_IMPORT_CALLBACK_MISSING), whatever vm.Script was given
+  supported: { 'dynamic-import': false },
   outExtension: { '.js': '.cjs' }, packages: 'external', minifyWhitespace: process.argv.includes('--minify'), minifySyntax: process.argv.includes('--minify'),
   // the base for the rewritten import.meta.url: this file's own URL (CommonJS has __filename, not import.meta)
   banner: { js: 'const __bundleUrl = require("node:url").pathToFileURL(__filename).href;' },
