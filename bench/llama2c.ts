@@ -17,7 +17,12 @@
  * The memory ceiling: batch-1 F32 decode reads every weight once per token, so no kernel decodes faster than the
  * machine's read bandwidth (measureReadBandwidth: a plain stream over the same threads, 256 MiB, best of 7) over
  * weight_bytes_per_token. Each row reports that ceiling (read_ceiling_tokens_per_s) and ours, run.c's and the goal's
- * (1.2× run.c) fraction of it (of_read_ceiling): a goal above 1.0 asks for more than the memory can deliver.
+ * (1.2× run.c) fraction of it (of_read_ceiling): a goal above 1.0 asks for more than the memory can deliver. This VM's
+ * read bandwidth moves by tens of percent from minute to minute (2 threads: 36-74 GB/s within an hour), so each round
+ * also probes it just before its runs (best of 3; read_gb_per_s_runs) and of_round_read gives the medians of each
+ * run's fraction of its own round's read. The probe's buffer is allocated as the weights are (huge pages where the
+ * backend advises them); run.c reads a mapped file on 4 KiB page-cache pages, which streamed slower here (one
+ * thread: 30-32 against 35-37 GB/s), so its fractions are of a ceiling it cannot quite reach.
  *
  * The peer at its best: every configuration of it runs in each round and the best configuration's median is the
  * one compared: the OpenMP build with OMP_WAIT_POLICY=ACTIVE and =PASSIVE (its threads spin or sleep between
@@ -64,7 +69,9 @@ for (const name of String(values.presets).split(',')) {
     ];
     const ours: number[] = [];
     const theirs: Record<string, number[]> = Object.fromEntries(peers.map(([label]) => [label, []]));
+    const reads: number[] = []; // each round's own read bandwidth: the machine's moves by ±30% between minutes
     for (let r = 0; r < reps; r++) {
+      reads.push(measureReadBandwidth(model.backend, 256, 3).read_gb_per_s);
       ours.push(measureGenerate(model, 1, N).decode_tokens_per_s);
       for (const [label, exe, env] of peers) {
         const out = spawnSync(exe, [bin, '-z', tok, '-t', '0', '-n', String(N + 1)], { encoding: 'latin1', env: { ...process.env, ...env, OMP_NUM_THREADS: String(threads) } });
@@ -92,6 +99,13 @@ for (const name of String(values.presets).split(',')) {
       read_gb_per_s: read.read_gb_per_s, read_threads: read.read_threads, read_ceiling_tokens_per_s: ceiling,
       goal_tokens_per_s: 1.2 * median(theirs[best]),
       of_read_ceiling: { llama_ts: r3(median(ours) / ceiling), llama2c: r3(median(theirs[best]) / ceiling), goal: r3((1.2 * median(theirs[best])) / ceiling) },
+      // the same against each round's own read (taken just before the round's runs): medians of the rounds' fractions
+      read_gb_per_s_runs: reads.map((g) => r3(g)),
+      of_round_read: {
+        llama_ts: r3(median(ours.map((x, r) => (x * bytes) / (reads[r] * 1e9)))),
+        llama2c: r3(median(theirs[best].map((x, r) => (x * bytes) / (reads[r] * 1e9)))),
+        goal: r3(1.2 * median(theirs[best].map((x, r) => (x * bytes) / (reads[r] * 1e9)))),
+      },
     };
     process.stderr.write(`${JSON.stringify(row)}\n`);
     results.push(row);

@@ -145,6 +145,8 @@ function loadavg(): number[] {
 const report: Record<string, unknown> = {
   bench: 'startup', ...cpuInfo(), reps: REPS, baseline: values.baseline ?? null,
   node_extra_ca_certs: !EXTRA_CA ? 'not set' : values['keep-env'] ? 'set, kept for every run (--keep-env)' : 'set in this environment: removed for the runs, which are also timed with it (*_extra_ca_certs)',
+  code_cache: process.env.LLAMA_TS_CODE_CACHE === '0' ? 'off (LLAMA_TS_CODE_CACHE=0)'
+    : "on: each variant's untimed first run writes its command's cache; *_no_code_cache variants run as a first run does, without one",
 };
 const caRuns = Boolean(EXTRA_CA) && !values['keep-env'];
 const node = process.execPath;
@@ -154,6 +156,7 @@ if (only.has('cli')) {
   const v: Record<string, () => Run> = {
     help: () => run([node, CLI, '--help']),
     info: () => run([node, CLI, 'info', '--preset', 'mini-15m']),
+    info_no_code_cache: () => run([node, CLI, 'info', '--preset', 'mini-15m'], { LLAMA_TS_CODE_CACHE: '0' }),
     node_empty: () => run([node, '-e', '0']),
   };
   if (caRuns) v.node_empty_extra_ca_certs = () => run([node, '-e', '0'], WITH_CA);
@@ -170,7 +173,7 @@ if (only.has('mini')) {
   if (values.tokenizer) copyFileSync(String(values.tokenizer), join(dir, 'mini-15m', 'tokenizer.bin'));
   const tok = join(dir, 'mini-15m', 'tokenizer.bin');
   const gen = (cli: string, n: number, extra: string[] = [], env: Record<string, string> = {}) => () => run([node, cli, 'generate', '--model', path, '--prompt', '', '-n', String(n), '--temperature', '0', '--ignore-eos', ...extra], { ...one, ...env });
-  const ttft: Record<string, () => Run> = { mapped: gen(CLI, 1), read: gen(CLI, 1, ['--no-mmap']) };
+  const ttft: Record<string, () => Run> = { mapped: gen(CLI, 1), read: gen(CLI, 1, ['--no-mmap']), mapped_no_code_cache: gen(CLI, 1, [], { LLAMA_TS_CODE_CACHE: '0' }) };
   if (caRuns) ttft.mapped_extra_ca_certs = gen(CLI, 1, [], WITH_CA);
   if (BASE_CLI) ttft.baseline = gen(BASE_CLI, 1);
   const mini: Record<string, unknown> = { file: path, file_mib: Number((statSync(path).size / 2 ** 20).toFixed(1)), tokenizer: values.tokenizer ? 'llama2.c tokenizer.bin' : 'byte vocabulary padded to 32000' };

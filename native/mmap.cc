@@ -10,6 +10,11 @@
 //                                         no copy; it keeps the mapping alive until it is collected
 //   mapFileSize(handle) -> bytes          the file's size now (fstat of the same descriptor: a truncation shows)
 //   mapFaults(handle) -> count            bus errors this mapping absorbed (see below)
+//   mapRelease(handle, offset, length)    madvise(MADV_DONTNEED) over the whole pages inside [offset, offset+length):
+//                                         drops them from this process (its RSS) but not from the page cache; a later
+//                                         read faults them back in from the file (never-written MAP_PRIVATE pages, so
+//                                         nothing is lost). For tensors the model keeps in a converted copy (the Q4_0 /
+//                                         Q8_0 weights repacked for decode). Returns the bytes released.
 //   mapClose(handle)                      drops the handle's reference (views keep the mapping until collected)
 //   firstNonFinite(Float32Array) -> i     index of the first NaN/±Inf, or -1 (one vectorised pass; the loaders'
 //                                         corrupt-weight check without a JavaScript loop over every mapped float)
@@ -267,6 +272,23 @@ napi_value MapRange(napi_env env, napi_callback_info info) {
   return ab;
 }
 
+napi_value MapRelease(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  size_t argc = 3;
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  if (argc < 3) return fail(env, "mapRelease: expects (handle, offset, length)", false);
+  Handle* h = handle_arg(env, argv[0], "mapRelease");
+  if (!h) return nullptr;
+  double off = 0, n = 0;
+  if (!size_arg(env, argv[1], &off) || !size_arg(env, argv[2], &n)) return fail(env, "mapRelease: offset and length must be non-negative integers");
+  if (off + n > (double)h->m->size) return fail(env, "mapRelease: the range lies outside the mapping");
+  const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+  const uintptr_t a = (uintptr_t)h->m->base + (uintptr_t)off, e = a + (uintptr_t)n;
+  const uintptr_t lo = (a + page - 1) / page * page, hi = e / page * page;
+  if (hi <= lo || madvise((void*)lo, hi - lo, MADV_DONTNEED) != 0) return num(env, 0);
+  return num(env, (double)(hi - lo));
+}
+
 napi_value MapFileSize(napi_env env, napi_callback_info info) {
   Handle* h = only_handle(env, info, "mapFileSize");
   if (!h) return nullptr;
@@ -350,7 +372,7 @@ void register_mmap(napi_env env, napi_value exports) {
     const char* name;
     napi_callback cb;
   } fns[] = {
-      {"mapOpen", MapOpen}, {"mapSize", MapSize}, {"mapRange", MapRange}, {"mapFileSize", MapFileSize},
+      {"mapOpen", MapOpen}, {"mapSize", MapSize}, {"mapRange", MapRange}, {"mapRelease", MapRelease}, {"mapFileSize", MapFileSize},
       {"mapFaults", MapFaults}, {"mapClose", MapClose}, {"firstNonFinite", FirstNonFinite},
       {"adviseHugePages", AdviseHugePages},
   };

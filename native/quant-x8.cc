@@ -13,6 +13,7 @@
 // each) take the block's scaled sums. The integer sums equal the per-row kernel's; only the float summation order
 // differs (the portable path keeps the per-row kernel's order exactly).
 #include <algorithm>
+#include <cstring>
 #include <vector>
 
 #include "pool.h"
@@ -155,6 +156,30 @@ void matmul_q4_0x8(long M, long K, long N, const float* x, const uint8_t* w, flo
 }
 void matmul_q8_0x8(long M, long K, long N, const float* x, const uint8_t* w, float* out, bool accumulate) {
   matmul_x8(true, M, K, N, x, w, out, accumulate);
+}
+
+// w [N, K] in Q4_0 (q8 false) or Q8_0 blocks, row-major -> out in the 8-row layout above (repackX8Into in
+// src/kernels/ops/quant.ts is the reference): per group of 8 rows and block of 32 columns, the 8 scales, then chunks of
+// 32 bytes holding 4 bytes of each row. Written in order, the padding rows' bytes zeroed.
+void repack_x8(bool q8, long N, long K, const uint8_t* w, uint8_t* out) {
+  const long bb = q8 ? 34 : 18, chunks = (bb - 2) / 4, nb = K / 32, rb = nb * bb, B = 8 * bb, groups = (N + 7) / 8;
+  for (long g = 0; g < groups; g++) {
+    for (long b = 0; b < nb; b++) {
+      uint8_t* dst = out + (g * nb + b) * B;
+      for (long r = 0; r < 8; r++) {
+        const long n = 8 * g + r;
+        if (n >= N) {
+          dst[2 * r] = dst[2 * r + 1] = 0;
+          for (long c = 0; c < chunks; c++) std::memset(dst + 16 + 32 * c + 4 * r, 0, 4);
+          continue;
+        }
+        const uint8_t* src = w + n * rb + bb * b;
+        dst[2 * r] = src[0];
+        dst[2 * r + 1] = src[1];
+        for (long c = 0; c < chunks; c++) std::memcpy(dst + 16 + 32 * c + 4 * r, src + 2 + 4 * c, 4);
+      }
+    }
+  }
 }
 
 }  // namespace lt

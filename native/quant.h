@@ -23,6 +23,8 @@ void matmul_quant(QuantKind kind, long M, long K, long N, const float* x, const 
 void matmul_q4_0x8(long M, long K, long N, const float* x, const uint8_t* w, float* out, bool accumulate);
 // the same for Q8_0 repacked by repackQ8_0x8 (272 bytes per 8 rows and 32 columns)
 void matmul_q8_0x8(long M, long K, long N, const float* x, const uint8_t* w, float* out, bool accumulate);
+// w [N, K] in Q4_0 (q8 false) or Q8_0 blocks repacked into the 8-row layout of matmul_q4_0x8 / matmul_q8_0x8
+void repack_x8(bool q8, long N, long K, const uint8_t* w, uint8_t* out);
 
 // shared by the kernels of quant.cc and quant-x8.cc: an IEEE half at p (little-endian) as float; one row of
 // activations → int8 per block of 32 (q[K], block scales d[K/32], block sums s[K/32]).

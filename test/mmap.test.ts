@@ -87,6 +87,44 @@ test('quantized weights of a mapped GGUF are views of the file, not copies', { s
   assert.deepEqual(d.subarray(0, 64), new Uint8Array(bytes.buffer, bytes.byteOffset + d.byteOffset, 64));
 });
 
+test("release gives a view's whole pages back and the bytes still read as the file; the read path and foreign views release nothing", { skip }, () => {
+  const path = join(dir, 'pages.bin');
+  const bytes = Uint8Array.from({ length: 64 * 1024 }, (_, i) => (i * 131 + 7) & 255);
+  writeFileSync(path, bytes);
+  const f = openModelFile(path, { map: true });
+  assert.equal(f.mapped, true);
+  const v = f.bytes(100, 30000);
+  const page = 4096;
+  // the whole pages inside [100, 30100): 4096 .. 28672
+  assert.equal(f.release(v), Math.floor(30100 / page) * page - Math.ceil(100 / page) * page);
+  assert.deepEqual(v, bytes.subarray(100, 30100), 'read back from the page cache after the release');
+  assert.equal(f.release(f.bytes(5000, 100)), 0, 'no whole page inside');
+  assert.equal(f.release(new Uint8Array(8192)), 0, 'not a view of this file');
+  const r = openModelFile(path, { map: false });
+  assert.equal(r.mapped, false);
+  assert.equal(r.release(r.bytes(0, 16384)), 0);
+  assert.deepEqual(r.bytes(0, 16384), bytes.subarray(0, 16384));
+});
+
+test("a mapped Q8_0 GGUF: the repacked matrices' blocks are given back (said so), the rest stays mapped, the logits are the read path's", { skip }, () => {
+  // matrices of several pages each, so that whole pages lie inside them
+  const c = makeConfig({ dim: 256, nLayers: 1, nHeads: 4, nKvHeads: 4, vocabSize: 259, multipleOf: 32, maxSeqLen: 16 });
+  const path = join(dir, 'release-q8.gguf');
+  saveModelAs('gguf', path, peakedModel(c, 3), null, { ggufType: 'q8_0' });
+  const lines: string[] = [];
+  const mapped = loadAnyModel(path, native(), 'gguf', undefined, { weights: 'map', verbose: (l) => lines.push(l) });
+  const line = lines.find((l) => /repacked/.test(l)) ?? '';
+  const m = /their mapped blocks given back: ([\d.]+) MiB out of the resident set/.exec(line);
+  assert.ok(m && Number(m[1]) > 0.1, line);
+  const wq = mapped.model.layout.layers[0].wq;
+  assert.ok(mapped.model.repacked(wq));
+  assert.ok(!mapped.model.repacked(mapped.model.layout.tokEmbeddings), 'the embedding table is looked up in its blocks');
+  const read = loadAnyModel(path, native(), 'gguf', undefined, { weights: 'copy' });
+  const a = logits(mapped.model, [1, 40, 77]);
+  const b = logits(read.model, [1, 40, 77]);
+  for (let i = 0; i < a.length; i++) assert.deepEqual(a[i], b[i], `position ${i}`);
+});
+
 test('a mapped model is read-only: it cannot be trained or initialised', { skip }, () => {
   const path = join(dir, 'ro.gguf');
   saveModelAs('gguf', path, model, null);

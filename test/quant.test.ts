@@ -299,6 +299,25 @@ test('repackX8: 8-row groups, scales then 4-byte lanes per row; zero rows pad; u
   assert.deepEqual(unpackX8('Q8_0', p8, rows, cols), w8);
 });
 
+test('repackQ4_0x8 / repackQ8_0x8: the native repack writes the reference layout byte for byte, padding rows zeroed', { skip }, () => {
+  const be = native();
+  const rng = new Rng(21);
+  for (const t of ['Q4_0', 'Q8_0'] as const) {
+    const op = t === 'Q4_0' ? 'repackQ4_0x8' : 'repackQ8_0x8';
+    for (const [N, K] of [[1, 32], [7, 64], [8, 96], [9, 32], [40, 512], [83, 96]]) {
+      const w = quantize(t, randn(rng, N * K, 0.1));
+      const want = repackX8(t, w, N, K);
+      const a = new Uint8Array(x8Bytes(t, N, K)).fill(0xa5), r = new Uint8Array(x8Bytes(t, N, K)).fill(0x5a); // dirty: every byte must be written
+      be[op](a, w, N, K);
+      ref[op](r, w, N, K);
+      assert.deepEqual(a, want, `${t} N=${N} K=${K} native`);
+      assert.deepEqual(r, want, `${t} N=${N} K=${K} ref`);
+      assert.deepEqual(unpackX8(t, a, N, K), w);
+    }
+    assert.throws(() => be[op](new Uint8Array(10), new Uint8Array(t === 'Q4_0' ? 18 : 34), 1, 32), /out has 10 elements/);
+  }
+});
+
 test('matmulQ4_0x8 / matmulQ8_0x8 (repacked) match matmulQ4_0 / matmulQ8_0 (decode rows), the ref (prefill rows too) and the float product on every SIMD path; M = 1..15, 16, 31, 47, odd N', { skip }, () => {
   const be = native();
   const rng = new Rng(12);

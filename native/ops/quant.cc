@@ -1,4 +1,4 @@
-// Native ops matmulQ8_0, matmulQ4_0, matmulQ4K, matmulQ6K, matmulWeightBf16, matmulQ4_0x8, matmulQ8_0x8. Declared in src/kernels/ops/table.ts; reference
+// Native ops matmulQ8_0, matmulQ4_0, matmulQ4K, matmulQ6K, matmulWeightBf16, matmulQ4_0x8, matmulQ8_0x8, repackQ4_0x8, repackQ8_0x8. Declared in src/kernels/ops/table.ts; reference
 // src/kernels/ops/quant.ts; kernel native/quant.cc. Tests: test/quant.test.ts.
 #include "../op.h"
 #include "../quant.h"
@@ -29,3 +29,13 @@ static void run_x8(Call& c, bool q8) {
 }
 LT_OP(matmulQ8_0x8) { run_x8(c, true); }
 LT_OP(matmulQ4_0x8) { run_x8(c, false); }
+
+// the load-time repack into that layout
+static void run_repack(Call& c, bool q8) {
+  long N = c.i("N"), K = c.i("K");
+  const uint8_t* w = c.u8("w");
+  uint8_t* out = const_cast<uint8_t*>(c.u8("out"));
+  if (!c.failed()) repack_x8(q8, N, K, w, out);
+}
+LT_OP(repackQ8_0x8) { run_repack(c, true); }
+LT_OP(repackQ4_0x8) { run_repack(c, false); }

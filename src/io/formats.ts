@@ -188,6 +188,7 @@ export function loadAnyModel(path: string, backend: Backend, format?: ModelForma
   const { source, format: f } = openModelSource(path, format, { map });
   if (beforeAlloc) beforeAlloc(source.config, source.description, weightFootprint(source, map && Boolean(source.mapped), Boolean(o.dequantize), backend.alloc(0).BYTES_PER_ELEMENT));
   let model: Llama;
+  let releasedBytes = 0; // resident pages of mapped blocks given back (see below)
   if (map && source.mapped) {
     const layout = paramLayout(source.config);
     const views = new Map<string, Float32Array>();
@@ -211,7 +212,13 @@ export function loadAnyModel(path: string, backend: Backend, format?: ModelForma
       else copies.set(why, (copies.get(why) ?? 0) + data.byteLength);
     }
     model = new Llama(source.config, backend, { weights: FlatTensors.external(layout, views, () => source.check?.()) });
-    for (const [spec, q] of quant) model.setQuantized(model.layout.byName.get(spec.name) as TensorSpec, q);
+    // a weight repacked for decode is read from its copy: its mapped blocks leave the resident set (a second copy of
+    // the 110M-shape Q8_0 model's 111 MiB otherwise; they stay in the page cache and fault back in if read)
+    for (const [spec, q] of quant) {
+      const s = model.layout.byName.get(spec.name) as TensorSpec;
+      model.setQuantized(s, q);
+      if (model.repacked(s)) releasedBytes += source.release?.(q.data) ?? 0;
+    }
     if (o.verbose) {
       o.verbose(`weights: mapped ${source.description} read-only; ${mib(viewBytes)} used in place (no copy)`);
       for (const [why, bytes] of copies) o.verbose(`weights: copied ${mib(bytes)} (${why})`);
@@ -221,7 +228,9 @@ export function loadAnyModel(path: string, backend: Backend, format?: ModelForma
     fillModel(model, source, { dequantize: o.dequantize, firstNonFinite });
     o.verbose?.(`weights: read ${source.description} into the model's own float32 buffer (${mib(model.layout.total * 4)}${o.weights === 'map' ? `; not mapped: ${backend.name !== 'native' ? `the ${backend.name} backend reads` : mapUnavailable()}` : ''})`);
   }
-  if (o.verbose && model.repackedBytes() > 0) o.verbose(`weights: copied ${mib(model.repackedBytes())} (Q4_0/Q8_0 repacked into 8-row groups for decode; the blocks stay as loaded)`);
+  if (o.verbose && model.repackedBytes() > 0) {
+    o.verbose(`weights: copied ${mib(model.repackedBytes())} (Q4_0/Q8_0 repacked into 8-row groups for decode; ${model.params.writable ? 'the blocks stay as loaded' : `their mapped blocks given back: ${mib(releasedBytes)} out of the resident set`})`);
+  }
   const tokenizer = source.tokenizer ?? (source.vocab ? tokenizerFromVocab(source.vocab) : new MissingTokenizer(source.config.vocabSize, `${source.description} has no tokenizer llama-ts can read`));
   return { model, vocab: source.vocab, tokenizer, format: f, description: source.description, chatTemplate: source.chatTemplate, mapped: !model.params.writable };
 }

@@ -96,6 +96,7 @@ export function llamaGgufSource(f: GgufFile): ModelSource {
     quant: (n) => f.readQuant(fileName(n)),
     mapped: f.bytes.mapped,
     check: () => f.bytes.check(),
+    release: (b) => f.bytes.release(b),
     converted(n) {
       const t = f.tensors.get(fileName(n));
       if (t && t.type !== 'F32') return `${t.type} → F32`;

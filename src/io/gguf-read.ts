@@ -406,5 +406,6 @@ export function memoryBytes(data: Uint8Array, name: string): FileBytes {
       out.set(data.subarray(offset, offset + out.length));
     },
     check() {},
+    release: () => 0,
   };
 }

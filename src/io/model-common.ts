@@ -33,6 +33,11 @@ export interface ModelSource {
   converted?(name: string): string | null;
   /** Throws when a mapped file changed under the views (util/mmap.ts FileBytes.check). */
   check?(): void;
+  /**
+   * Gives back the resident pages under a quantized tensor's mapped bytes once the model keeps a converted copy
+   * (util/mmap.ts FileBytes.release); returns the bytes released, 0 when nothing is mapped.
+   */
+  release?(bytes: Uint8Array): number;
 }
 
 /** How a reader opens its files: `map` asks for views of mapped files (util/mmap.ts) where the format allows. */

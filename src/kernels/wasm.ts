@@ -71,7 +71,7 @@ const WRITES: Record<OpName | keyof typeof NATIVE_OPS, readonly string[]> = {
   swiglu: ['out'], swigluBackward: ['da', 'db'], add: ['out'],
   crossEntropy: ['dlogits'], crossEntropyBf16: ['dlogits'], logSumExp: ['out'], softmaxScaled: ['out'],
   adamw: ['p', 'm', 'v'], sumSquares: [], scale: ['x'],
-  matmulQ8_0: ['out'], matmulQ4_0: ['out'], matmulQ4_0x8: ['out'], matmulQ8_0x8: ['out'], matmulQ4K: ['out'], matmulQ6K: ['out'], matmulWeightBf16: ['out'], copy: ['dst'], readSum: [], argmax: [],
+  matmulQ8_0: ['out'], matmulQ4_0: ['out'], matmulQ4_0x8: ['out'], matmulQ8_0x8: ['out'], repackQ4_0x8: ['out'], repackQ8_0x8: ['out'], matmulQ4K: ['out'], matmulQ6K: ['out'], matmulWeightBf16: ['out'], copy: ['dst'], readSum: [], argmax: [],
   toBf16: ['out'], fromBf16: ['out'], matmulBf16: ['out'], matmulBackwardInputBf16: ['dx'], matmulBackwardWeightBf16: ['dw'],
   packBf16: ['out'], packBf16T: ['out'], matmulBf16Packed: ['out'], matmulBackwardInputBf16Packed: ['dx'],
 };
@@ -83,7 +83,7 @@ const WRITES: Record<OpName | keyof typeof NATIVE_OPS, readonly string[]> = {
 const REFERENCE_ONLY: ReadonlySet<string> = new Set<OpName>([
   // the bf16 step's fused and packed ops (--dtype bf16, not offered on wasm: below)
   'crossEntropyBf16', 'packBf16', 'packBf16T', 'matmulBf16Packed', 'matmulBackwardInputBf16Packed',
-  'matmulQ8_0', 'matmulQ4_0', 'matmulQ4_0x8', 'matmulQ8_0x8', 'matmulQ4K', 'matmulQ6K', 'matmulWeightBf16',
+  'matmulQ8_0', 'matmulQ4_0', 'matmulQ4_0x8', 'matmulQ8_0x8', 'repackQ4_0x8', 'repackQ8_0x8', 'matmulQ4K', 'matmulQ6K', 'matmulWeightBf16',
   // bfloat16 mixed precision is not offered on wasm (bf16: false: --dtype bf16 is refused naming the backend)
   'toBf16', 'fromBf16', 'matmulBf16', 'matmulBackwardInputBf16', 'matmulBackwardWeightBf16', 'attentionBf16', 'attentionBackwardBf16',
   // the F16 KV cache (--kv-cache f16): correct here, at reference speed

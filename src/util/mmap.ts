@@ -31,6 +31,8 @@ interface MmapAddon {
   mapOpen(path: string, populate: boolean): unknown;
   mapSize(h: unknown): number;
   mapRange(h: unknown, offset: number, length: number): ArrayBuffer;
+  /** madvise(MADV_DONTNEED) over the whole pages inside the range (an addon without it: absent). Returns the bytes. */
+  mapRelease?(h: unknown, offset: number, length: number): number;
   mapFileSize(h: unknown): number;
   mapFaults(h: unknown): number;
   mapClose(h: unknown): void;
@@ -80,6 +82,12 @@ export interface FileBytes {
   readInto(offset: number, out: Uint8Array): void;
   /** Throws a UserError when the file was truncated or faulted since it was mapped (no-op on the read path). */
   check(): void;
+  /**
+   * Gives this process's pages under a view from bytes() back (the whole pages inside it) when the model keeps a
+   * converted copy of it instead: they leave the resident set, stay in the page cache, and fault back in from the file
+   * if read again. Returns the bytes released (0 on the read path, or for a view this file did not hand out).
+   */
+  release(view: Uint8Array): number;
 }
 
 export interface OpenOptions {
@@ -130,6 +138,9 @@ class ReadFile implements FileBytes {
     return { data: new Float32Array(b.buffer, 0, n), copied: true };
   }
   check(): void {}
+  release(): number {
+    return 0;
+  }
 }
 
 class MappedFile implements FileBytes {
@@ -140,10 +151,19 @@ class MappedFile implements FileBytes {
     this.size = addon.mapSize(handle);
     this.whole = this.size <= bufferConstants.MAX_LENGTH ? new Uint8Array(addon.mapRange(handle, 0, this.size)) : null;
   }
+  /** File offsets of the buffers mapRange made for views (files past the largest ArrayBuffer, no `whole`). */
+  private origins = new WeakMap<ArrayBufferLike, number>();
   private buffer(offset: number, n: number): { buf: ArrayBuffer; at: number } {
     checkRange(this.path, this.size, offset, n);
     if (this.whole) return { buf: this.whole.buffer as ArrayBuffer, at: offset };
-    return { buf: this.addon.mapRange(this.handle, offset, n), at: 0 };
+    const buf = this.addon.mapRange(this.handle, offset, n);
+    this.origins.set(buf, offset);
+    return { buf, at: 0 };
+  }
+  release(view: Uint8Array): number {
+    const base = this.whole && view.buffer === this.whole.buffer ? 0 : this.origins.get(view.buffer);
+    if (base === undefined || !this.addon.mapRelease) return 0;
+    return this.addon.mapRelease(this.handle, base + view.byteOffset, view.byteLength);
   }
   bytes(offset: number, n: number): Uint8Array {
     const { buf, at } = this.buffer(offset, n);

@@ -419,20 +419,37 @@ export function x8Bytes(type: X8Type, rows: number, cols: number): number {
  * every lane (Q4_0: values 4c..4c+3 in the low nibbles, 16+4c..16+4c+3 in the high ones; Q8_0: values 4c..4c+3).
  */
 export function repackX8(type: X8Type, w: Uint8Array, rows: number, cols: number): Uint8Array {
-  const rb = rowBytes(type, cols), nb = cols / 32, bb = QUANT_TYPES[type].blockBytes, chunks = (bb - 2) / 4;
+  const rb = rowBytes(type, cols);
   if (w.length !== rows * rb) throw new RangeError(`${type} [${rows}, ${cols}] needs ${rows * rb} bytes, got ${w.length}`);
   const out = new Uint8Array(x8Bytes(type, rows, cols));
-  for (let n = 0; n < rows; n++) {
-    const g = n >> 3, r = n & 7;
-    for (let b = 0; b < nb; b++) {
-      const src = n * rb + bb * b, dst = (g * nb + b) * 8 * bb;
-      out[dst + 2 * r] = w[src];
-      out[dst + 2 * r + 1] = w[src + 1];
-      for (let c = 0; c < chunks; c++) for (let i = 0; i < 4; i++) out[dst + 16 + 32 * c + 4 * r + i] = w[src + 2 + 4 * c + i];
-    }
-  }
+  repackX8Into(type, out, w, rows, cols);
   return out;
 }
+
+/**
+ * repackX8 into `out` (x8Bytes(type, N, K) bytes, every one written: the padding rows' bytes are zeroed) from the first
+ * N rows of blocks in w; the reference of the ops repackQ4_0x8 / repackQ8_0x8 (native/quant-x8.cc's is the one the
+ * model uses at load: this loop moves ~0.4 GB/s, ~0.3 s for the 110M-shape Q8_0 model).
+ */
+export function repackX8Into(type: X8Type, out: Uint8Array, w: Uint8Array, N: number, K: number): void {
+  const rb = rowBytes(type, K), nb = K / 32, bb = QUANT_TYPES[type].blockBytes, chunks = (bb - 2) / 4;
+  const groups = Math.ceil(N / 8);
+  for (let g = 0; g < groups; g++) {
+    for (let r = 0; r < 8; r++) {
+      const n = 8 * g + r;
+      for (let b = 0; b < nb; b++) {
+        const src = n * rb + bb * b, dst = (g * nb + b) * 8 * bb;
+        const real = n < N;
+        out[dst + 2 * r] = real ? w[src] : 0;
+        out[dst + 2 * r + 1] = real ? w[src + 1] : 0;
+        for (let c = 0; c < chunks; c++) for (let i = 0; i < 4; i++) out[dst + 16 + 32 * c + 4 * r + i] = real ? w[src + 2 + 4 * c + i] : 0;
+      }
+    }
+  }
+}
+
+export const repackQ4_0x8Ref = (out: Uint8Array, w: Uint8Array, N: number, K: number): void => repackX8Into('Q4_0', out, w, N, K);
+export const repackQ8_0x8Ref = (out: Uint8Array, w: Uint8Array, N: number, K: number): void => repackX8Into('Q8_0', out, w, N, K);
 
 /** The row-major blocks of the first `rows` rows of a repacked weight (repackX8's inverse). */
 export function unpackX8(type: X8Type, p: Uint8Array, rows: number, cols: number): Uint8Array {
