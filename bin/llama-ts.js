@@ -54,7 +54,15 @@ function runCached(file, st) {
 
 function cacheFile(st) {
   if (process.env.LLAMA_TS_CODE_CACHE === '0') return null;
-  const base = process.env.LLAMA_TS_CACHE_DIR || join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'llama-ts');
+  let home;
+  try {
+    home = homedir();
+  } catch {
+    home = ''; // no home directory (a service account): only LLAMA_TS_CACHE_DIR or XDG_CACHE_HOME can give one
+  }
+  const root = process.env.XDG_CACHE_HOME || (home ? join(home, '.cache') : '');
+  const base = process.env.LLAMA_TS_CACHE_DIR || (root ? join(root, 'llama-ts') : '');
+  if (!base) return null;
   const dir = join(base, `code-${process.version}-${process.arch}`);
   const command = /^[a-z]{1,16}$/.test(argv[0] ?? '') ? argv[0] : 'other';
   const prefix = `${command}-`;
