@@ -6,7 +6,7 @@
 //
 // The bundle is compiled with a V8 code cache, one per command, kept in LLAMA_TS_CACHE_DIR (default
 // $XDG_CACHE_HOME/llama-ts or ~/.cache/llama-ts; LLAMA_TS_CODE_CACHE=0 turns it off): a command's first successful
-// run writes the bytecode of every function it ran, later runs start from it (~10 ms less for `generate`). V8 itself
+// run writes the bytecode of every function it ran, later runs start from it (~20 ms less for `generate`). V8 itself
 // refuses a cache of another Node version, V8 flags or source; the file name also carries the bundle's size and time.
 // Any failure to read or write it only means compiling as without it.
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
