@@ -24,7 +24,8 @@
         "native/ops/crossentropy.cc",
         "native/ops/adamw.cc",
         "native/ops/quant.cc",
-        "native/ops/bf16.cc"
+        "native/ops/bf16.cc",
+        "native/ops/decode.cc"
       ],
       "cflags_cc": ["-O3", "-std=gnu++17", "-fno-math-errno", "-fno-trapping-math", "-Wno-unused-function"],
       "ldflags": ["-pthread"],

@@ -28,7 +28,7 @@ namespace lt {
 
 namespace {
 const int64_t MAX_ELEMS = int64_t(1) << 40;
-const int MAX_ARGS = 16;
+const int MAX_ARGS = 32;
 const int64_t INVALID = -1;  // an expression that divides by zero or overflows
 
 enum Kind : uint8_t { K_F, K_I32, K_F64, K_U8, K_BF16, K_INT, K_NUM, K_BOOL };

@@ -39,7 +39,7 @@ class Call {
   // used by addon.cc
   Call(void* env, const Signature& sig) : env_(env), sig_(sig) {}
   const Signature& sig_ref() const { return sig_; }
-  static constexpr int MAX_SLOTS = 24, MAX_VARS = 16;
+  static constexpr int MAX_SLOTS = 48, MAX_VARS = 16;
   void* ptr[MAX_SLOTS] = {};
   int64_t length[MAX_SLOTS] = {};
   double scalar[MAX_SLOTS] = {};

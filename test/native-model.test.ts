@@ -116,3 +116,77 @@ test('KV-cache decoding on native (GEMV, attentionCached) matches full recomputa
     }
   }
 });
+
+test('decodeLayer: one-token decode steps with each layer in one native call give blockForward\'s bits (GQA, MHA; 1, 2, 3 threads; every SIMD level); quantized and adapted models keep blockForward', { skip }, async () => {
+  const { Decoder } = await import('../src/inference/generate.js');
+  const { forEachSimd } = await import('./helpers/native.js');
+  const be = native();
+  const configs = [
+    makeConfig({ dim: 64, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 259, multipleOf: 32, maxSeqLen: 48 }),
+    makeConfig({ dim: 96, nLayers: 3, nHeads: 3, nKvHeads: 3, vocabSize: 300, multipleOf: 32, maxSeqLen: 40 }),
+  ];
+  const threads = be.threads();
+  try {
+    forEachSimd(be, (level) => {
+      for (const config of configs) {
+        const m = new Llama(config, be);
+        m.init(11);
+        assert.equal(m.canDecodeFused(), true);
+        for (const t of [1, 2, 3]) {
+          be.setThreads(t);
+          const fused = new Decoder(m), plain = new Decoder(m, { fuseLayers: false });
+          const cf = fused.newCache(), cp = plain.newCache();
+          // a prompt first (blockForward on both), then one-token steps (decodeLayer on one side)
+          fused.prefill(cf, [1, 5, 9]);
+          plain.prefill(cp, [1, 5, 9]);
+          let tok = 7;
+          for (let i = 0; i < config.maxSeqLen - 4; i++) {
+            const a = Float32Array.from(fused.step([{ cache: cf, tokens: [tok] }])[0]);
+            const b = Float32Array.from(plain.step([{ cache: cp, tokens: [tok] }])[0]);
+            assert.deepEqual(a, b, `${level} dim ${config.dim} threads ${t} step ${i}`);
+            tok = (tok * 37 + 11) % config.vocabSize;
+          }
+          assert.deepEqual(cf.k, cp.k, 'the same cache rows');
+        }
+      }
+    });
+  } finally {
+    be.setThreads(threads);
+  }
+  // the native op against the reference op on one layer (float64 sums there: close, not equal)
+  const ref = createRefBackend('f32');
+  const c = configs[0];
+  const m = new Llama(c, be);
+  m.init(5);
+  const D = c.dim, hd = D / c.nHeads, qw = c.nHeads * hd, kw = c.nKvHeads * hd, F = m.layout.layers[0].w1.shape[0];
+  const rng = new Rng(3);
+  const pos = 9;
+  const x = Float32Array.from({ length: D }, () => rng.normal());
+  const kc = Float32Array.from({ length: (pos + 1) * kw }, () => rng.normal()), vc = Float32Array.from({ length: (pos + 1) * kw }, () => rng.normal());
+  const run = (b: typeof be | typeof ref) => {
+    const xx = x.slice(), k2 = kc.slice(), v2 = vc.slice();
+    const f = (n: number) => new Float32Array(n);
+    const w = m.layout.layers[0], p = m.params;
+    b.decodeLayer(xx, f(D), f(1), f(qw), f(kw), f(kw), f(qw), f(F), f(F), f(F), p.view(w.attentionNorm), p.view(w.wq), p.view(w.wk), p.view(w.wv), p.view(w.wo),
+      p.view(w.ffnNorm), p.view(w.w1), p.view(w.w3), p.view(w.w2), k2, v2, m.rope, D, c.nHeads, c.nKvHeads, F, pos, c.normEps);
+    return { x: xx, k: k2, v: v2 };
+  };
+  const a = run(be), r = run(ref);
+  assert.ok(relErr(a.x, r.x) < 1e-5, `x: ${relErr(a.x, r.x)}`);
+  assert.ok(relErr(a.k, r.k) < 1e-5 && relErr(a.v, r.v) < 1e-5, 'the new cache row');
+  assert.throws(() => be.decodeLayer(x.slice(), new Float32Array(D), new Float32Array(1), new Float32Array(qw), new Float32Array(kw), new Float32Array(kw), new Float32Array(qw),
+    new Float32Array(F), new Float32Array(F), new Float32Array(F), new Float32Array(D), new Float32Array(qw * D), new Float32Array(kw * D), new Float32Array(kw * D),
+    new Float32Array(D * qw), new Float32Array(D), new Float32Array(F * D), new Float32Array(F * D), new Float32Array(D * F), new Float32Array(pos * kw), new Float32Array((pos + 1) * kw),
+    m.rope, D, c.nHeads, c.nKvHeads, F, pos, c.normEps), /kc has/);
+  // not fused: a quantized weight, an adapter, several ranks (not tested here), an F16 cache (Decoder checks)
+  const q = new Llama(c, be);
+  q.init(5);
+  const { quantize } = await import('../src/kernels/ops/quant.js');
+  const wq = q.layout.layers[0].wq;
+  q.setQuantized(wq, { type: 'Q8_0', rows: wq.shape[0], cols: wq.shape[1], data: quantize('Q8_0', q.params.view(wq) as Float32Array) });
+  assert.equal(q.canDecodeFused(), false);
+  const ad = new Llama(c, be);
+  ad.adapter = { forward() {}, backward() {} };
+  assert.equal(ad.canDecodeFused(), false);
+  assert.equal(new Llama(c, ref).canDecodeFused(), false);
+});

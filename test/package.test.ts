@@ -78,7 +78,7 @@ test('package: the tarball holds the library, CLI, native sources, resources and
   for (const m of sources) assert.ok(files.has(`dist/${m}.d.ts`), `dist/${m}.d.ts is missing`);
   // the bundled CLI (dist/cli/main.cjs, ~0.75 MB, scripts/bundle-cli.mjs) is what bin/llama-ts.js runs
   assert.ok(files.has('dist/cli/main.cjs'), 'the bundled CLI is missing: `npm run build` writes it');
-  assert.ok(packed.entryCount < 450 && packed.unpackedSize < 3.5e6, `the package grew to ${packed.entryCount} files, ${packed.unpackedSize} bytes`);
+  assert.ok(packed.entryCount < 450 && packed.unpackedSize < 3.6e6, `the package grew to ${packed.entryCount} files, ${packed.unpackedSize} bytes`);
   // a registry tarball is installed without running `prepare`: dist/ must come in it, built by `prepare` at pack time
   assert.match(pkg.scripts.prepare, /\bbuild\b/);
 });

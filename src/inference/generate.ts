@@ -85,9 +85,13 @@ export class Decoder {
   /** The type of the caches newCache makes (`--kv-cache`). */
   readonly kvCache: KvCacheType;
 
-  constructor(readonly model: Llama, o: { kvCache?: KvCacheType } = {}) {
+  /** One backend call per layer for one-token steps of one float32 cache where the model allows (Llama.decodeLayer). */
+  readonly fuseLayers: boolean;
+
+  constructor(readonly model: Llama, o: { kvCache?: KvCacheType; fuseLayers?: boolean } = {}) {
     this.backend = model.backend;
     this.kvCache = o.kvCache ?? 'f32';
+    this.fuseLayers = o.fuseLayers ?? true;
     if (!KV_CACHE_TYPES.includes(this.kvCache)) throw new UserError(`--kv-cache: ${String(this.kvCache)} is not one of ${KV_CACHE_TYPES.join(', ')}`);
   }
 
@@ -145,9 +149,15 @@ export class Decoder {
       let r = 0;
       for (const it of items) for (let i = 0; i < it.tokens.length; i++) ids[r++] = it.tokens[i];
     }
-    const attn = new CachedAttention(items.map((it) => it.cache), items.map((it) => it.tokens.length));
     m.embed(s.block.x, ids);
-    for (let l = 0; l < c.nLayers; l++) m.blockForward(l, s.block, s.block.x, attn);
+    const one = items.length === 1 && N === 1 ? items[0].cache : null;
+    if (one && this.fuseLayers && !(one.k instanceof Uint16Array) && m.canDecodeFused()) {
+      // batch-1 decode: each layer in one native call (the same bits as blockForward below)
+      for (let l = 0; l < c.nLayers; l++) m.decodeLayer(l, s.block, one);
+    } else {
+      const attn = new CachedAttention(items.map((it) => it.cache), items.map((it) => it.tokens.length));
+      for (let l = 0; l < c.nLayers; l++) m.blockForward(l, s.block, s.block.x, attn);
+    }
     for (const it of items) it.cache.length += it.tokens.length;
     m.finalNorm(s.xn, s.rstd, s.block.x, N);
     const V = c.vocabSize;

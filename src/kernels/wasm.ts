@@ -66,7 +66,7 @@ const WRITES: Record<OpName | keyof typeof NATIVE_OPS, readonly string[]> = {
   embedding: ['out'], embeddingBackward: ['dtable'],
   rmsnorm: ['out', 'rstd'], rmsnormBackward: ['dx', 'dw'],
   rope: ['x'], ropeBackward: ['x'],
-  attention: ['out', 'lse'], attentionCached: ['out'], attentionCachedF16: ['out', 'kc', 'vc'], attentionBackward: ['dq', 'dk', 'dv'],
+  attention: ['out', 'lse'], attentionCached: ['out'], decodeLayer: ['x', 'xn', 'rstd', 'q', 'k', 'v', 'att', 'h1', 'h3', 'gate', 'kc', 'vc'], attentionCachedF16: ['out', 'kc', 'vc'], attentionBackward: ['dq', 'dk', 'dv'],
   attentionBf16: ['out', 'lse'], attentionBackwardBf16: ['dq', 'dk', 'dv'],
   swiglu: ['out'], swigluBackward: ['da', 'db'], add: ['out'],
   crossEntropy: ['dlogits'], crossEntropyBf16: ['dlogits'], logSumExp: ['out'], softmaxScaled: ['out'],
@@ -88,6 +88,8 @@ const REFERENCE_ONLY: ReadonlySet<string> = new Set<OpName>([
   'toBf16', 'fromBf16', 'matmulBf16', 'matmulBackwardInputBf16', 'matmulBackwardWeightBf16', 'attentionBf16', 'attentionBackwardBf16',
   // the F16 KV cache (--kv-cache f16): correct here, at reference speed
   'attentionCachedF16',
+  // the fused decode layer: the model calls it on the native backend only (elsewhere its ops one by one)
+  'decodeLayer',
 ]);
 
 /** Checks the kernels make beyond the table's (the references throw the same messages). */

@@ -779,6 +779,33 @@ export class Llama {
     ad?.forward(l, 'w2', out, s.gate, N);
   }
 
+  /**
+   * Whether a decode step of one new token can run each layer as one backend call (decodeLayer): the native backend,
+   * float32 weights of its own or mapped (none quantized), no adapter, one tensor-parallel rank. Else blockForward.
+   */
+  canDecodeFused(): boolean {
+    return this.backend.name === 'native' && this.dtype === 'f32' && this.quant.size === 0 && this.adapter === null && this.tp.world === 1;
+  }
+
+  /**
+   * blockForward of layer l for one new token of one float32 cache at position cache.length, as one backend call
+   * (Backend.decodeLayer: the same kernels in the same order, so the same bits; no return to JavaScript between them).
+   * The residual s.x is updated in place; s's other buffers are scratch. Only when canDecodeFused().
+   */
+  decodeLayer(l: number, s: BlockActs, cache: KvRows): void {
+    const w = this.layout.layers[l];
+    const p = this.params;
+    const { D, kw, F, h, kv } = this.sz;
+    const pos = cache.length;
+    const base = l * cache.maxSeq * kw;
+    const kc = cache.k.subarray(base, base + (pos + 1) * kw) as FloatArray, vc = cache.v.subarray(base, base + (pos + 1) * kw) as FloatArray;
+    this.backend.decodeLayer(
+      s.x, s.xn1, s.rstd1, s.q, s.k, s.v, s.att, s.h1, s.h3, s.gate,
+      p.view(w.attentionNorm), p.view(w.wq), p.view(w.wk), p.view(w.wv), p.view(w.wo), p.view(w.ffnNorm), p.view(w.w1), p.view(w.w3), p.view(w.w2),
+      kc, vc, this.rope, D, h, kv, F, pos, this.config.normEps,
+    );
+  }
+
   /** The final RMSNorm over `rows` rows of the residual stream. */
   finalNorm(xn: FloatArray, rstd: FloatArray, x: FloatArray, rows: number): void {
     this.backend.rmsnorm(xn, rstd, x, this.params.view(this.layout.norm), rows, this.config.dim, this.config.normEps);

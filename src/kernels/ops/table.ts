@@ -16,6 +16,7 @@ import { rmsnormRef, rmsnormBackwardRef } from './rmsnorm.js';
 import { ropeRef, ropeBackwardRef } from './rope.js';
 import { attentionRef, attentionBackwardRef, attentionCachedRef, attentionCachedF16Ref, attentionBf16Ref, attentionBackwardBf16Ref } from './attention.js';
 import { swigluRef, swigluBackwardRef } from './swiglu.js';
+import { decodeLayerRef } from './decode.js';
 import { addRef, scaleRef, sumSquaresRef } from './elementwise.js';
 import { crossEntropyRef, crossEntropyBf16Ref, logSumExpRef, softmaxScaledRef } from './crossentropy.js';
 import { adamwRef } from './adamw.js';
@@ -192,6 +193,21 @@ export const OPS = {
    * ≤ maxSeq), then the n query rows attend over positions 0..pos+i, the cached rows widened exactly to float32.
    * Overwrites out; writes those positions of kc and vc.
    */
+  /**
+   * One layer of a batch-1 decode step over a float32 cache (ops/decode.ts): x[dim] is the residual stream, updated in
+   * place; xn, rstd, q, k, v, att, h1, h3, gate are scratch (left as blockForward leaves its buffers); kc and vc are
+   * the layer's cache rows from position 0, the new token's key and value written at row pos. The same ops in the same
+   * order as blockForward with a CachedAttention, so the same bits.
+   */
+  decodeLayer: op(
+    ['x: f[dim]', 'xn: f[dim]', 'rstd: f[1]', 'q: f[nHeads*headDim]', 'k: f[nKvHeads*headDim]', 'v: f[nKvHeads*headDim]', 'att: f[nHeads*headDim]',
+      'h1: f[ffn]', 'h3: f[ffn]', 'gate: f[ffn]',
+      'attnNorm: f[dim]', 'wq: f[nHeads*headDim*dim]', 'wk: f[nKvHeads*headDim*dim]', 'wv: f[nKvHeads*headDim*dim]', 'wo: f[dim*nHeads*headDim]',
+      'ffnNorm: f[dim]', 'w1: f[ffn*dim]', 'w3: f[ffn*dim]', 'w2: f[dim*ffn]',
+      'kc: f[(pos+1)*nKvHeads*headDim]', 'vc: f[(pos+1)*nKvHeads*headDim]',
+      'table: RopeTable', 'dim: int', 'nHeads: int', 'nKvHeads: int', 'ffn: int', 'pos: int', 'eps: num'],
+    decodeLayerRef, [GQA, ['headDim % 2 == 0', 'head dimension {headDim} must be even'], ['pos < maxSeqLen', 'position {pos} exceeds the rope table ({maxSeqLen})']],
+  ),
   attentionCachedF16: op(
     ['out: f[n*nHeads*headDim]', 'q: f[n*nHeads*headDim]', 'k: f[n*nKvHeads*headDim]', 'v: f[n*nKvHeads*headDim]',
       'kc: bf16[nKvHeads*maxSeq*headDim]', 'vc: bf16[nKvHeads*maxSeq*headDim]',
