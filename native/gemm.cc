@@ -918,10 +918,10 @@ void gemv_task(void* ctx, long t) {
   gemv_rows_generic(g, j0, j1);
 }
 
-// C[M,N] (+)= A[M,K]·Wᵀ with W [N,K] row-major (row stride ldw), for a few rows M (see GEMV_MAX_M).
-void gemv_xwt(long M, long N, long K, const float* A, long lda, const float* W, long ldw, float* C, long ldc, bool accumulate) {
-  GemvJob g{M, N, K, A, lda, W, ldw, C, ldc, accumulate, N, 0};
-  if (M == 1 && ldw == K && K * 4 < GEMV_SHORT_ROW_BYTES) g.prefetch_bytes = GEMV_SHORT_ROW_PREFETCH_BYTES;
+// The job and task count gemv_xwt runs C[M,N] (+)= A[M,K]·Wᵀ as.
+long gemv_plan(GemvJob& g) {
+  const long M = g.M, N = g.N, K = g.K;
+  if (M == 1 && g.ldw == K && K * 4 < GEMV_SHORT_ROW_BYTES) g.prefetch_bytes = GEMV_SHORT_ROW_PREFETCH_BYTES;
   const long nth = pool_threads();
   // Tasks of whole 8-row blocks, at least ~64 KiB of W each (smaller jobs are not worth a hand-off); a few tasks
   // per thread so that a thread slowed down by a neighbour on a shared core does not hold the rest up.
@@ -931,8 +931,25 @@ void gemv_xwt(long M, long N, long K, const float* A, long lda, const float* W, 
   if (ntasks < 1) ntasks = 1;
   long bpt = (blocks + ntasks - 1) / ntasks;
   g.rows_per_task = bpt * 8;
-  ntasks = (N + g.rows_per_task - 1) / g.rows_per_task;
-  parallel_for(ntasks, gemv_task, &g);
+  return (N + g.rows_per_task - 1) / g.rows_per_task;
+}
+
+// C[M,N] (+)= A[M,K]·Wᵀ with W [N,K] row-major (row stride ldw), for a few rows M (see GEMV_MAX_M).
+void gemv_xwt(long M, long N, long K, const float* A, long lda, const float* W, long ldw, float* C, long ldc, bool accumulate) {
+  GemvJob g{M, N, K, A, lda, W, ldw, C, ldc, accumulate, N, 0};
+  parallel_for(gemv_plan(g), gemv_task, &g);
+}
+
+// Several such products in one hand-off to the pool: each job's tasks as gemv_xwt would make them, so the same bits.
+struct GemvJobs {
+  GemvJob job[4];
+  long first[5];  // task index where job j starts
+};
+void gemv_jobs_task(void* ctx, long t) {
+  const GemvJobs& js = *static_cast<const GemvJobs*>(ctx);
+  int j = 0;
+  while (t >= js.first[j + 1]) j++;
+  gemv_task(const_cast<GemvJob*>(&js.job[j]), t - js.first[j]);
 }
 // Products with no rows, no columns or K = 0 (C = 0, or unchanged when accumulating); true when it was one.
 bool empty_product(long M, long N, long K, float* C, long ldc, bool accumulate) {
@@ -997,6 +1014,20 @@ void sgemm(long M, long N, long K, const float* A, long rsa, long csa, const flo
     return;
   }
   sgemm_impl(M, N, K, A, rsa, csa, B, rsb, csb, C, ldc, 1, accumulate);
+}
+
+void gemv_multi(int n, const long* N, long K, const float* x, const float* const* W, float* const* out) {
+  if (n < 1 || n > 4 || K <= 0) {
+    for (int j = 0; j < n; j++) sgemm(1, N[j], K, x, K, 1, W[j], 1, K, out[j], N[j], false);
+    return;
+  }
+  GemvJobs js;
+  js.first[0] = 0;
+  for (int j = 0; j < n; j++) {
+    js.job[j] = GemvJob{1, N[j], K, x, K, W[j], K, out[j], N[j], false, N[j], 0};
+    js.first[j + 1] = js.first[j] + (N[j] > 0 ? gemv_plan(js.job[j]) : 0);
+  }
+  parallel_for(js.first[n], gemv_jobs_task, &js);
 }
 
 void sgemm_bf16(long M, long N, long K, const uint16_t* A, long rsa, long csa, const uint16_t* B, long rsb, long csb,

@@ -24,6 +24,10 @@ void sgemm_serial(long M, long N, long K, const float* A, long rsa, long csa, co
 // out[j] = Σ_k x[k]·W[j·ldw + k] for j < N, on the calling thread: the batch-1 GEMV kernel over rows read in place
 // (attention's scores against cached keys).
 void dot_rows(long N, long K, const float* W, long ldw, const float* x, float* out);
+
+// out[j][N[j]] = x[K]·W[j]ᵀ (W[j] row-major [N[j], K]) for n ≤ 4 products of one row x, in one hand-off to the pool:
+// each product's rows in the tasks sgemm would give it, so bit for bit sgemm's (decode's q/k/v and w1/w3).
+void gemv_multi(int n, const long* N, long K, const float* x, const float* const* W, float* const* out);
 #if defined(__x86_64__) || defined(__i386__)
 // out[r] = Σ_k x[k]·w[r][k] for the 8 rows w[0..7] (rows anywhere): dot_rows' 8-row block of that SIMD level, so a
 // row's sum is bit for bit the one dot_rows gives it there (call each only where the CPU has its level).

@@ -25,9 +25,12 @@ LT_OP(decodeLayer) {
   const long qw = H * hd, kw = KV * hd;
   // attention block (the ops rmsnorm, matmul ×3, rope ×2, the cache rows, attentionCached, matmul accumulating)
   rmsnorm(xn, rstd, x, attnNorm, 1, D, eps);
-  sgemm(1, qw, D, xn, D, 1, wq, 1, D, q, qw, false);
-  sgemm(1, kw, D, xn, D, 1, wk, 1, D, k, kw, false);
-  sgemm(1, kw, D, xn, D, 1, wv, 1, D, v, kw, false);
+  {  // the three products of xn in one hand-off to the pool (the same tasks and bits as three sgemm calls)
+    const long n3[3] = {qw, kw, kw};
+    const float* w3s[3] = {wq, wk, wv};
+    float* o3[3] = {q, k, v};
+    gemv_multi(3, n3, D, xn, w3s, o3);
+  }
   rope(q, 1, 1, H, hd, cos, sin, pos, 1.0);
   rope(k, 1, 1, KV, hd, cos, sin, pos, 1.0);
   std::memcpy(kc + pos * kw, k, kw * sizeof(float));
@@ -36,8 +39,12 @@ LT_OP(decodeLayer) {
   sgemm(1, D, qw, att, qw, 1, wo, 1, qw, x, D, true);
   // feed-forward block
   rmsnorm(xn, rstd, x, ffnNorm, 1, D, eps);
-  sgemm(1, F, D, xn, D, 1, w1, 1, D, h1, F, false);
-  sgemm(1, F, D, xn, D, 1, w3, 1, D, h3, F, false);
+  {
+    const long n2[2] = {F, F};
+    const float* w2s[2] = {w1, w3};
+    float* o2[2] = {h1, h3};
+    gemv_multi(2, n2, D, xn, w2s, o2);
+  }
   swiglu(gate, h1, h3, F);
   sgemm(1, D, F, gate, F, 1, w2, 1, F, x, D, true);
 }
