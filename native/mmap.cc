@@ -247,18 +247,26 @@ napi_value MapSize(napi_env env, napi_callback_info info) {
   return num(env, (double)h->m->size);
 }
 
-napi_value MapRange(napi_env env, napi_callback_info info) {
+// The (handle, offset, length) of a call about a range of the mapping, checked; nullptr after throwing.
+Handle* range_args(napi_env env, napi_callback_info info, const char* what, double* off, double* n) {
   napi_value argv[3];
   size_t argc = 3;
   napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-  if (argc < 3) return fail(env, "mapRange: expects (handle, offset, length)", false);
-  Handle* h = handle_arg(env, argv[0], "mapRange");
+  const std::string name(what);
+  if (argc < 3) return fail(env, name + ": expects (handle, offset, length)", false), nullptr;
+  Handle* h = handle_arg(env, argv[0], what);
   if (!h) return nullptr;
-  double off = 0, n = 0;
-  if (!size_arg(env, argv[1], &off) || !size_arg(env, argv[2], &n)) return fail(env, "mapRange: offset and length must be non-negative integers");
-  if (off + n > (double)h->m->size) {
-    return fail(env, "mapRange: bytes " + std::to_string((int64_t)off) + ".." + std::to_string((int64_t)(off + n)) + " lie outside the " + std::to_string(h->m->size) + "-byte mapping");
+  if (!size_arg(env, argv[1], off) || !size_arg(env, argv[2], n)) return fail(env, name + ": offset and length must be non-negative integers"), nullptr;
+  if (*off + *n > (double)h->m->size) {
+    return fail(env, name + ": bytes " + std::to_string((int64_t)*off) + ".." + std::to_string((int64_t)(*off + *n)) + " lie outside the " + std::to_string(h->m->size) + "-byte mapping"), nullptr;
   }
+  return h;
+}
+
+napi_value MapRange(napi_env env, napi_callback_info info) {
+  double off = 0, n = 0;
+  Handle* h = range_args(env, info, "mapRange", &off, &n);
+  if (!h) return nullptr;
   Mapping* m = h->m;
   m->refs.fetch_add(1);
   napi_value ab;
@@ -273,15 +281,9 @@ napi_value MapRange(napi_env env, napi_callback_info info) {
 }
 
 napi_value MapRelease(napi_env env, napi_callback_info info) {
-  napi_value argv[3];
-  size_t argc = 3;
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-  if (argc < 3) return fail(env, "mapRelease: expects (handle, offset, length)", false);
-  Handle* h = handle_arg(env, argv[0], "mapRelease");
-  if (!h) return nullptr;
   double off = 0, n = 0;
-  if (!size_arg(env, argv[1], &off) || !size_arg(env, argv[2], &n)) return fail(env, "mapRelease: offset and length must be non-negative integers");
-  if (off + n > (double)h->m->size) return fail(env, "mapRelease: the range lies outside the mapping");
+  Handle* h = range_args(env, info, "mapRelease", &off, &n);
+  if (!h) return nullptr;
   const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
   const uintptr_t a = (uintptr_t)h->m->base + (uintptr_t)off, e = a + (uintptr_t)n;
   const uintptr_t lo = (a + page - 1) / page * page, hi = e / page * page;
