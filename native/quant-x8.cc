@@ -1,5 +1,5 @@
 // Q4_0 products over weights repacked 8 rows at a time (llama.cpp's "REPACK" idea): out[M,N] (+)= x[M,K]·wᵀ with
-// int8 activations, for decode (M < QUANT_GEMM_ROWS) and prefill (any M: up to 15 rows of x per pass over a group). The layout (made once at load by repackQ4_0x8 in src/kernels/ops/quant.ts, which holds the
+// int8 activations, for decode (M < QUANT_GEMM_ROWS) and prefill (any M: up to 15 rows of x per pass over a group). The layout (made once at load by the op repackQ4_0x8; repackX8 in src/kernels/ops/quant.ts, which holds the
 // reference; tests: test/quant.test.ts on every SIMD path): the rows padded with zero rows to a multiple of 8, then
 // per group of 8 rows and per block of 32 columns 144 bytes:
 //

@@ -17,7 +17,7 @@ const long QUANT_GEMM_ROWS = 16;
 // activations, bf16 weights widened in registers), else SGEMM on dequantized weight rows.
 void matmul_quant(QuantKind kind, long M, long K, long N, const float* x, const uint8_t* w, float* out, bool accumulate);
 
-// out[M,N] (+)= x[M,K]·wᵀ for any M, w [N,K] in Q4_0 repacked 8 rows at a time (the layout: repackQ4_0x8 in
+// out[M,N] (+)= x[M,K]·wᵀ for any M, w [N,K] in Q4_0 repacked 8 rows at a time (the layout: repackX8 in
 // src/kernels/ops/quant.ts; kernel native/quant-x8.cc): activations quantized as matmul_quant's below
 // QUANT_GEMM_ROWS rows, and so for every row count (prefill too).
 void matmul_q4_0x8(long M, long K, long N, const float* x, const uint8_t* w, float* out, bool accumulate);

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRefBackend } from '../src/kernels/ref.js';
-import { QUANT_TYPES, dequantize, quantize, quantizeActivations, rowBytes, repackQ4_0x8, repackX8, unpackX8, x8Bytes, type QuantType } from '../src/kernels/ops/quant.js';
+import { QUANT_TYPES, dequantize, quantize, quantizeActivations, rowBytes, repackX8, unpackX8, x8Bytes, type QuantType } from '../src/kernels/ops/quant.js';
 import { Rng } from '../src/util/rng.js';
 import { skip, native, randn, assertClose, forEachSimd } from './helpers/native.js';
 import { mkdtempSync } from 'node:fs';
@@ -272,7 +272,7 @@ test('a quantized GGUF loads with its weights (embedding included) kept in block
 test('repackX8: 8-row groups, scales then 4-byte lanes per row; zero rows pad; unpack restores the blocks', () => {
   const rows = 9, cols = 64, rb = rowBytes('Q4_0', cols);
   const w = Uint8Array.from({ length: rows * rb }, (_, i) => (i * 37 + 11) & 255);
-  const p = repackQ4_0x8(w, rows, cols);
+  const p = repackX8('Q4_0', w, rows, cols);
   assert.equal(p.length, x8Bytes('Q4_0', rows, cols));
   assert.equal(p.length, 2 * 2 * 144); // 2 groups (9 rows → 16) × 2 blocks × 144 bytes
   // row 1, block 1: its scale at bytes 2..3 of group 0's block 1; its nibble byte 4c + i at 16 + 32c + 4 + i
@@ -290,7 +290,7 @@ test('repackX8: 8-row groups, scales then 4-byte lanes per row; zero rows pad; u
     }
   }
   assert.deepEqual(unpackX8('Q4_0', p, rows, cols), w);
-  assert.throws(() => repackQ4_0x8(w.subarray(1), rows, cols), /needs 324 bytes, got 323/);
+  assert.throws(() => repackX8('Q4_0', w.subarray(1), rows, cols), /needs 324 bytes, got 323/);
   // Q8_0: 8 chunks of 32 bytes after the scales (272 bytes per group and block); row 3's quant byte 29 (c 7, i 1)
   const w8 = Uint8Array.from({ length: rows * rowBytes('Q8_0', cols) }, (_, i) => (i * 29 + 5) & 255);
   const p8 = repackX8('Q8_0', w8, rows, cols);

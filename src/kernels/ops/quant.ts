@@ -468,18 +468,16 @@ export function unpackX8(type: X8Type, p: Uint8Array, rows: number, cols: number
   return w;
 }
 
-export const repackQ4_0x8 = (w: Uint8Array, rows: number, cols: number): Uint8Array => repackX8('Q4_0', w, rows, cols);
-export const repackQ8_0x8 = (w: Uint8Array, rows: number, cols: number): Uint8Array => repackX8('Q8_0', w, rows, cols);
 
 /**
- * matmulQ4_0's int8-activation product over a weight repacked by repackQ4_0x8, for any number of rows: below
+ * matmulQ4_0's int8-activation product over a weight repacked by repackX8, for any number of rows: below
  * QUANT_GEMM_ROWS the same results as matmulQ4_0; from there on (prefill) the activations stay quantized per block, as
  * llama.cpp's prefill does, instead of matmulQ4_0's float32 product on dequantized weights.
  */
 export function matmulQ4_0x8Ref(out: FloatArray, x: FloatArray, w: Uint8Array, M: number, K: number, N: number, accumulate = false): void {
   matmulInt8Ref('Q4_0', out, x, unpackX8('Q4_0', w, N, K), M, K, N, accumulate);
 }
-/** matmulQ8_0's int8-activation product (any number of rows) over a weight repacked by repackQ8_0x8. */
+/** matmulQ8_0's int8-activation product (any number of rows) over a weight repacked by repackX8. */
 export function matmulQ8_0x8Ref(out: FloatArray, x: FloatArray, w: Uint8Array, M: number, K: number, N: number, accumulate = false): void {
   matmulInt8Ref('Q8_0', out, x, unpackX8('Q8_0', w, N, K), M, K, N, accumulate);
 }
