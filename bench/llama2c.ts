@@ -38,7 +38,7 @@ import { makeConfig } from '../src/model/config.js';
 import { Llama } from '../src/model/llama.js';
 import { createBackend } from '../src/kernels/index.js';
 import { saveModelAs } from '../src/io/formats.js';
-import { measureGenerate, decodeWeightBytes, measureCopyBandwidth, measureReadBandwidth } from '../src/inference/bench.js';
+import { measureGenerate, decodeWeightBytes, measureCopyBandwidth, measureReadBandwidth, readProbe } from '../src/inference/bench.js';
 
 const { values } = parseArgs({
   options: {
@@ -58,6 +58,8 @@ for (const name of String(values.presets).split(',')) {
   const model = new Llama(makeConfig(name), createBackend());
   model.init(1);
   const pool = model.backend as { setThreads?: (n: number) => number; threads?: () => number };
+  // one 256 MiB buffer for every read probe of this model's rows: no allocation (nor its garbage) between timed runs
+  const probe = readProbe(model.backend);
   const dir = mkdtempSync(join(tmpdir(), 'llama-ts-l2c-bench-'));
   const [bin, tok] = saveModelAs('llama2c', join(dir, 'model.bin'), model, null);
   for (const threads of String(values.threads).split(',').map(Number)) {
@@ -71,7 +73,7 @@ for (const name of String(values.presets).split(',')) {
     const theirs: Record<string, number[]> = Object.fromEntries(peers.map(([label]) => [label, []]));
     const reads: number[] = []; // each round's own read bandwidth: the machine's moves by ±30% between minutes
     for (let r = 0; r < reps; r++) {
-      reads.push(measureReadBandwidth(model.backend, 256, 3).read_gb_per_s);
+      reads.push(measureReadBandwidth(model.backend, 256, 3, probe).read_gb_per_s);
       ours.push(measureGenerate(model, 1, N).decode_tokens_per_s);
       for (const [label, exe, env] of peers) {
         const out = spawnSync(exe, [bin, '-z', tok, '-t', '0', '-n', String(N + 1)], { encoding: 'latin1', env: { ...process.env, ...env, OMP_NUM_THREADS: String(threads) } });
@@ -84,7 +86,7 @@ for (const name of String(values.presets).split(',')) {
     const bytes = decodeWeightBytes(model);
     // the memory ceiling at this thread count: weight bytes per token over the machine's read bandwidth (a plain
     // stream over the same threads), and where ours, run.c and the goal (1.2x run.c) sit against it
-    const read = measureReadBandwidth(model.backend);
+    const read = measureReadBandwidth(model.backend, 256, 7, probe);
     const ceiling = (read.read_gb_per_s * 1e9) / bytes;
     const r3 = (x: number) => Math.round(x * 1000) / 1000;
     const row = {

@@ -1,6 +1,6 @@
 /** Prefill and decode throughput of the KV-cache decoder (batch 1), shared by `bench generate` and bench/generate.ts. */
 import type { Llama } from '../model/llama.js';
-import type { Backend } from '../kernels/backend.js';
+import type { Backend, FloatArray } from '../kernels/backend.js';
 import type { NativeBackend } from '../kernels/native.js';
 import { Decoder, type KvCacheType } from './generate.js';
 import { argmaxOn } from './sampler.js';
@@ -87,11 +87,12 @@ export interface ReadBandwidth {
  * sums a thread, each over a contiguous share). Decode at weight_bytes_per_token / this figure per token is the
  * fastest any kernel can stream its weights from memory; it measures the machine, not our GEMV.
  */
-export function measureReadBandwidth(backend: Backend, mib = 256, reps = 7): ReadBandwidth {
-  const n = (mib * 2 ** 20) / 4;
+export function measureReadBandwidth(backend: Backend, mib = 256, reps = 7, probe?: FloatArray): ReadBandwidth {
+  const n = probe ? probe.length : (mib * 2 ** 20) / 4;
   // allocated as the weights are (the native backend advises large buffers onto transparent huge pages): on 4 KiB
-  // pages the probe read 10-15% slower than the weights' own stream and decode could beat its "ceiling"
-  const src = backend.alloc(n).fill(1);
+  // pages the probe read 10-15% slower than the weights' own stream and decode could beat its "ceiling". A caller
+  // that probes again and again passes its own buffer of ones (readProbe), allocated and filled once.
+  const src = probe ?? readProbe(backend, mib);
   const addon = (backend as Partial<NativeBackend>).addon;
   const read = addon ? () => addon.readSum(src, n) : () => {
     let s = 0;
@@ -102,6 +103,11 @@ export function measureReadBandwidth(backend: Backend, mib = 256, reps = 7): Rea
     if (read() !== n) throw new Error('read-bandwidth probe: wrong sum'); // ones: the sum is exact
   });
   return { read_gb_per_s: (n * 4) / (best / 1000) / 1e9, read_buffer_bytes: n * 4, read_threads: addon ? addon.threads() : 1 };
+}
+
+/** A buffer of `mib` MiB of ones for measureReadBandwidth, allocated as the weights are. */
+export function readProbe(backend: Backend, mib = 256): FloatArray {
+  return backend.alloc((mib * 2 ** 20) / 4).fill(1);
 }
 
 export interface CopyBandwidth {
