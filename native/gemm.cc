@@ -581,21 +581,15 @@ void sgemm_impl(long M, long N, long K, const float* A, long rsa, long csa, cons
 constexpr long GEMV_MAX_M = 16;
 constexpr long GEMV_MAX_M_LARGE_W = 64;
 constexpr long GEMV_LARGE_W_FLOATS = 2L << 20;  // 8 MiB of W
-// With two or more x rows, the first pass over each 8-row block prefetches the block this many blocks ahead (W rows
-// contiguous: the 8·K floats that follow), 8 cache lines per step, so the loads that the slower multi-row loop
-// issues no longer outrun the hardware prefetcher: the 32000×288 head from memory at 2/4/8 rows took 1.45/2.4/2.7 ms
-// without and 0.86/1.03/1.64 ms with it; one row streams as fast without it when its W rows are long (below).
-constexpr long GEMV_PREFETCH_BLOCKS = 2;
-// One x row over short W rows (K·4 < GEMV_SHORT_ROW_BYTES) prefetches GEMV_SHORT_ROW_PREFETCH_BYTES ahead of the
-// 8-row block being read, 8 cache lines a step: the 8 rows read at once are 8 streams of a few lines each, too short
-// for the hardware prefetcher to ramp up. Measured over a decode's matrices in decode order, one thread, AVX-512 EPYC
-// (2026-12-02, the variants alternating): K = 288 (every matrix of mini-15m but w2) read at 31-34 GB/s without and
-// 33-36 with it in one run (a 32000×288 head 33.8 → 36.1; 9-18% on a slower hour), no different in another; the AVX2
-// block (this CPU forced onto it) 23-25 → 35-38 GB/s. K = 512 and 768 gained nothing on 1 thread and lost 3% on 2,
-// so longer rows are left to the hardware.
-constexpr long GEMV_SHORT_ROW_BYTES = 2048;
-constexpr long GEMV_SHORT_ROW_PREFETCH_BYTES = 8192;
-
+// The SIMD GEMV blocks read their 8 W rows one after the other (each row's accumulators as before: the same sums in
+// the same order, so the same bits), not the 8 rows side by side a vector at a time. Rows of one matrix are contiguous,
+// so a block is one sequential stream, which the hardware prefetchers follow; side by side it was 8 interleaved
+// streams of a few lines each (K = 288: 18 lines), which they did not follow as well. On a Zen4 EPYC (family 25, AVX-512; 2026-12-02)
+// a decode's matrices in decode order read at 12-14 GB/s side by side and 24-33 GB/s row by row, one thread (C
+// harness; bare read ~35 GB/s); mini-15m's batch-1 decode went 1.37x faster. The software prefetches that the side by
+// side order needed (one x row over short rows 8 KB ahead; several x rows 2 blocks ahead, Zen5) made the row-by-row
+// order slower there (decode 1.37x with them, 1.71x without; 2 x rows over mini-42m's matrices 15.4 against 18.5
+// GB/s), so there are none.
 struct GemvJob {
   long M, N, K;
   const float* A;  // x rows, stride lda
@@ -606,7 +600,6 @@ struct GemvJob {
   long ldc;
   bool accumulate;
   long rows_per_task;
-  long prefetch_bytes;  // one x row and short W rows: prefetch this far ahead of the block (0: none)
 };
 
 inline void gemv_store8(const float* r, float* c, long n, bool acc) {
@@ -649,30 +642,26 @@ LT_TARGET_AVX2 inline __m256 hsum8_avx2(const __m256* v) {
 // c[m][r] = Σ_k x[m][k]·w[r][k] for MM rows of x and the 8 W rows: VL lanes a step, then one masked step over the
 // K % VL remaining lanes (lanes past K read nothing). The accumulation of both SIMD GEMV blocks, a macro for the same
 // reason as LT_GEMV_ROWS: V the vector type, ZERO/LOAD/FMA its ISA's operations, MASK(k, K) the tail's lane mask and
-// MLOAD(p) the load under that `mask`; `pf`, when not null, is where the prefetch ahead of the rows has reached.
-#define LT_GEMV_STEP(V, LOAD, FMA)                                    \
-  {                                                                   \
-    V xv[MM];                                                         \
-    for (int m = 0; m < MM; m++) xv[m] = LOAD(x + m * lda + k);       \
-    _Pragma("GCC unroll 8") for (int r = 0; r < 8; r++) {             \
-      V wv = LOAD(w[r] + k);                                          \
-      for (int m = 0; m < MM; m++) c[m][r] = FMA(xv[m], wv, c[m][r]); \
-    }                                                                 \
+// MLOAD(p) the load under that `mask`. One row at a time (see the note above GemvJob): its MM accumulators
+// take its VL-lane steps in order, the x rows' loads come from L1.
+#define LT_GEMV_ROW_STEP(LOAD, FMA)                                       \
+  {                                                                       \
+    auto wv = LOAD(wr + k);                                               \
+    for (int m = 0; m < MM; m++) a[m] = FMA(LOAD(x + m * lda + k), wv, a[m]);  \
   }
 #define LT_GEMV_ACCUMULATE(V, VL, ZERO, LOAD, FMA, MASK, MLOAD)                                        \
   V c[MM][8];                                                                                          \
-  _Pragma("GCC unroll 8") for (int r = 0; r < 8; r++) for (int m = 0; m < MM; m++) c[m][r] = ZERO(); \
-  long k = 0;                                                                                          \
-  for (; k + VL <= K; k += VL) {                                                                      \
-    if (pf) { /* the 8 rows consume 8·VL floats a step: prefetch as many ahead */                     \
-      for (int q = 0; q < VL / 2; q++) _mm_prefetch(pf + 64 * q, _MM_HINT_T0);                        \
-      pf += 32 * VL;                                                                                   \
+  _Pragma("GCC unroll 1") for (int r = 0; r < 8; r++) {                                               \
+    const float* wr = w[r];                                                                            \
+    V a[MM];                                                                                           \
+    for (int m = 0; m < MM; m++) a[m] = ZERO();                                                        \
+    long k = 0;                                                                                        \
+    for (; k + VL <= K; k += VL) LT_GEMV_ROW_STEP(LOAD, FMA)                                           \
+    if (k < K) {                                                                                       \
+      auto mask = MASK(k, K);                                                                         \
+      LT_GEMV_ROW_STEP(MLOAD, FMA)                                                                     \
     }                                                                                                  \
-    LT_GEMV_STEP(V, LOAD, FMA)                                                                         \
-  }                                                                                                    \
-  if (k < K) {                                                                                         \
-    auto mask = MASK(k, K);                                                                           \
-    LT_GEMV_STEP(V, MLOAD, FMA)                                                                        \
+    for (int m = 0; m < MM; m++) c[m][r] = a[m];                                                       \
   }
 
 LT_TARGET_AVX2 inline __m256i tail_mask_avx2(long k, long K) {
@@ -683,7 +672,7 @@ LT_TARGET_AVX2 inline __m256i tail_mask_avx2(long k, long K) {
 #define LT_MASKLOAD_AVX2(p) _mm256_maskload_ps(p, mask)
 
 template <int MM>
-LT_TARGET_AVX2 inline void gemv_block_avx2(long K, const float* const* w, const float* x, long lda, __m256* out, const char* pf) {
+LT_TARGET_AVX2 inline void gemv_block_avx2(long K, const float* const* w, const float* x, long lda, __m256* out) {
   LT_GEMV_ACCUMULATE(__m256, 8, _mm256_setzero_ps, _mm256_loadu_ps, _mm256_fmadd_ps, tail_mask_avx2, LT_MASKLOAD_AVX2)
   for (int m = 0; m < MM; m++) out[m] = hsum8_avx2(c[m]);
 }
@@ -700,13 +689,8 @@ LT_TARGET_AVX2 inline void gemv_block_avx2(long K, const float* const* w, const 
       for (long i = 0; i < g.M; i += 2) {                                                       \
         __m256 s[2];                                                                            \
         int mm = g.M - i >= 2 ? 2 : 1;                                                          \
-        const char* pf = i == 0 && g.M > 1 && g.ldw == g.K && j + 8 * GEMV_PREFETCH_BLOCKS < j1  \
-                             ? (const char*)(g.W + (j + 8 * GEMV_PREFETCH_BLOCKS) * g.ldw)       \
-                         : g.prefetch_bytes > 0 && (j1 - j - 8) * g.K * 4 >= g.prefetch_bytes    \
-                             ? (const char*)(g.W + j * g.ldw) + g.prefetch_bytes                 \
-                             : nullptr;                                                          \
-        if (mm == 2) BLOCK<2>(g.K, w, g.A + i * g.lda, g.lda, s, pf);                           \
-        else BLOCK<1>(g.K, w, g.A + i * g.lda, g.lda, s, pf);                                   \
+        if (mm == 2) BLOCK<2>(g.K, w, g.A + i * g.lda, g.lda, s);                               \
+        else BLOCK<1>(g.K, w, g.A + i * g.lda, g.lda, s);                                       \
         for (int m = 0; m < mm; m++) {                                                          \
           float* c = g.C + (i + m) * g.ldc + j;                                                 \
           if (n == 8) {                                                                         \
@@ -727,7 +711,7 @@ LT_GEMV_ROWS(gemv_rows_avx2, LT_TARGET_AVX2, gemv_block_avx2)
 #define LT_MASKLOAD_AVX512(p) _mm512_maskz_loadu_ps(mask, p)
 
 template <int MM>
-LT_TARGET_AVX512 inline void gemv_block_avx512(long K, const float* const* w, const float* x, long lda, __m256* out, const char* pf) {
+LT_TARGET_AVX512 inline void gemv_block_avx512(long K, const float* const* w, const float* x, long lda, __m256* out) {
   LT_GEMV_ACCUMULATE(__m512, 16, _mm512_setzero_ps, _mm512_loadu_ps, _mm512_fmadd_ps, LT_TAIL_MASK_AVX512, LT_MASKLOAD_AVX512)
   for (int m = 0; m < MM; m++) {
     __m256 h[8];
@@ -920,8 +904,7 @@ void gemv_task(void* ctx, long t) {
 
 // The job and task count gemv_xwt runs C[M,N] (+)= A[M,K]·Wᵀ as.
 long gemv_plan(GemvJob& g) {
-  const long M = g.M, N = g.N, K = g.K;
-  if (M == 1 && g.ldw == K && K * 4 < GEMV_SHORT_ROW_BYTES) g.prefetch_bytes = GEMV_SHORT_ROW_PREFETCH_BYTES;
+  const long N = g.N, K = g.K;
   const long nth = pool_threads();
   // Tasks of whole 8-row blocks, at least ~64 KiB of W each (smaller jobs are not worth a hand-off); a few tasks
   // per thread so that a thread slowed down by a neighbour on a shared core does not hold the rest up.
@@ -936,7 +919,7 @@ long gemv_plan(GemvJob& g) {
 
 // C[M,N] (+)= A[M,K]·Wᵀ with W [N,K] row-major (row stride ldw), for a few rows M (see GEMV_MAX_M).
 void gemv_xwt(long M, long N, long K, const float* A, long lda, const float* W, long ldw, float* C, long ldc, bool accumulate) {
-  GemvJob g{M, N, K, A, lda, W, ldw, C, ldc, accumulate, N, 0};
+  GemvJob g{M, N, K, A, lda, W, ldw, C, ldc, accumulate, N};
   parallel_for(gemv_plan(g), gemv_task, &g);
 }
 
@@ -964,19 +947,19 @@ bool empty_product(long M, long N, long K, float* C, long ldc, bool accumulate) 
 #if LT_X86
 LT_TARGET_AVX512 void dot8_avx512(long K, const float* const* w, const float* x, float* out) {
   __m256 s;
-  gemv_block_avx512<1>(K, w, x, K, &s, nullptr);
+  gemv_block_avx512<1>(K, w, x, K, &s);
   _mm256_storeu_ps(out, s);
 }
 LT_TARGET_AVX2 void dot8_avx2(long K, const float* const* w, const float* x, float* out) {
   __m256 s;
-  gemv_block_avx2<1>(K, w, x, K, &s, nullptr);
+  gemv_block_avx2<1>(K, w, x, K, &s);
   _mm256_storeu_ps(out, s);
 }
 #endif
 
 void dot_rows(long N, long K, const float* W, long ldw, const float* x, float* out) {
   if (N <= 0) return;
-  GemvJob g{1, N, K, x, K, W, ldw, out, N, false, N, 0};
+  GemvJob g{1, N, K, x, K, W, ldw, out, N, false, N};
 #if LT_X86
   int level = simd_level();
   if (level >= SIMD_AVX512) return gemv_rows_avx512(g, 0, N);
@@ -1024,7 +1007,7 @@ void gemv_multi(int n, const long* N, long K, const float* x, const float* const
   GemvJobs js;
   js.first[0] = 0;
   for (int j = 0; j < n; j++) {
-    js.job[j] = GemvJob{1, N[j], K, x, K, W[j], K, out[j], N[j], false, N[j], 0};
+    js.job[j] = GemvJob{1, N[j], K, x, K, W[j], K, out[j], N[j], false, N[j]};
     js.first[j + 1] = js.first[j] + (N[j] > 0 ? gemv_plan(js.job[j]) : 0);
   }
   parallel_for(js.first[n], gemv_jobs_task, &js);

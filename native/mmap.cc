@@ -23,6 +23,10 @@
 //                                         Called on large buffers before their first write, so that their pages
 //                                         fault in as transparent huge pages (THP "madvise" mode): streaming the
 //                                         weights through the TLB 2 MiB at a time is what batch-1 decode needs.
+//   alignSkip(typed array, align) -> n    the elements to skip from the array's start for its data to begin on an
+//                                         `align`-byte boundary (a power of two, at most 4096); the native backend's
+//                                         alloc over-allocates by as much and returns the aligned view (a row of
+//                                         64-byte vector loads then touches one cache line per load, not two).
 //
 // Truncation while mapped. Pages of a MAP_PRIVATE mapping that were never written are the file's page-cache pages;
 // when the file is truncated below them, touching them raises SIGBUS, which would kill the process. A SIGBUS handler
@@ -366,6 +370,27 @@ napi_value AdviseHugePages(napi_env env, napi_callback_info info) {
   return num(env, 0);
 }
 
+napi_value AlignSkip(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  bool is_ta = false;
+  if (argc < 2 || napi_is_typedarray(env, argv[0], &is_ta) != napi_ok || !is_ta) return fail(env, "alignSkip: expects a typed array and an alignment", false);
+  napi_typedarray_type t;
+  size_t n = 0;
+  void* data = nullptr;
+  napi_get_typedarray_info(env, argv[0], &t, &n, &data, nullptr, nullptr);
+  double align = 0;
+  napi_get_value_double(env, argv[1], &align);
+  const size_t el = t == napi_float64_array || t == napi_bigint64_array || t == napi_biguint64_array ? 8
+                    : t == napi_float32_array || t == napi_int32_array || t == napi_uint32_array ? 4
+                    : t == napi_uint16_array || t == napi_int16_array ? 2 : 1;
+  const size_t a = (size_t)align;
+  if (!(align >= 1 && align <= 4096) || (a & (a - 1)) != 0) return fail(env, "alignSkip: the alignment must be a power of two up to 4096", false);
+  const size_t bytes = (a - (uintptr_t)data % a) % a;
+  return num(env, bytes % el == 0 ? (double)(bytes / el) : 0);
+}
+
 }  // namespace
 
 // Called from addon.cc's module init: the mapping functions beside the op table.
@@ -376,7 +401,7 @@ void register_mmap(napi_env env, napi_value exports) {
   } fns[] = {
       {"mapOpen", MapOpen}, {"mapSize", MapSize}, {"mapRange", MapRange}, {"mapRelease", MapRelease}, {"mapFileSize", MapFileSize},
       {"mapFaults", MapFaults}, {"mapClose", MapClose}, {"firstNonFinite", FirstNonFinite},
-      {"adviseHugePages", AdviseHugePages},
+      {"adviseHugePages", AdviseHugePages}, {"alignSkip", AlignSkip},
   };
   for (const Fn& f : fns) {
     napi_value fn;
