@@ -24,6 +24,12 @@
  * backend advises them); run.c reads a mapped file on 4 KiB page-cache pages, which streamed slower here (one
  * thread: 30-32 against 35-37 GB/s), so its fractions are of a ceiling it cannot quite reach.
  *
+ * The probe streams 256 MiB, so it never reads from the last-level cache; a decode's weights (60 MB for mini-15m)
+ * partly stay there from one token to the next, and run.c read above the probe (1.0-1.1 of it at 2 threads on a Zen4
+ * EPYC). So each round also times our own GEMV kernels alone over the model's weights in decode order
+ * (measureWeightsPass: no attention, norms or sampling): weights_pass_over_llama2c is the most our ratio could be
+ * with these kernels on this machine, and llama_ts_of_weights_pass how much of that pass the whole decode keeps.
+ *
  * The peer at its best: every configuration of it runs in each round and the best configuration's median is the
  * one compared: the OpenMP build with OMP_WAIT_POLICY=ACTIVE and =PASSIVE (its threads spin or sleep between
  * matmuls; on this 2-core machine ACTIVE decoded mini-15m on 2 threads at ~700 tok/s and PASSIVE at ~220), and at
@@ -38,7 +44,7 @@ import { makeConfig } from '../src/model/config.js';
 import { Llama } from '../src/model/llama.js';
 import { createBackend } from '../src/kernels/index.js';
 import { saveModelAs } from '../src/io/formats.js';
-import { measureGenerate, decodeWeightBytes, measureCopyBandwidth, measureReadBandwidth, readProbe } from '../src/inference/bench.js';
+import { measureGenerate, decodeWeightBytes, measureCopyBandwidth, measureReadBandwidth, measureWeightsPass, readProbe } from '../src/inference/bench.js';
 
 const { values } = parseArgs({
   options: {
@@ -72,8 +78,10 @@ for (const name of String(values.presets).split(',')) {
     const ours: number[] = [];
     const theirs: Record<string, number[]> = Object.fromEntries(peers.map(([label]) => [label, []]));
     const reads: number[] = []; // each round's own read bandwidth: the machine's moves by ±30% between minutes
+    const passes: number[] = []; // each round's bare pass of our GEMV over the weights (measureWeightsPass)
     for (let r = 0; r < reps; r++) {
       reads.push(measureReadBandwidth(model.backend, 256, 3, probe).read_gb_per_s);
+      passes.push(measureWeightsPass(model, 50));
       ours.push(measureGenerate(model, 1, N).decode_tokens_per_s);
       for (const [label, exe, env] of peers) {
         const out = spawnSync(exe, [bin, '-z', tok, '-t', '0', '-n', String(N + 1)], { encoding: 'latin1', env: { ...process.env, ...env, OMP_NUM_THREADS: String(threads) } });
@@ -108,6 +116,12 @@ for (const name of String(values.presets).split(',')) {
         llama2c: r3(median(theirs[best].map((x, r) => (x * bytes) / (reads[r] * 1e9)))),
         goal: r3(1.2 * median(theirs[best].map((x, r) => (x * bytes) / (reads[r] * 1e9)))),
       },
+      // our GEMV kernels alone over the weights in decode order, each round (measureWeightsPass): no decode with these
+      // kernels is faster, so weights_pass_over_llama2c (medians of the rounds' own ratios) is the most the ratio can be
+      weights_pass_tokens_per_s: median(passes),
+      weights_pass_runs: passes.map((x) => Math.round(x)),
+      weights_pass_over_llama2c: r3(median(passes.map((x, r) => x / theirs[best][r]))),
+      llama_ts_of_weights_pass: r3(median(ours.map((x, r) => x / passes[r]))),
     };
     process.stderr.write(`${JSON.stringify(row)}\n`);
     results.push(row);

@@ -245,6 +245,34 @@ test('adviseHugePages advises the whole 2 MiB pages inside an array; the backend
   }
 });
 
+test('the native backend allocates buffers of 1024 elements and more on 64-byte boundaries (alignSkip)', { skip }, () => {
+  const be = native();
+  const skipOf = be.addon.alignSkip;
+  assert.ok(skipOf, 'the addon has alignSkip');
+  // alignSkip: the elements to skip for the data to start on the boundary, from a known-aligned array's views
+  const base = be.alloc(4096);
+  assert.equal(skipOf(base, 64), 0);
+  assert.equal(skipOf(base.subarray(1), 64), 15);
+  assert.equal(skipOf(base.subarray(15), 64), 1);
+  assert.equal(skipOf(base.subarray(3), 16), 1);
+  assert.equal(skipOf(new Uint8Array(base.buffer, base.byteOffset + 1, 100), 64), 63);
+  assert.throws(() => skipOf(base, 3), /power of two up to 4096/);
+  assert.throws(() => skipOf(base, 8192), /power of two up to 4096/);
+  assert.throws(() => skipOf({} as ArrayBufferView, 64), /alignSkip: expects a typed array/);
+  for (const n of [1024, 1025, 5000, 4 << 20]) {
+    const a = be.alloc(n);
+    assert.ok(a instanceof Float32Array && a.length === n && a.every((v) => v === 0), `alloc(${n})`);
+    assert.equal(skipOf(a, 64), 0, `alloc(${n}) starts on a cache line`);
+    a.fill(1); // the view is the whole of what it says: writing all of it leaves the buffer's other bytes alone
+    const whole = new Float32Array(a.buffer);
+    assert.equal(whole.reduce((s, v) => s + v, 0), n);
+    const b = be.allocBf16!(n);
+    assert.ok(b instanceof Uint16Array && b.length === n && b.every((v) => v === 0), `allocBf16(${n})`);
+    assert.equal(skipOf(b, 64), 0, `allocBf16(${n}) starts on a cache line`);
+  }
+  assert.equal(be.alloc(10).length, 10);
+});
+
 test('the memory check before loading sees the weights as they will be held: a mapped quantized file at its size, no float32 loading copy', { skip }, () => {
   const path = join(dir, 'footprint-q4.gguf');
   saveModelAs('gguf', path, model, null, { ggufType: 'q4_0' });

@@ -1,5 +1,6 @@
 /** Prefill and decode throughput of the KV-cache decoder (batch 1), shared by `bench generate` and bench/generate.ts. */
 import type { Llama } from '../model/llama.js';
+import type { TensorSpec } from '../model/params.js';
 import type { Backend, FloatArray } from '../kernels/backend.js';
 import type { NativeBackend } from '../kernels/native.js';
 import { Decoder, type KvCacheType } from './generate.js';
@@ -58,6 +59,34 @@ export function decodeWeightBytes(model: Llama): number {
     else n += q?.data.length ?? t.size * el;
   }
   return n;
+}
+
+/**
+ * Our GEMV kernels alone over a float32 model's own weight matrices, in decode order (each layer's wq, wk, wv, wo, w1,
+ * w3, w2, then the head), one x row, `passes` times after one untimed pass: passes per second. Nothing else runs (no
+ * embedding, norms, RoPE, attention or sampling), so this is the most tokens/s a batch-1 decode with these kernels
+ * can reach on this machine; unlike the 256 MiB read probe it keeps whatever of the weights the last-level cache
+ * holds from one pass to the next (a 60 MB model on a 32 MB L3). One process, one rank, unquantized weights only.
+ */
+export function measureWeightsPass(model: Llama, passes = 50): number {
+  if (model.tp.world !== 1) throw new Error('measureWeightsPass: one rank only');
+  const be = model.backend;
+  const mats: { w: FloatArray; n: number; k: number }[] = [];
+  const add = (t: TensorSpec): void => {
+    if (model.quantized(t)) throw new Error(`measureWeightsPass: ${t.name} is quantized (float32 weights only)`);
+    mats.push({ w: model.params.view(t), n: t.shape[0], k: t.shape[1] });
+  };
+  for (const l of model.layout.layers) for (const t of [l.wq, l.wk, l.wv, l.wo, l.w1, l.w3, l.w2]) add(t);
+  add(model.layout.output);
+  const x = be.alloc(Math.max(...mats.map((m) => m.k))).fill(0.01);
+  const out = be.alloc(Math.max(...mats.map((m) => m.n)));
+  const pass = (): void => {
+    for (const m of mats) be.matmul(out, x, m.w, 1, m.k, m.n);
+  };
+  pass();
+  const t0 = performance.now();
+  for (let i = 0; i < passes; i++) pass();
+  return passes / ((performance.now() - t0) / 1000);
 }
 
 /** The least milliseconds of `reps` calls of f, after one untimed call (which faults the buffers' pages in). */

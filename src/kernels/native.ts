@@ -35,7 +35,7 @@ interface RawAddon {
    * The elements to skip from `a`'s start for its data to begin on an `align`-byte boundary (native/mmap.cc). Absent
    * from addons built before it.
    */
-  alignSkip?(a: Float32Array | Uint16Array, align: number): number;
+  alignSkip?(a: ArrayBufferView, align: number): number;
   /** Whether the CPU reports AMX-BF16 (no AMX kernel yet: such a CPU runs the avx512bf16 path). */
   amxBf16(): boolean;
 }
@@ -65,7 +65,7 @@ const ALIGN_MIN_ELEMENTS = 1024;
 const ALIGN_BYTES = 64;
 
 /** A zeroed array of `size` elements whose data starts on an ALIGN_BYTES boundary (a view into a slightly larger buffer). */
-function alignedArray<T extends Float32Array | Uint16Array>(make: (n: number) => T, bytesPer: number, size: number, skipOf?: (a: T, align: number) => number): T {
+function alignedArray<T extends Float32Array | Uint16Array>(make: (n: number) => T, bytesPer: number, size: number, skipOf?: (a: ArrayBufferView, align: number) => number): T {
   if (size < ALIGN_MIN_ELEMENTS || !skipOf) return make(size);
   const raw = make(size + ALIGN_BYTES / bytesPer);
   const skip = skipOf(raw, ALIGN_BYTES);
