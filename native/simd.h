@@ -12,6 +12,9 @@ int simd_level();    // level in use
 // Sets the level (clamped to what the CPU supports); returns the level now in use. -1 restores the default.
 int simd_set(int level);
 const char* simd_name(int level);
+// Whether this CPU runs 512-bit vector operations as two 256-bit halves (AMD family 19h: Zen4): kernels whose only
+// gain from 512 bits is width then take their 256-bit form. LLAMA_TS_SPLIT512=0/1 overrides (tests, measurements).
+bool simd_split_512();
 
 }  // namespace lt
 

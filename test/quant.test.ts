@@ -10,6 +10,7 @@ import { QUANT_TYPES, dequantize, quantize, quantizeActivations, rowBytes, repac
 import { Rng } from '../src/util/rng.js';
 import { skip, native, randn, assertClose, forEachSimd } from './helpers/native.js';
 import { mkdtempSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeConfig } from '../src/model/config.js';
@@ -267,6 +268,30 @@ test('a quantized GGUF loads with its weights (embedding included) kept in block
       if (Math.exp(sorted[0]) - Math.exp(sorted[1]) > 2 * dp) assert.equal(pb[am], sorted[0], `${type}: top-1 at position ${i}`);
     }
   }
+});
+
+test('the repacked products give the same bits with the two-group 512-bit VNNI kernels and without them (LLAMA_TS_SPLIT512=0/1)', { skip }, () => {
+  // A Zen4 (512-bit operations split in two) takes the one-group kernels; other AVX-512 VNNI CPUs the two-group ones.
+  // Each output lane is one row's own sum in both, so the products are equal bit for bit; on CPUs without AVX-512
+  // VNNI both runs take the same path.
+  const script = `
+    const { createBackend } = await import(${JSON.stringify(new URL('../src/kernels/index.js', import.meta.url).href)});
+    const { quantize, repackX8 } = await import(${JSON.stringify(new URL('../src/kernels/ops/quant.js', import.meta.url).href)});
+    const { Rng } = await import(${JSON.stringify(new URL('../src/util/rng.js', import.meta.url).href)});
+    const { createHash } = await import('node:crypto');
+    const be = createBackend('native'), rng = new Rng(5), h = createHash('sha256');
+    const randn = (n, s = 1) => Float32Array.from({ length: n }, () => rng.normal() * s);
+    for (const t of ['Q4_0', 'Q8_0']) for (const [M, K, N] of [[1, 96, 40], [1, 512, 83], [3, 512, 1376], [16, 96, 83]]) {
+      const x = randn(M * K), p = repackX8(t, quantize(t, randn(N * K, 0.1)), N, K), out = new Float32Array(M * N);
+      be[t === 'Q4_0' ? 'matmulQ4_0x8' : 'matmulQ8_0x8'](out, x, p, M, K, N);
+      h.update(new Uint8Array(out.buffer));
+    }
+    console.log(h.digest('hex'));`;
+  const run = (split: string): string =>
+    execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', env: { ...process.env, LLAMA_TS_SPLIT512: split } }).trim();
+  const whole = run('0'), split = run('1');
+  assert.match(whole, /^[0-9a-f]{64}$/);
+  assert.equal(split, whole);
 });
 
 test('repackX8: 8-row groups, scales then 4-byte lanes per row; zero rows pad; unpack restores the blocks', () => {
