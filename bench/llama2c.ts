@@ -115,6 +115,7 @@ for (const name of String(values.presets).split(',')) {
         llama_ts: r3(median(ours.map((x, r) => (x * bytes) / (reads[r] * 1e9)))),
         llama2c: r3(median(theirs[best].map((x, r) => (x * bytes) / (reads[r] * 1e9)))),
         goal: r3(1.2 * median(theirs[best].map((x, r) => (x * bytes) / (reads[r] * 1e9)))),
+        weights_pass: r3(median(passes.map((x, r) => (x * bytes) / (reads[r] * 1e9)))),
       },
       // our GEMV kernels alone over the weights in decode order, each round (measureWeightsPass): no decode with these
       // kernels is faster, so weights_pass_over_llama2c (medians of the rounds' own ratios) is the most the ratio can be
