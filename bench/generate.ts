@@ -37,7 +37,7 @@ import { execFileSync } from 'node:child_process';
 import { makeConfig, type LlamaConfig } from '../src/model/config.js';
 import { Llama } from '../src/model/llama.js';
 import { createBackend } from '../src/kernels/index.js';
-import { measureGenerate, decodeWeightBytes, measureCopyBandwidth, type CopyBandwidth } from '../src/inference/bench.js';
+import { measureGenerate, decodeWeightBytes, measureCopyBandwidth, cpuIdentity, type CopyBandwidth } from '../src/inference/bench.js';
 import { writeLlamaGguf, GGUF_EXPORT_TYPES, type GgufExportType } from '../src/io/gguf-llama.js';
 import { loadAnyModel } from '../src/io/formats.js';
 import { byteVocab } from '../src/tokenizer/vocab.js';
@@ -186,7 +186,7 @@ for (const name of presets) {
 }
 if (llama) await llama.dispose();
 console.log(JSON.stringify({
-  bench: 'generate', cpus: cpus().length, cpu: cpus()[0]?.model, cpu_flags: cpuFlags, node: process.version,
+  bench: 'generate', cpus: cpus().length, cpu: cpus()[0]?.model, cpu_id: cpuIdentity(), cpu_flags: cpuFlags, node: process.version,
   simd: (createBackend(backendName) as { simd?: () => string }).simd?.(), loadavg_before: loadBefore, loadavg_after: loadavg(),
   note: 'medians of `rounds` interleaved runs (ours and llama.cpp alternating); runs lists each. The native backend (default when built) uses the given threads; the reference backend is single-threaded (threads_used 1); llama.cpp uses the given threads. llama.cpp decode_tokens_per_s: one llama_decode per token through the addon batch calls; decode_evaluate_tokens_per_s: node-llama-cpp sequence.evaluate (greedy); decode_speed_ratio is against the faster. copy_gb_per_s counts bytes read + written; weight traffic is reads only.',
   llama_cpp: runtime ? { version: 'node-llama-cpp 3.21.1 (CPU)', build_type: runtime.build_type, cpu_backend: runtime.cpu_backend, system_info: runtime.system_info,

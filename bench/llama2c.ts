@@ -44,7 +44,7 @@ import { makeConfig } from '../src/model/config.js';
 import { Llama } from '../src/model/llama.js';
 import { createBackend } from '../src/kernels/index.js';
 import { saveModelAs } from '../src/io/formats.js';
-import { measureGenerate, decodeWeightBytes, measureCopyBandwidth, measureReadBandwidth, measureWeightsPass, readProbe } from '../src/inference/bench.js';
+import { measureGenerate, decodeWeightBytes, measureCopyBandwidth, measureReadBandwidth, measureWeightsPass, readProbe, cpuIdentity } from '../src/inference/bench.js';
 
 const { values } = parseArgs({
   options: {
@@ -130,6 +130,6 @@ for (const name of String(values.presets).split(',')) {
   rmSync(dir, { recursive: true, force: true });
 }
 console.log(JSON.stringify({
-  bench: 'llama2c', cpu: cpus()[0]?.model, cpus: cpus().length, cpu_flags: flags, node: process.version, run_c: RUN,
+  bench: 'llama2c', cpu: cpus()[0]?.model, cpu_id: cpuIdentity(), cpus: cpus().length, cpu_flags: flags, node: process.version, run_c: RUN,
   simd: (createBackend() as { simd?: () => string }).simd?.(), goal: 'F32 decode >= 1.2x run.c', results,
 }, null, 1));

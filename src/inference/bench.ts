@@ -1,4 +1,5 @@
 /** Prefill and decode throughput of the KV-cache decoder (batch 1), shared by `bench generate` and bench/generate.ts. */
+import { readFileSync } from 'node:fs';
 import type { Llama } from '../model/llama.js';
 import type { TensorSpec } from '../model/params.js';
 import type { Backend, FloatArray } from '../kernels/backend.js';
@@ -87,6 +88,23 @@ export function measureWeightsPass(model: Llama, passes = 50): number {
   const t0 = performance.now();
   for (let i = 0; i < passes; i++) pass();
   return passes / ((performance.now() - t0) / 1000);
+}
+
+/**
+ * The CPU's vendor, family and model numbers from /proc/cpuinfo (null elsewhere), for the benches' JSON: the VM's
+ * model name alone ("AMD EPYC") did not tell a Zen4 (family 25) from a Zen5 (family 26), whose memory systems and
+ * 512-bit units differ enough to reverse a kernel's choice.
+ */
+export function cpuIdentity(): { vendor: string; family: number; model: number } | null {
+  let text: string;
+  try {
+    text = readFileSync('/proc/cpuinfo', 'utf8');
+  } catch {
+    return null;
+  }
+  const field = (name: string): string | undefined => new RegExp(`^${name}\\s*:\\s*(.*)$`, 'm').exec(text)?.[1]?.trim();
+  const vendor = field('vendor_id'), family = Number(field('cpu family')), model = Number(field('model'));
+  return vendor && Number.isFinite(family) && Number.isFinite(model) ? { vendor, family, model } : null;
 }
 
 /** The least milliseconds of `reps` calls of f, after one untimed call (which faults the buffers' pages in). */
