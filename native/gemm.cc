@@ -582,14 +582,14 @@ constexpr long GEMV_MAX_M = 16;
 constexpr long GEMV_MAX_M_LARGE_W = 64;
 constexpr long GEMV_LARGE_W_FLOATS = 2L << 20;  // 8 MiB of W
 // The SIMD GEMV blocks read their 8 W rows one after the other (each row's accumulators as before: the same sums in
-// the same order, so the same bits), not the 8 rows side by side a vector at a time. Rows of one matrix are contiguous,
-// so a block is one sequential stream, which the hardware prefetchers follow; side by side it was 8 interleaved
-// streams of a few lines each (K = 288: 18 lines), which they did not follow as well. On a Zen4 EPYC (family 25, AVX-512; 2026-12-02)
-// a decode's matrices in decode order read at 12-14 GB/s side by side and 24-33 GB/s row by row, one thread (C
-// harness; bare read ~35 GB/s); mini-15m's batch-1 decode went 1.37x faster. The software prefetches that the side by
-// side order needed (one x row over short rows 8 KB ahead; several x rows 2 blocks ahead, Zen5) made the row-by-row
-// order slower there (decode 1.37x with them, 1.71x without; 2 x rows over mini-42m's matrices 15.4 against 18.5
-// GB/s), so there are none.
+// the same order, so the same bits), not the 8 rows side by side a vector at a time. Rows of one matrix are
+// contiguous, so a block is one sequential stream, which the hardware prefetchers follow; side by side it was 8
+// interleaved streams of a few lines each (K = 288: 18 lines), which they followed worse. On a Zen4 EPYC (family 25,
+// AVX-512; 2026-12-02, one thread) a C harness read a decode's matrices in decode order at 12-14 GB/s side by side
+// and 24-33 GB/s row by row (bare read ~35 GB/s). The software prefetches the side-by-side order had (one x row over
+// short rows 8 KB ahead; several x rows 2 blocks ahead; both measured on a Zen5) are gone: mini-15m's batch-1 decode
+// went 1.71x faster without them and 1.37x with them kept, and 2 x rows over mini-42m's matrices read 18.5 GB/s
+// without against 15.4 with.
 struct GemvJob {
   long M, N, K;
   const float* A;  // x rows, stride lda

@@ -95,8 +95,9 @@ using Gemv16Fn = void (*)(const uint8_t*, long, const int8_t*, const float*, con
 Gemv16Fn gemv16_for(bool q8) {
 #if LT_X86
   static const bool has_vnni = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw");
-  // Zen4 (512-bit operations split in two): the one-group 256-bit VNNI kernel, which reads one stream, decoded faster
-  // (mini-42m Q8_0, one thread: 369-442 against 259-287 tokens/s; mini-110m Q4_0 182-209 against 130-156)
+  // Zen4 (512-bit operations split in two): the one-group 256-bit VNNI kernels, which read one stream, decoded faster
+  // than the two-group ones even with their prefetch in memory order (mini-42m Q8_0, one thread: 369-442 against
+  // 312-372 tokens/s, 259-287 before that prefetch; mini-110m Q4_0 179-210 against 170-186, 130-156 before)
   if (simd_level() >= SIMD_AVX512 && has_vnni && !simd_split_512()) return q8 ? x8vnni::gemv_q8x16 : x8vnni::gemv_x16;
 #endif
   return nullptr;
