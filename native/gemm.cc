@@ -747,7 +747,7 @@ LT_TARGET_AVX512 inline __attribute__((always_inline)) void gemv_x4_avx512(long 
   for (; k + 16 <= K; k += 16) {
     if (pf) {
 #pragma GCC unroll 4
-      for (int r = 0; r < R; r++) _mm_prefetch((const char*)pf + k * 16 + r * 64, _MM_HINT_T0);
+      for (int r = 0; r < R; r++) _mm_prefetch((const char*)pf + k * 16 + r * 64, _MM_HINT_T1);
     }
     __m512 wv[R];
 #pragma GCC unroll 4
@@ -798,7 +798,11 @@ LT_TARGET_AVX512 inline __attribute__((always_inline)) void gemv_x4_avx512(long 
 // block's 4 rows in memory order (4 lines a 16-float step: the block ahead is one contiguous range when ldw = K), not
 // the 4 rows side by side at the pass's own column: one forward stream, which the hardware prefetchers follow (see
 // the note above GemvJob). Zen4 EPYC, one thread, 4 x rows over mini-15m's matrices 6.2-7.1 → 2.7-3.1 ms, mini-42m's
-// 14.0-16.1 → 9.6-10.8 ms; 8 and 16 rows within the noise (mv harness, 2026-12-02).
+// 14.0-16.1 → 9.6-10.8 ms; 8 and 16 rows within the noise (mv harness, 2026-12-02). They fetch into L2 (T1), not L1:
+// with T0 the first pass over 8 x rows ran from memory at less than half its in-cache rate (the 32000×288 head: 4.1-4.9
+// ms, 1.5 ms in cache, 1.4 ms to stream it at one row); with T1 1.96-2.18 ms. Over mini-15m's matrices 4 / 8 / 16 x
+// rows 4.2-4.8 → 2.7-3.0, 7.9-8.0 → 3.6-3.8, 9.2-9.6 → 6.2-6.3 ms; mini-42m's 13.3-13.5 → 9.2-9.6, 19.1-21.5 →
+// 12.1-12.5, 24.4-25.2 → 21.5 ms; 3 rows within the noise; the AVX2 kernel 8 x rows 7.3 → 5.4-6.0 ms.
 inline long gemv_x4_prefetch_rows(long K) { return std::max<long>(4, (8192 / (4 * std::max<long>(K, 1)) + 3) / 4 * 4); }
 
 // The row loop of both batched kernels (a macro for the same reason as LT_GEMV_ROWS: each copy needs its ISA's target
@@ -851,7 +855,7 @@ LT_TARGET_AVX2 inline __attribute__((always_inline)) void gemv_x4_avx2(long K, c
   for (; k + 8 <= K; k += 8) {
     if (pf && (k & 15) == 0) {
 #pragma GCC unroll 4
-      for (int r = 0; r < R; r++) _mm_prefetch((const char*)pf + k * 16 + r * 64, _MM_HINT_T0);
+      for (int r = 0; r < R; r++) _mm_prefetch((const char*)pf + k * 16 + r * 64, _MM_HINT_T1);
     }
     __m256 wv[R];
 #pragma GCC unroll 4
